@@ -1,0 +1,123 @@
+//! Typed custom headers: structs that travel as a command's `extFields` (spec §1.6).
+//!
+//! A header is declared once with [`command_header!`], naming each field's wire key. A
+//! field of type `T` is required (Java `@CFNotNull`); `Option<T>` is optional. Values are
+//! Java `toString()` text: decimal numbers, `true`/`false`, enum constant names. Keys the
+//! struct does not name are ignored on decode, as every peer adds some (`AccessKey`, `bname`...).
+
+mod value;
+
+pub use value::HeaderValue;
+
+use crate::command::{ExtFields, RemotingCommand};
+
+/// Why a custom header could not be decoded. The remark a Java broker would give for a
+/// missing required field is `the custom field <name> is null`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// A required key is absent.
+    #[error("the custom field {0} is null")]
+    Missing(&'static str),
+    /// A key is present but its text does not parse as the field's type.
+    #[error("the custom field {key} has an invalid value {value:?}")]
+    Invalid {
+        /// Wire key.
+        key: &'static str,
+        /// Text received.
+        value: String,
+    },
+}
+
+/// A struct carried in `extFields`.
+pub trait CommandHeader: Sized {
+    /// Writes every non-null field into `fields`.
+    fn encode(&self, fields: &mut ExtFields);
+    /// Reads the struct back; unknown keys are ignored.
+    fn decode(fields: &ExtFields) -> Result<Self, HeaderError>;
+}
+
+/// How one header field is read and written: required for plain values, optional for
+/// `Option`s. Implemented for every [`HeaderValue`] and `Option` of one.
+pub trait HeaderField: Sized {
+    /// Writes the field under `key` unless it is null.
+    fn put(&self, key: &'static str, fields: &mut ExtFields);
+    /// Reads the field from `key`.
+    fn take(fields: &ExtFields, key: &'static str) -> Result<Self, HeaderError>;
+}
+
+impl<T: HeaderValue> HeaderField for T {
+    fn put(&self, key: &'static str, fields: &mut ExtFields) {
+        fields.insert(key.to_owned(), self.to_text());
+    }
+
+    fn take(fields: &ExtFields, key: &'static str) -> Result<Self, HeaderError> {
+        let text = fields.get(key).ok_or(HeaderError::Missing(key))?;
+        T::from_text(text).ok_or_else(|| HeaderError::Invalid { key, value: text.clone() })
+    }
+}
+
+impl<T: HeaderValue> HeaderField for Option<T> {
+    fn put(&self, key: &'static str, fields: &mut ExtFields) {
+        if let Some(value) = self {
+            value.put(key, fields);
+        }
+    }
+
+    fn take(fields: &ExtFields, key: &'static str) -> Result<Self, HeaderError> {
+        match fields.get(key) {
+            None => Ok(None),
+            Some(text) => T::from_text(text)
+                .map(Some)
+                .ok_or_else(|| HeaderError::Invalid { key, value: text.clone() }),
+        }
+    }
+}
+
+/// Declares a header struct and its [`CommandHeader`] impl from `field: Type => "wireKey"`
+/// lines. Every field is public; the struct derives `Debug, Clone, PartialEq, Default`.
+#[macro_export]
+macro_rules! command_header {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* $field:ident : $ty:ty => $key:literal ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Default)]
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        impl $crate::header::CommandHeader for $name {
+            #[allow(unused_variables)]
+            fn encode(&self, fields: &mut $crate::command::ExtFields) {
+                $( $crate::header::HeaderField::put(&self.$field, $key, fields); )*
+            }
+
+            #[allow(unused_variables)]
+            fn decode(
+                fields: &$crate::command::ExtFields,
+            ) -> ::std::result::Result<Self, $crate::header::HeaderError> {
+                Ok(Self { $( $field: $crate::header::HeaderField::take(fields, $key)?, )* })
+            }
+        }
+    };
+}
+
+impl RemotingCommand {
+    /// Decodes the custom header; an absent `extFields` reads as an empty map.
+    pub fn decode_header<H: CommandHeader>(&self) -> Result<H, HeaderError> {
+        match &self.ext_fields {
+            Some(fields) => H::decode(fields),
+            None => H::decode(&ExtFields::new()),
+        }
+    }
+
+    /// Writes `header` into `extFields` (creating the map, so that even an empty header
+    /// is sent as `"extFields":{}` the way Java sends it).
+    pub fn with_header<H: CommandHeader>(mut self, header: &H) -> Self {
+        header.encode(self.ext_fields_mut());
+        self
+    }
+}

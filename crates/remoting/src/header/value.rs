@@ -1,0 +1,47 @@
+//! Text forms of header field values, as Java's `toString()` writes them and its header
+//! decoder reads them.
+
+/// A type that can be a header field value.
+pub trait HeaderValue: Sized {
+    /// Java `toString()` form.
+    fn to_text(&self) -> String;
+    /// Parses the text form; `None` when it does not parse.
+    fn from_text(text: &str) -> Option<Self>;
+}
+
+impl HeaderValue for String {
+    fn to_text(&self) -> String {
+        self.clone()
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        Some(text.to_owned())
+    }
+}
+
+macro_rules! integer_value {
+    ($($ty:ty),*) => {$(
+        impl HeaderValue for $ty {
+            fn to_text(&self) -> String {
+                self.to_string()
+            }
+
+            fn from_text(text: &str) -> Option<Self> {
+                text.trim().parse().ok()
+            }
+        }
+    )*};
+}
+
+integer_value!(i32, i64);
+
+impl HeaderValue for bool {
+    fn to_text(&self) -> String {
+        self.to_string()
+    }
+
+    /// Java `Boolean.parseBoolean`: `true` in any case is true, anything else false.
+    fn from_text(text: &str) -> Option<Self> {
+        Some(text.trim().eq_ignore_ascii_case("true"))
+    }
+}

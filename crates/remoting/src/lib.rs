@@ -1,0 +1,23 @@
+//! apogee-remoting: RocketMQ's classic "remoting" TCP protocol.
+//!
+//! - [`frame`]: the frame codec, with both header serializations ([`json_header`],
+//!   [`binary_header`]);
+//! - [`command`]: the decoded command;
+//! - [`code`]: every request and response code;
+//! - [`header`]: typed custom headers to and from `extFields`;
+//! - [`body`] and [`fastjson`]: request and response bodies in the JSON dialect Java peers use;
+//! - [`server`] and [`client`]: the tokio transport;
+//! - [`acl`]: ACL 1.0 request signing.
+
+pub mod binary_header;
+pub mod code;
+pub mod command;
+pub mod frame;
+pub mod header;
+pub mod json_header;
+pub mod language;
+
+pub use code::{request_code, response_code};
+pub use command::{ExtFields, RemotingCommand, SerializeType, CURRENT_VERSION};
+pub use frame::{FrameError, RemotingCodec};
+pub use language::LanguageCode;
