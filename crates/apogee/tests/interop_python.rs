@@ -1,0 +1,44 @@
+//! Runs the Python interop suites in tests/interop against the real `apogee` binary.
+//!
+//! The Python peers share no code with Apogee, so these tests check the wire protocol
+//! itself. The interpreter is `$APOGEE_PYTHON` when set (CI points it at its virtualenv),
+//! else `python3`.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest a suite may run before it is killed and failed.
+const SUITE_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn run_python_suite(script: &str) {
+    let interop_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop");
+    let python = std::env::var("APOGEE_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let mut child = Command::new(&python)
+        .arg("-u")
+        .arg(interop_dir.join(script))
+        .arg(env!("CARGO_BIN_EXE_apogee"))
+        .current_dir(&interop_dir)
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {python}: {error}"));
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for the suite") {
+            assert!(status.success(), "{script} failed: {status}");
+            return;
+        }
+        if started.elapsed() > SUITE_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{script} ran longer than {SUITE_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn namesrv_speaks_rocketmq_to_an_independent_python_peer() {
+    run_python_suite("namesrv_interop.py");
+}

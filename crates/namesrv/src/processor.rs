@@ -1,0 +1,312 @@
+//! Request handlers of the NameServer: decode the header and body, ask the route table or
+//! the KV store, encode the answer (behaviour spec §1.3–§1.7, remoting spec §3.2).
+
+use std::sync::Arc;
+
+use apogee_remoting::body::namesrv::{KVTable, RegisterBrokerBody, TopicList};
+use apogee_remoting::body::route::TopicRouteData;
+use apogee_remoting::connection::Connection;
+use apogee_remoting::fastjson::{self, Dialect};
+use apogee_remoting::header::namesrv::*;
+use apogee_remoting::header::{CommandHeader, HeaderError};
+use apogee_remoting::{request_code, response_code, RemotingCommand};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::kv::ORDER_TOPIC_CONFIG;
+use crate::route::{BrokerRegistration, UnitFilter};
+use crate::NamesrvState;
+
+/// Every request code the NameServer answers; anything else gets REQUEST_CODE_NOT_SUPPORTED.
+pub const HANDLED_CODES: &[i32] = &[
+    request_code::PUT_KV_CONFIG,
+    request_code::GET_KV_CONFIG,
+    request_code::DELETE_KV_CONFIG,
+    request_code::GET_KVLIST_BY_NAMESPACE,
+    request_code::REGISTER_BROKER,
+    request_code::UNREGISTER_BROKER,
+    request_code::BROKER_HEARTBEAT,
+    request_code::QUERY_DATA_VERSION,
+    request_code::GET_ROUTEINFO_BY_TOPIC,
+    request_code::GET_BROKER_CLUSTER_INFO,
+    request_code::WIPE_WRITE_PERM_OF_BROKER,
+    request_code::ADD_WRITE_PERM_OF_BROKER,
+    request_code::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+    request_code::DELETE_TOPIC_IN_NAMESRV,
+    request_code::REGISTER_TOPIC_IN_NAMESRV,
+    request_code::GET_TOPICS_BY_CLUSTER,
+    request_code::GET_SYSTEM_TOPIC_LIST_FROM_NS,
+    request_code::GET_UNIT_TOPIC_LIST,
+    request_code::GET_HAS_UNIT_SUB_TOPIC_LIST,
+    request_code::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST,
+];
+
+/// The route JSON switches to standard (quoted keys) from this client version on (V4_9_4).
+const STANDARD_JSON_MIN_VERSION: i32 = 401;
+
+/// A failed request: the response code and the remark a person reads.
+struct Failure {
+    code: i32,
+    remark: String,
+}
+
+impl Failure {
+    fn new(code: i32, remark: impl Into<String>) -> Self {
+        Self { code, remark: remark.into() }
+    }
+
+    fn system(remark: impl Into<String>) -> Self {
+        Self::new(response_code::SYSTEM_ERROR, remark)
+    }
+}
+
+impl From<HeaderError> for Failure {
+    fn from(error: HeaderError) -> Self {
+        Self::system(error.to_string())
+    }
+}
+
+type Outcome = Result<RemotingCommand, Failure>;
+
+/// Handles one request; `None` only for requests that need no answer.
+pub async fn process(
+    state: Arc<NamesrvState>,
+    connection: Connection,
+    request: RemotingCommand,
+) -> Option<RemotingCommand> {
+    let outcome = match request.code {
+        request_code::REGISTER_BROKER => register_broker(&state, &connection, &request),
+        request_code::UNREGISTER_BROKER => unregister_broker(&state, &request),
+        request_code::BROKER_HEARTBEAT => broker_heartbeat(&state, &request),
+        request_code::QUERY_DATA_VERSION => query_data_version(&state, &request),
+        request_code::GET_ROUTEINFO_BY_TOPIC => route_by_topic(&state, &request),
+        request_code::GET_BROKER_CLUSTER_INFO => body_response(&request, &state.routes.cluster_info()),
+        request_code::WIPE_WRITE_PERM_OF_BROKER => change_write_perm(&state, &request, true),
+        request_code::ADD_WRITE_PERM_OF_BROKER => change_write_perm(&state, &request, false),
+        request_code::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => {
+            if state.config.enable_all_topic_list {
+                topic_list(&request, state.routes.all_topics(), None)
+            } else {
+                Err(Failure::system("disable"))
+            }
+        }
+        request_code::GET_TOPICS_BY_CLUSTER => topics_by_cluster(&state, &request),
+        request_code::GET_SYSTEM_TOPIC_LIST_FROM_NS => {
+            let (topics, broker_addr) = state.routes.system_topics();
+            topic_list(&request, topics, broker_addr)
+        }
+        request_code::GET_UNIT_TOPIC_LIST => unit_topics(&state, &request, UnitFilter::Unit),
+        request_code::GET_HAS_UNIT_SUB_TOPIC_LIST => unit_topics(&state, &request, UnitFilter::HasUnitSub),
+        request_code::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => {
+            unit_topics(&state, &request, UnitFilter::HasUnitSubNotUnit)
+        }
+        request_code::DELETE_TOPIC_IN_NAMESRV => delete_topic(&state, &request),
+        request_code::REGISTER_TOPIC_IN_NAMESRV => register_topic(&state, &request),
+        request_code::PUT_KV_CONFIG => put_kv(&state, &request).await,
+        request_code::GET_KV_CONFIG => get_kv(&state, &request),
+        request_code::DELETE_KV_CONFIG => delete_kv(&state, &request).await,
+        request_code::GET_KVLIST_BY_NAMESPACE => kv_namespace(&state, &request),
+        other => Err(Failure::new(
+            response_code::REQUEST_CODE_NOT_SUPPORTED,
+            format!(" request type {other} not supported"),
+        )),
+    };
+    Some(match outcome {
+        Ok(response) => response,
+        Err(failure) => RemotingCommand::respond_to(&request, failure.code, Some(failure.remark)),
+    })
+}
+
+fn header<H: CommandHeader>(request: &RemotingCommand) -> Result<H, Failure> {
+    Ok(request.decode_header::<H>()?)
+}
+
+fn decode_body<T: DeserializeOwned>(request: &RemotingCommand, what: &str) -> Result<T, Failure> {
+    fastjson::from_slice(&request.body).map_err(|error| Failure::system(format!("malformed {what} body: {error}")))
+}
+
+fn encode_body<T: Serialize + ?Sized>(value: &T, dialect: Dialect) -> Result<Bytes, Failure> {
+    fastjson::to_vec(value, dialect)
+        .map(Bytes::from)
+        .map_err(|error| Failure::system(format!("cannot encode response body: {error}")))
+}
+
+fn body_response<T: Serialize + ?Sized>(request: &RemotingCommand, body: &T) -> Outcome {
+    Ok(RemotingCommand::success_for(request).with_body(encode_body(body, Dialect::Fastjson)?))
+}
+
+fn topic_list(request: &RemotingCommand, topics: Vec<String>, broker_addr: Option<String>) -> Outcome {
+    body_response(request, &TopicList { topic_list: topics, broker_addr })
+}
+
+fn register_broker(state: &NamesrvState, connection: &Connection, request: &RemotingCommand) -> Outcome {
+    let header: RegisterBrokerRequestHeader = header(request)?;
+    let crc = header.body_crc32.unwrap_or(0);
+    if crc != 0 && crc32fast::hash(&request.body) as i32 & 0x7FFF_FFFF != crc {
+        return Err(Failure::system("crc32 not match"));
+    }
+    let body = if request.body.is_empty() {
+        RegisterBrokerBody::default()
+    } else {
+        RegisterBrokerBody::decode(&request.body, header.compressed.unwrap_or(false), request.version)
+            .map_err(|error| Failure::system(format!("malformed register broker body: {error}")))?
+    };
+    let wrapper = body.topic_config_serialize_wrapper;
+    let registration = BrokerRegistration {
+        cluster_name: header.cluster_name,
+        broker_addr: header.broker_addr,
+        broker_name: header.broker_name,
+        broker_id: header.broker_id,
+        ha_server_addr: header.ha_server_addr,
+        zone_name: request.ext("__ZONE_NAME").map(str::to_owned),
+        heartbeat_timeout_ms: header.heartbeat_timeout_millis.and_then(|ms| u64::try_from(ms).ok()),
+        enable_acting_master: header.enable_acting_master,
+        data_version: wrapper.data_version,
+        topic_configs: wrapper.topic_config_table.into_values().collect(),
+        filter_server_list: body.filter_server_list,
+        connection_id: Some(connection.id()),
+    };
+    let outcome = state.routes.register_broker(registration).map_err(|error| Failure::system(error.to_string()))?;
+    let response_header =
+        RegisterBrokerResponseHeader { ha_server_addr: outcome.ha_server_addr, master_addr: outcome.master_addr };
+    let mut response = RemotingCommand::success_for(request).with_header(&response_header);
+    if state.config.return_order_topic_config_to_broker {
+        if let Some(table) = state.kv.namespace(ORDER_TOPIC_CONFIG) {
+            response = response.with_body(encode_body(&KVTable { table: table.into_iter().collect() }, Dialect::Fastjson)?);
+        }
+    }
+    Ok(response)
+}
+
+fn unregister_broker(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
+    let header: UnRegisterBrokerRequestHeader = header(request)?;
+    state.routes.unregister_broker(&header.cluster_name, &header.broker_addr, &header.broker_name, header.broker_id);
+    Ok(RemotingCommand::success_for(request))
+}
+
+fn broker_heartbeat(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
+    let header: BrokerHeartbeatRequestHeader = header(request)?;
+    state.routes.heartbeat(&header.cluster_name, &header.broker_addr);
+    Ok(RemotingCommand::success_for(request))
+}
+
+fn query_data_version(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
+    let header: QueryDataVersionRequestHeader = header(request)?;
+    let version = decode_body(request, "data version")?;
+    let (changed, stored) = state.routes.query_data_version(&header.cluster_name, &header.broker_addr, &version);
+    let mut response =
+        RemotingCommand::success_for(request).with_header(&QueryDataVersionResponseHeader { changed });
+    if let Some(stored) = stored {
+        response = response.with_body(encode_body(&stored, Dialect::Fastjson)?);
+    }
+    Ok(response)
+}
+
+fn route_by_topic(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
+    let header: GetRouteInfoRequestHeader = header(request)?;
+    let zone = match (request.ext("__ZONE_MODE"), request.ext("__ZONE_NAME")) {
+        (Some(mode), Some(zone)) if mode.eq_ignore_ascii_case("true") && !zone.is_empty() => Some(zone),
+        _ => None,
+    };
+    let Some(mut route) = state.routes.topic_route(&header.topic, zone) else {
+        return Err(Failure::new(
+            response_code::TOPIC_NOT_EXIST,
+            format!("No topic route info in name server for the topic: {}", header.topic),
+        ));
+    };
+    if state.config.order_message_enable {
+        route.order_topic_conf = state.kv.get(ORDER_TOPIC_CONFIG, &header.topic);
+    }
+    let standard = request.version >= STANDARD_JSON_MIN_VERSION || header.accept_standard_json_only == Some(true);
+    let dialect = if standard { Dialect::Standard } else { Dialect::Fastjson };
+    Ok(RemotingCommand::success_for(request).with_body(encode_body::<TopicRouteData>(&route, dialect)?))
+}
+
+fn change_write_perm(state: &NamesrvState, request: &RemotingCommand, wipe: bool) -> Outcome {
+    let response = RemotingCommand::success_for(request);
+    Ok(if wipe {
+        let header: WipeWritePermOfBrokerRequestHeader = header(request)?;
+        let wipe_topic_count = state.routes.change_write_perm(&header.broker_name, true);
+        response.with_header(&WipeWritePermOfBrokerResponseHeader { wipe_topic_count })
+    } else {
+        let header: AddWritePermOfBrokerRequestHeader = header(request)?;
+        let add_topic_count = state.routes.change_write_perm(&header.broker_name, false);
+        response.with_header(&AddWritePermOfBrokerResponseHeader { add_topic_count })
+    })
+}
+
+fn topics_by_cluster(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
+    if !state.config.enable_topic_list {
+        return Err(Failure::system("disable"));
+    }
+    let header: GetTopicsByClusterRequestHeader = header(request)?;
+    topic_list(request, state.routes.topics_by_cluster(&header.cluster), None)
+}
+
+fn unit_topics(state: &NamesrvState, request: &RemotingCommand, filter: UnitFilter) -> Outcome {
+    if !state.config.enable_topic_list {
+        return Err(Failure::system("disable"));
+    }
+    topic_list(request, state.routes.topics_by_sys_flag(filter), None)
+}
+
+fn delete_topic(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
+    let header: DeleteTopicFromNamesrvRequestHeader = header(request)?;
+    state.routes.delete_topic(&header.topic, header.cluster_name.as_deref());
+    Ok(RemotingCommand::success_for(request))
+}
+
+fn register_topic(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
+    let header: RegisterTopicRequestHeader = header(request)?;
+    if !request.body.is_empty() {
+        let route: TopicRouteData = decode_body(request, "topic route")?;
+        state.routes.register_topic(&header.topic, route.queue_datas);
+    }
+    Ok(RemotingCommand::success_for(request))
+}
+
+async fn put_kv(state: &Arc<NamesrvState>, request: &RemotingCommand) -> Outcome {
+    let header: PutKVConfigRequestHeader = header(request)?;
+    let owner = Arc::clone(state);
+    // The store rewrites its file: keep that off the async workers.
+    tokio::task::spawn_blocking(move || owner.kv.put(&header.namespace, &header.key, &header.value))
+        .await
+        .map_err(|error| Failure::system(format!("kv config writer failed: {error}")))?
+        .map_err(|error| Failure::system(error.to_string()))?;
+    Ok(RemotingCommand::success_for(request))
+}
+
+fn get_kv(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
+    let header: GetKVConfigRequestHeader = header(request)?;
+    match state.kv.get(&header.namespace, &header.key) {
+        Some(value) => {
+            Ok(RemotingCommand::success_for(request).with_header(&GetKVConfigResponseHeader { value: Some(value) }))
+        }
+        None => Err(Failure::new(
+            response_code::QUERY_NOT_FOUND,
+            format!("No config item, Namespace: {} Key: {}", header.namespace, header.key),
+        )),
+    }
+}
+
+async fn delete_kv(state: &Arc<NamesrvState>, request: &RemotingCommand) -> Outcome {
+    let header: DeleteKVConfigRequestHeader = header(request)?;
+    let owner = Arc::clone(state);
+    tokio::task::spawn_blocking(move || owner.kv.delete(&header.namespace, &header.key))
+        .await
+        .map_err(|error| Failure::system(format!("kv config writer failed: {error}")))?
+        .map_err(|error| Failure::system(error.to_string()))?;
+    Ok(RemotingCommand::success_for(request))
+}
+
+fn kv_namespace(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
+    let header: GetKVListByNamespaceRequestHeader = header(request)?;
+    match state.kv.namespace(&header.namespace) {
+        Some(table) => body_response(request, &KVTable { table: table.into_iter().collect() }),
+        None => Err(Failure::new(
+            response_code::QUERY_NOT_FOUND,
+            format!("No config item, Namespace: {}", header.namespace),
+        )),
+    }
+}
