@@ -5,6 +5,12 @@
 //! Java `toString()` text: decimal numbers, `true`/`false`, enum constant names. Keys the
 //! struct does not name are ignored on decode, as every peer adds some (`AccessKey`, `bname`...).
 
+pub mod admin;
+pub mod consumer;
+pub mod namesrv;
+pub mod send;
+#[cfg(test)]
+pub mod testkit;
 mod value;
 
 pub use value::HeaderValue;
