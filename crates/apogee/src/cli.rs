@@ -83,7 +83,8 @@ impl Cli {
 
 async fn run_namesrv(config: NamesrvConfig) -> Result<()> {
     let listen = config.listen;
-    let namesrv = NameServer::start(config).await.with_context(|| format!("starting the name server on {listen}"))?;
+    let namesrv =
+        NameServer::start(config).await.with_context(|| format!("starting the name server on {listen}"))?;
     // Scripts and tests read this line to learn the bound port.
     println!("apogee namesrv listening on {}", namesrv.local_addr());
     wait_for_shutdown_signal().await?;

@@ -4,8 +4,7 @@
 /// `String.hashCode()` of Java: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units,
 /// wrapping in 32-bit two's complement.
 pub fn java_string_hash(text: &str) -> i32 {
-    text.encode_utf16()
-        .fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
+    text.encode_utf16().fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
 }
 
 #[cfg(test)]

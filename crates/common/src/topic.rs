@@ -173,9 +173,9 @@ impl std::fmt::Display for TopicNameError {
             Self::TooLong { length, limit } => {
                 write!(f, "the specified topic is longer than topic max length {limit} (got {length})")
             }
-            Self::IllegalCharacter => {
-                f.write_str("the specified topic contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$")
-            }
+            Self::IllegalCharacter => f.write_str(
+                "the specified topic contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$",
+            ),
         }
     }
 }

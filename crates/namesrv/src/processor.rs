@@ -123,7 +123,8 @@ fn header<H: CommandHeader>(request: &RemotingCommand) -> Result<H, Failure> {
 }
 
 fn decode_body<T: DeserializeOwned>(request: &RemotingCommand, what: &str) -> Result<T, Failure> {
-    fastjson::from_slice(&request.body).map_err(|error| Failure::system(format!("malformed {what} body: {error}")))
+    fastjson::from_slice(&request.body)
+        .map_err(|error| Failure::system(format!("malformed {what} body: {error}")))
 }
 
 fn encode_body<T: Serialize + ?Sized>(value: &T, dialect: Dialect) -> Result<Bytes, Failure> {
@@ -167,13 +168,17 @@ fn register_broker(state: &NamesrvState, connection: &Connection, request: &Remo
         filter_server_list: body.filter_server_list,
         connection_id: Some(connection.id()),
     };
-    let outcome = state.routes.register_broker(registration).map_err(|error| Failure::system(error.to_string()))?;
-    let response_header =
-        RegisterBrokerResponseHeader { ha_server_addr: outcome.ha_server_addr, master_addr: outcome.master_addr };
+    let outcome =
+        state.routes.register_broker(registration).map_err(|error| Failure::system(error.to_string()))?;
+    let response_header = RegisterBrokerResponseHeader {
+        ha_server_addr: outcome.ha_server_addr,
+        master_addr: outcome.master_addr,
+    };
     let mut response = RemotingCommand::success_for(request).with_header(&response_header);
     if state.config.return_order_topic_config_to_broker {
         if let Some(table) = state.kv.namespace(ORDER_TOPIC_CONFIG) {
-            response = response.with_body(encode_body(&KVTable { table: table.into_iter().collect() }, Dialect::Fastjson)?);
+            response = response
+                .with_body(encode_body(&KVTable { table: table.into_iter().collect() }, Dialect::Fastjson)?);
         }
     }
     Ok(response)
@@ -181,7 +186,12 @@ fn register_broker(state: &NamesrvState, connection: &Connection, request: &Remo
 
 fn unregister_broker(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
     let header: UnRegisterBrokerRequestHeader = header(request)?;
-    state.routes.unregister_broker(&header.cluster_name, &header.broker_addr, &header.broker_name, header.broker_id);
+    state.routes.unregister_broker(
+        &header.cluster_name,
+        &header.broker_addr,
+        &header.broker_name,
+        header.broker_id,
+    );
     Ok(RemotingCommand::success_for(request))
 }
 
@@ -194,7 +204,8 @@ fn broker_heartbeat(state: &NamesrvState, request: &RemotingCommand) -> Outcome 
 fn query_data_version(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
     let header: QueryDataVersionRequestHeader = header(request)?;
     let version = decode_body(request, "data version")?;
-    let (changed, stored) = state.routes.query_data_version(&header.cluster_name, &header.broker_addr, &version);
+    let (changed, stored) =
+        state.routes.query_data_version(&header.cluster_name, &header.broker_addr, &version);
     let mut response =
         RemotingCommand::success_for(request).with_header(&QueryDataVersionResponseHeader { changed });
     if let Some(stored) = stored {
@@ -218,7 +229,8 @@ fn route_by_topic(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
     if state.config.order_message_enable {
         route.order_topic_conf = state.kv.get(ORDER_TOPIC_CONFIG, &header.topic);
     }
-    let standard = request.version >= STANDARD_JSON_MIN_VERSION || header.accept_standard_json_only == Some(true);
+    let standard =
+        request.version >= STANDARD_JSON_MIN_VERSION || header.accept_standard_json_only == Some(true);
     let dialect = if standard { Dialect::Standard } else { Dialect::Fastjson };
     Ok(RemotingCommand::success_for(request).with_body(encode_body::<TopicRouteData>(&route, dialect)?))
 }
@@ -280,9 +292,8 @@ async fn put_kv(state: &Arc<NamesrvState>, request: &RemotingCommand) -> Outcome
 fn get_kv(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
     let header: GetKVConfigRequestHeader = header(request)?;
     match state.kv.get(&header.namespace, &header.key) {
-        Some(value) => {
-            Ok(RemotingCommand::success_for(request).with_header(&GetKVConfigResponseHeader { value: Some(value) }))
-        }
+        Some(value) => Ok(RemotingCommand::success_for(request)
+            .with_header(&GetKVConfigResponseHeader { value: Some(value) })),
         None => Err(Failure::new(
             response_code::QUERY_NOT_FOUND,
             format!("No config item, Namespace: {} Key: {}", header.namespace, header.key),

@@ -115,7 +115,10 @@ impl RouteTable {
     }
 
     /// REGISTER_BROKER (behaviour spec §1.3).
-    pub fn register_broker(&self, registration: BrokerRegistration) -> Result<RegisterOutcome, RegisterError> {
+    pub fn register_broker(
+        &self,
+        registration: BrokerRegistration,
+    ) -> Result<RegisterOutcome, RegisterError> {
         let BrokerRegistration {
             cluster_name,
             broker_addr,
@@ -150,7 +153,8 @@ impl RouteTable {
         broker_data.broker_addrs.retain(|id, addr| *addr != broker_addr || *id == broker_id);
 
         // A different address holding this id with a newer state version wins.
-        if let Some(old_addr) = broker_data.broker_addrs.get(&broker_id).filter(|addr| **addr != broker_addr) {
+        if let Some(old_addr) = broker_data.broker_addrs.get(&broker_id).filter(|addr| **addr != broker_addr)
+        {
             let old_key = (cluster_name.clone(), old_addr.clone());
             if let Some(old_live) = tables.broker_live.get(&old_key) {
                 if old_live.data_version.state_version > data_version.state_version {
@@ -214,7 +218,8 @@ impl RouteTable {
 
         let mut outcome = RegisterOutcome::default();
         if !is_master {
-            let master_addr = tables.broker_addr.get(&broker_name).and_then(|data| data.broker_addrs.get(&MASTER_ID));
+            let master_addr =
+                tables.broker_addr.get(&broker_name).and_then(|data| data.broker_addrs.get(&MASTER_ID));
             if let Some(master_addr) = master_addr {
                 let master_live = tables.broker_live.get(&(cluster_name.clone(), master_addr.clone()));
                 if let Some(master_live) = master_live {
@@ -227,7 +232,13 @@ impl RouteTable {
     }
 
     /// UNREGISTER_BROKER, a closed connection or an expiry: forgets one broker address.
-    pub fn unregister_broker(&self, cluster_name: &str, broker_addr: &str, broker_name: &str, broker_id: i64) {
+    pub fn unregister_broker(
+        &self,
+        cluster_name: &str,
+        broker_addr: &str,
+        broker_name: &str,
+        broker_id: i64,
+    ) {
         let mut tables = self.tables.write();
         remove_broker(&mut tables, cluster_name, broker_addr, Some((broker_name, broker_id)));
     }
@@ -388,7 +399,9 @@ impl RouteTable {
         let mut topics: Vec<String> = tables
             .topic_queue
             .iter()
-            .filter(|(_, queues)| queues.values().next().is_some_and(|data| filter.matches(data.topic_sys_flag)))
+            .filter(|(_, queues)| {
+                queues.values().next().is_some_and(|data| filter.matches(data.topic_sys_flag))
+            })
             .map(|(topic, _)| topic.clone())
             .collect();
         topics.sort_unstable();
@@ -423,7 +436,11 @@ impl RouteTable {
             if !tables.broker_addr.contains_key(&queue_data.broker_name) {
                 continue;
             }
-            tables.topic_queue.entry(topic.to_owned()).or_default().insert(queue_data.broker_name.clone(), queue_data);
+            tables
+                .topic_queue
+                .entry(topic.to_owned())
+                .or_default()
+                .insert(queue_data.broker_name.clone(), queue_data);
         }
     }
 
@@ -492,7 +509,9 @@ fn remove_broker(tables: &mut Tables, cluster_name: &str, broker_addr: &str, hin
         None => tables
             .broker_addr
             .iter()
-            .filter(|(_, data)| data.cluster == cluster_name && data.broker_addrs.values().any(|a| a == broker_addr))
+            .filter(|(_, data)| {
+                data.cluster == cluster_name && data.broker_addrs.values().any(|a| a == broker_addr)
+            })
             .map(|(name, _)| name.clone())
             .collect(),
     };
@@ -520,5 +539,127 @@ fn remove_broker(tables: &mut Tables, cluster_name: &str, broker_addr: &str, hin
             queues.remove(&broker_name);
         }
         tables.topic_queue.retain(|_, queues| !queues.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(name: &str, addr: &str, id: i64, topics: &[(&str, i32, i32)]) -> BrokerRegistration {
+        BrokerRegistration {
+            cluster_name: "C".into(),
+            broker_addr: addr.into(),
+            broker_name: name.into(),
+            broker_id: id,
+            ha_server_addr: format!("{addr}-ha"),
+            data_version: DataVersion { counter: 1, state_version: 0, timestamp: 1 },
+            topic_configs: topics
+                .iter()
+                .map(|(topic, read, write)| TopicConfig::with_queues(*topic, *read, *write, perm::READ_WRITE))
+                .collect(),
+            connection_id: Some(id as u64 + 100),
+            ..BrokerRegistration::default()
+        }
+    }
+
+    fn table() -> RouteTable {
+        RouteTable::new(Duration::from_secs(120), false)
+    }
+
+    #[test]
+    fn master_and_slave_share_one_route() {
+        let routes = table();
+        routes.register_broker(registration("a", "m:1", 0, &[("T", 4, 4), ("U", 8, 2)])).unwrap();
+        let outcome =
+            routes.register_broker(registration("a", "s:1", 1, &[("T", 4, 4), ("U", 8, 2)])).unwrap();
+        assert_eq!(outcome.master_addr.as_deref(), Some("m:1"));
+        assert_eq!(outcome.ha_server_addr.as_deref(), Some("m:1-ha"));
+
+        let route = routes.topic_route("U", None).unwrap();
+        assert_eq!(route.queue_datas.len(), 1);
+        assert_eq!((route.queue_datas[0].read_queue_nums, route.queue_datas[0].write_queue_nums), (8, 2));
+        assert_eq!(route.broker_datas[0].broker_addrs.len(), 2);
+        assert!(routes.topic_route("missing", None).is_none());
+    }
+
+    #[test]
+    fn losing_the_last_address_removes_the_group_and_its_topics() {
+        let routes = table();
+        routes.register_broker(registration("a", "m:1", 0, &[("T", 4, 4), ("X", 1, 1)])).unwrap();
+        routes.register_broker(registration("b", "n:1", 0, &[("T", 4, 4), ("Y", 1, 1)])).unwrap();
+        routes.unregister_broker("C", "m:1", "a", 0);
+        let route = routes.topic_route("T", None).unwrap();
+        assert_eq!(route.broker_datas.len(), 1);
+        assert_eq!(route.broker_datas[0].broker_name, "b");
+        assert!(routes.topic_route("X", None).is_none());
+        assert_eq!(routes.cluster_info().cluster_addr_table["C"], vec!["b".to_owned()]);
+    }
+
+    #[test]
+    fn silent_brokers_expire_and_closed_connections_unregister() {
+        let routes = table();
+        let mut quick = registration("a", "m:1", 0, &[("T", 4, 4), ("X", 1, 1)]);
+        quick.heartbeat_timeout_ms = Some(50);
+        routes.register_broker(quick).unwrap();
+        routes.register_broker(registration("b", "n:1", 0, &[("T", 4, 4), ("Y", 1, 1)])).unwrap();
+
+        assert!(routes.scan_not_active_brokers(Instant::now()).is_empty());
+        let removed = routes.scan_not_active_brokers(Instant::now() + Duration::from_millis(60));
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].broker_addr, "m:1");
+        assert!(routes.topic_route("X", None).is_none());
+
+        let removed = routes.unregister_connection(100);
+        assert_eq!(removed.len(), 1);
+        assert!(routes.topic_route("T", None).is_none());
+    }
+
+    #[test]
+    fn incremental_registration_needs_a_full_one_first() {
+        let routes = table();
+        let result = routes.register_broker(registration("a", "m:1", 0, &[("T", 4, 4)]));
+        assert_eq!(result, Err(RegisterError::NotFullyRegistered));
+    }
+
+    #[test]
+    fn write_permission_can_be_wiped_and_restored() {
+        let routes = table();
+        routes.register_broker(registration("a", "m:1", 0, &[("T", 4, 4), ("U", 4, 4)])).unwrap();
+        assert_eq!(routes.change_write_perm("a", true), 2);
+        assert_eq!(routes.topic_route("T", None).unwrap().queue_datas[0].perm, perm::READ);
+        assert_eq!(routes.change_write_perm("a", false), 2);
+        assert_eq!(routes.topic_route("T", None).unwrap().queue_datas[0].perm, perm::READ_WRITE);
+    }
+
+    #[test]
+    fn delete_topic_by_cluster_keeps_other_clusters() {
+        let routes = table();
+        routes.register_broker(registration("a", "m:1", 0, &[("T", 4, 4), ("U", 4, 4)])).unwrap();
+        let mut other = registration("b", "n:1", 0, &[("T", 4, 4), ("V", 4, 4)]);
+        other.cluster_name = "D".into();
+        routes.register_broker(other).unwrap();
+        routes.delete_topic("T", Some("C"));
+        let route = routes.topic_route("T", None).unwrap();
+        assert_eq!(route.queue_datas.len(), 1);
+        assert_eq!(route.queue_datas[0].broker_name, "b");
+        routes.delete_topic("T", None);
+        assert!(routes.topic_route("T", None).is_none());
+        assert_eq!(routes.topics_by_cluster("D"), vec!["V".to_owned()]);
+    }
+
+    #[test]
+    fn zone_filter_drops_other_zones() {
+        let routes = table();
+        let mut east = registration("a", "m:1", 0, &[("T", 4, 4), ("U", 4, 4)]);
+        east.zone_name = Some("east".into());
+        routes.register_broker(east).unwrap();
+        let mut west = registration("b", "n:1", 0, &[("T", 4, 4), ("U", 4, 4)]);
+        west.zone_name = Some("west".into());
+        routes.register_broker(west).unwrap();
+        let route = routes.topic_route("T", Some("west")).unwrap();
+        assert_eq!(route.broker_datas.len(), 1);
+        assert_eq!(route.broker_datas[0].broker_name, "b");
+        assert_eq!(routes.topic_route("T", None).unwrap().broker_datas.len(), 2);
     }
 }

@@ -61,7 +61,11 @@ pub enum FrameError {
 ///
 /// A ROCKETMQ-typed command whose code does not fit an `i16` is written as JSON, the only
 /// form its receiver could decode correctly.
-pub fn encode(command: &RemotingCommand, max_frame_bytes: usize, out: &mut BytesMut) -> Result<(), FrameError> {
+pub fn encode(
+    command: &RemotingCommand,
+    max_frame_bytes: usize,
+    out: &mut BytesMut,
+) -> Result<(), FrameError> {
     let mut header = Vec::with_capacity(128);
     let serialize_type = match command.serialize_type {
         SerializeType::RocketMq if i16::try_from(command.code).is_ok() => {

@@ -72,9 +72,9 @@ impl<T: HeaderValue> HeaderField for Option<T> {
     fn take(fields: &ExtFields, key: &'static str) -> Result<Self, HeaderError> {
         match fields.get(key) {
             None => Ok(None),
-            Some(text) => T::from_text(text)
-                .map(Some)
-                .ok_or_else(|| HeaderError::Invalid { key, value: text.clone() }),
+            Some(text) => {
+                T::from_text(text).map(Some).ok_or_else(|| HeaderError::Invalid { key, value: text.clone() })
+            }
         }
     }
 }
