@@ -130,12 +130,8 @@ pub fn signature_of(content: &[u8], secret_key: &str) -> String {
 
 /// The signed content, leaving out the keys `skip` selects.
 fn content_without(command: &RemotingCommand, skip: impl Fn(&str) -> bool) -> Vec<u8> {
-    let mut entries: Vec<(&String, &String)> = command
-        .ext_fields
-        .iter()
-        .flat_map(|fields| fields.iter())
-        .filter(|(key, _)| !skip(key))
-        .collect();
+    let mut entries: Vec<(&String, &String)> =
+        command.ext_fields.iter().flat_map(|fields| fields.iter()).filter(|(key, _)| !skip(key)).collect();
     entries.sort_by(|left, right| java_string_order(left.0, right.0));
     let values_len: usize = entries.iter().map(|(_, value)| value.len()).sum();
     let mut content = Vec::with_capacity(values_len + command.body.len());
@@ -262,7 +258,8 @@ mod tests {
     fn keys_sort_in_java_utf16_order() {
         // U+1F600 is a surrogate pair (0xD83D...) in UTF-16, so Java puts it before U+FFFD
         // although its UTF-8 bytes sort after.
-        let command = RemotingCommand::request(10).with_ext("\u{FFFD}", "second").with_ext("\u{1F600}", "first");
+        let command =
+            RemotingCommand::request(10).with_ext("\u{FFFD}", "second").with_ext("\u{1F600}", "first");
         assert_eq!(signature_content(&command), b"firstsecond");
     }
 

@@ -14,8 +14,10 @@ use tokio::net::TcpStream;
 
 use crate::acl::SessionCredentials;
 use crate::command::{RemotingCommand, SerializeType, CURRENT_VERSION};
+use crate::connection::endpoint::{
+    clamp_frame_bytes, ConnectionLimits, Endpoint, DEFAULT_WRITER_QUEUE_FRAMES,
+};
 use crate::connection::Connection;
-use crate::connection::endpoint::{clamp_frame_bytes, ConnectionLimits, Endpoint, DEFAULT_WRITER_QUEUE_FRAMES};
 use crate::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::language::LanguageCode;
 use crate::router::Router;

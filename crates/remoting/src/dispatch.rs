@@ -78,7 +78,8 @@ pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) 
         let _slot = slot;
         let handling = async {
             // `call` itself may panic before it returns a future; catch that too.
-            let future = std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(connection.clone(), request)))?;
+            let future =
+                std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(connection.clone(), request)))?;
             AssertUnwindSafe(future).catch_unwind().await
         };
         let outcome = tokio::select! {
@@ -144,7 +145,11 @@ async fn respond(connection: &Connection, key: RequestKey, mut answer: RemotingC
         }
     };
     if connection.enqueue(frame).await.is_err() {
-        tracing::debug!(connection = connection.id(), code = key.code, "connection closed before the response");
+        tracing::debug!(
+            connection = connection.id(),
+            code = key.code,
+            "connection closed before the response"
+        );
     }
 }
 

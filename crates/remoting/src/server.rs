@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 
+use crate::connection::endpoint::{
+    clamp_frame_bytes, ConnectionLimits, Endpoint, DEFAULT_WRITER_QUEUE_FRAMES,
+};
 use crate::connection::Connection;
-use crate::connection::endpoint::{clamp_frame_bytes, ConnectionLimits, Endpoint, DEFAULT_WRITER_QUEUE_FRAMES};
 use crate::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::router::Router;
 
@@ -76,7 +78,12 @@ impl RemotingServer {
         };
         let endpoint = Endpoint::new("server", router, limits, None);
         let active = Arc::new(AtomicUsize::new(0));
-        endpoint.io_tasks.spawn(accept_loop(listener, endpoint.clone(), active.clone(), config.max_connections));
+        endpoint.io_tasks.spawn(accept_loop(
+            listener,
+            endpoint.clone(),
+            active.clone(),
+            config.max_connections,
+        ));
         tracing::info!(%local_addr, "remoting server listening");
         Ok(ServerHandle {
             local_addr,
@@ -126,7 +133,9 @@ async fn accept_loop(
             }
         };
         let admitted = active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| (count < max_connections).then_some(count + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                (count < max_connections).then_some(count + 1)
+            })
             .is_ok();
         if !admitted {
             tracing::warn!(%peer, max_connections, "connection limit reached; closing new connection");
