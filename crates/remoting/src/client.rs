@@ -14,9 +14,7 @@ use tokio::net::TcpStream;
 
 use crate::acl::SessionCredentials;
 use crate::command::{RemotingCommand, SerializeType, CURRENT_VERSION};
-use crate::connection::endpoint::{
-    clamp_frame_bytes, ConnectionLimits, Endpoint, DEFAULT_WRITER_QUEUE_FRAMES,
-};
+use crate::connection::endpoint::{ConnectionLimits, Endpoint};
 use crate::connection::Connection;
 use crate::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::language::LanguageCode;
@@ -89,12 +87,11 @@ impl RemotingClient {
     /// A client that connects lazily; `router` serves the requests servers send to it.
     /// Needs no runtime until the first call.
     pub fn new(config: ClientConfig, router: Router) -> Self {
-        let limits = ConnectionLimits {
-            max_frame_bytes: clamp_frame_bytes(config.max_frame_bytes),
-            idle_timeout_ms: config.idle_timeout_ms,
-            max_in_flight: config.max_in_flight_per_connection.max(1),
-            writer_queue_frames: DEFAULT_WRITER_QUEUE_FRAMES,
-        };
+        let limits = ConnectionLimits::new(
+            config.max_frame_bytes,
+            config.idle_timeout_ms,
+            config.max_in_flight_per_connection,
+        );
         Self {
             endpoint: Endpoint::new("client", router, limits, config.credentials),
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),

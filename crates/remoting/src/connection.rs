@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::acl;
@@ -24,6 +24,7 @@ use crate::frame;
 
 mod driver;
 pub(crate) mod endpoint;
+mod outbound;
 
 use endpoint::Endpoint;
 
@@ -51,8 +52,8 @@ struct Inner {
     remote_addr: SocketAddr,
     local_addr: SocketAddr,
     endpoint: Arc<Endpoint>,
-    /// Encoded frames for the writer task; bounded by the endpoint's writer queue limit.
-    outbound: mpsc::Sender<Bytes>,
+    /// Encoded frames for the writer task; bounded by the endpoint's writer queue limits.
+    outbound: outbound::OutboundSender,
     /// Our requests awaiting their response, by opaque.
     pending: Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>,
     /// Cancelled when the connection ends; a child of the endpoint's hard stop.
@@ -66,6 +67,9 @@ struct Inner {
     last_activity_ms: AtomicU64,
     /// Inbound requests whose handler is running.
     in_flight: AtomicUsize,
+    /// Set while requests are being refused for the in-flight limit, so only the first
+    /// refusal of an overload episode is logged as a warning.
+    overloaded: AtomicBool,
 }
 
 impl Connection {
@@ -80,7 +84,8 @@ impl Connection {
         let local_addr = stream.local_addr()?;
         // Small request/response frames: latency matters more than packet count.
         stream.set_nodelay(true)?;
-        let (outbound, outbound_rx) = mpsc::channel(endpoint.limits.writer_queue_frames.max(1));
+        let (outbound, outbound_rx) =
+            outbound::channel(endpoint.limits.writer_queue_frames, endpoint.limits.writer_queue_bytes);
         let connection = Self {
             inner: Arc::new(Inner {
                 id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
@@ -95,6 +100,7 @@ impl Connection {
                 started: Instant::now(),
                 last_activity_ms: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
+                overloaded: AtomicBool::new(false),
             }),
         };
         let (read_half, write_half) = stream.into_split();
@@ -267,11 +273,22 @@ impl Connection {
     /// Takes one in-flight slot, or `None` when the connection is at its limit.
     pub(crate) fn try_begin_request(&self) -> Option<InFlightSlot> {
         let limit = self.inner.endpoint.limits.max_in_flight;
-        self.inner
+        let taken = self
+            .inner
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| (count < limit).then_some(count + 1))
-            .ok()
-            .map(|_| InFlightSlot { connection: self.clone() })
+            .is_ok();
+        if taken {
+            self.inner.overloaded.store(false, Ordering::Relaxed);
+            Some(InFlightSlot { connection: self.clone() })
+        } else {
+            None
+        }
+    }
+
+    /// Records a refusal for the in-flight limit; true for the first one of an episode.
+    pub(crate) fn note_overload(&self) -> bool {
+        !self.inner.overloaded.swap(true, Ordering::Relaxed)
     }
 
     /// Fails every pending call; later registrations fail at once.

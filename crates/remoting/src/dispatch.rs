@@ -62,12 +62,14 @@ pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) 
         return;
     };
     let Some(slot) = connection.try_begin_request() else {
-        tracing::warn!(
-            connection = connection.id(),
-            remote = %connection.remote_addr(),
-            code = key.code,
-            "too many requests in flight on one connection; answering SYSTEM_BUSY"
-        );
+        if connection.note_overload() {
+            tracing::warn!(
+                connection = connection.id(),
+                remote = %connection.remote_addr(),
+                code = key.code,
+                "too many requests in flight on one connection; answering SYSTEM_BUSY"
+            );
+        }
         let answer = RemotingCommand::response(response_code::SYSTEM_BUSY, Some(OVERLOAD_REMARK.into()));
         respond(connection, key, answer).await;
         return;

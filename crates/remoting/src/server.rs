@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::connection::endpoint::{
-    clamp_frame_bytes, ConnectionLimits, Endpoint, DEFAULT_WRITER_QUEUE_FRAMES,
-};
+use crate::connection::endpoint::{ConnectionLimits, Endpoint};
 use crate::connection::Connection;
 use crate::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::router::Router;
@@ -70,12 +68,11 @@ impl RemotingServer {
     pub async fn start(config: ServerConfig, router: Router) -> io::Result<ServerHandle> {
         let listener = bind(config.listen)?;
         let local_addr = listener.local_addr()?;
-        let limits = ConnectionLimits {
-            max_frame_bytes: clamp_frame_bytes(config.max_frame_bytes),
-            idle_timeout_ms: config.idle_timeout_ms,
-            max_in_flight: config.max_in_flight_per_connection.max(1),
-            writer_queue_frames: DEFAULT_WRITER_QUEUE_FRAMES,
-        };
+        let limits = ConnectionLimits::new(
+            config.max_frame_bytes,
+            config.idle_timeout_ms,
+            config.max_in_flight_per_connection,
+        );
         let endpoint = Endpoint::new("server", router, limits, None);
         let active = Arc::new(AtomicUsize::new(0));
         endpoint.io_tasks.spawn(accept_loop(

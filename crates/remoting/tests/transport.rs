@@ -700,3 +700,81 @@ async fn oversized_requests_fail_before_they_are_sent() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_server_tells_recent_clients_to_go_away() {
+    bounded(async {
+        let (started, mut started_rx) = mpsc::unbounded_channel();
+        let (server, addr) = start_server(loopback_config(), router(800, Some(started))).await;
+        let client = Arc::new(client(SerializeType::Json));
+        let call_client = client.clone();
+        let call_addr = addr.clone();
+        let call = tokio::spawn(async move {
+            call_client.invoke(&call_addr, RemotingCommand::request(SLOW), STEP).await
+        });
+        tokio::time::timeout(STEP, started_rx.recv()).await.expect("handler started");
+        let shutdown = tokio::spawn(server.shutdown());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let recent = client.invoke(&addr, echo_request("recent"), STEP).await.expect("answered");
+        assert_eq!(recent.code, response_code::GO_AWAY);
+        assert_eq!(recent.remark.as_deref(), Some("please go away"));
+        let mut old = echo_request("old");
+        old.version = 399;
+        let old = client.invoke(&addr, old, STEP).await.expect("answered");
+        assert_eq!(old.code, response_code::SUCCESS);
+
+        assert_eq!(call.await.expect("task").expect("answered").code, response_code::SUCCESS);
+        tokio::time::timeout(STEP, shutdown).await.expect("shutdown ends").expect("task");
+        client.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_cut_off_by_the_idle_timeout() {
+    bounded(async {
+        // A "broker" that sends the client requests and never reads the answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let mut router = Router::new();
+        router.register(5000, |_connection: Connection, request: RemotingCommand| async move {
+            Some(RemotingCommand::success_for(&request).with_body(vec![7u8; 60 * 1024]))
+        });
+        let client = RemotingClient::new(
+            ClientConfig {
+                max_frame_bytes: 64 * 1024,
+                idle_timeout_ms: 500,
+                max_in_flight_per_connection: 2,
+                ..ClientConfig::default()
+            },
+            router,
+        );
+        let (connecting, accepted) = tokio::join!(client.connection(&addr), listener.accept());
+        let connection = connecting.expect("connected");
+        let (mut broker, _) = accepted.expect("accepted");
+        let flood = tokio::spawn(async move {
+            let mut frames = bytes::BytesMut::new();
+            let mut codec = RemotingCodec::default();
+            for opaque in 0..2_000 {
+                let mut request = RemotingCommand::request(5000);
+                request.opaque = opaque;
+                tokio_util::codec::Encoder::encode(&mut codec, request, &mut frames).expect("encodes");
+            }
+            // The client stops reading too once it is stuck, so this write may never finish.
+            let _ = tokio::time::timeout(Duration::from_secs(10), broker.write_all(&frames)).await;
+            broker
+        });
+        let begun = Instant::now();
+        for _ in 0..500 {
+            if connection.is_closed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(connection.is_closed(), "stuck connection still open after {:?}", begun.elapsed());
+        drop(flood.await.expect("task"));
+        client.shutdown().await;
+    })
+    .await;
+}

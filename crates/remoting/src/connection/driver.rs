@@ -4,7 +4,6 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -12,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use super::outbound::QueuedFrame;
 use super::Connection;
 use crate::dispatch;
 use crate::frame::{FrameError, RemotingCodec};
@@ -27,7 +27,7 @@ pub(crate) fn start(
     connection: Connection,
     read_half: OwnedReadHalf,
     write_half: OwnedWriteHalf,
-    outbound: mpsc::Receiver<Bytes>,
+    outbound: mpsc::Receiver<QueuedFrame>,
     keep_alive: impl Send + 'static,
 ) {
     connection.touch();
@@ -41,48 +41,64 @@ pub(crate) fn start(
 }
 
 /// Reads frames until the peer closes, a frame is malformed, the connection idles out or
-/// is closed locally.
+/// is closed locally. The idle watchdog races the whole reading side, so a connection whose
+/// reader is stuck (waiting for room in the writer queue of a peer that does not read)
+/// still idles out.
 async fn read_loop(connection: &Connection, read_half: OwnedReadHalf) {
     let endpoint = connection.endpoint().clone();
     let mut frames = FramedRead::new(read_half, RemotingCodec::new(endpoint.limits.max_frame_bytes));
     let closed = connection.closed_token().clone();
+    tokio::select! {
+        biased;
+        _ = closed.cancelled() => {}
+        _ = idle_watchdog(connection) => {
+            tracing::info!(
+                connection = connection.id(),
+                side = endpoint.side,
+                remote = %connection.remote_addr(),
+                idle_timeout_ms = endpoint.limits.idle_timeout_ms,
+                "closing idle connection"
+            );
+        }
+        _ = read_frames(connection, &mut frames) => {}
+    }
+}
+
+/// Reads and dispatches frames until the stream ends or fails.
+async fn read_frames(connection: &Connection, frames: &mut FramedRead<OwnedReadHalf, RemotingCodec>) {
+    let side = connection.endpoint().side;
     loop {
-        let idle_deadline = connection.idle_deadline();
-        tokio::select! {
-            biased;
-            _ = closed.cancelled() => return,
-            next = frames.next() => match next {
-                None => {
-                    tracing::debug!(connection = connection.id(), side = endpoint.side, "peer closed the connection");
-                    return;
-                }
-                Some(Err(error)) => {
-                    log_read_error(connection, endpoint.side, &error);
-                    return;
-                }
-                Some(Ok(command)) => {
-                    connection.touch();
-                    if command.is_response() {
-                        connection.complete(command);
-                    } else {
-                        dispatch::dispatch(connection, command).await;
-                    }
-                }
-            },
-            _ = sleep_until(idle_deadline) => {
-                if connection.idle_deadline().is_some_and(|deadline| deadline <= Instant::now()) {
-                    tracing::info!(
-                        connection = connection.id(),
-                        side = endpoint.side,
-                        remote = %connection.remote_addr(),
-                        idle_timeout_ms = endpoint.limits.idle_timeout_ms,
-                        "closing idle connection"
-                    );
-                    return;
+        match frames.next().await {
+            None => {
+                tracing::debug!(connection = connection.id(), side, "peer closed the connection");
+                return;
+            }
+            Some(Err(error)) => {
+                log_read_error(connection, side, &error);
+                return;
+            }
+            Some(Ok(command)) => {
+                connection.touch();
+                if command.is_response() {
+                    connection.complete(command);
+                } else {
+                    dispatch::dispatch(connection, command).await;
                 }
             }
         }
     }
+}
+
+/// Returns once nothing has been read or written for the idle timeout; never when the
+/// check is disabled.
+async fn idle_watchdog(connection: &Connection) {
+    while let Some(deadline) = connection.idle_deadline() {
+        if deadline <= Instant::now() {
+            return;
+        }
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+    std::future::pending::<()>().await;
 }
 
 /// Malformed input is worth a warning; a peer resetting the connection is not.
@@ -107,14 +123,6 @@ fn log_read_error(connection: &Connection, side: &'static str, error: &FrameErro
     }
 }
 
-/// Sleeps until `deadline`, or forever when there is none.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Teardown after the reader stops: close, fail pending calls, run disconnect hooks once.
 fn end(connection: &Connection) {
     connection.close();
@@ -128,7 +136,11 @@ fn end(connection: &Connection) {
 
 /// Writes queued frames until the connection closes, then flushes what is queued for at most
 /// [`CLOSE_FLUSH_TIMEOUT_MS`] and shuts the socket's write side.
-async fn write_loop(connection: Connection, write_half: OwnedWriteHalf, mut outbound: mpsc::Receiver<Bytes>) {
+async fn write_loop(
+    connection: Connection,
+    write_half: OwnedWriteHalf,
+    mut outbound: mpsc::Receiver<QueuedFrame>,
+) {
     let closed = connection.closed_token().clone();
     let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
     let flush_deadline = async {
@@ -149,7 +161,7 @@ async fn write_loop(connection: Connection, write_half: OwnedWriteHalf, mut outb
 async fn pump(
     connection: &Connection,
     out: &mut BufWriter<OwnedWriteHalf>,
-    outbound: &mut mpsc::Receiver<Bytes>,
+    outbound: &mut mpsc::Receiver<QueuedFrame>,
     closed: &CancellationToken,
 ) -> io::Result<()> {
     let mut unflushed = false;
@@ -171,12 +183,12 @@ async fn pump(
                 }
             }
         };
-        out.write_all(&frame).await?;
+        out.write_all(&frame.bytes).await?;
         unflushed = true;
     }
     // Drain what was queued before the close, then close our side of the socket.
     while let Ok(frame) = outbound.try_recv() {
-        out.write_all(&frame).await?;
+        out.write_all(&frame.bytes).await?;
     }
     out.flush().await?;
     out.shutdown().await

@@ -20,16 +20,39 @@ pub(crate) struct ConnectionLimits {
     pub max_in_flight: usize,
     /// Encoded frames waiting for the socket writer; senders wait when it is full.
     pub writer_queue_frames: usize,
+    /// Bytes of encoded frames waiting for the socket writer; senders wait beyond it.
+    pub writer_queue_bytes: u32,
+}
+
+impl ConnectionLimits {
+    /// Limits from a configuration's values; out-of-range values are brought into range.
+    pub fn new(max_frame_bytes: usize, idle_timeout_ms: u64, max_in_flight: usize) -> Self {
+        let max_frame_bytes = clamp_frame_bytes(max_frame_bytes);
+        Self {
+            max_frame_bytes,
+            idle_timeout_ms,
+            max_in_flight: max_in_flight.max(1),
+            writer_queue_frames: WRITER_QUEUE_FRAMES,
+            writer_queue_bytes: u32::try_from(
+                max_frame_bytes.saturating_mul(WRITER_QUEUE_MAX_FRAMES_OF_BYTES),
+            )
+            .unwrap_or(u32::MAX),
+        }
+    }
 }
 
 /// Frames queued for one connection's writer before senders have to wait.
-pub(crate) const DEFAULT_WRITER_QUEUE_FRAMES: usize = 4096;
+const WRITER_QUEUE_FRAMES: usize = 4096;
+
+/// Bytes queued for one connection's writer before senders have to wait, in frame limits:
+/// 64 MiB with the default 16 MiB frame limit.
+const WRITER_QUEUE_MAX_FRAMES_OF_BYTES: usize = 4;
 
 /// The smallest frame limit the codec accepts: the length field and the header word.
 const MIN_FRAME_BYTES: usize = 8;
 
 /// Brings a configured frame limit into the range the codec accepts.
-pub(crate) fn clamp_frame_bytes(max_frame_bytes: usize) -> usize {
+fn clamp_frame_bytes(max_frame_bytes: usize) -> usize {
     max_frame_bytes.clamp(MIN_FRAME_BYTES, i32::MAX as usize)
 }
 
