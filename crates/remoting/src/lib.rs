@@ -9,13 +9,20 @@
 //! - [`server`] and [`client`]: the tokio transport;
 //! - [`acl`]: ACL 1.0 request signing.
 
+pub mod acl;
 pub mod binary_header;
+pub mod client;
 pub mod code;
 pub mod command;
+pub mod connection;
+pub mod dispatch;
+pub mod error;
 pub mod frame;
 pub mod header;
 pub mod json_header;
 pub mod language;
+pub mod router;
+pub mod server;
 
 pub use code::{request_code, response_code};
 pub use command::{ExtFields, RemotingCommand, SerializeType, CURRENT_VERSION};

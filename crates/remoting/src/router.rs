@@ -1,0 +1,89 @@
+//! `Router`: which handler serves which request code, and what to do when a connection ends.
+//!
+//! One router is given to a server (handlers for what clients send) or to a client (handlers
+//! for what a broker sends back over the client's own connection). The transport looks the
+//! code up for every inbound request; codes without a handler are answered
+//! REQUEST_CODE_NOT_SUPPORTED by the transport itself.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::command::RemotingCommand;
+use crate::connection::Connection;
+
+/// What a handler returns: the response, or `None` to send nothing (the request was oneway,
+/// or the handler answers later by other means). Boxed so handlers of any type fit one table.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Option<RemotingCommand>> + Send>>;
+
+/// Serves one request code. The transport runs every call in its own task, so a handler may
+/// hold a request as long as it likes (long polling) without delaying other requests on the
+/// same connection. The transport fills the returned response's `opaque`, response flag and
+/// serialization type from the request, so a handler need only set code, header and body.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles `request`, received on `connection` (which can also be used to send requests
+    /// back to the peer).
+    fn call(&self, connection: Connection, request: RemotingCommand) -> HandlerFuture;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Connection, RemotingCommand) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<RemotingCommand>> + Send + 'static,
+{
+    fn call(&self, connection: Connection, request: RemotingCommand) -> HandlerFuture {
+        Box::pin(self(connection, request))
+    }
+}
+
+/// A hook run once when a connection ends, whatever the reason; lets the owner forget
+/// per-connection state (registered clients, brokers, held long polls).
+type DisconnectHook = Arc<dyn Fn(&Connection) + Send + Sync + 'static>;
+
+/// The dispatch table of a server or client: request code → handler, plus disconnect hooks.
+#[derive(Default, Clone)]
+pub struct Router {
+    handlers: HashMap<i32, Arc<dyn Handler>>,
+    disconnect_hooks: Vec<DisconnectHook>,
+}
+
+impl Router {
+    /// An empty router: every request is answered REQUEST_CODE_NOT_SUPPORTED.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves requests with `code` by `handler`, replacing any handler registered before.
+    pub fn register(&mut self, code: i32, handler: impl Handler) {
+        self.handlers.insert(code, Arc::new(handler));
+    }
+
+    /// Runs `hook` when any connection served by this router ends (peer closed, idle, frame
+    /// error, shutdown). Hooks run in registration order, on the connection's reader task.
+    pub fn on_disconnect(&mut self, hook: impl Fn(&Connection) + Send + Sync + 'static) {
+        self.disconnect_hooks.push(Arc::new(hook));
+    }
+
+    /// The handler for `code`, if one is registered.
+    pub(crate) fn handler(&self, code: i32) -> Option<Arc<dyn Handler>> {
+        self.handlers.get(&code).cloned()
+    }
+
+    /// The disconnect hooks, in registration order.
+    pub(crate) fn disconnect_hooks(&self) -> &[DisconnectHook] {
+        &self.disconnect_hooks
+    }
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut codes: Vec<i32> = self.handlers.keys().copied().collect();
+        codes.sort_unstable();
+        f.debug_struct("Router")
+            .field("codes", &codes)
+            .field("disconnect_hooks", &self.disconnect_hooks.len())
+            .finish()
+    }
+}
