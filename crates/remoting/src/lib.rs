@@ -10,8 +10,10 @@
 //! - [`acl`]: ACL 1.0 request signing.
 
 pub mod binary_header;
+pub mod body;
 pub mod code;
 pub mod command;
+pub mod fastjson;
 pub mod frame;
 pub mod header;
 pub mod json_header;
