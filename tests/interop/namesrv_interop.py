@@ -132,7 +132,8 @@ def scenario(address, serialization):
 def closed_connection_unregisters(address):
     conn = Connection(address)
     response, _ = register(conn, "broker-c", "127.0.0.3:10911", 0,
-                           [topic_config("TopicClose", 4, 4, 6)], "ApogeeCluster")
+                           [topic_config("TopicClose", 4, 4, 6), topic_config("TopicClose2", 1, 1, 6)],
+                           "ApogeeCluster")
     assert response["code"] == SUCCESS, response
     client = Connection(address)
     assert route(client, "TopicClose")[0]["code"] == SUCCESS

@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// One queue of one topic on one broker group. The derived ordering (topic, then broker
 /// name, then queue id) is the total order every RocketMQ component sorts queues by.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Missing JSON members read as empty / 0, as a Java peer's fields would.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct MessageQueue {
     /// Topic name.
     pub topic: String,

@@ -138,7 +138,7 @@ fn body_response<T: Serialize + ?Sized>(request: &RemotingCommand, body: &T) -> 
 }
 
 fn topic_list(request: &RemotingCommand, topics: Vec<String>, broker_addr: Option<String>) -> Outcome {
-    body_response(request, &TopicList { topic_list: topics, broker_addr })
+    body_response(request, &TopicList { topic_list: topics.into_iter().collect(), broker_addr })
 }
 
 fn register_broker(state: &NamesrvState, connection: &Connection, request: &RemotingCommand) -> Outcome {

@@ -593,7 +593,10 @@ mod tests {
         assert_eq!(route.broker_datas.len(), 1);
         assert_eq!(route.broker_datas[0].broker_name, "b");
         assert!(routes.topic_route("X", None).is_none());
-        assert_eq!(routes.cluster_info().cluster_addr_table["C"], vec!["b".to_owned()]);
+        assert_eq!(
+            routes.cluster_info().cluster_addr_table["C"],
+            std::collections::BTreeSet::from(["b".to_owned()])
+        );
     }
 
     #[test]

@@ -119,7 +119,8 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
                 fields.insert(key, value);
             }
         }
-        Some(fields)
+        // Entries that all decoded as null leave no custom header at all.
+        Some(fields).filter(|fields| !fields.is_empty())
     };
 
     Ok(RemotingCommand {

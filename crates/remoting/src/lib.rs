@@ -11,12 +11,14 @@
 
 pub mod acl;
 pub mod binary_header;
+pub mod body;
 pub mod client;
 pub mod code;
 pub mod command;
 pub mod connection;
 pub mod dispatch;
 pub mod error;
+pub mod fastjson;
 pub mod frame;
 pub mod header;
 pub mod json_header;
