@@ -18,7 +18,9 @@ from remoting_wire import JSON, ROCKETMQ, Connection, encode_header, frame
 REGISTER_BROKER, UNREGISTER_BROKER, GET_ROUTEINFO_BY_TOPIC = 103, 104, 105
 GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST = 106, 206
 PUT_KV_CONFIG, GET_KV_CONFIG = 100, 101
-SUCCESS, SYSTEM_ERROR, REQUEST_CODE_NOT_SUPPORTED, TOPIC_NOT_EXIST, QUERY_NOT_FOUND = 0, 1, 3, 17, 22
+UPDATE_NAMESRV_CONFIG, GET_NAMESRV_CONFIG, GET_BROKER_MEMBER_GROUP = 318, 319, 901
+SUCCESS, SYSTEM_ERROR, REQUEST_CODE_NOT_SUPPORTED, NO_PERMISSION = 0, 1, 3, 16
+TOPIC_NOT_EXIST, QUERY_NOT_FOUND = 17, 22
 
 EXPIRY_MS = 1500
 
@@ -159,6 +161,37 @@ def kv_config(address):
     print("kv config put/get")
 
 
+def admin_requests(address):
+    client = Connection(address)
+    response, body = client.request(GET_NAMESRV_CONFIG)
+    assert response["code"] == SUCCESS and b"orderMessageEnable=false" in body, (response, body)
+    response, _ = client.request(UPDATE_NAMESRV_CONFIG, body=b"orderMessageEnable=true\n")
+    assert response["code"] == SUCCESS, response
+    response, body = client.request(GET_NAMESRV_CONFIG)
+    assert b"orderMessageEnable=true" in body, body
+    response, _ = client.request(UPDATE_NAMESRV_CONFIG, body=b"kvConfigPath=/elsewhere\n")
+    assert response["code"] == NO_PERMISSION, response
+
+    broker = Connection(address)
+    response, _ = register(broker, "broker-m", "127.0.0.4:10911", 0,
+                           [topic_config("TopicM", 4, 4, 6), topic_config("TopicM2", 4, 4, 6)],
+                           "ApogeeCluster")
+    assert response["code"] == SUCCESS, response
+    response, body = client.request(GET_BROKER_MEMBER_GROUP,
+                                    {"clusterName": "ApogeeCluster", "brokerName": "broker-m"})
+    assert response["code"] == SUCCESS, response
+    group = json.loads(re.sub(r"([{,])(\d+):", r'\1"\2":', body.decode()))["brokerMemberGroup"]
+    assert group["brokerAddrs"] == {"0": "127.0.0.4:10911"}, group
+    # With orderMessageEnable on, the route carries the ORDER_TOPIC_CONFIG entry.
+    client.request(PUT_KV_CONFIG, {"namespace": "ORDER_TOPIC_CONFIG", "key": "TopicM",
+                                   "value": "broker-m:4"})
+    response, body = route(client, "TopicM")
+    assert json.loads(body)["orderTopicConf"] == "broker-m:4", body
+    broker.close()
+    client.close()
+    print("namesrv config get/update, black list refused, broker member group, orderTopicConf")
+
+
 def malformed_input(address):
     """Hostile frames close their own connection; the server keeps serving the others."""
     healthy = Connection(address)
@@ -202,6 +235,7 @@ def main():
             scenario(address, ROCKETMQ)
             closed_connection_unregisters(address)
             kv_config(address)
+            admin_requests(address)
             malformed_input(address)
             assert process.poll() is None, "name server died"
         finally:

@@ -35,40 +35,56 @@ struct StandaloneArgs {
 
 #[derive(Debug, Args)]
 struct NamesrvArgs {
-    /// Listen address.
-    #[arg(long, default_value = "127.0.0.1:9876")]
-    listen: SocketAddr,
-    /// KV config file (`kvConfigPath`); default ~/namesrv/kvConfig.json.
+    /// A namesrv.conf (Java properties, Apache RocketMQ key names); flags below override it.
+    #[arg(short = 'c', long = "config-file")]
+    config_file: Option<PathBuf>,
+    /// Listen address [default: 127.0.0.1:9876].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// KV config file (`kvConfigPath`) [default: ~/namesrv/kvConfig.json].
     #[arg(long)]
     kv_config_path: Option<PathBuf>,
-    /// Period of the scan that expires silent brokers (`scanNotActiveBrokerInterval`).
-    #[arg(long, default_value_t = 5_000)]
-    scan_interval_ms: u64,
-    /// Expiry of brokers that do not announce their own heartbeat timeout.
-    #[arg(long, default_value_t = 120_000)]
-    broker_expiry_ms: u64,
+    /// Period of the scan that expires silent brokers (`scanNotActiveBrokerInterval`) [default: 5000].
+    #[arg(long)]
+    scan_interval_ms: Option<u64>,
+    /// Expiry of brokers that do not announce their own heartbeat timeout [default: 120000].
+    #[arg(long)]
+    broker_expiry_ms: Option<u64>,
     /// Put `orderTopicConf` into routes (`orderMessageEnable`).
     #[arg(long)]
     order_message_enable: bool,
+}
+
+impl NamesrvArgs {
+    fn into_config(self) -> Result<NamesrvConfig> {
+        let mut config = NamesrvConfig::default();
+        if let Some(path) = &self.config_file {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            config.apply_properties(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(path) = self.kv_config_path {
+            config.kv_config_path = path;
+        }
+        if let Some(period) = self.scan_interval_ms {
+            config.scan_not_active_broker_interval_ms = period;
+        }
+        if let Some(expiry) = self.broker_expiry_ms {
+            config.broker_expiry_ms = expiry;
+        }
+        config.order_message_enable |= self.order_message_enable;
+        Ok(config)
+    }
 }
 
 impl Cli {
     /// Runs the chosen process until SIGINT or SIGTERM.
     pub async fn run(self) -> Result<()> {
         match self.command {
-            Command::Namesrv(args) => {
-                let mut config = NamesrvConfig {
-                    listen: args.listen,
-                    scan_not_active_broker_interval_ms: args.scan_interval_ms,
-                    broker_expiry_ms: args.broker_expiry_ms,
-                    order_message_enable: args.order_message_enable,
-                    ..NamesrvConfig::default()
-                };
-                if let Some(path) = args.kv_config_path {
-                    config.kv_config_path = path;
-                }
-                run_namesrv(config).await
-            }
+            Command::Namesrv(args) => run_namesrv(args.into_config()?).await,
             Command::Standalone(args) => {
                 let config = NamesrvConfig {
                     listen: args.namesrv_listen,

@@ -6,6 +6,7 @@
 
 pub mod hash;
 pub mod perm;
+pub mod properties;
 pub mod queue;
 pub mod time;
 pub mod topic;

@@ -53,3 +53,104 @@ impl Default for NamesrvConfig {
         }
     }
 }
+
+/// Keys UPDATE_NAMESRV_CONFIG may never change (Java's default `configBlackList`).
+pub const CONFIG_BLACK_LIST: &[&str] =
+    &["configBlackList", "configStorePath", "kvConfigPath", "rocketmqHome"];
+
+/// Why a config key could not be set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The key is not a NameServer setting.
+    #[error("unknown name server config key {0}")]
+    UnknownKey(String),
+    /// The value does not parse for that key.
+    #[error("invalid value {value:?} for name server config key {key}")]
+    InvalidValue {
+        /// Key.
+        key: String,
+        /// Text given.
+        value: String,
+    },
+}
+
+impl NamesrvConfig {
+    /// Sets one setting by its Apache RocketMQ name (as in `namesrv.conf`).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let invalid = || ConfigError::InvalidValue { key: key.to_owned(), value: value.to_owned() };
+        let flag = || match value.trim() {
+            text if text.eq_ignore_ascii_case("true") => Ok(true),
+            text if text.eq_ignore_ascii_case("false") => Ok(false),
+            _ => Err(invalid()),
+        };
+        let number = || value.trim().parse::<u64>().map_err(|_| invalid());
+        match key {
+            "listenPort" => {
+                let port = value.trim().parse::<u16>().map_err(|_| invalid())?;
+                self.listen.set_port(port);
+            }
+            "bindAddress" => {
+                self.listen.set_ip(value.trim().parse().map_err(|_| invalid())?);
+            }
+            "kvConfigPath" => self.kv_config_path = PathBuf::from(value.trim()),
+            "scanNotActiveBrokerInterval" => self.scan_not_active_broker_interval_ms = number()?,
+            "orderMessageEnable" => self.order_message_enable = flag()?,
+            "returnOrderTopicConfigToBroker" => self.return_order_topic_config_to_broker = flag()?,
+            "enableAllTopicList" => self.enable_all_topic_list = flag()?,
+            "enableTopicList" => self.enable_topic_list = flag()?,
+            "deleteTopicWithBrokerRegistration" => self.delete_topic_with_broker_registration = flag()?,
+            "serverChannelMaxIdleTimeSeconds" => self.idle_timeout_ms = number()?.saturating_mul(1000),
+            _ => return Err(ConfigError::UnknownKey(key.to_owned())),
+        }
+        Ok(())
+    }
+
+    /// Reads a `namesrv.conf` (Java properties). Unknown keys are logged and skipped, so a
+    /// file written for Apache RocketMQ loads even where it names settings Apogee lacks.
+    pub fn apply_properties(&mut self, text: &str) -> Result<(), String> {
+        let entries = apogee_common::properties::parse(text).map_err(|error| error.to_string())?;
+        for (key, value) in entries {
+            match self.set(&key, &value) {
+                Ok(()) => {}
+                Err(ConfigError::UnknownKey(key)) => tracing::warn!(%key, "name server config key ignored"),
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every setting by its Apache RocketMQ name, as GET_NAMESRV_CONFIG reports them.
+    pub fn to_properties(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("bindAddress", self.listen.ip().to_string()),
+            ("deleteTopicWithBrokerRegistration", self.delete_topic_with_broker_registration.to_string()),
+            ("enableAllTopicList", self.enable_all_topic_list.to_string()),
+            ("enableTopicList", self.enable_topic_list.to_string()),
+            ("kvConfigPath", self.kv_config_path.display().to_string()),
+            ("listenPort", self.listen.port().to_string()),
+            ("orderMessageEnable", self.order_message_enable.to_string()),
+            ("returnOrderTopicConfigToBroker", self.return_order_topic_config_to_broker.to_string()),
+            ("scanNotActiveBrokerInterval", self.scan_not_active_broker_interval_ms.to_string()),
+            ("serverChannelMaxIdleTimeSeconds", (self.idle_timeout_ms / 1000).to_string()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namesrv_conf_keys_carry_over() {
+        let mut config = NamesrvConfig::default();
+        config
+            .apply_properties("listenPort=9877\norderMessageEnable=true\nscanNotActiveBrokerInterval=1000\nrocketmqHome=/x\n")
+            .unwrap();
+        assert_eq!(config.listen.port(), 9877);
+        assert!(config.order_message_enable);
+        assert_eq!(config.scan_not_active_broker_interval_ms, 1000);
+        assert!(config.apply_properties("enableTopicList=maybe").is_err());
+        let rendered = apogee_common::properties::render(config.to_properties());
+        assert!(rendered.contains("orderMessageEnable=true\n"), "{rendered}");
+    }
+}

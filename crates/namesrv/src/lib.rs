@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use apogee_remoting::router::Router;
 use apogee_remoting::server::{RemotingServer, ServerConfig, ServerHandle};
+use parking_lot::RwLock;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -31,8 +32,8 @@ use route::RouteTable;
 /// Everything the request handlers share.
 #[derive(Debug)]
 pub struct NamesrvState {
-    /// Settings.
-    pub config: NamesrvConfig,
+    /// Settings; UPDATE_NAMESRV_CONFIG changes them at run time.
+    pub config: RwLock<NamesrvConfig>,
     /// Brokers and topic routes.
     pub routes: RouteTable,
     /// Persisted KV config.
@@ -56,7 +57,14 @@ impl NameServer {
             Duration::from_millis(config.broker_expiry_ms),
             config.delete_topic_with_broker_registration,
         );
-        let state = Arc::new(NamesrvState { config, routes, kv });
+        let server_config = ServerConfig {
+            listen: config.listen,
+            idle_timeout_ms: config.idle_timeout_ms,
+            shutdown_grace_ms: config.shutdown_grace_ms,
+            ..ServerConfig::default()
+        };
+        let scan_period = Duration::from_millis(config.scan_not_active_broker_interval_ms.max(1));
+        let state = Arc::new(NamesrvState { config: RwLock::new(config), routes, kv });
 
         let mut router = Router::new();
         for &code in processor::HANDLED_CODES {
@@ -76,17 +84,11 @@ impl NameServer {
             }
         });
 
-        let server_config = ServerConfig {
-            listen: state.config.listen,
-            idle_timeout_ms: state.config.idle_timeout_ms,
-            shutdown_grace_ms: state.config.shutdown_grace_ms,
-            ..ServerConfig::default()
-        };
         let server = RemotingServer::start(server_config, router).await?;
         tracing::info!(listen = %server.local_addr(), "name server started");
 
         let (stop_scan, stopped) = watch::channel(false);
-        let scan_task = tokio::spawn(scan_not_active_brokers(Arc::clone(&state), stopped));
+        let scan_task = tokio::spawn(scan_not_active_brokers(Arc::clone(&state), scan_period, stopped));
         Ok(Self { server, state, stop_scan, scan_task })
     }
 
@@ -111,9 +113,13 @@ impl NameServer {
     }
 }
 
-/// Every `scanNotActiveBrokerInterval`, unregisters brokers silent past their timeout.
-async fn scan_not_active_brokers(state: Arc<NamesrvState>, mut stopped: watch::Receiver<bool>) {
-    let period = Duration::from_millis(state.config.scan_not_active_broker_interval_ms.max(1));
+/// Every `scanNotActiveBrokerInterval` (read at start), unregisters brokers silent past their
+/// timeout.
+async fn scan_not_active_brokers(
+    state: Arc<NamesrvState>,
+    period: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

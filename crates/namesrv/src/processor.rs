@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use apogee_common::properties;
 use apogee_remoting::body::namesrv::{KVTable, RegisterBrokerBody, TopicList};
-use apogee_remoting::body::route::TopicRouteData;
+use apogee_remoting::body::route::{BrokerMemberGroup, GetBrokerMemberGroupResponseBody, TopicRouteData};
 use apogee_remoting::connection::Connection;
 use apogee_remoting::fastjson::{self, Dialect};
 use apogee_remoting::header::namesrv::*;
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::config::CONFIG_BLACK_LIST;
 use crate::kv::ORDER_TOPIC_CONFIG;
 use crate::route::{BrokerRegistration, UnitFilter};
 use crate::NamesrvState;
@@ -40,6 +42,9 @@ pub const HANDLED_CODES: &[i32] = &[
     request_code::GET_UNIT_TOPIC_LIST,
     request_code::GET_HAS_UNIT_SUB_TOPIC_LIST,
     request_code::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST,
+    request_code::GET_BROKER_MEMBER_GROUP,
+    request_code::UPDATE_NAMESRV_CONFIG,
+    request_code::GET_NAMESRV_CONFIG,
 ];
 
 /// The route JSON switches to standard (quoted keys) from this client version on (V4_9_4).
@@ -85,7 +90,7 @@ pub async fn process(
         request_code::WIPE_WRITE_PERM_OF_BROKER => change_write_perm(&state, &request, true),
         request_code::ADD_WRITE_PERM_OF_BROKER => change_write_perm(&state, &request, false),
         request_code::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => {
-            if state.config.enable_all_topic_list {
+            if state.config.read().enable_all_topic_list {
                 topic_list(&request, state.routes.all_topics(), None)
             } else {
                 Err(Failure::system("disable"))
@@ -107,6 +112,12 @@ pub async fn process(
         request_code::GET_KV_CONFIG => get_kv(&state, &request),
         request_code::DELETE_KV_CONFIG => delete_kv(&state, &request).await,
         request_code::GET_KVLIST_BY_NAMESPACE => kv_namespace(&state, &request),
+        request_code::GET_BROKER_MEMBER_GROUP => broker_member_group(&state, &request),
+        request_code::UPDATE_NAMESRV_CONFIG => update_config(&state, &request),
+        request_code::GET_NAMESRV_CONFIG => {
+            let text = properties::render(state.config.read().to_properties());
+            Ok(RemotingCommand::success_for(&request).with_body(text.into_bytes()))
+        }
         other => Err(Failure::new(
             response_code::REQUEST_CODE_NOT_SUPPORTED,
             format!(" request type {other} not supported"),
@@ -175,7 +186,7 @@ fn register_broker(state: &NamesrvState, connection: &Connection, request: &Remo
         master_addr: outcome.master_addr,
     };
     let mut response = RemotingCommand::success_for(request).with_header(&response_header);
-    if state.config.return_order_topic_config_to_broker {
+    if state.config.read().return_order_topic_config_to_broker {
         if let Some(table) = state.kv.namespace(ORDER_TOPIC_CONFIG) {
             response = response
                 .with_body(encode_body(&KVTable { table: table.into_iter().collect() }, Dialect::Fastjson)?);
@@ -226,7 +237,7 @@ fn route_by_topic(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
             format!("No topic route info in name server for the topic: {}", header.topic),
         ));
     };
-    if state.config.order_message_enable {
+    if state.config.read().order_message_enable {
         route.order_topic_conf = state.kv.get(ORDER_TOPIC_CONFIG, &header.topic);
     }
     let standard =
@@ -249,7 +260,7 @@ fn change_write_perm(state: &NamesrvState, request: &RemotingCommand, wipe: bool
 }
 
 fn topics_by_cluster(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
-    if !state.config.enable_topic_list {
+    if !state.config.read().enable_topic_list {
         return Err(Failure::system("disable"));
     }
     let header: GetTopicsByClusterRequestHeader = header(request)?;
@@ -257,7 +268,7 @@ fn topics_by_cluster(state: &NamesrvState, request: &RemotingCommand) -> Outcome
 }
 
 fn unit_topics(state: &NamesrvState, request: &RemotingCommand, filter: UnitFilter) -> Outcome {
-    if !state.config.enable_topic_list {
+    if !state.config.read().enable_topic_list {
         return Err(Failure::system("disable"));
     }
     topic_list(request, state.routes.topics_by_sys_flag(filter), None)
@@ -320,4 +331,33 @@ fn kv_namespace(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
             format!("No config item, Namespace: {}", header.namespace),
         )),
     }
+}
+
+fn broker_member_group(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
+    let header: GetBrokerMemberGroupRequestHeader = header(request)?;
+    let broker_addrs = state.routes.broker_members(&header.broker_name);
+    let group =
+        BrokerMemberGroup { broker_addrs, broker_name: header.broker_name, cluster: header.cluster_name };
+    body_response(request, &GetBrokerMemberGroupResponseBody { broker_member_group: Some(group) })
+}
+
+/// UPDATE_NAMESRV_CONFIG: properties text in the body; black-listed keys are refused whole.
+fn update_config(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
+    let text = std::str::from_utf8(&request.body).map_err(|_| Failure::system("string2Properties error"))?;
+    let entries = properties::parse(text).map_err(|_| Failure::system("string2Properties error"))?;
+    if entries.keys().any(|key| CONFIG_BLACK_LIST.contains(&key.as_str())) {
+        return Err(Failure::new(response_code::NO_PERMISSION, "Can not update config in black list."));
+    }
+    let mut updated = state.config.read().clone();
+    for (key, value) in &entries {
+        match updated.set(key, value) {
+            Ok(()) => {}
+            Err(crate::config::ConfigError::UnknownKey(key)) => {
+                tracing::warn!(%key, "UPDATE_NAMESRV_CONFIG: unknown key ignored")
+            }
+            Err(error) => return Err(Failure::system(error.to_string())),
+        }
+    }
+    *state.config.write() = updated;
+    Ok(RemotingCommand::success_for(request))
 }

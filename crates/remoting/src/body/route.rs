@@ -75,3 +75,25 @@ pub struct ClusterInfo {
     /// Cluster name → broker names.
     pub cluster_addr_table: BTreeMap<String, BTreeSet<String>>,
 }
+
+/// The members of one broker group (Java `BrokerMemberGroup`), inside
+/// [`GetBrokerMemberGroupResponseBody`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BrokerMemberGroup {
+    /// Broker id → `ip:port`.
+    pub broker_addrs: BTreeMap<i64, String>,
+    /// Broker group name.
+    pub broker_name: String,
+    /// Cluster the group belongs to.
+    pub cluster: String,
+}
+
+/// Response body of GET_BROKER_MEMBER_GROUP (901): a broker learns its group's members.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GetBrokerMemberGroupResponseBody {
+    /// The group asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_member_group: Option<BrokerMemberGroup>,
+}

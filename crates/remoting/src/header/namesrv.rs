@@ -220,6 +220,16 @@ command_header! {
     }
 }
 
+command_header! {
+    /// GET_BROKER_MEMBER_GROUP (901): a broker asks for the id → address map of its group.
+    pub struct GetBrokerMemberGroupRequestHeader {
+        /// Cluster of the group.
+        cluster_name: String => "clusterName",
+        /// Broker group name.
+        broker_name: String => "brokerName",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +263,7 @@ mod tests {
         wipe_write_perm_response => WipeWritePermOfBrokerResponseHeader { wipe_topic_count }
         add_write_perm => AddWritePermOfBrokerRequestHeader { broker_name }
         add_write_perm_response => AddWritePermOfBrokerResponseHeader { add_topic_count }
+        get_broker_member_group => GetBrokerMemberGroupRequestHeader { cluster_name, broker_name }
     }
 
     #[test]
