@@ -1,0 +1,343 @@
+//! One fixed-size file mapped into memory: a commit-log segment or a consume-queue file.
+//!
+//! Exactly one thread writes a file (the appender, or recovery before the store opens),
+//! always past the positions readers may see; readers get slices below the published write
+//! position. The write position is published with release ordering after the bytes are
+//! copied, so a reader that loads it with acquire ordering sees whole records.
+//!
+//! A slice holds an `Arc` of its file, so the mapping stays valid while anyone reads it,
+//! even after retention unlinked the file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use memmap2::MmapRaw;
+
+/// Page size assumed for flush accounting (Java `OS_PAGE_SIZE`).
+pub const OS_PAGE_SIZE_BYTES: u64 = 4096;
+
+/// A mapped segment file.
+#[derive(Debug)]
+pub struct MappedFile {
+    path: PathBuf,
+    file: File,
+    start_offset: u64,
+    size_bytes: u64,
+    map: MmapRaw,
+    /// Bytes appended so far; readers may read below it.
+    wrote: AtomicU64,
+    /// Bytes known to be on disk.
+    flushed: AtomicU64,
+}
+
+/// The 20-digit zero-padded file name of a segment starting at `offset` (Java `offset2FileName`).
+pub fn file_name(offset: u64) -> String {
+    format!("{offset:020}")
+}
+
+impl MappedFile {
+    /// Creates (or reuses, if a crash left it) the file for `start_offset`, reserving its
+    /// blocks so that writing through the mapping can never hit a full disk (which would be
+    /// a SIGBUS, not an error).
+    pub fn create(dir: &Path, start_offset: u64, size_bytes: u64) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join(file_name(start_offset));
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let existing = file.metadata()?.len();
+        if existing != 0 && existing != size_bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} has {existing} bytes, expected {size_bytes}", path.display()),
+            ));
+        }
+        reserve(&file, 0, size_bytes)?;
+        Self::map(path, file, start_offset, size_bytes, 0)
+    }
+
+    /// Opens an existing segment; its size must be `size_bytes`. Positions start at the end of
+    /// the file, as Java loads them; recovery moves them back to the last valid record.
+    pub fn open(path: &Path, start_offset: u64, size_bytes: u64) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let length = file.metadata()?.len();
+        if length != size_bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} has {length} bytes, expected {size_bytes}", path.display()),
+            ));
+        }
+        Self::map(path.to_path_buf(), file, start_offset, size_bytes, size_bytes)
+    }
+
+    fn map(path: PathBuf, file: File, start_offset: u64, size_bytes: u64, position: u64) -> io::Result<Self> {
+        let map = MmapRaw::map_raw(&file)?;
+        if (map.len() as u64) < size_bytes {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "mapping shorter than the file"));
+        }
+        Ok(Self {
+            path,
+            file,
+            start_offset,
+            size_bytes,
+            map,
+            wrote: AtomicU64::new(position),
+            flushed: AtomicU64::new(position),
+        })
+    }
+
+    /// Path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Global offset of the first byte.
+    pub fn start_offset(&self) -> u64 {
+        self.start_offset
+    }
+
+    /// Size of the file.
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    /// Global offset one past the last byte.
+    pub fn end_offset(&self) -> u64 {
+        self.start_offset + self.size_bytes
+    }
+
+    /// Bytes written (the read limit).
+    pub fn wrote(&self) -> u64 {
+        self.wrote.load(Ordering::Acquire)
+    }
+
+    /// Bytes known to be on disk.
+    pub fn flushed(&self) -> u64 {
+        self.flushed.load(Ordering::Acquire)
+    }
+
+    /// Room left for appends.
+    pub fn remaining(&self) -> u64 {
+        self.size_bytes - self.wrote()
+    }
+
+    /// True when no append fits any more.
+    pub fn is_full(&self) -> bool {
+        self.wrote() == self.size_bytes
+    }
+
+    /// Copies `bytes` at position `at` without publishing them.
+    ///
+    /// # Safety
+    /// The caller is the only writer of this file, and no reader may look at
+    /// `at..at + bytes.len()` until it is published with [`Self::publish`]: readers only see
+    /// bytes below [`Self::wrote`], so `at` must be at or past it.
+    pub(crate) unsafe fn write_unpublished(&self, at: u64, bytes: &[u8]) {
+        assert!(at >= self.wrote(), "write below the published position");
+        assert!(at + bytes.len() as u64 <= self.size_bytes, "write past the end of the file");
+        // SAFETY: the range is inside the mapping (checked above) and, by the caller's
+        // contract, written by this thread only and not yet visible to readers.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_mut_ptr().add(at as usize), bytes.len());
+        }
+    }
+
+    /// Publishes everything below `position` to readers.
+    pub(crate) fn publish(&self, position: u64) {
+        assert!(position <= self.size_bytes);
+        self.wrote.store(position, Ordering::Release);
+    }
+
+    /// Moves the write position back (recovery, truncation) and zeroes everything after it,
+    /// so stale bytes can never be mistaken for records later.
+    pub(crate) fn truncate_to(&self, position: u64) -> io::Result<()> {
+        assert!(position <= self.size_bytes);
+        self.wrote.store(position, Ordering::Release);
+        self.flushed.fetch_min(position, Ordering::AcqRel);
+        self.zero_range(position, self.size_bytes)
+    }
+
+    /// Bytes `[position, position + length)` as a slice held alive by this file, if they are
+    /// all published.
+    pub fn slice(self: &Arc<Self>, position: u64, length: u64) -> Option<MappedSlice> {
+        let end = position.checked_add(length)?;
+        (end <= self.wrote()).then(|| MappedSlice { file: Arc::clone(self), start: position as usize, length: length as usize })
+    }
+
+    /// The published bytes from `position` to the write position.
+    pub fn slice_to_end(self: &Arc<Self>, position: u64) -> Option<MappedSlice> {
+        let wrote = self.wrote();
+        (position <= wrote).then(|| MappedSlice {
+            file: Arc::clone(self),
+            start: position as usize,
+            length: (wrote - position) as usize,
+        })
+    }
+
+    fn bytes(&self, start: usize, length: usize) -> &[u8] {
+        debug_assert!((start + length) as u64 <= self.size_bytes);
+        // SAFETY: slices are only handed out for published bytes inside the mapping, which
+        // the single writer never touches again (except `truncate_to`, used only while no
+        // reader exists: recovery and deletion of the newest records on open).
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(start), length) }
+    }
+
+    /// Writes the dirty pages to disk when at least `least_pages` are dirty (0: any), and
+    /// returns the new flushed position.
+    pub fn flush(&self, least_pages: u64) -> io::Result<u64> {
+        let wrote = self.wrote();
+        let flushed = self.flushed();
+        if wrote <= flushed {
+            return Ok(flushed);
+        }
+        let dirty_pages = wrote / OS_PAGE_SIZE_BYTES - flushed / OS_PAGE_SIZE_BYTES;
+        if least_pages > 0 && dirty_pages < least_pages && wrote != self.size_bytes {
+            return Ok(flushed);
+        }
+        let from = flushed - flushed % OS_PAGE_SIZE_BYTES;
+        self.map.flush_range(from as usize, (wrote - from) as usize)?;
+        self.flushed.fetch_max(wrote, Ordering::AcqRel);
+        Ok(wrote)
+    }
+
+    /// Last modification time of the file (retention).
+    pub fn modified(&self) -> io::Result<SystemTime> {
+        self.file.metadata()?.modified()
+    }
+
+    /// Unlinks the file; readers holding slices keep their mapping.
+    pub fn destroy(&self) -> io::Result<()> {
+        match fs::remove_file(&self.path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    fn zero_range(&self, from: u64, to: u64) -> io::Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        // Punch a hole (cheap, whatever its size), then reserve the blocks again so later
+        // writes through the mapping cannot fail for lack of space.
+        let fd = self.file.as_raw_fd();
+        let length = (to - from) as libc::off_t;
+        // SAFETY: plain syscall on a file descriptor we own.
+        let punched = unsafe {
+            libc::fallocate(fd, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, from as libc::off_t, length)
+        };
+        if punched == 0 {
+            return reserve(&self.file, from, to - from);
+        }
+        const CHUNK_BYTES: usize = 64 * 1024;
+        let zeros = [0u8; CHUNK_BYTES];
+        let mut at = from;
+        while at < to {
+            let count = CHUNK_BYTES.min((to - at) as usize);
+            // SAFETY: `truncate_to` is only called when no reader can see past `from`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(zeros.as_ptr(), self.map.as_mut_ptr().add(at as usize), count);
+            }
+            at += count as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Reserves disk blocks for `[offset, offset + length)`; file systems without `fallocate`
+/// fall back to a sparse file.
+fn reserve(file: &File, offset: u64, length: u64) -> io::Result<()> {
+    // SAFETY: plain syscall on a file descriptor we own.
+    let result = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset as libc::off_t, length as libc::off_t) };
+    if result == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EOPNOTSUPP) => {
+            if file.metadata()?.len() < offset + length {
+                file.set_len(offset + length)?;
+            }
+            Ok(())
+        }
+        _ => Err(error),
+    }
+}
+
+/// Published bytes of a mapped file, kept alive by an `Arc` of the file: what a read returns
+/// without copying. Convert with [`MappedSlice::into_bytes`] to hand it to the network.
+#[derive(Debug, Clone)]
+pub struct MappedSlice {
+    file: Arc<MappedFile>,
+    start: usize,
+    length: usize,
+}
+
+impl MappedSlice {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.file.bytes(self.start, self.length)
+    }
+
+    /// Global offset of the first byte.
+    pub fn offset(&self) -> u64 {
+        self.file.start_offset() + self.start as u64
+    }
+
+    /// A zero-copy `Bytes` owning the slice.
+    pub fn into_bytes(self) -> bytes::Bytes {
+        bytes::Bytes::from_owner(self)
+    }
+}
+
+impl AsRef<[u8]> for MappedSlice {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_publish_slice_flush_truncate() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Arc::new(MappedFile::create(dir.path(), 8192, 8192).unwrap());
+        assert_eq!(file.path().file_name().unwrap(), "00000000000000008192");
+        // SAFETY: single writer, unpublished range.
+        unsafe { file.write_unpublished(0, b"hello world") };
+        assert!(file.slice(0, 5).is_none(), "unpublished bytes are invisible");
+        file.publish(11);
+        assert_eq!(file.slice(6, 5).unwrap().as_slice(), b"world");
+        assert_eq!(file.slice(6, 5).unwrap().into_bytes(), &b"world"[..]);
+        assert_eq!(file.flush(0).unwrap(), 11);
+        file.truncate_to(5).unwrap();
+        assert_eq!(file.wrote(), 5);
+        drop(file);
+        let reopened = Arc::new(MappedFile::open(&dir.path().join(file_name(8192)), 8192, 8192).unwrap());
+        assert_eq!(reopened.slice(0, 8).unwrap().as_slice(), b"hello\0\0\0");
+    }
+
+    #[test]
+    fn wrong_sizes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        MappedFile::create(dir.path(), 0, 4096).unwrap();
+        assert!(MappedFile::open(&dir.path().join(file_name(0)), 0, 8192).is_err());
+        assert!(MappedFile::create(dir.path(), 0, 8192).is_err());
+    }
+
+    #[test]
+    fn slices_outlive_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Arc::new(MappedFile::create(dir.path(), 0, 4096).unwrap());
+        unsafe { file.write_unpublished(0, b"kept") };
+        file.publish(4);
+        let slice = file.slice(0, 4).unwrap();
+        file.destroy().unwrap();
+        drop(file);
+        assert_eq!(slice.as_slice(), b"kept");
+    }
+}
