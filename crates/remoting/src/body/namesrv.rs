@@ -110,8 +110,8 @@ impl RegisterBrokerBody {
     ///   (`name read write perm filterType attributesJSON`, space-separated);
     ///   `len` + filter-server-list JSON; and for `version` ≥ 413 (V5_0_0) the mapping count
     ///   followed by `len` + TopicQueueMappingInfo JSON for each `topicQueueMappingInfoMap`
-    ///   entry. The compressed form does not carry `order`, `topicSysFlag` or the mapping
-    ///   details — the same loss as in Java.
+    ///   entry. The compressed form does not carry `order`, `topicSysFlag`,
+    ///   `mappingDataVersion` or the mapping details — the same loss as in Java.
     pub fn encode(&self, compressed: bool, version: i32) -> Result<Vec<u8>, BodyError> {
         let wrapper = &self.topic_config_serialize_wrapper;
         if version < VERSION_REGISTER_BROKER_BODY {

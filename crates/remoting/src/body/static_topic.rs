@@ -27,8 +27,7 @@ pub struct TopicQueueMappingInfo {
     /// Fences off stale mappings.
     pub epoch: i64,
     /// Metadata scope, `__global__` by default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub scope: String,
     /// The static topic.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
@@ -43,7 +42,7 @@ impl Default for TopicQueueMappingInfo {
             curr_id_map: BTreeMap::new(),
             dirty: false,
             epoch: 0,
-            scope: Some(METADATA_SCOPE_GLOBAL.to_owned()),
+            scope: METADATA_SCOPE_GLOBAL.to_owned(),
             topic: None,
             total_queues: 0,
         }
@@ -68,8 +67,7 @@ pub struct TopicQueueMappingDetail {
     /// Global queue id → the physical segments that made it up over time.
     pub hosted_queues: BTreeMap<i32, Vec<LogicQueueMappingItem>>,
     /// Metadata scope, `__global__` by default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub scope: String,
     /// The static topic.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
@@ -85,7 +83,7 @@ impl Default for TopicQueueMappingDetail {
             dirty: false,
             epoch: 0,
             hosted_queues: BTreeMap::new(),
-            scope: Some(METADATA_SCOPE_GLOBAL.to_owned()),
+            scope: METADATA_SCOPE_GLOBAL.to_owned(),
             topic: None,
             total_queues: 0,
         }

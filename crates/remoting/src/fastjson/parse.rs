@@ -6,7 +6,10 @@
 //! string becomes the compact JSON text of the key (`{0:"a"}` has the key `"0"`), which the
 //! deserializer parses again when the target key type wants a number or a struct.
 //!
-//! Recursion is bounded by [`MAX_DEPTH`]; nothing here indexes out of bounds or panics.
+//! Recursion is bounded by [`MAX_DEPTH`]; nothing here indexes out of bounds or panics. An
+//! object or array key may not contain another object or array key: turning nested keys into
+//! text would escape the inner text once per level and grow exponentially, and no peer writes
+//! such keys (the only object keys on the wire are `MessageQueue`s).
 
 use serde_json::{Map, Number, Value};
 
@@ -25,7 +28,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Value, BodyError> {
 pub(crate) fn parse_nested(bytes: &[u8], depth: usize) -> Result<Value, BodyError> {
     // Java decodes bodies as UTF-8 with replacement characters; do the same.
     let text = String::from_utf8_lossy(bytes);
-    let mut parser = Parser { text: &text, bytes: text.as_bytes(), position: 0 };
+    let mut parser = Parser { text: &text, bytes: text.as_bytes(), position: 0, inside_compound_key: false };
     if parser.text.starts_with('\u{feff}') {
         parser.position = '\u{feff}'.len_utf8();
     }
@@ -45,6 +48,8 @@ struct Parser<'t> {
     text: &'t str,
     bytes: &'t [u8],
     position: usize,
+    /// Set while an object or array used as a key is being read.
+    inside_compound_key: bool,
 }
 
 impl Parser<'_> {
@@ -139,8 +144,13 @@ impl Parser<'_> {
         match self.peek() {
             Some(quote @ (b'"' | b'\'')) => self.string(quote),
             Some(b'{' | b'[') => {
-                let key = self.value(depth)?;
-                serde_json::to_string(&key).map_err(|error| BodyError::new(error.to_string()))
+                if self.inside_compound_key {
+                    return Err(self.error("an object key may not itself contain object keys"));
+                }
+                self.inside_compound_key = true;
+                let key = self.value(depth);
+                self.inside_compound_key = false;
+                serde_json::to_string(&key?).map_err(|error| BodyError::new(error.to_string()))
             }
             Some(b'-' | b'+' | b'.' | b'0'..=b'9') => self.number().map(|(text, _)| text.to_owned()),
             Some(byte) if is_identifier_start(byte) => Ok(self.identifier().to_owned()),
