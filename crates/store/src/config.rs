@@ -66,6 +66,8 @@ pub struct StoreConfig {
     pub max_transfer_bytes_on_message_in_memory: u64,
     /// `maxTransferCountOnMessageInMemory`: message budget of one read.
     pub max_transfer_count_on_message_in_memory: u32,
+    /// `messageDelayLevel`: delay of each level, for the schedule topic's tag codes.
+    pub message_delay_level: String,
 }
 
 impl Default for StoreConfig {
@@ -97,6 +99,7 @@ impl Default for StoreConfig {
             check_crc_on_recover: true,
             max_transfer_bytes_on_message_in_memory: 256 * 1024,
             max_transfer_count_on_message_in_memory: 32,
+            message_delay_level: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".to_owned(),
         }
     }
 }
@@ -188,6 +191,10 @@ impl StoreConfig {
             "maxTransferBytesOnMessageInMemory" => self.max_transfer_bytes_on_message_in_memory = number()?,
             "maxTransferCountOnMessageInMemory" => {
                 self.max_transfer_count_on_message_in_memory = text.parse().map_err(|_| invalid())?
+            }
+            "messageDelayLevel" => {
+                crate::dispatch::DelayLevels::parse(text).map_err(|_| invalid())?;
+                self.message_delay_level = text.to_owned();
             }
             _ => return Err(StoreConfigError::UnknownKey(key.to_owned())),
         }

@@ -4,3 +4,33 @@
 //! through callbacks, so the broker's async tasks never block on disk. The on-disk layout is
 //! Apache RocketMQ's (storage spec §0–§5), so a pull is answered with slices of the mapped
 //! commit log and a store directory written by Apache RocketMQ can be opened.
+//!
+//! - [`MessageStore`] ([`store`]): open, put, read, shutdown;
+//! - [`appender`]: the single writer; [`flush`]: group commit and periodic flush;
+//! - [`commit_log`], [`consume_queue`], [`index`]: the three file kinds, over
+//!   [`mapped_file`] and [`mapped_file_queue`];
+//! - [`recovery`], [`retention`], [`checkpoint`]: staying correct across crashes and time.
+
+pub mod appender;
+pub mod checkpoint;
+pub mod commit_log;
+pub mod config;
+pub mod consume_queue;
+pub mod disk;
+pub mod dispatch;
+pub mod flush;
+pub mod mapped_file;
+pub mod mapped_file_queue;
+pub mod put;
+pub mod queue_table;
+pub mod read;
+pub mod recovery;
+pub mod retention;
+pub mod running;
+pub mod service;
+pub mod store;
+
+pub use config::{FlushDiskType, StoreConfig};
+pub use put::{AppendInfo, ArrivalListener, PutCallback, PutRequest, PutResult, PutStatus};
+pub use read::{AcceptAll, BoundaryType, GetMessageResult, GetMessageStatus, MessageFilter, QueryMessageResult};
+pub use store::{MessageStore, StoreError};

@@ -1,0 +1,158 @@
+//! Flushing the commit log: group commit for SYNC_FLUSH, a periodic flusher for ASYNC_FLUSH
+//! (storage spec §5.1–§5.2).
+//!
+//! Under SYNC_FLUSH the appender queues each round here. The flusher thread flushes once up
+//! to the end of everything queued, then publishes the rounds' queue entries and answers
+//! their waiters: one flush for every append waiting. A watcher answers waiters whose
+//! deadline passed with FLUSH_DISK_TIMEOUT while the flush is still stuck; their messages
+//! stay stored and become visible once the flush completes.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::consume_queue::ConsumeQueue;
+use crate::put::{PutCallback, PutResult, PutStatus};
+use crate::running;
+use crate::store::StoreInner;
+
+/// How long the flusher sleeps when there is nothing queued.
+const IDLE_WAIT_MS: u64 = 10;
+/// Period of the deadline watcher.
+const WATCH_PERIOD_MS: u64 = 10;
+
+/// One appender round waiting for its flush.
+pub(crate) struct PendingFlush {
+    /// Commit-log offset the round ends at.
+    pub end_offset: u64,
+    /// After this, waiters get FLUSH_DISK_TIMEOUT.
+    pub deadline: Instant,
+    /// Appends to answer after the flush.
+    pub waiters: Vec<(PutCallback, PutResult)>,
+    /// Queue entries to publish after the flush.
+    pub publications: Vec<(Arc<ConsumeQueue>, i64)>,
+}
+
+/// The queue between the appender and the flusher.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    pending: Mutex<VecDeque<PendingFlush>>,
+    ready: Condvar,
+    stopped: Mutex<bool>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").field("pending", &self.pending.lock().len()).finish()
+    }
+}
+
+impl GroupCommit {
+    pub(crate) fn push(&self, round: PendingFlush) {
+        self.pending.lock().push_back(round);
+        self.ready.notify_one();
+    }
+
+    pub(crate) fn stop(&self) {
+        *self.stopped.lock() = true;
+        self.ready.notify_all();
+    }
+
+    fn is_stopped(&self) -> bool {
+        *self.stopped.lock()
+    }
+}
+
+/// The SYNC_FLUSH flusher thread.
+pub(crate) fn run_group_commit(inner: Arc<StoreInner>) {
+    let group = &inner.group_commit;
+    loop {
+        let target = {
+            let mut pending = group.pending.lock();
+            if pending.is_empty() {
+                if group.is_stopped() {
+                    return;
+                }
+                group.ready.wait_for(&mut pending, Duration::from_millis(IDLE_WAIT_MS));
+            }
+            pending.back().map(|round| round.end_offset)
+        };
+        let Some(target) = target else { continue };
+        let timestamp = inner.commit_log.last_store_timestamp();
+        let flushed = match inner.commit_log.flush(0) {
+            Ok(flushed) => flushed,
+            Err(error) => {
+                tracing::error!(%error, "commit log flush failed; store stops accepting writes");
+                inner.running.set(running::NOT_WRITEABLE);
+                std::thread::sleep(Duration::from_millis(IDLE_WAIT_MS));
+                continue;
+            }
+        };
+        if flushed >= target {
+            inner.checkpoint.update(|values| values.physic_msg_timestamp = timestamp);
+        }
+        let mut done = Vec::new();
+        {
+            let mut pending = group.pending.lock();
+            while pending.front().is_some_and(|round| round.end_offset <= flushed) {
+                if let Some(round) = pending.pop_front() {
+                    done.push(round);
+                }
+            }
+        }
+        for mut round in done {
+            inner.publish(&mut round.publications);
+            for (callback, result) in round.waiters {
+                callback(result);
+            }
+        }
+    }
+}
+
+/// Answers SYNC_FLUSH waiters whose flush is overdue.
+pub(crate) fn run_deadline_watcher(inner: Arc<StoreInner>) {
+    let group = &inner.group_commit;
+    while !group.is_stopped() || !group.pending.lock().is_empty() {
+        std::thread::sleep(Duration::from_millis(WATCH_PERIOD_MS));
+        let now = Instant::now();
+        let mut overdue = Vec::new();
+        {
+            let mut pending = group.pending.lock();
+            for round in pending.iter_mut() {
+                if round.deadline > now {
+                    break;
+                }
+                overdue.append(&mut round.waiters);
+            }
+        }
+        for (callback, mut result) in overdue {
+            result.status = PutStatus::FlushDiskTimeout;
+            callback(result);
+        }
+    }
+}
+
+/// The ASYNC_FLUSH flusher: every `flushIntervalCommitLog`, flush when enough pages are
+/// dirty; every `flushCommitLogThoroughInterval`, flush everything.
+pub(crate) fn async_flush_tick(inner: &StoreInner, last_thorough: &mut Instant) {
+    let thorough = last_thorough.elapsed() >= Duration::from_millis(inner.config.flush_commit_log_thorough_interval_ms);
+    let least_pages = if thorough { 0 } else { inner.config.flush_commit_log_least_pages };
+    let timestamp = inner.commit_log.last_store_timestamp();
+    let target = inner.commit_log.max_offset();
+    match inner.commit_log.flush(least_pages) {
+        Ok(flushed) => {
+            if thorough {
+                *last_thorough = Instant::now();
+            }
+            if flushed >= target {
+                inner.checkpoint.update(|values| values.physic_msg_timestamp = timestamp);
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "commit log flush failed; store stops accepting writes");
+            inner.running.set(running::NOT_WRITEABLE);
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! An ordered run of equally sized mapped files forming one logical log: the commit log,
+//! or one consume queue. File `k` starts at global offset `k * size`, named by that offset.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::mapped_file::MappedFile;
+
+/// The files of one log, oldest first.
+#[derive(Debug)]
+pub struct MappedFileQueue {
+    dir: PathBuf,
+    file_size_bytes: u64,
+    files: RwLock<Vec<Arc<MappedFile>>>,
+}
+
+impl MappedFileQueue {
+    /// Loads every file of `dir` (created if missing). Names must be 20-digit offsets that are
+    /// multiples of `file_size_bytes` and sizes must match; a zero-length last file (a crash
+    /// during creation) is removed. Anything else is an error: better to stop than to guess.
+    pub fn load(dir: &Path, file_size_bytes: u64) -> io::Result<Self> {
+        assert!(file_size_bytes > 0);
+        fs::create_dir_all(dir)?;
+        let mut entries: Vec<(u64, PathBuf)> = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.len() != 20 || !name.bytes().all(|byte| byte.is_ascii_digit()) {
+                continue;
+            }
+            let offset: u64 = name.parse().map_err(|_| invalid(dir, "unparsable file name"))?;
+            entries.push((offset, entry.path()));
+        }
+        entries.sort_unstable();
+        if let Some((_, last)) = entries.last() {
+            if fs::metadata(last)?.len() == 0 {
+                fs::remove_file(last)?;
+                entries.pop();
+            }
+        }
+        let mut files = Vec::with_capacity(entries.len());
+        for (index, (offset, path)) in entries.iter().enumerate() {
+            if offset % file_size_bytes != 0 {
+                return Err(invalid(path, "file name is not a multiple of the file size"));
+            }
+            if index > 0 && *offset != entries[index - 1].0 + file_size_bytes {
+                return Err(invalid(path, "gap before this file"));
+            }
+            files.push(Arc::new(MappedFile::open(path, *offset, file_size_bytes)?));
+        }
+        Ok(Self { dir: dir.to_path_buf(), file_size_bytes, files: RwLock::new(files) })
+    }
+
+    /// Directory of the files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Size of every file.
+    pub fn file_size_bytes(&self) -> u64 {
+        self.file_size_bytes
+    }
+
+    /// Every file, oldest first.
+    pub fn files(&self) -> Vec<Arc<MappedFile>> {
+        self.files.read().clone()
+    }
+
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.files.read().len()
+    }
+
+    /// True when there is no file.
+    pub fn is_empty(&self) -> bool {
+        self.files.read().is_empty()
+    }
+
+    /// The newest file.
+    pub fn last(&self) -> Option<Arc<MappedFile>> {
+        self.files.read().last().cloned()
+    }
+
+    /// The oldest file.
+    pub fn first(&self) -> Option<Arc<MappedFile>> {
+        self.files.read().first().cloned()
+    }
+
+    /// Global offset of the first byte still stored (0 when empty).
+    pub fn min_offset(&self) -> u64 {
+        self.first().map_or(0, |file| file.start_offset())
+    }
+
+    /// Global offset one past the last written byte.
+    pub fn max_offset(&self) -> u64 {
+        self.last().map_or(0, |file| file.start_offset() + file.wrote())
+    }
+
+    /// The file holding global `offset`.
+    pub fn find(&self, offset: u64) -> Option<Arc<MappedFile>> {
+        let files = self.files.read();
+        let first = files.first()?;
+        if offset < first.start_offset() {
+            return None;
+        }
+        let index = ((offset - first.start_offset()) / self.file_size_bytes) as usize;
+        files.get(index).filter(|file| offset < file.end_offset()).cloned()
+    }
+
+    /// Appends a new file after the last (or at `start_offset` when empty); `prepared` is a
+    /// file made ahead of time for that offset, if any.
+    pub fn push_new(&self, start_offset: u64, prepared: Option<MappedFile>) -> io::Result<Arc<MappedFile>> {
+        let mut files = self.files.write();
+        if let Some(last) = files.last() {
+            assert_eq!(start_offset, last.end_offset(), "files must be contiguous");
+        }
+        assert_eq!(start_offset % self.file_size_bytes, 0);
+        let file = match prepared {
+            Some(file) if file.start_offset() == start_offset => file,
+            _ => MappedFile::create(&self.dir, start_offset, self.file_size_bytes)?,
+        };
+        let file = Arc::new(file);
+        files.push(Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// Drops everything at or after global `offset`: the file containing it is truncated,
+    /// later files are deleted.
+    pub fn truncate(&self, offset: u64) -> io::Result<()> {
+        let mut files = self.files.write();
+        while let Some(last) = files.last() {
+            if last.start_offset() >= offset {
+                last.destroy()?;
+                files.pop();
+                continue;
+            }
+            if offset < last.end_offset() {
+                last.truncate_to(offset - last.start_offset())?;
+            }
+            break;
+        }
+        Ok(())
+    }
+
+    /// Removes the oldest file from the queue and unlinks it (readers keep their slices).
+    pub fn delete_first(&self) -> io::Result<Option<Arc<MappedFile>>> {
+        let mut files = self.files.write();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let file = files.remove(0);
+        file.destroy()?;
+        Ok(Some(file))
+    }
+
+    /// Deletes every file and the directory (a deleted topic's queue).
+    pub fn destroy(&self) -> io::Result<()> {
+        let mut files = self.files.write();
+        for file in files.drain(..) {
+            file.destroy()?;
+        }
+        match fs::remove_dir(&self.dir) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                tracing::debug!(dir = %self.dir.display(), %error, "directory left in place");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn invalid(path: &Path, what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_chain_find_truncate_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = MappedFileQueue::load(dir.path(), 4096).unwrap();
+        assert!(queue.is_empty());
+        let first = queue.push_new(0, None).unwrap();
+        unsafe { first.write_unpublished(0, &[1u8; 4096]) };
+        first.publish(4096);
+        let second = queue.push_new(4096, None).unwrap();
+        unsafe { second.write_unpublished(0, &[2u8; 100]) };
+        second.publish(100);
+        assert_eq!(queue.max_offset(), 4196);
+        assert_eq!(queue.find(4100).unwrap().start_offset(), 4096);
+        assert!(queue.find(8192).is_none());
+
+        queue.truncate(4000).unwrap();
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.max_offset(), 4000);
+        drop(queue);
+
+        let reloaded = MappedFileQueue::load(dir.path(), 4096).unwrap();
+        assert_eq!(reloaded.len(), 1);
+        assert_eq!(reloaded.find(0).unwrap().slice(3999, 2).unwrap().as_slice(), &[1, 0]);
+    }
+
+    #[test]
+    fn gaps_and_odd_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        MappedFile::create(dir.path(), 0, 4096).unwrap();
+        MappedFile::create(dir.path(), 8192, 4096).unwrap();
+        assert!(MappedFileQueue::load(dir.path(), 4096).is_err());
+    }
+}

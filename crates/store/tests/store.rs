@@ -1,0 +1,332 @@
+//! The store end to end: appends, reads, restarts, recovery from torn tails, retention and
+//! a full disk.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use apogee_common::java_string_hash;
+use apogee_common::message::property;
+use apogee_common::message::record::RecordView;
+use apogee_store::disk::DiskUsage;
+use apogee_store::{
+    AcceptAll, BoundaryType, FlushDiskType, GetMessageStatus, MessageFilter, MessageStore, PutRequest, PutStatus,
+};
+use common::{read_all, record, small_config};
+
+#[test]
+fn every_field_survives_append_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    let mut offsets = Vec::new();
+    for n in 0..50 {
+        let body = format!("body-{n}");
+        let result = store.put_blocking(PutRequest::new(record("T", 1, body.as_bytes(), Some("TagA"), Some("k1 k2"))));
+        assert_eq!(result.status, PutStatus::PutOk);
+        let append = result.append.unwrap();
+        assert_eq!(append.queue_offset, n);
+        offsets.push(append.commit_log_offset);
+    }
+    let messages = read_all(&store, "T", 1);
+    assert_eq!(messages.len(), 50);
+    for (n, message) in messages.iter().enumerate() {
+        assert_eq!(message.message.topic, "T");
+        assert_eq!(message.queue_id, 1);
+        assert_eq!(message.queue_offset, n as i64);
+        assert_eq!(message.commit_log_offset, offsets[n] as i64);
+        assert_eq!(&message.message.body[..], format!("body-{n}").as_bytes());
+        assert_eq!(message.message.tags(), Some("TagA"));
+        assert_eq!(message.message.property(property::KEYS), Some("k1 k2"));
+        assert!(message.store_timestamp >= 1_700_000_000_000);
+        assert_eq!(message.born_host.to_string(), "127.0.0.1:50000");
+    }
+    assert_eq!(store.min_offset("T", 1), 0);
+    assert_eq!(store.max_offset("T", 1), 50);
+    assert_eq!(store.max_offset("T", 2), 0);
+}
+
+#[test]
+fn reads_cross_file_boundaries_and_batches_are_one_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    let body = vec![b'x'; 700];
+    for _ in 0..300 {
+        assert_eq!(store.put_blocking(PutRequest::new(record("T", 0, &body, None, None))).status, PutStatus::PutOk);
+    }
+    assert!(store.commit_log_max_offset() > 3 * 64 * 1024, "spans several commit-log files");
+    let batch: Vec<u8> = (0..5).flat_map(|n| record("T", 0, format!("b{n}").as_bytes(), None, None)).collect();
+    let result = store.put_blocking(PutRequest::new(batch));
+    let append = result.append.unwrap();
+    assert_eq!((append.queue_offset, append.message_count), (300, 5));
+
+    let messages = read_all(&store, "T", 0);
+    assert_eq!(messages.len(), 305);
+    for (n, message) in messages.iter().enumerate() {
+        assert_eq!(message.queue_offset, n as i64);
+    }
+    assert_eq!(&messages[304].message.body[..], b"b4");
+    assert_eq!(messages[304].commit_log_offset, messages[303].commit_log_offset + messages[303].store_size as i64);
+}
+
+#[test]
+fn malformed_and_oversized_records_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = small_config(dir.path());
+    config.max_message_size = 1024;
+    let store = MessageStore::open(config).unwrap();
+    assert_eq!(store.put_blocking(PutRequest::new(vec![1, 2, 3])).status, PutStatus::MessageIllegal);
+    let mut damaged = record("T", 0, b"x", None, None);
+    damaged[4] ^= 0xff;
+    assert_eq!(store.put_blocking(PutRequest::new(damaged)).status, PutStatus::MessageIllegal);
+    assert_eq!(store.put_blocking(PutRequest::new(record("T", 0, &[0; 2048], None, None))).status, PutStatus::MessageIllegal);
+    let mixed: Vec<u8> = [record("T", 0, b"a", None, None), record("U", 0, b"b", None, None)].concat();
+    assert_eq!(store.put_blocking(PutRequest::new(mixed)).status, PutStatus::MessageIllegal);
+    assert_eq!(store.put_blocking(PutRequest::new(record("T", 0, b"ok", None, None))).status, PutStatus::PutOk);
+    assert_eq!(read_all(&store, "T", 0).len(), 1, "nothing of the refused appends was stored");
+}
+
+struct TagFilter(Vec<i64>);
+
+impl MessageFilter for TagFilter {
+    fn matches_tags_code(&self, tags_code: i64) -> bool {
+        self.0.contains(&tags_code)
+    }
+}
+
+#[test]
+fn lookups_by_tag_time_offset_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    let mut stored = Vec::new();
+    for n in 0..30 {
+        let tags = if n % 3 == 0 { "TagA" } else { "TagB" };
+        let keys = format!("order-{n}");
+        let result = store.put_blocking(PutRequest::new(record("T", 0, b"x", Some(tags), Some(&keys))));
+        stored.push(result.append.unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let filter = TagFilter(vec![i64::from(java_string_hash("TagA"))]);
+    let result = store.get_messages("T", 0, 0, 32, u64::MAX, &filter);
+    assert_eq!(result.status, GetMessageStatus::Found);
+    assert_eq!(result.queue_offsets, (0..30).filter(|n| n % 3 == 0).collect::<Vec<i64>>());
+    let none = store.get_messages("T", 0, 1, 1, u64::MAX, &TagFilter(vec![1]));
+    assert_eq!((none.status, none.next_begin_offset), (GetMessageStatus::NoMatchedMessage, 2));
+
+    let middle = stored[15].store_timestamp;
+    assert_eq!(store.offset_by_time("T", 0, middle, BoundaryType::Lower), 15);
+    assert_eq!(store.offset_by_time("T", 0, middle, BoundaryType::Upper), 15);
+    assert_eq!(store.offset_by_time("T", 0, 0, BoundaryType::Lower), 0);
+    assert_eq!(store.earliest_store_timestamp("T", 0), stored[0].store_timestamp);
+    assert_eq!(store.earliest_store_timestamp("T", 9), -1);
+
+    let view = store.message_at(stored[7].commit_log_offset).unwrap();
+    assert_eq!(RecordView::parse(view.as_slice(), true).unwrap().queue_offset(), 7);
+    assert!(store.message_at(store.commit_log_max_offset()).is_none());
+
+    let found = store.query_by_key("T", "order-12", 32, 0, i64::MAX);
+    assert_eq!(found.messages.len(), 1);
+    assert_eq!(RecordView::parse(found.messages[0].as_slice(), true).unwrap().queue_offset(), 12);
+    assert!(store.query_by_key("T", "order-99", 32, 0, i64::MAX).messages.is_empty());
+    assert!(store.query_by_key("U", "order-12", 32, 0, i64::MAX).messages.is_empty());
+
+    let too_small = store.get_messages("T", 0, -5, 32, u64::MAX, &AcceptAll);
+    assert_eq!((too_small.status, too_small.next_begin_offset), (GetMessageStatus::OffsetTooSmall, 0));
+    let beyond = store.get_messages("T", 0, 99, 32, u64::MAX, &AcceptAll);
+    assert_eq!((beyond.status, beyond.next_begin_offset), (GetMessageStatus::OffsetOverflowBadly, 30));
+    let at_end = store.get_messages("T", 0, 30, 32, u64::MAX, &AcceptAll);
+    assert_eq!(at_end.status, GetMessageStatus::OffsetOverflowOne);
+    assert_eq!(store.get_messages("Nope", 0, 0, 32, u64::MAX, &AcceptAll).status, GetMessageStatus::NoMatchedLogicQueue);
+}
+
+#[test]
+fn clean_restart_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let end = {
+        let store = MessageStore::open(small_config(dir.path())).unwrap();
+        for n in 0..200u32 {
+            store.put_blocking(PutRequest::new(record("T", (n % 3) as i32, &n.to_be_bytes(), None, None)));
+        }
+        let end = store.commit_log_max_offset();
+        store.shutdown();
+        end
+    };
+    assert!(!dir.path().join("abort").exists(), "a clean shutdown removes the abort file");
+    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    assert_eq!(store.commit_log_max_offset(), end);
+    assert_eq!(store.max_offset("T", 0) + store.max_offset("T", 1) + store.max_offset("T", 2), 200);
+    let append = store.put_blocking(PutRequest::new(record("T", 1, b"after", None, None))).append.unwrap();
+    assert_eq!(append.commit_log_offset, end);
+    assert_eq!(append.queue_offset, 66);
+    assert_eq!(read_all(&store, "T", 1).len(), 67);
+}
+
+#[test]
+fn a_second_process_cannot_open_the_same_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = MessageStore::open(small_config(dir.path())).unwrap();
+    assert!(matches!(MessageStore::open(small_config(dir.path())), Err(apogee_store::StoreError::Locked(_))));
+}
+
+/// Zeroes everything from `cut` on in the commit-log file starting at 0.
+fn tear_commit_log(root: &Path, pristine: &[u8], cut: usize) {
+    let mut bytes = pristine.to_vec();
+    bytes[cut..].fill(0);
+    fs::write(root.join("commitlog").join("00000000000000000000"), bytes).unwrap();
+    fs::write(root.join("abort"), b"crash").unwrap();
+}
+
+#[test]
+fn a_torn_last_record_recovers_to_exactly_the_records_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (last_start, last_end) = {
+        let store = MessageStore::open(small_config(dir.path())).unwrap();
+        let mut last = None;
+        for n in 0..20u32 {
+            let result = store.put_blocking(PutRequest::new(record("T", 0, format!("m{n}").as_bytes(), Some("t"), Some("k"))));
+            last = result.append;
+        }
+        store.shutdown();
+        let last = last.unwrap();
+        (last.commit_log_offset as usize, last.commit_log_offset as usize + last.wrote_bytes as usize)
+    };
+    let pristine = fs::read(dir.path().join("commitlog").join("00000000000000000000")).unwrap();
+    for cut in last_start..=last_end {
+        tear_commit_log(dir.path(), &pristine, cut);
+        let store = MessageStore::open(small_config(dir.path())).unwrap();
+        let expected = if cut == last_end { 20 } else { 19 };
+        let messages = read_all(&store, "T", 0);
+        assert_eq!(messages.len(), expected, "cut at byte {cut}");
+        assert_eq!(store.commit_log_max_offset() as usize, if cut == last_end { last_end } else { last_start });
+        for (n, message) in messages.iter().enumerate() {
+            assert_eq!(&message.message.body[..], format!("m{n}").as_bytes());
+        }
+        // The store keeps working after recovery: the next append lands at the cut.
+        let append = store.put_blocking(PutRequest::new(record("T", 0, b"next", None, None))).append.unwrap();
+        assert_eq!(append.queue_offset, expected as i64);
+        store.shutdown();
+    }
+}
+
+#[test]
+fn consume_queues_are_rebuilt_from_the_commit_log_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = MessageStore::open(small_config(dir.path())).unwrap();
+        for n in 0..100u32 {
+            store.put_blocking(PutRequest::new(record("T", (n % 4) as i32, &n.to_be_bytes(), None, Some("key"))));
+        }
+        store.shutdown();
+    }
+    fs::remove_dir_all(dir.path().join("consumequeue")).unwrap();
+    fs::write(dir.path().join("abort"), b"crash").unwrap();
+    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    for queue_id in 0..4 {
+        let messages = read_all(&store, "T", queue_id);
+        assert_eq!(messages.len(), 25, "queue {queue_id}");
+        assert!(messages.iter().enumerate().all(|(n, message)| message.queue_offset == n as i64));
+    }
+}
+
+#[test]
+fn sync_flush_answers_every_waiter_after_one_group_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = small_config(dir.path());
+    config.flush_disk_type = FlushDiskType::SyncFlush;
+    config.mapped_file_size_commit_log = 1024 * 1024;
+    let store = Arc::new(MessageStore::open(config).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|thread| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for n in 0..100u32 {
+                    let result = store.put_blocking(PutRequest::new(record("S", thread, &n.to_be_bytes(), None, None)));
+                    assert_eq!(result.status, PutStatus::PutOk);
+                    let end = result.append.unwrap().commit_log_offset;
+                    assert!(store.commit_log_flushed_offset() > end, "acknowledged before the flush");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let total: i64 = (0..8).map(|queue| store.max_offset("S", queue)).sum();
+    assert_eq!(total, 800);
+}
+
+struct FakeDisk(Arc<AtomicU32>);
+
+impl DiskUsage for FakeDisk {
+    fn used_percent(&self, _path: &Path) -> std::io::Result<u32> {
+        Ok(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_appends_and_keeps_what_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let used = Arc::new(AtomicU32::new(50));
+    let mut config = small_config(dir.path());
+    config.clean_file_forcibly_enable = false;
+    let store = MessageStore::open_with_disk(config, Box::new(FakeDisk(Arc::clone(&used)))).unwrap();
+    for n in 0..10u32 {
+        assert_eq!(store.put_blocking(PutRequest::new(record("T", 0, &n.to_be_bytes(), None, None))).status, PutStatus::PutOk);
+    }
+    used.store(95, Ordering::SeqCst);
+    store.run_retention();
+    assert!(!store.is_writeable());
+    assert_eq!(
+        store.put_blocking(PutRequest::new(record("T", 0, b"refused", None, None))).status,
+        PutStatus::ServiceNotAvailable
+    );
+    assert_eq!(read_all(&store, "T", 0).len(), 10, "stored messages stay readable");
+    used.store(60, Ordering::SeqCst);
+    store.run_retention();
+    assert_eq!(store.put_blocking(PutRequest::new(record("T", 0, b"again", None, None))).status, PutStatus::PutOk);
+    assert_eq!(read_all(&store, "T", 0).len(), 11);
+}
+
+/// Sets a file's modification time `hours` into the past.
+fn age_file(path: &Path, hours: u64) {
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(hours * 3600);
+    let file = fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(when).unwrap();
+}
+
+#[test]
+fn retention_deletes_expired_files_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FakeDisk(Arc::new(AtomicU32::new(10)));
+    let store = MessageStore::open_with_disk(small_config(dir.path()), Box::new(disk)).unwrap();
+    let body = vec![b'r'; 1000];
+    for _ in 0..300 {
+        store.put_blocking(PutRequest::new(record("T", 0, &body, None, Some("key"))));
+    }
+    let commit_log_dir = dir.path().join("commitlog");
+    let mut files: Vec<_> = fs::read_dir(&commit_log_dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 5, "{} files", files.len());
+    // The two oldest are past fileReservedTime (72 h); the third is young.
+    age_file(&files[0], 100);
+    age_file(&files[1], 73);
+    age_file(&files[2], 1);
+    age_file(&files[3], 200);
+    store.run_retention();
+    assert!(!files[0].exists() && !files[1].exists(), "expired files deleted");
+    assert!(files[2].exists(), "a young file stops the deletion");
+    assert!(files[3].exists(), "files after the first kept one stay, whatever their age");
+    let min_commit_log = store.commit_log_min_offset();
+    assert_eq!(min_commit_log, 2 * 64 * 1024);
+    let min_offset = store.min_offset("T", 0);
+    assert!(min_offset > 0);
+    let first = store.get_messages("T", 0, min_offset, 1, u64::MAX, &AcceptAll);
+    assert_eq!(first.status, GetMessageStatus::Found);
+    let first_offset = RecordView::parse(first.messages[0].as_slice(), true).unwrap().physical_offset();
+    assert!(first_offset as u64 >= min_commit_log);
+    let before = store.get_messages("T", 0, 0, 1, u64::MAX, &AcceptAll);
+    assert_eq!((before.status, before.next_begin_offset), (GetMessageStatus::OffsetTooSmall, min_offset));
+    assert_eq!(read_all(&store, "T", 0).len() as i64, 300 - min_offset);
+}
