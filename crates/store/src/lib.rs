@@ -19,6 +19,7 @@ pub mod consume_queue;
 pub mod disk;
 pub mod dispatch;
 pub mod flush;
+pub mod index;
 pub mod mapped_file;
 pub mod mapped_file_queue;
 pub mod put;
