@@ -6,10 +6,10 @@
 //! an append-only area of 20-byte entries chained per slot. The layout is Apache RocketMQ's byte for
 //! byte, so an `index/` directory written by the Java broker opens here and the reverse.
 //!
-//! - [`header`] — the 40-byte header and the file geometry (where slot `s` and entry `n` live).
-//! - [`file`] — one mapped index file: put one key, walk one key's chain.
-//! - [`service`] — the ordered set of files: rolling, querying newest first, flushing, deletion.
-//! - [`name`] — file names from the creation time in local time.
+//! - `header.rs` — the 40-byte header and the file geometry (where slot `s` and entry `n` live).
+//! - `file.rs` — one mapped index file: put one key, walk one key's chain.
+//! - `service.rs` — the ordered set of files: rolling, querying newest first, flushing, deletion.
+//! - `name.rs` — file names from the creation time in local time.
 //!
 //! A query returns candidate commit-log offsets only: two keys can share a hash, so the caller
 //! reads each message and compares its keys exactly, as the Java broker does.
@@ -93,7 +93,7 @@ pub fn index_key_hash(topic: &str, key: &str) -> i32 {
     hash = hash.wrapping_mul(31).wrapping_add(TOPIC_KEY_SEPARATOR as i32);
     let key_units = key.encode_utf16().count();
     let mut scale: i32 = 1;
-    // Exponentiation by squaring over the UTF-16 length; `u32` loop count bounded by its bits.
+    // 31^len by squaring: one round per bit of the UTF-16 length.
     let mut base: i32 = 31;
     let mut exp = key_units;
     while exp > 0 {

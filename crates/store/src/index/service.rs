@@ -138,12 +138,13 @@ impl IndexService {
         if transaction_type & TRANSACTION_TYPE_MASK == TRANSACTION_ROLLBACK_TYPE {
             return Ok(());
         }
-        let mut split_keys =
+        // UNIQ_KEY first (even if empty, as in Java), then the non-empty business keys.
+        let business_keys =
             keys.into_iter().flat_map(|keys| keys.split(KEY_SEPARATOR)).filter(|k| !k.is_empty());
-        let first_key = uniq_key.or_else(|| split_keys.next());
-        let Some(first_key) = first_key else {
+        let mut all_keys = uniq_key.into_iter().chain(business_keys).peekable();
+        if all_keys.peek().is_none() {
             return Ok(());
-        };
+        }
 
         let mut writer = self.writer.lock();
         if self.shut_down.load(Ordering::Acquire) {
@@ -153,7 +154,7 @@ impl IndexService {
             return Ok(());
         }
         let mut file = self.writable_file()?;
-        for key in std::iter::once(first_key).chain(split_keys) {
+        for key in all_keys {
             let key_hash = index_key_hash(topic, key);
             file = self.put_key(file, key_hash, commit_log_offset, store_timestamp)?;
             writer.last_indexed_offset = Some(commit_log_offset);
