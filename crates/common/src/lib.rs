@@ -5,6 +5,7 @@
 //! them exactly the way the Java reference does.
 
 pub mod hash;
+pub mod message;
 pub mod perm;
 pub mod properties;
 pub mod queue;
