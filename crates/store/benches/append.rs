@@ -35,7 +35,8 @@ fn run_appenders(store: &Arc<MessageStore>, record: &[u8], appenders: usize, tot
             // Each appender writes its own queue, as producers spread over queues.
             template[12..16].copy_from_slice(&(index as i32 % 8).to_be_bytes());
             std::thread::spawn(move || {
-                let window = Arc::new(Window { done: AtomicU64::new(0), lock: Mutex::new(()), room: Condvar::new() });
+                let window =
+                    Arc::new(Window { done: AtomicU64::new(0), lock: Mutex::new(()), room: Condvar::new() });
                 for sent in 0..per_appender {
                     if sent >= WINDOW {
                         let mut guard = window.lock.lock();
@@ -81,7 +82,8 @@ fn append(c: &mut Criterion) {
                 group.throughput(Throughput::Elements(1));
                 group.bench_with_input(BenchmarkId::new(name, appenders), &appenders, |bench, &appenders| {
                     bench.iter_custom(|iterations| {
-                        let total = iterations.max(appenders as u64).div_ceil(appenders as u64) * appenders as u64;
+                        let total =
+                            iterations.max(appenders as u64).div_ceil(appenders as u64) * appenders as u64;
                         let elapsed = run_appenders(&store, &record, appenders, total);
                         elapsed.mul_f64(iterations as f64 / total as f64)
                     });

@@ -68,7 +68,13 @@ pub(crate) fn run(inner: Arc<StoreInner>, requests: Receiver<Pending>) {
         let sync_flush = inner.config.flush_disk_type == FlushDiskType::SyncFlush;
 
         for Pending { mut request, callback } in round.pending.drain(..) {
-            let result = append_one(&inner, &mut request, store_timestamp, &mut round.touched, &mut round.record_spans);
+            let result = append_one(
+                &inner,
+                &mut request,
+                store_timestamp,
+                &mut round.touched,
+                &mut round.record_spans,
+            );
             if sync_flush && request.wait_store_ok && result.status.is_stored() {
                 round.waiting.push((callback, result));
             } else {
@@ -125,11 +131,17 @@ fn append_one(
                 }
             };
             let size = view.total_size() as usize;
-            if view.body().len() > inner.config.max_message_size as usize || view.topic().len() > MAX_TOPIC_BYTES {
+            if view.body().len() > inner.config.max_message_size as usize
+                || view.topic().len() > MAX_TOPIC_BYTES
+            {
                 return PutResult::failed(PutStatus::MessageIllegal);
             }
             if view.properties_str().len() > MAX_PROPERTIES_BYTES {
                 return PutResult::failed(PutStatus::PropertiesSizeExceeded);
+            }
+            if !crate::dispatch::is_whole_record(&view) {
+                tracing::debug!("append refused: properties not ended by U+0002 or NUL in the topic");
+                return PutResult::failed(PutStatus::MessageIllegal);
             }
             let transaction_type = apogee_common::message::sysflag::transaction_type(view.sys_flag());
             match &first {
@@ -158,7 +170,8 @@ fn append_one(
     };
     let in_queue = matches!(
         transaction_type,
-        apogee_common::message::sysflag::TRANSACTION_NOT_TYPE | apogee_common::message::sysflag::TRANSACTION_COMMIT_TYPE
+        apogee_common::message::sysflag::TRANSACTION_NOT_TYPE
+            | apogee_common::message::sysflag::TRANSACTION_COMMIT_TYPE
     );
     let first_queue_offset = if in_queue { queue.next_offset() } else { 0 };
 
@@ -166,9 +179,11 @@ fn append_one(
         for (index, (position, size)) in spans.iter().enumerate() {
             let record = &mut buffer[*position..*position + *size];
             let queue_offset = if in_queue { first_queue_offset + index as i64 } else { 0 };
-            record::set_queue_offset(record, queue_offset);
-            record::set_physical_offset(record, (commit_log_offset + *position as u64) as i64);
-            record::set_store_timestamp(record, store_timestamp);
+            let physical_offset = (commit_log_offset + *position as u64) as i64;
+            let patched = record::set_queue_offset(record, queue_offset)
+                .and_then(|()| record::set_physical_offset(record, physical_offset))
+                .and_then(|()| record::set_store_timestamp(record, store_timestamp));
+            debug_assert!(patched.is_ok(), "every record was parsed before the append");
         }
     });
     let placement = match placed {

@@ -67,7 +67,8 @@ impl Checkpoint {
         }
         let mut bytes = [0u8; 64];
         file.read_exact_at(&mut bytes, 0)?;
-        let field = |index: usize| i64::from_be_bytes(bytes[index * 8..index * 8 + 8].try_into().unwrap_or([0; 8]));
+        let field =
+            |index: usize| i64::from_be_bytes(bytes[index * 8..index * 8 + 8].try_into().unwrap_or([0; 8]));
         let clean_magic = field(6) as u64;
         let values = CheckpointValues {
             physic_msg_timestamp: field(0),

@@ -159,7 +159,7 @@ impl CommitLog {
         let Some(last) = self.files.last() else { return self.prepared.lock().is_none() };
         let next_start = last.end_offset();
         last.wrote() * 2 >= last.size_bytes()
-            && !self.prepared.lock().as_ref().is_some_and(|file| file.start_offset() == next_start)
+            && self.prepared.lock().as_ref().is_none_or(|file| file.start_offset() != next_start)
     }
 
     /// Flushes up to the newest byte when at least `least_pages` pages are dirty (0: always).
@@ -171,7 +171,9 @@ impl CommitLog {
         while let Some(file) = self.files.find(flushed).or_else(|| self.files.last()) {
             let file_flushed = file.flush(least_pages)?;
             flushed = flushed.max(file.start_offset() + file_flushed);
-            if !(file.is_full() && file_flushed == file.size_bytes()) || file.end_offset() >= self.max_offset() {
+            if !(file.is_full() && file_flushed == file.size_bytes())
+                || file.end_offset() >= self.max_offset()
+            {
                 break;
             }
         }

@@ -310,7 +310,9 @@ impl ConsumeQueue {
         while low < high {
             let middle = low + (high - low) / 2;
             match self.entry(middle) {
-                Some(entry) if entry.is_filler() || entry.commit_log_offset < min_physic_offset => low = middle + 1,
+                Some(entry) if entry.is_filler() || entry.commit_log_offset < min_physic_offset => {
+                    low = middle + 1
+                }
                 _ => high = middle,
             }
         }
@@ -364,7 +366,7 @@ mod tests {
         let queue = ConsumeQueue::load(dir.path(), "T", 0, 5 * ENTRY_SIZE_BYTES).unwrap();
         assert_eq!((queue.min_offset(), queue.max_offset()), (0, 12));
         assert_eq!(queue.max_physic_offset(), 1200);
-        assert_eq!(dir.path().join("00000000000000000100").exists(), true);
+        assert!(dir.path().join("00000000000000000100").exists());
     }
 
     #[test]

@@ -6,22 +6,18 @@ use apogee_common::message::record::RecordView;
 use apogee_common::message::{property, sysflag};
 use apogee_common::topic::SCHEDULE_TOPIC;
 
-/// Separator between a property's name and value.
-const NAME_VALUE_SEPARATOR: char = '\u{1}';
-/// Separator after each property.
-const PROPERTY_SEPARATOR: char = '\u{2}';
+/// The end of every stored properties string: Java (and every client) ends each property with
+/// it, and the store refuses records that do not.
+const PROPERTY_SEPARATOR: u8 = 0x02;
 
-/// The value of property `key` in a properties string, without allocating. Follows Java's
-/// decoder: empty names or values do not count, and the last occurrence wins.
-pub fn find_property<'a>(properties: &'a str, key: &str) -> Option<&'a str> {
-    let mut found = None;
-    for entry in properties.split(PROPERTY_SEPARATOR) {
-        let Some((name, value)) = entry.split_once(NAME_VALUE_SEPARATOR) else { continue };
-        if name == key && !value.is_empty() {
-            found = Some(value);
-        }
-    }
-    found
+/// Checks what the record format itself cannot: that a record was written whole. A write torn
+/// by a crash leaves zeros where the record's tail should be, and a stored record never ends in
+/// a zero it did not have: non-empty properties end with U+0002, and topics contain no NUL
+/// (the appender refuses records breaking either rule, so no stored record does).
+pub fn is_whole_record(view: &RecordView<'_>) -> bool {
+    let properties = view.properties_str().as_bytes();
+    let tail_ok = properties.is_empty() || properties.last() == Some(&PROPERTY_SEPARATOR);
+    tail_ok && !view.topic().as_bytes().contains(&0)
 }
 
 /// Delay times of the delay levels, in milliseconds (`messageDelayLevel`).
@@ -87,17 +83,16 @@ impl DispatchInfo<'_> {
 
 /// Reads what dispatch needs from a parsed record.
 pub fn dispatch_info<'a>(view: &RecordView<'a>, delay_levels: &DelayLevels) -> DispatchInfo<'a> {
-    let properties = view.properties_str();
     let tags_code = if view.topic() == SCHEDULE_TOPIC {
-        let level = find_property(properties, property::DELAY).and_then(|level| level.parse().ok()).unwrap_or(0);
+        let level = view.property(property::DELAY).and_then(|level| level.parse().ok()).unwrap_or(0);
         view.store_timestamp() + delay_levels.delay_ms(level)
     } else {
-        find_property(properties, property::TAGS).map_or(0, |tags| i64::from(java_string_hash(tags)))
+        view.property(property::TAGS).map_or(0, |tags| i64::from(java_string_hash(tags)))
     };
     DispatchInfo {
         tags_code,
-        keys: find_property(properties, property::KEYS),
-        uniq_key: find_property(properties, property::UNIQ_KEY),
+        keys: view.property(property::KEYS),
+        uniq_key: view.property(property::UNIQ_KEY),
         transaction_type: sysflag::transaction_type(view.sys_flag()),
     }
 }
@@ -107,18 +102,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn properties_are_found_as_java_decodes_them() {
-        let properties = "TAGS\u{1}TagA\u{2}KEYS\u{1}k1 k2\u{2}EMPTY\u{1}\u{2}TAGS\u{1}TagB\u{2}";
-        assert_eq!(find_property(properties, "TAGS"), Some("TagB"));
-        assert_eq!(find_property(properties, "KEYS"), Some("k1 k2"));
-        assert_eq!(find_property(properties, "EMPTY"), None);
-        assert_eq!(find_property(properties, "AGS"), None);
-        assert_eq!(find_property("", "TAGS"), None);
-    }
-
-    #[test]
     fn delay_levels() {
-        let levels = DelayLevels::parse("1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h").unwrap();
+        let levels =
+            DelayLevels::parse("1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h").unwrap();
         assert_eq!(levels.max_level(), 18);
         assert_eq!(levels.delay_ms(2), 5_000);
         assert_eq!(levels.delay_ms(99), 7_200_000);

@@ -137,7 +137,8 @@ pub(crate) fn run_deadline_watcher(inner: Arc<StoreInner>) {
 /// The ASYNC_FLUSH flusher: every `flushIntervalCommitLog`, flush when enough pages are
 /// dirty; every `flushCommitLogThoroughInterval`, flush everything.
 pub(crate) fn async_flush_tick(inner: &StoreInner, last_thorough: &mut Instant) {
-    let thorough = last_thorough.elapsed() >= Duration::from_millis(inner.config.flush_commit_log_thorough_interval_ms);
+    let thorough =
+        last_thorough.elapsed() >= Duration::from_millis(inner.config.flush_commit_log_thorough_interval_ms);
     let least_pages = if thorough { 0 } else { inner.config.flush_commit_log_least_pages };
     let timestamp = inner.commit_log.last_store_timestamp();
     let target = inner.commit_log.max_offset();

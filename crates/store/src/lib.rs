@@ -33,5 +33,7 @@ pub mod store;
 
 pub use config::{FlushDiskType, StoreConfig};
 pub use put::{AppendInfo, ArrivalListener, PutCallback, PutRequest, PutResult, PutStatus};
-pub use read::{AcceptAll, BoundaryType, GetMessageResult, GetMessageStatus, MessageFilter, QueryMessageResult};
+pub use read::{
+    AcceptAll, BoundaryType, GetMessageResult, GetMessageStatus, MessageFilter, QueryMessageResult,
+};
 pub use store::{MessageStore, StoreError};

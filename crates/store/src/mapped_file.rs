@@ -141,7 +141,11 @@ impl MappedFile {
         // SAFETY: the range is inside the mapping (checked above) and, by the caller's
         // contract, written by this thread only and not yet visible to readers.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_mut_ptr().add(at as usize), bytes.len());
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.map.as_mut_ptr().add(at as usize),
+                bytes.len(),
+            );
         }
     }
 
@@ -164,7 +168,11 @@ impl MappedFile {
     /// all published.
     pub fn slice(self: &Arc<Self>, position: u64, length: u64) -> Option<MappedSlice> {
         let end = position.checked_add(length)?;
-        (end <= self.wrote()).then(|| MappedSlice { file: Arc::clone(self), start: position as usize, length: length as usize })
+        (end <= self.wrote()).then(|| MappedSlice {
+            file: Arc::clone(self),
+            start: position as usize,
+            length: length as usize,
+        })
     }
 
     /// The published bytes from `position` to the write position.
@@ -226,7 +234,12 @@ impl MappedFile {
         let length = (to - from) as libc::off_t;
         // SAFETY: plain syscall on a file descriptor we own.
         let punched = unsafe {
-            libc::fallocate(fd, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, from as libc::off_t, length)
+            libc::fallocate(
+                fd,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                from as libc::off_t,
+                length,
+            )
         };
         if punched == 0 {
             return reserve(&self.file, from, to - from);
@@ -250,7 +263,8 @@ impl MappedFile {
 /// fall back to a sparse file.
 fn reserve(file: &File, offset: u64, length: u64) -> io::Result<()> {
     // SAFETY: plain syscall on a file descriptor we own.
-    let result = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset as libc::off_t, length as libc::off_t) };
+    let result =
+        unsafe { libc::fallocate(file.as_raw_fd(), 0, offset as libc::off_t, length as libc::off_t) };
     if result == 0 {
         return Ok(());
     }

@@ -34,7 +34,8 @@ impl QueueTable {
             let Some(topic) = topic_entry.file_name().to_str().map(str::to_owned) else { continue };
             for queue_entry in fs::read_dir(topic_entry.path())? {
                 let queue_entry = queue_entry?;
-                let Some(queue_id) = queue_entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok())
+                let Some(queue_id) =
+                    queue_entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok())
                 else {
                     continue;
                 };
@@ -55,7 +56,11 @@ impl QueueTable {
         if let Some(queue) = self.get(topic, queue_id) {
             return Ok(queue);
         }
-        if !(0..=MAX_QUEUE_ID).contains(&queue_id) || topic.is_empty() || topic.contains(['/', '\0']) || topic == ".." {
+        if !(0..=MAX_QUEUE_ID).contains(&queue_id)
+            || topic.is_empty()
+            || topic.contains(['/', '\0'])
+            || topic == ".."
+        {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "illegal topic or queue id"));
         }
         let mut queues = self.queues.write();

@@ -5,7 +5,6 @@
 use apogee_common::message::record::RecordView;
 
 use crate::consume_queue::{ConsumeQueue, CqEntry};
-use crate::dispatch::find_property;
 use crate::mapped_file::MappedSlice;
 use crate::store::MessageStore;
 
@@ -308,10 +307,10 @@ impl MessageStore {
             };
             // The index matches hashes; keep only exact matches.
             let Ok(view) = RecordView::parse(record.as_slice(), false) else { continue };
-            let properties = view.properties_str();
-            let by_key = find_property(properties, apogee_common::message::property::KEYS)
+            let by_key = view
+                .property(apogee_common::message::property::KEYS)
                 .is_some_and(|keys| keys.split(' ').any(|candidate| candidate == key));
-            let by_uniq = find_property(properties, apogee_common::message::property::UNIQ_KEY) == Some(key);
+            let by_uniq = view.property(apogee_common::message::property::UNIQ_KEY) == Some(key);
             if view.topic() == topic && (by_key || by_uniq) {
                 result.messages.push(record);
             }

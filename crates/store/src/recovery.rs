@@ -14,7 +14,7 @@ use apogee_common::message::record::{self, RecordView};
 
 use crate::commit_log::BLANK_RECORD_BYTES;
 use crate::consume_queue::CqEntry;
-use crate::dispatch::dispatch_info;
+use crate::dispatch::{dispatch_info, is_whole_record};
 use crate::mapped_file::MappedFile;
 use crate::store::StoreInner;
 
@@ -25,7 +25,9 @@ pub(crate) fn recover(inner: &StoreInner, crashed: bool) -> io::Result<()> {
 
     if !crashed {
         if let Some(end) = checkpoint.clean_shutdown_offset {
-            let in_range = files.last().map_or(end == 0, |last| end >= files[0].start_offset() && end <= last.end_offset());
+            let in_range = files
+                .last()
+                .map_or(end == 0, |last| end >= files[0].start_offset() && end <= last.end_offset());
             if in_range {
                 let last_timestamp = checkpoint.physic_msg_timestamp;
                 inner.commit_log.set_recovered_end(end, last_timestamp)?;
@@ -55,7 +57,8 @@ pub(crate) fn recover(inner: &StoreInner, crashed: bool) -> io::Result<()> {
     };
 
     let (end, last_timestamp) = scan_and_dispatch(inner, &files[start.min(files.len())..])?;
-    let end = if files.is_empty() { 0 } else { end.unwrap_or(files[start.min(files.len() - 1)].start_offset()) };
+    let end =
+        if files.is_empty() { 0 } else { end.unwrap_or(files[start.min(files.len() - 1)].start_offset()) };
     inner.commit_log.set_recovered_end(end, last_timestamp)?;
     truncate_queues(inner, end)?;
     Ok(())
@@ -72,7 +75,9 @@ fn truncate_queues(inner: &StoreInner, end: u64) -> io::Result<()> {
 fn start_file_by_time(files: &[Arc<MappedFile>], timestamp: i64) -> usize {
     (0..files.len())
         .rev()
-        .find(|&index| first_record(&files[index]).is_some_and(|(stored, _)| stored != 0 && stored <= timestamp))
+        .find(|&index| {
+            first_record(&files[index]).is_some_and(|(stored, _)| stored != 0 && stored <= timestamp)
+        })
         .unwrap_or(0)
 }
 
@@ -112,7 +117,7 @@ fn scan_and_dispatch(inner: &StoreInner, files: &[Arc<MappedFile>]) -> io::Resul
             }
             let Ok(view) = RecordView::parse(rest, check_crc) else { break 'files };
             let offset = file.start_offset() + position as u64;
-            if view.physical_offset() != offset as i64 || view.total_size() <= 0 {
+            if view.physical_offset() != offset as i64 || view.total_size() <= 0 || !is_whole_record(&view) {
                 break 'files;
             }
             let size = view.total_size() as u64;
@@ -133,13 +138,21 @@ fn dispatch_recovered(inner: &StoreInner, view: &RecordView<'_>, offset: u64, si
     let info = dispatch_info(view, &inner.delay_levels);
     if info.goes_to_consume_queue() {
         let queue = inner.queues.get_or_create(view.topic(), view.queue_id())?;
-        let entry = CqEntry { commit_log_offset: offset as i64, size: size as i32, tags_code: info.tags_code };
+        let entry =
+            CqEntry { commit_log_offset: offset as i64, size: size as i32, tags_code: info.tags_code };
         if queue.put(view.queue_offset(), entry)? {
             queue.publish(queue.next_offset());
         }
     }
     if let Some(index) = &inner.index {
-        index.build_index(view.topic(), info.keys, info.uniq_key, offset as i64, view.store_timestamp(), info.transaction_type)?;
+        index.build_index(
+            view.topic(),
+            info.keys,
+            info.uniq_key,
+            offset as i64,
+            view.store_timestamp(),
+            info.transaction_type,
+        )?;
     }
     Ok(())
 }

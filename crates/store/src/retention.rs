@@ -43,7 +43,11 @@ pub(crate) fn run_once(inner: &StoreInner, state: &mut RetentionState) {
     let max_used = config.disk_max_used_space_ratio.clamp(10, 95);
     if used_percent > warning {
         if !inner.running.is_set(running::DISK_FULL) {
-            tracing::error!(used_percent, limit = warning, "disk full: appends are refused until space is freed");
+            tracing::error!(
+                used_percent,
+                limit = warning,
+                "disk full: appends are refused until space is freed"
+            );
         }
         inner.running.set(running::DISK_FULL);
     } else if inner.running.is_set(running::DISK_FULL) {

@@ -13,7 +13,8 @@ pub const DISK_FULL: u32 = 0x10;
 /// Shutting down.
 pub const SHUTTING_DOWN: u32 = 0x100;
 
-const WRITE_BLOCKERS: u32 = NOT_WRITEABLE | WRITE_LOGICS_QUEUE_ERROR | WRITE_INDEX_FILE_ERROR | DISK_FULL | SHUTTING_DOWN;
+const WRITE_BLOCKERS: u32 =
+    NOT_WRITEABLE | WRITE_LOGICS_QUEUE_ERROR | WRITE_INDEX_FILE_ERROR | DISK_FULL | SHUTTING_DOWN;
 
 /// The flags, shared by every store thread.
 #[derive(Debug, Default)]

@@ -16,8 +16,8 @@ use crate::checkpoint::Checkpoint;
 use crate::commit_log::CommitLog;
 use crate::config::{FlushDiskType, StoreConfig};
 use crate::consume_queue::ConsumeQueue;
-use crate::dispatch::DelayLevels;
 use crate::disk::{DiskUsage, StatvfsDiskUsage};
+use crate::dispatch::DelayLevels;
 use crate::flush::{self, GroupCommit};
 use crate::index::{IndexConfig, IndexService};
 use crate::put::{ArrivalListener, PutCallback, PutRequest, PutResult, PutStatus};
@@ -124,11 +124,17 @@ impl MessageStore {
             .map_err(io_error(config.commit_log_dir()))?;
         let queues = QueueTable::load(config.consume_queue_dir(), config.mapped_file_size_consume_queue)
             .map_err(io_error(config.consume_queue_dir()))?;
-        let checkpoint = Checkpoint::open(&root.join("checkpoint")).map_err(io_error(root.join("checkpoint")))?;
+        let checkpoint =
+            Checkpoint::open(&root.join("checkpoint")).map_err(io_error(root.join("checkpoint")))?;
         let index = if config.message_index_enable {
-            let index_config =
-                IndexConfig { max_hash_slot_num: config.max_hash_slot_num, max_index_num: config.max_index_num };
-            Some(IndexService::open(&config.index_dir(), index_config).map_err(io_error(config.index_dir()))?)
+            let index_config = IndexConfig {
+                max_hash_slot_num: config.max_hash_slot_num,
+                max_index_num: config.max_index_num,
+            };
+            Some(
+                IndexService::open(&config.index_dir(), index_config)
+                    .map_err(io_error(config.index_dir()))?,
+            )
         } else {
             None
         };
@@ -184,7 +190,8 @@ impl MessageStore {
                 let inner = Arc::clone(&self.inner);
                 threads.push(service::spawn("store-group-commit", move || flush::run_group_commit(inner))?);
                 let inner = Arc::clone(&self.inner);
-                threads.push(service::spawn("store-flush-watch", move || flush::run_deadline_watcher(inner))?);
+                threads
+                    .push(service::spawn("store-flush-watch", move || flush::run_deadline_watcher(inner))?);
             }
             FlushDiskType::AsyncFlush => {
                 let inner = Arc::clone(&self.inner);
@@ -241,7 +248,9 @@ impl MessageStore {
         };
         match sender.try_send(Pending { request, callback }) {
             Ok(()) => {}
-            Err(TrySendError::Full(pending)) => (pending.callback)(PutResult::failed(PutStatus::OsPageCacheBusy)),
+            Err(TrySendError::Full(pending)) => {
+                (pending.callback)(PutResult::failed(PutStatus::OsPageCacheBusy))
+            }
             Err(TrySendError::Disconnected(pending)) => {
                 (pending.callback)(PutResult::failed(PutStatus::ServiceNotAvailable))
             }

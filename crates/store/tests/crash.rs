@@ -47,7 +47,13 @@ fn crash_child() {
                 while !stop.load(Ordering::Relaxed) && started.elapsed() < CHILD_MAX_RUN {
                     let sequence = next.fetch_add(1, Ordering::Relaxed);
                     let body = format!("seq-{sequence}-{}", "p".repeat((sequence % 300) as usize));
-                    let result = store.put_blocking(PutRequest::new(record(TOPIC, queue_id, body.as_bytes(), None, None)));
+                    let result = store.put_blocking(PutRequest::new(record(
+                        TOPIC,
+                        queue_id,
+                        body.as_bytes(),
+                        None,
+                        None,
+                    )));
                     if result.status == PutStatus::PutOk {
                         let mut out = std::io::stdout().lock();
                         writeln!(out, "ack {sequence}").unwrap();
@@ -69,7 +75,8 @@ fn sequences_in_store(root: &std::path::Path) -> HashSet<u64> {
         for (n, message) in read_all(&store, TOPIC, queue_id).iter().enumerate() {
             assert_eq!(message.queue_offset, n as i64, "queue offsets are dense after recovery");
             let body = std::str::from_utf8(&message.message.body).unwrap();
-            let sequence: u64 = body.strip_prefix("seq-").unwrap().split('-').next().unwrap().parse().unwrap();
+            let sequence: u64 =
+                body.strip_prefix("seq-").unwrap().split('-').next().unwrap().parse().unwrap();
             assert!(found.insert(sequence), "sequence {sequence} stored twice");
         }
     }
@@ -110,7 +117,8 @@ fn sigkill_never_loses_an_acknowledged_append() {
         acknowledged.extend(acks.iter().copied());
 
         let stored = sequences_in_store(dir.path());
-        let lost: Vec<_> = acknowledged.iter().filter(|sequence| !stored.contains(sequence)).take(5).collect();
+        let lost: Vec<_> =
+            acknowledged.iter().filter(|sequence| !stored.contains(sequence)).take(5).collect();
         assert!(lost.is_empty(), "kill {kill}: acknowledged appends lost, e.g. {lost:?}");
         println!("kill {kill}: {} acknowledged this run, {} stored in all", acks.len(), stored.len());
     }

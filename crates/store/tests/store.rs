@@ -13,7 +13,8 @@ use apogee_common::message::property;
 use apogee_common::message::record::RecordView;
 use apogee_store::disk::DiskUsage;
 use apogee_store::{
-    AcceptAll, BoundaryType, FlushDiskType, GetMessageStatus, MessageFilter, MessageStore, PutRequest, PutStatus,
+    AcceptAll, BoundaryType, FlushDiskType, GetMessageStatus, MessageFilter, MessageStore, PutRequest,
+    PutStatus,
 };
 use common::{read_all, record, small_config};
 
@@ -24,7 +25,8 @@ fn every_field_survives_append_and_read() {
     let mut offsets = Vec::new();
     for n in 0..50 {
         let body = format!("body-{n}");
-        let result = store.put_blocking(PutRequest::new(record("T", 1, body.as_bytes(), Some("TagA"), Some("k1 k2"))));
+        let result =
+            store.put_blocking(PutRequest::new(record("T", 1, body.as_bytes(), Some("TagA"), Some("k1 k2"))));
         assert_eq!(result.status, PutStatus::PutOk);
         let append = result.append.unwrap();
         assert_eq!(append.queue_offset, n);
@@ -54,10 +56,14 @@ fn reads_cross_file_boundaries_and_batches_are_one_unit() {
     let store = MessageStore::open(small_config(dir.path())).unwrap();
     let body = vec![b'x'; 700];
     for _ in 0..300 {
-        assert_eq!(store.put_blocking(PutRequest::new(record("T", 0, &body, None, None))).status, PutStatus::PutOk);
+        assert_eq!(
+            store.put_blocking(PutRequest::new(record("T", 0, &body, None, None))).status,
+            PutStatus::PutOk
+        );
     }
     assert!(store.commit_log_max_offset() > 3 * 64 * 1024, "spans several commit-log files");
-    let batch: Vec<u8> = (0..5).flat_map(|n| record("T", 0, format!("b{n}").as_bytes(), None, None)).collect();
+    let batch: Vec<u8> =
+        (0..5).flat_map(|n| record("T", 0, format!("b{n}").as_bytes(), None, None)).collect();
     let result = store.put_blocking(PutRequest::new(batch));
     let append = result.append.unwrap();
     assert_eq!((append.queue_offset, append.message_count), (300, 5));
@@ -68,7 +74,10 @@ fn reads_cross_file_boundaries_and_batches_are_one_unit() {
         assert_eq!(message.queue_offset, n as i64);
     }
     assert_eq!(&messages[304].message.body[..], b"b4");
-    assert_eq!(messages[304].commit_log_offset, messages[303].commit_log_offset + messages[303].store_size as i64);
+    assert_eq!(
+        messages[304].commit_log_offset,
+        messages[303].commit_log_offset + messages[303].store_size as i64
+    );
 }
 
 #[test]
@@ -81,10 +90,16 @@ fn malformed_and_oversized_records_are_refused() {
     let mut damaged = record("T", 0, b"x", None, None);
     damaged[4] ^= 0xff;
     assert_eq!(store.put_blocking(PutRequest::new(damaged)).status, PutStatus::MessageIllegal);
-    assert_eq!(store.put_blocking(PutRequest::new(record("T", 0, &[0; 2048], None, None))).status, PutStatus::MessageIllegal);
+    assert_eq!(
+        store.put_blocking(PutRequest::new(record("T", 0, &[0; 2048], None, None))).status,
+        PutStatus::MessageIllegal
+    );
     let mixed: Vec<u8> = [record("T", 0, b"a", None, None), record("U", 0, b"b", None, None)].concat();
     assert_eq!(store.put_blocking(PutRequest::new(mixed)).status, PutStatus::MessageIllegal);
-    assert_eq!(store.put_blocking(PutRequest::new(record("T", 0, b"ok", None, None))).status, PutStatus::PutOk);
+    assert_eq!(
+        store.put_blocking(PutRequest::new(record("T", 0, b"ok", None, None))).status,
+        PutStatus::PutOk
+    );
     assert_eq!(read_all(&store, "T", 0).len(), 1, "nothing of the refused appends was stored");
 }
 
@@ -113,7 +128,8 @@ fn lookups_by_tag_time_offset_and_key() {
     assert_eq!(result.status, GetMessageStatus::Found);
     assert_eq!(result.queue_offsets, (0..30).filter(|n| n % 3 == 0).collect::<Vec<i64>>());
     let none = store.get_messages("T", 0, 1, 1, u64::MAX, &TagFilter(vec![1]));
-    assert_eq!((none.status, none.next_begin_offset), (GetMessageStatus::NoMatchedMessage, 2));
+    // Like Java, a read that finds nothing examines a whole scan window before giving up.
+    assert_eq!((none.status, none.next_begin_offset), (GetMessageStatus::NoMatchedMessage, 30));
 
     let middle = stored[15].store_timestamp;
     assert_eq!(store.offset_by_time("T", 0, middle, BoundaryType::Lower), 15);
@@ -138,7 +154,10 @@ fn lookups_by_tag_time_offset_and_key() {
     assert_eq!((beyond.status, beyond.next_begin_offset), (GetMessageStatus::OffsetOverflowBadly, 30));
     let at_end = store.get_messages("T", 0, 30, 32, u64::MAX, &AcceptAll);
     assert_eq!(at_end.status, GetMessageStatus::OffsetOverflowOne);
-    assert_eq!(store.get_messages("Nope", 0, 0, 32, u64::MAX, &AcceptAll).status, GetMessageStatus::NoMatchedLogicQueue);
+    assert_eq!(
+        store.get_messages("Nope", 0, 0, 32, u64::MAX, &AcceptAll).status,
+        GetMessageStatus::NoMatchedLogicQueue
+    );
 }
 
 #[test]
@@ -159,8 +178,8 @@ fn clean_restart_resumes_where_it_stopped() {
     assert_eq!(store.max_offset("T", 0) + store.max_offset("T", 1) + store.max_offset("T", 2), 200);
     let append = store.put_blocking(PutRequest::new(record("T", 1, b"after", None, None))).append.unwrap();
     assert_eq!(append.commit_log_offset, end);
-    assert_eq!(append.queue_offset, 66);
-    assert_eq!(read_all(&store, "T", 1).len(), 67);
+    assert_eq!(append.queue_offset, 67);
+    assert_eq!(read_all(&store, "T", 1).len(), 68);
 }
 
 #[test]
@@ -170,11 +189,28 @@ fn a_second_process_cannot_open_the_same_directory() {
     assert!(matches!(MessageStore::open(small_config(dir.path())), Err(apogee_store::StoreError::Locked(_))));
 }
 
-/// Zeroes everything from `cut` on in the commit-log file starting at 0.
-fn tear_commit_log(root: &Path, pristine: &[u8], cut: usize) {
-    let mut bytes = pristine.to_vec();
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Restores the store as it was at shutdown, then zeroes the first commit-log file from `cut`
+/// on and leaves the abort file behind, as a crash in the middle of that write would.
+fn tear_commit_log(pristine: &Path, root: &Path, cut: usize) {
+    let _ = fs::remove_dir_all(root);
+    copy_dir(pristine, root);
+    let path = root.join("commitlog").join("00000000000000000000");
+    let mut bytes = fs::read(&path).unwrap();
     bytes[cut..].fill(0);
-    fs::write(root.join("commitlog").join("00000000000000000000"), bytes).unwrap();
+    fs::write(path, bytes).unwrap();
     fs::write(root.join("abort"), b"crash").unwrap();
 }
 
@@ -185,21 +221,34 @@ fn a_torn_last_record_recovers_to_exactly_the_records_before_it() {
         let store = MessageStore::open(small_config(dir.path())).unwrap();
         let mut last = None;
         for n in 0..20u32 {
-            let result = store.put_blocking(PutRequest::new(record("T", 0, format!("m{n}").as_bytes(), Some("t"), Some("k"))));
+            let result = store.put_blocking(PutRequest::new(record(
+                "T",
+                0,
+                format!("m{n}").as_bytes(),
+                Some("t"),
+                Some("k"),
+            )));
             last = result.append;
         }
         store.shutdown();
         let last = last.unwrap();
         (last.commit_log_offset as usize, last.commit_log_offset as usize + last.wrote_bytes as usize)
     };
-    let pristine = fs::read(dir.path().join("commitlog").join("00000000000000000000")).unwrap();
+    let pristine = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), pristine.path());
+    let _ = fs::remove_file(pristine.path().join("lock"));
+    let root = dir.path().join("torn");
+    let pristine_bytes = fs::read(pristine.path().join("commitlog").join("00000000000000000000")).unwrap();
     for cut in last_start..=last_end {
-        tear_commit_log(dir.path(), &pristine, cut);
-        let store = MessageStore::open(small_config(dir.path())).unwrap();
-        let expected = if cut == last_end { 20 } else { 19 };
+        tear_commit_log(pristine.path(), &root, cut);
+        let store = MessageStore::open(small_config(&root)).unwrap();
+        // Zeroing bytes that were zero already leaves the record whole.
+        let intact = pristine_bytes[cut..last_end].iter().all(|byte| *byte == 0);
+        assert_eq!(intact, cut == last_end, "a record with properties ends in a non-zero byte");
+        let expected = if intact { 20 } else { 19 };
         let messages = read_all(&store, "T", 0);
         assert_eq!(messages.len(), expected, "cut at byte {cut}");
-        assert_eq!(store.commit_log_max_offset() as usize, if cut == last_end { last_end } else { last_start });
+        assert_eq!(store.commit_log_max_offset() as usize, if intact { last_end } else { last_start });
         for (n, message) in messages.iter().enumerate() {
             assert_eq!(&message.message.body[..], format!("m{n}").as_bytes());
         }
@@ -216,7 +265,13 @@ fn consume_queues_are_rebuilt_from_the_commit_log_after_a_crash() {
     {
         let store = MessageStore::open(small_config(dir.path())).unwrap();
         for n in 0..100u32 {
-            store.put_blocking(PutRequest::new(record("T", (n % 4) as i32, &n.to_be_bytes(), None, Some("key"))));
+            store.put_blocking(PutRequest::new(record(
+                "T",
+                (n % 4) as i32,
+                &n.to_be_bytes(),
+                None,
+                Some("key"),
+            )));
         }
         store.shutdown();
     }
@@ -242,7 +297,13 @@ fn sync_flush_answers_every_waiter_after_one_group_flush() {
             let store = Arc::clone(&store);
             std::thread::spawn(move || {
                 for n in 0..100u32 {
-                    let result = store.put_blocking(PutRequest::new(record("S", thread, &n.to_be_bytes(), None, None)));
+                    let result = store.put_blocking(PutRequest::new(record(
+                        "S",
+                        thread,
+                        &n.to_be_bytes(),
+                        None,
+                        None,
+                    )));
                     assert_eq!(result.status, PutStatus::PutOk);
                     let end = result.append.unwrap().commit_log_offset;
                     assert!(store.commit_log_flushed_offset() > end, "acknowledged before the flush");
@@ -273,7 +334,10 @@ fn a_full_disk_refuses_appends_and_keeps_what_is_stored() {
     config.clean_file_forcibly_enable = false;
     let store = MessageStore::open_with_disk(config, Box::new(FakeDisk(Arc::clone(&used)))).unwrap();
     for n in 0..10u32 {
-        assert_eq!(store.put_blocking(PutRequest::new(record("T", 0, &n.to_be_bytes(), None, None))).status, PutStatus::PutOk);
+        assert_eq!(
+            store.put_blocking(PutRequest::new(record("T", 0, &n.to_be_bytes(), None, None))).status,
+            PutStatus::PutOk
+        );
     }
     used.store(95, Ordering::SeqCst);
     store.run_retention();
@@ -285,7 +349,10 @@ fn a_full_disk_refuses_appends_and_keeps_what_is_stored() {
     assert_eq!(read_all(&store, "T", 0).len(), 10, "stored messages stay readable");
     used.store(60, Ordering::SeqCst);
     store.run_retention();
-    assert_eq!(store.put_blocking(PutRequest::new(record("T", 0, b"again", None, None))).status, PutStatus::PutOk);
+    assert_eq!(
+        store.put_blocking(PutRequest::new(record("T", 0, b"again", None, None))).status,
+        PutStatus::PutOk
+    );
     assert_eq!(read_all(&store, "T", 0).len(), 11);
 }
 
@@ -306,7 +373,8 @@ fn retention_deletes_expired_files_and_nothing_else() {
         store.put_blocking(PutRequest::new(record("T", 0, &body, None, Some("key"))));
     }
     let commit_log_dir = dir.path().join("commitlog");
-    let mut files: Vec<_> = fs::read_dir(&commit_log_dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+    let mut files: Vec<_> =
+        fs::read_dir(&commit_log_dir).unwrap().map(|entry| entry.unwrap().path()).collect();
     files.sort();
     assert!(files.len() >= 5, "{} files", files.len());
     // The two oldest are past fileReservedTime (72 h); the third is young.
