@@ -288,8 +288,10 @@ mod tests {
             let mut bytes = encode_batch(&items);
             let index = at.index(bytes.len());
             bytes[index] = byte;
+            // Re-encoding may differ (a mutated separator changes how properties split), but
+            // the bodies are slices of the input and cannot outgrow it.
             if let Ok(decoded) = decode_batch(&Bytes::from(bytes.clone())) {
-                prop_assert!(decoded.iter().map(BatchItem::encoded_len).sum::<usize>() <= bytes.len());
+                prop_assert!(decoded.iter().map(|item| item.body.len()).sum::<usize>() <= bytes.len());
             }
         }
     }
