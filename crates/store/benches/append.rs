@@ -1,13 +1,17 @@
 //! Append throughput: 128 B and 1 KiB records, ASYNC_FLUSH and SYNC_FLUSH, 1, 8 and 64
-//! concurrent appenders. An appender keeps up to `WINDOW` appends in flight (the way a
-//! broker connection does), so one appender thread is not limited to one round trip at a time.
+//! concurrent appenders.
+//!
+//! Under ASYNC_FLUSH an appender thread keeps up to `ASYNC_WINDOW` appends in flight, the way
+//! a broker serving pipelined sends does; under SYNC_FLUSH each appender waits for its
+//! append's flush before the next (window 1), so N appenders are N synchronous producers and
+//! the group commit can batch at most N appends per flush.
 //!
 //! Run: `cargo bench -p apogee-store --bench append`
 
 #[path = "support.rs"]
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,17 +19,44 @@ use apogee_store::{FlushDiskType, MessageStore, PutRequest, PutStatus};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use parking_lot::{Condvar, Mutex};
 
-/// Most appends one appender keeps in flight.
-const WINDOW: u64 = 1024;
+/// Most appends one appender keeps in flight under ASYNC_FLUSH.
+const ASYNC_WINDOW: u64 = 1024;
 
-/// Counts completions and lets a submitter wait for room in its window.
+/// Counts completions and lets a submitter wait for room in its window; completions only
+/// take the lock when the submitter is actually waiting.
 struct Window {
     done: AtomicU64,
+    waiting: AtomicBool,
     lock: Mutex<()>,
     room: Condvar,
 }
 
-fn run_appenders(store: &Arc<MessageStore>, record: &[u8], appenders: usize, total: u64) -> Duration {
+impl Window {
+    fn wait_until(&self, done_at_least: u64) {
+        let mut guard = self.lock.lock();
+        self.waiting.store(true, Ordering::SeqCst);
+        while self.done.load(Ordering::SeqCst) < done_at_least {
+            self.room.wait(&mut guard);
+        }
+        self.waiting.store(false, Ordering::SeqCst);
+    }
+
+    fn complete(&self) {
+        self.done.fetch_add(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) {
+            let _guard = self.lock.lock();
+            self.room.notify_one();
+        }
+    }
+}
+
+fn run_appenders(
+    store: &Arc<MessageStore>,
+    record: &[u8],
+    appenders: usize,
+    total: u64,
+    window_size: u64,
+) -> Duration {
     let per_appender = total / appenders as u64;
     let started = Instant::now();
     let threads: Vec<_> = (0..appenders)
@@ -35,30 +66,26 @@ fn run_appenders(store: &Arc<MessageStore>, record: &[u8], appenders: usize, tot
             // Each appender writes its own queue, as producers spread over queues.
             template[12..16].copy_from_slice(&(index as i32 % 8).to_be_bytes());
             std::thread::spawn(move || {
-                let window =
-                    Arc::new(Window { done: AtomicU64::new(0), lock: Mutex::new(()), room: Condvar::new() });
+                let window = Arc::new(Window {
+                    done: AtomicU64::new(0),
+                    waiting: AtomicBool::new(false),
+                    lock: Mutex::new(()),
+                    room: Condvar::new(),
+                });
                 for sent in 0..per_appender {
-                    if sent >= WINDOW {
-                        let mut guard = window.lock.lock();
-                        while sent - window.done.load(Ordering::Acquire) >= WINDOW {
-                            window.room.wait(&mut guard);
-                        }
+                    if sent >= window_size {
+                        window.wait_until(sent + 1 - window_size);
                     }
                     let window = Arc::clone(&window);
                     store.put(
                         PutRequest::new(template.clone()),
                         Box::new(move |result| {
                             assert!(result.status == PutStatus::PutOk, "{:?}", result.status);
-                            window.done.fetch_add(1, Ordering::AcqRel);
-                            let _guard = window.lock.lock();
-                            window.room.notify_one();
+                            window.complete();
                         }),
                     );
                 }
-                let mut guard = window.lock.lock();
-                while window.done.load(Ordering::Acquire) < per_appender {
-                    window.room.wait(&mut guard);
-                }
+                window.wait_until(per_appender);
             })
         })
         .collect();
@@ -84,7 +111,8 @@ fn append(c: &mut Criterion) {
                     bench.iter_custom(|iterations| {
                         let total =
                             iterations.max(appenders as u64).div_ceil(appenders as u64) * appenders as u64;
-                        let elapsed = run_appenders(&store, &record, appenders, total);
+                        let window = if flush == FlushDiskType::SyncFlush { 1 } else { ASYNC_WINDOW };
+                        let elapsed = run_appenders(&store, &record, appenders, total, window);
                         elapsed.mul_f64(iterations as f64 / total as f64)
                     });
                 });

@@ -1,22 +1,30 @@
 //! The appender: the one thread that writes the commit log and the consume queues.
 //!
-//! It takes every pending append at once, and for each assigns the commit-log offset and
-//! the queue offset in the same step, copies the records into the mapped file, writes their
-//! consume-queue entries and index keys, and then either publishes them and answers
-//! (ASYNC_FLUSH) or hands them to the group commit (SYNC_FLUSH).
+//! It takes every pending append at once and, for each, assigns the commit-log offset and
+//! the queue offset in the same step and patches them into the records. Then it writes the
+//! whole round to the commit log with one `pwritev` per file, writes the consume-queue
+//! entries and index keys, and either publishes them and answers (ASYNC_FLUSH) or hands the
+//! round to the group commit (SYNC_FLUSH).
 
-use std::io;
+use std::io::{self, IoSlice};
+use std::ops::Range;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use apogee_common::java_string_hash;
 use apogee_common::message::record::{self, RecordView};
+use apogee_common::message::{property, sysflag};
 use apogee_common::time::now_ms;
+use apogee_common::topic::SCHEDULE_TOPIC;
 
+use crate::commit_log::{Reservation, BLANK_RECORD_BYTES};
 use crate::config::FlushDiskType;
 use crate::consume_queue::{ConsumeQueue, CqEntry};
-use crate::dispatch::dispatch_info;
+use crate::dispatch::is_whole_record;
 use crate::flush::PendingFlush;
+use crate::mapped_file::MappedFile;
 use crate::put::{AppendInfo, PutCallback, PutRequest, PutResult, PutStatus};
 use crate::running;
 use crate::store::StoreInner;
@@ -25,7 +33,7 @@ use crate::store::StoreInner;
 pub const MAX_APPENDS_PER_ROUND: usize = 4096;
 /// Most bytes taken in one round.
 pub const MAX_BYTES_PER_ROUND: usize = 32 * 1024 * 1024;
-/// Longest topic the record layout allows (2-byte length in magic V2).
+/// Longest topic accepted (the 2-byte length of magic V2 allows more; RocketMQ does not).
 const MAX_TOPIC_BYTES: usize = 255;
 /// Largest properties string (`i16` length).
 const MAX_PROPERTIES_BYTES: usize = 32_767;
@@ -36,21 +44,42 @@ pub(crate) struct Pending {
     pub callback: PutCallback,
 }
 
-/// Scratch space reused across rounds so the steady state allocates nothing per message.
+/// What dispatch needs of one record, as byte ranges into its request's buffer (the buffer is
+/// patched between parse and dispatch, so no borrow can be kept).
+struct RecordMeta {
+    span: Range<usize>,
+    tags_code: i64,
+    keys: Option<Range<usize>>,
+    uniq_key: Option<Range<usize>>,
+    transaction_type: i32,
+}
+
+/// An append of the round, accepted so far.
+struct Accepted {
+    pending: Pending,
+    queue: Arc<ConsumeQueue>,
+    in_queue: bool,
+    first_queue_offset: i64,
+    records: Range<usize>,
+    reservation: Reservation,
+}
+
+/// Scratch space reused across rounds so the steady state allocates little per message.
 #[derive(Default)]
 struct Round {
     pending: Vec<Pending>,
+    accepted: Vec<Accepted>,
+    metas: Vec<RecordMeta>,
     answered: Vec<(PutCallback, PutResult)>,
     waiting: Vec<(PutCallback, PutResult)>,
     touched: Vec<(Arc<ConsumeQueue>, i64)>,
-    record_spans: Vec<(usize, usize)>,
 }
 
 /// Runs until every sender is gone (store shutdown).
 pub(crate) fn run(inner: Arc<StoreInner>, requests: Receiver<Pending>) {
     let mut round = Round::default();
     let mut last_store_timestamp = inner.commit_log.last_store_timestamp();
-    while let Ok(first) = requests.recv() {
+    while let Some(first) = next_request(&requests) {
         let mut bytes = first.request.records.len();
         round.pending.push(first);
         while round.pending.len() < MAX_APPENDS_PER_ROUND && bytes < MAX_BYTES_PER_ROUND {
@@ -65,177 +94,282 @@ pub(crate) fn run(inner: Arc<StoreInner>, requests: Receiver<Pending>) {
         // Store times never go backwards in log order, whatever the wall clock does.
         let store_timestamp = now_ms().max(last_store_timestamp);
         last_store_timestamp = store_timestamp;
-        let sync_flush = inner.config.flush_disk_type == FlushDiskType::SyncFlush;
-
-        for Pending { mut request, callback } in round.pending.drain(..) {
-            let result = append_one(
-                &inner,
-                &mut request,
-                store_timestamp,
-                &mut round.touched,
-                &mut round.record_spans,
-            );
-            if sync_flush && request.wait_store_ok && result.status.is_stored() {
-                round.waiting.push((callback, result));
-            } else {
-                round.answered.push((callback, result));
-            }
-        }
-        inner.dispatched_store_timestamp.store(store_timestamp, std::sync::atomic::Ordering::Release);
-        if inner.commit_log.wants_next_file() {
-            inner.wake_allocator();
-        }
-
-        if sync_flush {
-            if !round.touched.is_empty() || !round.waiting.is_empty() {
-                inner.group_commit.push(PendingFlush {
-                    end_offset: inner.commit_log.max_offset(),
-                    deadline: Instant::now() + Duration::from_millis(inner.config.sync_flush_timeout_ms),
-                    waiters: std::mem::take(&mut round.waiting),
-                    publications: std::mem::take(&mut round.touched),
-                });
-            }
-        } else {
-            inner.publish(&mut round.touched);
-        }
-        for (callback, result) in round.answered.drain(..) {
-            callback(result);
-        }
+        run_round(&inner, &mut round, store_timestamp);
     }
 }
 
-/// Appends one request; never panics on its contents.
-fn append_one(
+/// Waits for the next append. Spins briefly first: under load the next append arrives within
+/// microseconds, and catching it without parking saves both threads a futex round trip.
+fn next_request(requests: &Receiver<Pending>) -> Option<Pending> {
+    /// Polls before parking; a few microseconds.
+    const SPIN_POLLS: u32 = 256;
+    for _ in 0..SPIN_POLLS {
+        match requests.try_recv() {
+            Ok(pending) => return Some(pending),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+    requests.recv().ok()
+}
+
+fn run_round(inner: &StoreInner, round: &mut Round, store_timestamp: i64) {
+    let sync_flush = inner.config.flush_disk_type == FlushDiskType::SyncFlush;
+    round.metas.clear();
+    let mut queue_cache: Option<Arc<ConsumeQueue>> = None;
+
+    // 1. Validate, assign offsets, patch.
+    for mut pending in round.pending.drain(..) {
+        let first_meta = round.metas.len();
+        match prepare(inner, &mut pending.request, store_timestamp, &mut round.metas, &mut queue_cache) {
+            Ok((queue, in_queue, first_queue_offset, reservation)) => round.accepted.push(Accepted {
+                pending,
+                queue,
+                in_queue,
+                first_queue_offset,
+                records: first_meta..round.metas.len(),
+                reservation,
+            }),
+            Err(status) => {
+                round.metas.truncate(first_meta);
+                round.answered.push((pending.callback, PutResult::failed(status)));
+            }
+        }
+    }
+
+    // 2. Write the round: one pwritev per file, then publish.
+    if let Err(error) = write_round(inner, &round.accepted, store_timestamp) {
+        tracing::error!(%error, "commit log write failed; store stops accepting writes");
+        inner.running.set(if error.raw_os_error() == Some(libc::ENOSPC) {
+            running::DISK_FULL
+        } else {
+            running::NOT_WRITEABLE
+        });
+        for accepted in round.accepted.drain(..) {
+            round.answered.push((accepted.pending.callback, PutResult::failed(PutStatus::UnknownError)));
+        }
+    }
+
+    // 3. Consume-queue entries and index keys; answers.
+    for accepted in round.accepted.drain(..) {
+        let Accepted { pending, queue, in_queue, first_queue_offset, records, reservation } = accepted;
+        let buffer = &pending.request.records;
+        let base = reservation.offset() as i64;
+        let count = records.len();
+        for (index, meta) in round.metas[records].iter().enumerate() {
+            let commit_log_offset = base + meta.span.start as i64;
+            if in_queue {
+                let entry =
+                    CqEntry { commit_log_offset, size: meta.span.len() as i32, tags_code: meta.tags_code };
+                if let Err(error) = queue.put(first_queue_offset + index as i64, entry) {
+                    tracing::error!(topic = queue.topic(), %error, "consume queue write failed; store stops accepting writes");
+                    inner.running.set(running::WRITE_LOGICS_QUEUE_ERROR);
+                }
+            }
+            if let Some(index_service) = &inner.index {
+                let text = |range: &Option<Range<usize>>| {
+                    range.as_ref().and_then(|range| std::str::from_utf8(&buffer[range.clone()]).ok())
+                };
+                let indexed = index_service.build_index(
+                    queue.topic(),
+                    text(&meta.keys),
+                    text(&meta.uniq_key),
+                    commit_log_offset,
+                    store_timestamp,
+                    meta.transaction_type,
+                );
+                if let Err(error) = indexed {
+                    tracing::error!(%error, "index write failed; store stops accepting writes");
+                    inner.running.set(running::WRITE_INDEX_FILE_ERROR);
+                }
+            }
+        }
+        if in_queue {
+            round.touched.push((Arc::clone(&queue), first_queue_offset + count as i64));
+        }
+        let result = PutResult {
+            status: PutStatus::PutOk,
+            append: Some(AppendInfo {
+                commit_log_offset: base as u64,
+                wrote_bytes: buffer.len() as u32,
+                queue_offset: first_queue_offset,
+                message_count: count as u32,
+                store_timestamp,
+            }),
+        };
+        if sync_flush && pending.request.wait_store_ok {
+            round.waiting.push((pending.callback, result));
+        } else {
+            round.answered.push((pending.callback, result));
+        }
+    }
+    inner.dispatched_store_timestamp.store(store_timestamp, Ordering::Release);
+    if inner.commit_log.wants_next_file() {
+        inner.wake_allocator();
+    }
+
+    if sync_flush {
+        if !round.touched.is_empty() || !round.waiting.is_empty() {
+            inner.group_commit.push(PendingFlush {
+                end_offset: inner.commit_log.max_offset(),
+                deadline: Instant::now() + Duration::from_millis(inner.config.sync_flush_timeout_ms),
+                waiters: std::mem::take(&mut round.waiting),
+                publications: std::mem::take(&mut round.touched),
+            });
+        }
+    } else {
+        inner.publish(&mut round.touched);
+    }
+    for (callback, result) in round.answered.drain(..) {
+        callback(result);
+    }
+}
+
+/// Validates the records of one request, reserves their place, assigns their offsets and
+/// patches them in. Never panics on the request's contents.
+fn prepare(
     inner: &StoreInner,
     request: &mut PutRequest,
     store_timestamp: i64,
-    touched: &mut Vec<(Arc<ConsumeQueue>, i64)>,
-    spans: &mut Vec<(usize, usize)>,
-) -> PutResult {
+    metas: &mut Vec<RecordMeta>,
+    queue_cache: &mut Option<Arc<ConsumeQueue>>,
+) -> Result<(Arc<ConsumeQueue>, bool, i64, Reservation), PutStatus> {
     if !inner.running.is_writeable() {
-        return PutResult::failed(PutStatus::ServiceNotAvailable);
+        return Err(PutStatus::ServiceNotAvailable);
     }
     let records = &mut request.records;
-    spans.clear();
-
-    // Validate every record and learn the topic and queue of the request.
-    let (topic, queue_id, transaction_type) = {
-        let mut position = 0;
-        let mut first: Option<(String, i32, i32)> = None;
-        while position < records.len() {
-            let view = match RecordView::parse(&records[position..], false) {
-                Ok(view) => view,
-                Err(error) => {
-                    tracing::debug!(%error, "append refused: malformed record");
-                    return PutResult::failed(PutStatus::MessageIllegal);
+    let first_meta = metas.len();
+    let mut target: Option<(Arc<ConsumeQueue>, i32)> = None;
+    let mut position = 0;
+    while position < records.len() {
+        let view = RecordView::parse(&records[position..], false).map_err(|error| {
+            tracing::debug!(%error, "append refused: malformed record");
+            PutStatus::MessageIllegal
+        })?;
+        if view.body().len() > inner.config.max_message_size as usize || view.topic().len() > MAX_TOPIC_BYTES
+        {
+            return Err(PutStatus::MessageIllegal);
+        }
+        if view.properties_str().len() > MAX_PROPERTIES_BYTES {
+            return Err(PutStatus::PropertiesSizeExceeded);
+        }
+        if !is_whole_record(&view) {
+            tracing::debug!("append refused: properties not ended by U+0002, or NUL in the topic");
+            return Err(PutStatus::MessageIllegal);
+        }
+        let transaction_type = sysflag::transaction_type(view.sys_flag());
+        match &target {
+            None => {
+                target =
+                    Some((queue_of(inner, view.topic(), view.queue_id(), queue_cache)?, transaction_type))
+            }
+            Some((queue, _)) => {
+                if queue.topic() != view.topic() || queue.queue_id() != view.queue_id() {
+                    return Err(PutStatus::MessageIllegal);
                 }
-            };
-            let size = view.total_size() as usize;
-            if view.body().len() > inner.config.max_message_size as usize
-                || view.topic().len() > MAX_TOPIC_BYTES
-            {
-                return PutResult::failed(PutStatus::MessageIllegal);
             }
-            if view.properties_str().len() > MAX_PROPERTIES_BYTES {
-                return PutResult::failed(PutStatus::PropertiesSizeExceeded);
-            }
-            if !crate::dispatch::is_whole_record(&view) {
-                tracing::debug!("append refused: properties not ended by U+0002 or NUL in the topic");
-                return PutResult::failed(PutStatus::MessageIllegal);
-            }
-            let transaction_type = apogee_common::message::sysflag::transaction_type(view.sys_flag());
-            match &first {
-                None => first = Some((view.topic().to_owned(), view.queue_id(), transaction_type)),
-                Some((topic, queue_id, _)) if topic == view.topic() && *queue_id == view.queue_id() => {}
-                Some(_) => return PutResult::failed(PutStatus::MessageIllegal),
-            }
-            spans.push((position, size));
-            position += size;
         }
-        match first {
-            Some(first) => first,
-            None => return PutResult::failed(PutStatus::MessageIllegal),
-        }
+        let [tags, keys, uniq_key, delay] =
+            view.properties_of([property::TAGS, property::KEYS, property::UNIQ_KEY, property::DELAY]);
+        let tags_code = if view.topic() == SCHEDULE_TOPIC {
+            let level = delay.and_then(|level| level.parse().ok()).unwrap_or(0);
+            store_timestamp + inner.delay_levels.delay_ms(level)
+        } else {
+            tags.map_or(0, |tags| i64::from(java_string_hash(tags)))
+        };
+        let size = view.total_size() as usize;
+        metas.push(RecordMeta {
+            span: position..position + size,
+            tags_code,
+            keys: keys.map(|keys| range_in(records, keys.as_bytes())),
+            uniq_key: uniq_key.map(|uniq| range_in(records, uniq.as_bytes())),
+            transaction_type,
+        });
+        position += size;
+    }
+    let Some((queue, transaction_type)) = target else {
+        return Err(PutStatus::MessageIllegal);
     };
-    if records.len() as u64 + crate::commit_log::BLANK_RECORD_BYTES > inner.commit_log.file_size_bytes() {
-        return PutResult::failed(PutStatus::MessageIllegal);
+    if records.len() as u64 + BLANK_RECORD_BYTES > inner.commit_log.file_size_bytes() {
+        return Err(PutStatus::MessageIllegal);
     }
-
-    let queue = match inner.queues.get_or_create(&topic, queue_id) {
-        Ok(queue) => queue,
-        Err(error) => {
-            tracing::warn!(%topic, queue_id, %error, "append refused: consume queue unavailable");
-            return PutResult::failed(PutStatus::MessageIllegal);
+    let reservation = inner.commit_log.reserve(records.len() as u64).map_err(|error| {
+        tracing::error!(%error, "commit-log file could not be created");
+        if error.raw_os_error() == Some(libc::ENOSPC) {
+            inner.running.set(running::DISK_FULL);
         }
-    };
-    let in_queue = matches!(
-        transaction_type,
-        apogee_common::message::sysflag::TRANSACTION_NOT_TYPE
-            | apogee_common::message::sysflag::TRANSACTION_COMMIT_TYPE
-    );
-    let first_queue_offset = if in_queue { queue.next_offset() } else { 0 };
-
-    let placed = inner.commit_log.append(records, store_timestamp, |buffer, commit_log_offset| {
-        for (index, (position, size)) in spans.iter().enumerate() {
-            let record = &mut buffer[*position..*position + *size];
-            let queue_offset = if in_queue { first_queue_offset + index as i64 } else { 0 };
-            let physical_offset = (commit_log_offset + *position as u64) as i64;
-            let patched = record::set_queue_offset(record, queue_offset)
-                .and_then(|()| record::set_physical_offset(record, physical_offset))
-                .and_then(|()| record::set_store_timestamp(record, store_timestamp));
-            debug_assert!(patched.is_ok(), "every record was parsed before the append");
-        }
-    });
-    let placement = match placed {
-        Ok(placement) => placement,
-        Err(error) => return append_failed(inner, &error),
-    };
-
-    for (index, (position, size)) in spans.iter().enumerate() {
-        let Ok(view) = RecordView::parse(&records[*position..*position + *size], false) else { continue };
-        let info = dispatch_info(&view, &inner.delay_levels);
-        let commit_log_offset = placement.offset as i64 + *position as i64;
-        if info.goes_to_consume_queue() {
-            let entry = CqEntry { commit_log_offset, size: *size as i32, tags_code: info.tags_code };
-            if let Err(error) = queue.put(first_queue_offset + index as i64, entry) {
-                tracing::error!(%topic, queue_id, %error, "consume queue write failed; store stops accepting writes");
-                inner.running.set(running::WRITE_LOGICS_QUEUE_ERROR);
-            }
-        }
-        if let Some(index_service) = &inner.index {
-            if let Err(error) = index_service.build_index(
-                &topic,
-                info.keys,
-                info.uniq_key,
-                commit_log_offset,
-                store_timestamp,
-                info.transaction_type,
-            ) {
-                tracing::error!(%error, "index write failed; store stops accepting writes");
-                inner.running.set(running::WRITE_INDEX_FILE_ERROR);
-            }
-        }
+        PutStatus::CreateMappedFileFailed
+    })?;
+    // Nothing can fail from here on, so offsets handed out are always used.
+    let in_queue =
+        matches!(transaction_type, sysflag::TRANSACTION_NOT_TYPE | sysflag::TRANSACTION_COMMIT_TYPE);
+    let first_queue_offset =
+        if in_queue { queue.reserve_offsets((metas.len() - first_meta) as i64) } else { 0 };
+    let base = reservation.offset();
+    for (index, meta) in metas[first_meta..].iter().enumerate() {
+        let record = &mut records[meta.span.clone()];
+        let queue_offset = if in_queue { first_queue_offset + index as i64 } else { 0 };
+        let patched = record::set_queue_offset(record, queue_offset)
+            .and_then(|()| record::set_physical_offset(record, (base + meta.span.start as u64) as i64))
+            .and_then(|()| record::set_store_timestamp(record, store_timestamp));
+        debug_assert!(patched.is_ok(), "every record was parsed before the patch");
     }
-    if in_queue {
-        touched.push((queue, first_queue_offset + spans.len() as i64));
-    }
-    PutResult {
-        status: PutStatus::PutOk,
-        append: Some(AppendInfo {
-            commit_log_offset: placement.offset,
-            wrote_bytes: records.len() as u32,
-            queue_offset: first_queue_offset,
-            message_count: spans.len() as u32,
-            store_timestamp,
-        }),
-    }
+    Ok((queue, in_queue, first_queue_offset, reservation))
 }
 
-fn append_failed(inner: &StoreInner, error: &io::Error) -> PutResult {
-    tracing::error!(%error, "commit log append failed");
-    if error.raw_os_error() == Some(libc::ENOSPC) {
-        inner.running.set(running::DISK_FULL);
-        return PutResult::failed(PutStatus::CreateMappedFileFailed);
+/// The consume queue of (`topic`, `queue_id`), from the round's one-entry cache when it is
+/// the same queue as the previous append (the common case under load).
+fn queue_of(
+    inner: &StoreInner,
+    topic: &str,
+    queue_id: i32,
+    cache: &mut Option<Arc<ConsumeQueue>>,
+) -> Result<Arc<ConsumeQueue>, PutStatus> {
+    if let Some(queue) = cache.as_ref().filter(|queue| queue.queue_id() == queue_id && queue.topic() == topic)
+    {
+        return Ok(Arc::clone(queue));
     }
-    PutResult::failed(PutStatus::UnknownError)
+    let queue = inner.queues.get_or_create(topic, queue_id).map_err(|error| {
+        tracing::warn!(%topic, queue_id, %error, "append refused: consume queue unavailable");
+        PutStatus::MessageIllegal
+    })?;
+    *cache = Some(Arc::clone(&queue));
+    Ok(queue)
+}
+
+/// The range of `part` (a sub-slice of `whole`) within `whole`.
+fn range_in(whole: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// Writes every accepted append of the round and publishes the bytes.
+fn write_round(inner: &StoreInner, accepted: &[Accepted], store_timestamp: i64) -> io::Result<()> {
+    let mut index = 0;
+    while index < accepted.len() {
+        let file = Arc::clone(&accepted[index].reservation.file);
+        if let Some(closed) = &accepted[index].reservation.closed {
+            inner.commit_log.publish(closed, closed.size_bytes(), store_timestamp);
+        }
+        let start = accepted[index].reservation.position;
+        let mut slices: Vec<IoSlice<'_>> = Vec::new();
+        let mut end = start;
+        while index < accepted.len() && same_file(&accepted[index].reservation.file, &file) {
+            let records = &accepted[index].pending.request.records;
+            debug_assert_eq!(accepted[index].reservation.position, end, "reservations are contiguous");
+            slices.push(IoSlice::new(records));
+            end += records.len() as u64;
+            index += 1;
+            if index < accepted.len() && accepted[index].reservation.closed.is_some() {
+                break;
+            }
+        }
+        file.write_vectored_unpublished(start, &slices)?;
+        inner.commit_log.publish(&file, end, store_timestamp);
+    }
+    Ok(())
+}
+
+fn same_file(left: &MappedFile, right: &MappedFile) -> bool {
+    std::ptr::eq(left, right)
 }

@@ -16,15 +16,6 @@ use crate::mapped_file_queue::MappedFileQueue;
 /// Bytes of the blank record that closes a file: size and magic.
 pub const BLANK_RECORD_BYTES: u64 = 8;
 
-/// Where a record landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Placement {
-    /// Commit-log offset of the first byte.
-    pub offset: u64,
-    /// The file it is in.
-    pub file_start: u64,
-}
-
 /// The commit log.
 #[derive(Debug)]
 pub struct CommitLog {
@@ -36,6 +27,34 @@ pub struct CommitLog {
     last_store_timestamp: AtomicI64,
     /// The next file, made ahead of time by [`CommitLog::prepare_next_file`].
     prepared: Mutex<Option<MappedFile>>,
+    /// The appender's write cursor: current file and the end of the last reservation.
+    cursor: Mutex<Option<(Arc<MappedFile>, u64)>>,
+}
+
+/// Bytes reserved for one append.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    /// File the bytes go to.
+    pub file: Arc<MappedFile>,
+    /// Position in that file.
+    pub position: u64,
+    /// The previous file, closed with a blank record to make room; publish it whole.
+    pub closed: Option<Arc<MappedFile>>,
+}
+
+impl Reservation {
+    /// Commit-log offset of the first reserved byte.
+    pub fn offset(&self) -> u64 {
+        self.file.start_offset() + self.position
+    }
+}
+
+/// The 8-byte record that fills the rest of a file: its size and the BLANK magic.
+fn blank_record(remaining: u64) -> [u8; BLANK_RECORD_BYTES as usize] {
+    let mut blank = [0u8; BLANK_RECORD_BYTES as usize];
+    blank[0..4].copy_from_slice(&(remaining as i32).to_be_bytes());
+    blank[4..8].copy_from_slice(&record::BLANK_MAGIC.to_be_bytes());
+    blank
 }
 
 impl CommitLog {
@@ -48,6 +67,7 @@ impl CommitLog {
             flushed_where: AtomicU64::new(0),
             last_store_timestamp: AtomicI64::new(0),
             prepared: Mutex::new(None),
+            cursor: Mutex::new(None),
         })
     }
 
@@ -83,63 +103,52 @@ impl CommitLog {
 
     /// Sets positions after recovery: everything below `offset` is valid and on disk.
     pub(crate) fn set_recovered_end(&self, offset: u64, last_store_timestamp: i64) -> io::Result<()> {
+        *self.cursor.lock() = None;
         self.files.truncate(offset)?;
         self.flushed_where.store(offset, Ordering::Release);
         self.last_store_timestamp.store(last_store_timestamp, Ordering::Release);
         Ok(())
     }
 
-    /// Appends `records` (one record, or a batch appended as one unit). `patch` is called with
-    /// the final commit-log offset of the first byte, before the copy, to fill in offsets and
-    /// times. Called by the appender thread only.
-    pub(crate) fn append(
-        &self,
-        records: &mut [u8],
-        store_timestamp: i64,
-        patch: impl FnOnce(&mut [u8], u64),
-    ) -> io::Result<Placement> {
-        let length = records.len() as u64;
+    /// Reserves `length` contiguous bytes for the next append. When they do not fit in the
+    /// current file, a blank record closes it (written, not yet published) and the reservation
+    /// starts the next file. Called by the appender thread only; the bytes are written with
+    /// [`MappedFile::write_vectored_unpublished`] and published by [`Self::publish`].
+    pub(crate) fn reserve(&self, length: u64) -> io::Result<Reservation> {
         assert!(length + BLANK_RECORD_BYTES <= self.file_size_bytes, "record larger than a commit-log file");
-        let mut file = self.writable_file()?;
-        if file.remaining() < length + BLANK_RECORD_BYTES {
-            self.close_with_blank(&file)?;
-            file = self.next_file(&file)?;
-        }
-        let at = file.wrote();
-        let offset = file.start_offset() + at;
-        patch(records, offset);
-        // SAFETY: the appender is the single writer; `at` is the published end.
-        unsafe { file.write_unpublished(at, records) };
-        file.publish(at + length);
-        self.last_store_timestamp.store(store_timestamp, Ordering::Release);
-        Ok(Placement { offset, file_start: file.start_offset() })
+        let mut cursor = self.cursor.lock();
+        let (file, position) = match cursor.take() {
+            Some(current) => current,
+            None => match self.files.last() {
+                Some(last) => {
+                    let position = last.wrote();
+                    (last, position)
+                }
+                None => (self.files.push_new(0, self.prepared.lock().take())?, 0),
+            },
+        };
+        let (file, position, closed) = if file.size_bytes() - position < length + BLANK_RECORD_BYTES {
+            let blank = blank_record(file.size_bytes() - position);
+            file.write_vectored_unpublished(position, &[std::io::IoSlice::new(&blank)])?;
+            let next = self.next_file(&file)?;
+            (next, 0, Some(file))
+        } else {
+            (file, position, None)
+        };
+        *cursor = Some((Arc::clone(&file), position + length));
+        Ok(Reservation { file, position, closed })
     }
 
-    fn writable_file(&self) -> io::Result<Arc<MappedFile>> {
-        match self.files.last() {
-            Some(file) if !file.is_full() => Ok(file),
-            Some(full) => self.next_file(&full),
-            None => self.files.push_new(0, self.prepared.lock().take()),
-        }
+    /// Publishes written bytes of `file` up to `end`, and records the newest store time.
+    pub(crate) fn publish(&self, file: &MappedFile, end: u64, store_timestamp: i64) {
+        file.publish(end);
+        self.last_store_timestamp.fetch_max(store_timestamp, Ordering::AcqRel);
     }
 
     fn next_file(&self, current: &MappedFile) -> io::Result<Arc<MappedFile>> {
         let start = current.end_offset();
         let prepared = self.prepared.lock().take().filter(|file| file.start_offset() == start);
         self.files.push_new(start, prepared)
-    }
-
-    /// Writes the blank record (`size = remaining`, BLANK magic) that ends a file.
-    fn close_with_blank(&self, file: &MappedFile) -> io::Result<()> {
-        let at = file.wrote();
-        let remaining = file.size_bytes() - at;
-        let mut blank = [0u8; BLANK_RECORD_BYTES as usize];
-        blank[0..4].copy_from_slice(&(remaining as i32).to_be_bytes());
-        blank[4..8].copy_from_slice(&record::BLANK_MAGIC.to_be_bytes());
-        // SAFETY: single writer, unpublished range (remaining ≥ 8 by the append invariant).
-        unsafe { file.write_unpublished(at, &blank) };
-        file.publish(file.size_bytes());
-        Ok(())
     }
 
     /// Creates the file after the newest one ahead of time, so an append rarely waits for a

@@ -73,6 +73,9 @@ pub struct ConsumeQueue {
     written_offset: AtomicI64,
     /// Entries readers may see.
     visible_offset: AtomicI64,
+    /// Queue offsets the appender has handed out but not written yet (-1: none beyond
+    /// `written_offset`).
+    assigned_offset: AtomicI64,
     /// End (`offset + size`) of the commit-log record of the last entry; entries at or below
     /// it are already present (idempotent rebuild during recovery).
     max_physic_offset: AtomicI64,
@@ -90,6 +93,7 @@ impl ConsumeQueue {
             min_offset: AtomicI64::new(0),
             written_offset: AtomicI64::new(0),
             visible_offset: AtomicI64::new(0),
+            assigned_offset: AtomicI64::new(-1),
             max_physic_offset: AtomicI64::new(-1),
         };
         queue.recover()?;
@@ -163,6 +167,15 @@ impl ConsumeQueue {
     /// Queue offset the appender assigns next.
     pub fn next_offset(&self) -> i64 {
         self.written_offset.load(Ordering::Acquire)
+    }
+
+    /// Hands out `count` consecutive queue offsets for records about to be appended (appender
+    /// only): their entries are written later in the same round, in the same order.
+    pub(crate) fn reserve_offsets(&self, count: i64) -> i64 {
+        let written = self.next_offset();
+        let first = self.assigned_offset.load(Ordering::Acquire).max(written);
+        self.assigned_offset.store(first + count, Ordering::Release);
+        first
     }
 
     /// End of the commit-log record of the last entry (-1 when empty).
@@ -278,6 +291,7 @@ impl ConsumeQueue {
             return Ok(());
         }
         self.files.truncate(keep as u64 * ENTRY_SIZE_BYTES)?;
+        self.assigned_offset.store(-1, Ordering::Release);
         self.written_offset.store(keep, Ordering::Release);
         self.visible_offset.store(keep, Ordering::Release);
         let max_physic = match keep.checked_sub(1).and_then(|last| self.entry(last)) {

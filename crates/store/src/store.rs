@@ -93,7 +93,7 @@ impl StoreInner {
 /// The message store. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct MessageStore {
     pub(crate) inner: Arc<StoreInner>,
-    appends: Mutex<Option<SyncSender<Pending>>>,
+    appends: RwLock<Option<SyncSender<Pending>>>,
     stop: Arc<StopSignal>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     _lock: fs::File,
@@ -169,7 +169,7 @@ impl MessageStore {
 
         let store = Self {
             inner,
-            appends: Mutex::new(None),
+            appends: RwLock::new(None),
             stop: Arc::new(StopSignal::default()),
             threads: Mutex::new(Vec::new()),
             _lock: lock,
@@ -183,7 +183,7 @@ impl MessageStore {
         let (sender, receiver) = mpsc::sync_channel(MAX_QUEUED_APPENDS);
         let inner = Arc::clone(&self.inner);
         threads.push(service::spawn("store-appender", move || appender::run(inner, receiver))?);
-        *self.appends.lock() = Some(sender);
+        *self.appends.write() = Some(sender);
 
         match self.inner.config.flush_disk_type {
             FlushDiskType::SyncFlush => {
@@ -241,12 +241,15 @@ impl MessageStore {
             callback(PutResult::failed(PutStatus::ServiceNotAvailable));
             return;
         }
-        let sender = self.appends.lock().clone();
-        let Some(sender) = sender else {
+        let appends = self.appends.read();
+        let Some(sender) = appends.as_ref() else {
+            drop(appends);
             callback(PutResult::failed(PutStatus::ServiceNotAvailable));
             return;
         };
-        match sender.try_send(Pending { request, callback }) {
+        let sent = sender.try_send(Pending { request, callback });
+        drop(appends);
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(pending)) => {
                 (pending.callback)(PutResult::failed(PutStatus::OsPageCacheBusy))
@@ -318,7 +321,7 @@ impl MessageStore {
     /// checkpoint with the clean-shutdown mark and removes the abort file.
     pub fn shutdown(&self) {
         self.inner.running.set(running::SHUTTING_DOWN);
-        drop(self.appends.lock().take());
+        drop(self.appends.write().take());
         let mut threads = std::mem::take(&mut *self.threads.lock());
         // The appender ends first (its channel is closed), then the flushers drain.
         if !threads.is_empty() {
@@ -375,7 +378,7 @@ impl MessageStore {
 
 impl Drop for MessageStore {
     fn drop(&mut self) {
-        if self.appends.lock().is_some() {
+        if self.appends.read().is_some() {
             self.shutdown();
         }
     }

@@ -497,12 +497,24 @@ impl<'a> RecordView<'a> {
     /// rules (empty keys/values skipped, last occurrence wins): what dispatch needs for TAGS,
     /// KEYS, UNIQ_KEY or DELAY.
     pub fn property(&self, key: &str) -> Option<&'a str> {
-        self.properties
-            .split(property::PROPERTY_SEPARATOR)
-            .rev()
-            .filter_map(|piece| piece.split_once(property::NAME_VALUE_SEPARATOR))
-            .find(|(k, v)| *k == key && !v.is_empty())
-            .map(|(_, v)| v)
+        let [value] = self.properties_of([key]);
+        value
+    }
+
+    /// Several properties in one pass over the raw string (same rules as
+    /// [`Self::property`]): the store reads TAGS, KEYS and UNIQ_KEY of every record this way.
+    pub fn properties_of<const N: usize>(&self, keys: [&str; N]) -> [Option<&'a str>; N] {
+        let mut found = [None; N];
+        for piece in self.properties.split(property::PROPERTY_SEPARATOR) {
+            let Some((name, value)) = piece.split_once(property::NAME_VALUE_SEPARATOR) else { continue };
+            if value.is_empty() {
+                continue;
+            }
+            if let Some(slot) = keys.iter().position(|key| *key == name) {
+                found[slot] = Some(value);
+            }
+        }
+        found
     }
 
     /// The decoded properties map.
