@@ -10,13 +10,14 @@ echo "== dd: 512 MiB sequential write, one fdatasync at the end"
 dd if=/dev/zero of="$dir/dd.bin" bs=1M count=512 conv=fdatasync 2>&1 | tail -1
 rm -f "$dir/dd.bin"
 
-echo "== 1 KiB append + fdatasync, 2000 times"
-python3 - "$dir/fsync.bin" <<'PY'
+for kib in 1 64; do
+echo "== ${kib} KiB append + fdatasync, 2000 times"
+python3 - "$dir/fsync.bin" "$kib" <<'PY'
 import os, sys, time
-path = sys.argv[1]
+path, kib = sys.argv[1], int(sys.argv[2])
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-os.posix_fallocate(fd, 0, 64 * 1024 * 1024)
-block = b"x" * 1024
+os.posix_fallocate(fd, 0, 256 * 1024 * 1024)
+block = b"x" * (1024 * kib)
 samples = []
 for _ in range(2000):
     started = time.perf_counter()
@@ -26,9 +27,12 @@ for _ in range(2000):
 os.close(fd)
 samples.sort()
 pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))] * 1e6
-print(f"fdatasync after 1 KiB: p50 {pick(0.5):.0f} us, p99 {pick(0.99):.0f} us, max {samples[-1]*1e6:.0f} us"
-      f" -> at most {1 / (sum(samples) / len(samples)):.0f} synced appends/s without group commit")
+mean = sum(samples) / len(samples)
+print(f"write {kib} KiB + fdatasync: p50 {pick(0.5):.0f} us, p99 {pick(0.99):.0f} us, max {samples[-1]*1e6:.0f} us"
+      f" -> {1 / mean:.0f} syncs/s, {kib * 1024 / mean / 1e6:.0f} MB/s")
 PY
+rm -f "$dir/fsync.bin"
+done
 
 echo "== memcpy bandwidth (256 MiB buffers, 8 rounds)"
 cat > "$dir/memcpy.c" <<'C'

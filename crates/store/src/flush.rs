@@ -8,6 +8,7 @@
 //! stay stored and become visible once the flush completes.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,10 @@ pub(crate) struct GroupCommit {
     pending: Mutex<VecDeque<PendingFlush>>,
     ready: Condvar,
     stopped: Mutex<bool>,
+    /// Flushes done by the group commit.
+    pub flushes: AtomicU64,
+    /// Appends answered after those flushes.
+    pub flushed_appends: AtomicU64,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -102,7 +107,9 @@ pub(crate) fn run_group_commit(inner: Arc<StoreInner>) {
                 }
             }
         }
+        group.flushes.fetch_add(1, Ordering::Relaxed);
         for mut round in done {
+            group.flushed_appends.fetch_add(round.waiters.len() as u64, Ordering::Relaxed);
             inner.publish(&mut round.publications);
             for (callback, result) in round.waiters {
                 callback(result);

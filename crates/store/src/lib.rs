@@ -36,4 +36,4 @@ pub use put::{AppendInfo, ArrivalListener, PutCallback, PutRequest, PutResult, P
 pub use read::{
     AcceptAll, BoundaryType, GetMessageResult, GetMessageStatus, MessageFilter, QueryMessageResult,
 };
-pub use store::{MessageStore, StoreError};
+pub use store::{MessageStore, StoreError, StoreStats};

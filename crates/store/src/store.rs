@@ -90,6 +90,15 @@ impl StoreInner {
     }
 }
 
+/// Counters of a running store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Flushes done by the SYNC_FLUSH group commit.
+    pub group_commit_flushes: u64,
+    /// Appends answered after those flushes (divide for the mean group size).
+    pub group_commit_appends: u64,
+}
+
 /// The message store. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct MessageStore {
     pub(crate) inner: Arc<StoreInner>,
@@ -305,6 +314,14 @@ impl MessageStore {
     /// Offset below which the commit log is on disk.
     pub fn commit_log_flushed_offset(&self) -> u64 {
         self.inner.commit_log.flushed_offset()
+    }
+
+    /// Counters for reports and benchmarks.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            group_commit_flushes: self.inner.group_commit.flushes.load(Ordering::Relaxed),
+            group_commit_appends: self.inner.group_commit.flushed_appends.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs one retention pass now (admin "delete expired files", tests).
