@@ -1,9 +1,10 @@
 //! apogee-common: the vocabulary every other Apogee crate shares.
 //!
-//! Nothing here touches the network or the disk. The types mirror Apache RocketMQ's
+//! Nothing here touches the network; the disk only through [`fs`], for small state files. The types mirror Apache RocketMQ's
 //! model (topics, queues, permissions, data versions) so the wire crates can serialize
 //! them exactly the way the Java reference does.
 
+pub mod fs;
 pub mod hash;
 pub mod message;
 pub mod perm;

@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -137,30 +137,9 @@ impl KvConfig {
             path: self.path.clone(),
             source: io::Error::new(io::ErrorKind::InvalidData, error),
         })?;
-        write_atomically(&self.path, &bytes).map_err(|source| KvError::Io { path: self.path.clone(), source })
+        apogee_common::fs::write_atomically(&self.path, &bytes)
+            .map_err(|source| KvError::Io { path: self.path.clone(), source })
     }
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename, keeping the
-/// previous content as `<path>.bak`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)?;
-    }
-    let temporary = path.with_extension("json.tmp");
-    {
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    if path.exists() {
-        fs::copy(path, path.with_extension("json.bak"))?;
-    }
-    fs::rename(&temporary, path)?;
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -7,13 +7,10 @@ use apogee_common::properties;
 use apogee_remoting::body::namesrv::{KVTable, RegisterBrokerBody, TopicList};
 use apogee_remoting::body::route::{BrokerMemberGroup, GetBrokerMemberGroupResponseBody, TopicRouteData};
 use apogee_remoting::connection::Connection;
-use apogee_remoting::fastjson::{self, Dialect};
+use apogee_remoting::fastjson::Dialect;
 use apogee_remoting::header::namesrv::*;
-use apogee_remoting::header::{CommandHeader, HeaderError};
+use apogee_remoting::reply::{self, body_response, decode_body, encode_body, header, Failure, Outcome};
 use apogee_remoting::{request_code, response_code, RemotingCommand};
-use bytes::Bytes;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::config::CONFIG_BLACK_LIST;
 use crate::kv::ORDER_TOPIC_CONFIG;
@@ -49,30 +46,6 @@ pub const HANDLED_CODES: &[i32] = &[
 
 /// The route JSON switches to standard (quoted keys) from this client version on (V4_9_4).
 const STANDARD_JSON_MIN_VERSION: i32 = 401;
-
-/// A failed request: the response code and the remark a person reads.
-struct Failure {
-    code: i32,
-    remark: String,
-}
-
-impl Failure {
-    fn new(code: i32, remark: impl Into<String>) -> Self {
-        Self { code, remark: remark.into() }
-    }
-
-    fn system(remark: impl Into<String>) -> Self {
-        Self::new(response_code::SYSTEM_ERROR, remark)
-    }
-}
-
-impl From<HeaderError> for Failure {
-    fn from(error: HeaderError) -> Self {
-        Self::system(error.to_string())
-    }
-}
-
-type Outcome = Result<RemotingCommand, Failure>;
 
 /// Handles one request; `None` only for requests that need no answer.
 pub async fn process(
@@ -123,29 +96,7 @@ pub async fn process(
             format!(" request type {other} not supported"),
         )),
     };
-    Some(match outcome {
-        Ok(response) => response,
-        Err(failure) => RemotingCommand::respond_to(&request, failure.code, Some(failure.remark)),
-    })
-}
-
-fn header<H: CommandHeader>(request: &RemotingCommand) -> Result<H, Failure> {
-    Ok(request.decode_header::<H>()?)
-}
-
-fn decode_body<T: DeserializeOwned>(request: &RemotingCommand, what: &str) -> Result<T, Failure> {
-    fastjson::from_slice(&request.body)
-        .map_err(|error| Failure::system(format!("malformed {what} body: {error}")))
-}
-
-fn encode_body<T: Serialize + ?Sized>(value: &T, dialect: Dialect) -> Result<Bytes, Failure> {
-    fastjson::to_vec(value, dialect)
-        .map(Bytes::from)
-        .map_err(|error| Failure::system(format!("cannot encode response body: {error}")))
-}
-
-fn body_response<T: Serialize + ?Sized>(request: &RemotingCommand, body: &T) -> Outcome {
-    Ok(RemotingCommand::success_for(request).with_body(encode_body(body, Dialect::Fastjson)?))
+    Some(reply::finish(&request, outcome))
 }
 
 fn topic_list(request: &RemotingCommand, topics: Vec<String>, broker_addr: Option<String>) -> Outcome {

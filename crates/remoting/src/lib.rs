@@ -23,6 +23,7 @@ pub mod frame;
 pub mod header;
 pub mod json_header;
 pub mod language;
+pub mod reply;
 pub mod router;
 pub mod server;
 

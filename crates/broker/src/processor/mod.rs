@@ -1,0 +1,41 @@
+//! Request handlers, one module per area. Each module's `register` adds its request codes to
+//! a router; the fast channel (`listenPort - 2`) gets everything but the long-polling pulls,
+//! as in Java.
+
+pub mod admin;
+pub mod consumer;
+pub mod pull;
+pub mod query;
+pub mod send;
+pub mod send_back;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use apogee_remoting::connection::Connection;
+use apogee_remoting::router::Router;
+use apogee_remoting::RemotingCommand;
+
+use crate::BrokerState;
+
+/// Adds every broker request code to `router`.
+pub fn register(router: &mut Router, state: &Arc<BrokerState>, fast_channel: bool) {
+    send::register(router, state);
+    send_back::register(router, state);
+    consumer::register(router, state);
+    query::register(router, state);
+    admin::register(router, state);
+    if !fast_channel {
+        pull::register(router, state);
+    }
+}
+
+/// Registers `handler` for `code`, giving it the shared state.
+pub(crate) fn route<F, Fut>(router: &mut Router, code: i32, state: &Arc<BrokerState>, handler: F)
+where
+    F: Fn(Arc<BrokerState>, Connection, RemotingCommand) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<RemotingCommand>> + Send + 'static,
+{
+    let state = Arc::clone(state);
+    router.register(code, move |connection, request| handler(Arc::clone(&state), connection, request));
+}
