@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use apogee_broker::{Broker, BrokerConfig};
 use apogee_namesrv::{NameServer, NamesrvConfig};
 use clap::{Args, Parser, Subcommand};
 
@@ -17,20 +18,45 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Everything in one process, data under ./data (today: the NameServer on 127.0.0.1:9876).
+    /// NameServer and broker in one process, data under ./data: the quick start.
     Standalone(StandaloneArgs),
     /// The NameServer: the route registry brokers register with and clients ask.
     Namesrv(NamesrvArgs),
+    /// A broker: stores messages and serves producers and consumers.
+    Broker(BrokerArgs),
 }
 
 #[derive(Debug, Args)]
 struct StandaloneArgs {
-    /// Data directory.
+    /// Data directory (store under `<dir>/store`, NameServer KV config under `<dir>/namesrv`).
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
     /// NameServer listen address.
     #[arg(long, default_value = "127.0.0.1:9876")]
     namesrv_listen: SocketAddr,
+    /// Broker port (`listenPort`); the broker also listens on this port − 2.
+    #[arg(long, default_value_t = apogee_broker::config::DEFAULT_LISTEN_PORT)]
+    broker_port: u16,
+    /// A broker.conf or broker.toml applied to the embedded broker.
+    #[arg(short = 'c', long = "config-file")]
+    config_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct BrokerArgs {
+    /// NameServer addresses, `;`-separated (`namesrvAddr`).
+    #[arg(short = 'n', long = "namesrv-addr")]
+    namesrv_addr: Option<String>,
+    /// A broker.conf (Java properties) or broker.toml with Apache RocketMQ key names; the
+    /// flags override it.
+    #[arg(short = 'c', long = "config-file")]
+    config_file: Option<PathBuf>,
+    /// `listenPort`.
+    #[arg(long)]
+    listen_port: Option<u16>,
+    /// `storePathRootDir`.
+    #[arg(long)]
+    store_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -85,13 +111,25 @@ impl Cli {
     pub async fn run(self) -> Result<()> {
         match self.command {
             Command::Namesrv(args) => run_namesrv(args.into_config()?).await,
-            Command::Standalone(args) => {
-                let config = NamesrvConfig {
-                    listen: args.namesrv_listen,
-                    kv_config_path: args.data_dir.join("namesrv").join("kvConfig.json"),
-                    ..NamesrvConfig::default()
-                };
-                run_namesrv(config).await
+            Command::Standalone(args) => run_standalone(args).await,
+            Command::Broker(args) => {
+                let mut config = BrokerConfig::default();
+                if let Some(path) = &args.config_file {
+                    config.load_file(path)?;
+                }
+                if let Some(addr) = args.namesrv_addr {
+                    config.namesrv_addr = Some(addr);
+                }
+                if let Some(port) = args.listen_port {
+                    config.listen_port = port;
+                }
+                if let Some(dir) = args.store_dir {
+                    config.store.store_path_root_dir = dir;
+                }
+                if config.namesrv_addrs().is_empty() {
+                    anyhow::bail!("no NameServer: pass -n ADDR, set namesrvAddr in the config file, or NAMESRV_ADDR");
+                }
+                run_broker(config).await
             }
         }
     }
@@ -104,6 +142,51 @@ async fn run_namesrv(config: NamesrvConfig) -> Result<()> {
     // Scripts and tests read this line to learn the bound port.
     println!("apogee namesrv listening on {}", namesrv.local_addr());
     wait_for_shutdown_signal().await?;
+    namesrv.shutdown().await;
+    Ok(())
+}
+
+async fn start_broker(config: BrokerConfig) -> Result<Broker> {
+    let addr = config.broker_addr();
+    let broker = Broker::start(config).await.with_context(|| format!("starting the broker on {addr}"))?;
+    println!("apogee broker listening on {addr}");
+    Ok(broker)
+}
+
+async fn run_broker(config: BrokerConfig) -> Result<()> {
+    let broker = start_broker(config).await?;
+    wait_for_shutdown_signal().await?;
+    broker.shutdown().await;
+    Ok(())
+}
+
+async fn run_standalone(args: StandaloneArgs) -> Result<()> {
+    let namesrv_config = NamesrvConfig {
+        listen: args.namesrv_listen,
+        kv_config_path: args.data_dir.join("namesrv").join("kvConfig.json"),
+        ..NamesrvConfig::default()
+    };
+    let listen = namesrv_config.listen;
+    let namesrv =
+        NameServer::start(namesrv_config).await.with_context(|| format!("starting the name server on {listen}"))?;
+    println!("apogee namesrv listening on {}", namesrv.local_addr());
+
+    let mut config = BrokerConfig::default();
+    if let Some(path) = &args.config_file {
+        config.load_file(path)?;
+    }
+    config.listen_port = args.broker_port;
+    config.namesrv_addr = Some(namesrv.local_addr().to_string());
+    config.store.store_path_root_dir = args.data_dir.join("store");
+    let broker = match start_broker(config).await {
+        Ok(broker) => broker,
+        Err(error) => {
+            namesrv.shutdown().await;
+            return Err(error);
+        }
+    };
+    wait_for_shutdown_signal().await?;
+    broker.shutdown().await;
     namesrv.shutdown().await;
     Ok(())
 }

@@ -13,10 +13,6 @@
 #[path = "support.rs"]
 mod support;
 
-/// The allocator the `apogee` binary uses, so allocation costs match production.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,10 +5,6 @@
 #[path = "support.rs"]
 mod support;
 
-/// The allocator the `apogee` binary uses, so allocation costs match production.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::time::Duration;
 
 use apogee_store::{AcceptAll, FlushDiskType, GetMessageStatus, MessageStore, PutRequest};

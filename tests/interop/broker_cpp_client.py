@@ -1,0 +1,367 @@
+"""Drives `apogee standalone` with the official Apache RocketMQ C++ client (the PyPI package
+`rocketmq`, which bundles librocketmq.so), the way an existing RocketMQ application would.
+
+Usage: broker_cpp_client.py PATH_TO_APOGEE_BINARY
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from rocketmq.client import Message, MessageModel, Producer, PushConsumer, SendStatus
+
+from remoting_wire import Connection
+
+UPDATE_AND_CREATE_TOPIC, GET_ROUTEINFO_BY_TOPIC = 17, 105
+SUCCESS = 0
+WAIT_S = 60
+
+
+def free_port_pair():
+    """A port P with P and P - 2 both free (the broker listens on both)."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port < 1026:
+            continue
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port - 2))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair")
+
+
+class Apogee:
+    """`apogee standalone` on free loopback ports, stopped with SIGTERM."""
+
+    def __init__(self, binary, data_dir):
+        self.binary, self.data_dir = binary, data_dir
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.namesrv_port = probe.getsockname()[1]
+        self.broker_port = free_port_pair()
+        self.process = None
+
+    @property
+    def namesrv(self):
+        return f"127.0.0.1:{self.namesrv_port}"
+
+    @property
+    def broker(self):
+        return ("127.0.0.1", self.broker_port)
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [self.binary, "standalone", "--data-dir", self.data_dir,
+             "--namesrv-listen", self.namesrv, "--broker-port", str(self.broker_port)],
+            stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError("apogee exited during start")
+            if "apogee broker listening" in line:
+                return
+        raise RuntimeError("apogee did not start")
+
+    def stop(self):
+        self.process.terminate()
+        code = self.process.wait(timeout=30)
+        assert code == 0, f"apogee exited with {code}"
+
+
+def create_topic(apogee, topic, queues=4, order=False):
+    """UPDATE_AND_CREATE_TOPIC as mqadmin sends it, then wait for the NameServer route."""
+    conn = Connection(apogee.broker)
+    response, _ = conn.request(UPDATE_AND_CREATE_TOPIC, {
+        "topic": topic, "defaultTopic": "TBW102", "readQueueNums": str(queues),
+        "writeQueueNums": str(queues), "perm": "6", "topicFilterType": "SINGLE_TAG",
+        "topicSysFlag": "0", "order": "true" if order else "false"})
+    conn.close()
+    assert response["code"] == SUCCESS, response
+    namesrv = Connection(("127.0.0.1", apogee.namesrv_port))
+    deadline = time.monotonic() + WAIT_S
+    while namesrv.request(GET_ROUTEINFO_BY_TOPIC, {"topic": topic})[0]["code"] != SUCCESS:
+        assert time.monotonic() < deadline, f"route of {topic} never appeared"
+        time.sleep(0.1)
+    namesrv.close()
+
+
+def producer(apogee, group):
+    p = Producer(group)
+    p.set_namesrv_addr(apogee.namesrv)
+    p.start()
+    return p
+
+
+class Collector:
+    """Collects consumed messages; `fail_first` makes the first delivery of each key fail."""
+
+    def __init__(self, fail_first=False):
+        self.lock = threading.Lock()
+        self.messages = []
+        self.failed = set()
+        self.fail_first = fail_first
+
+    def __call__(self, msg):
+        record = {
+            "topic": msg.topic, "tags": msg.tags.decode() if msg.tags else "",
+            "keys": msg.keys.decode() if msg.keys else "", "body": msg.body.decode(),
+            "id": msg.id.decode() if isinstance(msg.id, bytes) else msg.id,
+            "seq": (msg.get_property("seq") or b"").decode(),
+            "mode": (msg.get_property("mode") or b"").decode(),
+            "reconsume": msg.reconsume_times, "queue": msg.queue_id, "offset": msg.queue_offset,
+            "received": time.monotonic(),
+        }
+        with self.lock:
+            if self.fail_first and record["keys"] not in self.failed:
+                self.failed.add(record["keys"])
+                raise RuntimeError("fail once, please redeliver")
+            self.messages.append(record)
+
+    def wait_for(self, count, timeout=WAIT_S):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.messages) >= count:
+                    return list(self.messages)
+            time.sleep(0.05)
+        with self.lock:
+            return list(self.messages)
+
+
+def consumer(apogee, group, topic, collector, expression="*", model=MessageModel.CLUSTERING,
+             orderly=False, instance=None):
+    c = PushConsumer(group, orderly=orderly, message_model=model)
+    c.set_namesrv_addr(apogee.namesrv)
+    if instance:
+        c.set_instance_name(instance)
+    c.subscribe(topic, collector, expression)
+    c.start()
+    return c
+
+
+def message(topic, seq, mode, tags="TagA"):
+    m = Message(topic)
+    m.set_keys(f"key-{seq}")
+    m.set_tags(tags)
+    m.set_body(f"body-{seq}-{mode}")
+    m.set_property("seq", str(seq))
+    m.set_property("mode", mode)
+    return m
+
+
+def sync_async_oneway(apogee):
+    topic, group = "CppSendModes", "cpp-send-modes"
+    create_topic(apogee, topic)
+    p = producer(apogee, "cpp-producer-modes")
+    ids = {}
+    for seq in range(400):
+        result = p.send_sync(message(topic, seq, "sync"))
+        assert result.status == SendStatus.OK, result
+        ids[seq] = result.msg_id
+    done = threading.Semaphore(0)
+    errors = []
+    for seq in range(400, 700):
+        p.send_async(message(topic, seq, "async"), lambda result: done.release(),
+                     lambda exc: (errors.append(exc), done.release()))
+    for _ in range(300):
+        assert done.acquire(timeout=WAIT_S), "async send callbacks missing"
+    assert not errors, errors
+    for seq in range(700, 1000):
+        p.send_oneway(message(topic, seq, "oneway"))
+    p.shutdown()
+
+    collector = Collector()
+    c = consumer(apogee, group, topic, collector)
+    got = collector.wait_for(1000)
+    c.shutdown()
+    by_seq = {int(m["seq"]): m for m in got}
+    assert len(by_seq) == 1000, f"consumed {len(by_seq)} distinct of 1000 ({len(got)} deliveries)"
+    for seq, m in by_seq.items():
+        mode = "sync" if seq < 400 else "async" if seq < 700 else "oneway"
+        assert m == {**m, "topic": topic, "tags": "TagA", "keys": f"key-{seq}",
+                     "body": f"body-{seq}-{mode}", "mode": mode}, m
+        if seq in ids:
+            assert m["id"] == ids[seq], (m["id"], ids[seq])
+    print(f"sync/async/oneway: 1000 sent, {len(got)} delivered, every field intact")
+
+
+def broadcasting(apogee):
+    topic = "CppBroadcast"
+    create_topic(apogee, topic)
+    first, second = Collector(), Collector()
+    c1 = consumer(apogee, "cpp-broadcast", topic, first, model=MessageModel.BROADCASTING, instance="b1")
+    c2 = consumer(apogee, "cpp-broadcast", topic, second, model=MessageModel.BROADCASTING, instance="b2")
+    time.sleep(2)
+    p = producer(apogee, "cpp-producer-broadcast")
+    for seq in range(100):
+        assert p.send_sync(message(topic, seq, "b")).status == SendStatus.OK
+    p.shutdown()
+    a, b = first.wait_for(100), second.wait_for(100)
+    c1.shutdown()
+    c2.shutdown()
+    assert len({m["seq"] for m in a}) == 100 and len({m["seq"] for m in b}) == 100, (len(a), len(b))
+    print("broadcasting: both consumers got all 100")
+
+
+def clustering(apogee):
+    topic = "CppCluster"
+    create_topic(apogee, topic, queues=8)
+    first, second = Collector(), Collector()
+    c1 = consumer(apogee, "cpp-cluster", topic, first, instance="c1")
+    c2 = consumer(apogee, "cpp-cluster", topic, second, instance="c2")
+    time.sleep(25)  # the C++ client rebalances every 20 s; let both settle on their queues
+    p = producer(apogee, "cpp-producer-cluster")
+    for seq in range(400):
+        assert p.send_sync(message(topic, seq, "c")).status == SendStatus.OK
+    p.shutdown()
+    deadline = time.monotonic() + WAIT_S
+    while len(first.messages) + len(second.messages) < 400 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)
+    c1.shutdown()
+    c2.shutdown()
+    a, b = [m["seq"] for m in first.messages], [m["seq"] for m in second.messages]
+    assert len(set(a) | set(b)) == 400, f"missing: {400 - len(set(a) | set(b))}"
+    assert not (set(a) & set(b)), f"consumed twice: {sorted(set(a) & set(b))[:5]}"
+    assert a and b, f"one consumer got nothing: {len(a)}, {len(b)}"
+    queues_a = {m["queue"] for m in first.messages}
+    queues_b = {m["queue"] for m in second.messages}
+    assert not (queues_a & queues_b), (queues_a, queues_b)
+    print(f"clustering: 400 split {len(a)}/{len(b)} over queues {sorted(queues_a)}/{sorted(queues_b)}")
+
+
+def tag_filter(apogee):
+    topic = "CppTags"
+    create_topic(apogee, topic)
+    p = producer(apogee, "cpp-producer-tags")
+    tags = ["TagA", "TagB", "TagC", "TagD"]
+    for seq in range(200):
+        assert p.send_sync(message(topic, seq, "t", tags=tags[seq % 4])).status == SendStatus.OK
+    p.shutdown()
+    collector = Collector()
+    c = consumer(apogee, "cpp-tags", topic, collector, expression="TagA || TagC")
+    got = collector.wait_for(100)
+    time.sleep(2)
+    c.shutdown()
+    got = collector.messages
+    assert {m["tags"] for m in got} == {"TagA", "TagC"}, {m["tags"] for m in got}
+    assert len({m["seq"] for m in got}) == 100, len(got)
+    print("tag filter TagA || TagC: exactly the 100 matching messages")
+
+
+def ordered(apogee):
+    topic = "CppOrdered"
+    create_topic(apogee, topic, queues=4, order=True)
+    p = producer(apogee, "cpp-producer-ordered")
+    for seq in range(300):
+        key = seq % 5
+        m = message(topic, seq, f"order-{key}")
+        assert p.send_orderly(m, key).status == SendStatus.OK
+    p.shutdown()
+    collector = Collector()
+    c = consumer(apogee, "cpp-ordered", topic, collector, orderly=True)
+    got = collector.wait_for(300)
+    c.shutdown()
+    assert len({m["seq"] for m in got}) == 300, len(got)
+    for key in range(5):
+        seqs = [int(m["seq"]) for m in got if m["mode"] == f"order-{key}"]
+        assert seqs == sorted(seqs), f"key {key} out of order: {seqs[:10]}"
+        assert len({m["queue"] for m in got if m["mode"] == f"order-{key}"}) == 1
+    print("ordered: per-key order kept through an orderly push consumer")
+
+
+def retry(apogee):
+    topic = "CppRetry"
+    create_topic(apogee, topic)
+    collector = Collector(fail_first=True)
+    c = consumer(apogee, "cpp-retry", topic, collector)
+    time.sleep(2)
+    p = producer(apogee, "cpp-producer-retry")
+    for seq in range(5):
+        assert p.send_sync(message(topic, seq, "r")).status == SendStatus.OK
+    p.shutdown()
+    got = collector.wait_for(5, timeout=90)
+    c.shutdown()
+    assert len({m["seq"] for m in got}) == 5, got
+    assert all(m["reconsume"] >= 1 for m in got), [m["reconsume"] for m in got]
+    print("retry: every message failed once came back from %RETRY% with reconsumeTimes >= 1")
+
+
+def delay(apogee):
+    topic = "CppDelay"
+    create_topic(apogee, topic)
+    collector = Collector()
+    c = consumer(apogee, "cpp-delay", topic, collector)
+    time.sleep(2)
+    p = producer(apogee, "cpp-producer-delay")
+    m = message(topic, 1, "d")
+    m.set_delay_time_level(2)
+    sent = time.monotonic()
+    assert p.send_sync(m).status == SendStatus.OK
+    p.shutdown()
+    got = collector.wait_for(1, timeout=30)
+    c.shutdown()
+    assert got, "delayed message never arrived"
+    waited = got[0]["received"] - sent
+    assert waited >= 5.0, f"delay level 2 delivered after {waited:.2f}s"
+    print(f"delay level 2: delivered after {waited:.2f}s")
+
+
+def offsets_survive_restart(apogee):
+    topic, group = "CppRestart", "cpp-restart"
+    create_topic(apogee, topic)
+    p = producer(apogee, "cpp-producer-restart")
+    for seq in range(50):
+        assert p.send_sync(message(topic, seq, "before")).status == SendStatus.OK
+    p.shutdown()
+    first = Collector()
+    c = consumer(apogee, group, topic, first)
+    assert len(first.wait_for(50)) >= 50
+    time.sleep(6)  # the client commits offsets every 5 s, and again at shutdown
+    c.shutdown()
+
+    apogee.stop()
+    apogee.start()
+
+    p = producer(apogee, "cpp-producer-restart")
+    for seq in range(50, 60):
+        assert p.send_sync(message(topic, seq, "after")).status == SendStatus.OK
+    p.shutdown()
+    second = Collector()
+    c = consumer(apogee, group, topic, second)
+    got = second.wait_for(10)
+    time.sleep(3)
+    c.shutdown()
+    seqs = sorted(int(m["seq"]) for m in second.messages)
+    assert seqs == list(range(50, 60)), f"after restart the group got {seqs[:12]}"
+    print("offsets survive a restart: only the 10 new messages were delivered")
+
+
+def main():
+    binary = sys.argv[1]
+    with tempfile.TemporaryDirectory() as data_dir:
+        apogee = Apogee(binary, data_dir)
+        apogee.start()
+        try:
+            for scenario in (sync_async_oneway, broadcasting, clustering, tag_filter, ordered,
+                             retry, delay, offsets_survive_restart):
+                started = time.monotonic()
+                scenario(apogee)
+                print(f"  ({scenario.__name__}: {time.monotonic() - started:.1f}s)")
+        finally:
+            apogee.stop()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("ROCKETMQ_CLIENT_LOG_LEVEL", "1")
+    main()
