@@ -44,6 +44,10 @@ pub const MAX_PROPERTIES_BYTES: usize = property::MAX_ENCODED_BYTES;
 const DLQ_DELAY_LEVEL: &str = "-1";
 /// Property values Java's `Boolean.parseBoolean` reads as true (case-insensitively).
 const TRUE: &str = "true";
+/// Topic attribute naming the retention policy.
+const CLEANUP_POLICY_ATTRIBUTE: &str = "cleanup.policy";
+/// Retention policy value of compacted topics.
+const COMPACTION: &str = "COMPACTION";
 /// Bytes reserved per batch record for the properties the broker adds (`UNIQ_KEY`,
 /// `CLUSTER`), so the batch buffer is allocated once.
 const ADDED_PROPERTIES_ALLOWANCE: usize = 128;
@@ -259,6 +263,9 @@ async fn send_one(
     }
 
     let uniq_key = ensure_uniq_key(state, &mut properties);
+    if is_compaction_topic(&destination.config) && property::keys(&properties).next().is_none() {
+        return Err(Failure::new(response_code::MESSAGE_ILLEGAL, "Required message key is missing"));
+    }
     properties.insert(property::CLUSTER, state.config.broker_cluster_name.as_str());
 
     let mut sys_flag = header.sys_flag;
@@ -390,6 +397,15 @@ async fn redirect_retry(
 /// or the group consumes orderly.
 fn to_dead_letters(reconsume_times: i32, max_reconsume_times: i32, group_locked: bool) -> bool {
     reconsume_times > max_reconsume_times || group_locked
+}
+
+/// Whether the topic keeps only the latest message per key (`cleanup.policy=COMPACTION`), so
+/// every message needs a key.
+fn is_compaction_topic(config: &TopicConfig) -> bool {
+    config
+        .attributes
+        .get(CLEANUP_POLICY_ATTRIBUTE)
+        .is_some_and(|policy| policy.eq_ignore_ascii_case(COMPACTION))
 }
 
 /// Parks a message in a system topic, remembering where it was going in `REAL_TOPIC` and
