@@ -1,10 +1,647 @@
-//! (stub, to be written)
+//! The producer's requests: SEND_MESSAGE (10, long header keys), SEND_MESSAGE_V2 (310,
+//! one-letter keys) and SEND_BATCH_MESSAGE (320) (protocol spec §3.3, behaviour spec §2.6).
+//!
+//! The path is the broker's hottest: the header is decoded once, the properties parsed once,
+//! every record encoded once straight into the buffer handed to the store, and the topic
+//! looked up as a shared `Arc`. Checks run in Java's order with Java's response codes; every
+//! response, failures included, carries the `MSG_REGION` and `TRACE_ON` extFields the Java
+//! client reads unconditionally.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use apogee_common::message::batch::decode_batch;
+use apogee_common::message::msg_id::{offset_msg_id, UniqIdGenerator};
+use apogee_common::message::property::{self, Properties};
+use apogee_common::message::record;
+use apogee_common::message::{sysflag, Message, MessageExt};
+use apogee_common::perm;
+use apogee_common::topic::{self, TopicConfig, TopicFilterType};
+use apogee_remoting::code::{request_code, response_code};
+use apogee_remoting::connection::Connection;
+use apogee_remoting::header::send::{
+    decode_send_message_header, SendMessageRequestHeader, SendMessageResponseHeader,
+};
+use apogee_remoting::reply::Failure;
 use apogee_remoting::router::Router;
+use apogee_remoting::RemotingCommand;
+use apogee_store::{AppendInfo, PutResult, PutStatus};
 
-use crate::BrokerState;
+use crate::topic_config::{self, AutoCreateRequest, TOPIC_SYS_FLAG_UNIT, TOPIC_SYS_FLAG_UNIT_SUB};
+use crate::{message, BrokerState};
+
+/// Request version (V3_4_9) from which the header's `maxReconsumeTimes` overrides the group's
+/// `retryMaxTimes` for `%RETRY%` sends.
+pub const MAX_RECONSUME_TIMES_MIN_VERSION: i32 = 121;
+/// Queues of a dead-letter topic (Java `DLQ_NUMS_PER_GROUP`).
+pub const DLQ_QUEUE_NUMS: i32 = 1;
+/// Longest topic of a batch, in bytes: batch records always use the 1-byte topic length.
+pub const MAX_BATCH_TOPIC_BYTES: usize = i8::MAX as usize;
+/// Longest properties string a message may carry, in bytes (an `i16` length on disk).
+pub const MAX_PROPERTIES_BYTES: usize = property::MAX_ENCODED_BYTES;
+/// Delay level the DLQ path stores, so the message is never delayed again.
+const DLQ_DELAY_LEVEL: &str = "-1";
+/// Property values Java's `Boolean.parseBoolean` reads as true (case-insensitively).
+const TRUE: &str = "true";
+/// Topic attribute naming the retention policy.
+const CLEANUP_POLICY_ATTRIBUTE: &str = "cleanup.policy";
+/// Retention policy value of compacted topics.
+const COMPACTION: &str = "COMPACTION";
+/// Bytes reserved per batch record for the properties the broker adds (`UNIQ_KEY`,
+/// `CLUSTER`), so the batch buffer is allocated once.
+const ADDED_PROPERTIES_ALLOWANCE: usize = 128;
 
 /// Adds this module's request codes to `router`.
-pub fn register(_router: &mut Router, _state: &Arc<BrokerState>) {}
+pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
+    for code in [request_code::SEND_MESSAGE, request_code::SEND_MESSAGE_V2, request_code::SEND_BATCH_MESSAGE]
+    {
+        super::route(router, code, state, handle);
+    }
+}
+
+/// Serves one send request; the response always carries `MSG_REGION` and `TRACE_ON`.
+async fn handle(
+    state: Arc<BrokerState>,
+    connection: Connection,
+    request: RemotingCommand,
+) -> Option<RemotingCommand> {
+    let response = match process(&state, &connection, &request).await {
+        Ok(response) => response,
+        Err(failure) => {
+            tracing::debug!(code = failure.code, remark = %failure.remark, "send refused");
+            failure.into_response(&request)
+        }
+    };
+    Some(with_region(&state, response))
+}
+
+/// Adds the extFields the Java client dereferences on every send response.
+fn with_region(state: &BrokerState, response: RemotingCommand) -> RemotingCommand {
+    response
+        .with_ext(property::MSG_REGION, state.config.region_id.as_str())
+        .with_ext(property::TRACE_ON, if state.config.trace_on { "true" } else { "false" })
+}
+
+/// The whole send path; failures carry Java's code and a remark.
+async fn process(
+    state: &Arc<BrokerState>,
+    connection: &Connection,
+    request: &RemotingCommand,
+) -> Result<RemotingCommand, Failure> {
+    let header = decode_send_message_header(request)?;
+    let config = check_topic(state, connection, &header).await?;
+    let queue_id = choose_queue(&header, &config)?;
+    check_sizes(state, &header, request)?;
+    if header.batch == Some(true) {
+        send_batch(state, connection, request, header, &config, queue_id).await
+    } else {
+        send_one(state, connection, request, header, config, queue_id).await
+    }
+}
+
+/// The topic checks of behaviour spec §2.6 (3–6) plus write permissions: returns the topic
+/// config, created from the template when the topic is new and that is allowed.
+async fn check_topic(
+    state: &Arc<BrokerState>,
+    connection: &Connection,
+    header: &SendMessageRequestHeader,
+) -> Result<Arc<TopicConfig>, Failure> {
+    let topic = header.topic.as_str();
+    let broker_writable = perm::is_writeable(state.config.broker_permission);
+    if !broker_writable && state.topics.is_order_topic(topic) {
+        return Err(broker_forbidden(state));
+    }
+    if let Err(error) = topic::validate_topic_name(topic) {
+        return Err(Failure::new(response_code::INVALID_PARAMETER, error.to_string()));
+    }
+    if topic_config::is_not_allowed_send_topic(topic) {
+        return Err(Failure::new(
+            response_code::NO_PERMISSION,
+            format!("Sending message to topic[{topic}] is forbidden."),
+        ));
+    }
+    let config = match state.topics.lookup(topic) {
+        Some(config) => config,
+        None => auto_create(state, connection, header).await?,
+    };
+    let valid_queues = config.write_queue_nums.max(config.read_queue_nums);
+    if header.queue_id >= valid_queues {
+        return Err(Failure::new(
+            response_code::INVALID_PARAMETER,
+            format!(
+                "request queueId[{}] is illegal, topic {} has {} read and {} write queues. Producer: {}",
+                header.queue_id,
+                topic,
+                config.read_queue_nums,
+                config.write_queue_nums,
+                connection.remote_addr()
+            ),
+        ));
+    }
+    if !perm::is_writeable(config.perm) {
+        return Err(Failure::new(
+            response_code::NO_PERMISSION,
+            format!("the topic[{topic}] sending message is forbidden"),
+        ));
+    }
+    if !broker_writable {
+        return Err(broker_forbidden(state));
+    }
+    Ok(config)
+}
+
+/// Creates an unknown topic from the request's template (behaviour spec §2.3), off the async
+/// workers since it writes `topics.json`.
+async fn auto_create(
+    state: &Arc<BrokerState>,
+    connection: &Connection,
+    header: &SendMessageRequestHeader,
+) -> Result<Arc<TopicConfig>, Failure> {
+    let topic_sys_flag = match header.unit_mode {
+        Some(true) if topic::is_retry_topic(&header.topic) => TOPIC_SYS_FLAG_UNIT_SUB,
+        Some(true) => TOPIC_SYS_FLAG_UNIT,
+        _ => 0,
+    };
+    tracing::warn!(topic = %header.topic, producer = %connection.remote_addr(), "send to a topic that does not exist");
+    let owner = Arc::clone(state);
+    let (topic, default_topic) = (header.topic.clone(), header.default_topic.clone());
+    let queue_nums = header.default_topic_queue_nums;
+    let created = tokio::task::spawn_blocking(move || {
+        owner.topics.create_for_send(AutoCreateRequest {
+            topic: &topic,
+            default_topic: &default_topic,
+            queue_nums,
+            topic_sys_flag,
+        })
+    })
+    .await
+    .map_err(|error| Failure::system(format!("topic creation failed: {error}")))?;
+    let created = match created {
+        Ok(created) => created,
+        // Created in memory but not persisted: serve it anyway, as Java does.
+        Err(_) => state.topics.lookup(&header.topic),
+    };
+    created.ok_or_else(|| {
+        Failure::new(
+            response_code::TOPIC_NOT_EXIST,
+            format!("topic[{}] not exist, apply first please!", header.topic),
+        )
+    })
+}
+
+/// The queue to write: the requested one, or for a negative id one of the write queues.
+fn choose_queue(header: &SendMessageRequestHeader, config: &TopicConfig) -> Result<i32, Failure> {
+    if header.queue_id >= 0 {
+        return Ok(header.queue_id);
+    }
+    random_queue(config.write_queue_nums).ok_or_else(|| {
+        Failure::new(
+            response_code::NO_PERMISSION,
+            format!("the topic[{}] has no writable queue", config.topic_name),
+        )
+    })
+}
+
+/// A queue id in `0..write_queue_nums`, spreading picks evenly; `None` without queues.
+fn random_queue(write_queue_nums: i32) -> Option<i32> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let queues = u32::try_from(write_queue_nums).ok().filter(|queues| *queues > 0)?;
+    i32::try_from(NEXT.fetch_add(1, Ordering::Relaxed) % queues).ok()
+}
+
+/// Body and properties limits (behaviour spec §0.3): MESSAGE_ILLEGAL when exceeded. A batch's
+/// body is the whole encoded batch.
+fn check_sizes(
+    state: &BrokerState,
+    header: &SendMessageRequestHeader,
+    request: &RemotingCommand,
+) -> Result<(), Failure> {
+    let max_body = state.config.store.max_message_size as usize;
+    if request.body.len() > max_body {
+        return Err(Failure::new(
+            response_code::MESSAGE_ILLEGAL,
+            format!(
+                "the message body size {} bytes exceeds the limit of {max_body} bytes",
+                request.body.len()
+            ),
+        ));
+    }
+    let properties_len = header.properties.as_ref().map_or(0, String::len);
+    if properties_len > MAX_PROPERTIES_BYTES {
+        return Err(Failure::new(
+            response_code::MESSAGE_ILLEGAL,
+            format!("the message properties size {properties_len} bytes exceeds the limit of {MAX_PROPERTIES_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Where a single message is stored, after the retry, transaction and delay rewrites.
+struct Destination {
+    topic: String,
+    queue_id: i32,
+    config: Arc<TopicConfig>,
+}
+
+/// SEND_MESSAGE / SEND_MESSAGE_V2 of one message.
+async fn send_one(
+    state: &Arc<BrokerState>,
+    connection: &Connection,
+    request: &RemotingCommand,
+    header: SendMessageRequestHeader,
+    config: Arc<TopicConfig>,
+    queue_id: i32,
+) -> Result<RemotingCommand, Failure> {
+    let mut properties = header.properties.as_deref().map(property::decode).unwrap_or_default();
+    let reconsume_times = header.reconsume_times.unwrap_or(0);
+    let mut destination = Destination { topic: header.topic, queue_id, config };
+    if topic::is_retry_topic(&destination.topic) {
+        let max_header =
+            header.max_reconsume_times.filter(|_| request.version >= MAX_RECONSUME_TIMES_MIN_VERSION);
+        redirect_retry(state, &mut destination, &mut properties, reconsume_times, max_header).await?;
+    }
+
+    let uniq_key = ensure_uniq_key(state, &mut properties);
+    if is_compaction_topic(&destination.config) && property::keys(&properties).next().is_none() {
+        return Err(Failure::new(response_code::MESSAGE_ILLEGAL, "Required message key is missing"));
+    }
+    properties.insert(property::CLUSTER, state.config.broker_cluster_name.as_str());
+
+    let mut sys_flag = header.sys_flag;
+    if destination.config.topic_filter_type == TopicFilterType::MultiTag {
+        sys_flag |= sysflag::MULTI_TAGS_FLAG;
+    }
+    let delay_level = delay_level(&properties);
+    let prepared = properties.get(property::TRAN_MSG).is_some_and(|flag| flag.eq_ignore_ascii_case(TRUE))
+        && !(reconsume_times > 0 && delay_level > 0);
+    if prepared {
+        if state.config.reject_transaction_message {
+            return Err(Failure::new(
+                response_code::NO_PERMISSION,
+                format!("the broker[{}] sending transaction message is forbidden", state.config.broker_ip1),
+            ));
+        }
+        properties.insert(property::TRANSACTION_ID, uniq_key.as_str());
+        park(&mut destination, &mut properties, topic::TRANS_HALF_TOPIC, 0);
+        sys_flag = sysflag::reset_transaction_value(sys_flag, sysflag::TRANSACTION_NOT_TYPE);
+    } else if delay_level > 0
+        && matches!(
+            sysflag::transaction_type(sys_flag),
+            sysflag::TRANSACTION_NOT_TYPE | sysflag::TRANSACTION_COMMIT_TYPE
+        )
+    {
+        let level = delay_level.min(max_delay_level(state));
+        if level != delay_level {
+            properties.insert(property::DELAY, level.to_string());
+        }
+        for timer in [property::TIMER_DELIVER_MS, property::TIMER_DELAY_SEC, property::TIMER_DELAY_MS] {
+            properties.remove(timer);
+        }
+        park(&mut destination, &mut properties, topic::SCHEDULE_TOPIC, level - 1);
+    }
+
+    let wait_store_ok = wait_store_ok(&properties);
+    let ext = MessageExt {
+        message: Message {
+            topic: destination.topic,
+            flag: header.flag,
+            properties,
+            body: request.body.clone(),
+        },
+        queue_id: destination.queue_id,
+        sys_flag,
+        born_timestamp: header.born_timestamp,
+        born_host: connection.remote_addr(),
+        store_host: state.store_host,
+        reconsume_times,
+        ..MessageExt::default()
+    };
+    let mut records = Vec::with_capacity(record::encoded_len(
+        ext.message.topic.len(),
+        ext.message.body.len(),
+        ext.message.properties.encoded_len(),
+        sys_flag,
+    ));
+    if let Err(error) = record::encode(&ext, &mut records) {
+        tracing::debug!(%error, topic = %ext.message.topic, "message refused: cannot encode");
+        return Err(put_failure(state, PutStatus::MessageIllegal));
+    }
+    let result = message::put_records(state, records, wait_store_ok).await;
+    let append = stored(state, result)?;
+    let header = SendMessageResponseHeader {
+        msg_id: offset_msg_id(state.store_host, offset_i64(append.commit_log_offset)),
+        queue_id,
+        queue_offset: append.queue_offset,
+        transaction_id: Some(uniq_key),
+        batch_uniq_id: None,
+        recall_handle: None,
+    };
+    Ok(RemotingCommand::respond_to(request, success_code(result.status), None).with_header(&header))
+}
+
+/// The `%RETRY%` rules (behaviour spec §2.6 step 7): the group must exist; past its
+/// redelivery limit, or when it consumes orderly (holds queue locks), the message goes to
+/// the group's dead-letter topic, queue 0, never delayed.
+async fn redirect_retry(
+    state: &Arc<BrokerState>,
+    destination: &mut Destination,
+    properties: &mut Properties,
+    reconsume_times: i32,
+    max_from_header: Option<i32>,
+) -> Result<(), Failure> {
+    let group = destination.topic.get(topic::RETRY_GROUP_TOPIC_PREFIX.len()..).unwrap_or("").to_owned();
+    let owner = Arc::clone(state);
+    let lookup = group.clone();
+    let group_config = tokio::task::spawn_blocking(move || owner.groups.get_or_create(&lookup))
+        .await
+        .map_err(|error| Failure::system(format!("subscription group lookup failed: {error}")))?
+        .ok_or_else(|| {
+            Failure::new(
+                response_code::SUBSCRIPTION_GROUP_NOT_EXIST,
+                format!("subscription group not exist, {group}"),
+            )
+        })?;
+    let max_reconsume_times = max_from_header.unwrap_or(group_config.retry_max_times);
+    if !to_dead_letters(reconsume_times, max_reconsume_times, state.locks.is_group_locked(&group)) {
+        return Ok(());
+    }
+    let dlq = topic::dlq_topic(&group);
+    let config = match state.topics.lookup(&dlq) {
+        Some(config) => config,
+        None => {
+            let owner = Arc::clone(state);
+            let name = dlq.clone();
+            tokio::task::spawn_blocking(move || {
+                owner.topics.get_or_create_shared(&name, DLQ_QUEUE_NUMS, perm::READ_WRITE, 0)
+            })
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .or_else(|| state.topics.lookup(&dlq))
+            .ok_or_else(|| Failure::system(format!("topic[{dlq}] not exist")))?
+        }
+    };
+    tracing::info!(
+        group,
+        reconsume_times,
+        max_reconsume_times,
+        "retry message sent to the dead letter queue"
+    );
+    properties.insert(property::DELAY, DLQ_DELAY_LEVEL);
+    *destination = Destination { topic: dlq, queue_id: 0, config };
+    Ok(())
+}
+
+/// Whether a retry send goes to the dead-letter topic: redelivered more often than allowed,
+/// or the group consumes orderly.
+fn to_dead_letters(reconsume_times: i32, max_reconsume_times: i32, group_locked: bool) -> bool {
+    reconsume_times > max_reconsume_times || group_locked
+}
+
+/// Whether the topic keeps only the latest message per key (`cleanup.policy=COMPACTION`), so
+/// every message needs a key.
+fn is_compaction_topic(config: &TopicConfig) -> bool {
+    config
+        .attributes
+        .get(CLEANUP_POLICY_ATTRIBUTE)
+        .is_some_and(|policy| policy.eq_ignore_ascii_case(COMPACTION))
+}
+
+/// Parks a message in a system topic, remembering where it was going in `REAL_TOPIC` and
+/// `REAL_QID` (half messages, delay levels).
+fn park(destination: &mut Destination, properties: &mut Properties, system_topic: &str, queue_id: i32) {
+    properties.insert(property::REAL_TOPIC, destination.topic.as_str());
+    properties.insert(property::REAL_QID, destination.queue_id.to_string());
+    destination.topic = system_topic.to_owned();
+    destination.queue_id = queue_id;
+}
+
+/// The message's `UNIQ_KEY`, generated and stored when missing.
+fn ensure_uniq_key(state: &BrokerState, properties: &mut Properties) -> String {
+    if let Some(existing) = properties.get(property::UNIQ_KEY).filter(|key| !key.is_empty()) {
+        return existing.to_owned();
+    }
+    let id = uniq_ids(state).next_id();
+    properties.insert(property::UNIQ_KEY, id.as_str());
+    id
+}
+
+/// The broker's generator of message ids, keyed on its own address.
+fn uniq_ids(state: &BrokerState) -> &'static UniqIdGenerator {
+    static GENERATOR: OnceLock<UniqIdGenerator> = OnceLock::new();
+    GENERATOR.get_or_init(|| UniqIdGenerator::new(state.store_host.ip()))
+}
+
+/// The `DELAY` property as Java reads it: 0 when absent or not a number.
+fn delay_level(properties: &Properties) -> i32 {
+    properties.get(property::DELAY).and_then(|level| level.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Number of delay levels configured (`messageDelayLevel`); levels above it are clamped.
+fn max_delay_level(state: &BrokerState) -> i32 {
+    let levels = state.config.store.message_delay_level.split_whitespace().count();
+    i32::try_from(levels).unwrap_or(i32::MAX).max(1)
+}
+
+/// The `WAIT` property: true when absent.
+fn wait_store_ok(properties: &Properties) -> bool {
+    properties.get(property::WAIT).is_none_or(|wait| wait.eq_ignore_ascii_case(TRUE))
+}
+
+/// SEND_BATCH_MESSAGE: every item becomes a full record of the batch's topic and queue, all
+/// stored by one append with consecutive queue offsets.
+async fn send_batch(
+    state: &Arc<BrokerState>,
+    connection: &Connection,
+    request: &RemotingCommand,
+    header: SendMessageRequestHeader,
+    config: &TopicConfig,
+    queue_id: i32,
+) -> Result<RemotingCommand, Failure> {
+    let illegal = |remark: String| Failure::new(response_code::MESSAGE_ILLEGAL, remark);
+    if header.topic.len() > MAX_BATCH_TOPIC_BYTES {
+        return Err(illegal(format!("message topic length too long {}", header.topic.len())));
+    }
+    if topic::is_retry_topic(&header.topic) {
+        return Err(illegal(format!("batch request does not support retry group {}", header.topic)));
+    }
+    if sysflag::transaction_type(header.sys_flag) != sysflag::TRANSACTION_NOT_TYPE {
+        return Err(illegal("batch messages cannot be transactional".to_owned()));
+    }
+    let batch_properties = header.properties.as_deref().map(property::decode).unwrap_or_default();
+    if delay_level(&batch_properties) > 0 {
+        return Err(illegal("batch messages cannot be delayed".to_owned()));
+    }
+    let items =
+        decode_batch(&request.body).map_err(|error| illegal(format!("malformed batch body: {error}")))?;
+    if items.is_empty() {
+        return Err(illegal("the batch holds no message".to_owned()));
+    }
+
+    let mut sys_flag = header.sys_flag;
+    if config.topic_filter_type == TopicFilterType::MultiTag {
+        sys_flag |= sysflag::MULTI_TAGS_FLAG;
+    }
+    let born_host = connection.remote_addr();
+    let reconsume_times = header.reconsume_times.unwrap_or(0);
+    let cluster = state.config.broker_cluster_name.as_str();
+    let per_record_overhead =
+        record::encoded_len(header.topic.len(), 0, ADDED_PROPERTIES_ALLOWANCE, sys_flag);
+    let capacity = request.body.len().saturating_add(items.len().saturating_mul(per_record_overhead));
+    let mut records = Vec::with_capacity(capacity);
+    let mut record_lengths = Vec::with_capacity(items.len());
+    let mut ext = MessageExt {
+        message: Message { topic: header.topic, ..Message::default() },
+        queue_id,
+        sys_flag,
+        born_timestamp: header.born_timestamp,
+        born_host,
+        store_host: state.store_host,
+        reconsume_times,
+        ..MessageExt::default()
+    };
+    for item in items {
+        let mut properties = item.properties;
+        if delay_level(&properties) > 0 {
+            return Err(illegal("batch messages cannot be delayed".to_owned()));
+        }
+        ensure_uniq_key(state, &mut properties);
+        properties.insert(property::CLUSTER, cluster);
+        ext.message.flag = item.flag;
+        ext.message.properties = properties;
+        ext.message.body = item.body;
+        let before = records.len();
+        if let Err(error) = record::encode(&ext, &mut records) {
+            tracing::debug!(%error, topic = %ext.message.topic, "batch refused: cannot encode an item");
+            return Err(put_failure(state, PutStatus::MessageIllegal));
+        }
+        record_lengths.push(records.len() - before);
+    }
+
+    let result = message::put_records(state, records, wait_store_ok(&batch_properties)).await;
+    let append = stored(state, result)?;
+    let response_header = SendMessageResponseHeader {
+        msg_id: batch_msg_ids(state.store_host, append.commit_log_offset, &record_lengths),
+        queue_id,
+        queue_offset: append.queue_offset,
+        transaction_id: batch_properties.get(property::UNIQ_KEY).map(str::to_owned),
+        batch_uniq_id: None,
+        recall_handle: None,
+    };
+    Ok(RemotingCommand::respond_to(request, success_code(result.status), None).with_header(&response_header))
+}
+
+/// The offset ids of consecutive records starting at `first_offset`, joined by `,`.
+fn batch_msg_ids(store_host: SocketAddr, first_offset: u64, record_lengths: &[usize]) -> String {
+    let mut ids = String::with_capacity(record_lengths.len() * 33);
+    let mut offset = first_offset;
+    for length in record_lengths {
+        if !ids.is_empty() {
+            ids.push(',');
+        }
+        ids.push_str(&offset_msg_id(store_host, offset_i64(offset)));
+        offset = offset.saturating_add(*length as u64);
+    }
+    ids
+}
+
+/// A commit-log offset as the wire's signed 64-bit value.
+fn offset_i64(offset: u64) -> i64 {
+    i64::try_from(offset).unwrap_or(i64::MAX)
+}
+
+/// The placement of a stored message, or the failure its status maps to.
+fn stored(state: &BrokerState, result: PutResult) -> Result<AppendInfo, Failure> {
+    match (result.status.is_stored(), result.append) {
+        (true, Some(append)) => Ok(append),
+        (true, None) => Err(Failure::system("the store reported no placement for a stored message")),
+        (false, _) => Err(put_failure(state, result.status)),
+    }
+}
+
+/// The response code of a stored message: FLUSH_DISK_TIMEOUT is still a successful send
+/// for the client, which reads the header.
+fn success_code(status: PutStatus) -> i32 {
+    match status {
+        PutStatus::FlushDiskTimeout => response_code::FLUSH_DISK_TIMEOUT,
+        _ => response_code::SUCCESS,
+    }
+}
+
+/// The failure a refused put maps to (behaviour spec §2.6, result mapping).
+fn put_failure(state: &BrokerState, status: PutStatus) -> Failure {
+    match status {
+        PutStatus::PutOk | PutStatus::FlushDiskTimeout => Failure::system("the message was stored"),
+        PutStatus::ServiceNotAvailable => Failure::new(
+            response_code::SERVICE_NOT_AVAILABLE,
+            "service not available now. It may be caused by one of the following reasons: the broker's disk is \
+             full, messages are put to the slave, message store has been shut down, etc.",
+        ),
+        PutStatus::MessageIllegal | PutStatus::PropertiesSizeExceeded => Failure::new(
+            response_code::MESSAGE_ILLEGAL,
+            format!(
+                "the message is illegal, maybe msg body or properties length not matched. msg body length limit \
+                 {}B, msg properties length limit 32KB.",
+                state.config.store.max_message_size
+            ),
+        ),
+        PutStatus::OsPageCacheBusy => {
+            Failure::new(response_code::SYSTEM_BUSY, "[PC_SYNCHRONIZED]broker busy, start flow control for a while")
+        }
+        PutStatus::CreateMappedFileFailed => Failure::system("create mapped file failed, server is busy or broken."),
+        PutStatus::UnknownError => Failure::system("UNKNOWN_ERROR"),
+    }
+}
+
+/// NO_PERMISSION for a broker whose `brokerPermission` forbids writes.
+fn broker_forbidden(state: &BrokerState) -> Failure {
+    Failure::new(
+        response_code::NO_PERMISSION,
+        format!("the broker[{}] sending message is forbidden", state.config.broker_ip1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_rule() {
+        assert!(!to_dead_letters(16, 16, false));
+        assert!(to_dead_letters(17, 16, false));
+        assert!(to_dead_letters(0, 16, true));
+        assert!(to_dead_letters(1, 0, false));
+    }
+
+    #[test]
+    fn random_queues_stay_in_range() {
+        assert_eq!(random_queue(0), None);
+        assert_eq!(random_queue(-3), None);
+        let picks: std::collections::BTreeSet<i32> = (0..64).filter_map(|_| random_queue(4)).collect();
+        assert_eq!(picks.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn batch_ids_follow_record_lengths() {
+        let host: SocketAddr = "192.168.0.1:10911".parse().unwrap();
+        let ids = batch_msg_ids(host, 0x1000, &[0x10, 0x20, 0x30]);
+        assert_eq!(
+            ids,
+            "C0A8000100002A9F0000000000001000,C0A8000100002A9F0000000000001010,C0A8000100002A9F0000000000001030"
+        );
+    }
+
+    #[test]
+    fn property_readers() {
+        let mut properties = Properties::new();
+        assert_eq!(delay_level(&properties), 0);
+        assert!(wait_store_ok(&properties));
+        properties.insert(property::DELAY, "3");
+        properties.insert(property::WAIT, "FALSE");
+        assert_eq!(delay_level(&properties), 3);
+        assert!(!wait_store_ok(&properties));
+        properties.insert(property::DELAY, "x");
+        assert_eq!(delay_level(&properties), 0);
+    }
+}
