@@ -168,7 +168,9 @@ impl ScheduleMessageService {
 
     fn set_offset(&self, level: i32, offset: i64) {
         let mut progress = self.progress.lock();
-        if progress.offsets.get(&level) != Some(&offset) {
+        // Levels never used stay out of the table (as in Java) until they move past 0.
+        let unchanged = progress.offsets.get(&level).copied().unwrap_or(0) == offset;
+        if !unchanged {
             progress.offsets.insert(level, offset);
             progress.data_version.next_version();
             progress.dirty = true;
