@@ -219,3 +219,42 @@ async fn runtime_info_connections_and_config() {
     assert!(text.contains("messageDelayLevel=1s 5s"), "{text}");
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_and_group_lists() {
+    let broker = TestBroker::start().await;
+    let mut first = TopicConfig::with_queues("ListA", 2, 2, 6);
+    first.attributes.insert("+message.type".into(), "NORMAL".into());
+    let second = TopicConfig::with_queues("ListB", 3, 3, 6);
+    let body = format!(
+        r#"{{"topicConfigList":[{},{}]}}"#,
+        String::from_utf8(fastjson::to_vec(&first, Dialect::Fastjson).unwrap()).unwrap(),
+        String::from_utf8(fastjson::to_vec(&second, Dialect::Fastjson).unwrap()).unwrap()
+    );
+    let request =
+        RemotingCommand::request(request_code::UPDATE_AND_CREATE_TOPIC_LIST).with_body(body.into_bytes());
+    let response = broker.call(request).await;
+    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    let state = broker.broker.state();
+    assert_eq!(
+        state.topics.get("ListA").unwrap().attributes.get("message.type").map(String::as_str),
+        Some("NORMAL")
+    );
+    assert_eq!(state.topics.get("ListB").unwrap().read_queue_nums, 3);
+
+    // One bad name refuses the whole list.
+    let bad = r#"{"topicConfigList":[{"topicName":"ListC","readQueueNums":1,"writeQueueNums":1,"perm":6},{"topicName":"bad name","perm":6}]}"#;
+    let request = RemotingCommand::request(request_code::UPDATE_AND_CREATE_TOPIC_LIST)
+        .with_body(bad.as_bytes().to_vec());
+    assert_eq!(broker.call(request).await.code, response_code::INVALID_PARAMETER);
+    assert!(state.topics.get("ListC").is_none());
+
+    let groups =
+        r#"{"groupConfigList":[{"groupName":"GID_list1","retryMaxTimes":3},{"groupName":"GID_list2"}]}"#;
+    let request = RemotingCommand::request(request_code::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST)
+        .with_body(groups.as_bytes().to_vec());
+    assert_eq!(broker.call(request).await.code, response_code::SUCCESS);
+    assert_eq!(state.groups.get("GID_list1").unwrap().retry_max_times, 3);
+    assert_eq!(state.groups.get("GID_list2").unwrap().retry_max_times, 16);
+    broker.stop().await;
+}

@@ -32,6 +32,7 @@ use apogee_remoting::reply::{body_response, decode_body, finish, header, Failure
 use apogee_remoting::router::Router;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use apogee_store::StoreConfig;
+use serde::{Deserialize, Serialize};
 
 use super::{blocking, route};
 use crate::{BrokerConfig, BrokerState};
@@ -50,6 +51,13 @@ pub const MAX_QUEUE_NUMS: i32 = 16_384;
 
 /// Separator of the 5.x `topicList` header of GET_CONSUME_STATS.
 const TOPIC_LIST_SEPARATOR: char = ';';
+
+/// Topic changes run one at a time (Java's handlers are `synchronized`), so two updates of
+/// one topic cannot both merge their attribute changes into the same old table.
+fn topic_changes() -> &'static tokio::sync::Mutex<()> {
+    static CHANGES: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    CHANGES.get_or_init(|| tokio::sync::Mutex::new(()))
+}
 
 command_header! {
     /// GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201): 5.x peers page through the groups; older ones
@@ -86,6 +94,10 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
         let outcome = update_and_create_topic(&state, &request).await;
         Some(finish(&request, outcome))
     });
+    route(router, request_code::UPDATE_AND_CREATE_TOPIC_LIST, state, |state, _, request| async move {
+        let outcome = update_and_create_topic_list(&state, &request).await;
+        Some(finish(&request, outcome))
+    });
     route(router, request_code::DELETE_TOPIC_IN_BROKER, state, |state, _, request| async move {
         let outcome = delete_topic(&state, &request).await;
         Some(finish(&request, outcome))
@@ -114,6 +126,15 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
         let outcome = update_and_create_group(&state, &request).await;
         Some(finish(&request, outcome))
     });
+    route(
+        router,
+        request_code::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST,
+        state,
+        |state, _, request| async move {
+            let outcome = update_and_create_group_list(&state, &request).await;
+            Some(finish(&request, outcome))
+        },
+    );
     route(router, request_code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, state, |state, _, request| async move {
         Some(finish(&request, all_group_config(&state, &request)))
     });
@@ -189,53 +210,113 @@ fn validate_group_name(group: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// UPDATE_AND_CREATE_TOPIC (17).
-async fn update_and_create_topic(state: &Arc<BrokerState>, request: &RemotingCommand) -> Outcome {
-    let request_header: CreateTopicRequestHeader = header(request)?;
-    let topic = request_header.topic.clone();
-    topic_names::validate_topic_name(&topic).map_err(|error| invalid(topic_name_remark(&topic, &error)))?;
-    if topic_names::is_system_topic(&topic) {
+/// A topic as an admin asks for it: the wanted config with its attributes still as changes
+/// (`+key` → value, `-key` → ""), as both UPDATE_AND_CREATE_TOPIC and its list form carry it.
+fn check_requested_topic(requested: &TopicConfig) -> Result<(), Failure> {
+    let topic = &requested.topic_name;
+    topic_names::validate_topic_name(topic).map_err(|error| invalid(topic_name_remark(topic, &error)))?;
+    if topic_names::is_system_topic(topic) {
         return Err(invalid(format!("The topic[{topic}] is conflict with system topic.")));
     }
-    for (what, count) in [
-        ("readQueueNums", request_header.read_queue_nums),
-        ("writeQueueNums", request_header.write_queue_nums),
-    ] {
+    for (what, count) in
+        [("readQueueNums", requested.read_queue_nums), ("writeQueueNums", requested.write_queue_nums)]
+    {
         if !(0..=MAX_QUEUE_NUMS).contains(&count) {
             return Err(invalid(format!("{what} {count} is out of range [0, {MAX_QUEUE_NUMS}]")));
         }
     }
-    if !(0..perm::PRIORITY).contains(&request_header.perm) {
-        return Err(invalid(format!("perm {} is invalid", request_header.perm)));
+    if !(0..perm::PRIORITY).contains(&requested.perm) {
+        return Err(invalid(format!("perm {} is invalid", requested.perm)));
     }
-    let filter_type = TopicFilterType::parse(&request_header.topic_filter_type).ok_or_else(|| {
-        Failure::system(format!("unknown topicFilterType {}", request_header.topic_filter_type))
-    })?;
-    let changes = attributes::parse_changes(request_header.attributes.as_deref()).map_err(Failure::system)?;
+    refuse_mixed_type(&requested.attributes)
+}
+
+/// Topics of mixed message types are refused (Java's default `enableMixedMessageType=false`).
+fn refuse_mixed_type(changes: &BTreeMap<String, String>) -> Result<(), Failure> {
     if changes.get(&format!("+{}", attributes::MESSAGE_TYPE)).map(String::as_str) == Some("MIXED") {
         return Err(invalid("MIXED message type is not supported."));
     }
-    let existing = state.topics.get(&topic);
-    let current = existing.as_ref().map(|config| config.attributes.clone()).unwrap_or_default();
-    let final_attributes =
-        attributes::alter(existing.is_none(), &current, &changes).map_err(Failure::system)?;
+    Ok(())
+}
 
-    let mut config = TopicConfig::new(topic.clone());
-    config.read_queue_nums = request_header.read_queue_nums;
-    config.write_queue_nums = request_header.write_queue_nums;
-    config.perm = request_header.perm;
-    config.topic_filter_type = filter_type;
-    config.topic_sys_flag = request_header.topic_sys_flag.unwrap_or(0);
-    config.order = request_header.order;
-    config.attributes = final_attributes;
+/// The config to store for a checked request: its attribute changes applied to the topic's
+/// current attributes. `None` when the topic already is exactly that.
+fn merged_topic_config(state: &BrokerState, requested: &TopicConfig) -> Result<Option<TopicConfig>, Failure> {
+    let existing = state.topics.get(&requested.topic_name);
+    let current = existing.as_ref().map(|config| config.attributes.clone()).unwrap_or_default();
+    let mut config = requested.clone();
+    config.attributes =
+        attributes::alter(existing.is_none(), &current, &requested.attributes).map_err(Failure::system)?;
     if existing.as_ref() == Some(&config) {
-        tracing::info!(%topic, "topic unchanged; nothing to update");
-        return Ok(RemotingCommand::success_for(request));
+        tracing::info!(topic = %config.topic_name, "topic unchanged; nothing to update");
+        return Ok(None);
     }
-    tracing::info!(%topic, ?config, "creating or updating topic");
-    blocking(state, move |state| state.topics.create_or_update(config))
-        .await?
-        .map_err(|error| Failure::system(format!("update topic {topic} failed: {error}")))?;
+    Ok(Some(config))
+}
+
+/// Stores checked, merged topic configs (off the async workers: the manager persists).
+async fn store_topic_configs(state: &Arc<BrokerState>, configs: Vec<TopicConfig>) -> Result<(), Failure> {
+    if configs.is_empty() {
+        return Ok(());
+    }
+    blocking(state, move |state| {
+        for config in configs {
+            tracing::info!(topic = %config.topic_name, ?config, "creating or updating topic");
+            let topic = config.topic_name.clone();
+            state
+                .topics
+                .create_or_update(config)
+                .map_err(|error| Failure::system(format!("update topic {topic} failed: {error}")))?;
+        }
+        Ok(())
+    })
+    .await?
+}
+
+/// UPDATE_AND_CREATE_TOPIC (17).
+async fn update_and_create_topic(state: &Arc<BrokerState>, request: &RemotingCommand) -> Outcome {
+    let request_header: CreateTopicRequestHeader = header(request)?;
+    let mut requested = TopicConfig::new(request_header.topic.clone());
+    requested.read_queue_nums = request_header.read_queue_nums;
+    requested.write_queue_nums = request_header.write_queue_nums;
+    requested.perm = request_header.perm;
+    requested.topic_sys_flag = request_header.topic_sys_flag.unwrap_or(0);
+    requested.order = request_header.order;
+    check_requested_topic(&requested)?;
+    requested.topic_filter_type =
+        TopicFilterType::parse(&request_header.topic_filter_type).ok_or_else(|| {
+            Failure::system(format!("unknown topicFilterType {}", request_header.topic_filter_type))
+        })?;
+    requested.attributes =
+        attributes::parse_changes(request_header.attributes.as_deref()).map_err(Failure::system)?;
+    refuse_mixed_type(&requested.attributes)?;
+    let _one_at_a_time = topic_changes().lock().await;
+    let merged = merged_topic_config(state, &requested)?;
+    store_topic_configs(state, merged.into_iter().collect()).await?;
+    Ok(RemotingCommand::success_for(request))
+}
+
+/// The body of UPDATE_AND_CREATE_TOPIC_LIST (Java `CreateTopicListRequestBody`): topic configs
+/// whose attributes are changes (`+key` → value).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct CreateTopicListRequestBody {
+    topic_config_list: Vec<TopicConfig>,
+}
+
+/// UPDATE_AND_CREATE_TOPIC_LIST (18): every topic is checked before any is stored; topics
+/// already as asked are left alone.
+async fn update_and_create_topic_list(state: &Arc<BrokerState>, request: &RemotingCommand) -> Outcome {
+    let body: CreateTopicListRequestBody = decode_body(request, "CreateTopicListRequestBody")?;
+    for requested in &body.topic_config_list {
+        check_requested_topic(requested)?;
+    }
+    let _one_at_a_time = topic_changes().lock().await;
+    let mut configs = Vec::new();
+    for requested in &body.topic_config_list {
+        configs.extend(merged_topic_config(state, requested)?);
+    }
+    store_topic_configs(state, configs).await?;
     Ok(RemotingCommand::success_for(request))
 }
 
@@ -250,6 +331,7 @@ async fn delete_topic(state: &Arc<BrokerState>, request: &RemotingCommand) -> Ou
     if topic_names::is_system_topic(&topic) {
         return Err(invalid(format!("The topic[{topic}] is conflict with system topic.")));
     }
+    let _one_at_a_time = topic_changes().lock().await;
     tracing::info!(%topic, "deleting topic");
     blocking(state, move |state| {
         let mut doomed = vec![topic.clone()];
@@ -483,6 +565,34 @@ async fn update_and_create_group(state: &Arc<BrokerState>, request: &RemotingCom
     Ok(RemotingCommand::success_for(request))
 }
 
+/// The body of UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST (Java `SubscriptionGroupList`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct SubscriptionGroupList {
+    group_config_list: Vec<SubscriptionGroupConfig>,
+}
+
+/// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST (225): every name is checked before any group is
+/// stored.
+async fn update_and_create_group_list(state: &Arc<BrokerState>, request: &RemotingCommand) -> Outcome {
+    let body: SubscriptionGroupList = decode_body(request, "SubscriptionGroupList")?;
+    for config in &body.group_config_list {
+        validate_group_name(&config.group_name)?;
+    }
+    blocking(state, move |state| {
+        for config in body.group_config_list {
+            let group = config.group_name.clone();
+            tracing::info!(%group, "creating or updating subscription group");
+            state.groups.update(config).map_err(|error| {
+                Failure::system(format!("update subscription group {group} failed: {error}"))
+            })?;
+        }
+        Ok::<(), Failure>(())
+    })
+    .await??;
+    Ok(RemotingCommand::success_for(request))
+}
+
 /// GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201): every group (or a page for 5.x peers that ask).
 fn all_group_config(state: &BrokerState, request: &RemotingCommand) -> Outcome {
     let request_header: GetAllSubscriptionGroupRequestHeader = header(request)?;
@@ -681,7 +791,6 @@ fn broker_config_properties(config: &BrokerConfig) -> Vec<(&'static str, String)
         ("flushDelayOffsetInterval", config.flush_delay_offset_interval_ms.to_string()),
         ("listenPort", config.listen_port.to_string()),
         ("longPollingEnable", config.long_polling_enable.to_string()),
-        ("namesrvAddr", config.namesrv_addr.clone().unwrap_or_default()),
         ("notifyConsumerIdsChangedEnable", config.notify_consumer_ids_changed_enable.to_string()),
         ("regionId", config.region_id.clone()),
         ("registerBrokerTimeoutMills", config.register_broker_timeout_ms.to_string()),
@@ -690,6 +799,11 @@ fn broker_config_properties(config: &BrokerConfig) -> Vec<(&'static str, String)
         ("shortPollingTimeMills", config.short_polling_time_ms.to_string()),
         ("traceOn", config.trace_on.to_string()),
     ];
+    if let Some(addr) = &config.namesrv_addr {
+        // Java leaves unset (null) settings out.
+        let at = broker.partition_point(|(key, _)| *key < "namesrvAddr");
+        broker.insert(at, ("namesrvAddr", addr.clone()));
+    }
     broker.extend(store_config_properties(&config.store));
     broker
 }
