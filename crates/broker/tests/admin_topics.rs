@@ -213,6 +213,10 @@ async fn runtime_info_connections_and_config() {
     );
     assert_eq!(broker.call(producers).await.code, response_code::SYSTEM_ERROR);
 
+    let response = broker.call(RemotingCommand::request(request_code::DELETE_EXPIRED_COMMITLOG)).await;
+    assert_eq!(response.code, response_code::SUCCESS);
+    assert_eq!(broker.read_queue("InfoTopic", 0).len(), 1, "nothing expired yet");
+
     let response = broker.call(RemotingCommand::request(request_code::GET_BROKER_CONFIG)).await;
     let text = String::from_utf8(response.body.to_vec()).unwrap();
     assert!(text.contains("brokerName=broker-test\n"), "{text}");

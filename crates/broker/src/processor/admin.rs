@@ -166,6 +166,14 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
             .map_err(|error| Failure::system(error.to_string()));
         Some(finish(&request, outcome))
     });
+    route(router, request_code::DELETE_EXPIRED_COMMITLOG, state, |state, _, request| async move {
+        // `mqadmin deleteExpiredCommitLog`: delete expired files now, whatever `deleteWhen` says.
+        tracing::warn!("deleting expired commit-log files on request");
+        let outcome = blocking(&state, |state| state.store.run_retention())
+            .await
+            .map(|()| RemotingCommand::success_for(&request));
+        Some(finish(&request, outcome))
+    });
     route(router, request_code::GET_BROKER_CONFIG, state, |state, _, request| async move {
         let text = apogee_common::properties::render(broker_config_properties(&state.config));
         Some(RemotingCommand::success_for(&request).with_body(text.into_bytes()))
