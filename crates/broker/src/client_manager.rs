@@ -1,7 +1,4 @@
 //! (stub) Live producers and consumers, by group.
-//!
-//! TEMPORARY bodies for the admin tests of branch `b-admin` (no client is ever online); the
-//! real module replaces them at merge.
 
 use std::sync::Arc;
 
@@ -21,7 +18,7 @@ impl ClientManager {
     }
     /// The subscription a group registered for a topic.
     pub fn subscription(&self, _group: &str, _topic: &str) -> Option<SubscriptionData> {
-        None
+        unimplemented!()
     }
     /// The live consumers of `group`, as GET_CONSUMER_CONNECTION_LIST (203) and the consume
     /// stats topic filter need them: one `Connection` per live channel (`clientAddr` = the
@@ -31,21 +28,21 @@ impl ClientManager {
     /// the group has no live channel (the handler answers CONSUMER_NOT_ONLINE).
     /// (Added for the admin handlers; to be implemented by the owner of this module.)
     pub fn consumer_connection(&self, _group: &str) -> Option<ConsumerConnection> {
-        None
+        unimplemented!()
     }
     /// The live producers of `group` for GET_PRODUCER_CONNECTION_LIST (204): one `Connection`
     /// per live channel, filled as in [`Self::consumer_connection`]. `None` when the group has
     /// no live channel (the handler answers SYSTEM_ERROR "the producer group[g] not exist").
     /// (Added for the admin handlers; to be implemented by the owner of this module.)
     pub fn producer_connection(&self, _group: &str) -> Option<ProducerConnection> {
-        None
+        unimplemented!()
     }
     /// Names of the online consumer groups whose subscriptions include `topic` (Java
     /// `ConsumerManager.queryTopicConsumeByWho`), for QUERY_TOPIC_CONSUME_BY_WHO (300); any
     /// order, no duplicates. (Added for the admin handlers; to be implemented by the owner of
     /// this module.)
     pub fn groups_subscribing(&self, _topic: &str) -> Vec<String> {
-        Vec::new()
+        unimplemented!()
     }
 }
 

@@ -1,82 +1,56 @@
 //! (stub) Committed consumer offsets: `config/consumerOffset.json`.
-//!
-//! TEMPORARY in-memory implementation for the admin tests of branch `b-admin`; the real module
-//! replaces it at merge.
 
-use std::collections::BTreeMap;
 use std::io;
-
-use parking_lot::Mutex;
 
 use crate::BrokerConfig;
 
-/// (group, topic, queue) → offset.
-type Table = BTreeMap<(String, String, i32), i64>;
-
 /// Offsets by (topic, group, queue).
 #[derive(Debug, Default)]
-pub struct ConsumerOffsetManager {
-    committed: Mutex<Table>,
-    pulled: Mutex<Table>,
-}
+pub struct ConsumerOffsetManager {}
 
 impl ConsumerOffsetManager {
     /// Loads `config/consumerOffset.json`.
     pub fn load(_config: &BrokerConfig) -> io::Result<Self> {
-        Ok(Self::default())
+        Ok(Self {})
     }
     /// The committed offset.
-    pub fn query(&self, group: &str, topic: &str, queue_id: i32) -> Option<i64> {
-        self.committed.lock().get(&(group.to_owned(), topic.to_owned(), queue_id)).copied()
+    pub fn query(&self, _group: &str, _topic: &str, _queue_id: i32) -> Option<i64> {
+        unimplemented!()
     }
     /// Commits an offset.
-    pub fn commit(&self, group: &str, topic: &str, queue_id: i32, offset: i64) {
-        self.committed.lock().insert((group.to_owned(), topic.to_owned(), queue_id), offset);
+    pub fn commit(&self, _group: &str, _topic: &str, _queue_id: i32, _offset: i64) {
+        unimplemented!()
     }
     /// The offset after the last pull (for consume stats).
-    pub fn pull_offset(&self, group: &str, topic: &str, queue_id: i32) -> Option<i64> {
-        self.pulled.lock().get(&(group.to_owned(), topic.to_owned(), queue_id)).copied()
+    pub fn pull_offset(&self, _group: &str, _topic: &str, _queue_id: i32) -> Option<i64> {
+        unimplemented!()
     }
     /// Records where the last pull ended.
-    pub fn record_pull_offset(&self, group: &str, topic: &str, queue_id: i32, offset: i64) {
-        self.pulled.lock().insert((group.to_owned(), topic.to_owned(), queue_id), offset);
+    pub fn record_pull_offset(&self, _group: &str, _topic: &str, _queue_id: i32, _offset: i64) {
+        unimplemented!()
     }
     /// Topics the group has offsets for.
-    pub fn topics_of_group(&self, group: &str) -> Vec<String> {
-        let mut topics: Vec<String> =
-            self.committed.lock().keys().filter(|key| key.0 == group).map(|key| key.1.clone()).collect();
-        topics.dedup();
-        topics
+    pub fn topics_of_group(&self, _group: &str) -> Vec<String> {
+        unimplemented!()
     }
     /// Groups with offsets on the topic.
-    pub fn groups_of_topic(&self, topic: &str) -> Vec<String> {
-        let mut groups: Vec<String> =
-            self.committed.lock().keys().filter(|key| key.1 == topic).map(|key| key.0.clone()).collect();
-        groups.sort();
-        groups.dedup();
-        groups
+    pub fn groups_of_topic(&self, _topic: &str) -> Vec<String> {
+        unimplemented!()
     }
     /// Offsets of the group on the topic by queue id.
-    pub fn offsets_of(&self, group: &str, topic: &str) -> Vec<(i32, i64)> {
-        self.committed
-            .lock()
-            .iter()
-            .filter(|(key, _)| key.0 == group && key.1 == topic)
-            .map(|(key, offset)| (key.2, *offset))
-            .collect()
+    pub fn offsets_of(&self, _group: &str, _topic: &str) -> Vec<(i32, i64)> {
+        unimplemented!()
     }
     /// Forgets a group's offsets (group deleted with cleanOffset).
-    pub fn remove_group(&self, group: &str) {
-        self.committed.lock().retain(|key, _| key.0 != group);
-        self.pulled.lock().retain(|key, _| key.0 != group);
+    pub fn remove_group(&self, _group: &str) {
+        unimplemented!()
     }
     /// Forgets every group's offsets (committed and pulled) on `topic`, when the topic is
     /// deleted (DELETE_TOPIC_IN_BROKER; Java `cleanOffsetByTopic`). In memory only; the next
     /// periodic persist writes it. (Added for the admin handlers; to be implemented by the
     /// owner of this module.)
-    pub fn remove_topic(&self, topic: &str) {
-        self.committed.lock().retain(|key, _| key.1 != topic);
-        self.pulled.lock().retain(|key, _| key.1 != topic);
+    pub fn remove_topic(&self, _topic: &str) {
+        unimplemented!()
     }
     /// Writes the table to disk (atomically).
     pub fn persist(&self) -> io::Result<()> {
