@@ -45,6 +45,13 @@ impl ConsumerOffsetManager {
     pub fn remove_group(&self, _group: &str) {
         unimplemented!()
     }
+    /// Forgets every group's offsets (committed and pulled) on `topic`, when the topic is
+    /// deleted (DELETE_TOPIC_IN_BROKER; Java `cleanOffsetByTopic`). In memory only; the next
+    /// periodic persist writes it. (Added for the admin handlers; to be implemented by the
+    /// owner of this module.)
+    pub fn remove_topic(&self, _topic: &str) {
+        unimplemented!()
+    }
     /// Writes the table to disk (atomically).
     pub fn persist(&self) -> io::Result<()> {
         Ok(())

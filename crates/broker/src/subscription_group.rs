@@ -2,7 +2,7 @@
 
 use std::io;
 
-use apogee_remoting::body::admin::SubscriptionGroupConfig;
+use apogee_remoting::body::admin::{SubscriptionGroupConfig, SubscriptionGroupWrapper};
 
 use crate::BrokerConfig;
 
@@ -33,6 +33,12 @@ impl SubscriptionGroupManager {
     }
     /// Every group.
     pub fn all(&self) -> Vec<SubscriptionGroupConfig> {
+        unimplemented!()
+    }
+    /// The body of GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201): every group by name, the forbidden
+    /// table and the table's current data version (the layout of `subscriptionGroup.json`).
+    /// (Added for the admin handlers; to be implemented by the owner of this module.)
+    pub fn serialize_wrapper(&self) -> SubscriptionGroupWrapper {
         unimplemented!()
     }
 }

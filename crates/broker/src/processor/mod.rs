@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use apogee_remoting::connection::Connection;
+use apogee_remoting::reply::Failure;
 use apogee_remoting::router::Router;
 use apogee_remoting::RemotingCommand;
 
@@ -38,4 +39,17 @@ where
 {
     let state = Arc::clone(state);
     router.register(code, move |connection, request| handler(Arc::clone(&state), connection, request));
+}
+
+/// Runs `work` on a blocking thread (reads that touch the mapped commit log or index, state
+/// file writes), turning a failed task into SYSTEM_ERROR.
+pub(crate) async fn blocking<T, F>(state: &Arc<BrokerState>, work: F) -> Result<T, Failure>
+where
+    F: FnOnce(&BrokerState) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let owner = Arc::clone(state);
+    tokio::task::spawn_blocking(move || work(&owner))
+        .await
+        .map_err(|error| Failure::system(format!("broker task failed: {error}")))
 }
