@@ -81,7 +81,8 @@ async fn heart_beat_outcome(
     let mut sub_changed = false;
     for consumer in &heartbeat.consumer_data_set {
         let group = consumer.group_name.as_str();
-        if fingerprint != 0 && state.clients.swap_fingerprint(group, fingerprint) {
+        // Classic heartbeats record fingerprint 0, so a client switching to V2 resends.
+        if state.clients.swap_fingerprint(group, fingerprint) && fingerprint != 0 {
             sub_changed = true;
         }
         let Some(group_config) = state.groups.get_or_create(group) else {
