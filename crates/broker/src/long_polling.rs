@@ -1,25 +1,310 @@
-//! (stub) Pulls parked until a message arrives.
+//! Pulls parked until a message arrives (long polling, behaviour spec §4.10).
+//!
+//! A pull that finds nothing new and carries the suspend flag is not answered at once: its
+//! handler parks here, keyed by (topic, queue), and sleeps until one of
+//!
+//! - the store publishes messages in that queue past the pull's offset
+//!   ([`ArrivalListener::arrived`], called on a store thread: it only looks the queue up and
+//!   fires the waiters' one-shot channels);
+//! - the periodic checker ([`run_checker`], every [`CHECK_INTERVAL_MS`]) sees the queue's max
+//!   offset past the pull's offset (a safety net for anything missed);
+//! - the client's connection closes, or the broker stops;
+//! - the hold time runs out (the handler's own timer).
+//!
+//! The handler then reads once more without suspending and answers. At most
+//! [`MAX_PARKED_PULLS`] pulls are parked at a time; the rest are refused.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use apogee_store::ArrivalListener;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
 use crate::BrokerState;
 
+/// Most pulls parked at once, across all connections; further ones are answered SYSTEM_BUSY.
+pub const MAX_PARKED_PULLS: usize = 100_000;
+
+/// Period of the safety-net check of parked pulls (Java: 5 s with long polling on).
+pub const CHECK_INTERVAL_MS: u64 = 5_000;
+
+/// One parked pull, as the waker sees it.
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    /// The pull's offset: it wakes once the queue's max offset passes it.
+    offset: i64,
+    connection_id: u64,
+    wake: oneshot::Sender<()>,
+}
+
+/// Queue id → waiters.
+type QueueWaiters = HashMap<i32, Vec<Waiter>>;
+
+/// Why a pull could not be parked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParkRefused {
+    /// [`MAX_PARKED_PULLS`] are parked already.
+    Full,
+    /// The broker is stopping: answer now.
+    Stopping,
+}
+
 /// Parked pulls by queue.
 #[derive(Debug, Default)]
-pub struct PullRequestHoldService {}
+pub struct PullRequestHoldService {
+    /// Topic → queue → waiters; a topic is removed with its last waiter.
+    topics: Mutex<HashMap<String, QueueWaiters>>,
+    parked: AtomicUsize,
+    next_id: AtomicU64,
+    stopped: AtomicBool,
+}
 
 impl PullRequestHoldService {
     /// None parked.
     pub fn new() -> Self {
-        Self {}
+        Self::default()
+    }
+
+    /// Number of pulls parked now.
+    pub fn parked(&self) -> usize {
+        self.parked.load(Ordering::Relaxed)
+    }
+
+    /// Parks a pull of (`topic`, `queue_id`) at `offset` from connection `connection_id`.
+    /// The returned handle is awaited with [`ParkedPull::woken`]; dropping it unparks.
+    pub fn park(
+        self: &Arc<Self>,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        connection_id: u64,
+    ) -> Result<ParkedPull, ParkRefused> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(ParkRefused::Stopping);
+        }
+        self.parked
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                (count < MAX_PARKED_PULLS).then_some(count + 1)
+            })
+            .map_err(|_| ParkRefused::Full)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (wake, woken) = oneshot::channel();
+        {
+            let mut topics = self.topics.lock();
+            topics.entry(topic.to_owned()).or_default().entry(queue_id).or_default().push(Waiter {
+                id,
+                offset,
+                connection_id,
+                wake,
+            });
+        }
+        let parked = ParkedPull { service: Arc::clone(self), topic: topic.to_owned(), queue_id, id, woken };
+        // A stop that raced with this park must still wake it.
+        if self.stopped.load(Ordering::Acquire) {
+            self.wake_all();
+        }
+        Ok(parked)
+    }
+
+    /// Wakes the parked pulls of (`topic`, `queue_id`) whose offset is below `max_offset`.
+    pub fn wake_queue(&self, topic: &str, queue_id: i32, max_offset: i64) {
+        self.wake_where(|waiter_topic, waiter_queue, waiter| {
+            waiter_topic == topic && waiter_queue == queue_id && waiter.offset < max_offset
+        });
+    }
+
+    /// Wakes the parked pulls of a connection (it closed: nobody waits for their answer).
+    pub fn wake_connection(&self, connection_id: u64) {
+        self.wake_where(|_, _, waiter| waiter.connection_id == connection_id);
+    }
+
+    /// Wakes every parked pull and refuses new ones (broker stopping).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.wake_all();
+    }
+
+    /// Wakes every parked pull.
+    pub fn wake_all(&self) {
+        self.wake_where(|_, _, _| true);
+    }
+
+    /// The queues with parked pulls, with the lowest parked offset of each.
+    pub fn parked_queues(&self) -> Vec<(String, i32, i64)> {
+        let topics = self.topics.lock();
+        let mut queues = Vec::new();
+        for (topic, waiters) in topics.iter() {
+            for (queue_id, list) in waiters {
+                if let Some(lowest) = list.iter().map(|waiter| waiter.offset).min() {
+                    queues.push((topic.clone(), *queue_id, lowest));
+                }
+            }
+        }
+        queues
+    }
+
+    fn wake_where(&self, mut wake: impl FnMut(&str, i32, &Waiter) -> bool) {
+        let mut woken = Vec::new();
+        {
+            let mut topics = self.topics.lock();
+            topics.retain(|topic, queues| {
+                queues.retain(|queue_id, waiters| {
+                    let mut index = 0;
+                    while index < waiters.len() {
+                        if wake(topic, *queue_id, &waiters[index]) {
+                            woken.push(waiters.swap_remove(index).wake);
+                        } else {
+                            index += 1;
+                        }
+                    }
+                    !waiters.is_empty()
+                });
+                !queues.is_empty()
+            });
+        }
+        for sender in woken {
+            // The handler may have timed out meanwhile; nothing to do then.
+            let _ = sender.send(());
+        }
+    }
+
+    fn unpark(&self, topic: &str, queue_id: i32, id: u64) {
+        let mut topics = self.topics.lock();
+        if let Some(queues) = topics.get_mut(topic) {
+            if let Some(waiters) = queues.get_mut(&queue_id) {
+                waiters.retain(|waiter| waiter.id != id);
+                if waiters.is_empty() {
+                    queues.remove(&queue_id);
+                }
+            }
+            if queues.is_empty() {
+                topics.remove(topic);
+            }
+        }
     }
 }
 
 impl ArrivalListener for PullRequestHoldService {
-    fn arrived(&self, _topic: &str, _queue_id: i32, _max_offset: i64) {}
+    fn arrived(&self, topic: &str, queue_id: i32, max_offset: i64) {
+        let mut woken = Vec::new();
+        {
+            let mut topics = self.topics.lock();
+            let Some(queues) = topics.get_mut(topic) else { return };
+            let Some(waiters) = queues.get_mut(&queue_id) else { return };
+            let mut index = 0;
+            while index < waiters.len() {
+                if waiters[index].offset < max_offset {
+                    woken.push(waiters.swap_remove(index).wake);
+                } else {
+                    index += 1;
+                }
+            }
+            if waiters.is_empty() {
+                queues.remove(&queue_id);
+                if queues.is_empty() {
+                    topics.remove(topic);
+                }
+            }
+        }
+        for sender in woken {
+            let _ = sender.send(());
+        }
+    }
 }
 
-/// Re-checks parked pulls periodically, until the broker stops.
-pub async fn run_checker(_state: Arc<BrokerState>) {}
+/// A parked pull: await [`Self::woken`]; dropping the handle unparks and frees its place.
+#[derive(Debug)]
+pub struct ParkedPull {
+    service: Arc<PullRequestHoldService>,
+    topic: String,
+    queue_id: i32,
+    id: u64,
+    woken: oneshot::Receiver<()>,
+}
+
+impl ParkedPull {
+    /// Waits until woken or until `hold` has passed; true when woken.
+    pub async fn woken(&mut self, hold: Duration) -> bool {
+        matches!(tokio::time::timeout(hold, &mut self.woken).await, Ok(Ok(())))
+    }
+}
+
+impl Drop for ParkedPull {
+    fn drop(&mut self) {
+        self.service.unpark(&self.topic, self.queue_id, self.id);
+        self.service.parked.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Re-checks parked pulls every [`CHECK_INTERVAL_MS`] (or `shortPollingTimeMills` when long
+/// polling is off), waking those whose queue moved past them; wakes everything when the broker
+/// stops.
+pub async fn run_checker(state: Arc<BrokerState>) {
+    let period_ms = if state.config.long_polling_enable {
+        CHECK_INTERVAL_MS
+    } else {
+        state.config.short_polling_time_ms.clamp(100, CHECK_INTERVAL_MS)
+    };
+    let period = Duration::from_millis(period_ms);
+    let mut stopping = state.stopping.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stopping.changed() => {
+                state.pulls.stop();
+                return;
+            }
+        }
+        for (topic, queue_id, lowest) in state.pulls.parked_queues() {
+            let max_offset = state.store.max_offset(&topic, queue_id);
+            if max_offset > lowest {
+                state.pulls.wake_queue(&topic, queue_id, max_offset);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn arrival_wakes_only_pulls_behind_the_new_max() {
+        let service = Arc::new(PullRequestHoldService::new());
+        let mut behind = service.park("T", 0, 5, 1).unwrap();
+        let mut ahead = service.park("T", 0, 9, 1).unwrap();
+        let mut other = service.park("T", 1, 5, 2).unwrap();
+        assert_eq!(service.parked(), 3);
+        service.arrived("T", 0, 6);
+        assert!(behind.woken(Duration::from_secs(5)).await);
+        assert!(!ahead.woken(Duration::from_millis(20)).await);
+        assert!(!other.woken(Duration::from_millis(20)).await);
+        service.wake_connection(2);
+        assert!(other.woken(Duration::from_secs(5)).await);
+        drop((behind, other));
+        assert_eq!(service.parked(), 1);
+        assert_eq!(service.parked_queues(), vec![("T".to_owned(), 0, 9)]);
+        service.stop();
+        assert!(ahead.woken(Duration::from_secs(5)).await);
+        assert_eq!(service.park("T", 0, 1, 1).unwrap_err(), ParkRefused::Stopping);
+        drop(ahead);
+        assert_eq!(service.parked(), 0);
+        assert!(service.topics.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_number_of_parked_pulls_is_bounded() {
+        let service = Arc::new(PullRequestHoldService::new());
+        service.parked.store(MAX_PARKED_PULLS, Ordering::Relaxed);
+        assert_eq!(service.park("T", 0, 1, 1).unwrap_err(), ParkRefused::Full);
+        service.parked.store(MAX_PARKED_PULLS - 1, Ordering::Relaxed);
+        let parked = service.park("T", 0, 1, 1).unwrap();
+        assert_eq!(service.park("T", 0, 1, 1).unwrap_err(), ParkRefused::Full);
+        drop(parked);
+        assert_eq!(service.parked(), MAX_PARKED_PULLS - 1);
+    }
+}

@@ -604,7 +604,7 @@ async fn update_and_create_group_list(state: &Arc<BrokerState>, request: &Remoti
 /// GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201): every group (or a page for 5.x peers that ask).
 fn all_group_config(state: &BrokerState, request: &RemotingCommand) -> Outcome {
     let request_header: GetAllSubscriptionGroupRequestHeader = header(request)?;
-    let mut wrapper: SubscriptionGroupWrapper = state.groups.serialize_wrapper();
+    let mut wrapper: SubscriptionGroupWrapper = state.groups.wrapper();
     let total = wrapper.subscription_group_table.len();
     if let Some((start, size)) = requested_page(
         request_header.group_seq,
