@@ -127,7 +127,9 @@ impl Cli {
                     config.store.store_path_root_dir = dir;
                 }
                 if config.namesrv_addrs().is_empty() {
-                    anyhow::bail!("no NameServer: pass -n ADDR, set namesrvAddr in the config file, or NAMESRV_ADDR");
+                    anyhow::bail!(
+                        "no NameServer: pass -n ADDR, set namesrvAddr in the config file, or NAMESRV_ADDR"
+                    );
                 }
                 run_broker(config).await
             }
@@ -167,8 +169,9 @@ async fn run_standalone(args: StandaloneArgs) -> Result<()> {
         ..NamesrvConfig::default()
     };
     let listen = namesrv_config.listen;
-    let namesrv =
-        NameServer::start(namesrv_config).await.with_context(|| format!("starting the name server on {listen}"))?;
+    let namesrv = NameServer::start(namesrv_config)
+        .await
+        .with_context(|| format!("starting the name server on {listen}"))?;
     println!("apogee namesrv listening on {}", namesrv.local_addr());
 
     let mut config = BrokerConfig::default();

@@ -361,7 +361,6 @@ async fn topics_survive_a_broker_restart() {
 /// Needs the subscription groups and queue locks of the consumer side, still stubs on this
 /// branch (their lookups are `unimplemented!()`); run with `--ignored` once they land.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs SubscriptionGroupManager and RebalanceLockManager (consumer side)"]
 async fn retry_sends_past_the_limit_land_in_the_dead_letter_queue() {
     let cluster = TestCluster::start(|_| {}).await;
     let retry_topic = "%RETRY%send_dlq_group";
