@@ -143,7 +143,7 @@ impl MessageFilter for PullFilter {
 struct PullRequest<'a> {
     request: &'a RemotingCommand,
     header: PullMessageRequestHeader,
-    remote: String,
+    remote: std::net::SocketAddr,
 }
 
 /// What one execution of a pull produced.
@@ -164,7 +164,7 @@ async fn handle(
         Ok(header) => header,
         Err(failure) => return Some(failure.into_response(&request)),
     };
-    let pull = PullRequest { request: &request, header, remote: connection.remote_addr().to_string() };
+    let pull = PullRequest { request: &request, header, remote: connection.remote_addr() };
     let not_found = match execute(&state, &pull, true).await {
         Pulled::Answer(response) => return Some(response),
         Pulled::Hold(response) => response,
