@@ -28,6 +28,9 @@ use crate::{BrokerConfig, BrokerState};
 /// How often silent channels are looked for (Java: every 10 s).
 pub const EXPIRY_SCAN_INTERVAL_MS: u64 = 10_000;
 
+/// Shortest scan period, whatever `channelExpiredTimeout` says.
+pub const MIN_EXPIRY_SCAN_INTERVAL_MS: u64 = 100;
+
 /// One client connection registered in a group (Java `ClientChannelInfo`).
 #[derive(Debug, Clone)]
 pub struct ClientChannel {
@@ -452,7 +455,9 @@ impl ClientManager {
 /// shorter than that).
 pub async fn run_expiry(state: Arc<BrokerState>) {
     let timeout = state.config.channel_expired_timeout_ms.max(1);
-    let period = Duration::from_millis(EXPIRY_SCAN_INTERVAL_MS.min(timeout.div_ceil(2)).max(100));
+    let period = Duration::from_millis(
+        EXPIRY_SCAN_INTERVAL_MS.min(timeout.div_ceil(2)).max(MIN_EXPIRY_SCAN_INTERVAL_MS),
+    );
     let mut stopping = state.stopping.clone();
     loop {
         tokio::select! {

@@ -31,6 +31,9 @@ pub const MAX_PARKED_PULLS: usize = 100_000;
 /// Period of the safety-net check of parked pulls (Java: 5 s with long polling on).
 pub const CHECK_INTERVAL_MS: u64 = 5_000;
 
+/// Shortest check period when short polling sets it.
+pub const MIN_CHECK_INTERVAL_MS: u64 = 100;
+
 /// One parked pull, as the waker sees it.
 #[derive(Debug)]
 struct Waiter {
@@ -247,7 +250,7 @@ pub async fn run_checker(state: Arc<BrokerState>) {
     let period_ms = if state.config.long_polling_enable {
         CHECK_INTERVAL_MS
     } else {
-        state.config.short_polling_time_ms.clamp(100, CHECK_INTERVAL_MS)
+        state.config.short_polling_time_ms.clamp(MIN_CHECK_INTERVAL_MS, CHECK_INTERVAL_MS)
     };
     let period = Duration::from_millis(period_ms);
     let mut stopping = state.stopping.clone();

@@ -336,3 +336,97 @@ async fn offsets_committed_by_pull_and_update_survive_a_restart() {
     drop(client);
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpp_client_heartbeat_filters_by_its_expression_not_its_code_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, addr) = start(dir.path(), |_| {}).await;
+    create_topic(&broker, "T", 1);
+    for tags in ["TagA", "TagB", "TagC"] {
+        put(&broker, "T", 0, Some(tags), tags).await;
+    }
+    let client = new_client();
+    // As rocketmq-client-cpp 1.x/2.0 writes it (JsonCpp FastWriter): subVersion as a string,
+    // codeSet from atoi(tag), no expressionType, a trailing newline.
+    let body = concat!(
+        r#"{"clientID":"127.0.0.1@4242","consumerDataSet":[{"consumeFromWhere":"CONSUME_FROM_LAST_OFFSET","#,
+        r#""consumeType":"CONSUME_PASSIVELY","groupName":"CG","messageModel":"CLUSTERING","#,
+        r#""subscriptionDataSet":[{"codeSet":[0,0],"subString":"TagA || TagC","subVersion":"1700000000000","#,
+        r#""tagsSet":["TagA","TagC"],"topic":"T"}]}],"producerDataSet":[{"groupName":"PG"}]}"#,
+        "\n"
+    );
+    let mut request = java_request(request_code::HEART_BEAT).with_body(body.as_bytes().to_vec());
+    request.language = apogee_remoting::LanguageCode::Cpp;
+    request.version = 0x4000;
+    let response = client.invoke(&addr, request, CALL_TIMEOUT).await.unwrap();
+    assert_eq!(response.code, response_code::SUCCESS);
+
+    let mut header = pull_header("CG", "T", 0, 0, SUSPEND);
+    header.sub_version = 1_700_000_000_000;
+    header.subscription = Some(String::new());
+    let response = pull(&client, &addr, &header).await;
+    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    assert_eq!(tags_of(&response), vec!["TagA", "TagC"]);
+    drop(client);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql92_selectors_filter_when_the_property_filter_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, addr) = start(dir.path(), |config| config.enable_property_filter = true).await;
+    create_topic(&broker, "T", 1);
+    for (index, (region, price)) in [("eu", "5"), ("us", "20"), ("eu", "30"), ("eu", "x")].iter().enumerate()
+    {
+        let body = format!("m{index}");
+        put_with(&broker, "T", 0, &[("TAGS", "TagA"), ("region", region), ("price", price)], &body).await;
+    }
+    let client = new_client();
+    let bodies = |response: &apogee_remoting::RemotingCommand| -> Vec<String> {
+        messages(response)
+            .iter()
+            .map(|message| String::from_utf8_lossy(&message.message.body).into_owned())
+            .collect()
+    };
+
+    // The selector in the request (lite pull style).
+    let mut header = pull_header("CG", "T", 0, 0, SUBSCRIPTION);
+    header.subscription = Some("region = 'eu' AND price > 10".into());
+    header.expression_type = Some("SQL92".into());
+    let response = pull(&client, &addr, &header).await;
+    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    assert_eq!(bodies(&response), vec!["m2"]);
+    header.subscription = Some("region = ".into());
+    let response = pull(&client, &addr, &header).await;
+    assert_eq!(response.code, response_code::SUBSCRIPTION_PARSE_FAILED);
+
+    // The selector registered by heartbeat (push consumer).
+    let body = concat!(
+        r#"{"clientID":"c1","consumerDataSet":[{"consumeType":"CONSUME_PASSIVELY","groupName":"CG","#,
+        r#""messageModel":"CLUSTERING","subscriptionDataSet":[{"expressionType":"SQL92","#,
+        r#""subString":"region IN ('us') OR price BETWEEN 1 AND 6","subVersion":3,"topic":"T"}]}],"#,
+        r#""producerDataSet":[]}"#
+    );
+    let heartbeat = java_request(request_code::HEART_BEAT).with_body(body.as_bytes().to_vec());
+    assert_eq!(client.invoke(&addr, heartbeat, CALL_TIMEOUT).await.unwrap().code, response_code::SUCCESS);
+    let response = pull(&client, &addr, &pull_header("CG", "T", 0, 0, 0)).await;
+    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    assert_eq!(bodies(&response), vec!["m0", "m1"]);
+
+    // CHECK_CLIENT_CONFIG compiles the selector.
+    let check = |expression: &str| {
+        let body = format!(
+            r#"{{"clientId":"c1","group":"CG","subscriptionData":{{"expressionType":"SQL92","subString":"{expression}","subVersion":1,"topic":"T"}}}}"#
+        );
+        java_request(request_code::CHECK_CLIENT_CONFIG).with_body(body.into_bytes())
+    };
+    assert_eq!(
+        client.invoke(&addr, check("price > 1"), CALL_TIMEOUT).await.unwrap().code,
+        response_code::SUCCESS
+    );
+    let refused = client.invoke(&addr, check("price >"), CALL_TIMEOUT).await.unwrap();
+    assert_eq!(refused.code, response_code::SUBSCRIPTION_PARSE_FAILED);
+    assert!(refused.remark.is_some());
+    drop(client);
+    broker.shutdown().await;
+}

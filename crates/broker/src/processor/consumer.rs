@@ -23,6 +23,7 @@ use apogee_remoting::router::Router;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use apogee_store::{AcceptAll, GetMessageStatus};
 
+use super::pull::compile_selector;
 use super::route;
 use crate::client_manager::{ClientChannel, ConsumerRegistration};
 use crate::BrokerState;
@@ -176,14 +177,13 @@ async fn check_client_config(
                 "The broker does not support consumer to filter message by {type_name}"
             )));
         }
-        if subscription.expression_type != ExpressionType::Sql92 || subscription.sub_string.trim().is_empty()
-        {
-            return Err(Failure::new(
-                response_code::SUBSCRIPTION_PARSE_FAILED,
-                format!("Expression can't be null! {type_name}"),
-            ));
+        match compile_selector(&subscription.expression_type, &subscription.sub_string) {
+            Ok(_) => Ok(RemotingCommand::success_for(&request)),
+            Err(reason) => {
+                tracing::debug!(client = %body.client_id, group = %body.group, %reason, "subscription expression refused");
+                Err(Failure::new(response_code::SUBSCRIPTION_PARSE_FAILED, reason))
+            }
         }
-        Ok(RemotingCommand::success_for(&request))
     })();
     Some(finish(&request, outcome))
 }

@@ -3,7 +3,9 @@
 //!
 //! A pull is checked in Java's order (broker readable, group exists and may consume, topic
 //! exists and is readable, queue id in range, a usable subscription), then read from the store
-//! with a filter on the subscription's tag codes. The store status becomes the response code by
+//! with a filter on the subscription's tag codes, or, for SQL92 subscriptions when
+//! `enablePropertyFilter` is on, on each message's properties ([`sql`]). The store status
+//! becomes the response code by
 //! the spec's table; the body is the matching stored records, concatenated. Every pull records
 //! where it ended (the group's pull offset); the first execution of a pull carrying the
 //! commit-offset flag also commits the consumer's offset.
@@ -16,6 +18,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use apogee_common::message::record::RecordView;
 use apogee_common::{java_string_hash, perm};
 use apogee_remoting::body::enums::{ExpressionType, MessageModel};
 use apogee_remoting::body::heartbeat::{SubscriptionData, SUB_ALL};
@@ -27,9 +30,12 @@ use apogee_remoting::{request_code, response_code, RemotingCommand};
 use apogee_store::{GetMessageStatus, MessageFilter};
 use bytes::{Bytes, BytesMut};
 
+use self::sql::Selector;
 use super::route;
 use crate::long_polling::ParkRefused;
 use crate::BrokerState;
+
+pub mod sql;
 
 /// PullSysFlag bits of the request header's `sysFlag` (Java `PullSysFlag`).
 pub mod pull_sys_flag {
@@ -73,13 +79,15 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
 }
 
 /// What a pull's subscription lets through, built from its expression.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PullFilter {
     /// `*` (or empty): everything.
     All,
     /// Messages whose consume-queue tag code is one of these (Java `String.hashCode` of the
     /// tags); no tags means nothing matches, as in Java.
     Tags(BTreeSet<i32>),
+    /// Messages whose properties satisfy an SQL92 selector.
+    Sql(Box<Selector>),
 }
 
 impl PullFilter {
@@ -114,9 +122,19 @@ impl PullFilter {
 impl MessageFilter for PullFilter {
     fn matches_tags_code(&self, tags_code: i64) -> bool {
         match self {
-            Self::All => true,
+            Self::All | Self::Sql(_) => true,
             // Java compares the code's int value: truncation is intended.
             Self::Tags(codes) => codes.contains(&(tags_code as i32)),
+        }
+    }
+
+    fn matches_record(&self, record: &[u8]) -> bool {
+        match self {
+            Self::Sql(selector) => match RecordView::parse(record, false) {
+                Ok(view) => selector.matches(&|name: &str| view.property(name)),
+                Err(_) => false,
+            },
+            Self::All | Self::Tags(_) => true,
         }
     }
 }
@@ -125,7 +143,7 @@ impl MessageFilter for PullFilter {
 struct PullRequest<'a> {
     request: &'a RemotingCommand,
     header: PullMessageRequestHeader,
-    remote: String,
+    remote: std::net::SocketAddr,
 }
 
 /// What one execution of a pull produced.
@@ -146,7 +164,7 @@ async fn handle(
         Ok(header) => header,
         Err(failure) => return Some(failure.into_response(&request)),
     };
-    let pull = PullRequest { request: &request, header, remote: connection.remote_addr().to_string() };
+    let pull = PullRequest { request: &request, header, remote: connection.remote_addr() };
     let not_found = match execute(&state, &pull, true).await {
         Pulled::Answer(response) => return Some(response),
         Pulled::Hold(response) => response,
@@ -187,6 +205,30 @@ async fn execute(state: &Arc<BrokerState>, pull: &PullRequest<'_>, first: bool) 
         Ok(pulled) => pulled,
         Err(failure) => Pulled::Answer(failure.into_response(pull.request)),
     }
+}
+
+/// The refusal of a non-TAG subscription while `enablePropertyFilter` is off.
+fn unsupported_filter(expression_type: &ExpressionType) -> Failure {
+    Failure::system(format!(
+        "The broker does not support consumer to filter message by {}",
+        expression_type.name()
+    ))
+}
+
+/// Compiles a non-TAG subscription; only SQL92 is known.
+pub(crate) fn compile_selector(
+    expression_type: &ExpressionType,
+    expression: &str,
+) -> Result<PullFilter, String> {
+    if *expression_type != ExpressionType::Sql92 {
+        return Err(format!("unsupported expression type {}", expression_type.name()));
+    }
+    if expression.trim().is_empty() {
+        return Err(format!("Expression can't be null! {}", expression_type.name()));
+    }
+    Selector::compile(expression)
+        .map(|selector| PullFilter::Sql(Box::new(selector)))
+        .map_err(|error| error.to_string())
 }
 
 /// A NO_PERMISSION answer with the forbidden type set, as Java gives it.
@@ -239,20 +281,25 @@ async fn read(state: &Arc<BrokerState>, pull: &PullRequest<'_>, first: bool) -> 
         return Err(Failure::new(response_code::INVALID_PARAMETER, remark));
     }
 
-    let (expression_type, filter) = if header.sys_flag & pull_sys_flag::SUBSCRIPTION != 0 {
-        let expression_type = ExpressionType::from_name(header.expression_type.as_deref().unwrap_or(""));
-        let filter = match expression_type {
-            ExpressionType::Tag => PullFilter::parse_tags(header.subscription.as_deref()),
-            _ if header.subscription.as_deref().unwrap_or("").is_empty() => None,
-            _ => Some(PullFilter::All),
-        };
-        let Some(filter) = filter else {
-            return Err(Failure::new(
-                response_code::SUBSCRIPTION_PARSE_FAILED,
-                "parse the consumer's subscription failed",
-            ));
-        };
-        (expression_type, filter)
+    let property_filter = state.config.enable_property_filter;
+    let filter = if header.sys_flag & pull_sys_flag::SUBSCRIPTION != 0 {
+        let expression = header.subscription.as_deref();
+        match ExpressionType::from_name(header.expression_type.as_deref().unwrap_or("")) {
+            ExpressionType::Tag => PullFilter::parse_tags(expression).ok_or_else(|| {
+                Failure::new(
+                    response_code::SUBSCRIPTION_PARSE_FAILED,
+                    "parse the consumer's subscription failed",
+                )
+            })?,
+            other if !property_filter => return Err(unsupported_filter(&other)),
+            other => compile_selector(&other, expression.unwrap_or("")).map_err(|error| {
+                tracing::debug!(group, %error, "unusable SQL92 subscription in a pull");
+                Failure::new(
+                    response_code::SUBSCRIPTION_PARSE_FAILED,
+                    "parse the consumer's subscription failed",
+                )
+            })?,
+        }
     } else {
         let Some((message_model, subscription)) = state.clients.pull_subscription(group, topic) else {
             return Err(Failure::new(
@@ -280,22 +327,24 @@ async fn read(state: &Arc<BrokerState>, pull: &PullRequest<'_>, first: bool) -> 
                 "the consumer's subscription not latest",
             ));
         }
-        let filter = match subscription.expression_type {
+        match &subscription.expression_type {
             ExpressionType::Tag => {
                 PullFilter::from_subscription(&subscription).unwrap_or(PullFilter::Tags(BTreeSet::new()))
             }
-            _ => PullFilter::All,
-        };
-        (subscription.expression_type, filter)
+            other => {
+                let filter = compile_selector(other, &subscription.sub_string).map_err(|_| {
+                    Failure::new(
+                        response_code::FILTER_DATA_NOT_EXIST,
+                        "The broker's consumer filter data is not exist!Your expression may be wrong!",
+                    )
+                })?;
+                if !property_filter {
+                    return Err(unsupported_filter(other));
+                }
+                filter
+            }
+        }
     };
-    if expression_type != ExpressionType::Tag {
-        // No property filter here: SQL92 subscriptions are refused whatever enablePropertyFilter
-        // says, rather than answered with unfiltered messages.
-        return Err(Failure::system(format!(
-            "The broker does not support consumer to filter message by {}",
-            expression_type.name()
-        )));
-    }
 
     let reset = state.offsets.take_reset_offset(group, topic, queue_id);
     let outcome = match reset {

@@ -67,10 +67,23 @@ pub fn create_topic(broker: &Broker, topic: &str, queues: i32) {
 
 /// Stores one message with `tags` (if any) in (`topic`, `queue_id`); returns its queue offset.
 pub async fn put(broker: &Broker, topic: &str, queue_id: i32, tags: Option<&str>, body: &str) -> i64 {
-    let mut properties = Properties::default();
-    if let Some(tags) = tags {
-        properties.insert(TAGS, tags);
+    let properties: Vec<(&str, &str)> = tags.map(|tags| (TAGS, tags)).into_iter().collect();
+    put_with(broker, topic, queue_id, &properties, body).await
+}
+
+/// Stores one message with `properties` in (`topic`, `queue_id`); returns its queue offset.
+pub async fn put_with(
+    broker: &Broker,
+    topic: &str,
+    queue_id: i32,
+    properties: &[(&str, &str)],
+    body: &str,
+) -> i64 {
+    let mut properties_map = Properties::default();
+    for (key, value) in properties {
+        properties_map.insert(*key, *value);
     }
+    let properties = properties_map;
     let message = InnerMessage {
         topic: topic.into(),
         queue_id,
