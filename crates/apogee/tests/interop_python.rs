@@ -1,8 +1,8 @@
 //! Runs the Python interop suites in tests/interop against the real `apogee` binary.
 //!
 //! The Python peers share no code with Apogee, so these tests check the wire protocol
-//! itself. The interpreter is `$APOGEE_PYTHON` when set (CI points it at its virtualenv),
-//! else `python3`.
+//! itself. The interpreter is `$APOGEE_PYTHON` when set, else the repository's `.venv` that
+//! `scripts/test` makes, else `python3`.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -13,7 +13,14 @@ const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn run_python_suite(script: &str) {
     let interop_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop");
-    let python = std::env::var("APOGEE_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let python = std::env::var("APOGEE_PYTHON").unwrap_or_else(|_| {
+        if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".to_owned()
+        }
+    });
     let mut child = Command::new(&python)
         .arg("-u")
         .arg(interop_dir.join(script))
