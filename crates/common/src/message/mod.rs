@@ -48,6 +48,29 @@ impl Message {
         Message { topic: topic.into(), flag: 0, properties: Properties::new(), body: body.into() }
     }
 
+    /// Builder form of [`Self::set_tags`]: `Message::new(topic, body).with_tags("TagA")`.
+    pub fn with_tags(mut self, tags: impl Into<String>) -> Self {
+        self.set_tags(tags);
+        self
+    }
+
+    /// Builder form of [`Self::set_keys`].
+    pub fn with_keys<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.set_keys(keys);
+        self
+    }
+
+    /// Builder form of a user property.
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key: String = key.into();
+        self.properties.insert(key.as_str(), value.into());
+        self
+    }
+
     /// The value of property `key`.
     pub fn property(&self, key: &str) -> Option<&str> {
         self.properties.get(key)
