@@ -75,17 +75,12 @@ impl ConsumerOffsetManager {
     pub fn load(config: &BrokerConfig) -> io::Result<Self> {
         let path = config.config_dir().join(FILE_NAME);
         let mut tables = Tables { data_version: DataVersion::new(), ..Tables::default() };
-        match std::fs::read(&path) {
-            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {}
-            Ok(bytes) => {
-                let file: OffsetFile = fastjson::from_slice(&bytes).map_err(|error| {
-                    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", path.display()))
-                })?;
-                tables.committed = file.offset_table.into_iter().collect();
-                tables.data_version = file.data_version;
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error),
+        let persisted = apogee_common::fs::read_state_file(&path, |bytes| {
+            fastjson::from_slice::<OffsetFile>(bytes).map_err(|error| error.to_string())
+        })?;
+        if let Some(file) = persisted {
+            tables.committed = file.offset_table.into_iter().collect();
+            tables.data_version = file.data_version;
         }
         Ok(Self { path, tables: Mutex::new(tables), writer: Mutex::new(0) })
     }

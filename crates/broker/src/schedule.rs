@@ -205,22 +205,10 @@ impl ScheduleMessageService {
 
 /// Reads the progress file, or its backup; neither present means nothing delivered yet.
 fn read_progress(path: &Path) -> io::Result<DelayOffsetFile> {
-    let mut backup = path.as_os_str().to_owned();
-    backup.push(".bak");
-    for candidate in [path.to_path_buf(), PathBuf::from(backup)] {
-        match std::fs::read(&candidate) {
-            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
-            Ok(bytes) => match fastjson::from_slice::<DelayOffsetFile>(&bytes) {
-                Ok(file) => return Ok(file),
-                Err(error) => {
-                    tracing::error!(path = %candidate.display(), %error, "delay offsets unreadable");
-                }
-            },
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(DelayOffsetFile::default())
+    apogee_common::fs::read_state_file(path, |bytes| {
+        fastjson::from_slice(bytes).map_err(|error| error.to_string())
+    })
+    .map(Option::unwrap_or_default)
 }
 
 /// Redirects a message with delay level `level` into the schedule topic, as Java's put hook

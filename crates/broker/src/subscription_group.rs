@@ -99,23 +99,18 @@ impl SubscriptionGroupManager {
         for name in PREDEFINED_GROUPS {
             table.groups.insert(name.to_owned(), SubscriptionGroupConfig::new(name));
         }
-        match std::fs::read(&path) {
-            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {}
-            Ok(bytes) => {
-                let wrapper: SubscriptionGroupWrapper = fastjson::from_slice(&bytes).map_err(|error| {
-                    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", path.display()))
-                })?;
-                for (name, mut group) in wrapper.subscription_group_table {
-                    if group.group_name.is_empty() {
-                        group.group_name.clone_from(&name);
-                    }
-                    table.groups.insert(name, group);
+        let persisted = apogee_common::fs::read_state_file(&path, |bytes| {
+            fastjson::from_slice::<SubscriptionGroupWrapper>(bytes).map_err(|error| error.to_string())
+        })?;
+        if let Some(wrapper) = persisted {
+            for (name, mut group) in wrapper.subscription_group_table {
+                if group.group_name.is_empty() {
+                    group.group_name.clone_from(&name);
                 }
-                table.forbidden = wrapper.forbidden_table;
-                table.data_version = wrapper.data_version;
+                table.groups.insert(name, group);
             }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error),
+            table.forbidden = wrapper.forbidden_table;
+            table.data_version = wrapper.data_version;
         }
         Ok(Self {
             shared: Arc::new(Shared { path, table: RwLock::new(table), writer: Mutex::new(0) }),

@@ -424,48 +424,13 @@ fn system_topics(config: &BrokerConfig) -> Vec<TopicConfig> {
     topics
 }
 
-/// The persisted table, or `None` when neither the file nor its backup holds one. A file
-/// that cannot be read or parsed is replaced by its backup; without a usable backup the
-/// start fails rather than silently forgetting every topic.
+/// The persisted table, or `None` when neither the file nor its backup holds one (see
+/// [`apogee_common::fs::read_state_file`]: a corrupt file without a usable backup fails the start
+/// rather than silently forgetting every topic).
 fn read_persisted(path: &Path) -> io::Result<Option<TopicConfigSerializeWrapper>> {
-    let mut backup = path.as_os_str().to_owned();
-    backup.push(".bak");
-    let backup = PathBuf::from(backup);
-    let main_error = match read_wrapper(path) {
-        Ok(Some(wrapper)) => return Ok(Some(wrapper)),
-        Ok(None) => None,
-        Err(error) => {
-            tracing::warn!(%error, path = %path.display(), "topic config file unreadable; trying the backup");
-            Some(error)
-        }
-    };
-    match (read_wrapper(&backup), main_error) {
-        (Ok(Some(wrapper)), _) => {
-            tracing::warn!(path = %backup.display(), "topic configs loaded from the backup file");
-            Ok(Some(wrapper))
-        }
-        (Ok(None), None) => Ok(None),
-        (Ok(None), Some(error)) => Err(error),
-        (Err(error), _) => Err(io::Error::new(
-            error.kind(),
-            format!("neither {} nor its backup can be read: {error}", path.display()),
-        )),
-    }
-}
-
-/// One file's table; `None` when the file does not exist or is empty.
-fn read_wrapper(path: &Path) -> io::Result<Option<TopicConfigSerializeWrapper>> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    fastjson::from_slice(&bytes)
-        .map(Some)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", path.display())))
+    apogee_common::fs::read_state_file(path, |bytes| {
+        fastjson::from_slice(bytes).map_err(|error| error.to_string())
+    })
 }
 
 #[cfg(test)]

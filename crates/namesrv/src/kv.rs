@@ -6,7 +6,6 @@
 //! never half of one.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::io;
 use std::path::PathBuf;
 
@@ -55,24 +54,22 @@ pub struct KvConfig {
 }
 
 impl KvConfig {
-    /// Loads `path` if it exists (a missing file is an empty store; a corrupt one is an
-    /// error, so that nothing is overwritten by accident).
+    /// Loads `path` if it exists: a missing file is an empty store, a corrupt one falls back to
+    /// its `.bak`, and with no usable backup it is an error, so nothing is overwritten by
+    /// accident.
     pub fn load(path: impl Into<PathBuf>) -> io::Result<Self> {
         let path = path.into();
-        let table = match fs::read(&path) {
-            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Table::new(),
-            Ok(bytes) => {
-                let file: KvFile = serde_json::from_slice(&bytes).map_err(|error| {
-                    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", path.display()))
-                })?;
+        let persisted = apogee_common::fs::read_state_file(&path, |bytes| {
+            serde_json::from_slice::<KvFile>(bytes).map_err(|error| error.to_string())
+        })?;
+        let table = persisted
+            .map(|file| {
                 file.config_table
                     .into_iter()
                     .map(|(namespace, entries)| (namespace, entries.into_iter().collect()))
                     .collect()
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Table::new(),
-            Err(error) => return Err(error),
-        };
+            })
+            .unwrap_or_default();
         Ok(Self { path, table: RwLock::new(table), file_lock: Mutex::new(()) })
     }
 
@@ -161,7 +158,7 @@ mod tests {
         assert_eq!(kv.get("ns", "k"), None);
         assert!(kv.namespace("ns").is_none());
 
-        fs::write(&path, r#"{"configTable":{"A":{"x":"1"}}}"#).unwrap();
+        std::fs::write(&path, r#"{"configTable":{"A":{"x":"1"}}}"#).unwrap();
         assert_eq!(KvConfig::load(&path).unwrap().get("A", "x").as_deref(), Some("1"));
     }
 
@@ -169,7 +166,7 @@ mod tests {
     fn corrupt_file_is_an_error_not_an_empty_store() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kvConfig.json");
-        fs::write(&path, "{not json").unwrap();
+        std::fs::write(&path, "{not json").unwrap();
         assert!(KvConfig::load(&path).is_err());
     }
 
