@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apogee_common::message::property;
+use apogee_common::message::property::{self, Properties};
 use apogee_common::message::record::RecordView;
 use apogee_common::time::now_ms;
 use apogee_common::topic::{SCHEDULE_TOPIC, TRANS_HALF_TOPIC};
@@ -218,19 +218,36 @@ fn read_progress(path: &Path) -> io::Result<DelayOffsetFile> {
 /// goes to `SCHEDULE_TOPIC_XXXX` queue `level − 1`. Levels ≤ 0 (or no levels configured)
 /// leave the message as it is.
 pub fn redirect_to_schedule_topic(message: &mut InnerMessage, level: i32, max_level: i32) {
+    redirect_fields_to_schedule_topic(
+        &mut message.topic,
+        &mut message.queue_id,
+        &mut message.properties,
+        level,
+        max_level,
+    );
+}
+
+/// [`redirect_to_schedule_topic`] on the parts of a message, for callers (the send path) that
+/// hold them separately.
+pub fn redirect_fields_to_schedule_topic(
+    topic: &mut String,
+    queue_id: &mut i32,
+    properties: &mut Properties,
+    level: i32,
+    max_level: i32,
+) {
     if level <= 0 || max_level <= 0 {
         return;
     }
     let level = level.min(max_level);
-    let properties = &mut message.properties;
     properties.insert(property::DELAY, level.to_string());
     properties.remove(property::TIMER_DELIVER_MS);
     properties.remove(property::TIMER_DELAY_SEC);
     properties.remove(property::TIMER_DELAY_MS);
-    properties.insert(property::REAL_TOPIC, message.topic.clone());
-    properties.insert(property::REAL_QID, message.queue_id.to_string());
-    message.topic = SCHEDULE_TOPIC.to_owned();
-    message.queue_id = level - 1;
+    properties.insert(property::REAL_TOPIC, topic.as_str());
+    properties.insert(property::REAL_QID, queue_id.to_string());
+    *topic = SCHEDULE_TOPIC.to_owned();
+    *queue_id = level - 1;
 }
 
 /// Delivers due messages of every level until the broker stops, persisting the progress every

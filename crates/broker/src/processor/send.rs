@@ -291,14 +291,13 @@ async fn send_one(
             sysflag::TRANSACTION_NOT_TYPE | sysflag::TRANSACTION_COMMIT_TYPE
         )
     {
-        let level = delay_level.min(max_delay_level(state));
-        if level != delay_level {
-            properties.insert(property::DELAY, level.to_string());
-        }
-        for timer in [property::TIMER_DELIVER_MS, property::TIMER_DELAY_SEC, property::TIMER_DELAY_MS] {
-            properties.remove(timer);
-        }
-        park(&mut destination, &mut properties, topic::SCHEDULE_TOPIC, level - 1);
+        crate::schedule::redirect_fields_to_schedule_topic(
+            &mut destination.topic,
+            &mut destination.queue_id,
+            &mut properties,
+            delay_level,
+            state.schedule.max_level(),
+        );
     }
 
     let wait_store_ok = wait_store_ok(&properties);
@@ -436,12 +435,6 @@ fn uniq_ids(state: &BrokerState) -> &'static UniqIdGenerator {
 /// The `DELAY` property as Java reads it: 0 when absent or not a number.
 fn delay_level(properties: &Properties) -> i32 {
     properties.get(property::DELAY).and_then(|level| level.trim().parse().ok()).unwrap_or(0)
-}
-
-/// Number of delay levels configured (`messageDelayLevel`); levels above it are clamped.
-fn max_delay_level(state: &BrokerState) -> i32 {
-    let levels = state.config.store.message_delay_level.split_whitespace().count();
-    i32::try_from(levels).unwrap_or(i32::MAX).max(1)
 }
 
 /// The `WAIT` property: true when absent.
