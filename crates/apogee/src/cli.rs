@@ -24,6 +24,8 @@ enum Command {
     Namesrv(NamesrvArgs),
     /// A broker: stores messages and serves producers and consumers.
     Broker(BrokerArgs),
+    /// Load generators: produce, consume, e2e.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +114,7 @@ impl Cli {
         match self.command {
             Command::Namesrv(args) => run_namesrv(args.into_config()?).await,
             Command::Standalone(args) => run_standalone(args).await,
+            Command::Bench(args) => args.run().await,
             Command::Broker(args) => {
                 let mut config = BrokerConfig::default();
                 if let Some(path) = &args.config_file {

@@ -1,5 +1,6 @@
 //! The `apogee` command: every Apogee process in one binary.
 
+mod bench;
 mod cli;
 
 use anyhow::Result;

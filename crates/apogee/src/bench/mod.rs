@@ -1,0 +1,157 @@
+//! `apogee bench`: load generators for a running Apogee (or any RocketMQ) cluster, speaking
+//! the remoting protocol directly so connections, requests in flight and rates are exactly
+//! what the flags say.
+//!
+//! - `produce`: sends for a duration, closed loop (N connections × M in flight) or open loop
+//!   at a fixed rate (latency measured from the intended send time, so a stalled server cannot
+//!   hide its stall: no coordinated omission);
+//! - `consume`: pulls every queue of a topic from the start, as fast as the broker answers;
+//! - `e2e`: produces at a fixed rate with the send time in the body and consumes with long
+//!   polling, measuring produce-to-consume latency.
+//!
+//! Every run ends with a summary and one JSON line (`{"kind":"apogee-bench",...}`) for scripts.
+
+mod consume;
+mod e2e;
+mod produce;
+mod setup;
+mod stats;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+/// `apogee bench` and its workloads.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+#[derive(Debug, Subcommand)]
+enum Workload {
+    /// Send messages and measure throughput and send latency.
+    Produce(ProduceArgs),
+    /// Pull every queue of a topic from its start and measure throughput.
+    Consume(ConsumeArgs),
+    /// Produce at a fixed rate and measure produce-to-consume latency.
+    E2e(E2eArgs),
+}
+
+/// Where and what: shared by every workload.
+#[derive(Debug, Args, Clone)]
+pub struct Target {
+    /// NameServer address.
+    #[arg(short = 'n', long, default_value = "127.0.0.1:9876")]
+    namesrv: String,
+    /// Topic (created with `queues` queues when missing).
+    #[arg(short = 't', long, default_value = "BenchTopic")]
+    topic: String,
+    /// Queues of the topic when the bench creates it.
+    #[arg(long, default_value_t = 8)]
+    queues: i32,
+    /// Run time, e.g. `30s`, `2m`.
+    #[arg(short = 'd', long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Print no progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Send settings shared by `produce` and `e2e`.
+#[derive(Debug, Args, Clone)]
+pub struct SendOptions {
+    /// Body size in bytes.
+    #[arg(short = 's', long, default_value_t = 128)]
+    size: usize,
+    /// Connections (each its own TCP connection to the broker).
+    #[arg(short = 'c', long, default_value_t = 1)]
+    connections: usize,
+    /// Requests in flight per connection.
+    #[arg(short = 'i', long, default_value_t = 1)]
+    in_flight: usize,
+    /// Messages per request (> 1 sends SEND_BATCH_MESSAGE).
+    #[arg(short = 'b', long, default_value_t = 1)]
+    batch: usize,
+    /// Messages per second in total (open loop); 0 = as fast as the window allows.
+    #[arg(short = 'r', long, default_value_t = 0)]
+    rate: u64,
+}
+
+#[derive(Debug, Args)]
+struct ProduceArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    send: SendOptions,
+}
+
+#[derive(Debug, Args)]
+struct ConsumeArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Messages per pull request.
+    #[arg(long, default_value_t = 32)]
+    pull_batch: i32,
+    /// Stop when every queue is drained instead of waiting out the duration.
+    #[arg(long)]
+    until_drained: bool,
+}
+
+#[derive(Debug, Args)]
+struct E2eArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    send: SendOptions,
+}
+
+/// Largest body the bench sends (the broker's default limit).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Largest number of connections.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Largest number of requests in flight per connection.
+pub const MAX_IN_FLIGHT: usize = 4096;
+/// Largest batch.
+pub const MAX_BATCH: usize = 1024;
+
+impl BenchArgs {
+    /// Runs the chosen workload.
+    pub async fn run(self) -> Result<()> {
+        match self.workload {
+            Workload::Produce(args) => produce::run(args.target, args.send.validated()?).await,
+            Workload::Consume(args) => consume::run(args.target, args.pull_batch, args.until_drained).await,
+            Workload::E2e(args) => e2e::run(args.target, args.send.validated()?).await,
+        }
+    }
+}
+
+impl SendOptions {
+    fn validated(self) -> Result<Self> {
+        anyhow::ensure!((1..=MAX_BODY_BYTES).contains(&self.size), "--size must be 1..={MAX_BODY_BYTES}");
+        anyhow::ensure!(
+            (1..=MAX_CONNECTIONS).contains(&self.connections),
+            "--connections must be 1..={MAX_CONNECTIONS}"
+        );
+        anyhow::ensure!(
+            (1..=MAX_IN_FLIGHT).contains(&self.in_flight),
+            "--in-flight must be 1..={MAX_IN_FLIGHT}"
+        );
+        anyhow::ensure!((1..=MAX_BATCH).contains(&self.batch), "--batch must be 1..={MAX_BATCH}");
+        Ok(self)
+    }
+}
+
+/// Parses `500ms`, `30s`, `2m`, or a number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, "s"), |at| text.split_at(at));
+    let value: u64 = number.parse().map_err(|_| format!("bad duration {text:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        _ => Err(format!("bad duration unit in {text:?} (ms, s, m)")),
+    }
+}

@@ -1,0 +1,192 @@
+//! `apogee bench produce`: N connections × M requests in flight, closed loop or at a fixed
+//! rate.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use apogee_common::message::batch::{encode_batch, BatchItem};
+use apogee_common::message::msg_id::UniqIdGenerator;
+use apogee_common::message::property::{self, Properties};
+use apogee_remoting::client::RemotingClient;
+use apogee_remoting::header::send::SendMessageRequestHeaderV2;
+use apogee_remoting::{request_code, response_code, RemotingCommand};
+use bytes::Bytes;
+
+use super::setup::{self, Queue};
+use super::stats::{Recorder, WorkerStats};
+use super::{SendOptions, Target};
+
+/// Timeout of one send request.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the produce workload and prints the report.
+pub async fn run(target: Target, send: SendOptions) -> Result<()> {
+    let recorder = Recorder::new();
+    let elapsed = drive(&target, &send, &recorder, None).await?;
+    recorder.report("produce", parameters(&target, &send), elapsed);
+    Ok(())
+}
+
+/// Description of the run for the JSON line.
+pub fn parameters(target: &Target, send: &SendOptions) -> serde_json::Value {
+    serde_json::json!({
+        "topic": target.topic, "size": send.size, "connections": send.connections,
+        "in_flight": send.in_flight, "batch": send.batch, "rate": send.rate,
+        "duration_s": target.duration.as_secs_f64(),
+    })
+}
+
+/// Sends for `target.duration`; returns the measured time. `stamp` puts the send time (µs
+/// since the epoch) in the first 8 body bytes (the e2e workload).
+pub async fn drive(
+    target: &Target,
+    send: &SendOptions,
+    recorder: &Arc<Recorder>,
+    stamp: Option<()>,
+) -> Result<Duration> {
+    let setup_client = setup::admin_client();
+    let queues =
+        Arc::new(setup::queues_of(&setup_client, &target.namesrv, &target.topic, target.queues).await?);
+    let started = Instant::now();
+    let deadline = started + target.duration;
+    let progress = recorder.spawn_progress("produce", deadline, target.quiet);
+    let schedule = Arc::new(Schedule { started, rate: send.rate, next: AtomicU64::new(0) });
+    let mut tasks = Vec::new();
+    for connection in 0..send.connections {
+        let client = Arc::new(setup::admin_client());
+        for slot in 0..send.in_flight {
+            let worker = Worker {
+                client: Arc::clone(&client),
+                queues: Arc::clone(&queues),
+                topic: target.topic.clone(),
+                send: send.clone(),
+                schedule: Arc::clone(&schedule),
+                stats: recorder.worker(),
+                stamp: stamp.is_some(),
+                ids: UniqIdGenerator::global(),
+                next_queue: connection * send.in_flight + slot,
+            };
+            tasks.push(tokio::spawn(worker.run(deadline)));
+        }
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let elapsed = started.elapsed();
+    progress.abort();
+    setup_client.shutdown().await;
+    Ok(elapsed)
+}
+
+/// The open-loop schedule: request k is due at `started + k × batch / rate`.
+struct Schedule {
+    started: Instant,
+    rate: u64,
+    next: AtomicU64,
+}
+
+impl Schedule {
+    /// When the next request is due (`None`: closed loop, now).
+    fn next_due(&self, batch: usize) -> Option<Instant> {
+        if self.rate == 0 {
+            return None;
+        }
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        Some(self.started + Duration::from_secs_f64(k as f64 * batch as f64 / self.rate as f64))
+    }
+}
+
+struct Worker {
+    client: Arc<RemotingClient>,
+    queues: Arc<Vec<Queue>>,
+    topic: String,
+    send: SendOptions,
+    schedule: Arc<Schedule>,
+    stats: WorkerStats,
+    stamp: bool,
+    ids: &'static UniqIdGenerator,
+    next_queue: usize,
+}
+
+impl Worker {
+    async fn run(mut self, deadline: Instant) {
+        let payload = Bytes::from(vec![b'x'; self.send.size]);
+        while Instant::now() < deadline {
+            let due = self.schedule.next_due(self.send.batch);
+            if let Some(due) = due {
+                if due >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let queue = &self.queues[self.next_queue % self.queues.len()];
+            self.next_queue = self.next_queue.wrapping_add(1);
+            let request = self.request(queue, &payload);
+            let sent = Instant::now();
+            let result = self.client.invoke(&queue.addr, request, SEND_TIMEOUT).await;
+            // Open loop: latency counts from when the request was due, not when it went out.
+            let latency = due.unwrap_or(sent).elapsed();
+            match result {
+                Ok(response) if response.code == response_code::SUCCESS => {
+                    let messages = self.send.batch as u64;
+                    self.stats.record(latency, messages, messages * self.send.size as u64)
+                }
+                Ok(response) => self.stats.recorder().error(format!("code {}", response.code)),
+                Err(error) => self.stats.recorder().error(error.to_string()),
+            }
+        }
+    }
+
+    fn body(&self, payload: &Bytes) -> Bytes {
+        if !self.stamp {
+            return payload.clone();
+        }
+        let mut body = payload.to_vec();
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_micros() as u64);
+        let width = body.len().min(8);
+        body[..width].copy_from_slice(&now_us.to_be_bytes()[..width]);
+        Bytes::from(body)
+    }
+
+    fn request(&self, queue: &Queue, payload: &Bytes) -> RemotingCommand {
+        let batch = self.send.batch > 1;
+        let properties = |ids: &UniqIdGenerator| {
+            let mut properties = Properties::new();
+            properties.insert(property::UNIQ_KEY, ids.next_id());
+            properties.insert(property::WAIT, "true");
+            properties
+        };
+        let (body, header_properties) = if batch {
+            let items: Vec<BatchItem> = (0..self.send.batch)
+                .map(|_| BatchItem { flag: 0, body: self.body(payload), properties: properties(self.ids) })
+                .collect();
+            (
+                Bytes::from(encode_batch(&items)),
+                property::encode(&Properties::from_iter([(property::WAIT, "true")])),
+            )
+        } else {
+            (self.body(payload), property::encode(&properties(self.ids)))
+        };
+        let header = SendMessageRequestHeaderV2 {
+            a: "apogee-bench".to_owned(),
+            b: self.topic.clone(),
+            c: "TBW102".to_owned(),
+            d: 4,
+            e: queue.queue_id,
+            f: 0,
+            g: apogee_common::time::now_ms(),
+            h: 0,
+            i: Some(header_properties),
+            j: Some(0),
+            m: Some(batch),
+            n: Some(queue.broker_name.clone()),
+            ..SendMessageRequestHeaderV2::default()
+        };
+        let code = if batch { request_code::SEND_BATCH_MESSAGE } else { request_code::SEND_MESSAGE_V2 };
+        RemotingCommand::request(code).with_header(&header).with_body(body)
+    }
+}

@@ -1,0 +1,198 @@
+//! Counting and timing: per-worker HdrHistograms merged at the end, a shared interval view
+//! for the live progress line, errors by response code, and the final report.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use parking_lot::Mutex;
+
+/// Highest latency recorded, in microseconds (an hour); longer ones are clamped.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+/// Records a worker keeps before merging into the shared interval histogram.
+const MERGE_EVERY: u32 = 512;
+
+fn histogram() -> Histogram<u64> {
+    // Three significant digits over 1 µs ..= 1 h: a fixed, bounded allocation.
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
+}
+
+/// What every worker reports into.
+#[derive(Debug)]
+pub struct Recorder {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    interval: Mutex<Histogram<u64>>,
+    total: Mutex<Histogram<u64>>,
+    errors: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A worker's private view; merged into the [`Recorder`] as it goes and when dropped.
+pub struct WorkerStats {
+    recorder: Arc<Recorder>,
+    local: Histogram<u64>,
+    pending: Histogram<u64>,
+    pending_count: u32,
+}
+
+impl Recorder {
+    /// An empty recorder.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            messages: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            interval: Mutex::new(histogram()),
+            total: Mutex::new(histogram()),
+            errors: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// A view for one worker.
+    pub fn worker(self: &Arc<Self>) -> WorkerStats {
+        WorkerStats { recorder: Arc::clone(self), local: histogram(), pending: histogram(), pending_count: 0 }
+    }
+
+    /// Counts messages that went through without a latency sample (consume).
+    pub fn count(&self, messages: u64, bytes: u64) {
+        self.messages.fetch_add(messages, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts one failure, labelled (a response code, `timeout`, ...).
+    pub fn error(&self, label: impl Into<String>) {
+        *self.errors.lock().entry(label.into()).or_insert(0) += 1;
+    }
+
+    /// Messages so far.
+    pub fn messages(&self) -> u64 {
+        self.messages.load(Ordering::Relaxed)
+    }
+
+    /// Prints a progress line every second until `until` passes.
+    pub fn spawn_progress(
+        self: &Arc<Self>,
+        label: &'static str,
+        until: Instant,
+        quiet: bool,
+    ) -> tokio::task::JoinHandle<()> {
+        let recorder = Arc::clone(self);
+        tokio::spawn(async move {
+            if quiet {
+                return;
+            }
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            let mut last_messages = 0;
+            let mut last = Instant::now();
+            while Instant::now() < until {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let messages = recorder.messages();
+                let elapsed = last.elapsed().as_secs_f64().max(1e-9);
+                let interval = std::mem::replace(&mut *recorder.interval.lock(), histogram());
+                let errors: u64 = recorder.errors.lock().values().sum();
+                bar.set_message(format!(
+                    "{label}: {:.0} msg/s  p50 {}  p99 {}  p99.9 {}  errors {errors}",
+                    (messages - last_messages) as f64 / elapsed,
+                    micros(interval.value_at_quantile(0.5)),
+                    micros(interval.value_at_quantile(0.99)),
+                    micros(interval.value_at_quantile(0.999)),
+                ));
+                bar.tick();
+                last_messages = messages;
+                last = Instant::now();
+            }
+            bar.finish_and_clear();
+        })
+    }
+
+    /// Prints the summary and the JSON line; `elapsed` is the measured period.
+    pub fn report(&self, workload: &str, parameters: serde_json::Value, elapsed: Duration) {
+        let total = self.total.lock().clone();
+        let messages = self.messages();
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let seconds = elapsed.as_secs_f64().max(1e-9);
+        let errors = self.errors.lock().clone();
+        let percentiles: Vec<(&str, f64)> = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)]
+            .into_iter()
+            .map(|(name, quantile)| (name, total.value_at_quantile(quantile) as f64 / 1000.0))
+            .collect();
+        println!("{workload}: {messages} messages in {seconds:.1} s");
+        println!(
+            "  throughput  {:.0} msg/s, {:.1} MB/s",
+            messages as f64 / seconds,
+            bytes as f64 / seconds / 1e6
+        );
+        if total.len() > 0 {
+            let line: Vec<String> =
+                percentiles.iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
+            println!("  latency     {}  max {:.3} ms", line.join("  "), total.max() as f64 / 1000.0);
+        }
+        if !errors.is_empty() {
+            println!("  errors      {errors:?}");
+        }
+        let mut json = serde_json::json!({
+            "kind": "apogee-bench",
+            "workload": workload,
+            "parameters": parameters,
+            "seconds": seconds,
+            "messages": messages,
+            "msgs_per_s": messages as f64 / seconds,
+            "mb_per_s": bytes as f64 / seconds / 1e6,
+            "errors": errors,
+        });
+        if total.len() > 0 {
+            for (name, ms) in &percentiles {
+                json[format!("{name}_ms")] = serde_json::json!(ms);
+            }
+            json["max_ms"] = serde_json::json!(total.max() as f64 / 1000.0);
+        }
+        println!("{json}");
+    }
+}
+
+impl WorkerStats {
+    /// One message (or request) done after `latency`, carrying `messages` messages of
+    /// `bytes` bytes.
+    pub fn record(&mut self, latency: Duration, messages: u64, bytes: u64) {
+        let micros = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US);
+        let _ = self.local.record(micros);
+        let _ = self.pending.record(micros);
+        self.recorder.count(messages, bytes);
+        self.pending_count += 1;
+        if self.pending_count >= MERGE_EVERY {
+            self.flush();
+        }
+    }
+
+    /// The shared recorder.
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
+    fn flush(&mut self) {
+        let _ = self.recorder.interval.lock().add(&self.pending);
+        self.pending.reset();
+        self.pending_count = 0;
+    }
+}
+
+impl Drop for WorkerStats {
+    fn drop(&mut self) {
+        self.flush();
+        let _ = self.recorder.total.lock().add(&self.local);
+    }
+}
+
+fn micros(value: u64) -> String {
+    if value >= 1000 {
+        format!("{:.2} ms", value as f64 / 1000.0)
+    } else {
+        format!("{value} µs")
+    }
+}
