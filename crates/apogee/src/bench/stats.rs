@@ -128,7 +128,7 @@ impl Recorder {
             messages as f64 / seconds,
             bytes as f64 / seconds / 1e6
         );
-        if total.len() > 0 {
+        if !total.is_empty() {
             let line: Vec<String> =
                 percentiles.iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
             println!("  latency     {}  max {:.3} ms", line.join("  "), total.max() as f64 / 1000.0);
@@ -146,7 +146,7 @@ impl Recorder {
             "mb_per_s": bytes as f64 / seconds / 1e6,
             "errors": errors,
         });
-        if total.len() > 0 {
+        if !total.is_empty() {
             for (name, ms) in &percentiles {
                 json[format!("{name}_ms")] = serde_json::json!(ms);
             }
