@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The standard broker workloads of docs/benchmarks.md: starts `apogee standalone` (release build)
+# on a fresh data directory and loopback ports, runs each workload with `apogee bench`, records
+# the broker's CPU time and RSS around each, and prints a markdown table.
+#
+#   ./scripts/bench.sh              # 20 s per workload
+#   DURATION=60s ./scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-20s}
+NAMESRV_PORT=${NAMESRV_PORT:-29876}
+BROKER_PORT=${BROKER_PORT:-30911}
+NAMESRV=127.0.0.1:$NAMESRV_PORT
+
+cargo build --release -p apogee >/dev/null
+bin=${CARGO_TARGET_DIR:-target}/release/apogee
+work=$(mktemp -d "${TMPDIR:-/tmp}/apogee-bench.XXXXXX")
+broker_pid=
+cleanup() {
+  [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_broker() { # $1 = flushDiskType
+  [[ -n $broker_pid ]] && kill "$broker_pid" && wait "$broker_pid" 2>/dev/null || true
+  rm -rf "$work/data"
+  printf 'flushDiskType=%s\n' "$1" > "$work/broker.conf"
+  "$bin" standalone --data-dir "$work/data" --namesrv-listen "$NAMESRV" --broker-port "$BROKER_PORT" \
+    -c "$work/broker.conf" > "$work/standalone.out" 2> "$work/standalone.err" &
+  broker_pid=$!
+  for _ in $(seq 100); do grep -q "broker listening" "$work/standalone.out" 2>/dev/null && return; sleep 0.1; done
+  echo "broker did not start" >&2; cat "$work/standalone.err" >&2; exit 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$broker_pid/stat"; }
+rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$broker_pid/status"; }
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), $(nproc) cores, $DURATION per workload"
+echo
+start_broker ASYNC_FLUSH
+sleep 1
+echo "broker idle RSS: $(rss_mib) MiB"
+echo
+echo "| # | workload | msgs/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker CPU (cores) | broker RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|---|"
+
+run() { # $1 = number, $2 = label, rest = apogee bench arguments
+  local number=$1 label=$2; shift 2
+  local before after ticks_per_s seconds json
+  ticks_per_s=$(getconf CLK_TCK)
+  before=$(cpu_ticks)
+  json=$("$bin" bench "$@" -n "$NAMESRV" -d "$DURATION" --quiet | grep '"kind":"apogee-bench"')
+  after=$(cpu_ticks)
+  seconds=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['seconds'])" "$json")
+  python3 - "$number" "$label" "$json" "$before" "$after" "$ticks_per_s" "$seconds" "$(rss_mib)" <<'PY'
+import json, sys
+number, label, raw, before, after, hz, seconds, rss = sys.argv[1:]
+r = json.loads(raw)
+cpu = (int(after) - int(before)) / int(hz) / float(seconds)
+fmt = lambda key: f"{r[key]:.3f}" if key in r else "–"
+print(f"| {number} | {label} | {r['msgs_per_s']:,.0f} | {r['mb_per_s']:.1f} | {fmt('p50_ms')} | {fmt('p99_ms')} | {fmt('p99.9_ms')} | {cpu:.2f} | {rss} |")
+PY
+}
+
+run 1 "sync send 128 B, 1 conn × 1" produce -t W1 -s 128 -c 1 -i 1
+rate2=$("$bin" bench produce -t W2 -s 128 -c 4 -i 32 -n "$NAMESRV" -d "$DURATION" --quiet | grep '"kind"' | python3 -c "import json,sys; print(int(json.load(sys.stdin)['msgs_per_s']))")
+run 2 "sync send 128 B, 4 conns × 32" produce -t W2 -s 128 -c 4 -i 32
+run 3 "sync send 1 KiB, 4 conns × 32" produce -t W3 -s 1024 -c 4 -i 32
+run 4 "batch 32 × 128 B, 4 conns × 8" produce -t W4 -s 128 -c 4 -i 8 -b 32
+run 5 "consume W2+W3+W4 (pull, long polling)" consume -t W4 --until-drained
+run 6 "fixed rate $((rate2 / 2))/s, 128 B" produce -t W6 -s 128 -c 4 -i 32 -r $((rate2 / 2))
+run 8 "e2e at $((rate2 / 2))/s" e2e -t W8 -s 128 -c 4 -i 32 -r $((rate2 / 2))
+start_broker SYNC_FLUSH
+run 7 "SYNC_FLUSH, sync send 128 B, 4 conns × 32" produce -t W7 -s 128 -c 4 -i 32
