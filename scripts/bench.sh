@@ -64,11 +64,11 @@ PY
 }
 
 run 1 "sync send 128 B, 1 conn × 1" produce -t W1 -s 128 -c 1 -i 1
-rate2=$("$bin" bench produce -t W2 -s 128 -c 4 -i 32 -n "$NAMESRV" -d "$DURATION" --quiet | grep '"kind"' | python3 -c "import json,sys; print(int(json.load(sys.stdin)['msgs_per_s']))")
-run 2 "sync send 128 B, 4 conns × 32" produce -t W2 -s 128 -c 4 -i 32
-run 3 "sync send 1 KiB, 4 conns × 32" produce -t W3 -s 1024 -c 4 -i 32
-run 4 "batch 32 × 128 B, 4 conns × 8" produce -t W4 -s 128 -c 4 -i 8 -b 32
-run 5 "consume W2+W3+W4 (pull, long polling)" consume -t W4 --until-drained
+rate2=$("$bin" bench produce -t W -s 128 -c 4 -i 32 -n "$NAMESRV" -d "$DURATION" --quiet | grep '"kind"' | python3 -c "import json,sys; print(int(json.load(sys.stdin)['msgs_per_s']))")
+run 2 "sync send 128 B, 4 conns × 32" produce -t W -s 128 -c 4 -i 32
+run 3 "sync send 1 KiB, 4 conns × 32" produce -t W -s 1024 -c 4 -i 32
+run 4 "batch 32 × 128 B, 4 conns × 8" produce -t W -s 128 -c 4 -i 8 -b 32
+run 5 "consume W2+W3+W4 (pull, long polling)" consume -t W --until-drained
 run 6 "fixed rate $((rate2 / 2))/s, 128 B" produce -t W6 -s 128 -c 4 -i 32 -r $((rate2 / 2))
 run 8 "e2e at $((rate2 / 2))/s" e2e -t W8 -s 128 -c 4 -i 32 -r $((rate2 / 2))
 start_broker SYNC_FLUSH
