@@ -216,7 +216,7 @@ impl Admin {
         if brokers.is_empty() {
             return Err(ClientError::NoRoute { topic: topic_name.unwrap_or(&retry).to_owned() });
         }
-        let timeout = self.timeout() * STATS_TIMEOUT_FACTOR;
+        let timeout = self.timeout().saturating_mul(STATS_TIMEOUT_FACTOR);
         let mut tables = Vec::new();
         for (name, addr) in brokers {
             let response =
@@ -410,7 +410,7 @@ impl Admin {
             .invoke(
                 addr,
                 requests::consume_stats(group, Some(topic_name), broker_name),
-                timeout * STATS_TIMEOUT_FACTOR,
+                timeout.saturating_mul(STATS_TIMEOUT_FACTOR),
             )
             .await?;
         let stats: ConsumeStats = requests::success_body(addr, response)?;

@@ -257,7 +257,7 @@ impl LitePullConsumerBuilder {
                 subscriptions: BTreeMap::new(),
                 queues: Queues::default(),
                 committed: HashMap::new(),
-                next_auto_commit: Instant::now() + self.auto_commit_interval,
+                next_auto_commit: instant_after(self.auto_commit_interval),
                 background: Vec::new(),
             }),
             ready: Notify::new(),
@@ -368,7 +368,7 @@ impl LitePullConsumer {
         if shared.settings.auto_commit {
             shared.maybe_auto_commit();
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = instant_after(timeout);
         loop {
             let notified = shared.ready.notified();
             tokio::pin!(notified);
@@ -520,12 +520,24 @@ impl LitePullConsumer {
 }
 
 impl Drop for LitePullConsumer {
+    /// Without [`LitePullConsumer::shutdown`], offsets consumed since the last commit are not
+    /// committed; the tasks stop and the group is unregistered in the background.
     fn drop(&mut self) {
-        if self.shared.running.swap(false, Ordering::SeqCst) {
-            tracing::warn!(group = %self.shared.group, "lite pull consumer dropped without shutdown; offsets since the last commit are not committed");
-            self.shared.state.lock().stop_tasks();
+        let shared = &self.shared;
+        if shared.running.swap(false, Ordering::SeqCst) {
+            tracing::warn!(group = %shared.group, "lite pull consumer dropped without shutdown; offsets since the last commit are not committed");
+            shared.state.lock().stop_tasks();
+            let (link, group) = (shared.link.clone(), shared.group.clone());
+            shared.runtime.spawn(async move { link.unregister_consumer(&group).await });
         }
     }
+}
+
+/// The instant `wait` from now; waits too long to represent end a century from now instead.
+fn instant_after(wait: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(wait).or_else(|| now.checked_add(CENTURY)).unwrap_or(now)
 }
 
 fn not_held(queue: &MessageQueue) -> ClientError {
@@ -720,7 +732,7 @@ impl Shared {
             if now < state.next_auto_commit {
                 return;
             }
-            state.next_auto_commit = now + self.settings.auto_commit_interval;
+            state.next_auto_commit = instant_after(self.settings.auto_commit_interval);
             state.commit_consumed();
             state.held_commits()
         };

@@ -246,9 +246,12 @@ async fn two_members_of_a_group_share_the_queues() {
     let distinct: BTreeSet<&String> = received.iter().collect();
     assert_eq!((received.len(), distinct.len()), (40, 40));
 
-    for consumer in &consumers {
-        consumer.shutdown().await;
-    }
+    consumers[1].shutdown().await;
+    eventually("the survivor takes every queue", || async {
+        (consumers[0].assignment().len() == 4).then_some(())
+    })
+    .await;
+    consumers[0].shutdown().await;
     for link in &links {
         link.shutdown().await;
     }
