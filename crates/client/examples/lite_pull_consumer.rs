@@ -11,8 +11,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use apogee_client::consumer::lite_pull::ConsumeFromWhere;
 use apogee_client::LitePullConsumer;
-use apogee_remoting::body::enums::ConsumeFromWhere;
 
 /// How long the example polls at most.
 const RUN_LIMIT: Duration = Duration::from_secs(30);

@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use apogee_common::{topic, MessageQueue};
 use apogee_remoting::body::consumer::GetConsumerListByGroupResponseBody;
-use apogee_remoting::body::enums::{ConsumeFromWhere, ConsumeType, MessageModel};
+use apogee_remoting::body::enums::{ConsumeType, MessageModel};
 use apogee_remoting::body::heartbeat::{ConsumerData, SubscriptionData};
 use apogee_remoting::body::route::{TopicRouteData, MASTER_ID};
 use apogee_remoting::fastjson;
@@ -62,6 +62,10 @@ use self::queues::{CacheLimits, Plan, Queues};
 use self::standin::{broker_addr_in_route, expect_success};
 use crate::instance::{ClientInstance, ConsumerHandle};
 use crate::{ClientConfig, ClientError, MessageExt};
+
+/// Where queues without a committed offset start; re-exported so that callers of
+/// [`LitePullConsumerBuilder::consume_from_where`] need not depend on the protocol crate.
+pub use apogee_remoting::body::enums::ConsumeFromWhere;
 
 /// Messages asked for per pull unless set (Java `pullBatchSize`).
 pub const DEFAULT_PULL_BATCH_SIZE: usize = 10;

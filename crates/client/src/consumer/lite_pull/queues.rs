@@ -41,7 +41,7 @@ pub(crate) struct CacheLimits {
 impl Default for CacheLimits {
     fn default() -> Self {
         Self {
-            batch_size: 10,
+            batch_size: super::DEFAULT_PULL_BATCH_SIZE,
             max_messages_per_queue: 1000,
             max_bytes_per_queue: 100 * 1024 * 1024,
             max_messages_all: 10_000,
