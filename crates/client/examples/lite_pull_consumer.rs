@@ -1,0 +1,83 @@
+//! Polls a topic with the lite pull consumer and prints what arrives.
+//!
+//! ```text
+//! NAMESRV_ADDR=127.0.0.1:9876 cargo run -p apogee-client --example lite_pull_consumer -- <topic> <count> [group]
+//! ```
+//!
+//! Subscribes to every tag of `<topic>` (starting from the first message for a new group),
+//! polls until `<count>` messages arrived or 30 s passed, printing one line per message —
+//! `queueId queueOffset msgId tags body` — then commits and exits 0 if it got `<count>`.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use apogee_client::consumer::lite_pull::ConsumeFromWhere;
+use apogee_client::LitePullConsumer;
+
+/// How long the example polls at most.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+/// Wait of one poll.
+const POLL_WAIT: Duration = Duration::from_secs(1);
+/// Consumer group when none is given.
+const DEFAULT_GROUP: &str = "lite_pull_example";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let (Some(topic), Some(count)) = (args.next(), args.next()) else {
+        eprintln!("usage: lite_pull_consumer <topic> <count> [group]");
+        return ExitCode::from(2);
+    };
+    let Ok(count) = count.parse::<usize>() else {
+        eprintln!("count must be a number, not {count:?}");
+        return ExitCode::from(2);
+    };
+    let group = args.next().unwrap_or_else(|| DEFAULT_GROUP.to_owned());
+    let namesrv = std::env::var("NAMESRV_ADDR").unwrap_or_else(|_| "127.0.0.1:9876".to_owned());
+
+    let consumer = match LitePullConsumer::builder()
+        .group(group)
+        .namesrv(namesrv)
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .auto_commit(false)
+        .start()
+        .await
+    {
+        Ok(consumer) => consumer,
+        Err(error) => {
+            eprintln!("consumer did not start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(error) = consumer.subscribe(&topic, "*").await {
+        eprintln!("subscribe failed: {error}");
+        consumer.shutdown().await;
+        return ExitCode::FAILURE;
+    }
+
+    let deadline = Instant::now() + RUN_LIMIT;
+    let mut received = 0;
+    while received < count && Instant::now() < deadline {
+        for message in consumer.poll(POLL_WAIT).await {
+            received += 1;
+            println!(
+                "{} {} {} {} {}",
+                message.queue_id,
+                message.queue_offset,
+                message.msg_id(),
+                message.message.tags().unwrap_or(""),
+                String::from_utf8_lossy(&message.message.body)
+            );
+        }
+    }
+    if let Err(error) = consumer.commit_sync().await {
+        eprintln!("commit failed: {error}");
+    }
+    consumer.shutdown().await;
+    if received >= count {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("got {received} of {count} messages in {} s", RUN_LIMIT.as_secs());
+        ExitCode::FAILURE
+    }
+}

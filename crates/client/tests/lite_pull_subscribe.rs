@@ -1,0 +1,90 @@
+//! The lite pull consumer in subscribe mode over the public API: tag filtering, sharing the
+//! queues among a group's members, and the exclusion of assign.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use apogee_client::{Admin, ClientError, LitePullConsumer, MessageQueue};
+use apogee_remoting::body::enums::ConsumeFromWhere;
+use support::{body, eventually, poll_until, TestCluster, WAIT_LIMIT};
+
+async fn consumer(cluster: &TestCluster, group: &str, instance: &str) -> LitePullConsumer {
+    LitePullConsumer::builder()
+        .group(group)
+        .namesrv(cluster.namesrv_addr.clone())
+        .instance_name(instance)
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .start()
+        .await
+        .expect("consumer starts")
+}
+
+#[tokio::test]
+#[ignore = "needs ClientInstance"]
+async fn subscriptions_filter_by_tag() {
+    let cluster = TestCluster::start().await;
+    cluster.create_topic("TagTopic", 2).await;
+    let consumer = consumer(&cluster, "TagGroup", "tags").await;
+    consumer.subscribe("TagTopic", "TagA").await.unwrap();
+    eventually("both queues allocated", || async { (consumer.assignment().len() == 2).then_some(()) }).await;
+    assert!(matches!(
+        consumer.assign([MessageQueue::new("TagTopic", "x", 0)]),
+        Err(ClientError::IllegalArgument(_))
+    ));
+    for index in 0..12 {
+        let tag = if index % 2 == 0 { "TagA" } else { "TagB" };
+        cluster.send("TagTopic", index % 2, Some(tag), None, &format!("{tag}-{index}")).await;
+    }
+    let messages = poll_until(&consumer, 6).await;
+    assert_eq!(messages.len(), 6);
+    assert!(messages.iter().all(|message| message.message.tags() == Some("TagA")));
+
+    let admin = Admin::builder().namesrv(cluster.namesrv_addr.clone()).start().await.unwrap();
+    let connection = admin.consumer_connections("TagGroup").await.unwrap();
+    assert_eq!(connection.connection_set.len(), 1);
+    assert!(connection.subscription_table.contains_key("TagTopic"));
+    consumer.shutdown().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+#[ignore = "needs ClientInstance"]
+async fn members_of_a_group_share_the_queues() {
+    let cluster = TestCluster::start().await;
+    cluster.create_topic("ShareTopic", 4).await;
+    let consumers = [
+        consumer(&cluster, "ShareGroup", "share-1").await,
+        consumer(&cluster, "ShareGroup", "share-2").await,
+    ];
+    for consumer in &consumers {
+        consumer.subscribe("ShareTopic", "*").await.unwrap();
+    }
+    eventually("a two-two split", || async {
+        let (one, two) = (consumers[0].assignment(), consumers[1].assignment());
+        let union: BTreeSet<MessageQueue> = one.iter().chain(two.iter()).cloned().collect();
+        (one.len() == 2 && two.len() == 2 && union.len() == 4).then_some(())
+    })
+    .await;
+    for index in 0..40 {
+        cluster.send("ShareTopic", index % 4, None, None, &format!("m{index}")).await;
+    }
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+    while received.len() < 40 && tokio::time::Instant::now() < deadline {
+        for consumer in &consumers {
+            received.extend(consumer.poll(Duration::from_millis(200)).await.iter().map(body));
+        }
+    }
+    let distinct: BTreeSet<&String> = received.iter().collect();
+    assert_eq!((received.len(), distinct.len()), (40, 40));
+
+    consumers[1].shutdown().await;
+    eventually("the survivor takes every queue", || async {
+        (consumers[0].assignment().len() == 4).then_some(())
+    })
+    .await;
+    consumers[0].shutdown().await;
+    cluster.shutdown().await;
+}
