@@ -322,6 +322,7 @@ impl ClientInstance {
                     ClientError::Malformed(format!("route of topic {topic} from {addr}: {error}"))
                 })?;
                 let route = route::sanitize(route);
+                tracing::debug!(topic, brokers = route.broker_datas.len(), namesrv = %addr, "route fetched");
                 let needs_eviction = {
                     let routes = self.routes.read();
                     routes.len() >= route::MAX_CACHED_ROUTES && routes.get(topic).is_none()

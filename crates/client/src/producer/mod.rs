@@ -693,6 +693,10 @@ impl Producer {
                     if matches!(error, RemotingError::Shutdown) {
                         return Err(ClientError::ShutDown);
                     }
+                    tracing::debug!(
+                        topic = %prepared.topic, broker = %queue.broker_name, %error,
+                        "async send attempt failed"
+                    );
                     last_error = Some(ClientError::Remoting(error));
                 }
                 Err(error) => {
@@ -720,7 +724,16 @@ impl Producer {
         let addr = match instance.master_addr(&queue.broker_name) {
             Some(addr) => addr,
             None => {
-                let _ = tokio::time::timeout(timeout, instance.refresh_topic_route(&queue.topic)).await;
+                // A topic never seen learns its brokers the way sends do (TBW102 included); a
+                // known one re-reads its route.
+                let learn = async {
+                    if instance.cached_topic_route(&queue.topic).is_some() {
+                        let _ = instance.refresh_topic_route(&queue.topic).await;
+                    } else {
+                        let _ = self.publish_info(&queue.topic).await;
+                    }
+                };
+                let _ = tokio::time::timeout(timeout, learn).await;
                 instance
                     .master_addr(&queue.broker_name)
                     .ok_or_else(|| ClientError::NoBroker { broker_name: queue.broker_name.clone() })?
