@@ -267,6 +267,9 @@ impl ClientInstance {
     ) -> Result<(String, RemotingCommand), ClientError> {
         self.check_running()?;
         let count = self.namesrv_addrs.len();
+        if count == 0 {
+            return Err(ClientError::IllegalArgument("no NameServer address configured".into()));
+        }
         let deadline = Instant::now() + timeout;
         let first = self.namesrv_index.load(Ordering::Relaxed);
         let mut last_error = None;
