@@ -517,7 +517,7 @@ impl Producer {
         let mut prepared = prepare::prepare_single(message, self.inner.config.max_message_size_bytes)?;
         self.compress(&mut prepared).await;
         let info = self.publish_info_within(&prepared.topic, timeout, started).await?;
-        let queue = self.pick(&info, None, false)?;
+        let queue = self.pick(&prepared.topic, &info, None, false)?;
         let remaining = remaining(timeout, started).ok_or_else(|| timed_out(&prepared.topic, timeout))?;
         let began = Instant::now();
         let outcome = self.send_once(&prepared, &queue, remaining, Mode::Oneway).await;
@@ -609,7 +609,7 @@ impl Producer {
         let mut last_error: Option<ClientError> = None;
         let mut tried: Vec<String> = Vec::new();
         for attempt in 0..attempts {
-            let queue = self.pick(&info, last_broker.as_deref(), attempt > 0)?;
+            let queue = self.pick(&prepared.topic, &info, last_broker.as_deref(), attempt > 0)?;
             let Some(remaining) = remaining(timeout, started) else {
                 if let Some(result) = last_result {
                     return Ok(result);
@@ -673,7 +673,7 @@ impl Producer {
         let mut last_broker: Option<String> = None;
         let mut last_error: Option<ClientError> = None;
         for _ in 0..attempts {
-            let queue = self.pick(&info, last_broker.as_deref(), false)?;
+            let queue = self.pick(&prepared.topic, &info, last_broker.as_deref(), false)?;
             let Some(remaining) = remaining(timeout, started) else { break };
             last_broker = Some(queue.broker_name.clone());
             let began = Instant::now();
@@ -764,13 +764,13 @@ impl Producer {
 
     fn pick(
         &self,
+        topic: &str,
         info: &TopicPublishInfo,
         last_broker: Option<&str>,
         reset: bool,
     ) -> Result<MessageQueue, ClientError> {
-        info.select(last_broker, &self.inner.faults, reset).ok_or_else(|| ClientError::NoRoute {
-            topic: info.queues.first().map(|queue| queue.topic.clone()).unwrap_or_default(),
-        })
+        info.select(last_broker, &self.inner.faults, reset)
+            .ok_or_else(|| ClientError::NoRoute { topic: topic.to_owned() })
     }
 
     /// Compresses a prepared body when it reaches the threshold; large bodies on the blocking
