@@ -1,6 +1,23 @@
-//! (stub, owned by the core/producer work) Client settings (Java `ClientConfig`).
+//! Client settings (Java `ClientConfig`): what every producer and consumer of one client
+//! instance shares. Field names follow Java's (`namesrvAddr` → `namesrv_addr`), defaults too.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apogee_remoting::acl::SessionCredentials;
+
+use crate::ClientError;
+
+/// The instance name Java clients start with (`rocketmq.client.name` unset). Producers and
+/// clustering consumers replace it by `<pid>#<nanos>` at start (see
+/// [`ClientConfig::change_instance_name_to_pid`]) so two processes on one host never share a
+/// client id.
+pub const DEFAULT_INSTANCE_NAME: &str = "DEFAULT";
+
+/// NameServer address used when neither the caller nor `NAMESRV_ADDR` gives one.
+pub const DEFAULT_NAMESRV_ADDR: &str = "127.0.0.1:9876";
+
+/// Shortest period accepted for the background tasks; a zero period would spin.
+pub const MIN_TASK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Settings shared by producers and consumers of one client instance.
 #[derive(Debug, Clone)]
@@ -18,17 +35,154 @@ pub struct ClientConfig {
     pub heartbeat_broker_interval: Duration,
     /// Offset commit period (`persistConsumerOffsetInterval`).
     pub persist_consumer_offset_interval: Duration,
+    /// ACL 1.0 credentials; when set, every request of the instance is signed (protocol §5).
+    pub credentials: Option<SessionCredentials>,
 }
 
 impl Default for ClientConfig {
     fn default() -> Self {
         Self {
-            namesrv_addr: std::env::var("NAMESRV_ADDR").unwrap_or_else(|_| "127.0.0.1:9876".to_owned()),
-            instance_name: "DEFAULT".to_owned(),
+            namesrv_addr: std::env::var("NAMESRV_ADDR").unwrap_or_else(|_| DEFAULT_NAMESRV_ADDR.to_owned()),
+            instance_name: DEFAULT_INSTANCE_NAME.to_owned(),
             api_timeout: Duration::from_secs(3),
             poll_name_server_interval: Duration::from_secs(30),
             heartbeat_broker_interval: Duration::from_secs(30),
             persist_consumer_offset_interval: Duration::from_secs(5),
+            credentials: None,
         }
+    }
+}
+
+impl ClientConfig {
+    /// The defaults with NameServer addresses `namesrv_addr` (`;`-separated).
+    pub fn new(namesrv_addr: impl Into<String>) -> Self {
+        Self { namesrv_addr: namesrv_addr.into(), ..Self::default() }
+    }
+
+    /// Builder form: sets `namesrv_addr`.
+    pub fn with_namesrv_addr(mut self, namesrv_addr: impl Into<String>) -> Self {
+        self.namesrv_addr = namesrv_addr.into();
+        self
+    }
+
+    /// Builder form: sets `instance_name`.
+    pub fn with_instance_name(mut self, instance_name: impl Into<String>) -> Self {
+        self.instance_name = instance_name.into();
+        self
+    }
+
+    /// Builder form: sets `api_timeout`.
+    pub fn with_api_timeout(mut self, api_timeout: Duration) -> Self {
+        self.api_timeout = api_timeout;
+        self
+    }
+
+    /// Builder form: sets `poll_name_server_interval`.
+    pub fn with_poll_name_server_interval(mut self, interval: Duration) -> Self {
+        self.poll_name_server_interval = interval;
+        self
+    }
+
+    /// Builder form: sets `heartbeat_broker_interval`.
+    pub fn with_heartbeat_broker_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_broker_interval = interval;
+        self
+    }
+
+    /// Builder form: sets `persist_consumer_offset_interval`.
+    pub fn with_persist_consumer_offset_interval(mut self, interval: Duration) -> Self {
+        self.persist_consumer_offset_interval = interval;
+        self
+    }
+
+    /// Builder form: signs every request with these ACL credentials.
+    pub fn with_credentials(mut self, credentials: SessionCredentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The NameServer addresses, trimmed, empty entries dropped.
+    pub fn namesrv_addrs(&self) -> Vec<String> {
+        self.namesrv_addr
+            .split(';')
+            .map(str::trim)
+            .filter(|addr| !addr.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Java `changeInstanceNameToPID`: while the instance name is still
+    /// [`DEFAULT_INSTANCE_NAME`], replaces it by `<pid>#<nanos>`, so each producer (and each
+    /// clustering consumer) gets a client instance and client id of its own. Broadcasting
+    /// consumers keep `DEFAULT`: their offset file path contains the client id.
+    pub fn change_instance_name_to_pid(&mut self) {
+        if self.instance_name == DEFAULT_INSTANCE_NAME {
+            let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_nanos());
+            self.instance_name = format!("{}#{nanos}", std::process::id());
+        }
+    }
+
+    /// Checks what the client instance relies on: at least one NameServer address, a non-empty
+    /// instance name and non-zero timeouts and periods.
+    pub fn validate(&self) -> Result<(), ClientError> {
+        if self.namesrv_addrs().is_empty() {
+            return Err(ClientError::IllegalArgument("no NameServer address (namesrv_addr is empty)".into()));
+        }
+        if self.instance_name.trim().is_empty() {
+            return Err(ClientError::IllegalArgument("instance_name is empty".into()));
+        }
+        for (name, value) in [
+            ("api_timeout", self.api_timeout),
+            ("poll_name_server_interval", self.poll_name_server_interval),
+            ("heartbeat_broker_interval", self.heartbeat_broker_interval),
+            ("persist_consumer_offset_interval", self.persist_consumer_offset_interval),
+        ] {
+            if value.is_zero() {
+                return Err(ClientError::IllegalArgument(format!("{name} must be positive")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_defaults() {
+        let config = ClientConfig::new("a:1");
+        assert_eq!(config.instance_name, "DEFAULT");
+        assert_eq!(config.api_timeout, Duration::from_secs(3));
+        assert_eq!(config.poll_name_server_interval, Duration::from_secs(30));
+        assert_eq!(config.heartbeat_broker_interval, Duration::from_secs(30));
+        assert_eq!(config.persist_consumer_offset_interval, Duration::from_secs(5));
+        assert!(config.credentials.is_none());
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn namesrv_list_is_split_and_trimmed() {
+        let config = ClientConfig::new(" a:1; ;b:2;");
+        assert_eq!(config.namesrv_addrs(), ["a:1", "b:2"]);
+        assert!(matches!(ClientConfig::new(" ; ").validate(), Err(ClientError::IllegalArgument(_))));
+    }
+
+    #[test]
+    fn default_instance_name_becomes_pid_and_nanos() {
+        let mut config = ClientConfig::new("a:1");
+        config.change_instance_name_to_pid();
+        let (pid, nanos) = config.instance_name.split_once('#').expect("pid#nanos");
+        assert_eq!(pid, std::process::id().to_string());
+        assert!(nanos.parse::<u128>().is_ok());
+        let mut named = ClientConfig::new("a:1").with_instance_name("mine");
+        named.change_instance_name_to_pid();
+        assert_eq!(named.instance_name, "mine");
+    }
+
+    #[test]
+    fn zero_periods_are_refused() {
+        let config = ClientConfig::new("a:1").with_heartbeat_broker_interval(Duration::ZERO);
+        assert!(matches!(config.validate(), Err(ClientError::IllegalArgument(_))));
     }
 }

@@ -16,7 +16,7 @@
 //!
 //! - [`instance`]: the client instance shared per process and NameServer set (routes,
 //!   heartbeats, requests brokers send to clients);
-//! - [`producer`]: [`Producer`];
+//! - [`producer`]: [`Producer`], with its builder, selectors and send results;
 //! - [`consumer`]: [`PushConsumer`], [`LitePullConsumer`], allocation strategies, offset stores;
 //! - [`admin`]: [`Admin`], what an mqadmin-style tool needs;
 //! - [`error`]: [`ClientError`], the one error type.
