@@ -13,7 +13,6 @@ async fn admin(cluster: &TestCluster) -> Admin {
 }
 
 #[tokio::test]
-#[ignore = "needs ClientInstance"]
 async fn topics_clusters_and_routes() {
     let cluster = TestCluster::start().await;
     let admin = admin(&cluster).await;
@@ -36,7 +35,6 @@ async fn topics_clusters_and_routes() {
 }
 
 #[tokio::test]
-#[ignore = "needs ClientInstance"]
 async fn progress_reset_and_groups() {
     let cluster = TestCluster::start().await;
     cluster.create_topic("ProgressTopic", 1).await;
@@ -71,7 +69,6 @@ async fn progress_reset_and_groups() {
 }
 
 #[tokio::test]
-#[ignore = "needs ClientInstance"]
 async fn messages_by_id_and_key_and_kv_config() {
     let cluster = TestCluster::start().await;
     cluster.create_topic("MessageTopic", 1).await;

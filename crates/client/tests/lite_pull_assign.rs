@@ -22,7 +22,6 @@ async fn consumer(cluster: &TestCluster, group: &str, instance: &str) -> LitePul
 }
 
 #[tokio::test]
-#[ignore = "needs ClientInstance"]
 async fn assigned_queues_are_polled_in_order_and_committed() {
     let cluster = TestCluster::start().await;
     cluster.create_topic("AssignTopic", 2).await;
@@ -64,7 +63,6 @@ async fn consumer_of(cluster: &TestCluster, group: &str, instance: &str) -> Lite
 }
 
 #[tokio::test]
-#[ignore = "needs ClientInstance"]
 async fn seeking_pausing_and_resuming() {
     let cluster = TestCluster::start().await;
     cluster.create_topic("SeekTopic", 1).await;
@@ -99,7 +97,6 @@ async fn seeking_pausing_and_resuming() {
 }
 
 #[tokio::test]
-#[ignore = "needs ClientInstance"]
 async fn auto_commit_and_shutdown_commit() {
     let cluster = TestCluster::start().await;
     cluster.create_topic("AutoTopic", 1).await;

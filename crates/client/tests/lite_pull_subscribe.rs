@@ -22,7 +22,6 @@ async fn consumer(cluster: &TestCluster, group: &str, instance: &str) -> LitePul
 }
 
 #[tokio::test]
-#[ignore = "needs ClientInstance"]
 async fn subscriptions_filter_by_tag() {
     let cluster = TestCluster::start().await;
     cluster.create_topic("TagTopic", 2).await;
@@ -50,7 +49,6 @@ async fn subscriptions_filter_by_tag() {
 }
 
 #[tokio::test]
-#[ignore = "needs ClientInstance"]
 async fn members_of_a_group_share_the_queues() {
     let cluster = TestCluster::start().await;
     cluster.create_topic("ShareTopic", 4).await;
