@@ -1,0 +1,177 @@
+//! The Rust SDK end to end: its examples run against the real `apogee standalone`, and its
+//! messages cross both ways with the official Apache C++ client (PyPI `rocketmq`).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use std::io::{BufRead, BufReader};
+
+/// Longest any one child process may run.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `apogee standalone` on free loopback ports; killed (SIGTERM) when dropped.
+struct Standalone {
+    child: Child,
+    namesrv: String,
+    _data: tempfile::TempDir,
+}
+
+/// A port P with P and P − 2 free (the broker listens on both).
+fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if port > 1026
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port - 2)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port pair");
+}
+
+impl Standalone {
+    fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let namesrv_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let namesrv = SocketAddr::from(([127, 0, 0, 1], namesrv_port)).to_string();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_apogee"))
+            .args(["standalone", "--data-dir"])
+            .arg(data.path())
+            .args(["--namesrv-listen", &namesrv, "--broker-port", &free_port_pair().to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "standalone did not start");
+            match lines.next() {
+                Some(Ok(line)) if line.contains("broker listening") => break,
+                Some(_) => {}
+                None => panic!("standalone exited during start"),
+            }
+        }
+        Self { child, namesrv, _data: data }
+    }
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        // SAFETY: plain syscall on our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `command` to completion within [`CHILD_TIMEOUT`].
+fn run(mut command: Command) -> Output {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawning a child");
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if started.elapsed() > CHILD_TIMEOUT {
+            let _ = child.kill();
+            panic!("{command:?} ran longer than {CHILD_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A compiled example of apogee-client (`cargo test --workspace` builds them).
+fn example(name: &str, namesrv: &str) -> Command {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_apogee")).parent().unwrap().join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run the workspace's tests (cargo test --workspace)",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    command.env("NAMESRV_ADDR", namesrv);
+    command
+}
+
+/// The C++ client peer (tests/interop/cpp_peer.py) under the interop Python.
+fn cpp_peer(mode: &str, namesrv: &str, topic: &str, count: usize) -> Command {
+    let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop");
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let python = std::env::var("APOGEE_PYTHON").unwrap_or_else(|_| {
+        if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".to_owned()
+        }
+    });
+    let mut command = Command::new(python);
+    command.arg(interop.join("cpp_peer.py")).args([mode, namesrv, topic, &count.to_string()]);
+    command
+}
+
+fn stdout_lines(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn rust_producer_to_cpp_push_consumer() {
+    let apogee = Standalone::start();
+    let sent = run({
+        let mut command = example("producer", &apogee.namesrv);
+        command.args(["RustToCpp", "20"]);
+        command
+    });
+    assert!(sent.status.success(), "producer example failed: {}", String::from_utf8_lossy(&sent.stderr));
+    assert_eq!(
+        stdout_lines(&sent).iter().filter(|line| line.starts_with("SendResult [status=SendOk")).count(),
+        20
+    );
+
+    let consumed = run(cpp_peer("consume", &apogee.namesrv, "RustToCpp", 20));
+    assert!(consumed.status.success(), "C++ consumer: {}", String::from_utf8_lossy(&consumed.stderr));
+    let mut seen = 0;
+    for line in stdout_lines(&consumed) {
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let index: usize = record["keys"].as_str().unwrap().trim_start_matches("KEY").parse().unwrap();
+        assert_eq!(record["topic"], "RustToCpp");
+        assert_eq!(record["tags"], "TagA");
+        assert_eq!(record["body"], format!("Hello Apogee {index}"));
+        assert_eq!(record["origin"], "apogee-rust-example");
+        assert_eq!(record["id"].as_str().unwrap().len(), 32, "UNIQ_KEY ids are 32 hex characters");
+        seen += 1;
+    }
+    assert_eq!(seen, 20);
+}
+
+#[test]
+fn batch_producer_then_lite_pull_consumer() {
+    let apogee = Standalone::start();
+    let sent = run({
+        let mut command = example("batch_producer", &apogee.namesrv);
+        command.args(["BatchTopic", "40"]);
+        command
+    });
+    assert!(
+        sent.status.success(),
+        "batch producer example failed: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let polled = run({
+        let mut command = example("lite_pull_consumer", &apogee.namesrv);
+        command.args(["BatchTopic", "40"]);
+        command
+    });
+    assert!(polled.status.success(), "lite pull example failed: {}", String::from_utf8_lossy(&polled.stderr));
+    assert!(stdout_lines(&polled).len() >= 40);
+}
