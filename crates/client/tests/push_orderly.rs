@@ -35,7 +35,7 @@ fn listener(
                 timeline.lock().expect("lock").push((name, message.queue_id, sequence));
             }
             // Slow enough that a queue is mid-stream when it changes hands.
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
             ConsumeResult::Success
         })
     }
@@ -60,13 +60,15 @@ async fn per_queue_order_holds_while_a_member_joins() {
         queues_of(&first, TOPIC) == all_queues(TOPIC, QUEUES)
     })
     .await;
-    for sequence in 0..PER_QUEUE / 2 {
+    let third = PER_QUEUE / 3;
+    for sequence in 0..third {
         for queue in 0..QUEUES {
             cluster.send(TOPIC, queue, None, &format!("q{queue}-{sequence}")).await;
         }
     }
     let second = start("second").await.expect("second consumer starts");
-    for sequence in PER_QUEUE / 2..PER_QUEUE {
+    // Sent while the queues change hands.
+    for sequence in third..2 * third {
         for queue in 0..QUEUES {
             cluster.send(TOPIC, queue, None, &format!("q{queue}-{sequence}")).await;
         }
@@ -76,6 +78,11 @@ async fn per_queue_order_holds_while_a_member_joins() {
         a.is_disjoint(&b) && a.len() == 2 && b.len() == 2
     })
     .await;
+    for sequence in 2 * third..PER_QUEUE {
+        for queue in 0..QUEUES {
+            cluster.send(TOPIC, queue, None, &format!("q{queue}-{sequence}")).await;
+        }
+    }
     wait_until("every message to be consumed", Duration::from_secs(30), || {
         let timeline = timeline.lock().expect("lock");
         (0..QUEUES).all(|queue| timeline.iter().any(|(_, q, s)| *q == queue && *s == PER_QUEUE - 1))
@@ -85,6 +92,9 @@ async fn per_queue_order_holds_while_a_member_joins() {
     first.shutdown().await;
 
     let timeline = timeline.lock().expect("lock").clone();
+    for name in ["first", "second"] {
+        assert!(timeline.iter().any(|(consumer, _, _)| *consumer == name), "{name} consumed nothing");
+    }
     let mut last: BTreeMap<i32, (&str, usize)> = BTreeMap::new();
     for (consumer, queue, sequence) in timeline {
         match last.get(&queue) {

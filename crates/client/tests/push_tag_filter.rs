@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use apogee_client::PushConsumer;
+use apogee_remoting::body::enums::{ConsumeType, MessageModel};
 use push_support::{all_queues, init_tracing, queues_of, wait_until, Cluster, Log};
 
 const TOPIC: &str = "PushTagTopic";
@@ -29,6 +30,16 @@ async fn only_subscribed_tags_are_delivered() {
         queues_of(&consumer, TOPIC) == all_queues(TOPIC, 2)
     })
     .await;
+    // The heartbeat announced the subscription (tags and hash codes) and the retry topic.
+    let connection = cluster.consumer_connection(GROUP).await;
+    assert_eq!(connection.consume_type, Some(ConsumeType::ConsumePassively));
+    assert_eq!(connection.message_model, Some(MessageModel::Clustering));
+    assert_eq!(connection.connection_set.len(), 1);
+    assert_eq!(connection.connection_set[0].client_id, consumer.client_id());
+    let subscription = &connection.subscription_table[TOPIC];
+    assert_eq!(subscription.tags_set, BTreeSet::from(["TagA".to_owned(), "TagB".to_owned()]));
+    assert!(subscription.code_set.contains(&apogee_common::java_string_hash("TagA")));
+    assert_eq!(connection.subscription_table[&format!("%RETRY%{GROUP}")].sub_string, "*");
     for i in 0..6 {
         let tag = ["TagA", "TagB", "TagC"][i % 3];
         cluster.send(TOPIC, (i % 2) as i32, Some(tag), &format!("{tag}-{i}")).await;

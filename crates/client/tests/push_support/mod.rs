@@ -14,8 +14,11 @@ use apogee_client::{ConsumeResult, MessageExt, MessageQueue, PushConsumer};
 use apogee_common::message::property::{self, Properties};
 use apogee_common::TopicConfig;
 use apogee_namesrv::{NameServer, NamesrvConfig};
+use apogee_remoting::body::admin::ConsumerConnection;
 use apogee_remoting::client::{ClientConfig, RemotingClient};
 use apogee_remoting::code::{request_code, response_code};
+use apogee_remoting::fastjson;
+use apogee_remoting::header::admin::GetConsumerConnectionListRequestHeader;
 use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
 use apogee_remoting::header::send::{
     SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
@@ -149,6 +152,18 @@ impl Cluster {
         assert_eq!(response.code, response_code::SUCCESS, "send refused: {:?}", response.remark);
         let header: SendMessageResponseHeader = response.decode_header().expect("send response header");
         header.queue_offset
+    }
+
+    /// What the broker knows of `group` from its members' heartbeats
+    /// (GET_CONSUMER_CONNECTION_LIST).
+    pub async fn consumer_connection(&self, group: &str) -> ConsumerConnection {
+        let header = GetConsumerConnectionListRequestHeader { consumer_group: group.to_owned(), bname: None };
+        let request =
+            RemotingCommand::request(request_code::GET_CONSUMER_CONNECTION_LIST).with_header(&header);
+        let response =
+            self.client.invoke(&self.broker_addr(), request, CALL_TIMEOUT).await.expect("broker answers");
+        assert_eq!(response.code, response_code::SUCCESS, "connection list refused: {:?}", response.remark);
+        fastjson::from_slice(&response.body).expect("connection list body")
     }
 
     /// Stops the broker and the NameServer.

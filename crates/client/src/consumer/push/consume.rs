@@ -209,7 +209,17 @@ impl Shared {
                 if !self.pause(&pq, ORDERLY_RELOCK_DELAY).await {
                     return;
                 }
+                // Locking under the consume lock: a rebalance releasing the queue waits for
+                // it, so its unlock cannot overtake this lock request.
+                let guard = tokio::select! {
+                    _ = pq.cancelled() => return,
+                    guard = pq.consume_lock().lock() => guard,
+                };
+                if pq.is_dropped() {
+                    return;
+                }
                 let locked = self.lock_queue(&mq, &pq).await;
+                drop(guard);
                 let wait = if locked { ORDERLY_LOCKED_RESUME_DELAY } else { ORDERLY_NOT_LOCKED_DELAY };
                 if !self.pause(&pq, wait).await {
                     return;
@@ -230,11 +240,10 @@ impl Shared {
             prepare_for_listener(&self.group, &mut messages);
             let result = call_listener(&self.listener, messages.clone()).await;
             drop(permit);
-            if pq.is_dropped() {
-                return;
-            }
             let suspend = match result {
                 ConsumeResult::Success => false,
+                // The queue's new owner consumes these messages again.
+                ConsumeResult::ReconsumeLater if pq.is_dropped() => return,
                 ConsumeResult::ReconsumeLater => self.check_reconsume_times(&mq, &mut messages).await,
             };
             if suspend {
@@ -245,12 +254,16 @@ impl Shared {
                 }
                 continue;
             }
+            // Committed even when the queue was released meanwhile: the rebalance releasing it
+            // waits for the consume lock held here and commits the offset after this update,
+            // so the next owner does not consume this batch again.
             if let Some(offset) = pq.commit() {
-                if !pq.is_dropped() {
-                    self.offset_store.update_offset(&mq, offset, false);
-                }
+                self.offset_store.update_offset(&mq, offset, false);
             }
             drop(guard);
+            if pq.is_dropped() {
+                return;
+            }
         }
     }
 
@@ -419,5 +432,19 @@ mod tests {
                 .unwrap()
         });
         assert_eq!(result, Some(ConsumeResult::Success));
+        // The client instance calls from a blocking thread of the runtime.
+        let result = runtime.block_on(async {
+            tokio::task::spawn_blocking(|| run_to_completion(Box::pin(async { ConsumeResult::Success })))
+                .await
+                .unwrap()
+        });
+        assert_eq!(result, Some(ConsumeResult::Success));
+        let panicking: super::super::ListenerFuture = Box::pin(async { panic!("listener bug") });
+        assert_eq!(
+            runtime.block_on(async {
+                tokio::task::spawn_blocking(|| run_to_completion(panicking)).await.unwrap()
+            }),
+            None
+        );
     }
 }

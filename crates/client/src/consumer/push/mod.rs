@@ -489,6 +489,34 @@ fn unique_instance_name() -> String {
 
 /// A running push consumer. Stop it with [`PushConsumer::shutdown`] so that its offsets are
 /// committed and its queues released at once; dropping it only starts that in the background.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), apogee_client::ClientError> {
+/// use apogee_client::{ConsumeResult, PushConsumer};
+/// let consumer = PushConsumer::builder()
+///     .group("g")
+///     .namesrv("127.0.0.1:9876")
+///     .subscribe("test-topic", "TagA || TagB")
+///     .start(|messages| async move {
+///         for message in &messages {
+///             println!("{} {:?}", message.msg_id(), message.message.body);
+///         }
+///         ConsumeResult::Success
+///     })
+///     .await?;
+/// // ... later:
+/// consumer.shutdown().await;
+///
+/// // Orderly: one batch at a time per queue, holding the broker's queue locks.
+/// let orderly = PushConsumer::builder()
+///     .group("g-orderly")
+///     .namesrv("127.0.0.1:9876")
+///     .subscribe("order-topic", "*")
+///     .start_orderly(|_messages| async { ConsumeResult::Success })
+///     .await?;
+/// orderly.shutdown().await;
+/// # Ok(()) }
+/// ```
 pub struct PushConsumer {
     shared: Arc<Shared>,
 }
@@ -694,6 +722,8 @@ impl Shared {
             let all = u32::try_from(self.settings.consume_thread_count).unwrap_or(u32::MAX);
             let _ = tokio::time::timeout(wait, self.permits.acquire_many(all)).await;
         }
+        // No rebalance round or lock renewal may run past this point.
+        let _serial = self.rebalance_serial.lock().await;
         let held = self.held_queues();
         self.offset_store.flush_all(&held).await;
         if self.settings.locks_queues() {

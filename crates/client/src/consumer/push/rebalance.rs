@@ -337,7 +337,11 @@ impl Shared {
                 }
             }
         };
-        self.offset_store.persist(mq).await;
+        // The commit must reach the broker before the lock is released, or the next owner
+        // could read the older offset and consume the last batch again.
+        if let Err(error) = self.offset_store.persist_and_wait(mq).await {
+            tracing::warn!(group = %self.group, ?mq, %error, "committing the offset of a released queue failed");
+        }
         self.offset_store.remove_offset(mq);
         pq.set_locked(false);
         self.unlock_queue(mq, true).await;
@@ -470,7 +474,10 @@ impl Shared {
     }
 
     /// Renews the locks of every held queue, broker by broker, marking each granted or not.
+    /// Runs between rebalance rounds, so that a renewal cannot overtake the unlock of a queue
+    /// the round gave away.
     pub(crate) async fn lock_all(&self) {
+        let _serial = self.rebalance_serial.lock().await;
         let mut by_broker: BTreeMap<String, Vec<(MessageQueue, Arc<ProcessQueue>)>> = BTreeMap::new();
         for (mq, pq) in self.process_queues.lock().iter() {
             if !pq.is_dropped() {
