@@ -114,3 +114,71 @@ async fn per_queue_order_holds_while_a_member_joins() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs ClientInstance"]
+async fn a_failing_message_is_retried_in_place_then_dead_lettered() {
+    init_tracing();
+    let cluster = Cluster::start().await;
+    let topic = "PushOrderlyRetryTopic";
+    let group = "cg-push-orderly-retry";
+    cluster.create_topic(topic, 1).await;
+    let attempts: Arc<Mutex<Vec<(String, i32)>>> = Arc::default();
+    let seen = attempts.clone();
+    let consumer = PushConsumer::builder()
+        .group(group)
+        .namesrv(cluster.namesrv_addr())
+        .subscribe(topic, "*")
+        .max_reconsume_times(2)
+        .suspend_current_queue_time(Duration::from_millis(50))
+        .start_orderly(move |messages: Vec<MessageExt>| {
+            let seen = seen.clone();
+            async move {
+                let mut result = ConsumeResult::Success;
+                for message in messages {
+                    let body = String::from_utf8_lossy(&message.message.body).into_owned();
+                    if body == "poison" {
+                        result = ConsumeResult::ReconsumeLater;
+                    }
+                    seen.lock().expect("lock").push((body, message.reconsume_times));
+                }
+                result
+            }
+        })
+        .await
+        .expect("consumer starts");
+    wait_until("the queue", Duration::from_secs(20), || queues_of(&consumer, topic) == all_queues(topic, 1))
+        .await;
+    for body in ["before", "poison", "after"] {
+        cluster.send(topic, 0, None, body).await;
+    }
+    wait_until("the message after the poison", Duration::from_secs(20), || {
+        attempts.lock().expect("lock").iter().any(|(body, _)| body == "after")
+    })
+    .await;
+    let attempts = attempts.lock().expect("lock").clone();
+    let expected: Vec<(String, i32)> =
+        [("before", 0), ("poison", 0), ("poison", 1), ("poison", 2), ("after", 0)]
+            .iter()
+            .map(|(b, n)| ((*b).to_owned(), *n))
+            .collect();
+    assert_eq!(attempts, expected, "retried in place, in order, then given up");
+    consumer.shutdown().await;
+
+    // The poison message went to the group's dead-letter topic.
+    let dlq = format!("%DLQ%{group}");
+    let header = apogee_remoting::header::consumer::GetMaxOffsetRequestHeader {
+        topic: dlq.clone(),
+        queue_id: 0,
+        committed: None,
+        bname: None,
+    };
+    let request =
+        apogee_remoting::RemotingCommand::request(apogee_remoting::code::request_code::GET_MAX_OFFSET)
+            .with_header(&header);
+    let response = cluster.call(request).await;
+    let max: apogee_remoting::header::consumer::GetMaxOffsetResponseHeader =
+        response.decode_header().expect("max offset header");
+    assert_eq!(max.offset, 1, "one message in {dlq}");
+    cluster.shutdown().await;
+}

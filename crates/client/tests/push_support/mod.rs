@@ -154,6 +154,11 @@ impl Cluster {
         header.queue_offset
     }
 
+    /// Sends `request` to the broker and returns the answer.
+    pub async fn call(&self, request: RemotingCommand) -> RemotingCommand {
+        self.client.invoke(&self.broker_addr(), request, CALL_TIMEOUT).await.expect("broker answers")
+    }
+
     /// What the broker knows of `group` from its members' heartbeats
     /// (GET_CONSUMER_CONNECTION_LIST).
     pub async fn consumer_connection(&self, group: &str) -> ConsumerConnection {
