@@ -1,0 +1,261 @@
+//! Harness of the push-consumer integration tests: an in-process NameServer and broker on
+//! free loopback ports, a raw remoting client that produces with SEND_MESSAGE_V2 (so the tests
+//! do not depend on the SDK's producer), and bounded waiting.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use apogee_broker::{Broker, BrokerConfig};
+use apogee_client::{ConsumeResult, MessageExt, MessageQueue, PushConsumer};
+use apogee_common::message::property::{self, Properties};
+use apogee_common::TopicConfig;
+use apogee_namesrv::{NameServer, NamesrvConfig};
+use apogee_remoting::body::admin::ConsumerConnection;
+use apogee_remoting::client::{ClientConfig, RemotingClient};
+use apogee_remoting::code::{request_code, response_code};
+use apogee_remoting::fastjson;
+use apogee_remoting::header::admin::GetConsumerConnectionListRequestHeader;
+use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
+use apogee_remoting::header::send::{
+    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
+};
+use apogee_remoting::router::Router;
+use apogee_remoting::RemotingCommand;
+use tempfile::TempDir;
+
+/// Time allowed to one request.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between two checks of a condition.
+pub const POLL_PAUSE: Duration = Duration::from_millis(100);
+/// Broker group name of the test broker.
+pub const BROKER_NAME: &str = "broker-push";
+/// Delay levels of the test broker: every level is one second, so retries come back fast.
+pub const FAST_DELAY_LEVELS: &str = "1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s";
+
+/// A NameServer, one broker registered with it, and a producing client.
+pub struct Cluster {
+    /// Store and KV files.
+    pub dir: TempDir,
+    namesrv: Option<NameServer>,
+    broker: Option<Broker>,
+    client: RemotingClient,
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
+    listener.local_addr().expect("bound").port()
+}
+
+impl Cluster {
+    /// Starts the NameServer and the broker.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let namesrv = NameServer::start(NamesrvConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            kv_config_path: dir.path().join("namesrv").join("kvConfig.json"),
+            ..NamesrvConfig::default()
+        })
+        .await
+        .expect("name server starts");
+        let mut config = BrokerConfig {
+            broker_cluster_name: "PushCluster".to_owned(),
+            broker_name: BROKER_NAME.to_owned(),
+            broker_ip1: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            listen_port: free_port(),
+            fast_channel_enable: false,
+            namesrv_addr: Some(namesrv.local_addr().to_string()),
+            ..BrokerConfig::default()
+        };
+        let store = &mut config.store;
+        store.store_path_root_dir = dir.path().join("store");
+        store.mapped_file_size_commit_log = 4 * 1024 * 1024;
+        store.mapped_file_size_consume_queue = 20 * 1024;
+        store.max_hash_slot_num = 1024;
+        store.max_index_num = 4096;
+        store.message_delay_level = FAST_DELAY_LEVELS.to_owned();
+        let broker = Broker::start(config).await.expect("broker starts");
+        let client = RemotingClient::new(ClientConfig::default(), Router::new());
+        Self { dir, namesrv: Some(namesrv), broker: Some(broker), client }
+    }
+
+    /// `ip:port` of the NameServer.
+    pub fn namesrv_addr(&self) -> String {
+        self.namesrv.as_ref().expect("name server running").local_addr().to_string()
+    }
+
+    /// `ip:port` of the broker.
+    pub fn broker_addr(&self) -> String {
+        self.broker.as_ref().expect("broker running").local_addr().expect("broker listens").to_string()
+    }
+
+    /// Creates `topic` with `queues` read/write queues and waits until the NameServer routes it.
+    pub async fn create_topic(&self, topic: &str, queues: i32) {
+        self.broker
+            .as_ref()
+            .expect("broker running")
+            .state()
+            .topics
+            .create_or_update(TopicConfig::with_queues(
+                topic,
+                queues,
+                queues,
+                apogee_common::perm::READ_WRITE,
+            ))
+            .expect("topic created");
+        let header = GetRouteInfoRequestHeader { topic: topic.to_owned(), ..Default::default() };
+        let namesrv = self.namesrv_addr();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let request = RemotingCommand::request(request_code::GET_ROUTEINFO_BY_TOPIC).with_header(&header);
+            let response =
+                self.client.invoke(&namesrv, request, CALL_TIMEOUT).await.expect("name server answers");
+            if response.code == response_code::SUCCESS {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the NameServer never routed {topic}");
+            tokio::time::sleep(POLL_PAUSE).await;
+        }
+    }
+
+    /// Sends one message with SEND_MESSAGE_V2 to (`topic`, `queue_id`); returns its queue offset.
+    pub async fn send(&self, topic: &str, queue_id: i32, tags: Option<&str>, body: &str) -> i64 {
+        let mut properties = Properties::new();
+        if let Some(tags) = tags {
+            properties.insert(property::TAGS, tags);
+        }
+        let header = SendMessageRequestHeader {
+            producer_group: "PG_PUSH_TEST".to_owned(),
+            topic: topic.to_owned(),
+            default_topic: "TBW102".to_owned(),
+            default_topic_queue_nums: 4,
+            queue_id,
+            sys_flag: 0,
+            born_timestamp: apogee_common::time::now_ms(),
+            flag: 0,
+            properties: Some(property::encode(&properties)).filter(|text| !text.is_empty()),
+            reconsume_times: Some(0),
+            unit_mode: Some(false),
+            max_reconsume_times: None,
+            batch: Some(false),
+            bname: Some(BROKER_NAME.to_owned()),
+        };
+        let request = RemotingCommand::request(request_code::SEND_MESSAGE_V2)
+            .with_header(&SendMessageRequestHeaderV2::from(header))
+            .with_body(body.as_bytes().to_vec());
+        let response =
+            self.client.invoke(&self.broker_addr(), request, CALL_TIMEOUT).await.expect("broker answers");
+        assert_eq!(response.code, response_code::SUCCESS, "send refused: {:?}", response.remark);
+        let header: SendMessageResponseHeader = response.decode_header().expect("send response header");
+        header.queue_offset
+    }
+
+    /// Sends `request` to the broker and returns the answer.
+    pub async fn call(&self, request: RemotingCommand) -> RemotingCommand {
+        self.client.invoke(&self.broker_addr(), request, CALL_TIMEOUT).await.expect("broker answers")
+    }
+
+    /// What the broker knows of `group` from its members' heartbeats
+    /// (GET_CONSUMER_CONNECTION_LIST).
+    pub async fn consumer_connection(&self, group: &str) -> ConsumerConnection {
+        let header = GetConsumerConnectionListRequestHeader { consumer_group: group.to_owned(), bname: None };
+        let request =
+            RemotingCommand::request(request_code::GET_CONSUMER_CONNECTION_LIST).with_header(&header);
+        let response =
+            self.client.invoke(&self.broker_addr(), request, CALL_TIMEOUT).await.expect("broker answers");
+        assert_eq!(response.code, response_code::SUCCESS, "connection list refused: {:?}", response.remark);
+        fastjson::from_slice(&response.body).expect("connection list body")
+    }
+
+    /// Stops the broker and the NameServer.
+    pub async fn shutdown(mut self) {
+        self.client.shutdown().await;
+        if let Some(broker) = self.broker.take() {
+            broker.shutdown().await;
+        }
+        if let Some(namesrv) = self.namesrv.take() {
+            namesrv.shutdown().await;
+        }
+    }
+}
+
+/// Waits until `check` holds, failing the test after `limit`.
+pub async fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(POLL_PAUSE).await;
+    }
+}
+
+/// One delivery as a listener saw it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Which consumer got it.
+    pub consumer: &'static str,
+    /// The message.
+    pub message: MessageExt,
+}
+
+impl Delivery {
+    /// The body as text.
+    pub fn body(&self) -> String {
+        String::from_utf8_lossy(&self.message.message.body).into_owned()
+    }
+}
+
+/// Deliveries recorded by listeners, in the order the listeners were called.
+#[derive(Debug, Clone, Default)]
+pub struct Log(pub Arc<Mutex<Vec<Delivery>>>);
+
+impl Log {
+    /// A listener that records every message for `consumer` and reports success.
+    pub fn listener(
+        &self,
+        consumer: &'static str,
+    ) -> impl Fn(Vec<MessageExt>) -> std::future::Ready<ConsumeResult> + Send + Sync + 'static {
+        let log = self.clone();
+        move |messages| {
+            log.record(consumer, messages);
+            std::future::ready(ConsumeResult::Success)
+        }
+    }
+
+    /// Records `messages` as delivered to `consumer`.
+    pub fn record(&self, consumer: &'static str, messages: Vec<MessageExt>) {
+        let mut log = self.0.lock().expect("log lock");
+        log.extend(messages.into_iter().map(|message| Delivery { consumer, message }));
+    }
+
+    /// Everything so far.
+    pub fn all(&self) -> Vec<Delivery> {
+        self.0.lock().expect("log lock").clone()
+    }
+
+    /// Distinct bodies delivered to `consumer` (any consumer with `None`).
+    pub fn bodies(&self, consumer: Option<&str>) -> BTreeSet<String> {
+        self.all().iter().filter(|d| consumer.is_none_or(|c| d.consumer == c)).map(Delivery::body).collect()
+    }
+}
+
+/// The queues of `topic` a consumer holds.
+pub fn queues_of(consumer: &PushConsumer, topic: &str) -> BTreeSet<MessageQueue> {
+    consumer.assigned_queues().into_iter().filter(|mq| mq.topic == topic).collect()
+}
+
+/// Every queue of `topic` on the test broker.
+pub fn all_queues(topic: &str, count: i32) -> BTreeSet<MessageQueue> {
+    (0..count).map(|id| MessageQueue::new(topic, BROKER_NAME, id)).collect()
+}
+
+/// Installs a test log subscriber once (RUST_LOG controls it).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
