@@ -175,3 +175,104 @@ fn batch_producer_then_lite_pull_consumer() {
     assert!(polled.status.success(), "lite pull example failed: {}", String::from_utf8_lossy(&polled.stderr));
     assert!(stdout_lines(&polled).len() >= 40);
 }
+
+/// Runs a long-running example until it printed `wanted` lines matching `keep` (or the
+/// timeout), then stops it with SIGINT as a user would; returns the matching lines.
+fn read_until(mut command: Command, keep: impl Fn(&str) -> bool, wanted: usize) -> Vec<String> {
+    let mut child =
+        command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawning an example");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lines = Vec::new();
+    while lines.len() < wanted && Instant::now() < deadline {
+        match receiver.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if keep(&line) => lines.push(line),
+            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // SAFETY: plain syscall on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let stop_deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < stop_deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+/// The value after `key=` in an example's output line.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    let start = line.find(&format!("{key}=")).map(|at| at + key.len() + 1).unwrap_or(line.len());
+    let rest = &line[start..];
+    if key == "body" {
+        return rest;
+    }
+    rest.split(' ').next().unwrap_or("")
+}
+
+#[test]
+fn cpp_producer_to_rust_push_consumer() {
+    let apogee = Standalone::start();
+    let sent = run(cpp_peer("produce", &apogee.namesrv, "CppToRust", 20));
+    assert!(sent.status.success(), "C++ producer: {}", String::from_utf8_lossy(&sent.stderr));
+    let lines = read_until(
+        {
+            let mut command = example("push_consumer", &apogee.namesrv);
+            command.args([apogee.namesrv.as_str(), "CppToRust", "rust-push-group", "TagB"]);
+            command
+        },
+        |line| line.contains(" queue="),
+        20,
+    );
+    let mut bodies: Vec<String> = lines.iter().map(|line| field(line, "body").to_owned()).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 20, "{lines:?}");
+    for line in &lines {
+        assert_eq!(field(line, "tags"), "TagB", "{line}");
+        assert!(field(line, "body").starts_with("Hello from C++ "), "{line}");
+        assert_eq!(line.split(' ').next().unwrap().len(), 32, "msg id is the C++ client's UNIQ_KEY: {line}");
+    }
+}
+
+#[test]
+fn orderly_consumer_example_keeps_queue_order() {
+    let apogee = Standalone::start();
+    let sent = run({
+        let mut command = example("producer", &apogee.namesrv);
+        command.args(["OrderTopicTest", "40"]);
+        command
+    });
+    assert!(sent.status.success());
+    let lines = read_until(
+        {
+            let mut command = example("orderly_consumer", &apogee.namesrv);
+            command.args([apogee.namesrv.as_str(), "OrderTopicTest", "rust-orderly-group"]);
+            command
+        },
+        |line| line.starts_with("queue="),
+        40,
+    );
+    assert_eq!(lines.len(), 40, "{lines:?}");
+    let mut last: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for line in &lines {
+        let queue = field(line, "queue").to_owned();
+        let offset: i64 = field(line, "offset").parse().unwrap();
+        if let Some(previous) = last.insert(queue.clone(), offset) {
+            assert!(offset > previous, "queue {queue} went from {previous} to {offset}");
+        }
+    }
+}

@@ -15,7 +15,6 @@ const GROUP: &str = "cg-push-broadcast";
 const QUEUES: i32 = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs ClientInstance"]
 async fn every_member_gets_every_message() {
     init_tracing();
     let cluster = Cluster::start().await;

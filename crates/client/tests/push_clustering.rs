@@ -14,7 +14,6 @@ const GROUP: &str = "cg-push-clustering";
 const QUEUES: i32 = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs ClientInstance"]
 async fn two_members_share_the_queues_and_one_takes_over_when_the_other_leaves() {
     init_tracing();
     let cluster = Cluster::start().await;

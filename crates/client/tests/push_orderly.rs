@@ -42,7 +42,6 @@ fn listener(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs ClientInstance"]
 async fn per_queue_order_holds_while_a_member_joins() {
     init_tracing();
     let cluster = Cluster::start().await;
@@ -116,7 +115,6 @@ async fn per_queue_order_holds_while_a_member_joins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs ClientInstance"]
 async fn a_failing_message_is_retried_in_place_then_dead_lettered() {
     init_tracing();
     let cluster = Cluster::start().await;

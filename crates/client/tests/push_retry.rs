@@ -13,7 +13,6 @@ const TOPIC: &str = "PushRetryTopic";
 const GROUP: &str = "cg-push-retry";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs ClientInstance"]
 async fn a_failed_message_comes_back_from_the_retry_topic() {
     init_tracing();
     let cluster = Cluster::start().await;

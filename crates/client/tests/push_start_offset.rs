@@ -24,7 +24,6 @@ fn bodies(names: &[&str]) -> BTreeSet<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs ClientInstance"]
 async fn a_new_group_from_the_first_offset_reads_existing_messages() {
     init_tracing();
     let cluster = Cluster::start().await;
@@ -54,7 +53,6 @@ async fn a_new_group_from_the_first_offset_reads_existing_messages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs ClientInstance"]
 async fn an_offset_beyond_the_queue_restarts_from_the_brokers_offset() {
     init_tracing();
     let cluster = Cluster::start().await;

@@ -13,7 +13,6 @@ const TOPIC: &str = "PushTagTopic";
 const GROUP: &str = "cg-push-tags";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs ClientInstance"]
 async fn only_subscribed_tags_are_delivered() {
     init_tracing();
     let cluster = Cluster::start().await;
