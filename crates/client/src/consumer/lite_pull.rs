@@ -60,6 +60,7 @@ use self::link::Link;
 use self::pull::{read_pull_response, start_from, tag_subscription, PullOutcome, StartFrom};
 use self::queues::{CacheLimits, Plan, Queues};
 use self::standin::{broker_addr_in_route, expect_success};
+use crate::consumer::allocate::{AllocateStrategy, Averagely};
 use crate::instance::{ClientInstance, ConsumerHandle};
 use crate::{ClientConfig, ClientError, MessageExt};
 
@@ -847,7 +848,8 @@ impl Shared {
             self.link.send_heartbeat().await;
             return Ok(None);
         }
-        Ok(Some(standin::allocate_averagely(&all, &ids, client_id)))
+        // Empty inputs leave the assignment empty, as Java does for a group without members.
+        Ok(Some(Averagely.allocate(&self.group, client_id, &all, &ids).unwrap_or_default()))
     }
 
     /// GET_CONSUMER_LIST_BY_GROUP to the brokers of `route`, starting at a varying one, until

@@ -2,18 +2,17 @@
 //! reading of the answer (decode, decompress, client-side tag re-filter), and where a queue
 //! without a committed offset starts (behaviour spec §4.6, §4.9, §4.14).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use apogee_common::message::property;
 use apogee_common::message::record::decode_all_shared;
-use apogee_common::{java_string_hash, topic, MessageQueue};
+use apogee_common::{topic, MessageQueue};
 use apogee_remoting::body::enums::{ConsumeFromWhere, ExpressionType};
-use apogee_remoting::body::heartbeat::{SubscriptionData, SUB_ALL};
+use apogee_remoting::body::heartbeat::SubscriptionData;
 use apogee_remoting::header::consumer::{PullMessageRequestHeader, PullMessageResponseHeader};
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
-use super::standin::{broker_error, response_header};
+use super::standin::response_header;
 use crate::{ClientError, MessageExt};
 
 /// PullSysFlag bits a lite pull sets (Java `PullSysFlag`).
@@ -34,35 +33,17 @@ pub(crate) const BROKER_SUSPEND_MAX_MS: i64 = 20_000;
 /// `consumerTimeoutMillisWhenSuspend`, 30 s); longer than the broker's hold.
 pub(crate) const PULL_TIMEOUT_WHEN_SUSPENDED: Duration = Duration::from_secs(30);
 
-/// Java `FilterAPI.buildSubscriptionData` for a tag expression: `*` (or blank) matches
-/// everything, otherwise `tagA || tagB` with each tag trimmed and its Java hash in the code set.
-/// The version is the creation time, as in Java.
+/// A TAG subscription as the lite pull consumer sends it (the shared
+/// [`build_subscription`](crate::consumer::subscription::build_subscription), blank meaning `*`),
+/// stamped with `now_ms` as its version.
 pub(crate) fn tag_subscription(
     topic: &str,
     expression: &str,
     now_ms: i64,
 ) -> Result<SubscriptionData, ClientError> {
-    let expression = expression.trim();
-    let mut subscription = SubscriptionData {
-        topic: topic.to_owned(),
-        expression_type: ExpressionType::Tag,
-        sub_version: now_ms,
-        ..SubscriptionData::default()
-    };
-    if expression.is_empty() || expression == SUB_ALL {
-        subscription.sub_string = SUB_ALL.to_owned();
-        return Ok(subscription);
-    }
-    subscription.sub_string = expression.to_owned();
-    for tag in expression.split("||").map(str::trim).filter(|tag| !tag.is_empty()) {
-        subscription.tags_set.insert(tag.to_owned());
-        subscription.code_set.insert(java_string_hash(tag));
-    }
-    if subscription.tags_set.is_empty() {
-        return Err(ClientError::IllegalArgument(format!(
-            "subscription expression {expression:?} names no tag"
-        )));
-    }
+    let mut subscription =
+        crate::consumer::subscription::build_subscription(topic, expression.trim(), ExpressionType::Tag)?;
+    subscription.sub_version = now_ms;
     Ok(subscription)
 }
 
@@ -137,7 +118,7 @@ pub(crate) fn read_pull_response(
         response_code::PULL_NOT_FOUND => PullStatus::NoNewMessage,
         response_code::PULL_RETRY_IMMEDIATELY => PullStatus::NoMatchedMessage,
         response_code::PULL_OFFSET_MOVED => PullStatus::OffsetIllegal,
-        _ => return Err(broker_error(addr, &response)),
+        _ => return Err(ClientError::from_response(&response, addr)),
     };
     let header: PullMessageResponseHeader = response_header(&response)?;
     let status = match status {
@@ -148,7 +129,7 @@ pub(crate) fn read_pull_response(
             let max = header.max_offset.to_string();
             let messages = records
                 .into_iter()
-                .filter(|message| matches_tags(&subscription.tags_set, message))
+                .filter(|message| crate::consumer::subscription::matches_tags(subscription, message))
                 .map(|mut message| {
                     if let Err(error) = message.decompress_body() {
                         tracing::warn!(%error, offset = message.queue_offset, "message body does not inflate; kept as stored");
@@ -169,12 +150,6 @@ pub(crate) fn read_pull_response(
         max_offset: header.max_offset,
         suggest_broker_id: header.suggest_which_broker_id,
     })
-}
-
-/// The client-side tag check: everything passes a subscription without tags; otherwise the
-/// message's tag must be one of them (untagged messages never match).
-pub(crate) fn matches_tags(tags: &BTreeSet<String>, message: &MessageExt) -> bool {
-    tags.is_empty() || message.message.tags().is_some_and(|tag| tags.contains(tag))
 }
 
 /// Where a queue starts, given the group's committed offset (behaviour spec §4.6).

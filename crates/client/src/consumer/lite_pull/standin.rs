@@ -16,38 +16,6 @@ use apogee_remoting::{request_code, response_code, RemotingCommand};
 use super::link::Link;
 use crate::ClientError;
 
-/// Java `AllocateMessageQueueAveragely` (behaviour spec §4.4): the contiguous share of the
-/// sorted queues that falls to `current` among the sorted client ids. Empty when `current` is
-/// not among them or either list is empty. Both inputs must already be sorted.
-pub(crate) fn allocate_averagely(
-    queues: &[MessageQueue],
-    client_ids: &[String],
-    current: &str,
-) -> Vec<MessageQueue> {
-    let Some(index) = client_ids.iter().position(|id| id == current) else {
-        return Vec::new();
-    };
-    let (queue_count, client_count) = (queues.len(), client_ids.len());
-    if queue_count == 0 {
-        return Vec::new();
-    }
-    let remainder = queue_count % client_count;
-    let gets_extra = remainder > 0 && index < remainder;
-    let size = if queue_count <= client_count {
-        1
-    } else if gets_extra {
-        queue_count / client_count + 1
-    } else {
-        queue_count / client_count
-    };
-    let start = if gets_extra { index * size } else { index * size + remainder };
-    if start >= queue_count {
-        return Vec::new();
-    }
-    let count = size.min(queue_count - start);
-    queues[start..start + count].to_vec()
-}
-
 /// An address of broker group `broker_name` in `route`: member `broker_id` if listed, else
 /// the master, else any member.
 pub(crate) fn broker_addr_in_route(
@@ -77,16 +45,7 @@ pub(crate) fn expect_success(addr: &str, response: RemotingCommand) -> Result<Re
     if response.code == response_code::SUCCESS {
         Ok(response)
     } else {
-        Err(broker_error(addr, &response))
-    }
-}
-
-/// A non-SUCCESS response as [`ClientError::Broker`].
-pub(crate) fn broker_error(addr: &str, response: &RemotingCommand) -> ClientError {
-    ClientError::Broker {
-        code: response.code,
-        remark: response.remark.clone().unwrap_or_default(),
-        addr: addr.to_owned(),
+        Err(ClientError::from_response(&response, addr))
     }
 }
 
@@ -214,54 +173,6 @@ pub(crate) async fn search_offset(
 mod tests {
     use super::*;
     use apogee_remoting::body::route::BrokerData;
-
-    fn queues(count: i32) -> Vec<MessageQueue> {
-        (0..count).map(|id| MessageQueue::new("T", "b", id)).collect()
-    }
-
-    fn ids(count: usize) -> Vec<String> {
-        (0..count).map(|index| format!("c{index}")).collect()
-    }
-
-    fn queue_ids(allocated: &[MessageQueue]) -> Vec<i32> {
-        allocated.iter().map(|queue| queue.queue_id).collect()
-    }
-
-    #[test]
-    fn eight_queues_three_clients_follow_the_spec_example() {
-        let (all, clients) = (queues(8), ids(3));
-        assert_eq!(queue_ids(&allocate_averagely(&all, &clients, "c0")), [0, 1, 2]);
-        assert_eq!(queue_ids(&allocate_averagely(&all, &clients, "c1")), [3, 4, 5]);
-        assert_eq!(queue_ids(&allocate_averagely(&all, &clients, "c2")), [6, 7]);
-    }
-
-    #[test]
-    fn fewer_queues_than_clients_leaves_the_last_clients_idle() {
-        let (all, clients) = (queues(2), ids(4));
-        assert_eq!(queue_ids(&allocate_averagely(&all, &clients, "c0")), [0]);
-        assert_eq!(queue_ids(&allocate_averagely(&all, &clients, "c1")), [1]);
-        assert!(allocate_averagely(&all, &clients, "c2").is_empty());
-        assert!(allocate_averagely(&all, &clients, "c3").is_empty());
-    }
-
-    #[test]
-    fn every_queue_goes_to_exactly_one_client() {
-        for queue_count in 0..20 {
-            for client_count in 1..7 {
-                let (all, clients) = (queues(queue_count), ids(client_count));
-                let mut seen: Vec<MessageQueue> =
-                    clients.iter().flat_map(|id| allocate_averagely(&all, &clients, id)).collect();
-                seen.sort();
-                assert_eq!(seen, all, "{queue_count} queues, {client_count} clients");
-            }
-        }
-    }
-
-    #[test]
-    fn an_unknown_client_gets_nothing() {
-        assert!(allocate_averagely(&queues(4), &ids(2), "stranger").is_empty());
-        assert!(allocate_averagely(&queues(4), &[], "c0").is_empty());
-    }
 
     #[test]
     fn broker_addresses_prefer_the_asked_member_then_the_master() {
