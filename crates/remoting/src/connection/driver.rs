@@ -157,7 +157,9 @@ async fn write_loop(
     }
 }
 
-/// Moves frames from the queue to the socket, flushing whenever the queue runs dry.
+/// Moves frames from the queue to the socket, flushing whenever the queue runs dry. Before a
+/// flush the task yields once: handlers finishing in the same instant (a store round answers
+/// many sends at once) then share one write system call instead of one each.
 async fn pump(
     connection: &Connection,
     out: &mut BufWriter<OwnedWriteHalf>,
@@ -170,6 +172,11 @@ async fn pump(
             Ok(frame) => frame,
             Err(_) => {
                 if unflushed {
+                    tokio::task::yield_now().await;
+                    if let Ok(frame) = outbound.try_recv() {
+                        out.write_all(&frame.bytes).await?;
+                        continue;
+                    }
                     out.flush().await?;
                     connection.touch();
                 }
