@@ -1,8 +1,6 @@
 //! The binary header (serialization type 1, "ROCKETMQ"): fixed fields, then remark and
 //! extFields as length-prefixed UTF-8 (spec §1.4).
 
-use std::collections::HashMap;
-
 use crate::command::{RemotingCommand, SerializeType};
 use crate::frame::FrameError;
 use crate::language::LanguageCode;
@@ -106,7 +104,7 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
         None
     } else {
         let mut map = Reader { bytes: reader.take(ext_len, "extFields")?, at: 0 };
-        let mut fields = HashMap::new();
+        let mut fields = crate::command::ExtFields::default();
         while map.at < map.bytes.len() {
             let key_len = i16::from_be_bytes(map.array("extFields key length")?);
             let key_len = map.length(i64::from(key_len), "extFields key length")?;

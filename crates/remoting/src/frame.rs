@@ -174,7 +174,6 @@ impl Encoder<&RemotingCommand> for RemotingCodec {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use bytes::Bytes;
     use proptest::prelude::*;
@@ -342,7 +341,10 @@ mod tests {
             any::<i32>(),
             0i32..4,
             proptest::option::of(any_text()),
-            proptest::option::of(proptest::collection::hash_map(any_text(), any_text(), 0..6)),
+            proptest::option::of(
+                proptest::collection::hash_map(any_text(), any_text(), 0..6)
+                    .prop_map(|map| map.into_iter().collect::<crate::command::ExtFields>()),
+            ),
             proptest::collection::vec(any::<u8>(), 0..64),
         )
             .prop_map(move |(code, language, version, opaque, flag, remark, ext_fields, body)| {
@@ -366,7 +368,7 @@ mod tests {
         command.remark = command.remark.filter(|remark| !remark.is_empty());
         command.ext_fields = command
             .ext_fields
-            .map(|fields| -> HashMap<_, _> {
+            .map(|fields| -> crate::command::ExtFields {
                 fields.into_iter().filter(|(key, value)| !key.is_empty() && !value.is_empty()).collect()
             })
             .filter(|fields| !fields.is_empty());

@@ -3,12 +3,10 @@
 //! Written by hand, keys in Java's alphabetical order, so that a frame is byte-identical to
 //! one a Java peer writes; read leniently, because clients in five languages write it.
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::command::{RemotingCommand, SerializeType};
+use crate::command::{ExtFields, RemotingCommand, SerializeType};
 use crate::frame::FrameError;
 use crate::language::LanguageCode;
 
@@ -93,7 +91,95 @@ struct WireHeader {
     #[serde(default)]
     remark: Option<Value>,
     #[serde(default, rename = "extFields")]
-    ext_fields: Option<HashMap<String, Value>>,
+    ext_fields: Option<LenientFields>,
+}
+
+/// `extFields` read straight into the map: values given as strings are taken as they are,
+/// numbers and booleans as their text (fastjson does), nulls dropped. No intermediate
+/// `serde_json::Value` per field: every request carries a dozen of them.
+struct LenientFields(ExtFields);
+
+impl<'de> Deserialize<'de> for LenientFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
+            type Value = LenientFields;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("an object of header fields")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<LenientFields, A::Error> {
+                let mut fields = ExtFields::default();
+                while let Some((key, value)) = map.next_entry::<String, FieldText>()? {
+                    if let Some(text) = value.0 {
+                        fields.insert(key, text);
+                    }
+                }
+                Ok(LenientFields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// One `extFields` value as text; `None` for null.
+struct FieldText(Option<String>);
+
+impl<'de> Deserialize<'de> for FieldText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = FieldText;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a header field value")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<FieldText, E> {
+                Ok(FieldText(Some(value.to_owned())))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, value: String) -> Result<FieldText, E> {
+                Ok(FieldText(Some(value)))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<FieldText, E> {
+                Ok(FieldText(Some(value.to_string())))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<FieldText, E> {
+                Ok(FieldText(Some(value.to_string())))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<FieldText, E> {
+                Ok(FieldText(Some(Value::from(value).to_string())))
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<FieldText, E> {
+                Ok(FieldText(Some(value.to_string())))
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<FieldText, E> {
+                Ok(FieldText(None))
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<FieldText, E> {
+                Ok(FieldText(None))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<FieldText, A::Error> {
+                let value = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(FieldText(Some(value.to_string())))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<FieldText, A::Error> {
+                let value = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(FieldText(Some(value.to_string())))
+            }
+        }
+        deserializer.deserialize_any(TextVisitor)
+    }
 }
 
 /// Decodes a JSON header into a command without a body.
@@ -115,16 +201,7 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
         Some(Value::String(text)) => Some(text),
         Some(other) => Some(other.to_string()),
     };
-    let ext_fields = wire.ext_fields.map(|fields| {
-        fields
-            .into_iter()
-            .filter_map(|(key, value)| match value {
-                Value::Null => None,
-                Value::String(text) => Some((key, text)),
-                other => Some((key, other.to_string())),
-            })
-            .collect()
-    });
+    let ext_fields = wire.ext_fields.map(|fields| fields.0);
     Ok(RemotingCommand {
         code,
         language,

@@ -116,7 +116,7 @@ impl RemotingCommand {
     pub fn decode_header<H: CommandHeader>(&self) -> Result<H, HeaderError> {
         match &self.ext_fields {
             Some(fields) => H::decode(fields),
-            None => H::decode(&ExtFields::new()),
+            None => H::decode(&ExtFields::default()),
         }
     }
 

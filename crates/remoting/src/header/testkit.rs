@@ -49,7 +49,7 @@ impl<T: ArbitraryField + 'static> ArbitraryField for Option<T> {
 /// Encodes `header` into a fresh `extFields` map and decodes it back, both directly and
 /// through a command, failing the case unless both give `header` again.
 pub fn assert_round_trip<H: CommandHeader + PartialEq + Debug>(header: &H) -> Result<(), TestCaseError> {
-    let mut fields = ExtFields::new();
+    let mut fields = ExtFields::default();
     header.encode(&mut fields);
     let decoded = H::decode(&fields);
     prop_assert_eq!(decoded.as_ref(), Ok(header));
