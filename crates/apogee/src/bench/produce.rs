@@ -1,7 +1,6 @@
 //! `apogee bench produce`: N connections × M requests in flight, closed loop or at a fixed
 //! rate.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,7 +51,7 @@ pub async fn drive(
     let started = Instant::now();
     let deadline = started + target.duration;
     let progress = recorder.spawn_progress("produce", deadline, target.quiet);
-    let schedule = Arc::new(Schedule { started, rate: send.rate, next: AtomicU64::new(0) });
+    let schedule = Arc::new(Schedule::start(started, deadline, send.rate, send.batch));
     let mut tasks = Vec::new();
     for connection in 0..send.connections {
         let client = Arc::new(setup::admin_client());
@@ -80,21 +79,48 @@ pub async fn drive(
     Ok(elapsed)
 }
 
-/// The open-loop schedule: request k is due at `started + k × batch / rate`.
-struct Schedule {
-    started: Instant,
-    rate: u64,
-    next: AtomicU64,
+/// When requests go out. Closed loop: whenever a worker is free. Open loop: request k is due
+/// at `started + k × batch / rate`, released by a pacing thread (an OS thread sleeps with
+/// microsecond precision; tokio timers tick in milliseconds and would add their own lateness to
+/// every latency measured from the due time).
+enum Schedule {
+    Closed,
+    Open(tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Instant>>),
 }
 
 impl Schedule {
-    /// When the next request is due (`None`: closed loop, now).
-    fn next_due(&self, batch: usize) -> Option<Instant> {
-        if self.rate == 0 {
-            return None;
+    /// Starts the pacer for `rate` messages per second until `deadline`.
+    fn start(started: Instant, deadline: Instant, rate: u64, batch: usize) -> Self {
+        if rate == 0 {
+            return Schedule::Closed;
         }
-        let k = self.next.fetch_add(1, Ordering::Relaxed);
-        Some(self.started + Duration::from_secs_f64(k as f64 * batch as f64 / self.rate as f64))
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            let interval = Duration::from_secs_f64(batch as f64 / rate as f64);
+            for k in 0u64.. {
+                let due = started + interval.mul_f64(k as f64);
+                if due >= deadline {
+                    return;
+                }
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                if sender.send(due).is_err() {
+                    return;
+                }
+            }
+        });
+        Schedule::Open(tokio::sync::Mutex::new(receiver))
+    }
+
+    /// The due time of the next request: `Some(None)` now (closed loop), `Some(Some(due))` at
+    /// `due` (open loop), `None` when the run is over.
+    async fn next_due(&self) -> Option<Option<Instant>> {
+        match self {
+            Schedule::Closed => Some(None),
+            Schedule::Open(receiver) => receiver.lock().await.recv().await.map(Some),
+        }
     }
 }
 
@@ -114,13 +140,7 @@ impl Worker {
     async fn run(mut self, deadline: Instant) {
         let payload = Bytes::from(vec![b'x'; self.send.size]);
         while Instant::now() < deadline {
-            let due = self.schedule.next_due(self.send.batch);
-            if let Some(due) = due {
-                if due >= deadline {
-                    break;
-                }
-                tokio::time::sleep_until(due.into()).await;
-            }
+            let Some(due) = self.schedule.next_due().await else { break };
             let queue = &self.queues[self.next_queue % self.queues.len()];
             self.next_queue = self.next_queue.wrapping_add(1);
             let request = self.request(queue, &payload);
