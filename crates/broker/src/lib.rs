@@ -128,6 +128,11 @@ impl Broker {
             };
             servers.push(RemotingServer::start(server_config, router).await?);
         }
+        // As Java's broker does, the first registration completes before the broker counts as
+        // started: a client that asks the NameServer right after finds its routes.
+        if !state.config.namesrv_addrs().is_empty() {
+            register::register_all(&state).await;
+        }
         tracing::info!(
             broker = %state.config.broker_name,
             cluster = %state.config.broker_cluster_name,

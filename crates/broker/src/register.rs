@@ -29,7 +29,8 @@ pub const UNREGISTER_TIMEOUT_MS: u64 = 3_000;
 /// Offset of the HA port from `listenPort` (Java's default `haListenPort`).
 pub const HA_PORT_OFFSET: u16 = 1;
 
-/// Registers at start and every `registerNameServerPeriod` until the broker stops. A topic
+/// Registers every `registerNameServerPeriod` (and on topic changes) until the broker stops;
+/// the first registration is made by `Broker::start` itself. A topic
 /// change ([`crate::topic_config::TopicConfigManager::changed`]) triggers a registration at
 /// once.
 pub async fn run(state: Arc<BrokerState>) {
@@ -42,6 +43,8 @@ pub async fn run(state: Arc<BrokerState>) {
     let period = register_period(state.config.register_name_server_period_ms);
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // `Broker::start` already registered once before it returned.
+    ticks.reset();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
