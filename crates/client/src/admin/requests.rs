@@ -40,11 +40,7 @@ pub(crate) fn expect_success(addr: &str, response: RemotingCommand) -> Result<Re
 
 /// A non-SUCCESS answer as [`ClientError::Broker`].
 pub(crate) fn refusal(addr: &str, response: &RemotingCommand) -> ClientError {
-    ClientError::Broker {
-        code: response.code,
-        remark: response.remark.clone().unwrap_or_default(),
-        addr: addr.to_owned(),
-    }
+    ClientError::from_response(response, addr)
 }
 
 /// The JSON body of a SUCCESS answer.

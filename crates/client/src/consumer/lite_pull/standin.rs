@@ -8,12 +8,13 @@ use apogee_remoting::body::route::{TopicRouteData, MASTER_ID};
 use apogee_remoting::header::consumer::{
     GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, GetMinOffsetRequestHeader,
     GetMinOffsetResponseHeader, QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
-    SearchOffsetRequestHeader, SearchOffsetResponseHeader, UpdateConsumerOffsetRequestHeader,
+    SearchOffsetRequestHeader, SearchOffsetResponseHeader,
 };
 use apogee_remoting::header::CommandHeader;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
 use super::link::Link;
+pub(crate) use crate::admin::requests::expect_success;
 use crate::ClientError;
 
 /// An address of broker group `broker_name` in `route`: member `broker_id` if listed, else
@@ -38,15 +39,6 @@ pub(crate) async fn queue_master_addr(link: &dyn Link, queue: &MessageQueue) -> 
     let route = link.topic_route(&queue.topic).await?;
     broker_addr_in_route(&route, &queue.broker_name, MASTER_ID)
         .ok_or_else(|| ClientError::NoBroker { broker_name: queue.broker_name.clone() })
-}
-
-/// The response itself when it is SUCCESS, otherwise the broker's refusal as an error.
-pub(crate) fn expect_success(addr: &str, response: RemotingCommand) -> Result<RemotingCommand, ClientError> {
-    if response.code == response_code::SUCCESS {
-        Ok(response)
-    } else {
-        Err(ClientError::from_response(&response, addr))
-    }
 }
 
 /// Decodes a response header, a failure being a malformed answer.
@@ -91,17 +83,8 @@ pub(crate) async fn fetch_committed_offset(
     read_query_offset_response(&addr, response)
 }
 
-/// UPDATE_CONSUMER_OFFSET (15) request committing `offset` for `group` on `queue`.
-pub(crate) fn update_offset_request(group: &str, queue: &MessageQueue, offset: i64) -> RemotingCommand {
-    let header = UpdateConsumerOffsetRequestHeader {
-        consumer_group: group.to_owned(),
-        topic: queue.topic.clone(),
-        queue_id: queue.queue_id,
-        commit_offset: offset,
-        bname: Some(queue.broker_name.clone()),
-    };
-    RemotingCommand::request(request_code::UPDATE_CONSUMER_OFFSET).with_header(&header)
-}
+/// UPDATE_CONSUMER_OFFSET (15) request (the admin module's builder).
+pub(crate) use crate::admin::requests::update_consumer_offset as update_offset_request;
 
 /// Remote offset store, write side: commits `offset` on the queue's master, oneway (the
 /// periodic commit) or waiting for the answer (an explicit commit).
