@@ -8,6 +8,22 @@ use crate::consume_queue::{ConsumeQueue, CqEntry};
 use crate::mapped_file::MappedSlice;
 use crate::store::MessageStore;
 
+/// Share of physical memory the newest commit-log data is assumed to occupy in the page cache
+/// (Java `accessMessageInMemoryMaxRatio`).
+const ACCESS_MESSAGE_IN_MEMORY_MAX_PERCENT: u64 = 40;
+
+/// The byte window of [`MessageStore::is_likely_in_memory`], from the machine's RAM.
+fn in_memory_window_bytes() -> u64 {
+    static WINDOW: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *WINDOW.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let (pages, page_size) =
+            unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+        let memory = u64::try_from(pages).unwrap_or(0).saturating_mul(u64::try_from(page_size).unwrap_or(0));
+        memory / 100 * ACCESS_MESSAGE_IN_MEMORY_MAX_PERCENT
+    })
+}
+
 /// Least number of bytes of queue entries examined per read (Java `maxFilterMessageSize`).
 const MIN_SCAN_BYTES: usize = 16_000;
 /// Most index hits a key query returns (Java `maxMsgsNumBatch`).
@@ -197,6 +213,18 @@ impl MessageStore {
 
     fn queue(&self, topic: &str, queue_id: i32) -> Option<std::sync::Arc<ConsumeQueue>> {
         self.inner.queues.get(topic, queue_id)
+    }
+
+    /// Whether reading `offset` of the queue most likely touches only the page cache: the
+    /// record is within the newest `accessMessageInMemoryMaxRatio` (40 %) of physical memory
+    /// of the commit log, Java's test. Callers read such data inline and send older data to a
+    /// blocking pool, where a page fault that waits for the disk stalls nobody else.
+    pub fn is_likely_in_memory(&self, topic: &str, queue_id: i32, offset: i64) -> bool {
+        let Some(entry) = self.queue(topic, queue_id).and_then(|queue| queue.entry(offset)) else {
+            return true;
+        };
+        let Ok(position) = u64::try_from(entry.commit_log_offset) else { return true };
+        self.inner.commit_log.max_offset().saturating_sub(position) <= in_memory_window_bytes()
     }
 
     /// First stored queue offset (0 for an unknown queue).

@@ -450,9 +450,10 @@ struct StoreRead {
     body: Bytes,
 }
 
-/// Reads on the blocking pool (a read may fault mapped pages in from disk) within the store's
-/// per-pull budget (`maxTransferCountOnMessageInMemory`, `maxTransferBytesOnMessageInMemory`),
-/// and joins the records into one body.
+/// Reads within the store's per-pull budget (`maxTransferCountOnMessageInMemory`,
+/// `maxTransferBytesOnMessageInMemory`) and joins the records into one body. Recent data (in
+/// the page cache, by the store's estimate) is read right here; older data on the blocking
+/// pool, since faulting mapped pages in from disk would stall this worker.
 async fn read_store(
     state: &Arc<BrokerState>,
     topic: &str,
@@ -462,13 +463,14 @@ async fn read_store(
     filter: PullFilter,
 ) -> Result<StoreRead, Failure> {
     let store = Arc::clone(&state.store);
+    let topic_name = topic;
     let topic = topic.to_owned();
     let store_config = store.config();
     let max_count = u32::try_from(max_msg_nums)
         .unwrap_or(0)
         .clamp(1, store_config.max_transfer_count_on_message_in_memory.max(1));
     let max_bytes = store_config.max_transfer_bytes_on_message_in_memory;
-    let read = tokio::task::spawn_blocking(move || {
+    let read = move || {
         let result = store.get_messages(&topic, queue_id, offset, max_count, max_bytes, &filter);
         let body = join_records(result.messages, result.total_bytes);
         StoreRead {
@@ -478,8 +480,13 @@ async fn read_store(
             max_offset: result.max_offset,
             body,
         }
-    });
-    read.await.map_err(|error| Failure::system(format!("store getMessage failed: {error}")))
+    };
+    if state.store.is_likely_in_memory(topic_name, queue_id, offset) {
+        return Ok(read());
+    }
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|error| Failure::system(format!("store getMessage failed: {error}")))
 }
 
 /// One body from the records: the record itself (no copy) when there is one.
