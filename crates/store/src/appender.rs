@@ -13,16 +13,14 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apogee_common::java_string_hash;
 use apogee_common::message::record::{self, RecordView};
-use apogee_common::message::{property, sysflag};
+use apogee_common::message::sysflag;
 use apogee_common::time::now_ms;
-use apogee_common::topic::SCHEDULE_TOPIC;
 
 use crate::commit_log::{Reservation, BLANK_RECORD_BYTES};
 use crate::config::FlushDiskType;
 use crate::consume_queue::{ConsumeQueue, CqEntry};
-use crate::dispatch::is_whole_record;
+use crate::dispatch::{dispatch_info, is_whole_record};
 use crate::flush::PendingFlush;
 use crate::mapped_file::MappedFile;
 use crate::put::{AppendInfo, PutCallback, PutRequest, PutResult, PutStatus};
@@ -257,11 +255,13 @@ fn prepare(
             tracing::debug!("append refused: properties not ended by U+0002, or NUL in the topic");
             return Err(PutStatus::MessageIllegal);
         }
-        let transaction_type = sysflag::transaction_type(view.sys_flag());
+        let info = dispatch_info(&view, store_timestamp, &inner.delay_levels);
         match &target {
             None => {
-                target =
-                    Some((queue_of(inner, view.topic(), view.queue_id(), queue_cache)?, transaction_type))
+                target = Some((
+                    queue_of(inner, view.topic(), view.queue_id(), queue_cache)?,
+                    info.transaction_type,
+                ))
             }
             Some((queue, _)) => {
                 if queue.topic() != view.topic() || queue.queue_id() != view.queue_id() {
@@ -269,21 +269,13 @@ fn prepare(
                 }
             }
         }
-        let [tags, keys, uniq_key, delay] =
-            view.properties_of([property::TAGS, property::KEYS, property::UNIQ_KEY, property::DELAY]);
-        let tags_code = if view.topic() == SCHEDULE_TOPIC {
-            let level = delay.and_then(|level| level.parse().ok()).unwrap_or(0);
-            store_timestamp + inner.delay_levels.delay_ms(level)
-        } else {
-            tags.map_or(0, |tags| i64::from(java_string_hash(tags)))
-        };
         let size = view.total_size() as usize;
         metas.push(RecordMeta {
             span: position..position + size,
-            tags_code,
-            keys: keys.map(|keys| range_in(records, keys.as_bytes())),
-            uniq_key: uniq_key.map(|uniq| range_in(records, uniq.as_bytes())),
-            transaction_type,
+            tags_code: info.tags_code,
+            keys: info.keys.map(|keys| range_in(records, keys.as_bytes())),
+            uniq_key: info.uniq_key.map(|uniq| range_in(records, uniq.as_bytes())),
+            transaction_type: info.transaction_type,
         });
         position += size;
     }

@@ -81,20 +81,23 @@ impl DispatchInfo<'_> {
     }
 }
 
-/// Reads what dispatch needs from a parsed record.
-pub fn dispatch_info<'a>(view: &RecordView<'a>, delay_levels: &DelayLevels) -> DispatchInfo<'a> {
+/// Reads what dispatch needs from a parsed record, in one pass over its properties.
+/// `store_timestamp` is the record's store time: the appender passes the time it is about to
+/// patch in, recovery the one read from the record.
+pub fn dispatch_info<'a>(
+    view: &RecordView<'a>,
+    store_timestamp: i64,
+    delay_levels: &DelayLevels,
+) -> DispatchInfo<'a> {
+    let [tags, keys, uniq_key, delay] =
+        view.properties_of([property::TAGS, property::KEYS, property::UNIQ_KEY, property::DELAY]);
     let tags_code = if view.topic() == SCHEDULE_TOPIC {
-        let level = view.property(property::DELAY).and_then(|level| level.parse().ok()).unwrap_or(0);
-        view.store_timestamp() + delay_levels.delay_ms(level)
+        let level = delay.and_then(|level| level.parse().ok()).unwrap_or(0);
+        store_timestamp + delay_levels.delay_ms(level)
     } else {
-        view.property(property::TAGS).map_or(0, |tags| i64::from(java_string_hash(tags)))
+        tags.map_or(0, |tags| i64::from(java_string_hash(tags)))
     };
-    DispatchInfo {
-        tags_code,
-        keys: view.property(property::KEYS),
-        uniq_key: view.property(property::UNIQ_KEY),
-        transaction_type: sysflag::transaction_type(view.sys_flag()),
-    }
+    DispatchInfo { tags_code, keys, uniq_key, transaction_type: sysflag::transaction_type(view.sys_flag()) }
 }
 
 #[cfg(test)]

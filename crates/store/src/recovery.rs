@@ -135,7 +135,7 @@ fn is_blank(bytes: &[u8]) -> bool {
 }
 
 fn dispatch_recovered(inner: &StoreInner, view: &RecordView<'_>, offset: u64, size: u64) -> io::Result<()> {
-    let info = dispatch_info(view, &inner.delay_levels);
+    let info = dispatch_info(view, view.store_timestamp(), &inner.delay_levels);
     if info.goes_to_consume_queue() {
         let queue = inner.queues.get_or_create(view.topic(), view.queue_id())?;
         let entry =
