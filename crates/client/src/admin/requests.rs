@@ -315,6 +315,18 @@ pub(crate) fn read_max_offset(addr: &str, response: RemotingCommand) -> Result<i
     Ok(answer_header::<GetMaxOffsetResponseHeader>(addr, &response)?.offset)
 }
 
+/// QUERY_CONSUMER_OFFSET (14) of `group` on `queue`.
+pub(crate) fn query_consumer_offset(group: &str, queue: &MessageQueue) -> RemotingCommand {
+    let header = apogee_remoting::header::consumer::QueryConsumerOffsetRequestHeader {
+        consumer_group: group.to_owned(),
+        topic: queue.topic.clone(),
+        queue_id: queue.queue_id,
+        set_zero_if_not_found: None,
+        bname: Some(queue.broker_name.clone()),
+    };
+    RemotingCommand::request(request_code::QUERY_CONSUMER_OFFSET).with_header(&header)
+}
+
 /// UPDATE_CONSUMER_OFFSET (15) of `group` on `queue`.
 pub(crate) fn update_consumer_offset(group: &str, queue: &MessageQueue, offset: i64) -> RemotingCommand {
     let header = UpdateConsumerOffsetRequestHeader {

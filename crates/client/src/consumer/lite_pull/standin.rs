@@ -7,8 +7,8 @@ use apogee_common::MessageQueue;
 use apogee_remoting::body::route::{TopicRouteData, MASTER_ID};
 use apogee_remoting::header::consumer::{
     GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, GetMinOffsetRequestHeader,
-    GetMinOffsetResponseHeader, QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
-    SearchOffsetRequestHeader, SearchOffsetResponseHeader,
+    GetMinOffsetResponseHeader, QueryConsumerOffsetResponseHeader, SearchOffsetRequestHeader,
+    SearchOffsetResponseHeader,
 };
 use apogee_remoting::header::CommandHeader;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
@@ -46,17 +46,8 @@ pub(crate) fn response_header<H: CommandHeader>(response: &RemotingCommand) -> R
     response.decode_header::<H>().map_err(|error| ClientError::Malformed(error.to_string()))
 }
 
-/// QUERY_CONSUMER_OFFSET (14) request for `group` on `queue`.
-pub(crate) fn query_offset_request(group: &str, queue: &MessageQueue) -> RemotingCommand {
-    let header = QueryConsumerOffsetRequestHeader {
-        consumer_group: group.to_owned(),
-        topic: queue.topic.clone(),
-        queue_id: queue.queue_id,
-        set_zero_if_not_found: None,
-        bname: Some(queue.broker_name.clone()),
-    };
-    RemotingCommand::request(request_code::QUERY_CONSUMER_OFFSET).with_header(&header)
-}
+/// QUERY_CONSUMER_OFFSET (14) request (the admin module's builder).
+pub(crate) use crate::admin::requests::query_consumer_offset as query_offset_request;
 
 /// Reads the answer to [`query_offset_request`]: the committed offset, `None` when the broker
 /// has none (QUERY_NOT_FOUND).
