@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apogee_common::message::record::{self, RecordView};
-use apogee_common::message::sysflag;
 use apogee_common::time::now_ms;
 
 use crate::commit_log::{Reservation, BLANK_RECORD_BYTES};
@@ -237,7 +236,7 @@ fn prepare(
     }
     let records = &mut request.records;
     let first_meta = metas.len();
-    let mut target: Option<(Arc<ConsumeQueue>, i32)> = None;
+    let mut target: Option<(Arc<ConsumeQueue>, bool)> = None;
     let mut position = 0;
     while position < records.len() {
         let view = RecordView::parse(&records[position..], false).map_err(|error| {
@@ -260,7 +259,7 @@ fn prepare(
             None => {
                 target = Some((
                     queue_of(inner, view.topic(), view.queue_id(), queue_cache)?,
-                    info.transaction_type,
+                    info.goes_to_consume_queue(),
                 ))
             }
             Some((queue, _)) => {
@@ -279,7 +278,7 @@ fn prepare(
         });
         position += size;
     }
-    let Some((queue, transaction_type)) = target else {
+    let Some((queue, in_queue)) = target else {
         return Err(PutStatus::MessageIllegal);
     };
     if records.len() as u64 + BLANK_RECORD_BYTES > inner.commit_log.file_size_bytes() {
@@ -293,8 +292,6 @@ fn prepare(
         PutStatus::CreateMappedFileFailed
     })?;
     // Nothing can fail from here on, so offsets handed out are always used.
-    let in_queue =
-        matches!(transaction_type, sysflag::TRANSACTION_NOT_TYPE | sysflag::TRANSACTION_COMMIT_TYPE);
     let first_queue_offset =
         if in_queue { queue.reserve_offsets((metas.len() - first_meta) as i64) } else { 0 };
     let base = reservation.offset();
