@@ -1,6 +1,7 @@
 //! The Rust SDK end to end: its examples run against the real `apogee standalone`, and its
 //! messages cross both ways with the official Apache C++ client (PyPI `rocketmq`).
 
+mod python;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -106,15 +107,8 @@ fn example(name: &str, namesrv: &str) -> Command {
 
 /// The C++ client peer (tests/interop/cpp_peer.py) under the interop Python.
 fn cpp_peer(mode: &str, namesrv: &str, topic: &str, count: usize) -> Command {
-    let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop");
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    let python = std::env::var("APOGEE_PYTHON").unwrap_or_else(|_| {
-        if venv.exists() {
-            venv.display().to_string()
-        } else {
-            "python3".to_owned()
-        }
-    });
+    let interop = python::interop_dir();
+    let python = python::interpreter();
     let mut command = Command::new(python);
     command.arg(interop.join("cpp_peer.py")).args([mode, namesrv, topic, &count.to_string()]);
     command

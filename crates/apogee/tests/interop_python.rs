@@ -4,7 +4,8 @@
 //! itself. The interpreter is `$APOGEE_PYTHON` when set, else the repository's `.venv` that
 //! `scripts/test` makes, else `python3`.
 
-use std::path::PathBuf;
+mod python;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,15 +13,8 @@ use std::time::{Duration, Instant};
 const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn run_python_suite(script: &str) {
-    let interop_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop");
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    let python = std::env::var("APOGEE_PYTHON").unwrap_or_else(|_| {
-        if venv.exists() {
-            venv.display().to_string()
-        } else {
-            "python3".to_owned()
-        }
-    });
+    let interop_dir = python::interop_dir();
+    let python = python::interpreter();
     let mut child = Command::new(&python)
         .arg("-u")
         .arg(interop_dir.join(script))
