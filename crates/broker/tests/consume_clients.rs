@@ -97,7 +97,7 @@ async fn heartbeat_registers_the_group_and_its_retry_topic() {
 
     // A 5.x heartbeat with an (empty) header is accepted too; a malformed body is not.
     let mut five = heartbeat("10.0.0.1@1", "CG", "T", "TagA", 1);
-    five.ext_fields_mut().insert("bname".into(), "broker-test".into());
+    five.ext_fields_mut().insert("bname", "broker-test");
     assert_eq!(client.invoke(&addr, five, CALL_TIMEOUT).await.unwrap().code, response_code::SUCCESS);
     let garbage = java_request(request_code::HEART_BEAT).with_body(&b"{not json"[..]);
     assert_eq!(client.invoke(&addr, garbage, CALL_TIMEOUT).await.unwrap().code, response_code::SYSTEM_ERROR);

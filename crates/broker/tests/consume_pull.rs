@@ -307,13 +307,13 @@ async fn offsets_committed_by_pull_and_update_survive_a_restart() {
     let response = client.invoke(&addr, update(1, 9), CALL_TIMEOUT).await.unwrap();
     assert_eq!(response.code, response_code::SUCCESS);
     let mut unknown_topic = update(0, 1);
-    unknown_topic.ext_fields_mut().insert("topic".into(), "Nope".into());
+    unknown_topic.ext_fields_mut().insert("topic", "Nope");
     assert_eq!(
         client.invoke(&addr, unknown_topic, CALL_TIMEOUT).await.unwrap().code,
         response_code::TOPIC_NOT_EXIST
     );
     let mut unknown_group = update(0, 1);
-    unknown_group.ext_fields_mut().insert("consumerGroup".into(), "NoSuchGroup".into());
+    unknown_group.ext_fields_mut().insert("consumerGroup", "NoSuchGroup");
     assert_eq!(
         client.invoke(&addr, unknown_group, CALL_TIMEOUT).await.unwrap().code,
         response_code::SUBSCRIPTION_GROUP_NOT_EXIST

@@ -230,7 +230,7 @@ async fn refusals_carry_java_codes_and_remarks() {
 
     // Missing header fields: SYSTEM_ERROR naming the field, still with the region fields.
     let mut bare = RemotingCommand::request(request_code::SEND_MESSAGE_V2).with_body(b"x".to_vec());
-    bare.ext_fields_mut().insert("b".into(), topic.into());
+    bare.ext_fields_mut().insert("b", topic);
     assert_refused(&cluster.call(bare).await, response_code::SYSTEM_ERROR, "is null");
 
     // Nothing of the refused sends was stored.

@@ -82,12 +82,12 @@ impl AclError {
 /// written into extFields and after every other key has been added.
 pub fn sign(command: &mut RemotingCommand, credentials: &SessionCredentials) {
     let fields = command.ext_fields_mut();
-    fields.insert(ACCESS_KEY.to_owned(), credentials.access_key.clone());
+    fields.insert(ACCESS_KEY, credentials.access_key.as_str());
     if let Some(token) = &credentials.security_token {
-        fields.insert(SECURITY_TOKEN.to_owned(), token.clone());
+        fields.insert(SECURITY_TOKEN, token.as_str());
     }
     let signature = signature_of(&signature_content(command), &credentials.secret_key);
-    command.ext_fields_mut().insert(SIGNATURE.to_owned(), signature);
+    command.ext_fields_mut().insert(SIGNATURE, signature);
 }
 
 /// The bytes a client signs: extFields values (all but `Signature`) in key order, then the
@@ -130,7 +130,7 @@ pub fn signature_of(content: &[u8], secret_key: &str) -> String {
 
 /// The signed content, leaving out the keys `skip` selects.
 fn content_without(command: &RemotingCommand, skip: impl Fn(&str) -> bool) -> Vec<u8> {
-    let mut entries: Vec<(&String, &String)> =
+    let mut entries: Vec<(&str, &str)> =
         command.ext_fields.iter().flat_map(|fields| fields.iter()).filter(|(key, _)| !skip(key)).collect();
     entries.sort_by(|left, right| java_string_order(left.0, right.0));
     let values_len: usize = entries.iter().map(|(_, value)| value.len()).sum();
@@ -206,12 +206,12 @@ mod tests {
         sign(&mut signed, &credentials());
 
         let mut value_changed = signed.clone();
-        value_changed.ext_fields_mut().insert("queueId".into(), "4".into());
+        value_changed.ext_fields_mut().insert("queueId", "4");
         let mut key_added = signed.clone();
-        key_added.ext_fields_mut().insert("extra".into(), "x".into());
+        key_added.ext_fields_mut().insert("extra", "x");
         let body_changed = signed.clone().with_body(&b"hellO"[..]);
         let mut signature_changed = signed.clone();
-        signature_changed.ext_fields_mut().insert(SIGNATURE.into(), "XpPjVv8ik+y2Q4D8nTHaCMAEoR1=".into());
+        signature_changed.ext_fields_mut().insert(SIGNATURE, "XpPjVv8ik+y2Q4D8nTHaCMAEoR1=");
         let mut signature_removed = signed.clone();
         signature_removed.ext_fields_mut().remove(SIGNATURE);
 
@@ -232,13 +232,13 @@ mod tests {
         let mut old = RemotingCommand::request(12).with_ext("topic", "T").with_ext("key", "k");
         old.version = 399;
         sign(&mut old, &credentials);
-        old.ext_fields_mut().insert(UNIQUE_KEY_QUERY.into(), "true".into());
+        old.ext_fields_mut().insert(UNIQUE_KEY_QUERY, "true");
         assert_eq!(verify(&old, "sk"), Ok(()));
 
         let mut new = RemotingCommand::request(12).with_ext("topic", "T").with_ext("key", "k");
         new.version = 401;
         sign(&mut new, &credentials);
-        new.ext_fields_mut().insert(UNIQUE_KEY_QUERY.into(), "true".into());
+        new.ext_fields_mut().insert(UNIQUE_KEY_QUERY, "true");
         assert_eq!(verify(&new, "sk"), Err(AclError::SignatureMismatch));
 
         // A new client signs the key itself; it stays in the content.

@@ -27,9 +27,7 @@ pub fn encode(command: &RemotingCommand, out: &mut Vec<u8>) {
     let length_at = out.len();
     out.extend_from_slice(&0i32.to_be_bytes());
     if let Some(fields) = &command.ext_fields {
-        let mut entries: Vec<_> = fields.iter().filter(|(key, _)| !key.is_empty()).collect();
-        entries.sort_unstable_by(|left, right| left.0.cmp(right.0));
-        for (key, value) in entries {
+        for (key, value) in fields.iter().filter(|(key, _)| !key.is_empty()) {
             // A key longer than i16 cannot be written; no RocketMQ header has one.
             let Ok(key_len) = i16::try_from(key.len()) else { continue };
             out.extend_from_slice(&key_len.to_be_bytes());
@@ -73,9 +71,9 @@ impl<'a> Reader<'a> {
         usize::try_from(raw).map_err(|_| FrameError::BadHeader(format!("binary header: negative {what}")))
     }
 
-    fn text(&mut self, count: usize, what: &str) -> Result<String, FrameError> {
+    fn text(&mut self, count: usize, what: &str) -> Result<&'a str, FrameError> {
         let bytes = self.take(count, what)?;
-        String::from_utf8(bytes.to_vec())
+        std::str::from_utf8(bytes)
             .map_err(|_| FrameError::BadHeader(format!("binary header: {what} is not UTF-8")))
     }
 }
@@ -96,7 +94,7 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
     let flag = i32::from_be_bytes(reader.array("flag")?);
     let remark_len = i32::from_be_bytes(reader.array("remark length")?);
     let remark_len = reader.length(i64::from(remark_len), "remark length")?;
-    let remark = if remark_len == 0 { None } else { Some(reader.text(remark_len, "remark")?) };
+    let remark = if remark_len == 0 { None } else { Some(reader.text(remark_len, "remark")?.to_owned()) };
 
     let ext_len = i32::from_be_bytes(reader.array("extFields length")?);
     let ext_len = reader.length(i64::from(ext_len), "extFields length")?;
@@ -104,7 +102,7 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
         None
     } else {
         let mut map = Reader { bytes: reader.take(ext_len, "extFields")?, at: 0 };
-        let mut fields = crate::command::ExtFields::default();
+        let mut fields = Vec::new();
         while map.at < map.bytes.len() {
             let key_len = i16::from_be_bytes(map.array("extFields key length")?);
             let key_len = map.length(i64::from(key_len), "extFields key length")?;
@@ -114,11 +112,11 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
             let value = map.text(value_len, "extFields value")?;
             // Zero-length keys or values decode as null in Java; duplicates: last wins.
             if !key.is_empty() && !value.is_empty() {
-                fields.insert(key, value);
+                fields.push((key.into(), value.into()));
             }
         }
         // Entries that all decoded as null leave no custom header at all.
-        Some(fields).filter(|fields| !fields.is_empty())
+        Some(crate::ExtFields::from_pairs(fields)).filter(|fields| !fields.is_empty())
     };
 
     Ok(RemotingCommand {

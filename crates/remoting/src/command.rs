@@ -1,16 +1,11 @@
 //! `RemotingCommand`: one request or response of the remoting protocol, decoded.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 
 use crate::code::response_code;
 use crate::language::LanguageCode;
 
-/// The custom header of a command: field name → value text (spec §1.6). Hashed with ahash:
-/// every request builds one, and SipHash was 7 % of the broker's send path; ahash is keyed per
-/// process, so peers cannot pick colliding keys.
-pub type ExtFields = HashMap<String, String, ahash::RandomState>;
+pub use crate::ext_fields::ExtFields;
 
 /// The version ordinal Apogee announces: Apache RocketMQ V5_3_3. Java consumers compare a
 /// broker's heartbeat version against 232 before they allow SQL92 subscriptions.
@@ -113,8 +108,12 @@ impl RemotingCommand {
     }
 
     /// Sets one extFields entry, creating the map if needed.
-    pub fn with_ext(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.ext_fields_mut().insert(key.into(), value.into());
+    pub fn with_ext(
+        mut self,
+        key: impl Into<compact_str::CompactString>,
+        value: impl Into<compact_str::CompactString>,
+    ) -> Self {
+        self.ext_fields_mut().insert(key, value);
         self
     }
 
@@ -141,7 +140,7 @@ impl RemotingCommand {
 
     /// One extFields value.
     pub fn ext(&self, key: &str) -> Option<&str> {
-        self.ext_fields.as_ref().and_then(|fields| fields.get(key)).map(String::as_str)
+        self.ext_fields.as_ref().and_then(|fields| fields.get(key))
     }
 
     /// The extFields map, created empty when absent.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize,
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -24,9 +24,10 @@ use crate::frame;
 
 mod driver;
 pub(crate) mod endpoint;
-mod outbound;
+pub(crate) mod outbound;
 
 use endpoint::Endpoint;
+use outbound::{Outgoing, TryQueueError};
 
 pub use crate::error::RemotingError;
 
@@ -52,8 +53,12 @@ struct Inner {
     remote_addr: SocketAddr,
     local_addr: SocketAddr,
     endpoint: Arc<Endpoint>,
-    /// Encoded frames for the writer task; bounded by the endpoint's writer queue limits.
+    /// Frames and responses for the writer task; bounded by the endpoint's writer queue
+    /// limits.
     outbound: outbound::OutboundSender,
+    /// The runtime the connection's tasks run on: answers given on threads outside it that
+    /// find the writer queue full wait for room in a task spawned here.
+    runtime: tokio::runtime::Handle,
     /// Our requests awaiting their response, by opaque.
     pending: Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>,
     /// Cancelled when the connection ends; a child of the endpoint's hard stop.
@@ -94,6 +99,7 @@ impl Connection {
                 closed: endpoint.hard_stop.child_token(),
                 endpoint,
                 outbound,
+                runtime: tokio::runtime::Handle::current(),
                 pending: Mutex::new(HashMap::new()),
                 torn_down: AtomicBool::new(false),
                 last_serialize_type: AtomicU8::new(SerializeType::Json.code()),
@@ -145,7 +151,7 @@ impl Connection {
             return Err(RemotingError::Closed);
         }
         let exchange = async {
-            self.enqueue(frame).await?;
+            self.enqueue(Outgoing::Frame(frame)).await?;
             receiver.await.map_err(|_| RemotingError::Closed)
         };
         match tokio::time::timeout(timeout, exchange).await {
@@ -166,7 +172,7 @@ impl Connection {
         request.opaque = next_opaque();
         request.flag = (request.flag & !FLAG_RESPONSE) | FLAG_ONEWAY;
         let frame = self.encode_request(&mut request)?;
-        self.enqueue(frame).await
+        self.enqueue(Outgoing::Frame(frame)).await
     }
 
     /// Closes the connection: pending calls fail with [`RemotingError::Closed`], queued
@@ -208,20 +214,50 @@ impl Connection {
         &self.inner.closed
     }
 
-    /// Queues an encoded frame for the writer, waiting while the queue is full.
-    pub(crate) async fn enqueue(&self, frame: Bytes) -> Result<(), RemotingError> {
+    /// Queues a frame or response for the writer, waiting while the queue is full.
+    pub(crate) async fn enqueue(&self, item: Outgoing) -> Result<(), RemotingError> {
         tokio::select! {
             biased;
             _ = self.inner.closed.cancelled() => Err(RemotingError::Closed),
-            sent = self.inner.outbound.send(frame) => sent.map_err(|_| RemotingError::Closed),
+            sent = self.inner.outbound.send(item) => sent.map_err(|_| RemotingError::Closed),
         }
+    }
+
+    /// Queues a response from any thread without waiting: when the writer queue is full, a
+    /// task on the connection's runtime waits for room instead, holding `hold` (the request's
+    /// in-flight slot) until then.
+    pub(crate) fn enqueue_response_now(&self, response: RemotingCommand, hold: impl Send + 'static) {
+        match self.inner.outbound.try_send(Outgoing::Response(response)) {
+            Ok(()) => {}
+            Err(TryQueueError::Closed) => {
+                tracing::debug!(connection = self.id(), "connection closed before the response");
+            }
+            Err(TryQueueError::Full(item)) => {
+                let connection = self.clone();
+                self.inner.runtime.spawn(async move {
+                    let _hold = hold;
+                    if connection.enqueue(item).await.is_err() {
+                        tracing::debug!(
+                            connection = connection.id(),
+                            "connection closed before the response"
+                        );
+                    }
+                });
+            }
+        }
+    }
+
+    /// The largest frame this connection reads or writes.
+    pub(crate) fn max_frame_bytes(&self) -> usize {
+        self.inner.endpoint.limits.max_frame_bytes
     }
 
     /// Encodes one command into a whole frame, within this connection's frame limit.
     pub(crate) fn encode(&self, command: &RemotingCommand) -> Result<Bytes, RemotingError> {
-        let mut buffer = BytesMut::new();
-        frame::encode(command, self.inner.endpoint.limits.max_frame_bytes, &mut buffer)?;
-        Ok(buffer.freeze())
+        let mut buffer = Vec::with_capacity(512 + command.body.len());
+        frame::encode_head(command, self.max_frame_bytes(), &mut buffer)?;
+        buffer.extend_from_slice(&command.body);
+        Ok(Bytes::from(buffer))
     }
 
     fn encode_request(&self, request: &mut RemotingCommand) -> Result<Bytes, RemotingError> {

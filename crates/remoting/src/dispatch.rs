@@ -1,6 +1,7 @@
 //! Serving one inbound request: find its handler, run it in its own task within the
 //! connection's in-flight limit, and write back what it returns, dressed as the response to
-//! that very request. Also the framework's own answers (spec §1.9): unsupported code,
+//! that very request; or first offering it to the code's fast path, which answers through a
+//! [`Responder`] without a task. Also the framework's own answers (spec §1.9): unsupported code,
 //! overload, handler failure, go-away during shutdown.
 
 use std::any::Any;
@@ -9,8 +10,11 @@ use std::panic::AssertUnwindSafe;
 use futures::FutureExt;
 
 use crate::code::response_code;
-use crate::command::{RemotingCommand, SerializeType, CURRENT_VERSION, FLAG_ONEWAY, FLAG_RESPONSE};
+use crate::command::RemotingCommand;
+use crate::connection::outbound::Outgoing;
 use crate::connection::Connection;
+use crate::responder::{RequestKey, Responder};
+use crate::router::Declined;
 
 /// Remark of the SYSTEM_BUSY answer when a connection has too many requests in flight.
 pub const OVERLOAD_REMARK: &str = "[OVERLOAD]system busy, start flow control for a while";
@@ -27,25 +31,11 @@ pub fn not_supported_remark(code: i32) -> String {
     format!(" request type {code} not supported")
 }
 
-/// What the response needs from its request once the request itself has been handed over.
-#[derive(Debug, Clone, Copy)]
-struct RequestKey {
-    code: i32,
-    opaque: i32,
-    oneway: bool,
-    serialize_type: SerializeType,
-}
-
 /// Handles one request read from `connection`. Returns once the request has been handed to
-/// its handler task (or answered by the framework); never waits for the handler.
+/// its fast path or handler task (or answered by the framework); never waits for a handler.
 pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) {
     connection.record_serialize_type(request.serialize_type);
-    let key = RequestKey {
-        code: request.code,
-        opaque: request.opaque,
-        oneway: request.is_oneway(),
-        serialize_type: request.serialize_type,
-    };
+    let key = RequestKey::of(&request);
     let endpoint = connection.endpoint().clone();
     if endpoint.draining.is_cancelled() && request.version > GO_AWAY_MIN_VERSION_EXCLUSIVE {
         let answer = RemotingCommand::response(response_code::GO_AWAY, Some(GO_AWAY_REMARK.into()));
@@ -74,10 +64,34 @@ pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) 
         respond(connection, key, answer).await;
         return;
     };
+    let mut responder = Responder::new(connection.clone(), key, slot);
+    let mut request = request;
+    if let Some(fast_path) = endpoint.router.fast_path(key.code) {
+        let served = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            fast_path.try_serve(connection, request, responder)
+        }));
+        match served {
+            Ok(Ok(())) => return,
+            Ok(Err(declined)) => {
+                let Declined { request: declined_request, responder: declined_responder } = *declined;
+                request = declined_request;
+                responder = declined_responder;
+            }
+            // The responder went down with the panic and has answered SYSTEM_ERROR.
+            Err(panic) => {
+                tracing::error!(
+                    connection = connection.id(),
+                    code = key.code,
+                    panic = %panic_message(panic.as_ref()),
+                    "request fast path panicked"
+                );
+                return;
+            }
+        }
+    }
     let connection = connection.clone();
     let hard_stop = endpoint.hard_stop.clone();
     endpoint.handler_tasks.spawn(async move {
-        let _slot = slot;
         let handling = async {
             // `call` itself may panic before it returns a future; catch that too.
             let future =
@@ -105,48 +119,19 @@ pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) 
                 ))
             }
         };
-        if let Some(answer) = answer {
-            respond(&connection, key, answer).await;
+        match answer {
+            Some(answer) => responder.respond_waiting(answer).await,
+            // The handler answers by other means, or not at all (oneway).
+            None => responder.discard(),
         }
     });
 }
 
 /// Writes `answer` as the response to the request `key` describes, unless that request was
-/// oneway. A response too large to encode is replaced by a SYSTEM_ERROR.
-async fn respond(connection: &Connection, key: RequestKey, mut answer: RemotingCommand) {
-    if key.oneway {
-        tracing::trace!(connection = connection.id(), code = key.code, "oneway request; response dropped");
-        return;
-    }
-    answer.opaque = key.opaque;
-    answer.flag = (answer.flag | FLAG_RESPONSE) & !FLAG_ONEWAY;
-    answer.serialize_type = key.serialize_type;
-    if answer.version == 0 {
-        // Peers read the responder's version from here (spec §1.5); never announce 0.
-        answer.version = CURRENT_VERSION;
-    }
-    let frame = match connection.encode(&answer) {
-        Ok(frame) => frame,
-        Err(error) => {
-            tracing::warn!(
-                connection = connection.id(),
-                code = key.code,
-                %error,
-                "response cannot be encoded; answering SYSTEM_ERROR instead"
-            );
-            let mut fallback = RemotingCommand::response(
-                response_code::SYSTEM_ERROR,
-                Some(format!("response cannot be encoded: {error}")),
-            );
-            fallback.opaque = key.opaque;
-            fallback.serialize_type = key.serialize_type;
-            match connection.encode(&fallback) {
-                Ok(frame) => frame,
-                Err(_) => return,
-            }
-        }
-    };
-    if connection.enqueue(frame).await.is_err() {
+/// oneway.
+async fn respond(connection: &Connection, key: RequestKey, answer: RemotingCommand) {
+    let Some(response) = key.dress(answer) else { return };
+    if connection.enqueue(Outgoing::Response(response)).await.is_err() {
         tracing::debug!(
             connection = connection.id(),
             code = key.code,

@@ -66,27 +66,48 @@ pub fn encode(
     max_frame_bytes: usize,
     out: &mut BytesMut,
 ) -> Result<(), FrameError> {
-    let mut header = Vec::with_capacity(128);
+    let mut head = Vec::with_capacity(TYPICAL_HEAD_BYTES);
+    encode_head(command, max_frame_bytes, &mut head)?;
+    out.reserve(head.len() + command.body.len());
+    out.put_slice(&head);
+    out.put_slice(&command.body);
+    Ok(())
+}
+
+/// Room reserved for a frame's length, header word and header.
+const TYPICAL_HEAD_BYTES: usize = 512;
+
+/// Appends everything of `command`'s frame but the body to `out`: the length field (which
+/// counts the body), the header word and the header, written in place. The caller writes
+/// the body next. On error `out` is left as it was.
+pub fn encode_head(
+    command: &RemotingCommand,
+    max_frame_bytes: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; LENGTH_FIELD_BYTES + HEADER_WORD_BYTES]);
+    let header_start = out.len();
     let serialize_type = match command.serialize_type {
         SerializeType::RocketMq if i16::try_from(command.code).is_ok() => {
-            binary_header::encode(command, &mut header);
+            binary_header::encode(command, out);
             SerializeType::RocketMq
         }
         _ => {
-            json_header::encode(command, &mut header);
+            json_header::encode(command, out);
             SerializeType::Json
         }
     };
-    let length = HEADER_WORD_BYTES + header.len() + command.body.len();
-    if LENGTH_FIELD_BYTES + length > max_frame_bytes || header.len() > 0x00FF_FFFF {
+    let header_len = out.len() - header_start;
+    let length = HEADER_WORD_BYTES + header_len + command.body.len();
+    if LENGTH_FIELD_BYTES + length > max_frame_bytes || header_len > 0x00FF_FFFF {
+        out.truncate(start);
         return Err(FrameError::TooLarge { size: LENGTH_FIELD_BYTES + length, limit: max_frame_bytes });
     }
-    out.reserve(LENGTH_FIELD_BYTES + length);
     // Both casts are bounded by the check above (limit ≤ 2^31, header ≤ 2^24).
-    out.put_u32(length as u32);
-    out.put_u32((u32::from(serialize_type.code()) << 24) | header.len() as u32);
-    out.put_slice(&header);
-    out.put_slice(&command.body);
+    out[start..start + LENGTH_FIELD_BYTES].copy_from_slice(&(length as u32).to_be_bytes());
+    let word = (u32::from(serialize_type.code()) << 24) | header_len as u32;
+    out[start + LENGTH_FIELD_BYTES..header_start].copy_from_slice(&word.to_be_bytes());
     Ok(())
 }
 
@@ -369,7 +390,7 @@ mod tests {
         command.ext_fields = command
             .ext_fields
             .map(|fields| -> crate::command::ExtFields {
-                fields.into_iter().filter(|(key, value)| !key.is_empty() && !value.is_empty()).collect()
+                fields.iter().filter(|(key, value)| !key.is_empty() && !value.is_empty()).collect()
             })
             .filter(|fields| !fields.is_empty());
         command

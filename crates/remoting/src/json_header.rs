@@ -3,6 +3,8 @@
 //! Written by hand, keys in Java's alphabetical order, so that a frame is byte-identical to
 //! one a Java peer writes; read leniently, because clients in five languages write it.
 
+use compact_str::{CompactString, ToCompactString};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -16,10 +18,9 @@ pub fn encode(command: &RemotingCommand, out: &mut Vec<u8>) {
     push_number(out, i64::from(command.code));
     if let Some(fields) = &command.ext_fields {
         out.extend_from_slice(b",\"extFields\":{");
-        // Sorted keys: deterministic frames, and the order a Java TreeMap would give.
-        let mut entries: Vec<_> = fields.iter().collect();
-        entries.sort_unstable_by(|left, right| left.0.cmp(right.0));
-        for (index, (key, value)) in entries.into_iter().enumerate() {
+        // ExtFields iterates in key order: deterministic frames, and the order a Java
+        // TreeMap gives.
+        for (index, (key, value)) in fields.iter().enumerate() {
             if index > 0 {
                 out.push(b',');
             }
@@ -45,7 +46,7 @@ pub fn encode(command: &RemotingCommand, out: &mut Vec<u8>) {
 }
 
 fn push_number(out: &mut Vec<u8>, number: i64) {
-    out.extend_from_slice(number.to_string().as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(number).as_bytes());
 }
 
 /// Writes a JSON string; control characters become `\uXXXX` as fastjson writes them.
@@ -75,28 +76,127 @@ fn push_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
 }
 
-/// The header as peers write it; every member optional and lenient.
+/// The header as peers write it; every member optional and lenient. Each member is read
+/// straight into its final type, without an intermediate `serde_json::Value`.
 #[derive(Deserialize)]
 struct WireHeader {
     #[serde(default)]
-    code: Option<Value>,
+    code: Option<IntMember>,
     #[serde(default)]
-    language: Option<Value>,
+    language: Option<LanguageMember>,
     #[serde(default)]
-    version: Option<Value>,
+    version: Option<IntMember>,
     #[serde(default)]
-    opaque: Option<Value>,
+    opaque: Option<IntMember>,
     #[serde(default)]
-    flag: Option<Value>,
+    flag: Option<IntMember>,
     #[serde(default)]
-    remark: Option<Value>,
+    remark: Option<FieldText>,
     #[serde(default, rename = "extFields")]
     ext_fields: Option<LenientFields>,
 }
 
-/// `extFields` read straight into the map: values given as strings are taken as they are,
-/// numbers and booleans as their text (fastjson does), nulls dropped. No intermediate
-/// `serde_json::Value` per field: every request carries a dozen of them.
+/// An `int` member given as a number or as a decimal string (fastjson accepts both);
+/// `None` when it is neither or out of range, which [`decode`] reports with the member's name.
+struct IntMember(Option<i32>);
+
+impl<'de> Deserialize<'de> for IntMember {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntVisitor;
+        impl<'de> serde::de::Visitor<'de> for IntVisitor {
+            type Value = IntMember;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a 32-bit integer")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<IntMember, E> {
+                Ok(IntMember(i32::try_from(value).ok()))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<IntMember, E> {
+                Ok(IntMember(i32::try_from(value).ok()))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<IntMember, E> {
+                Ok(IntMember(None))
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<IntMember, E> {
+                Ok(IntMember(None))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<IntMember, E> {
+                Ok(IntMember(value.trim().parse().ok()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<IntMember, A::Error> {
+                IgnoredAny::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(IntMember(None))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<IntMember, A::Error> {
+                IgnoredAny::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(IntMember(None))
+            }
+        }
+        deserializer.deserialize_any(IntVisitor)
+    }
+}
+
+/// The `language` member: an enum name, or its ordinal; anything else reads as OTHER.
+struct LanguageMember(LanguageCode);
+
+impl<'de> Deserialize<'de> for LanguageMember {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LanguageVisitor;
+        impl<'de> serde::de::Visitor<'de> for LanguageVisitor {
+            type Value = LanguageMember;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a language name or code")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<LanguageMember, E> {
+                Ok(LanguageMember(LanguageCode::from_name(name)))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, code: u64) -> Result<LanguageMember, E> {
+                Ok(LanguageMember(u8::try_from(code).map_or(LanguageCode::Other, LanguageCode::from_code)))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, code: i64) -> Result<LanguageMember, E> {
+                Ok(LanguageMember(u8::try_from(code).map_or(LanguageCode::Other, LanguageCode::from_code)))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<LanguageMember, E> {
+                Ok(LanguageMember(LanguageCode::Other))
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<LanguageMember, E> {
+                Ok(LanguageMember(LanguageCode::Other))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<LanguageMember, A::Error> {
+                IgnoredAny::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(LanguageMember(LanguageCode::Other))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<LanguageMember, A::Error> {
+                IgnoredAny::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(LanguageMember(LanguageCode::Other))
+            }
+        }
+        deserializer.deserialize_any(LanguageVisitor)
+    }
+}
+
+/// Room reserved for the fields of a header: a send request has 13, most others fewer.
+const TYPICAL_FIELD_COUNT: usize = 16;
+
+/// `extFields` read straight into [`ExtFields`]: values given as strings are taken as they
+/// are, numbers and booleans as their text (fastjson does), nulls dropped. Short keys and
+/// values are stored inline, so a typical header costs one allocation for all its fields.
 struct LenientFields(ExtFields);
 
 impl<'de> Deserialize<'de> for LenientFields {
@@ -110,21 +210,46 @@ impl<'de> Deserialize<'de> for LenientFields {
             }
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<LenientFields, A::Error> {
-                let mut fields = ExtFields::default();
-                while let Some((key, value)) = map.next_entry::<String, FieldText>()? {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(TYPICAL_FIELD_COUNT));
+                while let Some((key, value)) = map.next_entry::<KeyText, FieldText>()? {
                     if let Some(text) = value.0 {
-                        fields.insert(key, text);
+                        pairs.push((key.0, text));
                     }
                 }
-                Ok(LenientFields(fields))
+                Ok(LenientFields(ExtFields::from_pairs(pairs)))
             }
         }
         deserializer.deserialize_map(FieldsVisitor)
     }
 }
 
-/// One `extFields` value as text; `None` for null.
-struct FieldText(Option<String>);
+/// An object key.
+struct KeyText(CompactString);
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = KeyText;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a field name")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<KeyText, E> {
+                Ok(KeyText(CompactString::new(key)))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, key: String) -> Result<KeyText, E> {
+                Ok(KeyText(CompactString::from(key)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// One value as text, the way fastjson reads any JSON value into a `String`; `None` for null.
+struct FieldText(Option<CompactString>);
 
 impl<'de> Deserialize<'de> for FieldText {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -137,27 +262,27 @@ impl<'de> Deserialize<'de> for FieldText {
             }
 
             fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<FieldText, E> {
-                Ok(FieldText(Some(value.to_owned())))
+                Ok(FieldText(Some(CompactString::new(value))))
             }
 
             fn visit_string<E: serde::de::Error>(self, value: String) -> Result<FieldText, E> {
-                Ok(FieldText(Some(value)))
+                Ok(FieldText(Some(CompactString::from(value))))
             }
 
             fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<FieldText, E> {
-                Ok(FieldText(Some(value.to_string())))
+                Ok(FieldText(Some(value.to_compact_string())))
             }
 
             fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<FieldText, E> {
-                Ok(FieldText(Some(value.to_string())))
+                Ok(FieldText(Some(value.to_compact_string())))
             }
 
             fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<FieldText, E> {
-                Ok(FieldText(Some(Value::from(value).to_string())))
+                Ok(FieldText(Some(Value::from(value).to_string().into())))
             }
 
             fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<FieldText, E> {
-                Ok(FieldText(Some(value.to_string())))
+                Ok(FieldText(Some(CompactString::const_new(if value { "true" } else { "false" }))))
             }
 
             fn visit_unit<E: serde::de::Error>(self) -> Result<FieldText, E> {
@@ -170,12 +295,12 @@ impl<'de> Deserialize<'de> for FieldText {
 
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<FieldText, A::Error> {
                 let value = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
-                Ok(FieldText(Some(value.to_string())))
+                Ok(FieldText(Some(value.to_string().into())))
             }
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<FieldText, A::Error> {
                 let value = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(FieldText(Some(value.to_string())))
+                Ok(FieldText(Some(value.to_string().into())))
             }
         }
         deserializer.deserialize_any(TextVisitor)
@@ -186,44 +311,28 @@ impl<'de> Deserialize<'de> for FieldText {
 pub fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
     let wire: WireHeader = serde_json::from_slice(bytes)
         .map_err(|error| FrameError::BadHeader(format!("JSON header: {error}")))?;
-    let code = int_member("code", wire.code.as_ref())?
+    let code = int_member("code", wire.code)?
         .ok_or_else(|| FrameError::BadHeader("JSON header has no code".into()))?;
-    let language = match wire.language {
-        Some(Value::String(name)) => LanguageCode::from_name(&name),
-        Some(Value::Number(number)) => number
-            .as_u64()
-            .and_then(|code| u8::try_from(code).ok())
-            .map_or(LanguageCode::Other, LanguageCode::from_code),
-        _ => LanguageCode::Other,
-    };
-    let remark = match wire.remark {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text),
-        Some(other) => Some(other.to_string()),
-    };
-    let ext_fields = wire.ext_fields.map(|fields| fields.0);
     Ok(RemotingCommand {
         code,
-        language,
-        version: int_member("version", wire.version.as_ref())?.unwrap_or(0),
-        opaque: int_member("opaque", wire.opaque.as_ref())?.unwrap_or(0),
-        flag: int_member("flag", wire.flag.as_ref())?.unwrap_or(0),
-        remark,
-        ext_fields,
+        language: wire.language.map_or(LanguageCode::Other, |language| language.0),
+        version: int_member("version", wire.version)?.unwrap_or(0),
+        opaque: int_member("opaque", wire.opaque)?.unwrap_or(0),
+        flag: int_member("flag", wire.flag)?.unwrap_or(0),
+        remark: wire.remark.and_then(|remark| remark.0).map(String::from),
+        ext_fields: wire.ext_fields.map(|fields| fields.0),
         body: bytes::Bytes::new(),
         serialize_type: SerializeType::Json,
     })
 }
 
-/// Reads an `int` member given as a number or as a decimal string (fastjson accepts both).
-fn int_member(name: &str, value: Option<&Value>) -> Result<Option<i32>, FrameError> {
-    let parsed = match value {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(number)) => number.as_i64().and_then(|wide| i32::try_from(wide).ok()),
-        Some(Value::String(text)) => text.trim().parse::<i32>().ok(),
-        Some(_) => None,
-    };
-    parsed
-        .map(Some)
-        .ok_or_else(|| FrameError::BadHeader(format!("JSON header member {name} is not a 32-bit integer")))
+/// An `int` member: absent or null is `None`, anything that is not a 32-bit integer an error.
+fn int_member(name: &str, member: Option<IntMember>) -> Result<Option<i32>, FrameError> {
+    match member {
+        None => Ok(None),
+        Some(IntMember(Some(value))) => Ok(Some(value)),
+        Some(IntMember(None)) => {
+            Err(FrameError::BadHeader(format!("JSON header member {name} is not a 32-bit integer")))
+        }
+    }
 }

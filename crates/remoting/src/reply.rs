@@ -31,6 +31,12 @@ impl Failure {
         Self::new(response_code::SYSTEM_ERROR, remark)
     }
 
+    /// The answer carrying this failure, for a [`crate::responder::Responder`] (which makes
+    /// it the response to its request).
+    pub fn into_answer(self) -> RemotingCommand {
+        RemotingCommand::response(self.code, Some(self.remark))
+    }
+
     /// The response to `request` carrying this failure.
     pub fn into_response(self, request: &RemotingCommand) -> RemotingCommand {
         RemotingCommand::respond_to(request, self.code, Some(self.remark))

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::command::RemotingCommand;
 use crate::connection::Connection;
+use crate::responder::Responder;
 
 /// What a handler returns: the response, or `None` to send nothing (the request was oneway,
 /// or the handler answers later by other means). Boxed so handlers of any type fit one table.
@@ -38,6 +39,30 @@ where
     }
 }
 
+/// Serves the common case of one request code without a task of its own: called on the
+/// connection's reader as the request is decoded, it must not block. It answers through the
+/// [`Responder`], at once or later from any thread (a store thread completing a send), or it
+/// declines, and the request goes to the code's [`Handler`] as usual. Spawning a task,
+/// a one-shot channel and a task wake per request is what this saves on the hottest paths.
+pub trait FastPath: Send + Sync + 'static {
+    /// Serves `request` or gives it back.
+    fn try_serve(
+        &self,
+        connection: &Connection,
+        request: RemotingCommand,
+        responder: Responder,
+    ) -> Result<(), Box<Declined>>;
+}
+
+/// A request a [`FastPath`] leaves to the code's [`Handler`], with its responder.
+#[derive(Debug)]
+pub struct Declined {
+    /// The request, unchanged.
+    pub request: RemotingCommand,
+    /// Its responder, unused.
+    pub responder: Responder,
+}
+
 /// A hook run once when a connection ends, whatever the reason; lets the owner forget
 /// per-connection state (registered clients, brokers, held long polls).
 type DisconnectHook = Arc<dyn Fn(&Connection) + Send + Sync + 'static>;
@@ -46,6 +71,7 @@ type DisconnectHook = Arc<dyn Fn(&Connection) + Send + Sync + 'static>;
 #[derive(Default, Clone)]
 pub struct Router {
     handlers: HashMap<i32, Arc<dyn Handler>>,
+    fast_paths: HashMap<i32, Arc<dyn FastPath>>,
     disconnect_hooks: Vec<DisconnectHook>,
 }
 
@@ -60,6 +86,12 @@ impl Router {
         self.handlers.insert(code, Arc::new(handler));
     }
 
+    /// Tries `fast_path` first for requests with `code`; those it declines go to the handler
+    /// registered for `code`, which must exist.
+    pub fn register_fast_path(&mut self, code: i32, fast_path: impl FastPath) {
+        self.fast_paths.insert(code, Arc::new(fast_path));
+    }
+
     /// Runs `hook` when any connection served by this router ends (peer closed, idle, frame
     /// error, shutdown). Hooks run in registration order, on the connection's reader task.
     pub fn on_disconnect(&mut self, hook: impl Fn(&Connection) + Send + Sync + 'static) {
@@ -69,6 +101,11 @@ impl Router {
     /// The handler for `code`, if one is registered.
     pub(crate) fn handler(&self, code: i32) -> Option<Arc<dyn Handler>> {
         self.handlers.get(&code).cloned()
+    }
+
+    /// The fast path for `code`, if one is registered.
+    pub(crate) fn fast_path(&self, code: i32) -> Option<&Arc<dyn FastPath>> {
+        self.fast_paths.get(&code)
     }
 
     /// The disconnect hooks, in registration order.
@@ -83,6 +120,7 @@ impl fmt::Debug for Router {
         codes.sort_unstable();
         f.debug_struct("Router")
             .field("codes", &codes)
+            .field("fast_paths", &self.fast_paths.len())
             .field("disconnect_hooks", &self.disconnect_hooks.len())
             .finish()
     }

@@ -24,9 +24,10 @@ use apogee_remoting::header::send::{
     decode_send_message_header, SendMessageRequestHeader, SendMessageResponseHeader,
 };
 use apogee_remoting::reply::Failure;
-use apogee_remoting::router::Router;
+use apogee_remoting::responder::Responder;
+use apogee_remoting::router::{Declined, FastPath, Router};
 use apogee_remoting::RemotingCommand;
-use apogee_store::{AppendInfo, PutResult, PutStatus};
+use apogee_store::{AppendInfo, PutRequest, PutResult, PutStatus};
 
 use crate::topic_config::{self, AutoCreateRequest, TOPIC_SYS_FLAG_UNIT, TOPIC_SYS_FLAG_UNIT_SUB};
 use crate::{message, BrokerState};
@@ -57,6 +58,7 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
     for code in [request_code::SEND_MESSAGE, request_code::SEND_MESSAGE_V2, request_code::SEND_BATCH_MESSAGE]
     {
         super::route(router, code, state, handle);
+        router.register_fast_path(code, SendFastPath(Arc::clone(state)));
     }
 }
 
@@ -66,14 +68,54 @@ async fn handle(
     connection: Connection,
     request: RemotingCommand,
 ) -> Option<RemotingCommand> {
-    let response = match process(&state, &connection, &request).await {
-        Ok(response) => response,
-        Err(failure) => {
-            tracing::debug!(code = failure.code, remark = %failure.remark, "send refused");
-            failure.into_response(&request)
+    let answer = match prepare(&state, &connection, &request).await {
+        Ok(stored) => {
+            let result = message::put_records(&state, stored.records, stored.wait_store_ok).await;
+            stored.answer.response(&state, result)
         }
+        Err(failure) => Err(failure),
     };
-    Some(with_region(&state, response))
+    Some(finish(&state, answer))
+}
+
+/// The send path for the common case, run as the request is read: a known topic that is
+/// not a retry topic. The records go to the store at once and the store's thread answers;
+/// everything else is declined to [`handle`].
+struct SendFastPath(Arc<BrokerState>);
+
+impl FastPath for SendFastPath {
+    fn try_serve(
+        &self,
+        connection: &Connection,
+        request: RemotingCommand,
+        responder: Responder,
+    ) -> Result<(), Box<Declined>> {
+        let state = &self.0;
+        let stored = match prepare_without_waiting(state, connection, &request) {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Err(Box::new(Declined { request, responder })),
+            Err(failure) => {
+                responder.respond(finish(state, Err(failure)));
+                return Ok(());
+            }
+        };
+        let Stored { records, wait_store_ok, answer } = stored;
+        let owner = Arc::clone(state);
+        state.store.put(
+            PutRequest { records, wait_store_ok },
+            Box::new(move |result| responder.respond(finish(&owner, answer.response(&owner, result)))),
+        );
+        Ok(())
+    }
+}
+
+/// The answer to a send, success or failure, with the extFields every send response carries.
+fn finish(state: &BrokerState, answer: Result<RemotingCommand, Failure>) -> RemotingCommand {
+    let response = answer.unwrap_or_else(|failure| {
+        tracing::debug!(code = failure.code, remark = %failure.remark, "send refused");
+        failure.into_answer()
+    });
+    with_region(state, response)
 }
 
 /// Adds the extFields the Java client dereferences on every send response.
@@ -83,31 +125,104 @@ fn with_region(state: &BrokerState, response: RemotingCommand) -> RemotingComman
         .with_ext(property::TRACE_ON, if state.config.trace_on { "true" } else { "false" })
 }
 
-/// The whole send path; failures carry Java's code and a remark.
-async fn process(
-    state: &Arc<BrokerState>,
-    connection: &Connection,
-    request: &RemotingCommand,
-) -> Result<RemotingCommand, Failure> {
-    let header = decode_send_message_header(request)?;
-    let config = check_topic(state, connection, &header).await?;
-    let queue_id = choose_queue(&header, &config)?;
-    check_sizes(state, &header, request)?;
-    if header.batch == Some(true) {
-        send_batch(state, connection, request, header, &config, queue_id).await
-    } else {
-        send_one(state, connection, request, header, config, queue_id).await
+/// Records ready for the store, and how to answer once they are stored.
+struct Stored {
+    records: Vec<u8>,
+    wait_store_ok: bool,
+    answer: Answer,
+}
+
+/// What the response to a stored send needs besides the store's result.
+enum Answer {
+    /// SEND_MESSAGE / SEND_MESSAGE_V2.
+    One { queue_id: i32, uniq_key: String },
+    /// SEND_BATCH_MESSAGE: one offset id per record.
+    Batch { queue_id: i32, record_lengths: Vec<usize>, transaction_id: Option<String> },
+}
+
+impl Answer {
+    /// The response once the store has answered `result`.
+    fn response(self, state: &BrokerState, result: PutResult) -> Result<RemotingCommand, Failure> {
+        let append = stored(state, result)?;
+        let header = match self {
+            Answer::One { queue_id, uniq_key } => SendMessageResponseHeader {
+                msg_id: offset_msg_id(state.store_host, offset_i64(append.commit_log_offset)),
+                queue_id,
+                queue_offset: append.queue_offset,
+                transaction_id: Some(uniq_key),
+                batch_uniq_id: None,
+                recall_handle: None,
+            },
+            Answer::Batch { queue_id, record_lengths, transaction_id } => SendMessageResponseHeader {
+                msg_id: batch_msg_ids(state.store_host, append.commit_log_offset, &record_lengths),
+                queue_id,
+                queue_offset: append.queue_offset,
+                transaction_id,
+                batch_uniq_id: None,
+                recall_handle: None,
+            },
+        };
+        Ok(RemotingCommand::response(success_code(result.status), None).with_header(&header))
     }
 }
 
-/// The topic checks of behaviour spec §2.6 (3–6) plus write permissions: returns the topic
-/// config, created from the template when the topic is new and that is allowed.
-async fn check_topic(
+/// The whole send path up to the store; failures carry Java's code and a remark.
+async fn prepare(
     state: &Arc<BrokerState>,
     connection: &Connection,
-    header: &SendMessageRequestHeader,
-) -> Result<Arc<TopicConfig>, Failure> {
-    let topic = header.topic.as_str();
+    request: &RemotingCommand,
+) -> Result<Stored, Failure> {
+    let header = decode_send_message_header(request)?;
+    check_topic_name(state, &header.topic)?;
+    let config = match state.topics.lookup(&header.topic) {
+        Some(config) => config,
+        None => auto_create(state, connection, &header).await?,
+    };
+    check_topic_config(state, connection, &header, &config)?;
+    let queue_id = choose_queue(&header, &config)?;
+    check_sizes(state, &header, request)?;
+    if header.batch == Some(true) {
+        return encode_batch(state, connection, request, header, &config, queue_id);
+    }
+    let mut destination =
+        Destination { topic: header.topic.clone(), queue_id, chosen_queue_id: queue_id, config };
+    let mut properties = header.properties.as_deref().map(property::decode).unwrap_or_default();
+    if topic::is_retry_topic(&destination.topic) {
+        let max_header =
+            header.max_reconsume_times.filter(|_| request.version >= MAX_RECONSUME_TIMES_MIN_VERSION);
+        let reconsume_times = header.reconsume_times.unwrap_or(0);
+        redirect_retry(state, &mut destination, &mut properties, reconsume_times, max_header).await?;
+    }
+    encode_one(state, connection, request, header, destination, properties)
+}
+
+/// [`prepare`] for requests that need no waiting: `Ok(None)` when the topic must be created
+/// or the message is a retry (both wait for state-file work), which [`prepare`] then does.
+fn prepare_without_waiting(
+    state: &BrokerState,
+    connection: &Connection,
+    request: &RemotingCommand,
+) -> Result<Option<Stored>, Failure> {
+    let header = decode_send_message_header(request)?;
+    check_topic_name(state, &header.topic)?;
+    let Some(config) = state.topics.lookup(&header.topic) else { return Ok(None) };
+    if topic::is_retry_topic(&header.topic) {
+        return Ok(None);
+    }
+    check_topic_config(state, connection, &header, &config)?;
+    let queue_id = choose_queue(&header, &config)?;
+    check_sizes(state, &header, request)?;
+    if header.batch == Some(true) {
+        return encode_batch(state, connection, request, header, &config, queue_id).map(Some);
+    }
+    let destination =
+        Destination { topic: header.topic.clone(), queue_id, chosen_queue_id: queue_id, config };
+    let properties = header.properties.as_deref().map(property::decode).unwrap_or_default();
+    encode_one(state, connection, request, header, destination, properties).map(Some)
+}
+
+/// The topic checks of behaviour spec §2.6 (3–5) that need no topic config.
+fn check_topic_name(state: &BrokerState, topic: &str) -> Result<(), Failure> {
     let broker_writable = perm::is_writeable(state.config.broker_permission);
     if !broker_writable && state.topics.is_order_topic(topic) {
         return Err(broker_forbidden(state));
@@ -121,10 +236,18 @@ async fn check_topic(
             format!("Sending message to topic[{topic}] is forbidden."),
         ));
     }
-    let config = match state.topics.lookup(topic) {
-        Some(config) => config,
-        None => auto_create(state, connection, header).await?,
-    };
+    Ok(())
+}
+
+/// The checks of behaviour spec §2.6 (6) against the topic's config, plus write permissions.
+fn check_topic_config(
+    state: &BrokerState,
+    connection: &Connection,
+    header: &SendMessageRequestHeader,
+    config: &TopicConfig,
+) -> Result<(), Failure> {
+    let topic = header.topic.as_str();
+    let broker_writable = perm::is_writeable(state.config.broker_permission);
     let valid_queues = config.write_queue_nums.max(config.read_queue_nums);
     if header.queue_id >= valid_queues {
         return Err(Failure::new(
@@ -148,7 +271,7 @@ async fn check_topic(
     if !broker_writable {
         return Err(broker_forbidden(state));
     }
-    Ok(config)
+    Ok(())
 }
 
 /// Creates an unknown topic from the request's template (behaviour spec §2.3), off the async
@@ -241,27 +364,24 @@ fn check_sizes(
 struct Destination {
     topic: String,
     queue_id: i32,
+    /// The queue the send chose before any rewrite.
+    chosen_queue_id: i32,
     config: Arc<TopicConfig>,
 }
 
-/// SEND_MESSAGE / SEND_MESSAGE_V2 of one message.
-async fn send_one(
-    state: &Arc<BrokerState>,
+/// SEND_MESSAGE / SEND_MESSAGE_V2 of one message, after any retry redirect: the stored
+/// record after the transaction and delay rewrites.
+fn encode_one(
+    state: &BrokerState,
     connection: &Connection,
     request: &RemotingCommand,
     header: SendMessageRequestHeader,
-    config: Arc<TopicConfig>,
-    queue_id: i32,
-) -> Result<RemotingCommand, Failure> {
-    let mut properties = header.properties.as_deref().map(property::decode).unwrap_or_default();
+    mut destination: Destination,
+    mut properties: Properties,
+) -> Result<Stored, Failure> {
+    // The response names the queue the producer chose, wherever the message is parked.
+    let queue_id = destination.chosen_queue_id;
     let reconsume_times = header.reconsume_times.unwrap_or(0);
-    let mut destination = Destination { topic: header.topic, queue_id, config };
-    if topic::is_retry_topic(&destination.topic) {
-        let max_header =
-            header.max_reconsume_times.filter(|_| request.version >= MAX_RECONSUME_TIMES_MIN_VERSION);
-        redirect_retry(state, &mut destination, &mut properties, reconsume_times, max_header).await?;
-    }
-
     let uniq_key = ensure_uniq_key(state, &mut properties);
     if is_compaction_topic(&destination.config) && property::keys(&properties).next().is_none() {
         return Err(Failure::new(response_code::MESSAGE_ILLEGAL, "Required message key is missing"));
@@ -326,17 +446,7 @@ async fn send_one(
         tracing::debug!(%error, topic = %ext.message.topic, "message refused: cannot encode");
         return Err(put_failure(state, PutStatus::MessageIllegal));
     }
-    let result = message::put_records(state, records, wait_store_ok).await;
-    let append = stored(state, result)?;
-    let header = SendMessageResponseHeader {
-        msg_id: offset_msg_id(state.store_host, offset_i64(append.commit_log_offset)),
-        queue_id,
-        queue_offset: append.queue_offset,
-        transaction_id: Some(uniq_key),
-        batch_uniq_id: None,
-        recall_handle: None,
-    };
-    Ok(RemotingCommand::respond_to(request, success_code(result.status), None).with_header(&header))
+    Ok(Stored { records, wait_store_ok, answer: Answer::One { queue_id, uniq_key } })
 }
 
 /// The `%RETRY%` rules (behaviour spec §2.6 step 7): the group must exist; past its
@@ -388,7 +498,8 @@ async fn redirect_retry(
         "retry message sent to the dead letter queue"
     );
     properties.insert(property::DELAY, DLQ_DELAY_LEVEL);
-    *destination = Destination { topic: dlq, queue_id: 0, config };
+    *destination =
+        Destination { topic: dlq, queue_id: 0, chosen_queue_id: destination.chosen_queue_id, config };
     Ok(())
 }
 
@@ -444,14 +555,14 @@ fn wait_store_ok(properties: &Properties) -> bool {
 
 /// SEND_BATCH_MESSAGE: every item becomes a full record of the batch's topic and queue, all
 /// stored by one append with consecutive queue offsets.
-async fn send_batch(
-    state: &Arc<BrokerState>,
+fn encode_batch(
+    state: &BrokerState,
     connection: &Connection,
     request: &RemotingCommand,
     header: SendMessageRequestHeader,
     config: &TopicConfig,
     queue_id: i32,
-) -> Result<RemotingCommand, Failure> {
+) -> Result<Stored, Failure> {
     let illegal = |remark: String| Failure::new(response_code::MESSAGE_ILLEGAL, remark);
     if header.topic.len() > MAX_BATCH_TOPIC_BYTES {
         return Err(illegal(format!("message topic length too long {}", header.topic.len())));
@@ -512,17 +623,15 @@ async fn send_batch(
         record_lengths.push(records.len() - before);
     }
 
-    let result = message::put_records(state, records, wait_store_ok(&batch_properties)).await;
-    let append = stored(state, result)?;
-    let response_header = SendMessageResponseHeader {
-        msg_id: batch_msg_ids(state.store_host, append.commit_log_offset, &record_lengths),
-        queue_id,
-        queue_offset: append.queue_offset,
-        transaction_id: batch_properties.get(property::UNIQ_KEY).map(str::to_owned),
-        batch_uniq_id: None,
-        recall_handle: None,
-    };
-    Ok(RemotingCommand::respond_to(request, success_code(result.status), None).with_header(&response_header))
+    Ok(Stored {
+        records,
+        wait_store_ok: wait_store_ok(&batch_properties),
+        answer: Answer::Batch {
+            queue_id,
+            record_lengths,
+            transaction_id: batch_properties.get(property::UNIQ_KEY).map(str::to_owned),
+        },
+    })
 }
 
 /// The offset ids of consecutive records starting at `first_offset`, joined by `,`.

@@ -5,29 +5,38 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::outbound::QueuedFrame;
+use super::outbound::{Outgoing, Queued};
 use super::Connection;
+use crate::code::response_code;
+use crate::command::RemotingCommand;
 use crate::dispatch;
-use crate::frame::{FrameError, RemotingCodec};
+use crate::frame::{self, FrameError, RemotingCodec};
 
 /// After a connection starts closing, queued frames get this long to reach the socket.
 const CLOSE_FLUSH_TIMEOUT_MS: u64 = 2_000;
 
-/// Write buffer of one connection; larger frames bypass it.
+/// Bytes gathered before they are written without waiting for the queue to run dry.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Frames and bodies at least this large are written from their own memory, not copied into
+/// the buffer.
+const DIRECT_WRITE_BYTES: usize = 16 * 1024;
+
+/// A buffer grown past this (by a burst) is given back once written out.
+const MAX_RETAINED_BUFFER_BYTES: usize = 4 * WRITE_BUFFER_BYTES;
 
 /// Starts the reader and writer tasks of `connection`.
 pub(crate) fn start(
     connection: Connection,
     read_half: OwnedReadHalf,
     write_half: OwnedWriteHalf,
-    outbound: mpsc::Receiver<QueuedFrame>,
+    outbound: mpsc::Receiver<Queued>,
     keep_alive: impl Send + 'static,
 ) {
     connection.touch();
@@ -134,21 +143,21 @@ fn end(connection: &Connection) {
     }
 }
 
-/// Writes queued frames until the connection closes, then flushes what is queued for at most
-/// [`CLOSE_FLUSH_TIMEOUT_MS`] and shuts the socket's write side.
+/// Writes queued frames and responses until the connection closes, then flushes what is
+/// queued for at most [`CLOSE_FLUSH_TIMEOUT_MS`] and shuts the socket's write side.
 async fn write_loop(
     connection: Connection,
-    write_half: OwnedWriteHalf,
-    mut outbound: mpsc::Receiver<QueuedFrame>,
+    mut socket: OwnedWriteHalf,
+    mut outbound: mpsc::Receiver<Queued>,
 ) {
     let closed = connection.closed_token().clone();
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
     let flush_deadline = async {
         closed.cancelled().await;
         tokio::time::sleep(Duration::from_millis(CLOSE_FLUSH_TIMEOUT_MS)).await;
     };
+    let mut writer = Writer { connection: &connection, socket: &mut socket, buffer: Vec::new() };
     let outcome = tokio::select! {
-        outcome = pump(&connection, &mut out, &mut outbound, &closed) => outcome,
+        outcome = writer.pump(&mut outbound, &closed) => outcome,
         _ = flush_deadline => Err(io::Error::new(io::ErrorKind::TimedOut, "flush on close timed out")),
     };
     if let Err(error) = outcome {
@@ -157,46 +166,117 @@ async fn write_loop(
     }
 }
 
-/// Moves frames from the queue to the socket, flushing whenever the queue runs dry. Before a
-/// flush the task yields once: handlers finishing in the same instant (a store round answers
-/// many sends at once) then share one write system call instead of one each.
-async fn pump(
-    connection: &Connection,
-    out: &mut BufWriter<OwnedWriteHalf>,
-    outbound: &mut mpsc::Receiver<QueuedFrame>,
-    closed: &CancellationToken,
-) -> io::Result<()> {
-    let mut unflushed = false;
-    loop {
-        let frame = match outbound.try_recv() {
-            Ok(frame) => frame,
-            Err(_) => {
-                if unflushed {
-                    tokio::task::yield_now().await;
-                    if let Ok(frame) = outbound.try_recv() {
-                        out.write_all(&frame.bytes).await?;
-                        continue;
+/// The socket's write side and the buffer frames are gathered in, so that many small frames
+/// leave in one `send`.
+struct Writer<'a> {
+    connection: &'a Connection,
+    socket: &'a mut OwnedWriteHalf,
+    buffer: Vec<u8>,
+}
+
+impl Writer<'_> {
+    /// Moves items from the queue to the socket, flushing whenever the queue runs dry. Before
+    /// a flush the task yields once: handlers finishing in the same instant (a store round
+    /// answers many sends at once) then share one write system call instead of one each.
+    async fn pump(
+        &mut self,
+        outbound: &mut mpsc::Receiver<Queued>,
+        closed: &CancellationToken,
+    ) -> io::Result<()> {
+        loop {
+            let queued = match outbound.try_recv() {
+                Ok(queued) => queued,
+                Err(_) => {
+                    if !self.buffer.is_empty() {
+                        tokio::task::yield_now().await;
+                        if let Ok(queued) = outbound.try_recv() {
+                            self.put(queued.item).await?;
+                            continue;
+                        }
+                        self.flush().await?;
+                        self.connection.touch();
                     }
-                    out.flush().await?;
-                    connection.touch();
+                    tokio::select! {
+                        biased;
+                        queued = outbound.recv() => match queued {
+                            Some(queued) => queued,
+                            None => break,
+                        },
+                        _ = closed.cancelled() => break,
+                    }
                 }
-                tokio::select! {
-                    biased;
-                    frame = outbound.recv() => match frame {
-                        Some(frame) => frame,
-                        None => break,
-                    },
-                    _ = closed.cancelled() => break,
-                }
+            };
+            self.put(queued.item).await?;
+        }
+        // Drain what was queued before the close, then close our side of the socket.
+        while let Ok(queued) = outbound.try_recv() {
+            self.put(queued.item).await?;
+        }
+        self.flush().await?;
+        self.socket.shutdown().await
+    }
+
+    /// Adds one item to the buffer; writes the buffer out once it is full, and large bodies
+    /// straight from their own memory.
+    async fn put(&mut self, item: Outgoing) -> io::Result<()> {
+        match item {
+            Outgoing::Frame(frame) => self.put_bytes(&frame).await?,
+            Outgoing::Response(response) => {
+                let body = self.encode_response_head(&response);
+                self.put_bytes(body).await?;
             }
+        }
+        if self.buffer.len() >= WRITE_BUFFER_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn put_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.len() < DIRECT_WRITE_BYTES {
+            self.buffer.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.flush().await?;
+        self.socket.write_all(bytes).await
+    }
+
+    /// Encodes the head of `response` into the buffer and returns the body to follow. A
+    /// response too large for the frame limit is replaced by a SYSTEM_ERROR.
+    fn encode_response_head<'r>(&mut self, response: &'r RemotingCommand) -> &'r [u8] {
+        let max_frame_bytes = self.connection.max_frame_bytes();
+        let Err(error) = frame::encode_head(response, max_frame_bytes, &mut self.buffer) else {
+            return &response.body;
         };
-        out.write_all(&frame.bytes).await?;
-        unflushed = true;
+        tracing::warn!(
+            connection = self.connection.id(),
+            opaque = response.opaque,
+            %error,
+            "response cannot be encoded; answering SYSTEM_ERROR instead"
+        );
+        let mut fallback = RemotingCommand::response(
+            response_code::SYSTEM_ERROR,
+            Some(format!("response cannot be encoded: {error}")),
+        );
+        fallback.opaque = response.opaque;
+        fallback.serialize_type = response.serialize_type;
+        if frame::encode_head(&fallback, max_frame_bytes, &mut self.buffer).is_err() {
+            tracing::error!(
+                connection = self.connection.id(),
+                "not even the SYSTEM_ERROR answer fits a frame"
+            );
+        }
+        &[]
     }
-    // Drain what was queued before the close, then close our side of the socket.
-    while let Ok(frame) = outbound.try_recv() {
-        out.write_all(&frame.bytes).await?;
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.buffer.is_empty() {
+            self.socket.write_all(&self.buffer).await?;
+            self.buffer.clear();
+            if self.buffer.capacity() > MAX_RETAINED_BUFFER_BYTES {
+                self.buffer = Vec::new();
+            }
+        }
+        Ok(())
     }
-    out.flush().await?;
-    out.shutdown().await
 }

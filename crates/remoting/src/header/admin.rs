@@ -202,7 +202,7 @@ mod tests {
     fn an_unparsable_queue_count_is_invalid() {
         let mut fields = ext_fields(&[]);
         CreateTopicRequestHeader::default().encode(&mut fields);
-        fields.insert("readQueueNums".into(), "eight".into());
+        fields.insert("readQueueNums", "eight");
         assert_eq!(
             CreateTopicRequestHeader::decode(&fields),
             Err(HeaderError::Invalid { key: "readQueueNums", value: "eight".into() })

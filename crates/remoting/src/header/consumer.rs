@@ -483,7 +483,7 @@ mod tests {
     #[test]
     fn an_unparsable_pull_offset_is_invalid() {
         let mut fields = pull_4_9();
-        fields.insert("queueOffset".into(), "99999999999999999999".into());
+        fields.insert("queueOffset", "99999999999999999999");
         assert_eq!(
             PullMessageRequestHeader::decode(&fields),
             Err(HeaderError::Invalid { key: "queueOffset", value: "99999999999999999999".into() })

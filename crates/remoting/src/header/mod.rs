@@ -53,12 +53,12 @@ pub trait HeaderField: Sized {
 
 impl<T: HeaderValue> HeaderField for T {
     fn put(&self, key: &'static str, fields: &mut ExtFields) {
-        fields.insert(key.to_owned(), self.to_text());
+        fields.insert(key, self.to_text());
     }
 
     fn take(fields: &ExtFields, key: &'static str) -> Result<Self, HeaderError> {
         let text = fields.get(key).ok_or(HeaderError::Missing(key))?;
-        T::from_text(text).ok_or_else(|| HeaderError::Invalid { key, value: text.clone() })
+        T::from_text(text).ok_or_else(|| HeaderError::Invalid { key, value: text.to_owned() })
     }
 }
 
@@ -72,9 +72,9 @@ impl<T: HeaderValue> HeaderField for Option<T> {
     fn take(fields: &ExtFields, key: &'static str) -> Result<Self, HeaderError> {
         match fields.get(key) {
             None => Ok(None),
-            Some(text) => {
-                T::from_text(text).map(Some).ok_or_else(|| HeaderError::Invalid { key, value: text.clone() })
-            }
+            Some(text) => T::from_text(text)
+                .map(Some)
+                .ok_or_else(|| HeaderError::Invalid { key, value: text.to_owned() }),
         }
     }
 }

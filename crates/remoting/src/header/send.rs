@@ -251,7 +251,7 @@ mod tests {
 
     fn sorted(command: &RemotingCommand) -> BTreeMap<&str, &str> {
         let fields = command.ext_fields.as_ref().into_iter().flatten();
-        fields.map(|(key, value)| (key.as_str(), value.as_str())).collect()
+        fields.collect()
     }
 
     #[test]
@@ -339,7 +339,7 @@ mod tests {
     fn an_unparsable_queue_id_is_invalid() {
         let mut fields = ext_fields(&[]);
         SendMessageRequestHeaderV2::from(full_v1()).encode(&mut fields);
-        fields.insert("e".into(), "3x".into());
+        fields.insert("e", "3x");
         assert_eq!(
             SendMessageRequestHeaderV2::decode(&fields),
             Err(HeaderError::Invalid { key: "e", value: "3x".into() })

@@ -106,5 +106,5 @@ pub(crate) use {field_pattern, field_strategies, round_trip_tests};
 
 /// An `extFields` map from literal pairs, for byte-level tests.
 pub fn ext_fields(pairs: &[(&str, &str)]) -> ExtFields {
-    pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect()
+    pairs.iter().copied().collect()
 }

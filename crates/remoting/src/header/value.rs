@@ -1,17 +1,19 @@
 //! Text forms of header field values, as Java's `toString()` writes them and its header
 //! decoder reads them.
 
+use compact_str::{CompactString, ToCompactString};
+
 /// A type that can be a header field value.
 pub trait HeaderValue: Sized {
-    /// Java `toString()` form.
-    fn to_text(&self) -> String;
+    /// Java `toString()` form; short texts (numbers, names) need no allocation.
+    fn to_text(&self) -> CompactString;
     /// Parses the text form; `None` when it does not parse.
     fn from_text(text: &str) -> Option<Self>;
 }
 
 impl HeaderValue for String {
-    fn to_text(&self) -> String {
-        self.clone()
+    fn to_text(&self) -> CompactString {
+        CompactString::from(self.as_str())
     }
 
     fn from_text(text: &str) -> Option<Self> {
@@ -22,8 +24,8 @@ impl HeaderValue for String {
 macro_rules! integer_value {
     ($($ty:ty),*) => {$(
         impl HeaderValue for $ty {
-            fn to_text(&self) -> String {
-                self.to_string()
+            fn to_text(&self) -> CompactString {
+                self.to_compact_string()
             }
 
             fn from_text(text: &str) -> Option<Self> {
@@ -36,8 +38,8 @@ macro_rules! integer_value {
 integer_value!(i32, i64);
 
 impl HeaderValue for bool {
-    fn to_text(&self) -> String {
-        self.to_string()
+    fn to_text(&self) -> CompactString {
+        CompactString::const_new(if *self { "true" } else { "false" })
     }
 
     /// Java `Boolean.parseBoolean`: `true` in any case is true, anything else false.
