@@ -226,8 +226,8 @@ impl Connection {
     /// Queues a response from any thread without waiting: when the writer queue is full, a
     /// task on the connection's runtime waits for room instead, holding `hold` (the request's
     /// in-flight slot) until then.
-    pub(crate) fn enqueue_response_now(&self, response: RemotingCommand, hold: impl Send + 'static) {
-        match self.inner.outbound.try_send(Outgoing::Response(response)) {
+    pub(crate) fn enqueue_response_now(&self, response: Outgoing, hold: impl Send + 'static) {
+        match self.inner.outbound.try_send(response) {
             Ok(()) => {}
             Err(TryQueueError::Closed) => {
                 tracing::debug!(connection = self.id(), "connection closed before the response");

@@ -52,6 +52,12 @@ fn push_number(out: &mut Vec<u8>, number: i64) {
 /// Writes a JSON string; control characters become `\uXXXX` as fastjson writes them.
 fn push_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
+    if !needs_escape(text.as_bytes()) {
+        // The common case (names, numbers, ids): one copy.
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (index, byte) in text.bytes().enumerate() {
         let escape: Option<&[u8]> = match byte {
@@ -74,6 +80,30 @@ fn push_string(out: &mut Vec<u8>, text: &str) {
     }
     out.extend_from_slice(&text.as_bytes()[start..]);
     out.push(b'"');
+}
+
+/// True when `bytes` hold a control character, `"` or `\`. Eight bytes at a time: a byte
+/// below 0x20, or equal to one of the two, turns on the top bit of its lane.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero_lane = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(lanes);
+        // Below 0x20: subtracting 0x20 borrows into the top bit of a lane that was < 0x20
+        // (lanes of 0x80 and above are masked out by `!word`).
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+        if control
+            || has_zero_lane(word ^ (ONES * u64::from(b'"')))
+            || has_zero_lane(word ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
 }
 
 /// The header as peers write it; every member optional and lenient. Each member is read
@@ -333,6 +363,27 @@ fn int_member(name: &str, member: Option<IntMember>) -> Result<Option<i32>, Fram
         Some(IntMember(Some(value))) => Ok(Some(value)),
         Some(IntMember(None)) => {
             Err(FrameError::BadHeader(format!("JSON header member {name} is not a 32-bit integer")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_word_check_agrees_with_a_byte_check(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let naive = bytes.iter().any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\');
+            prop_assert_eq!(needs_escape(&bytes), naive);
+        }
+
+        #[test]
+        fn strings_round_trip_through_serde(text in "\\PC{0,40}|[\\x00-\\x7f]{0,40}") {
+            let mut out = Vec::new();
+            push_string(&mut out, &text);
+            prop_assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), text);
         }
     }
 }

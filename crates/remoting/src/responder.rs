@@ -83,6 +83,19 @@ impl Responder {
         }
     }
 
+    /// Like [`Self::respond`], but the answer is built by `build` on the connection's writer
+    /// task: for threads that must stay short, such as the store's appender, which then only
+    /// queues the closure.
+    pub fn respond_with(mut self, build: impl FnOnce() -> RemotingCommand + Send + 'static) {
+        let Some(pending) = self.pending.take() else { return };
+        if pending.key.oneway {
+            return;
+        }
+        let item = Outgoing::Deferred { key: pending.key, build: Box::new(build) };
+        let connection = pending.connection.clone();
+        connection.enqueue_response_now(item, pending);
+    }
+
     /// Sends `answer`, waiting for room in the writer queue (async handlers, which give
     /// back-pressure to their connection this way).
     pub(crate) async fn respond_waiting(mut self, answer: RemotingCommand) {
@@ -113,7 +126,7 @@ impl Pending {
     fn send(self, answer: RemotingCommand) {
         let Some(response) = self.key.dress(answer) else { return };
         let connection = self.connection.clone();
-        connection.enqueue_response_now(response, self);
+        connection.enqueue_response_now(Outgoing::Response(response), self);
     }
 }
 

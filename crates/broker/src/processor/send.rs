@@ -103,7 +103,9 @@ impl FastPath for SendFastPath {
         let owner = Arc::clone(state);
         state.store.put(
             PutRequest { records, wait_store_ok },
-            Box::new(move |result| responder.respond(finish(&owner, answer.response(&owner, result)))),
+            Box::new(move |result| {
+                responder.respond_with(move || finish(&owner, answer.response(&owner, result)));
+            }),
         );
         Ok(())
     }

@@ -83,7 +83,7 @@ impl Message {
 
     /// Sets the tag.
     pub fn set_tags(&mut self, tags: impl Into<String>) {
-        self.properties.insert(property::TAGS, tags);
+        self.properties.insert(property::TAGS, tags.into());
     }
 
     /// Consume-queue tag code of the tag: Java `hashCode` sign-extended, 0 without a tag.
@@ -119,7 +119,7 @@ impl Message {
 
     /// Sets the client-generated unique id.
     pub fn set_uniq_key(&mut self, id: impl Into<String>) {
-        self.properties.insert(property::UNIQ_KEY, id);
+        self.properties.insert(property::UNIQ_KEY, id.into());
     }
 
     /// The delay level ([`property::DELAY`]); 0 (no delay) when absent or not a number.

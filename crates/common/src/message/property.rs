@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use compact_str::CompactString;
+
 /// Separates a key from its value inside one entry.
 pub const NAME_VALUE_SEPARATOR: char = '\u{1}';
 /// Ends every entry.
@@ -151,11 +153,12 @@ const LINEAR_DEDUP_MAX_BYTES: usize = 1024;
 /// An insertion-ordered string map of message properties.
 ///
 /// Messages carry a handful of entries, so a vector with linear lookup is faster and cheaper to
-/// build than a hash map. Overwriting a key keeps its original position (like Java's
+/// build than a hash map; keys and values up to 24 bytes are stored inline, without an
+/// allocation each (the broker decodes and re-encodes every message's properties). Overwriting a key keeps its original position (like Java's
 /// `LinkedHashMap`); the last write wins. Equality ignores order, as a map's should.
 #[derive(Debug, Clone, Default)]
 pub struct Properties {
-    entries: Vec<(String, String)>,
+    entries: Vec<(CompactString, CompactString)>,
 }
 
 impl Properties {
@@ -187,11 +190,17 @@ impl Properties {
     ///
     /// Keys and values should not contain U+0001 or U+0002 and should not be empty, or they will
     /// not survive an encode/decode round trip (the Java decoder drops or splits them too).
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) -> Option<String> {
+    pub fn insert(
+        &mut self,
+        key: impl Into<CompactString>,
+        value: impl Into<CompactString>,
+    ) -> Option<String> {
         let key = key.into();
         let value = value.into();
         match self.position(&key) {
-            Some(index) => self.entries.get_mut(index).map(|entry| std::mem::replace(&mut entry.1, value)),
+            Some(index) => {
+                self.entries.get_mut(index).map(|entry| std::mem::replace(&mut entry.1, value).into_string())
+            }
             None => {
                 self.entries.push((key, value));
                 None
@@ -201,7 +210,7 @@ impl Properties {
 
     /// Removes `key`, returning its value; the other entries keep their order.
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        self.position(key).map(|index| self.entries.remove(index).1)
+        self.position(key).map(|index| self.entries.remove(index).1.into_string())
     }
 
     /// The entries in insertion order.
@@ -243,7 +252,7 @@ impl PartialEq for Properties {
 
 impl Eq for Properties {}
 
-impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Properties {
+impl<K: Into<CompactString>, V: Into<CompactString>> FromIterator<(K, V)> for Properties {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut props = Properties::new();
         props.extend(iter);
@@ -251,7 +260,7 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Properties {
     }
 }
 
-impl<K: Into<String>, V: Into<String>> Extend<(K, V)> for Properties {
+impl<K: Into<CompactString>, V: Into<CompactString>> Extend<(K, V)> for Properties {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         for (k, v) in iter {
             self.insert(k, v);
@@ -302,10 +311,10 @@ pub fn decode(text: &str) -> Properties {
     let mut props = Properties::new();
     for (key, value) in entries {
         match index.get(key).and_then(|&at| props.entries.get_mut(at)) {
-            Some(entry) => entry.1 = value.to_owned(),
+            Some(entry) => entry.1 = value.into(),
             None => {
                 index.insert(key, props.entries.len());
-                props.entries.push((key.to_owned(), value.to_owned()));
+                props.entries.push((key.into(), value.into()));
             }
         }
     }

@@ -225,6 +225,24 @@ impl Writer<'_> {
                 let body = self.encode_response_head(&response);
                 self.put_bytes(body).await?;
             }
+            Outgoing::Deferred { key, build } => {
+                let answer =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|_| {
+                        tracing::error!(
+                            connection = self.connection.id(),
+                            code = key.code,
+                            "building a response panicked"
+                        );
+                        RemotingCommand::response(
+                            response_code::SYSTEM_ERROR,
+                            Some("building the response failed".into()),
+                        )
+                    });
+                if let Some(response) = key.dress(answer) {
+                    let body = self.encode_response_head(&response);
+                    self.put_bytes(body).await?;
+                }
+            }
         }
         if self.buffer.len() >= WRITE_BUFFER_BYTES {
             self.flush().await?;

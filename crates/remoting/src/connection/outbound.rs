@@ -10,15 +10,31 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::command::RemotingCommand;
+use crate::responder::RequestKey;
 
 /// What the writer puts on the socket.
-#[derive(Debug)]
 pub(crate) enum Outgoing {
     /// A frame already encoded (requests, which are signed and encoded by their caller).
     Frame(Bytes),
     /// A response, already dressed for its request, encoded by the writer straight into its
     /// socket buffer: no frame buffer of its own, and no encoding on the thread that answered.
     Response(RemotingCommand),
+    /// A response the writer builds, then dresses for the request `key` describes: lets a
+    /// thread that must stay short (the store's appender) answer with a closure.
+    Deferred { key: RequestKey, build: DeferredAnswer },
+}
+
+/// Builds an answer on the writer task.
+pub(crate) type DeferredAnswer = Box<dyn FnOnce() -> RemotingCommand + Send>;
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Frame(bytes) => f.debug_tuple("Frame").field(&bytes.len()).finish(),
+            Self::Response(command) => f.debug_tuple("Response").field(&command.code).finish(),
+            Self::Deferred { key, .. } => f.debug_struct("Deferred").field("key", key).finish(),
+        }
+    }
 }
 
 impl Outgoing {
@@ -30,6 +46,7 @@ impl Outgoing {
         match self {
             Self::Frame(bytes) => bytes.len(),
             Self::Response(command) => command.body.len() + RESPONSE_HEADER_ALLOWANCE_BYTES,
+            Self::Deferred { .. } => RESPONSE_HEADER_ALLOWANCE_BYTES,
         }
     }
 }
