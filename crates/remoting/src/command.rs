@@ -11,6 +11,9 @@ pub use crate::ext_fields::ExtFields;
 /// broker's heartbeat version against 232 before they allow SQL92 subscriptions.
 pub const CURRENT_VERSION: i32 = 479;
 
+/// Fields a header built here usually holds (a send response has six, a send request 13).
+const TYPICAL_HEADER_FIELDS: usize = 8;
+
 /// Flag bit 0: set on responses.
 pub const FLAG_RESPONSE: i32 = 0x1;
 /// Flag bit 1: the requester wants no response.
@@ -145,6 +148,7 @@ impl RemotingCommand {
 
     /// The extFields map, created empty when absent.
     pub fn ext_fields_mut(&mut self) -> &mut ExtFields {
-        self.ext_fields.get_or_insert_with(ExtFields::default)
+        // Room for a typical header, so building one does not grow the vector step by step.
+        self.ext_fields.get_or_insert_with(|| ExtFields::with_capacity(TYPICAL_HEADER_FIELDS))
     }
 }

@@ -33,16 +33,17 @@ impl ExtFields {
     /// (what a JSON object reader does). O(n log n) whatever the input, so a peer cannot make
     /// decoding quadratic with many keys.
     pub fn from_pairs(mut pairs: Vec<(CompactString, CompactString)>) -> Self {
-        // Stable: among equal keys the later pair stays later, and the dedup below keeps it.
+        // Stable: among equal keys the later pair stays later.
         pairs.sort_by(|left, right| compare_keys(left.0.as_bytes(), right.0.as_bytes()));
-        let mut entries: Vec<(CompactString, CompactString)> = Vec::with_capacity(pairs.len());
-        for pair in pairs {
-            match entries.last_mut() {
-                Some(last) if last.0 == pair.0 => *last = pair,
-                _ => entries.push(pair),
+        // `dedup_by` keeps the earlier of two equal neighbours; give it the later value.
+        pairs.dedup_by(|later, earlier| {
+            let duplicate = later.0 == earlier.0;
+            if duplicate {
+                std::mem::swap(&mut later.1, &mut earlier.1);
             }
-        }
-        Self { entries }
+            duplicate
+        });
+        Self { entries: pairs }
     }
 
     /// The value of `key`.

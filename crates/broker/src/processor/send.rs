@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use apogee_common::message::batch::decode_batch;
-use apogee_common::message::msg_id::{offset_msg_id, UniqIdGenerator};
+use apogee_common::message::msg_id::{
+    offset_msg_id, push_offset_msg_id, UniqIdGenerator, OFFSET_MSG_ID_V6_CHARS,
+};
 use apogee_common::message::property::{self, Properties};
 use apogee_common::message::record;
 use apogee_common::message::{sysflag, Message, MessageExt};
@@ -529,6 +531,11 @@ fn park(destination: &mut Destination, properties: &mut Properties, system_topic
     destination.queue_id = queue_id;
 }
 
+/// True when the message carries a `UNIQ_KEY`.
+fn has_uniq_key(properties: &Properties) -> bool {
+    properties.get(property::UNIQ_KEY).is_some_and(|key| !key.is_empty())
+}
+
 /// The message's `UNIQ_KEY`, generated and stored when missing.
 fn ensure_uniq_key(state: &BrokerState, properties: &mut Properties) -> String {
     if let Some(existing) = properties.get(property::UNIQ_KEY).filter(|key| !key.is_empty()) {
@@ -612,7 +619,9 @@ fn encode_batch(
         if delay_level(&properties) > 0 {
             return Err(illegal("batch messages cannot be delayed".to_owned()));
         }
-        ensure_uniq_key(state, &mut properties);
+        if !has_uniq_key(&properties) {
+            properties.insert(property::UNIQ_KEY, uniq_ids(state).next_id());
+        }
         properties.insert(property::CLUSTER, cluster);
         ext.message.flag = item.flag;
         ext.message.properties = properties;
@@ -638,13 +647,13 @@ fn encode_batch(
 
 /// The offset ids of consecutive records starting at `first_offset`, joined by `,`.
 fn batch_msg_ids(store_host: SocketAddr, first_offset: u64, record_lengths: &[usize]) -> String {
-    let mut ids = String::with_capacity(record_lengths.len() * 33);
+    let mut ids = String::with_capacity(record_lengths.len() * (OFFSET_MSG_ID_V6_CHARS + 1));
     let mut offset = first_offset;
     for length in record_lengths {
         if !ids.is_empty() {
             ids.push(',');
         }
-        ids.push_str(&offset_msg_id(store_host, offset_i64(offset)));
+        push_offset_msg_id(&mut ids, store_host, offset_i64(offset));
         offset = offset.saturating_add(*length as u64);
     }
     ids

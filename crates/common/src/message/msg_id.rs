@@ -77,12 +77,20 @@ fn ip_octets(ip: IpAddr) -> ([u8; 16], usize) {
 /// commit-log offset (i64), i.e. 32 chars for IPv4 and 56 for IPv6. SEND responses return it,
 /// END_TRANSACTION carries it and VIEW_MESSAGE_BY_ID resolves it.
 pub fn offset_msg_id(store_host: SocketAddr, commit_log_offset: i64) -> String {
-    let (ip, ip_len) = ip_octets(store_host.ip());
-    let mut out = String::with_capacity((ip_len + 12) * 2);
-    push_hex(&mut out, ip.get(..ip_len).unwrap_or(&[]));
-    push_hex(&mut out, &i32::from(store_host.port()).to_be_bytes());
-    push_hex(&mut out, &commit_log_offset.to_be_bytes());
+    let mut out = String::with_capacity(OFFSET_MSG_ID_V6_CHARS);
+    push_offset_msg_id(&mut out, store_host, commit_log_offset);
     out
+}
+
+/// Characters of an offset message id of an IPv6 store host (32 for IPv4).
+pub const OFFSET_MSG_ID_V6_CHARS: usize = (16 + 12) * 2;
+
+/// Appends [`offset_msg_id`] to `out` (a batch's ids go into one string).
+pub fn push_offset_msg_id(out: &mut String, store_host: SocketAddr, commit_log_offset: i64) {
+    let (ip, ip_len) = ip_octets(store_host.ip());
+    push_hex(out, ip.get(..ip_len).unwrap_or(&[]));
+    push_hex(out, &i32::from(store_host.port()).to_be_bytes());
+    push_hex(out, &commit_log_offset.to_be_bytes());
 }
 
 /// Splits an offset message id into store host and commit-log offset (IPv4 when the id has 32
