@@ -30,6 +30,8 @@ use crate::store::StoreInner;
 pub const MAX_APPENDS_PER_ROUND: usize = 4096;
 /// Most bytes taken in one round.
 pub const MAX_BYTES_PER_ROUND: usize = 32 * 1024 * 1024;
+/// A round taking this long is logged: every append in it waited that long.
+const SLOW_ROUND_WARN_MS: u64 = 20;
 /// Longest topic accepted (the 2-byte length of magic V2 allows more; RocketMQ does not).
 const MAX_TOPIC_BYTES: usize = 255;
 /// Largest properties string (`i16` length).
@@ -91,7 +93,14 @@ pub(crate) fn run(inner: Arc<StoreInner>, requests: Receiver<Pending>) {
         // Store times never go backwards in log order, whatever the wall clock does.
         let store_timestamp = now_ms().max(last_store_timestamp);
         last_store_timestamp = store_timestamp;
+        let started = Instant::now();
+        let appends = round.pending.len();
         run_round(&inner, &mut round, store_timestamp);
+        let elapsed = started.elapsed();
+        if elapsed >= Duration::from_millis(SLOW_ROUND_WARN_MS) {
+            // Java logs the same ("putMessage in lock cost time"): sends waited this long.
+            tracing::warn!(elapsed_ms = elapsed.as_millis() as u64, appends, "slow append round");
+        }
     }
 }
 

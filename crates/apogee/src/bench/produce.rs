@@ -1,6 +1,7 @@
 //! `apogee bench produce`: N connections × M requests in flight, closed loop or at a fixed
 //! rate.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use apogee_remoting::connection::{Connection, RemotingError};
 use apogee_remoting::header::send::SendMessageRequestHeaderV2;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::setup::{self, Queue};
 use super::stats::{Recorder, WorkerStats};
@@ -20,6 +22,14 @@ use super::{SendOptions, Target};
 
 /// Timeout of one send request.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The next due times of an open loop; never resolves for a closed loop.
+async fn next_dues(dues: &mut Option<Dues>) -> Option<Vec<Instant>> {
+    match dues {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Runs the produce workload and prints the report.
 pub async fn run(target: Target, send: SendOptions) -> Result<()> {
@@ -52,25 +62,21 @@ pub async fn drive(
     let started = Instant::now();
     let deadline = started + target.duration;
     let progress = recorder.spawn_progress("produce", deadline, target.quiet);
-    let schedule = Arc::new(Schedule::start(started, deadline, send.rate, send.batch));
+    let mut dues = Pacer::start(started, deadline, send.rate, send.batch, send.connections);
     let mut tasks = Vec::new();
     for connection in 0..send.connections {
-        let client = Arc::new(setup::admin_client());
-        for slot in 0..send.in_flight {
-            let worker = Worker {
-                client: Arc::clone(&client),
-                connection: None,
-                queues: Arc::clone(&queues),
-                topic: target.topic.clone(),
-                send: send.clone(),
-                schedule: Arc::clone(&schedule),
-                stats: recorder.worker(),
-                stamp: stamp.is_some(),
-                ids: UniqIdGenerator::global(),
-                next_queue: connection * send.in_flight + slot,
-            };
-            tasks.push(tokio::spawn(worker.run(deadline)));
-        }
+        let worker = Worker {
+            client: Arc::new(setup::admin_client()),
+            connection: None,
+            queues: Arc::clone(&queues),
+            topic: target.topic.clone(),
+            send: send.clone(),
+            stats: recorder.worker(),
+            stamp: stamp.is_some(),
+            ids: UniqIdGenerator::global(),
+            next_queue: connection * send.in_flight,
+        };
+        tasks.push(tokio::spawn(worker.run(deadline, dues.pop())));
     }
     for task in tasks {
         task.await?;
@@ -81,102 +87,145 @@ pub async fn drive(
     Ok(elapsed)
 }
 
-/// When requests go out. Closed loop: whenever a worker is free. Open loop: request k is due
-/// at `started + k × batch / rate`, released by a pacing thread (an OS thread sleeps with
-/// microsecond precision; tokio timers tick in milliseconds and would add their own lateness to
-/// every latency measured from the due time).
-enum Schedule {
-    Closed,
-    Open(tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Instant>>),
-}
+/// Open loop: request k is due at `started + k × batch / rate`. An OS thread releases the due
+/// times (it sleeps with microsecond precision; tokio timers tick in milliseconds and would add
+/// their own lateness to every latency measured from the due time), every
+/// [`PACER_TICK_US`] at most, all that fell due since, to the connections in turn: a tick
+/// costs the bench one task wake, not one per request, and the broker reads the tick's
+/// requests together.
+struct Pacer;
 
-impl Schedule {
-    /// Starts the pacer for `rate` messages per second until `deadline`.
-    fn start(started: Instant, deadline: Instant, rate: u64, batch: usize) -> Self {
-        if rate == 0 {
-            return Schedule::Closed;
+/// Longest the pacer sleeps between releases.
+const PACER_TICK_US: u64 = 200;
+
+/// Due times for one connection, in order.
+type Dues = tokio::sync::mpsc::UnboundedReceiver<Vec<Instant>>;
+
+impl Pacer {
+    /// One receiver of due times per connection; none at all for a closed loop (`rate` 0).
+    fn start(started: Instant, deadline: Instant, rate: u64, batch: usize, connections: usize) -> Vec<Dues> {
+        if rate == 0 || connections == 0 {
+            return Vec::new();
         }
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..connections).map(|_| tokio::sync::mpsc::unbounded_channel()).unzip();
         std::thread::spawn(move || {
             let interval = Duration::from_secs_f64(batch as f64 / rate as f64);
-            for k in 0u64.. {
-                let due = started + interval.mul_f64(k as f64);
+            let tick = Duration::from_micros(PACER_TICK_US);
+            let mut next = 0u64;
+            let mut turn = 0usize;
+            loop {
+                let now = Instant::now();
+                let mut released = Vec::new();
+                let mut due = started + interval.mul_f64(next as f64);
+                while due <= now && due < deadline {
+                    released.push(due);
+                    next += 1;
+                    due = started + interval.mul_f64(next as f64);
+                }
+                if !released.is_empty() {
+                    if senders[turn].send(released).is_err() {
+                        return;
+                    }
+                    turn = (turn + 1) % senders.len();
+                }
                 if due >= deadline {
                     return;
                 }
-                let now = Instant::now();
-                if due > now {
-                    std::thread::sleep(due - now);
-                }
-                if sender.send(due).is_err() {
-                    return;
-                }
+                std::thread::sleep(due.saturating_duration_since(Instant::now()).min(tick));
             }
         });
-        Schedule::Open(tokio::sync::Mutex::new(receiver))
-    }
-
-    /// The due time of the next request: `Some(None)` now (closed loop), `Some(Some(due))` at
-    /// `due` (open loop), `None` when the run is over.
-    async fn next_due(&self) -> Option<Option<Instant>> {
-        match self {
-            Schedule::Closed => Some(None),
-            Schedule::Open(receiver) => receiver.lock().await.recv().await.map(Some),
-        }
+        receivers
     }
 }
 
+/// One connection's sender: keeps up to `in_flight` requests outstanding on its connection,
+/// sending whenever there is room (closed loop) or a request is due (open loop), all from one
+/// task, so a response costs the bench one task wake at most.
 struct Worker {
     client: Arc<RemotingClient>,
     connection: Option<(String, Connection)>,
     queues: Arc<Vec<Queue>>,
     topic: String,
     send: SendOptions,
-    schedule: Arc<Schedule>,
     stats: WorkerStats,
     stamp: bool,
     ids: &'static UniqIdGenerator,
     next_queue: usize,
 }
 
+/// A request's outcome and when its latency started counting.
+type Sent = (Instant, Result<RemotingCommand, RemotingError>);
+
 impl Worker {
-    async fn run(mut self, deadline: Instant) {
+    async fn run(mut self, deadline: Instant, mut dues: Option<Dues>) {
         let payload = Bytes::from(vec![b'x'; self.send.size]);
         let template = self.template();
-        while Instant::now() < deadline {
-            let Some(due) = self.schedule.next_due().await else { break };
-            let queues = Arc::clone(&self.queues);
-            let queue = &queues[self.next_queue % queues.len()];
-            self.next_queue = self.next_queue.wrapping_add(1);
-            let request = self.request(&template, queue, &payload);
-            let sent = Instant::now();
-            let result = match self.connection(&queue.addr).await {
-                Ok(connection) => connection.invoke(request, SEND_TIMEOUT).await,
-                Err(error) => Err(error),
-            };
-            // Open loop: latency counts from when the request was due, not when it went out.
-            let latency = due.unwrap_or(sent).elapsed();
-            match result {
-                Ok(response) if response.code == response_code::SUCCESS => {
-                    let messages = self.send.batch as u64;
-                    self.stats.record(latency, messages, messages * self.send.size as u64)
+        let mut in_flight = FuturesUnordered::new();
+        let mut backlog: VecDeque<Instant> = VecDeque::new();
+        let mut paced_out = dues.is_none();
+        loop {
+            // Start what may start: everything due, or (closed loop) until the window is full.
+            while in_flight.len() < self.send.in_flight {
+                let due = match dues {
+                    Some(_) => match backlog.pop_front() {
+                        Some(due) => due,
+                        None => break,
+                    },
+                    None if Instant::now() < deadline => Instant::now(),
+                    None => break,
+                };
+                let request = self.request(&template, &payload);
+                let sending = match self.connection().await {
+                    Ok(connection) => connection,
+                    Err(error) => {
+                        self.stats.recorder().error(error.to_string());
+                        continue;
+                    }
+                };
+                in_flight.push(async move { (due, sending.invoke(request, SEND_TIMEOUT).await) });
+            }
+            if in_flight.is_empty() && backlog.is_empty() && (paced_out || Instant::now() >= deadline) {
+                break;
+            }
+            tokio::select! {
+                done = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Some(sent) = done {
+                        self.record(sent);
+                    }
                 }
-                Ok(response) => self.stats.recorder().error(format!("code {}", response.code)),
-                Err(error) => self.stats.recorder().error(error.to_string()),
+                released = next_dues(&mut dues), if !paced_out => match released {
+                    Some(released) => backlog.extend(released),
+                    None => paced_out = true,
+                },
             }
         }
     }
 
-    /// The open connection to `addr`, kept between sends: the client's own lookup (a lock
-    /// and a map per call) would cost the bench more than the send itself.
-    async fn connection(&mut self, addr: &str) -> Result<Connection, RemotingError> {
+    /// Latency counts from when the request was due (open loop) or sent (closed loop).
+    fn record(&mut self, (due, result): Sent) {
+        let latency = due.elapsed();
+        match result {
+            Ok(response) if response.code == response_code::SUCCESS => {
+                let messages = self.send.batch as u64;
+                self.stats.record(latency, messages, messages * self.send.size as u64)
+            }
+            Ok(response) => self.stats.recorder().error(format!("code {}", response.code)),
+            Err(error) => self.stats.recorder().error(error.to_string()),
+        }
+    }
+
+    /// The open connection, kept between sends: the client's own lookup (a lock and a map
+    /// per call) would cost the bench more than the send itself.
+    async fn connection(&mut self) -> Result<Connection, RemotingError> {
+        let addr = &self.queues[self.next_queue % self.queues.len()].addr;
         if let Some((cached_addr, connection)) = &self.connection {
             if cached_addr == addr && !connection.is_closed() {
                 return Ok(connection.clone());
             }
         }
         let connection = self.client.connection(addr).await?;
-        self.connection = Some((addr.to_owned(), connection.clone()));
+        self.connection = Some((addr.clone(), connection.clone()));
         Ok(connection)
     }
 
@@ -212,7 +261,10 @@ impl Worker {
         RemotingCommand::request(code).with_header(&header)
     }
 
-    fn request(&self, template: &RemotingCommand, queue: &Queue, payload: &Bytes) -> RemotingCommand {
+    /// The next request, to the next queue in turn.
+    fn request(&mut self, template: &RemotingCommand, payload: &Bytes) -> RemotingCommand {
+        let queues = Arc::clone(&self.queues);
+        let queue = &queues[self.next_queue % queues.len()];
         let properties = |ids: &UniqIdGenerator| {
             let mut properties = Properties::with_capacity(2);
             properties.insert(property::UNIQ_KEY, ids.next_id());
@@ -236,6 +288,7 @@ impl Worker {
         fields.insert("g", itoa::Buffer::new().format(apogee_common::time::now_ms()));
         fields.insert("i", header_properties);
         fields.insert("n", queue.broker_name.as_str());
+        self.next_queue = self.next_queue.wrapping_add(1);
         request
     }
 }
