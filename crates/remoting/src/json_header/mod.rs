@@ -3,6 +3,8 @@
 //! Written by hand, keys in Java's alphabetical order, so that a frame is byte-identical to
 //! one a Java peer writes; read leniently, because clients in five languages write it.
 
+mod scan;
+
 use compact_str::{CompactString, ToCompactString};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -339,6 +341,14 @@ impl<'de> Deserialize<'de> for FieldText {
 
 /// Decodes a JSON header into a command without a body.
 pub fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
+    if let Some(command) = scan::decode(bytes) {
+        return Ok(command);
+    }
+    decode_leniently(bytes)
+}
+
+/// [`decode`] by serde, for any header the fast scanner leaves alone.
+fn decode_leniently(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
     let wire: WireHeader = serde_json::from_slice(bytes)
         .map_err(|error| FrameError::BadHeader(format!("JSON header: {error}")))?;
     let code = int_member("code", wire.code)?
@@ -372,11 +382,85 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Header-like JSON with the oddities clients produce: members as strings, floats,
+    /// nulls, nested values, duplicates, escapes, whitespace.
+    fn json_header_text() -> impl Strategy<Value = String> {
+        let scalar = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            Just("-0".to_owned()),
+            Just("1.5".to_owned()),
+            Just("1e3".to_owned()),
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            Just("{}".to_owned()),
+            Just("[1]".to_owned()),
+            "\\PC{0,12}".prop_map(|text| serde_json::to_string(&text).unwrap()),
+            Just(r#""a\u0001b\u00e9\ud83d\ude00\n""#.to_owned()),
+            Just(r#""\ud800""#.to_owned()),
+        ];
+        let key = prop_oneof![
+            Just("code"),
+            Just("version"),
+            Just("opaque"),
+            Just("flag"),
+            Just("language"),
+            Just("remark"),
+            Just("serializeTypeCurrentRPC"),
+            Just("other"),
+        ];
+        let fields = proptest::collection::vec(("[a-c]{1,2}", scalar.clone()), 0..5).prop_map(|pairs| {
+            let body: Vec<String> = pairs.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            format!("{{{}}}", body.join(","))
+        });
+        let member = prop_oneof![
+            (key, scalar).prop_map(|(k, v)| format!("\"{k}\":{v}")),
+            fields.prop_map(|f| format!("\"extFields\" : {f}")),
+            Just("\"language\":\"JAVA\"".to_owned()),
+            Just("\"code\":10".to_owned()),
+        ];
+        proptest::collection::vec(member, 0..8).prop_map(|members| format!(" {{{}}} ", members.join(",")))
+    }
+
     proptest! {
         #[test]
         fn the_word_check_agrees_with_a_byte_check(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
             let naive = bytes.iter().any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\');
             prop_assert_eq!(needs_escape(&bytes), naive);
+        }
+
+        #[test]
+        fn both_readers_agree_on_written_headers(
+            code in any::<i32>(), version in any::<i32>(), opaque in any::<i32>(), flag in any::<i32>(),
+            remark in proptest::option::of("\\PC{0,20}|[\\x00-\\x7f]{0,20}"),
+            fields in proptest::collection::vec(("[a-zA-Z\\x00-\\x7f]{0,6}", "\\PC{0,30}|[\\x00-\\x7f]{0,30}"), 0..12),
+            with_fields in any::<bool>(),
+        ) {
+            let command = RemotingCommand {
+                code, version, opaque, flag, remark,
+                language: LanguageCode::Java,
+                ext_fields: with_fields.then(|| fields.into_iter().collect()),
+                ..RemotingCommand::default()
+            };
+            let mut header = Vec::new();
+            encode(&command, &mut header);
+            let fast = scan::decode(&header);
+            prop_assert!(fast.is_some(), "the scanner reads what the writer writes");
+            prop_assert_eq!(fast.as_ref(), Some(&command));
+            prop_assert_eq!(decode_leniently(&header).ok(), Some(command));
+        }
+
+        #[test]
+        fn the_scanner_never_disagrees_with_serde(json in json_header_text()) {
+            if let Some(fast) = scan::decode(json.as_bytes()) {
+                prop_assert_eq!(decode_leniently(json.as_bytes()).ok(), Some(fast), "{}", json);
+            }
+        }
+
+        #[test]
+        fn the_scanner_survives_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = scan::decode(&bytes);
         }
 
         #[test]
