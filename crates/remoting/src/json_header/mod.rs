@@ -84,28 +84,9 @@ fn push_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
 }
 
-/// True when `bytes` hold a control character, `"` or `\`. Eight bytes at a time: a byte
-/// below 0x20, or equal to one of the two, turns on the top bit of its lane.
+/// True when `bytes` hold a control character, `"` or `\`.
 fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero_lane = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut lanes = [0u8; 8];
-        lanes.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(lanes);
-        // Below 0x20: subtracting 0x20 borrows into the top bit of a lane that was < 0x20
-        // (lanes of 0x80 and above are masked out by `!word`).
-        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-        if control
-            || has_zero_lane(word ^ (ONES * u64::from(b'"')))
-            || has_zero_lane(word ^ (ONES * u64::from(b'\\')))
-        {
-            return true;
-        }
-    }
-    chunks.remainder().iter().any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+    scan::plain_run(bytes).length < bytes.len()
 }
 
 /// The header as peers write it; every member optional and lenient. Each member is read

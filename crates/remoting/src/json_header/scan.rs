@@ -58,6 +58,56 @@ pub(super) fn decode(bytes: &[u8]) -> Option<RemotingCommand> {
     (scanner.at == bytes.len() && seen.has(Seen::CODE)).then_some(command)
 }
 
+/// The plain start of a string's remaining bytes: up to the first `"`, `\` or control
+/// character (or the end), and whether it is all ASCII.
+pub(super) struct PlainRun {
+    pub length: usize,
+    ascii: bool,
+}
+
+/// Scans eight bytes at a time: a lane below 0x20, or equal to `"` or `\`, ends the run; a
+/// lane with its top bit set makes it non-ASCII.
+pub(super) fn plain_run(bytes: &[u8]) -> PlainRun {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_lanes = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let mut high = 0u64;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(lanes);
+        let special = (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
+            | zero_lanes(word ^ (ONES * u64::from(b'"')))
+            | zero_lanes(word ^ (ONES * u64::from(b'\\')));
+        if special != 0 {
+            break;
+        }
+        high |= word & HIGHS;
+        at += 8;
+    }
+    let mut ascii = high == 0;
+    while let Some(&byte) = bytes.get(at) {
+        if byte == b'"' || byte == b'\\' || byte < 0x20 {
+            break;
+        }
+        ascii &= byte < 0x80;
+        at += 1;
+    }
+    PlainRun { length: at, ascii }
+}
+
+/// The text of a plain run; ASCII needs no UTF-8 check.
+fn run_text(bytes: &[u8], ascii: bool) -> Option<&str> {
+    if ascii {
+        debug_assert!(bytes.is_ascii());
+        // SAFETY: every byte is below 0x80, so the bytes are valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
 /// Members read so far: a second one is left to the lenient reader (which refuses it).
 #[derive(Default)]
 struct Seen(u8);
@@ -123,11 +173,10 @@ impl<'a> Scanner<'a> {
     fn string_without_escapes(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
-        let length =
-            self.bytes[start..].iter().position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
-        self.at = start + length;
+        let run = plain_run(&self.bytes[start..]);
+        self.at = start + run.length;
         self.expect_raw(b'"')?;
-        std::str::from_utf8(&self.bytes[start..start + length]).ok()
+        run_text(&self.bytes[start..start + run.length], run.ascii)
     }
 
     fn expect_raw(&mut self, byte: u8) -> Option<()> {
@@ -138,25 +187,28 @@ impl<'a> Scanner<'a> {
     fn text(&mut self) -> Option<CompactString> {
         self.expect(b'"')?;
         let start = self.at;
-        let plain =
-            self.bytes[start..].iter().position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
-        if self.bytes[start + plain] == b'"' {
-            self.at = start + plain + 1;
-            return std::str::from_utf8(&self.bytes[start..start + plain]).ok().map(CompactString::new);
+        let run = plain_run(&self.bytes[start..]);
+        let end = start + run.length;
+        if *self.bytes.get(end)? == b'"' {
+            self.at = end + 1;
+            return run_text(&self.bytes[start..end], run.ascii).map(CompactString::new);
         }
-        // Escapes: decode into a buffer.
-        let mut text = Vec::with_capacity(plain + 16);
-        text.extend_from_slice(&self.bytes[start..start + plain]);
-        self.at = start + plain;
+        // Escapes: decode into a buffer, copying the plain runs between them whole.
+        let mut text = Vec::with_capacity(self.bytes.len() - start);
+        text.extend_from_slice(&self.bytes[start..end]);
+        self.at = end;
         loop {
             let byte = *self.bytes.get(self.at)?;
             self.at += 1;
             match byte {
                 b'"' => break,
                 b'\\' => self.escape(&mut text)?,
-                0x00..=0x1f => return None,
-                _ => text.push(byte),
+                // A raw control character is not JSON.
+                _ => return None,
             }
+            let run = plain_run(&self.bytes[self.at..]);
+            text.extend_from_slice(&self.bytes[self.at..self.at + run.length]);
+            self.at += run.length;
         }
         String::from_utf8(text).ok().map(CompactString::from)
     }
@@ -200,10 +252,15 @@ impl<'a> Scanner<'a> {
 
     fn hex4(&mut self) -> Option<u16> {
         let digits = self.bytes.get(self.at..self.at + 4)?;
-        let digits = std::str::from_utf8(digits).ok()?;
-        let unit = u16::from_str_radix(digits, 16).ok()?;
-        if !digits.bytes().all(|digit| digit.is_ascii_hexdigit()) {
-            return None;
+        let mut unit = 0u16;
+        for &digit in digits {
+            let value = match digit {
+                b'0'..=b'9' => digit - b'0',
+                b'a'..=b'f' => digit - b'a' + 10,
+                b'A'..=b'F' => digit - b'A' + 10,
+                _ => return None,
+            };
+            unit = (unit << 4) | u16::from(value);
         }
         self.at += 4;
         Some(unit)
