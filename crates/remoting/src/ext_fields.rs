@@ -33,8 +33,14 @@ impl ExtFields {
     /// (what a JSON object reader does). O(n log n) whatever the input, so a peer cannot make
     /// decoding quadratic with many keys.
     pub fn from_pairs(mut pairs: Vec<(CompactString, CompactString)>) -> Self {
-        // Stable: among equal keys the later pair stays later.
-        pairs.sort_by(|left, right| compare_keys(left.0.as_bytes(), right.0.as_bytes()));
+        // Stable: among equal keys the later pair stays later. Headers written in key order
+        // (ours, and any TreeMap) skip the sort.
+        let order = |left: &(CompactString, CompactString), right: &(CompactString, CompactString)| {
+            compare_keys(left.0.as_bytes(), right.0.as_bytes())
+        };
+        if !pairs.is_sorted_by(|left, right| order(left, right).is_le()) {
+            pairs.sort_by(order);
+        }
         // `dedup_by` keeps the earlier of two equal neighbours; give it the later value.
         pairs.dedup_by(|later, earlier| {
             let duplicate = later.0 == earlier.0;

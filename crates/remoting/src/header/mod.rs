@@ -47,8 +47,13 @@ pub trait CommandHeader: Sized {
 pub trait HeaderField: Sized {
     /// Writes the field under `key` unless it is null.
     fn put(&self, key: &'static str, fields: &mut ExtFields);
+    /// Reads the field from `text`, the value of `key` (`None` when absent).
+    fn from_field(key: &'static str, text: Option<&str>) -> Result<Self, HeaderError>;
+
     /// Reads the field from `key`.
-    fn take(fields: &ExtFields, key: &'static str) -> Result<Self, HeaderError>;
+    fn take(fields: &ExtFields, key: &'static str) -> Result<Self, HeaderError> {
+        Self::from_field(key, fields.get(key))
+    }
 }
 
 impl<T: HeaderValue> HeaderField for T {
@@ -56,8 +61,8 @@ impl<T: HeaderValue> HeaderField for T {
         fields.insert(key, self.to_text());
     }
 
-    fn take(fields: &ExtFields, key: &'static str) -> Result<Self, HeaderError> {
-        let text = fields.get(key).ok_or(HeaderError::Missing(key))?;
+    fn from_field(key: &'static str, text: Option<&str>) -> Result<Self, HeaderError> {
+        let text = text.ok_or(HeaderError::Missing(key))?;
         T::from_text(text).ok_or_else(|| HeaderError::Invalid { key, value: text.to_owned() })
     }
 }
@@ -69,8 +74,8 @@ impl<T: HeaderValue> HeaderField for Option<T> {
         }
     }
 
-    fn take(fields: &ExtFields, key: &'static str) -> Result<Self, HeaderError> {
-        match fields.get(key) {
+    fn from_field(key: &'static str, text: Option<&str>) -> Result<Self, HeaderError> {
+        match text {
             None => Ok(None),
             Some(text) => T::from_text(text)
                 .map(Some)
@@ -101,11 +106,20 @@ macro_rules! command_header {
                 $( $crate::header::HeaderField::put(&self.$field, $key, fields); )*
             }
 
-            #[allow(unused_variables)]
+            /// One pass over the fields, each key matched against the struct's keys (a
+            /// request header is decoded for every request; a lookup per field cost more).
+            #[allow(unused_variables, unused_mut)]
             fn decode(
                 fields: &$crate::command::ExtFields,
             ) -> ::std::result::Result<Self, $crate::header::HeaderError> {
-                Ok(Self { $( $field: $crate::header::HeaderField::take(fields, $key)?, )* })
+                $( let mut $field: ::std::option::Option<&str> = None; )*
+                for (key, value) in fields.iter() {
+                    match key {
+                        $( $key => $field = Some(value), )*
+                        _ => {}
+                    }
+                }
+                Ok(Self { $( $field: $crate::header::HeaderField::from_field($key, $field)?, )* })
             }
         }
     };
