@@ -68,7 +68,10 @@ struct Inner {
     last_serialize_type: AtomicU8,
     /// Reference point of `last_activity_ms`.
     started: Instant,
-    /// Milliseconds after `started` of the last frame read or written.
+    /// `started` on the coarse clock.
+    started_coarse_ms: u64,
+    /// Milliseconds after `started` of the last frame read or written (coarse clock: a few
+    /// milliseconds of error against an idle timeout of minutes).
     last_activity_ms: AtomicU64,
     /// Inbound requests whose handler is running.
     in_flight: AtomicUsize,
@@ -104,6 +107,7 @@ impl Connection {
                 torn_down: AtomicBool::new(false),
                 last_serialize_type: AtomicU8::new(SerializeType::Json.code()),
                 started: Instant::now(),
+                started_coarse_ms: coarse_monotonic_ms(),
                 last_activity_ms: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
                 overloaded: AtomicBool::new(false),
@@ -291,7 +295,7 @@ impl Connection {
 
     /// Notes that a frame was read or written now.
     pub(crate) fn touch(&self) {
-        let now_ms = u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now_ms = coarse_monotonic_ms().saturating_sub(self.inner.started_coarse_ms);
         self.inner.last_activity_ms.store(now_ms, Ordering::Relaxed);
     }
 
@@ -346,6 +350,20 @@ impl fmt::Debug for Connection {
             .field("closed", &self.is_closed())
             .finish()
     }
+}
+
+/// Milliseconds of the monotonic clock at its coarse resolution: a read of a value the kernel
+/// keeps, without touching the clock source, for the activity stamp taken on every frame.
+fn coarse_monotonic_ms() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` writes only the timespec it is given, which lives on our stack.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) };
+    if result != 0 {
+        return 0;
+    }
+    let seconds = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(now.tv_nsec).unwrap_or(0);
+    seconds.saturating_mul(1_000).saturating_add(nanos / 1_000_000)
 }
 
 /// One running handler's share of the in-flight limit; released on drop, even on panic.

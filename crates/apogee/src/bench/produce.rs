@@ -172,8 +172,13 @@ impl Worker {
                         Some(due) => due,
                         None => break,
                     },
-                    None if Instant::now() < deadline => Instant::now(),
-                    None => break,
+                    None => {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            break;
+                        }
+                        now
+                    }
                 };
                 let request = self.request(&template, &payload);
                 let sending = match self.connection().await {

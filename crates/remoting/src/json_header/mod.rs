@@ -54,39 +54,25 @@ fn push_number(out: &mut Vec<u8>, number: i64) {
 /// Writes a JSON string; control characters become `\uXXXX` as fastjson writes them.
 fn push_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
-    if !needs_escape(text.as_bytes()) {
-        // The common case (names, numbers, ids): one copy.
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-        return;
-    }
-    let mut start = 0;
-    for (index, byte) in text.bytes().enumerate() {
-        let escape: Option<&[u8]> = match byte {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            0x00..=0x1f => None,
-            _ => continue,
-        };
-        out.extend_from_slice(&text.as_bytes()[start..index]);
-        match escape {
-            Some(sequence) => out.extend_from_slice(sequence),
-            None => {
+    let mut rest = text.as_bytes();
+    loop {
+        // Copy the plain run whole, then escape the one byte that ended it.
+        let run = scan::plain_run(rest).length;
+        out.extend_from_slice(&rest[..run]);
+        let Some((&byte, tail)) = rest[run..].split_first() else { break };
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[usize::from(byte >> 4)]);
                 out.push(HEX[usize::from(byte & 0xf)]);
             }
         }
-        start = index + 1;
+        rest = tail;
     }
-    out.extend_from_slice(&text.as_bytes()[start..]);
     out.push(b'"');
-}
-
-/// True when `bytes` hold a control character, `"` or `\`.
-fn needs_escape(bytes: &[u8]) -> bool {
-    scan::plain_run(bytes).length < bytes.len()
 }
 
 /// The header as peers write it; every member optional and lenient. Each member is read
@@ -407,8 +393,10 @@ mod tests {
     proptest! {
         #[test]
         fn the_word_check_agrees_with_a_byte_check(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
-            let naive = bytes.iter().any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\');
-            prop_assert_eq!(needs_escape(&bytes), naive);
+            let special = |byte: &u8| *byte < 0x20 || *byte == b'"' || *byte == b'\\';
+            let run = scan::plain_run(&bytes);
+            prop_assert_eq!(run.length, bytes.iter().position(special).unwrap_or(bytes.len()));
+            prop_assert_eq!(run.ascii, bytes[..run.length].is_ascii());
         }
 
         #[test]

@@ -62,7 +62,7 @@ pub(super) fn decode(bytes: &[u8]) -> Option<RemotingCommand> {
 /// character (or the end), and whether it is all ASCII.
 pub(super) struct PlainRun {
     pub length: usize,
-    ascii: bool,
+    pub ascii: bool,
 }
 
 /// Scans eight bytes at a time: a lane below 0x20, or equal to `"` or `\`, ends the run; a
