@@ -110,6 +110,14 @@ impl NamesrvArgs {
 
 impl Cli {
     /// Runs the chosen process until SIGINT or SIGTERM.
+    /// Worker threads for the async runtime: the bench's `--threads`, otherwise one per core.
+    pub fn runtime_threads(&self) -> Option<usize> {
+        match &self.command {
+            Command::Bench(args) => Some(args.threads.max(1)),
+            _ => None,
+        }
+    }
+
     pub async fn run(self) -> Result<()> {
         match self.command {
             Command::Namesrv(args) => run_namesrv(args.into_config()?).await,

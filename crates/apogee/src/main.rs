@@ -18,6 +18,10 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     alloc_count::start_reporting();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = cli.runtime_threads() {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(cli.run())
 }
