@@ -73,3 +73,12 @@ run 6 "fixed rate $((rate2 / 2))/s, 128 B" produce -t W6 -s 128 -c 4 -i 32 -r $(
 run 8 "e2e at $((rate2 / 2))/s" e2e -t W8 -s 128 -c 4 -i 32 -r $((rate2 / 2))
 start_broker SYNC_FLUSH
 run 7 "SYNC_FLUSH, sync send 128 B, 4 conns × 32" produce -t W7 -s 128 -c 4 -i 32
+# The group commit of workload 7: the store logs its totals when it shuts down.
+kill "$broker_pid" && wait "$broker_pid" 2>/dev/null || true
+broker_pid=
+flushes=$(grep -o 'group commit totals flushes=[0-9]*' "$work/standalone.err" | grep -o '[0-9]*$' || true)
+appends=$(grep -o 'group commit totals.*appends=[0-9]*' "$work/standalone.err" | grep -o '[0-9]*$' || true)
+if [[ -n $flushes && -n $appends && $flushes -gt 0 ]]; then
+  echo
+  echo "workload 7 group commit: $flushes fdatasyncs, $appends appends, $((appends / flushes)) appends per fdatasync"
+fi
