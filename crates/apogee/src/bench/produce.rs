@@ -252,9 +252,9 @@ impl Worker {
     fn template(&self) -> RemotingCommand {
         let batch = self.send.batch > 1;
         let header = SendMessageRequestHeaderV2 {
-            a: "apogee-bench".to_owned(),
-            b: self.topic.clone(),
-            c: "TBW102".to_owned(),
+            a: "apogee-bench".into(),
+            b: self.topic.as_str().into(),
+            c: "TBW102".into(),
             d: 4,
             f: 0,
             h: 0,

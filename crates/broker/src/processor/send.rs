@@ -166,7 +166,7 @@ impl Answer {
                 recall_handle: None,
             },
         };
-        Ok(RemotingCommand::response(success_code(result.status), None).with_header(&header))
+        Ok(RemotingCommand::response(success_code(result.status), None).with_owned_header(header))
     }
 }
 
@@ -189,7 +189,7 @@ async fn prepare(
         return encode_batch(state, connection, request, header, &config, queue_id);
     }
     let mut destination =
-        Destination { topic: header.topic.clone(), queue_id, chosen_queue_id: queue_id, config };
+        Destination { topic: header.topic.to_string(), queue_id, chosen_queue_id: queue_id, config };
     let mut properties = header.properties.as_deref().map(property::decode).unwrap_or_default();
     if topic::is_retry_topic(&destination.topic) {
         let max_header =
@@ -220,7 +220,7 @@ fn prepare_without_waiting(
         return encode_batch(state, connection, request, header, &config, queue_id).map(Some);
     }
     let destination =
-        Destination { topic: header.topic.clone(), queue_id, chosen_queue_id: queue_id, config };
+        Destination { topic: header.topic.to_string(), queue_id, chosen_queue_id: queue_id, config };
     let properties = header.properties.as_deref().map(property::decode).unwrap_or_default();
     encode_one(state, connection, request, header, destination, properties).map(Some)
 }
@@ -354,7 +354,7 @@ fn check_sizes(
             ),
         ));
     }
-    let properties_len = header.properties.as_ref().map_or(0, String::len);
+    let properties_len = header.properties.as_ref().map_or(0, |properties| properties.len());
     if properties_len > MAX_PROPERTIES_BYTES {
         return Err(Failure::new(
             response_code::MESSAGE_ILLEGAL,
@@ -605,7 +605,7 @@ fn encode_batch(
     let mut records = Vec::with_capacity(capacity);
     let mut record_lengths = Vec::with_capacity(items.len());
     let mut ext = MessageExt {
-        message: Message { topic: header.topic, ..Message::default() },
+        message: Message { topic: header.topic.into_string(), ..Message::default() },
         queue_id,
         sys_flag,
         born_timestamp: header.born_timestamp,

@@ -242,20 +242,20 @@ pub fn send_request(
     born_timestamp_ms: i64,
 ) -> RemotingCommand {
     let header = SendMessageRequestHeader {
-        producer_group: sender.group.to_owned(),
-        topic: prepared.topic.clone(),
-        default_topic: sender.create_topic_key.to_owned(),
+        producer_group: sender.group.into(),
+        topic: prepared.topic.as_str().into(),
+        default_topic: sender.create_topic_key.into(),
         default_topic_queue_nums: sender.default_topic_queue_nums,
         queue_id: queue.queue_id,
         sys_flag: prepared.sys_flag,
         born_timestamp: born_timestamp_ms,
         flag: prepared.flag,
-        properties: Some(prepared.properties.clone()),
+        properties: Some(prepared.properties.as_str().into()),
         reconsume_times: Some(prepared.reconsume_times),
         unit_mode: Some(false),
         max_reconsume_times: prepared.max_reconsume_times,
         batch: Some(prepared.batch),
-        bname: Some(queue.broker_name.clone()),
+        bname: Some(queue.broker_name.as_str().into()),
     };
     let code = if prepared.batch { request_code::SEND_BATCH_MESSAGE } else { request_code::SEND_MESSAGE_V2 };
     RemotingCommand::request(code)

@@ -129,20 +129,20 @@ impl Cluster {
             properties.insert(property::TAGS, tags);
         }
         let header = SendMessageRequestHeader {
-            producer_group: "PG_PUSH_TEST".to_owned(),
-            topic: topic.to_owned(),
-            default_topic: "TBW102".to_owned(),
+            producer_group: "PG_PUSH_TEST".into(),
+            topic: topic.into(),
+            default_topic: "TBW102".into(),
             default_topic_queue_nums: 4,
             queue_id,
             sys_flag: 0,
             born_timestamp: apogee_common::time::now_ms(),
             flag: 0,
-            properties: Some(property::encode(&properties)).filter(|text| !text.is_empty()),
+            properties: Some(property::encode(&properties)).filter(|text| !text.is_empty()).map(Into::into),
             reconsume_times: Some(0),
             unit_mode: Some(false),
             max_reconsume_times: None,
             batch: Some(false),
-            bname: Some(BROKER_NAME.to_owned()),
+            bname: Some(BROKER_NAME.into()),
         };
         let request = RemotingCommand::request(request_code::SEND_MESSAGE_V2)
             .with_header(&SendMessageRequestHeaderV2::from(header))

@@ -101,8 +101,8 @@ impl TestCluster {
     /// Creates `topic` with `queues` queues on the broker and waits for its route.
     pub async fn create_topic(&self, topic: &str, queues: i32) {
         let header = CreateTopicRequestHeader {
-            topic: topic.to_owned(),
-            default_topic: "TBW102".to_owned(),
+            topic: topic.into(),
+            default_topic: "TBW102".into(),
             read_queue_nums: queues,
             write_queue_nums: queues,
             perm: 6,
@@ -141,20 +141,20 @@ impl TestCluster {
         }
         properties.insert(property::UNIQ_KEY, UniqIdGenerator::global().next_id());
         let header = SendMessageRequestHeader {
-            producer_group: "PG_CLIENT_TEST".to_owned(),
-            topic: topic.to_owned(),
-            default_topic: "TBW102".to_owned(),
+            producer_group: "PG_CLIENT_TEST".into(),
+            topic: topic.into(),
+            default_topic: "TBW102".into(),
             default_topic_queue_nums: 4,
             queue_id,
             sys_flag: 0,
             born_timestamp: apogee_common::time::now_ms(),
             flag: 0,
-            properties: Some(property::encode(&properties)),
+            properties: Some(property::encode(&properties).into()),
             reconsume_times: Some(0),
             unit_mode: Some(false),
             max_reconsume_times: None,
             batch: Some(false),
-            bname: Some(BROKER_NAME.to_owned()),
+            bname: Some(BROKER_NAME.into()),
         };
         let request = RemotingCommand::request(request_code::SEND_MESSAGE_V2)
             .with_header(&SendMessageRequestHeaderV2::from(header))

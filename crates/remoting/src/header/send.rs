@@ -1,6 +1,8 @@
 //! Producer headers (spec §3.3): sending messages, in the long-key form of SEND_MESSAGE and
 //! the single-letter form of SEND_MESSAGE_V2/SEND_BATCH_MESSAGE, and transactions.
 
+use compact_str::CompactString;
+
 use crate::code::request_code;
 use crate::command::RemotingCommand;
 use crate::command_header;
@@ -12,11 +14,11 @@ command_header! {
     /// [`decode_send_message_header`]).
     pub struct SendMessageRequestHeader {
         /// Producer group.
-        producer_group: String => "producerGroup",
+        producer_group: CompactString => "producerGroup",
         /// Target topic (namespaced form when a namespace is used).
-        topic: String => "topic",
+        topic: CompactString => "topic",
         /// Template topic for auto-creation, normally `TBW102`.
-        default_topic: String => "defaultTopic",
+        default_topic: CompactString => "defaultTopic",
         /// Queue count of an auto-created topic.
         default_topic_queue_nums: i32 => "defaultTopicQueueNums",
         /// Target queue; negative lets the broker pick a writable queue.
@@ -28,7 +30,7 @@ command_header! {
         /// User flag, stored verbatim.
         flag: i32 => "flag",
         /// Message properties string (U+0001/U+0002 separated).
-        properties: Option<String> => "properties",
+        properties: Option<CompactString> => "properties",
         /// Times the message was already redelivered (retry topics); absent means 0.
         reconsume_times: Option<i32> => "reconsumeTimes",
         /// Unit-mode producer; 4.9 clients always send it, absent means `false`.
@@ -38,7 +40,7 @@ command_header! {
         /// Whether the body is a batch; 4.9 clients always send it, absent means `false`.
         batch: Option<bool> => "batch",
         /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
+        bname: Option<CompactString> => "bname",
     }
 }
 
@@ -48,11 +50,11 @@ command_header! {
     /// `From` both ways.
     pub struct SendMessageRequestHeaderV2 {
         /// `producerGroup`.
-        a: String => "a",
+        a: CompactString => "a",
         /// `topic`.
-        b: String => "b",
+        b: CompactString => "b",
         /// `defaultTopic`.
-        c: String => "c",
+        c: CompactString => "c",
         /// `defaultTopicQueueNums`.
         d: i32 => "d",
         /// `queueId`.
@@ -64,7 +66,7 @@ command_header! {
         /// `flag`.
         h: i32 => "h",
         /// `properties`.
-        i: Option<String> => "i",
+        i: Option<CompactString> => "i",
         /// `reconsumeTimes` (absent means 0).
         j: Option<i32> => "j",
         /// `unitMode` (4.9 always sends it; absent means `false`).
@@ -74,7 +76,7 @@ command_header! {
         /// `batch` (4.9 always sends it; absent means `false`).
         m: Option<bool> => "m",
         /// Broker name, the long form's `bname`.
-        n: Option<String> => "n",
+        n: Option<CompactString> => "n",
     }
 }
 

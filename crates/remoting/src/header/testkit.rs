@@ -28,6 +28,12 @@ impl ArbitraryField for String {
     }
 }
 
+impl ArbitraryField for compact_str::CompactString {
+    fn arbitrary() -> BoxedStrategy<Self> {
+        <String as ArbitraryField>::arbitrary().prop_map(Into::into).boxed()
+    }
+}
+
 macro_rules! any_value_field {
     ($($ty:ty),*) => {$(
         impl ArbitraryField for $ty {
@@ -48,9 +54,14 @@ impl<T: ArbitraryField + 'static> ArbitraryField for Option<T> {
 
 /// Encodes `header` into a fresh `extFields` map and decodes it back, both directly and
 /// through a command, failing the case unless both give `header` again.
-pub fn assert_round_trip<H: CommandHeader + PartialEq + Debug>(header: &H) -> Result<(), TestCaseError> {
+pub fn assert_round_trip<H: CommandHeader + PartialEq + Debug + Clone>(
+    header: &H,
+) -> Result<(), TestCaseError> {
     let mut fields = ExtFields::default();
     header.encode(&mut fields);
+    let mut moved = ExtFields::default();
+    header.clone().encode_owned(&mut moved);
+    prop_assert_eq!(&moved, &fields, "encode_owned writes what encode writes");
     let decoded = H::decode(&fields);
     prop_assert_eq!(decoded.as_ref(), Ok(header));
     let from_command = RemotingCommand::request(0).with_header(header).decode_header::<H>();

@@ -9,6 +9,11 @@ pub trait HeaderValue: Sized {
     fn to_text(&self) -> CompactString;
     /// Parses the text form; `None` when it does not parse.
     fn from_text(text: &str) -> Option<Self>;
+
+    /// [`Self::to_text`] of a value given away: a `String` hands over its buffer.
+    fn into_text(self) -> CompactString {
+        self.to_text()
+    }
 }
 
 impl HeaderValue for String {
@@ -16,8 +21,22 @@ impl HeaderValue for String {
         CompactString::from(self.as_str())
     }
 
+    fn into_text(self) -> CompactString {
+        CompactString::from(self)
+    }
+
     fn from_text(text: &str) -> Option<Self> {
         Some(text.to_owned())
+    }
+}
+
+impl HeaderValue for CompactString {
+    fn to_text(&self) -> CompactString {
+        self.clone()
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        Some(CompactString::new(text))
     }
 }
 
