@@ -67,3 +67,19 @@ pub fn read_all(store: &MessageStore, topic: &str, queue_id: i32) -> Vec<Message
     }
     panic!("queue never ended");
 }
+
+/// A disk that always reports room: the store's disk-pressure rules (refusing appends above
+/// 90 %, deleting the oldest files early above 85 %) would otherwise make these tests depend on
+/// how full the machine's disk is. `store.rs` tests those rules with a disk it controls.
+struct RoomyDisk;
+
+impl apogee_store::disk::DiskUsage for RoomyDisk {
+    fn used_percent(&self, _path: &Path) -> std::io::Result<u32> {
+        Ok(1)
+    }
+}
+
+/// Opens a store whose disk never looks full.
+pub fn open_store(config: StoreConfig) -> Result<MessageStore, apogee_store::StoreError> {
+    MessageStore::open_with_disk(config, Box::new(RoomyDisk))
+}

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apogee_store::{FlushDiskType, MessageStore, PutRequest, PutStatus, StoreConfig};
+use apogee_store::{FlushDiskType, PutRequest, PutStatus, StoreConfig};
 use common::{read_all, record};
 
 /// Kills per run; `APOGEE_CRASH_KILLS` raises it for a soak.
@@ -37,7 +37,7 @@ fn config(root: &std::path::Path) -> StoreConfig {
 fn crash_child() {
     let Ok(root) = std::env::var("APOGEE_CRASH_DIR") else { return };
     let base: u64 = std::env::var("APOGEE_CRASH_BASE").unwrap().parse().unwrap();
-    let store = Arc::new(MessageStore::open(config(root.as_ref())).unwrap());
+    let store = Arc::new(common::open_store(config(root.as_ref())).unwrap());
     let next = Arc::new(AtomicU64::new(base));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -70,7 +70,7 @@ fn crash_child() {
 }
 
 fn sequences_in_store(root: &std::path::Path) -> HashSet<u64> {
-    let store = MessageStore::open(config(root)).unwrap();
+    let store = common::open_store(config(root)).unwrap();
     let mut found = HashSet::new();
     for queue_id in 0..QUEUES {
         for (n, message) in read_all(&store, TOPIC, queue_id).iter().enumerate() {

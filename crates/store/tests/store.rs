@@ -21,7 +21,7 @@ use common::{read_all, record, small_config};
 #[test]
 fn every_field_survives_append_and_read() {
     let dir = tempfile::tempdir().unwrap();
-    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    let store = common::open_store(small_config(dir.path())).unwrap();
     let mut offsets = Vec::new();
     for n in 0..50 {
         let body = format!("body-{n}");
@@ -53,7 +53,7 @@ fn every_field_survives_append_and_read() {
 #[test]
 fn reads_cross_file_boundaries_and_batches_are_one_unit() {
     let dir = tempfile::tempdir().unwrap();
-    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    let store = common::open_store(small_config(dir.path())).unwrap();
     let body = vec![b'x'; 700];
     for _ in 0..300 {
         assert_eq!(
@@ -85,7 +85,7 @@ fn malformed_and_oversized_records_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = small_config(dir.path());
     config.max_message_size = 1024;
-    let store = MessageStore::open(config).unwrap();
+    let store = common::open_store(config).unwrap();
     assert_eq!(store.put_blocking(PutRequest::new(vec![1, 2, 3])).status, PutStatus::MessageIllegal);
     let mut damaged = record("T", 0, b"x", None, None);
     damaged[4] ^= 0xff;
@@ -114,7 +114,7 @@ impl MessageFilter for TagFilter {
 #[test]
 fn lookups_by_tag_time_offset_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    let store = common::open_store(small_config(dir.path())).unwrap();
     let mut stored = Vec::new();
     for n in 0..30 {
         let tags = if n % 3 == 0 { "TagA" } else { "TagB" };
@@ -164,7 +164,7 @@ fn lookups_by_tag_time_offset_and_key() {
 fn clean_restart_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let end = {
-        let store = MessageStore::open(small_config(dir.path())).unwrap();
+        let store = common::open_store(small_config(dir.path())).unwrap();
         for n in 0..200u32 {
             store.put_blocking(PutRequest::new(record("T", (n % 3) as i32, &n.to_be_bytes(), None, None)));
         }
@@ -173,7 +173,7 @@ fn clean_restart_resumes_where_it_stopped() {
         end
     };
     assert!(!dir.path().join("abort").exists(), "a clean shutdown removes the abort file");
-    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    let store = common::open_store(small_config(dir.path())).unwrap();
     assert_eq!(store.commit_log_max_offset(), end);
     assert_eq!(store.max_offset("T", 0) + store.max_offset("T", 1) + store.max_offset("T", 2), 200);
     let append = store.put_blocking(PutRequest::new(record("T", 1, b"after", None, None))).append.unwrap();
@@ -185,8 +185,8 @@ fn clean_restart_resumes_where_it_stopped() {
 #[test]
 fn a_second_process_cannot_open_the_same_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let _store = MessageStore::open(small_config(dir.path())).unwrap();
-    assert!(matches!(MessageStore::open(small_config(dir.path())), Err(apogee_store::StoreError::Locked(_))));
+    let _store = common::open_store(small_config(dir.path())).unwrap();
+    assert!(matches!(common::open_store(small_config(dir.path())), Err(apogee_store::StoreError::Locked(_))));
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -218,7 +218,7 @@ fn tear_commit_log(pristine: &Path, root: &Path, cut: usize) {
 fn a_torn_last_record_recovers_to_exactly_the_records_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let (last_start, last_end) = {
-        let store = MessageStore::open(small_config(dir.path())).unwrap();
+        let store = common::open_store(small_config(dir.path())).unwrap();
         let mut last = None;
         for n in 0..20u32 {
             let result = store.put_blocking(PutRequest::new(record(
@@ -241,7 +241,7 @@ fn a_torn_last_record_recovers_to_exactly_the_records_before_it() {
     let pristine_bytes = fs::read(pristine.path().join("commitlog").join("00000000000000000000")).unwrap();
     for cut in last_start..=last_end {
         tear_commit_log(pristine.path(), &root, cut);
-        let store = MessageStore::open(small_config(&root)).unwrap();
+        let store = common::open_store(small_config(&root)).unwrap();
         // Zeroing bytes that were zero already leaves the record whole.
         let intact = pristine_bytes[cut..last_end].iter().all(|byte| *byte == 0);
         assert_eq!(intact, cut == last_end, "a record with properties ends in a non-zero byte");
@@ -263,7 +263,7 @@ fn a_torn_last_record_recovers_to_exactly_the_records_before_it() {
 fn consume_queues_are_rebuilt_from_the_commit_log_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = MessageStore::open(small_config(dir.path())).unwrap();
+        let store = common::open_store(small_config(dir.path())).unwrap();
         for n in 0..100u32 {
             store.put_blocking(PutRequest::new(record(
                 "T",
@@ -277,7 +277,7 @@ fn consume_queues_are_rebuilt_from_the_commit_log_after_a_crash() {
     }
     fs::remove_dir_all(dir.path().join("consumequeue")).unwrap();
     fs::write(dir.path().join("abort"), b"crash").unwrap();
-    let store = MessageStore::open(small_config(dir.path())).unwrap();
+    let store = common::open_store(small_config(dir.path())).unwrap();
     for queue_id in 0..4 {
         let messages = read_all(&store, "T", queue_id);
         assert_eq!(messages.len(), 25, "queue {queue_id}");
@@ -291,7 +291,7 @@ fn sync_flush_answers_every_waiter_after_one_group_flush() {
     let mut config = small_config(dir.path());
     config.flush_disk_type = FlushDiskType::SyncFlush;
     config.mapped_file_size_commit_log = 1024 * 1024;
-    let store = Arc::new(MessageStore::open(config).unwrap());
+    let store = Arc::new(common::open_store(config).unwrap());
     let threads: Vec<_> = (0..8)
         .map(|thread| {
             let store = Arc::clone(&store);
