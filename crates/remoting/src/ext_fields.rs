@@ -57,11 +57,6 @@ impl ExtFields {
         self.position(key).ok().map(|index| self.entries[index].1.as_str())
     }
 
-    /// True when `key` is present.
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.position(key).is_ok()
-    }
-
     /// Sets `key` to `value`; returns the value it replaces.
     pub fn insert(
         &mut self,

@@ -115,11 +115,6 @@ impl Responder {
     pub(crate) fn discard(mut self) {
         self.pending = None;
     }
-
-    /// The request code being answered.
-    pub fn request_code(&self) -> i32 {
-        self.pending.as_ref().map_or(0, |pending| pending.key.code)
-    }
 }
 
 impl Pending {

@@ -10,7 +10,7 @@ use apogee_common::message::batch::{encode_batch, BatchItem};
 use apogee_common::message::msg_id::UniqIdGenerator;
 use apogee_common::message::property::{self, Properties};
 use apogee_remoting::client::RemotingClient;
-use apogee_remoting::connection::{Connection, RemotingError};
+use apogee_remoting::connection::RemotingError;
 use apogee_remoting::header::send::SendMessageRequestHeaderV2;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use bytes::Bytes;
@@ -67,7 +67,6 @@ pub async fn drive(
     for connection in 0..send.connections {
         let worker = Worker {
             client: Arc::new(setup::admin_client()),
-            connection: None,
             queues: Arc::clone(&queues),
             topic: target.topic.clone(),
             send: send.clone(),
@@ -144,7 +143,6 @@ impl Pacer {
 /// task, so a response costs the bench one task wake at most.
 struct Worker {
     client: Arc<RemotingClient>,
-    connection: Option<(String, Connection)>,
     queues: Arc<Vec<Queue>>,
     topic: String,
     send: SendOptions,
@@ -154,8 +152,13 @@ struct Worker {
     next_queue: usize,
 }
 
-/// A request's outcome and when its latency started counting.
-type Sent = (Instant, Result<RemotingCommand, RemotingError>);
+/// A request's outcome, when it was due (where its latency starts counting) and when it
+/// actually went out.
+struct Sent {
+    due: Instant,
+    sent: Instant,
+    result: Result<RemotingCommand, RemotingError>,
+}
 
 impl Worker {
     async fn run(mut self, deadline: Instant, mut dues: Option<Dues>) {
@@ -180,15 +183,14 @@ impl Worker {
                         now
                     }
                 };
+                let addr = self.queues[self.next_queue % self.queues.len()].addr.clone();
                 let request = self.request(&template, &payload);
-                let sending = match self.connection().await {
-                    Ok(connection) => connection,
-                    Err(error) => {
-                        self.stats.recorder().error(error.to_string());
-                        continue;
-                    }
-                };
-                in_flight.push(async move { (due, sending.invoke(request, SEND_TIMEOUT).await) });
+                let client = Arc::clone(&self.client);
+                in_flight.push(async move {
+                    let sent = Instant::now();
+                    let result = client.invoke(&addr, request, SEND_TIMEOUT).await;
+                    Sent { due, sent, result }
+                });
             }
             if in_flight.is_empty() && backlog.is_empty() && (paced_out || Instant::now() >= deadline) {
                 break;
@@ -196,7 +198,7 @@ impl Worker {
             tokio::select! {
                 done = in_flight.next(), if !in_flight.is_empty() => {
                     if let Some(sent) = done {
-                        self.record(sent);
+                        self.record(sent, dues.is_some());
                     }
                 }
                 released = next_dues(&mut dues), if !paced_out => match released {
@@ -208,8 +210,11 @@ impl Worker {
     }
 
     /// Latency counts from when the request was due (open loop) or sent (closed loop).
-    fn record(&mut self, (due, result): Sent) {
+    fn record(&mut self, Sent { due, sent, result }: Sent, open_loop: bool) {
         let latency = due.elapsed();
+        if open_loop {
+            self.stats.record_phases(sent.saturating_duration_since(due), sent.elapsed());
+        }
         match result {
             Ok(response) if response.code == response_code::SUCCESS => {
                 let messages = self.send.batch as u64;
@@ -218,20 +223,6 @@ impl Worker {
             Ok(response) => self.stats.recorder().error(format!("code {}", response.code)),
             Err(error) => self.stats.recorder().error(error.to_string()),
         }
-    }
-
-    /// The open connection, kept between sends: the client's own lookup (a lock and a map
-    /// per call) would cost the bench more than the send itself.
-    async fn connection(&mut self) -> Result<Connection, RemotingError> {
-        let addr = &self.queues[self.next_queue % self.queues.len()].addr;
-        if let Some((cached_addr, connection)) = &self.connection {
-            if cached_addr == addr && !connection.is_closed() {
-                return Ok(connection.clone());
-            }
-        }
-        let connection = self.client.connection(addr).await?;
-        self.connection = Some((addr.clone(), connection.clone()));
-        Ok(connection)
     }
 
     fn body(&self, payload: &Bytes) -> Bytes {

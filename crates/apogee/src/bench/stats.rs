@@ -27,6 +27,10 @@ pub struct Recorder {
     bytes: AtomicU64,
     interval: Mutex<Histogram<u64>>,
     total: Mutex<Histogram<u64>>,
+    /// Open loop: how late after its due time each request went out (the bench's own delay).
+    start_late: Mutex<Histogram<u64>>,
+    /// Open loop: from going out to its response (the broker's and the network's share).
+    round_trip: Mutex<Histogram<u64>>,
     errors: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -36,6 +40,8 @@ pub struct WorkerStats {
     local: Histogram<u64>,
     pending: Histogram<u64>,
     pending_count: u32,
+    start_late: Histogram<u64>,
+    round_trip: Histogram<u64>,
 }
 
 impl Recorder {
@@ -46,13 +52,22 @@ impl Recorder {
             bytes: AtomicU64::new(0),
             interval: Mutex::new(histogram()),
             total: Mutex::new(histogram()),
+            start_late: Mutex::new(histogram()),
+            round_trip: Mutex::new(histogram()),
             errors: Mutex::new(BTreeMap::new()),
         })
     }
 
     /// A view for one worker.
     pub fn worker(self: &Arc<Self>) -> WorkerStats {
-        WorkerStats { recorder: Arc::clone(self), local: histogram(), pending: histogram(), pending_count: 0 }
+        WorkerStats {
+            recorder: Arc::clone(self),
+            local: histogram(),
+            pending: histogram(),
+            pending_count: 0,
+            start_late: histogram(),
+            round_trip: histogram(),
+        }
     }
 
     /// Counts messages that went through without a latency sample (consume).
@@ -114,14 +129,13 @@ impl Recorder {
     /// Prints the summary and the JSON line; `elapsed` is the measured period.
     pub fn report(&self, workload: &str, parameters: serde_json::Value, elapsed: Duration) {
         let total = self.total.lock().clone();
+        let start_late = self.start_late.lock().clone();
+        let round_trip = self.round_trip.lock().clone();
         let messages = self.messages();
         let bytes = self.bytes.load(Ordering::Relaxed);
         let seconds = elapsed.as_secs_f64().max(1e-9);
         let errors = self.errors.lock().clone();
-        let percentiles: Vec<(&str, f64)> = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)]
-            .into_iter()
-            .map(|(name, quantile)| (name, total.value_at_quantile(quantile) as f64 / 1000.0))
-            .collect();
+        let percentiles = percentiles_ms(&total);
         println!("{workload}: {messages} messages in {seconds:.1} s");
         println!(
             "  throughput  {:.0} msg/s, {:.1} MB/s",
@@ -132,6 +146,15 @@ impl Recorder {
             let line: Vec<String> =
                 percentiles.iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
             println!("  latency     {}  max {:.3} ms", line.join("  "), total.max() as f64 / 1000.0);
+        }
+        if !start_late.is_empty() {
+            let line = |histogram: &Histogram<u64>| -> String {
+                let parts: Vec<String> =
+                    percentiles_ms(histogram).iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
+                parts.join("  ")
+            };
+            println!("  sent late   {}", line(&start_late));
+            println!("  round trip  {}", line(&round_trip));
         }
         if !errors.is_empty() {
             println!("  errors      {errors:?}");
@@ -152,6 +175,13 @@ impl Recorder {
             }
             json["max_ms"] = serde_json::json!(total.max() as f64 / 1000.0);
         }
+        if !start_late.is_empty() {
+            for (prefix, histogram) in [("sent_late", &start_late), ("round_trip", &round_trip)] {
+                for (name, ms) in percentiles_ms(histogram) {
+                    json[format!("{prefix}_{name}_ms")] = serde_json::json!(ms);
+                }
+            }
+        }
         println!("{json}");
     }
 }
@@ -170,6 +200,14 @@ impl WorkerStats {
         }
     }
 
+    /// Open loop: the two parts of a request's latency, how late it went out after its due
+    /// time and how long its response took, so that a tail can be told apart (the bench's own
+    /// delays against the broker's).
+    pub fn record_phases(&mut self, sent_late: Duration, round_trip: Duration) {
+        let _ = self.start_late.record((sent_late.as_micros() as u64).clamp(1, MAX_LATENCY_US));
+        let _ = self.round_trip.record((round_trip.as_micros() as u64).clamp(1, MAX_LATENCY_US));
+    }
+
     /// The shared recorder.
     pub fn recorder(&self) -> &Arc<Recorder> {
         &self.recorder
@@ -186,7 +224,17 @@ impl Drop for WorkerStats {
     fn drop(&mut self) {
         self.flush();
         let _ = self.recorder.total.lock().add(&self.local);
+        let _ = self.recorder.start_late.lock().add(&self.start_late);
+        let _ = self.recorder.round_trip.lock().add(&self.round_trip);
     }
+}
+
+/// p50, p90, p99 and p99.9 of `histogram`, in milliseconds.
+fn percentiles_ms(histogram: &Histogram<u64>) -> Vec<(&'static str, f64)> {
+    [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)]
+        .into_iter()
+        .map(|(name, quantile)| (name, histogram.value_at_quantile(quantile) as f64 / 1000.0))
+        .collect()
 }
 
 fn micros(value: u64) -> String {
