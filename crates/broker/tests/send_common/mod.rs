@@ -159,20 +159,15 @@ pub fn broker_config(root: &Path, namesrv: SocketAddr) -> BrokerConfig {
 /// The long-key send header of a plain message to `topic`.
 pub fn send_header(topic: &str, queue_id: i32, properties: &Properties) -> SendMessageRequestHeader {
     SendMessageRequestHeader {
-        producer_group: "PG_TEST".into(),
-        topic: topic.into(),
-        default_topic: "TBW102".into(),
-        default_topic_queue_nums: 4,
-        queue_id,
-        sys_flag: 0,
         born_timestamp: BORN_TIMESTAMP,
         flag: 7,
-        properties: Some(property::encode(properties)).filter(|text| !text.is_empty()).map(Into::into),
-        reconsume_times: Some(0),
-        unit_mode: Some(false),
-        max_reconsume_times: None,
-        batch: Some(false),
-        bname: Some(BROKER_NAME.into()),
+        ..SendMessageRequestHeader::plain(
+            "PG_TEST",
+            topic,
+            queue_id,
+            &property::encode(properties),
+            BROKER_NAME,
+        )
     }
 }
 

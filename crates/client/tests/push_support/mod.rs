@@ -20,9 +20,7 @@ use apogee_remoting::code::{request_code, response_code};
 use apogee_remoting::fastjson;
 use apogee_remoting::header::admin::GetConsumerConnectionListRequestHeader;
 use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
-use apogee_remoting::header::send::{
-    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
-};
+use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use apogee_remoting::router::Router;
 use apogee_remoting::RemotingCommand;
 use tempfile::TempDir;
@@ -128,25 +126,14 @@ impl Cluster {
         if let Some(tags) = tags {
             properties.insert(property::TAGS, tags);
         }
-        let header = SendMessageRequestHeader {
-            producer_group: "PG_PUSH_TEST".into(),
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            default_topic_queue_nums: 4,
+        let header = SendMessageRequestHeader::plain(
+            "PG_PUSH_TEST",
+            topic,
             queue_id,
-            sys_flag: 0,
-            born_timestamp: apogee_common::time::now_ms(),
-            flag: 0,
-            properties: Some(property::encode(&properties)).filter(|text| !text.is_empty()).map(Into::into),
-            reconsume_times: Some(0),
-            unit_mode: Some(false),
-            max_reconsume_times: None,
-            batch: Some(false),
-            bname: Some(BROKER_NAME.into()),
-        };
-        let request = RemotingCommand::request(request_code::SEND_MESSAGE_V2)
-            .with_header(&SendMessageRequestHeaderV2::from(header))
-            .with_body(body.as_bytes().to_vec());
+            &property::encode(&properties),
+            BROKER_NAME,
+        );
+        let request = header.into_v2_request(body.as_bytes().to_vec());
         let response =
             self.client.invoke(&self.broker_addr(), request, CALL_TIMEOUT).await.expect("broker answers");
         assert_eq!(response.code, response_code::SUCCESS, "send refused: {:?}", response.remark);

@@ -80,6 +80,42 @@ command_header! {
     }
 }
 
+impl SendMessageRequestHeader {
+    /// The header of one plain message as a producer sends it: stamped now, default template
+    /// topic `TBW102` with 4 queues, no flags, no redelivery; empty `properties` are left out.
+    pub fn plain(
+        producer_group: &str,
+        topic: &str,
+        queue_id: i32,
+        properties: &str,
+        broker_name: &str,
+    ) -> Self {
+        Self {
+            producer_group: producer_group.into(),
+            topic: topic.into(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 4,
+            queue_id,
+            sys_flag: 0,
+            born_timestamp: apogee_common::time::now_ms(),
+            flag: 0,
+            properties: Some(CompactString::from(properties)).filter(|text| !text.is_empty()),
+            reconsume_times: Some(0),
+            unit_mode: Some(false),
+            max_reconsume_times: None,
+            batch: Some(false),
+            bname: Some(broker_name.into()),
+        }
+    }
+
+    /// SEND_MESSAGE_V2 (310) of this header, with the one-letter keys, carrying `body`.
+    pub fn into_v2_request(self, body: impl Into<bytes::Bytes>) -> RemotingCommand {
+        RemotingCommand::request(request_code::SEND_MESSAGE_V2)
+            .with_header(&SendMessageRequestHeaderV2::from(self))
+            .with_body(body)
+    }
+}
+
 impl From<SendMessageRequestHeaderV2> for SendMessageRequestHeader {
     fn from(v2: SendMessageRequestHeaderV2) -> Self {
         Self {

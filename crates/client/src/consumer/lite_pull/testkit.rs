@@ -22,9 +22,7 @@ use apogee_remoting::header::consumer::{
     NotifyConsumerIdsChangedRequestHeader, UnregisterClientRequestHeader,
 };
 use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
-use apogee_remoting::header::send::{
-    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
-};
+use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use apogee_remoting::router::Router;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use parking_lot::Mutex;
@@ -146,25 +144,14 @@ impl TestCluster {
             properties.insert(property::KEYS, keys);
         }
         properties.insert(property::UNIQ_KEY, UniqIdGenerator::global().next_id());
-        let header = SendMessageRequestHeader {
-            producer_group: "PG_LITE_TEST".into(),
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            default_topic_queue_nums: 4,
+        let header = SendMessageRequestHeader::plain(
+            "PG_LITE_TEST",
+            topic,
             queue_id,
-            sys_flag: 0,
-            born_timestamp: apogee_common::time::now_ms(),
-            flag: 0,
-            properties: Some(property::encode(&properties).into()),
-            reconsume_times: Some(0),
-            unit_mode: Some(false),
-            max_reconsume_times: None,
-            batch: Some(false),
-            bname: Some(BROKER_NAME.into()),
-        };
-        let request = RemotingCommand::request(request_code::SEND_MESSAGE_V2)
-            .with_header(&SendMessageRequestHeaderV2::from(header))
-            .with_body(body.as_bytes().to_vec());
+            &property::encode(&properties),
+            BROKER_NAME,
+        );
+        let request = header.into_v2_request(body.as_bytes().to_vec());
         let response =
             self.producer.invoke(&self.broker_addr, request, CALL_TIMEOUT).await.expect("broker answers");
         assert_eq!(response.code, response_code::SUCCESS, "message stored: {:?}", response.remark);
