@@ -33,14 +33,16 @@ pub fn not_supported_remark(code: i32) -> String {
 
 /// Handles one request read from `connection`. Returns once the request has been handed to
 /// its fast path or handler task (or answered by the framework); never waits for a handler.
-pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) {
+/// True when a fast path served it (the reader then ends the batch, see
+/// [`crate::router::FastPath::end_of_batch`]).
+pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) -> bool {
     connection.record_serialize_type(request.serialize_type);
     let key = RequestKey::of(&request);
     let endpoint = connection.endpoint().clone();
     if endpoint.draining.is_cancelled() && request.version > GO_AWAY_MIN_VERSION_EXCLUSIVE {
         let answer = RemotingCommand::response(response_code::GO_AWAY, Some(GO_AWAY_REMARK.into()));
         respond(connection, key, answer).await;
-        return;
+        return false;
     }
     let Some(handler) = endpoint.router.handler(request.code) else {
         tracing::debug!(connection = connection.id(), code = key.code, "no handler for request code");
@@ -49,7 +51,7 @@ pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) 
             Some(not_supported_remark(key.code)),
         );
         respond(connection, key, answer).await;
-        return;
+        return false;
     };
     let Some(slot) = connection.try_begin_request() else {
         if connection.note_overload() {
@@ -62,7 +64,7 @@ pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) 
         }
         let answer = RemotingCommand::response(response_code::SYSTEM_BUSY, Some(OVERLOAD_REMARK.into()));
         respond(connection, key, answer).await;
-        return;
+        return false;
     };
     let mut responder = Responder::new(connection.clone(), key, slot);
     let mut request = request;
@@ -71,7 +73,7 @@ pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) 
             fast_path.try_serve(connection, request, responder)
         }));
         match served {
-            Ok(Ok(())) => return,
+            Ok(Ok(())) => return true,
             Ok(Err(declined)) => {
                 let Declined { request: declined_request, responder: declined_responder } = *declined;
                 request = declined_request;
@@ -85,7 +87,7 @@ pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) 
                     panic = %panic_message(panic.as_ref()),
                     "request fast path panicked"
                 );
-                return;
+                return false;
             }
         }
     }
@@ -125,6 +127,7 @@ pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) 
             None => responder.discard(),
         }
     });
+    false
 }
 
 /// Writes `answer` as the response to the request `key` describes, unless that request was

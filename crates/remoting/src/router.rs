@@ -52,6 +52,12 @@ pub trait FastPath: Send + Sync + 'static {
         request: RemotingCommand,
         responder: Responder,
     ) -> Result<(), Box<Declined>>;
+
+    /// Called on a connection's reader after it served one or more requests here and before
+    /// it waits for more bytes: work gathered from one socket read can be done together
+    /// (the send path appends a read's worth of messages in one round). The default does
+    /// nothing.
+    fn end_of_batch(&self) {}
 }
 
 /// A request a [`FastPath`] leaves to the code's [`Handler`], with its responder.
@@ -72,6 +78,8 @@ type DisconnectHook = Arc<dyn Fn(&Connection) + Send + Sync + 'static>;
 pub struct Router {
     handlers: HashMap<i32, Arc<dyn Handler>>,
     fast_paths: HashMap<i32, Arc<dyn FastPath>>,
+    /// Each registered fast path once, for [`Router::end_of_batch`].
+    distinct_fast_paths: Vec<Arc<dyn FastPath>>,
     disconnect_hooks: Vec<DisconnectHook>,
 }
 
@@ -86,10 +94,14 @@ impl Router {
         self.handlers.insert(code, Arc::new(handler));
     }
 
-    /// Tries `fast_path` first for requests with `code`; those it declines go to the handler
-    /// registered for `code`, which must exist.
-    pub fn register_fast_path(&mut self, code: i32, fast_path: impl FastPath) {
-        self.fast_paths.insert(code, Arc::new(fast_path));
+    /// Tries `fast_path` first for requests with any of `codes`; those it declines go to the
+    /// handler registered for the code, which must exist.
+    pub fn register_fast_path(&mut self, codes: &[i32], fast_path: impl FastPath) {
+        let fast_path: Arc<dyn FastPath> = Arc::new(fast_path);
+        for &code in codes {
+            self.fast_paths.insert(code, Arc::clone(&fast_path));
+        }
+        self.distinct_fast_paths.push(fast_path);
     }
 
     /// Runs `hook` when any connection served by this router ends (peer closed, idle, frame
@@ -106,6 +118,13 @@ impl Router {
     /// The fast path for `code`, if one is registered.
     pub(crate) fn fast_path(&self, code: i32) -> Option<&Arc<dyn FastPath>> {
         self.fast_paths.get(&code)
+    }
+
+    /// Ends a reader's batch on every fast path (see [`FastPath::end_of_batch`]).
+    pub(crate) fn end_of_batch(&self) {
+        for fast_path in &self.distinct_fast_paths {
+            fast_path.end_of_batch();
+        }
     }
 
     /// The disconnect hooks, in registration order.

@@ -1,15 +1,16 @@
-//! The appender: the one thread that writes the commit log and the consume queues.
+//! The append round: how the combiner (the appender thread, or a caller that queued
+//! several appends, see [`crate::append_queue`]) writes the commit log and the consume queues.
 //!
-//! It takes every pending append at once and, for each, assigns the commit-log offset and
+//! A round takes every pending append at once and, for each, assigns the commit-log offset and
 //! the queue offset in the same step and patches them into the records. Then it writes the
 //! whole round to the commit log with one `pwritev` per file, writes the consume-queue
 //! entries and index keys, and either publishes them and answers (ASYNC_FLUSH) or hands the
 //! round to the group commit (SYNC_FLUSH).
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,52 +75,49 @@ struct Round {
     touched: Vec<(Arc<ConsumeQueue>, i64)>,
 }
 
-/// Runs until every sender is gone (store shutdown).
-pub(crate) fn run(inner: Arc<StoreInner>, requests: Receiver<Pending>) {
-    let mut round = Round::default();
-    let mut last_store_timestamp = inner.commit_log.last_store_timestamp();
-    while let Some(first) = next_request(&requests) {
-        let mut bytes = first.request.records.len();
-        round.pending.push(first);
-        while round.pending.len() < MAX_APPENDS_PER_ROUND && bytes < MAX_BYTES_PER_ROUND {
-            match requests.try_recv() {
-                Ok(next) => {
-                    bytes += next.request.records.len();
-                    round.pending.push(next);
-                }
-                Err(_) => break,
-            }
-        }
-        // Store times never go backwards in log order, whatever the wall clock does.
-        let store_timestamp = now_ms().max(last_store_timestamp);
-        last_store_timestamp = store_timestamp;
-        let started = Instant::now();
-        let appends = round.pending.len();
-        run_round(&inner, &mut round, store_timestamp);
-        let elapsed = started.elapsed();
-        if elapsed >= Duration::from_millis(SLOW_ROUND_WARN_MS) {
-            // Java logs the same ("putMessage in lock cost time"): sends waited this long.
-            tracing::warn!(elapsed_ms = elapsed.as_millis() as u64, appends, "slow append round");
-        }
+/// What the combiner keeps between rounds (see [`crate::append_queue`]).
+pub(crate) struct Rounds {
+    round: Round,
+    /// Store times never go backwards in log order, whatever the wall clock does.
+    last_store_timestamp: i64,
+}
+
+impl Rounds {
+    /// Rounds continuing a commit log whose newest record was stored at
+    /// `last_store_timestamp`.
+    pub fn new(last_store_timestamp: i64) -> Self {
+        Self { round: Round::default(), last_store_timestamp }
     }
 }
 
-/// Waits for the next append. Spins briefly first: under load the next append arrives within
-/// microseconds, and catching it without parking saves both threads a futex round trip.
-fn next_request(requests: &Receiver<Pending>) -> Option<Pending> {
-    /// Polls before parking; a few microseconds.
-    const SPIN_POLLS: u32 = 256;
-    for _ in 0..SPIN_POLLS {
-        match requests.try_recv() {
-            Ok(pending) => return Some(pending),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
-            Err(std::sync::mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
-        }
+/// Moves the next round's appends from `queue`: all of them, up to [`MAX_APPENDS_PER_ROUND`]
+/// appends and [`MAX_BYTES_PER_ROUND`] bytes (at least one).
+pub(crate) fn take_round(queue: &mut VecDeque<Pending>, rounds: &mut Rounds) {
+    let pending = &mut rounds.round.pending;
+    debug_assert!(pending.is_empty(), "a round starts empty");
+    let mut bytes = 0;
+    while pending.len() < MAX_APPENDS_PER_ROUND && bytes < MAX_BYTES_PER_ROUND {
+        let Some(next) = queue.pop_front() else { break };
+        bytes += next.request.records.len();
+        pending.push(next);
     }
-    requests.recv().ok()
 }
 
-fn run_round(inner: &StoreInner, round: &mut Round, store_timestamp: i64) {
+/// Appends the round [`take_round`] took and answers it.
+pub(crate) fn run_round(inner: &StoreInner, rounds: &mut Rounds) {
+    let store_timestamp = now_ms().max(rounds.last_store_timestamp);
+    rounds.last_store_timestamp = store_timestamp;
+    let started = Instant::now();
+    let appends = rounds.round.pending.len();
+    append_round(inner, &mut rounds.round, store_timestamp);
+    let elapsed = started.elapsed();
+    if elapsed >= Duration::from_millis(SLOW_ROUND_WARN_MS) {
+        // Java logs the same ("putMessage in lock cost time"): sends waited this long.
+        tracing::warn!(elapsed_ms = elapsed.as_millis() as u64, appends, "slow append round");
+    }
+}
+
+fn append_round(inner: &StoreInner, round: &mut Round, store_timestamp: i64) {
     let sync_flush = inner.config.flush_disk_type == FlushDiskType::SyncFlush;
     round.metas.clear();
     let mut queue_cache: Option<Arc<ConsumeQueue>> = None;

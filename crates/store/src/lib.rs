@@ -6,11 +6,12 @@
 //! commit log and a store directory written by Apache RocketMQ can be opened.
 //!
 //! - [`MessageStore`] ([`store`]): open, put, read, shutdown;
-//! - [`appender`]: the single writer; [`flush`]: group commit and periodic flush;
+//! - [`append_queue`] and [`appender`]: the single writer, and who runs it; [`flush`]: group commit and periodic flush;
 //! - [`commit_log`], [`consume_queue`], [`index`]: the three file kinds, over
 //!   [`mapped_file`] and [`mapped_file_queue`];
 //! - [`recovery`], [`retention`], [`checkpoint`]: staying correct across crashes and time.
 
+pub mod append_queue;
 pub mod appender;
 pub mod checkpoint;
 pub mod commit_log;

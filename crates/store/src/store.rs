@@ -4,14 +4,15 @@ use std::fs;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::appender::{self, Pending};
+use crate::append_queue::AppendQueue;
+use crate::appender::{Pending, Rounds};
 use crate::checkpoint::Checkpoint;
 use crate::commit_log::CommitLog;
 use crate::config::{FlushDiskType, StoreConfig};
@@ -26,9 +27,7 @@ use crate::running::{self, RunningFlags};
 use crate::service::{self, StopSignal};
 use crate::{recovery, retention};
 
-/// Most appends queued for the appender; beyond, appends are refused as busy rather than
-/// letting memory grow without bound.
-pub const MAX_QUEUED_APPENDS: usize = 65_536;
+pub use crate::append_queue::MAX_QUEUED_APPENDS;
 
 /// Why the store could not open.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +101,7 @@ pub struct StoreStats {
 /// The message store. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct MessageStore {
     pub(crate) inner: Arc<StoreInner>,
-    appends: RwLock<Option<SyncSender<Pending>>>,
+    appends: Arc<AppendQueue>,
     stop: Arc<StopSignal>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     _lock: fs::File,
@@ -176,9 +175,10 @@ impl MessageStore {
         inner.checkpoint.flush().map_err(io_error(inner.checkpoint.path()))?;
         fs::write(&abort_path, std::process::id().to_string()).map_err(io_error(&abort_path))?;
 
+        let last_store_timestamp = inner.commit_log.last_store_timestamp();
         let store = Self {
             inner,
-            appends: RwLock::new(None),
+            appends: Arc::new(AppendQueue::new(Rounds::new(last_store_timestamp))),
             stop: Arc::new(StopSignal::default()),
             threads: Mutex::new(Vec::new()),
             _lock: lock,
@@ -189,10 +189,9 @@ impl MessageStore {
 
     fn start_threads(&self) -> io::Result<()> {
         let mut threads = self.threads.lock();
-        let (sender, receiver) = mpsc::sync_channel(MAX_QUEUED_APPENDS);
         let inner = Arc::clone(&self.inner);
-        threads.push(service::spawn("store-appender", move || appender::run(inner, receiver))?);
-        *self.appends.write() = Some(sender);
+        let appends = Arc::clone(&self.appends);
+        threads.push(service::spawn("store-appender", move || appends.run_appender_thread(inner))?);
 
         match self.inner.config.flush_disk_type {
             FlushDiskType::SyncFlush => {
@@ -250,23 +249,26 @@ impl MessageStore {
             callback(PutResult::failed(PutStatus::ServiceNotAvailable));
             return;
         }
-        let appends = self.appends.read();
-        let Some(sender) = appends.as_ref() else {
-            drop(appends);
+        self.appends.push(Pending { request, callback });
+    }
+
+    /// Queues an append for [`Self::append_queued`], which the caller must run once it has
+    /// queued the appends it has at hand (a connection reader, after one socket read). The
+    /// callback may run on the caller's thread, inside `append_queued`.
+    pub fn put_queued(&self, request: PutRequest, callback: PutCallback) {
+        if !self.inner.running.is_writeable() {
             callback(PutResult::failed(PutStatus::ServiceNotAvailable));
             return;
-        };
-        let sent = sender.try_send(Pending { request, callback });
-        drop(appends);
-        match sent {
-            Ok(()) => {}
-            Err(TrySendError::Full(pending)) => {
-                (pending.callback)(PutResult::failed(PutStatus::OsPageCacheBusy))
-            }
-            Err(TrySendError::Disconnected(pending)) => {
-                (pending.callback)(PutResult::failed(PutStatus::ServiceNotAvailable))
-            }
         }
+        self.appends.queue(Pending { request, callback });
+    }
+
+    /// Appends what [`Self::put_queued`] queued, on the calling thread, unless a store thread is
+    /// already appending (it takes them). Bounded: a few rounds, then the store's appender
+    /// thread takes the rest. It writes to the commit log's page cache, which is quick but,
+    /// under memory pressure, may block like any write.
+    pub fn append_queued(&self) {
+        self.appends.run_here(&self.inner);
     }
 
     /// Appends and waits for the result (tests, tools, benchmarks; not for async code).
@@ -338,7 +340,7 @@ impl MessageStore {
     /// checkpoint with the clean-shutdown mark and removes the abort file.
     pub fn shutdown(&self) {
         self.inner.running.set(running::SHUTTING_DOWN);
-        drop(self.appends.write().take());
+        self.appends.close();
         let mut threads = std::mem::take(&mut *self.threads.lock());
         // The appender ends first (its channel is closed), then the flushers drain.
         if !threads.is_empty() {
@@ -404,7 +406,7 @@ impl MessageStore {
 
 impl Drop for MessageStore {
     fn drop(&mut self) {
-        if self.appends.read().is_some() {
+        if !self.appends.is_closed() {
             self.shutdown();
         }
     }

@@ -57,11 +57,11 @@ const ADDED_PROPERTIES_ALLOWANCE: usize = 128;
 
 /// Adds this module's request codes to `router`.
 pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
-    for code in [request_code::SEND_MESSAGE, request_code::SEND_MESSAGE_V2, request_code::SEND_BATCH_MESSAGE]
-    {
+    let codes = [request_code::SEND_MESSAGE, request_code::SEND_MESSAGE_V2, request_code::SEND_BATCH_MESSAGE];
+    for code in codes {
         super::route(router, code, state, handle);
-        router.register_fast_path(code, SendFastPath(Arc::clone(state)));
     }
+    router.register_fast_path(&codes, SendFastPath(Arc::clone(state)));
 }
 
 /// Serves one send request; the response always carries `MSG_REGION` and `TRACE_ON`.
@@ -81,8 +81,9 @@ async fn handle(
 }
 
 /// The send path for the common case, run as the request is read: a known topic that is
-/// not a retry topic. The records go to the store at once and the store's thread answers;
-/// everything else is declined to [`handle`].
+/// not a retry topic. The records are queued in the store, and appended together with the
+/// rest of the socket read's sends when the reader ends its batch; the callback answers.
+/// Everything else is declined to [`handle`].
 struct SendFastPath(Arc<BrokerState>);
 
 impl FastPath for SendFastPath {
@@ -103,13 +104,17 @@ impl FastPath for SendFastPath {
         };
         let Stored { records, wait_store_ok, answer } = stored;
         let owner = Arc::clone(state);
-        state.store.put(
+        state.store.put_queued(
             PutRequest { records, wait_store_ok },
             Box::new(move |result| {
                 responder.respond_with(move || finish(&owner, answer.response(&owner, result)));
             }),
         );
         Ok(())
+    }
+
+    fn end_of_batch(&self) {
+        self.0.store.append_queued();
     }
 }
 

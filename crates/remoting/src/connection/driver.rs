@@ -4,7 +4,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
@@ -73,28 +73,43 @@ async fn read_loop(connection: &Connection, read_half: OwnedReadHalf) {
     }
 }
 
-/// Reads and dispatches frames until the stream ends or fails.
+/// Reads and dispatches frames until the stream ends or fails. Before it waits for bytes,
+/// it ends the batch of any fast path that served requests since the last wait.
 async fn read_frames(connection: &Connection, frames: &mut FramedRead<OwnedReadHalf, RemotingCodec>) {
     let side = connection.endpoint().side;
+    let router = &connection.endpoint().router;
+    let mut fast_path_served = false;
     loop {
-        match frames.next().await {
+        let next = match frames.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                if std::mem::take(&mut fast_path_served) {
+                    router.end_of_batch();
+                }
+                frames.next().await
+            }
+        };
+        match next {
             None => {
                 tracing::debug!(connection = connection.id(), side, "peer closed the connection");
-                return;
+                break;
             }
             Some(Err(error)) => {
                 log_read_error(connection, side, &error);
-                return;
+                break;
             }
             Some(Ok(command)) => {
                 connection.touch();
                 if command.is_response() {
                     connection.complete(command);
                 } else {
-                    dispatch::dispatch(connection, command).await;
+                    fast_path_served |= dispatch::dispatch(connection, command).await;
                 }
             }
         }
+    }
+    if fast_path_served {
+        router.end_of_batch();
     }
 }
 

@@ -1,0 +1,183 @@
+//! The queue of appends, and the right to run append rounds over it.
+//!
+//! Appends wait here until a round takes them. At most one thread runs rounds at a time: the
+//! one holding the *combiner* role. Usually that is the appender thread, woken by
+//! [`AppendQueue::push`]. But a caller that queues several appends in a row (a connection
+//! reader that decoded a socket read's worth of sends) can queue them without waking anyone
+//! and then run the round itself with [`AppendQueue::run_here`]: the appends are written by
+//! the thread that already has them in cache, and neither the appender thread's wake-up nor
+//! its wait for a CPU (tens of microseconds on a busy two-core machine) is on the send path.
+//!
+//! Invariants:
+//! - only the combiner locks [`AppendQueue::rounds`], so rounds never overlap and commit-log
+//!   order is queue order;
+//! - the combiner gives the role up only under the queue lock, after seeing the queue empty
+//!   or after waking the appender thread to take the rest, so no append is left behind;
+//! - a caller of `run_here` runs a bounded number of rounds, then hands the rest to the
+//!   appender thread: under sustained load a connection reader is not kept writing.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::appender::{self, Pending, Rounds};
+use crate::put::{PutResult, PutStatus};
+use crate::store::StoreInner;
+
+/// Most appends queued; beyond, appends are refused as busy rather than letting memory grow
+/// without bound.
+pub const MAX_QUEUED_APPENDS: usize = 65_536;
+/// Rounds a [`AppendQueue::run_here`] caller runs before handing the rest to the appender
+/// thread.
+const MAX_ROUNDS_HERE: usize = 4;
+/// Longest the appender thread sleeps with appends queued by [`AppendQueue::queue`] whose
+/// caller never ran them (a safety net: callers always do).
+const IDLE_CHECK_MS: u64 = 10;
+
+/// See the module documentation.
+pub(crate) struct AppendQueue {
+    state: Mutex<QueueState>,
+    /// The appender thread waits here for work.
+    work: Condvar,
+    /// The round scratch and clock; locked only by the combiner.
+    rounds: Mutex<Rounds>,
+}
+
+struct QueueState {
+    pending: VecDeque<Pending>,
+    /// Someone holds the combiner role.
+    combining: bool,
+    /// No more appends are accepted; the appender thread ends once the queue is empty.
+    closed: bool,
+}
+
+impl AppendQueue {
+    pub fn new(rounds: Rounds) -> Self {
+        Self {
+            state: Mutex::new(QueueState { pending: VecDeque::new(), combining: false, closed: false }),
+            work: Condvar::new(),
+            rounds: Mutex::new(rounds),
+        }
+    }
+
+    /// Queues an append and makes sure a round will take it: the combiner will, or the
+    /// appender thread, woken here.
+    pub fn push(&self, pending: Pending) {
+        let mut state = self.state.lock();
+        if let Err((pending, status)) = Self::admit(&mut state, pending) {
+            drop(state);
+            (pending.callback)(PutResult::failed(status));
+            return;
+        }
+        let wake = !state.combining;
+        drop(state);
+        if wake {
+            self.work.notify_one();
+        }
+    }
+
+    /// Queues an append without waking anyone: the caller runs [`Self::run_here`] once it has
+    /// queued what it has.
+    pub fn queue(&self, pending: Pending) {
+        let mut state = self.state.lock();
+        if let Err((pending, status)) = Self::admit(&mut state, pending) {
+            drop(state);
+            (pending.callback)(PutResult::failed(status));
+        }
+    }
+
+    fn admit(state: &mut QueueState, pending: Pending) -> Result<(), (Pending, PutStatus)> {
+        if state.closed {
+            return Err((pending, PutStatus::ServiceNotAvailable));
+        }
+        if state.pending.len() >= MAX_QUEUED_APPENDS {
+            return Err((pending, PutStatus::OsPageCacheBusy));
+        }
+        state.pending.push_back(pending);
+        Ok(())
+    }
+
+    /// Runs rounds on the calling thread, unless another thread is the combiner (it takes
+    /// the queued appends then). Past [`MAX_ROUNDS_HERE`] rounds the appender thread gets
+    /// the rest.
+    pub fn run_here(&self, inner: &StoreInner) {
+        {
+            let mut state = self.state.lock();
+            if state.combining || state.pending.is_empty() {
+                return;
+            }
+            state.combining = true;
+        }
+        let mut rounds = self.rounds.lock();
+        for _ in 0..MAX_ROUNDS_HERE {
+            if !self.take_round(&mut rounds) {
+                return;
+            }
+            appender::run_round(inner, &mut rounds);
+        }
+        drop(rounds);
+        let mut state = self.state.lock();
+        state.combining = false;
+        let more = !state.pending.is_empty() || state.closed;
+        drop(state);
+        if more {
+            self.work.notify_one();
+        }
+    }
+
+    /// The appender thread: runs rounds whenever appends are queued and nobody else is the
+    /// combiner, until the queue is closed and empty.
+    pub fn run_appender_thread(&self, inner: Arc<StoreInner>) {
+        loop {
+            {
+                let mut state = self.state.lock();
+                loop {
+                    if !state.combining && !state.pending.is_empty() {
+                        state.combining = true;
+                        break;
+                    }
+                    if state.closed && !state.combining && state.pending.is_empty() {
+                        return;
+                    }
+                    self.work.wait_for(&mut state, Duration::from_millis(IDLE_CHECK_MS));
+                }
+            }
+            let mut rounds = self.rounds.lock();
+            while self.take_round(&mut rounds) {
+                appender::run_round(&inner, &mut rounds);
+            }
+        }
+    }
+
+    /// Moves the next round's appends into `rounds`; when there are none, gives up the
+    /// combiner role (under the queue lock, so a concurrent push sees it) and returns false.
+    fn take_round(&self, rounds: &mut Rounds) -> bool {
+        let mut state = self.state.lock();
+        debug_assert!(state.combining, "only the combiner takes rounds");
+        if state.pending.is_empty() {
+            state.combining = false;
+            let closed = state.closed;
+            drop(state);
+            if closed {
+                // The appender thread may be waiting for the combiner to finish.
+                self.work.notify_all();
+            }
+            return false;
+        }
+        appender::take_round(&mut state.pending, rounds);
+        true
+    }
+
+    /// True once [`Self::close`] ran.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Refuses further appends; the appender thread finishes the queued ones and ends.
+    pub fn close(&self) {
+        self.state.lock().closed = true;
+        self.work.notify_all();
+    }
+}
