@@ -86,12 +86,18 @@ impl Responder {
     /// Like [`Self::respond`], but the answer is built by `build` on the connection's writer
     /// task: for threads that must stay short, such as the store's appender, which then only
     /// queues the closure.
-    pub fn respond_with(mut self, build: impl FnOnce() -> RemotingCommand + Send + 'static) {
+    pub fn respond_with(self, build: impl FnOnce() -> RemotingCommand + Send + 'static) {
+        self.respond_deferred(Box::new(build));
+    }
+
+    /// [`Self::respond_with`] for an answer already in a box (one the caller allocated
+    /// anyway, to carry its own state).
+    pub fn respond_deferred(mut self, answer: Box<dyn DeferredAnswer>) {
         let Some(pending) = self.pending.take() else { return };
         if pending.key.oneway {
             return;
         }
-        let item = Outgoing::Deferred { key: pending.key, build: Box::new(build) };
+        let item = Outgoing::Deferred { key: pending.key, build: answer };
         let connection = pending.connection.clone();
         connection.enqueue_response_now(item, pending);
     }
@@ -122,6 +128,19 @@ impl Pending {
         let Some(response) = self.key.dress(answer) else { return };
         let connection = self.connection.clone();
         connection.enqueue_response_now(Outgoing::Response(response), self);
+    }
+}
+
+/// An answer the connection's writer task builds (see [`Responder::respond_deferred`]).
+/// Closures implement it.
+pub trait DeferredAnswer: Send + 'static {
+    /// The response, without opaque and flags (the responder adds them).
+    fn build(self: Box<Self>) -> RemotingCommand;
+}
+
+impl<F: FnOnce() -> RemotingCommand + Send + 'static> DeferredAnswer for F {
+    fn build(self: Box<Self>) -> RemotingCommand {
+        (*self)()
     }
 }
 

@@ -81,7 +81,7 @@ fn run_appenders(
                     let window = Arc::clone(&window);
                     store.put(
                         PutRequest::new(template.clone()),
-                        Box::new(move |result| {
+                        Box::new(move |result: apogee_store::PutResult| {
                             assert!(result.status == PutStatus::PutOk, "{:?}", result.status);
                             window.complete();
                         }),

@@ -68,7 +68,7 @@ impl AppendQueue {
         let mut state = self.state.lock();
         if let Err((pending, status)) = Self::admit(&mut state, pending) {
             drop(state);
-            (pending.callback)(PutResult::failed(status));
+            pending.callback.done(PutResult::failed(status));
             return;
         }
         let wake = !state.combining;
@@ -84,7 +84,7 @@ impl AppendQueue {
         let mut state = self.state.lock();
         if let Err((pending, status)) = Self::admit(&mut state, pending) {
             drop(state);
-            (pending.callback)(PutResult::failed(status));
+            pending.callback.done(PutResult::failed(status));
         }
     }
 

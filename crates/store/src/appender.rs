@@ -225,7 +225,7 @@ fn append_round(inner: &StoreInner, round: &mut Round, store_timestamp: i64) {
         inner.publish(&mut round.touched);
     }
     for (callback, result) in round.answered.drain(..) {
-        callback(result);
+        callback.done(result);
     }
 }
 

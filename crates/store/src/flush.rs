@@ -112,7 +112,7 @@ pub(crate) fn run_group_commit(inner: Arc<StoreInner>) {
             group.flushed_appends.fetch_add(round.waiters.len() as u64, Ordering::Relaxed);
             inner.publish(&mut round.publications);
             for (callback, result) in round.waiters {
-                callback(result);
+                callback.done(result);
             }
         }
     }
@@ -136,7 +136,7 @@ pub(crate) fn run_deadline_watcher(inner: Arc<StoreInner>) {
         }
         for (callback, mut result) in overdue {
             result.status = PutStatus::FlushDiskTimeout;
-            callback(result);
+            callback.done(result);
         }
     }
 }

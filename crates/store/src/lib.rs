@@ -33,7 +33,7 @@ pub mod service;
 pub mod store;
 
 pub use config::{FlushDiskType, StoreConfig};
-pub use put::{AppendInfo, ArrivalListener, PutCallback, PutRequest, PutResult, PutStatus};
+pub use put::{AppendInfo, ArrivalListener, PutCallback, PutDone, PutRequest, PutResult, PutStatus};
 pub use read::{
     AcceptAll, BoundaryType, GetMessageResult, GetMessageStatus, MessageFilter, QueryMessageResult,
 };

@@ -78,9 +78,24 @@ impl PutResult {
     }
 }
 
-/// Called once with the result of an append, on a store thread: keep it short (hand the
-/// result to a channel or wake a task).
-pub type PutCallback = Box<dyn FnOnce(PutResult) + Send>;
+/// Told the result of an append, once, on the thread that ran its round (or the flush
+/// thread): keep it short (hand the result to a channel or wake a task). A trait rather than
+/// a closure so that one allocation can carry both the state an answer needs and the
+/// callback (the send path hands the same box on to the connection writer). Closures
+/// implement it.
+pub trait PutDone: Send {
+    /// Takes the result.
+    fn done(self: Box<Self>, result: PutResult);
+}
+
+impl<F: FnOnce(PutResult) + Send> PutDone for F {
+    fn done(self: Box<Self>, result: PutResult) {
+        (*self)(result)
+    }
+}
+
+/// How an append is answered.
+pub type PutCallback = Box<dyn PutDone>;
 
 /// Told when new messages become visible in a queue: the broker wakes long-polling pulls.
 pub trait ArrivalListener: Send + Sync + 'static {

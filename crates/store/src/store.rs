@@ -246,7 +246,7 @@ impl MessageStore {
     /// appender is too far behind, the append is refused as busy at once.
     pub fn put(&self, request: PutRequest, callback: PutCallback) {
         if !self.inner.running.is_writeable() {
-            callback(PutResult::failed(PutStatus::ServiceNotAvailable));
+            callback.done(PutResult::failed(PutStatus::ServiceNotAvailable));
             return;
         }
         self.appends.push(Pending { request, callback });
@@ -257,7 +257,7 @@ impl MessageStore {
     /// callback may run on the caller's thread, inside `append_queued`.
     pub fn put_queued(&self, request: PutRequest, callback: PutCallback) {
         if !self.inner.running.is_writeable() {
-            callback(PutResult::failed(PutStatus::ServiceNotAvailable));
+            callback.done(PutResult::failed(PutStatus::ServiceNotAvailable));
             return;
         }
         self.appends.queue(Pending { request, callback });

@@ -26,10 +26,10 @@ use apogee_remoting::header::send::{
     decode_send_message_header, SendMessageRequestHeader, SendMessageResponseHeader,
 };
 use apogee_remoting::reply::Failure;
-use apogee_remoting::responder::Responder;
+use apogee_remoting::responder::{DeferredAnswer, Responder};
 use apogee_remoting::router::{Declined, FastPath, Router};
 use apogee_remoting::RemotingCommand;
-use apogee_store::{AppendInfo, PutRequest, PutResult, PutStatus};
+use apogee_store::{AppendInfo, PutDone, PutRequest, PutResult, PutStatus};
 
 use crate::topic_config::{self, AutoCreateRequest, TOPIC_SYS_FLAG_UNIT, TOPIC_SYS_FLAG_UNIT_SUB};
 use crate::{message, BrokerState};
@@ -103,18 +103,42 @@ impl FastPath for SendFastPath {
             }
         };
         let Stored { records, wait_store_ok, answer } = stored;
-        let owner = Arc::clone(state);
-        state.store.put_queued(
-            PutRequest { records, wait_store_ok },
-            Box::new(move |result| {
-                responder.respond_with(move || finish(&owner, answer.response(&owner, result)));
-            }),
-        );
+        let awaited =
+            AwaitedSend { state: Arc::clone(state), answer, responder: Some(responder), result: None };
+        state.store.put_queued(PutRequest { records, wait_store_ok }, Box::new(awaited));
         Ok(())
     }
 
     fn end_of_batch(&self) {
         self.0.store.append_queued();
+    }
+}
+
+/// A fast-path send in the store: one allocation that is first the store's callback, then
+/// the answer the connection's writer builds.
+struct AwaitedSend {
+    state: Arc<BrokerState>,
+    answer: Answer,
+    /// Taken when the store answers.
+    responder: Option<Responder>,
+    /// Set when the store answers.
+    result: Option<PutResult>,
+}
+
+impl PutDone for AwaitedSend {
+    fn done(mut self: Box<Self>, result: PutResult) {
+        self.result = Some(result);
+        if let Some(responder) = self.responder.take() {
+            responder.respond_deferred(self);
+        }
+    }
+}
+
+impl DeferredAnswer for AwaitedSend {
+    fn build(self: Box<Self>) -> RemotingCommand {
+        let AwaitedSend { state, answer, result, .. } = *self;
+        let result = result.unwrap_or(PutResult::failed(PutStatus::UnknownError));
+        finish(&state, answer.response(&state, result))
     }
 }
 

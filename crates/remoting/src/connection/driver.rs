@@ -241,8 +241,8 @@ impl Writer<'_> {
                 self.put_bytes(body).await?;
             }
             Outgoing::Deferred { key, build } => {
-                let answer =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|_| {
+                let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build.build()))
+                    .unwrap_or_else(|_| {
                         tracing::error!(
                             connection = self.connection.id(),
                             code = key.code,

@@ -25,7 +25,7 @@ pub(crate) enum Outgoing {
 }
 
 /// Builds an answer on the writer task.
-pub(crate) type DeferredAnswer = Box<dyn FnOnce() -> RemotingCommand + Send>;
+pub(crate) type DeferredAnswer = Box<dyn crate::responder::DeferredAnswer>;
 
 impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
