@@ -102,7 +102,7 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
         None
     } else {
         let mut map = Reader { bytes: reader.take(ext_len, "extFields")?, at: 0 };
-        let mut fields = Vec::new();
+        let mut fields = crate::ext_fields::ExtFieldsBuilder::with_capacity(ext_len, 16);
         while map.at < map.bytes.len() {
             let key_len = i16::from_be_bytes(map.array("extFields key length")?);
             let key_len = map.length(i64::from(key_len), "extFields key length")?;
@@ -112,11 +112,11 @@ pub fn decode(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
             let value = map.text(value_len, "extFields value")?;
             // Zero-length keys or values decode as null in Java; duplicates: last wins.
             if !key.is_empty() && !value.is_empty() {
-                fields.push((key.into(), value.into()));
+                fields.push(key, value);
             }
         }
         // Entries that all decoded as null leave no custom header at all.
-        Some(crate::ExtFields::from_pairs(fields)).filter(|fields| !fields.is_empty())
+        Some(fields.finish()).filter(|fields| !fields.is_empty())
     };
 
     Ok(RemotingCommand {

@@ -111,11 +111,7 @@ impl RemotingCommand {
     }
 
     /// Sets one extFields entry, creating the map if needed.
-    pub fn with_ext(
-        mut self,
-        key: impl Into<compact_str::CompactString>,
-        value: impl Into<compact_str::CompactString>,
-    ) -> Self {
+    pub fn with_ext(mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Self {
         self.ext_fields_mut().insert(key, value);
         self
     }

@@ -1,22 +1,71 @@
 //! `ExtFields`: the custom header of a command, field name → value text (spec §1.6).
 //!
-//! Every request and response carries one, so its shape is chosen for the hot path: a vector
-//! of pairs kept sorted by key, with keys and values as [`CompactString`]s. A header holds a
-//! dozen short fields (one-letter keys on SEND_MESSAGE_V2, topics, numbers), which then live
-//! inline in the vector with no allocation each; lookups are a binary search; and the JSON
-//! writer gets Java's `TreeMap` key order without sorting.
+//! Every request and response carries one, so its shape is chosen for the hot path: all keys
+//! and values are written back to back into one string, and a vector of spans into it is kept
+//! sorted by key. Decoding a header is then a run of small copies into one buffer sized from
+//! the header, with no string object built per field (building a dozen small inline strings
+//! and moving them around cost more than the rest of the decode, in store-forwarding stalls);
+//! lookups are a binary search; and the JSON writer gets Java's `TreeMap` key order without
+//! sorting.
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::ops::Range;
 
 use compact_str::CompactString;
 
 /// A command's custom header: unique keys, kept in ascending byte order of the key.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct ExtFields {
+    /// Keys and values back to back; text no entry points at is left behind by replaced and
+    /// removed fields until [`Self::compact_if_wasteful`] drops it.
+    text: String,
     /// Sorted by key, no duplicate keys.
-    entries: Vec<(CompactString, CompactString)>,
+    entries: Vec<Entry>,
 }
+
+/// Where one field's key and value are in [`ExtFields::text`].
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    key: Span,
+    value: Span,
+}
+
+/// A byte range of [`ExtFields::text`]; `u32` keeps an entry at 16 bytes (a header is at
+/// most 16 MiB on the wire).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of(range: Range<usize>) -> Self {
+        let narrow = |offset: usize| u32::try_from(offset).expect("header text stays below 4 GiB");
+        Self { start: narrow(range.start), end: narrow(range.end) }
+    }
+
+    fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    fn len(self) -> usize {
+        (self.end - self.start) as usize
+    }
+}
+
+/// The text `span` covers. Spans are only ever made around whole `&str`s appended to the
+/// text, so they start and end on character boundaries; only the range is checked.
+#[inline]
+fn text_of(text: &str, span: Span) -> &str {
+    let bytes = &text.as_bytes()[span.range()];
+    debug_assert!(std::str::from_utf8(bytes).is_ok());
+    // SAFETY: `bytes` is a whole run of UTF-8 text that was appended as a `&str` (above).
+    unsafe { std::str::from_utf8_unchecked(bytes) }
+}
+
+/// Text left behind beyond which an insert or removal rewrites the buffer.
+const WASTE_ALLOWANCE_BYTES: usize = 256;
 
 impl ExtFields {
     /// An empty header.
@@ -26,49 +75,39 @@ impl ExtFields {
 
     /// An empty header with room for `capacity` fields.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { entries: Vec::with_capacity(capacity) }
+        Self { text: String::with_capacity(capacity * 16), entries: Vec::with_capacity(capacity) }
     }
 
     /// Builds a header from pairs in any order; for a key given twice the last value wins
-    /// (what a JSON object reader does). O(n log n) whatever the input, so a peer cannot make
-    /// decoding quadratic with many keys.
-    pub fn from_pairs(mut pairs: Vec<(CompactString, CompactString)>) -> Self {
-        // Stable: among equal keys the later pair stays later. Headers written in key order
-        // (ours, and any TreeMap) skip the sort.
-        let order = |left: &(CompactString, CompactString), right: &(CompactString, CompactString)| {
-            compare_keys(left.0.as_bytes(), right.0.as_bytes())
-        };
-        if !pairs.is_sorted_by(|left, right| order(left, right).is_le()) {
-            pairs.sort_by(order);
+    /// (what a JSON object reader does).
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: Vec<(K, V)>) -> Self {
+        let text_bytes = pairs.iter().map(|(key, value)| key.as_ref().len() + value.as_ref().len()).sum();
+        let mut builder = ExtFieldsBuilder::with_capacity(text_bytes, pairs.len());
+        for (key, value) in &pairs {
+            builder.push(key.as_ref(), value.as_ref());
         }
-        // `dedup_by` keeps the earlier of two equal neighbours; give it the later value.
-        pairs.dedup_by(|later, earlier| {
-            let duplicate = later.0 == earlier.0;
-            if duplicate {
-                std::mem::swap(&mut later.1, &mut earlier.1);
-            }
-            duplicate
-        });
-        Self { entries: pairs }
+        builder.finish()
     }
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.position(key).ok().map(|index| self.entries[index].1.as_str())
+        self.position(key).ok().map(|index| self.slice(self.entries[index].value))
     }
 
     /// Sets `key` to `value`; returns the value it replaces.
-    pub fn insert(
-        &mut self,
-        key: impl Into<CompactString>,
-        value: impl Into<CompactString>,
-    ) -> Option<CompactString> {
-        let key = key.into();
-        let value = value.into();
-        match self.position(&key) {
-            Ok(index) => Some(std::mem::replace(&mut self.entries[index].1, value)),
+    pub fn insert(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Option<CompactString> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        match self.position(key) {
+            Ok(index) => {
+                let old = CompactString::new(self.slice(self.entries[index].value));
+                self.entries[index].value = self.append(value);
+                self.compact_if_wasteful();
+                Some(old)
+            }
             Err(index) => {
-                self.entries.insert(index, (key, value));
+                let key = self.append(key);
+                let value = self.append(value);
+                self.entries.insert(index, Entry { key, value });
                 None
             }
         }
@@ -77,7 +116,10 @@ impl ExtFields {
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &str) -> Option<CompactString> {
         let index = self.position(key).ok()?;
-        Some(self.entries.remove(index).1)
+        let entry = self.entries.remove(index);
+        let value = CompactString::new(self.slice(entry.value));
+        self.compact_if_wasteful();
+        Some(value)
     }
 
     /// Number of fields.
@@ -91,17 +133,104 @@ impl ExtFields {
     }
 
     /// The fields in ascending key order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
-        self.into_iter()
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { text: &self.text, entries: self.entries.iter() }
     }
 
     /// The keys in ascending order.
     pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.entries.iter().map(|(key, _)| key.as_str())
+        self.iter().map(|(key, _)| key)
+    }
+
+    fn slice(&self, span: Span) -> &str {
+        text_of(&self.text, span)
+    }
+
+    fn append(&mut self, part: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(part);
+        Span::of(start..self.text.len())
     }
 
     fn position(&self, key: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(probe, _)| compare_keys(probe.as_bytes(), key.as_bytes()))
+        let text = self.text.as_bytes();
+        self.entries.binary_search_by(|probe| compare_keys(&text[probe.key.range()], key.as_bytes()))
+    }
+
+    /// Rewrites the text without what no entry points at, once that is more than the live text
+    /// and [`WASTE_ALLOWANCE_BYTES`]: a field replaced again and again does not grow the
+    /// buffer without bound.
+    fn compact_if_wasteful(&mut self) {
+        let live: usize = self.entries.iter().map(|entry| entry.key.len() + entry.value.len()).sum();
+        if self.text.len() <= 2 * live + WASTE_ALLOWANCE_BYTES {
+            return;
+        }
+        let mut text = String::with_capacity(live);
+        for entry in &mut self.entries {
+            for span in [&mut entry.key, &mut entry.value] {
+                let start = text.len();
+                text.push_str(text_of(&self.text, *span));
+                *span = Span::of(start..text.len());
+            }
+        }
+        self.text = text;
+    }
+}
+
+/// Builds [`ExtFields`] from fields in wire order, their text written straight into the
+/// header's one buffer (the JSON and binary header readers).
+pub(crate) struct ExtFieldsBuilder {
+    fields: ExtFields,
+}
+
+impl ExtFieldsBuilder {
+    /// Room for `text_bytes` of keys and values and `count` fields.
+    pub fn with_capacity(text_bytes: usize, count: usize) -> Self {
+        Self {
+            fields: ExtFields { text: String::with_capacity(text_bytes), entries: Vec::with_capacity(count) },
+        }
+    }
+
+    /// The buffer keys and values are written into; a field is its `key` and `value` ranges
+    /// of it, given to [`Self::push_ranges`].
+    pub fn text(&mut self) -> &mut String {
+        &mut self.fields.text
+    }
+
+    /// Adds the field whose key and value were written at `key` and `value` of the text.
+    pub fn push_ranges(&mut self, key: Range<usize>, value: Range<usize>) {
+        debug_assert!(key.end <= self.fields.text.len() && value.end <= self.fields.text.len());
+        self.fields.entries.push(Entry { key: Span::of(key), value: Span::of(value) });
+    }
+
+    /// Adds one field.
+    pub fn push(&mut self, key: &str, value: &str) {
+        let key = self.fields.append(key);
+        let value = self.fields.append(value);
+        self.fields.entries.push(Entry { key, value });
+    }
+
+    /// The header: sorted by key, the last of duplicate keys kept. O(n log n) whatever the
+    /// input, so a peer cannot make decoding quadratic with many keys.
+    pub fn finish(self) -> ExtFields {
+        let mut fields = self.fields;
+        let text = fields.text.as_bytes();
+        // Stable: among equal keys the later field stays later. Headers written in key order
+        // (ours, and any TreeMap) skip the sort.
+        let order =
+            |left: &Entry, right: &Entry| compare_keys(&text[left.key.range()], &text[right.key.range()]);
+        if !fields.entries.is_sorted_by(|left, right| order(left, right).is_le()) {
+            fields.entries.sort_by(order);
+        }
+        // `dedup_by` keeps the earlier of two equal neighbours; give it the later value.
+        fields.entries.dedup_by(|later, earlier| {
+            let duplicate = text[later.key.range()] == text[earlier.key.range()];
+            if duplicate {
+                earlier.value = later.value;
+            }
+            duplicate
+        });
+        fields
     }
 }
 
@@ -127,6 +256,36 @@ fn compare_keys(left: &[u8], right: &[u8]) -> Ordering {
     }
 }
 
+/// The fields of an [`ExtFields`] in key order.
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    text: &'a str,
+    entries: std::slice::Iter<'a, Entry>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = self.entries.next()?;
+        Some((text_of(self.text, entry.key), text_of(self.text, entry.value)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl PartialEq for ExtFields {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for ExtFields {}
+
 impl fmt::Debug for ExtFields {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
@@ -135,23 +294,20 @@ impl fmt::Debug for ExtFields {
 
 impl<'a> IntoIterator for &'a ExtFields {
     type Item = (&'a str, &'a str);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (CompactString, CompactString)>,
-        fn(&'a (CompactString, CompactString)) -> (&'a str, &'a str),
-    >;
+    type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter().map(|(key, value)| (key.as_str(), value.as_str()))
+        self.iter()
     }
 }
 
-impl<K: Into<CompactString>, V: Into<CompactString>> FromIterator<(K, V)> for ExtFields {
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for ExtFields {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Self {
-        Self::from_pairs(pairs.into_iter().map(|(key, value)| (key.into(), value.into())).collect())
+        Self::from_pairs(pairs.into_iter().collect())
     }
 }
 
-impl<K: Into<CompactString>, V: Into<CompactString>> Extend<(K, V)> for ExtFields {
+impl<K: AsRef<str>, V: AsRef<str>> Extend<(K, V)> for ExtFields {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, pairs: I) {
         for (key, value) in pairs {
             self.insert(key, value);
@@ -180,6 +336,18 @@ mod tests {
     }
 
     #[test]
+    fn replacing_one_field_again_and_again_keeps_the_buffer_bounded() {
+        let mut fields = ExtFields::new();
+        fields.insert("other", "kept");
+        for round in 0..10_000 {
+            fields.insert("k", format!("value-{round}"));
+        }
+        assert_eq!(fields.get("k"), Some("value-9999"));
+        assert_eq!(fields.get("other"), Some("kept"));
+        assert!(fields.text.len() < 2 * 32 + WASTE_ALLOWANCE_BYTES, "{} bytes", fields.text.len());
+    }
+
+    #[test]
     fn the_last_of_duplicate_keys_wins() {
         let fields: ExtFields = [("k", "first"), ("a", "x"), ("k", "second")].into_iter().collect();
         assert_eq!(fields.get("k"), Some("second"));
@@ -201,6 +369,12 @@ mod tests {
             prop_assert_eq!(&collected, &fields);
             let expected: Vec<(&str, &str)> = model.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             prop_assert_eq!(fields.iter().collect::<Vec<_>>(), expected);
+            // Removing every other key leaves the rest, and the buffer stays bounded.
+            for key in model.keys().step_by(2) {
+                prop_assert!(fields.remove(key).is_some());
+            }
+            let kept: Vec<(&str, &str)> = model.iter().skip(1).step_by(2).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            prop_assert_eq!(fields.iter().collect::<Vec<_>>(), kept);
         }
     }
 }

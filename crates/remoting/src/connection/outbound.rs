@@ -97,6 +97,9 @@ impl OutboundSender {
     }
 
     /// Queues `item` if there is room now; never waits, so any thread may call it.
+    // A full queue hands the item back by value, as tokio's `try_send` does: it is queued
+    // another way at once, and boxing it would cost every full-queue answer an allocation.
+    #[allow(clippy::result_large_err)]
     pub fn try_send(&self, item: Outgoing) -> Result<(), TryQueueError> {
         let cost = self.cost(&item);
         let budget = match self.budget.clone().try_acquire_many_owned(cost) {
