@@ -64,6 +64,10 @@ fn text_of(text: &str, span: Span) -> &str {
     unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
+/// Key and value text reserved per field by [`ExtFields::with_capacity`]: a send response
+/// (two 32-character ids among six fields) fits without growing.
+const TYPICAL_FIELD_TEXT_BYTES: usize = 24;
+
 /// Text left behind beyond which an insert or removal rewrites the buffer.
 const WASTE_ALLOWANCE_BYTES: usize = 256;
 
@@ -75,7 +79,10 @@ impl ExtFields {
 
     /// An empty header with room for `capacity` fields.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { text: String::with_capacity(capacity * 16), entries: Vec::with_capacity(capacity) }
+        Self {
+            text: String::with_capacity(capacity * TYPICAL_FIELD_TEXT_BYTES),
+            entries: Vec::with_capacity(capacity),
+        }
     }
 
     /// Builds a header from pairs in any order; for a key given twice the last value wins
@@ -94,21 +101,21 @@ impl ExtFields {
         self.position(key).ok().map(|index| self.slice(self.entries[index].value))
     }
 
-    /// Sets `key` to `value`; returns the value it replaces.
-    pub fn insert(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Option<CompactString> {
+    /// Sets `key` to `value`; true when it replaced a value (read the old one with
+    /// [`Self::get`] first if it matters: returning it would cost an allocation per replace).
+    pub fn insert(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> bool {
         let (key, value) = (key.as_ref(), value.as_ref());
         match self.position(key) {
             Ok(index) => {
-                let old = CompactString::new(self.slice(self.entries[index].value));
                 self.entries[index].value = self.append(value);
                 self.compact_if_wasteful();
-                Some(old)
+                true
             }
             Err(index) => {
                 let key = self.append(key);
                 let value = self.append(value);
                 self.entries.insert(index, Entry { key, value });
-                None
+                false
             }
         }
     }
@@ -323,10 +330,10 @@ mod tests {
     #[test]
     fn keeps_keys_sorted_and_unique() {
         let mut fields = ExtFields::new();
-        assert_eq!(fields.insert("topic", "T"), None);
-        assert_eq!(fields.insert("b", "2"), None);
-        assert_eq!(fields.insert("a", "1"), None);
-        assert_eq!(fields.insert("b", "3").as_deref(), Some("2"));
+        assert!(!fields.insert("topic", "T"));
+        assert!(!fields.insert("b", "2"));
+        assert!(!fields.insert("a", "1"));
+        assert!(fields.insert("b", "3"));
         assert_eq!(fields.keys().collect::<Vec<_>>(), ["a", "b", "topic"]);
         assert_eq!(fields.get("b"), Some("3"));
         assert_eq!(fields.get("c"), None);
@@ -360,10 +367,11 @@ mod tests {
             let mut model = std::collections::BTreeMap::new();
             let mut fields = ExtFields::new();
             for (key, value) in &pairs {
-                prop_assert_eq!(
-                    fields.insert(key.as_str(), value.as_str()).map(|old| old.to_string()),
-                    model.insert(key.clone(), value.clone())
-                );
+                let old = fields.get(key).map(str::to_owned);
+                let replaced = fields.insert(key.as_str(), value.as_str());
+                let model_old = model.insert(key.clone(), value.clone());
+                prop_assert_eq!(replaced, model_old.is_some());
+                prop_assert_eq!(old, model_old);
             }
             let collected: ExtFields = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             prop_assert_eq!(&collected, &fields);
