@@ -22,6 +22,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The runs write several GB. Past 85 % disk use the store deletes old files early and past 90 %
+# it refuses appends (as RocketMQ does), which would make every figure below meaningless.
+used_percent=$(df --output=pcent "$work" | tail -1 | tr -dc '0-9')
+if (( used_percent > 70 )); then
+  echo "warning: the disk holding $work is ${used_percent}% full; the store throttles past 85%" >&2
+fi
+
 start_broker() { # $1 = flushDiskType
   [[ -n $broker_pid ]] && kill "$broker_pid" && wait "$broker_pid" 2>/dev/null || true
   rm -rf "$work/data"
