@@ -88,10 +88,11 @@ pub async fn drive(
 
 /// Open loop: request k is due at `started + k × batch / rate`. An OS thread releases the due
 /// times (it sleeps with microsecond precision; tokio timers tick in milliseconds and would add
-/// their own lateness to every latency measured from the due time) once per [`PACER_TICK_US`],
-/// all that fell due since, dealt to the connections in turn. A release costs the bench's
-/// runtime one wake for all connections, and latency still counts from each request's due time,
-/// so the release's own lateness (under one tick) is in the figures, not hidden.
+/// their own lateness to every latency measured from the due time) once per [`PACER_TICK_US`]:
+/// all that fell due since, to one connection, the next connection at the next tick. A release
+/// costs the bench one wake, the connection writes the tick's requests together and the broker
+/// reads them together, as a client batching its sends would; latency still counts from each
+/// request's due time, so the release's own lateness (under one tick) is in the figures.
 struct Pacer;
 
 /// Time between two releases of the pacer. Waking once per due request instead (every 15 µs
@@ -121,14 +122,14 @@ impl Pacer {
                 let mut due = started + interval.mul_f64(next as f64);
                 while due <= now && due < deadline {
                     released[turn].push(due);
-                    turn = (turn + 1) % senders.len();
                     next += 1;
                     due = started + interval.mul_f64(next as f64);
                 }
-                for (sender, dues) in senders.iter().zip(released.iter_mut()) {
-                    if !dues.is_empty() && sender.send(std::mem::take(dues)).is_err() {
+                if !released[turn].is_empty() {
+                    if senders[turn].send(std::mem::take(&mut released[turn])).is_err() {
                         return;
                     }
+                    turn = (turn + 1) % senders.len();
                 }
                 if due >= deadline {
                     return;
