@@ -193,8 +193,10 @@ impl Worker {
                 let addr = self.queues[self.next_queue % self.queues.len()].addr.clone();
                 let request = self.request(&template, &payload);
                 let client = Arc::clone(&self.client);
+                let open_loop = dues.is_some();
                 in_flight.push(async move {
-                    let sent = Instant::now();
+                    // A closed loop sends as soon as the request is made: no second clock read.
+                    let sent = if open_loop { Instant::now() } else { due };
                     let result = client.invoke(&addr, request, SEND_TIMEOUT).await;
                     Sent { due, sent, result }
                 });
