@@ -17,6 +17,7 @@
 //!   appender thread: under sustained load a connection reader is not kept writing.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::appender::{self, Pending, Rounds};
 use crate::put::{PutResult, PutStatus};
+use crate::running;
 use crate::store::StoreInner;
 
 /// Most appends queued; beyond, appends are refused as busy rather than letting memory grow
@@ -115,7 +117,7 @@ impl AppendQueue {
             if !self.take_round(&mut rounds) {
                 return;
             }
-            appender::run_round(inner, &mut rounds);
+            self.run_round(inner, &mut rounds);
         }
         drop(rounds);
         let mut state = self.state.lock();
@@ -146,8 +148,21 @@ impl AppendQueue {
             }
             let mut rounds = self.rounds.lock();
             while self.take_round(&mut rounds) {
-                appender::run_round(&inner, &mut rounds);
+                self.run_round(&inner, &mut rounds);
             }
+        }
+    }
+
+    /// Runs one round as the combiner. Should the round panic (it validates everything it
+    /// reads, so that is a bug), the store refuses writes from then on (the round may have
+    /// reserved space it never wrote), every append the round held is answered, and the
+    /// combiner goes on: no append waits forever and no connection reader dies with it.
+    fn run_round(&self, inner: &StoreInner, rounds: &mut Rounds) {
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| appender::run_round(inner, rounds)));
+        if ran.is_err() {
+            tracing::error!("an append round panicked; the store stops accepting writes");
+            inner.running.set(running::NOT_WRITEABLE);
+            rounds.abandon();
         }
     }
 

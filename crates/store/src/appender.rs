@@ -90,6 +90,37 @@ impl Rounds {
     }
 }
 
+impl Rounds {
+    /// Answers every append a panicked round still holds: those it had answered already get
+    /// their result, the others UNKNOWN_ERROR (they may be written but are not published).
+    pub fn abandon(&mut self) {
+        let round = &mut self.round;
+        let unanswered = round
+            .pending
+            .drain(..)
+            .map(|pending| pending.callback)
+            .chain(round.accepted.drain(..).map(|accepted| accepted.pending.callback));
+        let mut answers: Vec<(PutCallback, PutResult)> =
+            unanswered.map(|callback| (callback, PutResult::failed(PutStatus::UnknownError))).collect();
+        answers.extend(
+            round
+                .waiting
+                .drain(..)
+                .map(|(callback, _)| (callback, PutResult::failed(PutStatus::UnknownError))),
+        );
+        answers.append(&mut round.answered);
+        round.metas.clear();
+        round.touched.clear();
+        for (callback, result) in answers {
+            // Another panicking callback must not take the rest down with it.
+            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback.done(result)));
+            if answered.is_err() {
+                tracing::error!("an append callback panicked");
+            }
+        }
+    }
+}
+
 /// Moves the next round's appends from `queue`: all of them, up to [`MAX_APPENDS_PER_ROUND`]
 /// appends and [`MAX_BYTES_PER_ROUND`] bytes (at least one).
 pub(crate) fn take_round(queue: &mut VecDeque<Pending>, rounds: &mut Rounds) {
@@ -224,7 +255,10 @@ fn append_round(inner: &StoreInner, round: &mut Round, store_timestamp: i64) {
     } else {
         inner.publish(&mut round.touched);
     }
-    for (callback, result) in round.answered.drain(..) {
+    // Popped one by one (oldest first), not drained: should a callback panic, the answers
+    // not given yet stay here for `Rounds::abandon`.
+    round.answered.reverse();
+    while let Some((callback, result)) = round.answered.pop() {
         callback.done(result);
     }
 }

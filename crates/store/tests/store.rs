@@ -495,3 +495,32 @@ fn queued_appends_after_shutdown_are_refused() {
     let result = answered.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
     assert_eq!(result.status, PutStatus::ServiceNotAvailable);
 }
+
+/// A round that panics (here a callback, standing in for any bug) answers every other append
+/// of the round, refuses writes from then on, and leaves no append waiting.
+#[test]
+fn a_panicking_round_answers_the_rest_and_stops_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_store(small_config(dir.path())).unwrap();
+    let (answers, answered) = std::sync::mpsc::channel();
+    for n in 0..3 {
+        let answers = answers.clone();
+        store.put_queued(
+            PutRequest::new(record("P", 0, format!("m{n}").as_bytes(), None, None)),
+            Box::new(move |result: apogee_store::PutResult| {
+                if n == 1 {
+                    panic!("a callback bug");
+                }
+                answers.send((n, result.status)).unwrap();
+            }),
+        );
+    }
+    store.append_queued();
+    let mut got: Vec<i32> =
+        (0..2).map(|_| answered.recv_timeout(std::time::Duration::from_secs(5)).unwrap().0).collect();
+    got.sort();
+    assert_eq!(got, [0, 2]);
+    assert!(!store.is_writeable());
+    let after = store.put_blocking(PutRequest::new(record("P", 0, b"after", None, None)));
+    assert_eq!(after.status, PutStatus::ServiceNotAvailable);
+}
