@@ -206,7 +206,12 @@ impl ExtFieldsBuilder {
 
     /// Adds the field whose key and value were written at `key` and `value` of the text.
     pub fn push_ranges(&mut self, key: Range<usize>, value: Range<usize>) {
-        debug_assert!(key.end <= self.fields.text.len() && value.end <= self.fields.text.len());
+        // `text_of` relies on this without checking again.
+        let text = &self.fields.text;
+        assert!(
+            [key.start, key.end, value.start, value.end].into_iter().all(|at| text.is_char_boundary(at)),
+            "extFields spans must fall on character boundaries"
+        );
         self.fields.entries.push(Entry { key: Span::of(key), value: Span::of(value) });
     }
 

@@ -116,17 +116,17 @@ impl Pacer {
             let mut next = 0u64;
             let mut next_tick = started;
             let mut turn = 0usize;
-            let mut released: Vec<Vec<Instant>> = vec![Vec::new(); senders.len()];
             loop {
                 let now = Instant::now();
+                let mut released = Vec::new();
                 let mut due = started + interval.mul_f64(next as f64);
                 while due <= now && due < deadline {
-                    released[turn].push(due);
+                    released.push(due);
                     next += 1;
                     due = started + interval.mul_f64(next as f64);
                 }
-                if !released[turn].is_empty() {
-                    if senders[turn].send(std::mem::take(&mut released[turn])).is_err() {
+                if !released.is_empty() {
+                    if senders[turn].send(released).is_err() {
                         return;
                     }
                     turn = (turn + 1) % senders.len();
