@@ -66,8 +66,9 @@ pub(super) struct PlainRun {
     pub ascii: bool,
 }
 
-/// Scans eight bytes at a time: a lane below 0x20, or equal to `"` or `\`, ends the run; a
-/// lane with its top bit set makes it non-ASCII.
+/// Scans eight bytes at a time: a lane below 0x20, or equal to `"` or `\`, ends the run (found
+/// in the word by its lowest flagged lane, not byte by byte); a lane with its top bit set makes
+/// it non-ASCII. The last few bytes (fewer than eight) are scanned one by one.
 pub(super) fn plain_run(bytes: &[u8]) -> PlainRun {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -82,7 +83,12 @@ pub(super) fn plain_run(bytes: &[u8]) -> PlainRun {
             | zero_lanes(word ^ (ONES * u64::from(b'"')))
             | zero_lanes(word ^ (ONES * u64::from(b'\\')));
         if special != 0 {
-            break;
+            // The lowest flagged lane is the first special byte (a borrow can only flag lanes
+            // above a true one).
+            let lane = special.trailing_zeros() as usize / 8;
+            let before = if lane == 0 { 0 } else { u64::MAX >> (64 - 8 * lane) };
+            high |= word & HIGHS & before;
+            return PlainRun { length: at + lane, ascii: high == 0 };
         }
         high |= word & HIGHS;
         at += 8;
