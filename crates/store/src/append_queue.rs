@@ -14,7 +14,9 @@
 //! - the combiner gives the role up only under the queue lock, after seeing the queue empty
 //!   or after waking the appender thread to take the rest, so no append is left behind;
 //! - a caller of `run_here` runs a bounded number of rounds, then hands the rest to the
-//!   appender thread: under sustained load a connection reader is not kept writing.
+//!   appender thread: under sustained load a connection reader is not kept writing;
+//! - a round that panics is caught by the combiner, which answers what the round held, marks
+//!   the store not writeable and carries on, so the role is never lost with a dead thread.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -56,6 +58,7 @@ struct QueueState {
 }
 
 impl AppendQueue {
+    /// An empty, open queue whose rounds continue from `rounds`.
     pub fn new(rounds: Rounds) -> Self {
         Self {
             state: Mutex::new(QueueState { pending: VecDeque::new(), combining: false, closed: false }),
