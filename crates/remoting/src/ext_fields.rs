@@ -85,17 +85,6 @@ impl ExtFields {
         }
     }
 
-    /// Builds a header from pairs in any order; for a key given twice the last value wins
-    /// (what a JSON object reader does).
-    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: Vec<(K, V)>) -> Self {
-        let text_bytes = pairs.iter().map(|(key, value)| key.as_ref().len() + value.as_ref().len()).sum();
-        let mut builder = ExtFieldsBuilder::with_capacity(text_bytes, pairs.len());
-        for (key, value) in &pairs {
-            builder.push(key.as_ref(), value.as_ref());
-        }
-        builder.finish()
-    }
-
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.position(key).ok().map(|index| self.slice(self.entries[index].value))
@@ -313,9 +302,16 @@ impl<'a> IntoIterator for &'a ExtFields {
     }
 }
 
+/// Pairs in any order; for a key given twice the last value wins (what a JSON object reader
+/// does).
 impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for ExtFields {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Self {
-        Self::from_pairs(pairs.into_iter().collect())
+        let pairs = pairs.into_iter();
+        let mut builder = ExtFieldsBuilder::with_capacity(0, pairs.size_hint().0);
+        for (key, value) in pairs {
+            builder.push(key.as_ref(), value.as_ref());
+        }
+        builder.finish()
     }
 }
 

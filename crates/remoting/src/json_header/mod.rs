@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::command::{ExtFields, RemotingCommand, SerializeType};
+use crate::ext_fields::ExtFieldsBuilder;
 use crate::frame::FrameError;
 use crate::language::LanguageCode;
 
@@ -194,8 +195,7 @@ impl<'de> Deserialize<'de> for LanguageMember {
 const TYPICAL_FIELD_COUNT: usize = 16;
 
 /// `extFields` read straight into [`ExtFields`]: values given as strings are taken as they
-/// are, numbers and booleans as their text (fastjson does), nulls dropped. Short keys and
-/// values are stored inline, so a typical header costs one allocation for all its fields.
+/// are, numbers and booleans as their text (fastjson does), nulls dropped.
 struct LenientFields(ExtFields);
 
 impl<'de> Deserialize<'de> for LenientFields {
@@ -209,13 +209,14 @@ impl<'de> Deserialize<'de> for LenientFields {
             }
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<LenientFields, A::Error> {
-                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(TYPICAL_FIELD_COUNT));
+                let count = map.size_hint().unwrap_or(TYPICAL_FIELD_COUNT);
+                let mut fields = ExtFieldsBuilder::with_capacity(0, count);
                 while let Some((key, value)) = map.next_entry::<KeyText, FieldText>()? {
                     if let Some(text) = value.0 {
-                        pairs.push((key.0, text));
+                        fields.push(&key.0, &text);
                     }
                 }
-                Ok(LenientFields(ExtFields::from_pairs(pairs)))
+                Ok(LenientFields(fields.finish()))
             }
         }
         deserializer.deserialize_map(FieldsVisitor)

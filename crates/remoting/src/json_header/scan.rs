@@ -8,8 +8,6 @@
 //! It exists because the serde reader was the largest cost on the broker's send path (18 %
 //! of its CPU on workload 2): every request and every response header goes through here.
 
-use compact_str::CompactString;
-
 use crate::command::{ExtFields, RemotingCommand, SerializeType};
 use crate::ext_fields::ExtFieldsBuilder;
 use crate::language::LanguageCode;
@@ -39,7 +37,7 @@ pub(super) fn decode(bytes: &[u8]) -> Option<RemotingCommand> {
                 }
                 "remark" => {
                     seen.first(Seen::REMARK)?;
-                    command.remark = scanner.nullable_text()?.map(String::from);
+                    command.remark = scanner.nullable_text()?;
                 }
                 "extFields" => {
                     seen.first(Seen::EXT_FIELDS)?;
@@ -190,26 +188,17 @@ impl<'a> Scanner<'a> {
         (self.bytes.get(self.at) == Some(&byte)).then(|| self.at += 1)
     }
 
-    /// A string value, unescaped.
-    fn text(&mut self) -> Option<CompactString> {
-        self.expect(b'"')?;
-        let start = self.at;
-        let run = plain_run(&self.bytes[start..]);
-        let end = start + run.length;
-        if *self.bytes.get(end)? == b'"' {
-            self.at = end + 1;
-            return run_text(&self.bytes[start..end], run.ascii).map(CompactString::new);
-        }
-        let mut text = String::with_capacity(self.bytes.len() - start);
-        self.at = start - 1;
+    /// A string value, unescaped (the remark: rare, so it may allocate).
+    fn text(&mut self) -> Option<String> {
+        let mut text = String::new();
         self.text_into(&mut text)?;
-        Some(CompactString::from(text))
+        Some(text)
     }
 
     /// A string value, unescaped, appended to `out`: plain runs are copied whole, and only
     /// the escapes between them decoded one by one.
     #[inline]
-    fn text_into(&mut self, out: &mut String) -> Option<()> {
+    fn text_into(&mut self, out: &mut impl TextSink) -> Option<()> {
         self.expect(b'"')?;
         loop {
             let run = plain_run(&self.bytes[self.at..]);
@@ -227,7 +216,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// One escape sequence after its backslash, appended to `out`.
-    fn escape(&mut self, out: &mut String) -> Option<()> {
+    fn escape(&mut self, out: &mut impl TextSink) -> Option<()> {
         let byte = *self.bytes.get(self.at)?;
         self.at += 1;
         let simple = match byte {
@@ -309,10 +298,8 @@ impl<'a> Scanner<'a> {
 
     fn language(&mut self) -> Option<LanguageCode> {
         match self.peek()? {
-            b'"' => {
-                let name = self.text()?;
-                Some(LanguageCode::from_name(&name))
-            }
+            // Language names hold no escapes; one that does goes to the lenient reader.
+            b'"' => Some(LanguageCode::from_name(self.string_without_escapes()?)),
             _ => {
                 let code: i64 = self.integer()?.parse().ok()?;
                 Some(u8::try_from(code).map_or(LanguageCode::Other, LanguageCode::from_code))
@@ -321,7 +308,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string or null.
-    fn nullable_text(&mut self) -> Option<Option<CompactString>> {
+    fn nullable_text(&mut self) -> Option<Option<String>> {
         match self.peek()? {
             b'"' => self.text().map(Some),
             b'n' => self.literal(b"null").map(|()| None),
@@ -332,7 +319,7 @@ impl<'a> Scanner<'a> {
     /// A scalar value as the text fastjson would make of it, appended to `out`; `Some(false)`
     /// for null (nothing appended).
     #[inline]
-    fn field_value_into(&mut self, out: &mut String) -> Option<bool> {
+    fn field_value_into(&mut self, out: &mut impl TextSink) -> Option<bool> {
         match self.peek()? {
             b'"' => self.text_into(out).map(|()| true),
             b'n' => self.literal(b"null").map(|()| false),
@@ -386,7 +373,33 @@ impl<'a> Scanner<'a> {
     /// Skips a member this reader does not keep; only scalars (the lenient reader skips the
     /// rest).
     fn skip_scalar(&mut self) -> Option<()> {
-        let mut skipped = String::new();
-        self.field_value_into(&mut skipped).map(|_| ())
+        self.field_value_into(&mut Discard).map(|_| ())
     }
+}
+
+/// Where decoded text goes: the header's buffer, or nowhere for a member being skipped (every
+/// header has one, `serializeTypeCurrentRPC`, and skipping it into a `String` cost an
+/// allocation per command). Either way the text is checked the same, so both readers agree.
+trait TextSink {
+    fn push_str(&mut self, text: &str);
+    fn push(&mut self, character: char);
+}
+
+impl TextSink for String {
+    fn push_str(&mut self, text: &str) {
+        String::push_str(self, text);
+    }
+
+    fn push(&mut self, character: char) {
+        String::push(self, character);
+    }
+}
+
+/// Checks text and keeps none of it.
+struct Discard;
+
+impl TextSink for Discard {
+    fn push_str(&mut self, _: &str) {}
+
+    fn push(&mut self, _: char) {}
 }
