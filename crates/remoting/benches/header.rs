@@ -24,7 +24,7 @@ fn send_request() -> RemotingCommand {
 }
 
 fn send_response() -> RemotingCommand {
-    let mut response = RemotingCommand::response(0, None).with_owned_header(SendMessageResponseHeader {
+    let mut response = RemotingCommand::response(0, None).with_header(&SendMessageResponseHeader {
         msg_id: "7F00000100002A9F0000000000A1B2C3".into(),
         queue_id: 3,
         queue_offset: 123_456,

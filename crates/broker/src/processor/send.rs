@@ -195,7 +195,7 @@ impl Answer {
                 recall_handle: None,
             },
         };
-        Ok(RemotingCommand::response(success_code(result.status), None).with_owned_header(header))
+        Ok(RemotingCommand::response(success_code(result.status), None).with_header(&header))
     }
 }
 

@@ -38,8 +38,6 @@ pub enum HeaderError {
 pub trait CommandHeader: Sized {
     /// Writes every non-null field into `fields`.
     fn encode(&self, fields: &mut ExtFields);
-    /// [`Self::encode`] of a header given away: its strings move into `fields`.
-    fn encode_owned(self, fields: &mut ExtFields);
     /// Reads the struct back; unknown keys are ignored.
     fn decode(fields: &ExtFields) -> Result<Self, HeaderError>;
 }
@@ -49,25 +47,14 @@ pub trait CommandHeader: Sized {
 pub trait HeaderField: Sized {
     /// Writes the field under `key` unless it is null.
     fn put(&self, key: &'static str, fields: &mut ExtFields);
-    /// [`Self::put`] of a value given away, so text moves instead of being copied.
-    fn put_owned(self, key: &'static str, fields: &mut ExtFields);
 
     /// Reads the field from `text`, the value of `key` (`None` when absent).
     fn from_field(key: &'static str, text: Option<&str>) -> Result<Self, HeaderError>;
-
-    /// Reads the field from `key`.
-    fn take(fields: &ExtFields, key: &'static str) -> Result<Self, HeaderError> {
-        Self::from_field(key, fields.get(key))
-    }
 }
 
 impl<T: HeaderValue> HeaderField for T {
     fn put(&self, key: &'static str, fields: &mut ExtFields) {
-        fields.insert(key, self.to_text());
-    }
-
-    fn put_owned(self, key: &'static str, fields: &mut ExtFields) {
-        fields.insert(key, self.into_text());
+        self.with_text(|text| fields.insert(key, text));
     }
 
     fn from_field(key: &'static str, text: Option<&str>) -> Result<Self, HeaderError> {
@@ -80,12 +67,6 @@ impl<T: HeaderValue> HeaderField for Option<T> {
     fn put(&self, key: &'static str, fields: &mut ExtFields) {
         if let Some(value) = self {
             value.put(key, fields);
-        }
-    }
-
-    fn put_owned(self, key: &'static str, fields: &mut ExtFields) {
-        if let Some(value) = self {
-            value.put_owned(key, fields);
         }
     }
 
@@ -121,10 +102,6 @@ macro_rules! command_header {
                 $( $crate::header::HeaderField::put(&self.$field, $key, fields); )*
             }
 
-            #[allow(unused_variables)]
-            fn encode_owned(self, fields: &mut $crate::command::ExtFields) {
-                $( $crate::header::HeaderField::put_owned(self.$field, $key, fields); )*
-            }
 
             /// One pass over the fields, each key matched against the struct's keys (a
             /// request header is decoded for every request; a lookup per field cost more).
@@ -158,13 +135,6 @@ impl RemotingCommand {
     /// is sent as `"extFields":{}` the way Java sends it).
     pub fn with_header<H: CommandHeader>(mut self, header: &H) -> Self {
         header.encode(self.ext_fields_mut());
-        self
-    }
-
-    /// [`Self::with_header`] taking the header, whose strings then move instead of being
-    /// copied (response headers built once and sent).
-    pub fn with_owned_header<H: CommandHeader>(mut self, header: H) -> Self {
-        header.encode_owned(self.ext_fields_mut());
         self
     }
 }

@@ -10,9 +10,11 @@ pub trait HeaderValue: Sized {
     /// Parses the text form; `None` when it does not parse.
     fn from_text(text: &str) -> Option<Self>;
 
-    /// [`Self::to_text`] of a value given away: a `String` hands over its buffer.
-    fn into_text(self) -> CompactString {
-        self.to_text()
+    /// Lends the text form to `use_text`; strings lend their own text, where [`Self::to_text`]
+    /// would copy a long one into a new allocation first (header fields are written into
+    /// `ExtFields`, which copies them anyway).
+    fn with_text<R>(&self, use_text: impl FnOnce(&str) -> R) -> R {
+        use_text(&self.to_text())
     }
 }
 
@@ -21,8 +23,8 @@ impl HeaderValue for String {
         CompactString::from(self.as_str())
     }
 
-    fn into_text(self) -> CompactString {
-        CompactString::from(self)
+    fn with_text<R>(&self, use_text: impl FnOnce(&str) -> R) -> R {
+        use_text(self)
     }
 
     fn from_text(text: &str) -> Option<Self> {
@@ -33,6 +35,10 @@ impl HeaderValue for String {
 impl HeaderValue for CompactString {
     fn to_text(&self) -> CompactString {
         self.clone()
+    }
+
+    fn with_text<R>(&self, use_text: impl FnOnce(&str) -> R) -> R {
+        use_text(self)
     }
 
     fn from_text(text: &str) -> Option<Self> {
