@@ -88,9 +88,7 @@ impl Rounds {
     pub fn new(last_store_timestamp: i64) -> Self {
         Self { round: Round::default(), last_store_timestamp }
     }
-}
 
-impl Rounds {
     /// Answers every append a panicked round still holds: those it had answered already get
     /// their result, the others UNKNOWN_ERROR (they may be written but are not published).
     pub fn abandon(&mut self) {
