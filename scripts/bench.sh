@@ -8,19 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
-NAMESRV_PORT=${NAMESRV_PORT:-29876}
-BROKER_PORT=${BROKER_PORT:-30911}
-NAMESRV=127.0.0.1:$NAMESRV_PORT
+source scripts/lib/standalone.sh
 
 cargo build --release -p apogee >/dev/null
 bin=${CARGO_TARGET_DIR:-target}/release/apogee
-work=$(mktemp -d "${TMPDIR:-/tmp}/apogee-bench.XXXXXX")
-broker_pid=
-cleanup() {
-  [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+standalone_init apogee-bench
 
 # The runs write several GB. Past 85 % disk use the store deletes old files early and past 90 %
 # it refuses appends (as RocketMQ does), which would make every figure below meaningless.
@@ -29,25 +21,12 @@ if (( used_percent > 70 )); then
   echo "warning: the disk holding $work is ${used_percent}% full; the store throttles past 85%" >&2
 fi
 
-start_broker() { # $1 = flushDiskType
-  [[ -n $broker_pid ]] && kill "$broker_pid" && wait "$broker_pid" 2>/dev/null || true
-  rm -rf "$work/data"
-  printf 'flushDiskType=%s\n' "$1" > "$work/broker.conf"
-  "$bin" standalone --data-dir "$work/data" --namesrv-listen "$NAMESRV" --broker-port "$BROKER_PORT" \
-    -c "$work/broker.conf" > "$work/standalone.out" 2> "$work/standalone.err" &
-  broker_pid=$!
-  for _ in $(seq 100); do grep -q "broker listening" "$work/standalone.out" 2>/dev/null && return; sleep 0.1; done
-  echo "broker did not start" >&2; cat "$work/standalone.err" >&2; exit 1
-}
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$broker_pid/stat"; }
-rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$broker_pid/status"; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), $(nproc) cores, $DURATION per workload"
 echo
-start_broker ASYNC_FLUSH
+start_standalone "$bin" ASYNC_FLUSH
 sleep 1
-echo "broker idle RSS: $(rss_mib) MiB"
+echo "broker idle RSS: $(broker_rss_mib) MiB"
 echo
 echo "| # | workload | msgs/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker CPU (cores) | broker RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -56,11 +35,11 @@ run() { # $1 = number, $2 = label, rest = apogee bench arguments
   local number=$1 label=$2; shift 2
   local before after ticks_per_s seconds json
   ticks_per_s=$(getconf CLK_TCK)
-  before=$(cpu_ticks)
+  before=$(broker_cpu_ticks)
   json=$("$bin" bench "$@" -n "$NAMESRV" -d "$DURATION" --quiet | grep '"kind":"apogee-bench"')
-  after=$(cpu_ticks)
+  after=$(broker_cpu_ticks)
   seconds=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['seconds'])" "$json")
-  python3 - "$number" "$label" "$json" "$before" "$after" "$ticks_per_s" "$seconds" "$(rss_mib)" <<'PY'
+  python3 - "$number" "$label" "$json" "$before" "$after" "$ticks_per_s" "$seconds" "$(broker_rss_mib)" <<'PY'
 import json, sys
 number, label, raw, before, after, hz, seconds, rss = sys.argv[1:]
 r = json.loads(raw)
@@ -78,11 +57,10 @@ run 4 "batch 32 × 128 B, 4 conns × 8" produce -t W -s 128 -c 4 -i 8 -b 32
 run 5 "consume W2+W3+W4 (pull, long polling)" consume -t W --until-drained
 run 6 "fixed rate $((rate2 / 2))/s, 128 B" produce -t W6 -s 128 -c 4 -i 32 -r $((rate2 / 2))
 run 8 "e2e at $((rate2 / 2))/s" e2e -t W8 -s 128 -c 4 -i 32 -r $((rate2 / 2))
-start_broker SYNC_FLUSH
+start_standalone "$bin" SYNC_FLUSH
 run 7 "SYNC_FLUSH, sync send 128 B, 4 conns × 32" produce -t W7 -s 128 -c 4 -i 32
 # The group commit of workload 7: the store logs its totals when it shuts down.
-kill "$broker_pid" && wait "$broker_pid" 2>/dev/null || true
-broker_pid=
+stop_standalone
 flushes=$(grep -o 'group commit totals flushes=[0-9]*' "$work/standalone.err" | grep -o '[0-9]*$' || true)
 appends=$(grep -o 'group commit totals.*appends=[0-9]*' "$work/standalone.err" | grep -o '[0-9]*$' || true)
 if [[ -n $flushes && -n $appends && $flushes -gt 0 ]]; then

@@ -1,0 +1,42 @@
+# Sourced by the benchmark scripts: a scratch directory, one `apogee standalone` on loopback
+# ports in it, and cleanup on exit.
+#
+#   NAMESRV_PORT / BROKER_PORT    loopback ports (default 29876 / 30911)
+#   standalone_init PREFIX        makes $work and removes it (and the broker) on exit
+#   start_standalone BIN [TYPE]   (re)starts BIN on a fresh data dir, flushDiskType TYPE
+#                                 (ASYNC_FLUSH by default); sets $broker_pid, logs in
+#                                 $work/standalone.out and $work/standalone.err
+#   stop_standalone               stops it and waits
+#   broker_cpu_ticks, broker_rss_mib
+
+NAMESRV_PORT=${NAMESRV_PORT:-29876}
+BROKER_PORT=${BROKER_PORT:-30911}
+NAMESRV=127.0.0.1:$NAMESRV_PORT
+broker_pid=
+
+standalone_init() { # $1 = prefix of the scratch directory
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  trap 'stop_standalone; rm -rf "$work"' EXIT
+}
+
+stop_standalone() {
+  if [[ -n $broker_pid ]]; then
+    { kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null; } || true
+    broker_pid=
+  fi
+  return 0
+}
+
+start_standalone() { # $1 = apogee binary, $2 = flushDiskType
+  stop_standalone
+  rm -rf "$work/data"
+  printf 'flushDiskType=%s\n' "${2:-ASYNC_FLUSH}" > "$work/broker.conf"
+  "$1" standalone --data-dir "$work/data" --namesrv-listen "$NAMESRV" --broker-port "$BROKER_PORT" \
+    -c "$work/broker.conf" > "$work/standalone.out" 2> "$work/standalone.err" &
+  broker_pid=$!
+  for _ in $(seq 100); do grep -q "broker listening" "$work/standalone.out" 2>/dev/null && return; sleep 0.1; done
+  echo "broker did not start" >&2; cat "$work/standalone.err" >&2; exit 1
+}
+
+broker_cpu_ticks() { awk '{print $14 + $15}' "/proc/$broker_pid/stat"; }
+broker_rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$broker_pid/status"; }
