@@ -83,15 +83,9 @@ impl Responder {
         }
     }
 
-    /// Like [`Self::respond`], but the answer is built by `build` on the connection's writer
-    /// task: for threads that must stay short, such as the store's appender, which then only
-    /// queues the closure.
-    pub fn respond_with(self, build: impl FnOnce() -> RemotingCommand + Send + 'static) {
-        self.respond_deferred(Box::new(build));
-    }
-
-    /// [`Self::respond_with`] for an answer already in a box (one the caller allocated
-    /// anyway, to carry its own state).
+    /// Like [`Self::respond`], but the answer is built by the connection's writer task: for
+    /// callers that must stay short, such as an append round answering many sends. The box is
+    /// usually one the caller allocated anyway, to carry its own state.
     pub fn respond_deferred(mut self, answer: Box<dyn DeferredAnswer>) {
         let Some(pending) = self.pending.take() else { return };
         if pending.key.oneway {
@@ -136,12 +130,6 @@ impl Pending {
 pub trait DeferredAnswer: Send + 'static {
     /// The response, without opaque and flags (the responder adds them).
     fn build(self: Box<Self>) -> RemotingCommand;
-}
-
-impl<F: FnOnce() -> RemotingCommand + Send + 'static> DeferredAnswer for F {
-    fn build(self: Box<Self>) -> RemotingCommand {
-        (*self)()
-    }
 }
 
 impl Drop for Responder {

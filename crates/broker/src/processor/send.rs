@@ -415,7 +415,7 @@ fn encode_one(
     // The response names the queue the producer chose, wherever the message is parked.
     let queue_id = destination.chosen_queue_id;
     let reconsume_times = header.reconsume_times.unwrap_or(0);
-    let uniq_key = ensure_uniq_key(state, &mut properties);
+    let uniq_key = ensure_uniq_key(state, &mut properties).to_owned();
     if is_compaction_topic(&destination.config) && property::keys(&properties).next().is_none() {
         return Err(Failure::new(response_code::MESSAGE_ILLEGAL, "Required message key is missing"));
     }
@@ -560,19 +560,13 @@ fn park(destination: &mut Destination, properties: &mut Properties, system_topic
     destination.queue_id = queue_id;
 }
 
-/// True when the message carries a `UNIQ_KEY`.
-fn has_uniq_key(properties: &Properties) -> bool {
-    properties.get(property::UNIQ_KEY).is_some_and(|key| !key.is_empty())
-}
-
-/// The message's `UNIQ_KEY`, generated and stored when missing.
-fn ensure_uniq_key(state: &BrokerState, properties: &mut Properties) -> String {
-    if let Some(existing) = properties.get(property::UNIQ_KEY).filter(|key| !key.is_empty()) {
-        return existing.to_owned();
+/// The message's `UNIQ_KEY`, generated and stored when missing; borrowed, so a caller that
+/// does not answer with it copies nothing.
+fn ensure_uniq_key<'p>(state: &BrokerState, properties: &'p mut Properties) -> &'p str {
+    if properties.get(property::UNIQ_KEY).is_none_or(str::is_empty) {
+        properties.insert(property::UNIQ_KEY, uniq_ids(state).next_id());
     }
-    let id = uniq_ids(state).next_id();
-    properties.insert(property::UNIQ_KEY, id.as_str());
-    id
+    properties.get(property::UNIQ_KEY).unwrap_or_default()
 }
 
 /// The broker's generator of message ids, keyed on its own address.
@@ -648,9 +642,7 @@ fn encode_batch(
         if delay_level(&properties) > 0 {
             return Err(illegal("batch messages cannot be delayed".to_owned()));
         }
-        if !has_uniq_key(&properties) {
-            properties.insert(property::UNIQ_KEY, uniq_ids(state).next_id());
-        }
+        ensure_uniq_key(state, &mut properties);
         properties.insert(property::CLUSTER, cluster);
         ext.message.flag = item.flag;
         ext.message.properties = properties;

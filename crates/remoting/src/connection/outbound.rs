@@ -10,7 +10,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::command::RemotingCommand;
-use crate::responder::RequestKey;
+use crate::responder::{DeferredAnswer, RequestKey};
 
 /// What the writer puts on the socket.
 pub(crate) enum Outgoing {
@@ -20,12 +20,9 @@ pub(crate) enum Outgoing {
     /// socket buffer: no frame buffer of its own, and no encoding on the thread that answered.
     Response(RemotingCommand),
     /// A response the writer builds, then dresses for the request `key` describes: lets a
-    /// thread that must stay short (the store's appender) answer with a closure.
-    Deferred { key: RequestKey, build: DeferredAnswer },
+    /// thread that must stay short (an append round) hand over the work of the answer.
+    Deferred { key: RequestKey, build: Box<dyn DeferredAnswer> },
 }
-
-/// Builds an answer on the writer task.
-pub(crate) type DeferredAnswer = Box<dyn crate::responder::DeferredAnswer>;
 
 impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
