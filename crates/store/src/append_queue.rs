@@ -36,7 +36,7 @@ pub const MAX_QUEUED_APPENDS: usize = 65_536;
 /// Rounds a [`AppendQueue::run_here`] caller runs before handing the rest to the appender
 /// thread.
 const MAX_ROUNDS_HERE: usize = 4;
-/// Longest the appender thread sleeps with appends queued by [`AppendQueue::queue`] whose
+/// Longest the appender thread sleeps with appends queued without a wake-up whose
 /// caller never ran them (a safety net: callers always do).
 const IDLE_CHECK_MS: u64 = 10;
 
@@ -67,29 +67,20 @@ impl AppendQueue {
         }
     }
 
-    /// Queues an append and makes sure a round will take it: the combiner will, or the
-    /// appender thread, woken here.
-    pub fn push(&self, pending: Pending) {
+    /// Queues an append. With `wake_appender`, makes sure a round will take it: the combiner
+    /// will, or the appender thread, woken here. Without, the caller runs [`Self::run_here`]
+    /// once it has queued what it has.
+    pub fn push(&self, pending: Pending, wake_appender: bool) {
         let mut state = self.state.lock();
         if let Err((pending, status)) = Self::admit(&mut state, pending) {
             drop(state);
             pending.callback.done(PutResult::failed(status));
             return;
         }
-        let wake = !state.combining;
+        let wake = wake_appender && !state.combining;
         drop(state);
         if wake {
             self.work.notify_one();
-        }
-    }
-
-    /// Queues an append without waking anyone: the caller runs [`Self::run_here`] once it has
-    /// queued what it has.
-    pub fn queue(&self, pending: Pending) {
-        let mut state = self.state.lock();
-        if let Err((pending, status)) = Self::admit(&mut state, pending) {
-            drop(state);
-            pending.callback.done(PutResult::failed(status));
         }
     }
 

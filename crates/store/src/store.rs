@@ -245,22 +245,22 @@ impl MessageStore {
     /// Queues an append; `callback` gets the result on a store thread. Never blocks: when the
     /// appender is too far behind, the append is refused as busy at once.
     pub fn put(&self, request: PutRequest, callback: PutCallback) {
-        if !self.inner.running.is_writeable() {
-            callback.done(PutResult::failed(PutStatus::ServiceNotAvailable));
-            return;
-        }
-        self.appends.push(Pending { request, callback });
+        self.enqueue(Pending { request, callback }, true);
     }
 
     /// Queues an append for [`Self::append_queued`], which the caller must run once it has
     /// queued the appends it has at hand (a connection reader, after one socket read). The
     /// callback may run on the caller's thread, inside `append_queued`.
     pub fn put_queued(&self, request: PutRequest, callback: PutCallback) {
+        self.enqueue(Pending { request, callback }, false);
+    }
+
+    fn enqueue(&self, pending: Pending, wake_appender: bool) {
         if !self.inner.running.is_writeable() {
-            callback.done(PutResult::failed(PutStatus::ServiceNotAvailable));
+            pending.callback.done(PutResult::failed(PutStatus::ServiceNotAvailable));
             return;
         }
-        self.appends.queue(Pending { request, callback });
+        self.appends.push(pending, wake_appender);
     }
 
     /// Appends what [`Self::put_queued`] queued, on the calling thread, unless a store thread is
