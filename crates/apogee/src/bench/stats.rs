@@ -28,7 +28,7 @@ pub struct Recorder {
     interval: Mutex<Histogram<u64>>,
     total: Mutex<Histogram<u64>>,
     /// Open loop: how late after its due time each request went out (the bench's own delay).
-    start_late: Mutex<Histogram<u64>>,
+    sent_late: Mutex<Histogram<u64>>,
     /// Open loop: from going out to its response (the broker's and the network's share).
     round_trip: Mutex<Histogram<u64>>,
     errors: Mutex<BTreeMap<String, u64>>,
@@ -40,7 +40,7 @@ pub struct WorkerStats {
     local: Histogram<u64>,
     pending: Histogram<u64>,
     pending_count: u32,
-    start_late: Histogram<u64>,
+    sent_late: Histogram<u64>,
     round_trip: Histogram<u64>,
 }
 
@@ -52,7 +52,7 @@ impl Recorder {
             bytes: AtomicU64::new(0),
             interval: Mutex::new(histogram()),
             total: Mutex::new(histogram()),
-            start_late: Mutex::new(histogram()),
+            sent_late: Mutex::new(histogram()),
             round_trip: Mutex::new(histogram()),
             errors: Mutex::new(BTreeMap::new()),
         })
@@ -65,7 +65,7 @@ impl Recorder {
             local: histogram(),
             pending: histogram(),
             pending_count: 0,
-            start_late: histogram(),
+            sent_late: histogram(),
             round_trip: histogram(),
         }
     }
@@ -129,7 +129,7 @@ impl Recorder {
     /// Prints the summary and the JSON line; `elapsed` is the measured period.
     pub fn report(&self, workload: &str, parameters: serde_json::Value, elapsed: Duration) {
         let total = self.total.lock().clone();
-        let start_late = self.start_late.lock().clone();
+        let sent_late = self.sent_late.lock().clone();
         let round_trip = self.round_trip.lock().clone();
         let messages = self.messages();
         let bytes = self.bytes.load(Ordering::Relaxed);
@@ -147,13 +147,13 @@ impl Recorder {
                 percentiles.iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
             println!("  latency     {}  max {:.3} ms", line.join("  "), total.max() as f64 / 1000.0);
         }
-        if !start_late.is_empty() {
+        if !sent_late.is_empty() {
             let line = |histogram: &Histogram<u64>| -> String {
                 let parts: Vec<String> =
                     percentiles_ms(histogram).iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
                 parts.join("  ")
             };
-            println!("  sent late   {}", line(&start_late));
+            println!("  sent late   {}", line(&sent_late));
             println!("  round trip  {}", line(&round_trip));
         }
         if !errors.is_empty() {
@@ -175,8 +175,8 @@ impl Recorder {
             }
             json["max_ms"] = serde_json::json!(total.max() as f64 / 1000.0);
         }
-        if !start_late.is_empty() {
-            for (prefix, histogram) in [("sent_late", &start_late), ("round_trip", &round_trip)] {
+        if !sent_late.is_empty() {
+            for (prefix, histogram) in [("sent_late", &sent_late), ("round_trip", &round_trip)] {
                 for (name, ms) in percentiles_ms(histogram) {
                     json[format!("{prefix}_{name}_ms")] = serde_json::json!(ms);
                 }
@@ -204,7 +204,7 @@ impl WorkerStats {
     /// time and how long its response took, so that a tail can be told apart (the bench's own
     /// delays against the broker's).
     pub fn record_phases(&mut self, sent_late: Duration, round_trip: Duration) {
-        let _ = self.start_late.record((sent_late.as_micros() as u64).clamp(1, MAX_LATENCY_US));
+        let _ = self.sent_late.record((sent_late.as_micros() as u64).clamp(1, MAX_LATENCY_US));
         let _ = self.round_trip.record((round_trip.as_micros() as u64).clamp(1, MAX_LATENCY_US));
     }
 
@@ -224,7 +224,7 @@ impl Drop for WorkerStats {
     fn drop(&mut self) {
         self.flush();
         let _ = self.recorder.total.lock().add(&self.local);
-        let _ = self.recorder.start_late.lock().add(&self.start_late);
+        let _ = self.recorder.sent_late.lock().add(&self.sent_late);
         let _ = self.recorder.round_trip.lock().add(&self.round_trip);
     }
 }
