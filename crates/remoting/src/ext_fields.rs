@@ -14,6 +14,8 @@ use std::ops::Range;
 
 use compact_str::CompactString;
 
+mod recycle;
+
 /// A command's custom header: unique keys, kept in ascending byte order of the key.
 #[derive(Clone, Default)]
 pub struct ExtFields {
@@ -79,10 +81,7 @@ impl ExtFields {
 
     /// An empty header with room for `capacity` fields.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            text: String::with_capacity(capacity * TYPICAL_FIELD_TEXT_BYTES),
-            entries: Vec::with_capacity(capacity),
-        }
+        Self { text: recycle::text(capacity * TYPICAL_FIELD_TEXT_BYTES), entries: recycle::entries(capacity) }
     }
 
     /// The value of `key`.
@@ -182,9 +181,7 @@ pub(crate) struct ExtFieldsBuilder {
 impl ExtFieldsBuilder {
     /// Room for `text_bytes` of keys and values and `count` fields.
     pub fn with_capacity(text_bytes: usize, count: usize) -> Self {
-        Self {
-            fields: ExtFields { text: String::with_capacity(text_bytes), entries: Vec::with_capacity(count) },
-        }
+        Self { fields: ExtFields { text: recycle::text(text_bytes), entries: recycle::entries(count) } }
     }
 
     /// The buffer keys and values are written into; a field is its `key` and `value` ranges
@@ -278,6 +275,13 @@ impl<'a> Iterator for Iter<'a> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
+
+/// Hands the buffers to this thread's pool, for the next header built here.
+impl Drop for ExtFields {
+    fn drop(&mut self) {
+        recycle::give(std::mem::take(&mut self.text), std::mem::take(&mut self.entries));
+    }
+}
 
 impl PartialEq for ExtFields {
     fn eq(&self, other: &Self) -> bool {

@@ -13,11 +13,11 @@ use std::sync::{Arc, OnceLock};
 
 use apogee_common::message::batch::decode_batch;
 use apogee_common::message::msg_id::{
-    offset_msg_id, push_offset_msg_id, UniqIdGenerator, OFFSET_MSG_ID_V6_CHARS,
+    offset_msg_id_text, push_offset_msg_id, UniqIdGenerator, OFFSET_MSG_ID_V6_CHARS,
 };
-use apogee_common::message::property::{self, Properties};
-use apogee_common::message::record;
-use apogee_common::message::{sysflag, Message, MessageExt};
+use apogee_common::message::property::{self, Properties, SentProperties};
+use apogee_common::message::record::{self, RecordParts};
+use apogee_common::message::{sysflag, IdText, Message, MessageExt};
 use apogee_common::perm;
 use apogee_common::topic::{self, TopicConfig, TopicFilterType};
 use apogee_remoting::code::{request_code, response_code};
@@ -168,9 +168,9 @@ struct Stored {
 /// What the response to a stored send needs besides the store's result.
 enum Answer {
     /// SEND_MESSAGE / SEND_MESSAGE_V2.
-    One { queue_id: i32, uniq_key: String },
+    One { queue_id: i32, uniq_key: IdText },
     /// SEND_BATCH_MESSAGE: one offset id per record.
-    Batch { queue_id: i32, record_lengths: Vec<usize>, transaction_id: Option<String> },
+    Batch { queue_id: i32, record_lengths: Vec<usize>, transaction_id: Option<IdText> },
 }
 
 impl Answer {
@@ -179,7 +179,7 @@ impl Answer {
         let append = stored(state, result)?;
         let header = match self {
             Answer::One { queue_id, uniq_key } => SendMessageResponseHeader {
-                msg_id: offset_msg_id(state.store_host, offset_i64(append.commit_log_offset)),
+                msg_id: offset_msg_id_text(state.store_host, offset_i64(append.commit_log_offset)),
                 queue_id,
                 queue_offset: append.queue_offset,
                 transaction_id: Some(uniq_key),
@@ -187,7 +187,7 @@ impl Answer {
                 recall_handle: None,
             },
             Answer::Batch { queue_id, record_lengths, transaction_id } => SendMessageResponseHeader {
-                msg_id: batch_msg_ids(state.store_host, append.commit_log_offset, &record_lengths),
+                msg_id: batch_msg_ids(state.store_host, append.commit_log_offset, &record_lengths).into(),
                 queue_id,
                 queue_offset: append.queue_offset,
                 transaction_id,
@@ -247,6 +247,9 @@ fn prepare_without_waiting(
     check_sizes(state, &header, request)?;
     if header.batch == Some(true) {
         return encode_batch(state, connection, request, header, &config, queue_id).map(Some);
+    }
+    if let Some(stored) = encode_as_sent(state, connection, request, &header, &config, queue_id)? {
+        return Ok(Some(stored));
     }
     let destination =
         Destination { topic: header.topic.to_string(), queue_id, chosen_queue_id: queue_id, config };
@@ -415,7 +418,7 @@ fn encode_one(
     // The response names the queue the producer chose, wherever the message is parked.
     let queue_id = destination.chosen_queue_id;
     let reconsume_times = header.reconsume_times.unwrap_or(0);
-    let uniq_key = ensure_uniq_key(state, &mut properties).to_owned();
+    let uniq_key = IdText::from(ensure_uniq_key(state, &mut properties));
     if is_compaction_topic(&destination.config) && property::keys(&properties).next().is_none() {
         return Err(Failure::new(response_code::MESSAGE_ILLEGAL, "Required message key is missing"));
     }
@@ -425,7 +428,7 @@ fn encode_one(
     if destination.config.topic_filter_type == TopicFilterType::MultiTag {
         sys_flag |= sysflag::MULTI_TAGS_FLAG;
     }
-    let delay_level = delay_level(&properties);
+    let delay_level = delay_level(properties.get(property::DELAY));
     let prepared = properties.get(property::TRAN_MSG).is_some_and(|flag| flag.eq_ignore_ascii_case(TRUE))
         && !(reconsume_times > 0 && delay_level > 0);
     if prepared {
@@ -453,7 +456,7 @@ fn encode_one(
         );
     }
 
-    let wait_store_ok = wait_store_ok(&properties);
+    let wait_store_ok = wait_store_ok(properties.get(property::WAIT));
     let ext = MessageExt {
         message: Message {
             topic: destination.topic,
@@ -480,6 +483,72 @@ fn encode_one(
         return Err(put_failure(state, PutStatus::MessageIllegal));
     }
     Ok(Stored { records, wait_store_ok, answer: Answer::One { queue_id, uniq_key } })
+}
+
+/// [`encode_one`] for the common message, without a properties map: the producer's string is
+/// stored as sent with `UNIQ_KEY` (when missing) and `CLUSTER` appended, which is what
+/// decoding it, adding both and encoding the map again stores. `Ok(None)` for what needs the
+/// map: a transaction half message, a delay level, a compacted topic (its key check), a
+/// string the map would normalise (see [`SentProperties::parse`]).
+fn encode_as_sent(
+    state: &BrokerState,
+    connection: &Connection,
+    request: &RemotingCommand,
+    header: &SendMessageRequestHeader,
+    config: &TopicConfig,
+    queue_id: i32,
+) -> Result<Option<Stored>, Failure> {
+    if is_compaction_topic(config) {
+        return Ok(None);
+    }
+    let Some(sent) = SentProperties::parse(header.properties.as_deref().unwrap_or_default()) else {
+        return Ok(None);
+    };
+    if sent.get(property::TRAN_MSG).is_some() || sent.get(property::DELAY).is_some() {
+        return Ok(None);
+    }
+    let sent_uniq_key = sent.get(property::UNIQ_KEY);
+    let generated_uniq_key = sent_uniq_key.is_none().then(|| uniq_ids(state).next_id_text());
+    let mut properties = sent;
+    if let Some(generated) = &generated_uniq_key {
+        if !properties.append(property::UNIQ_KEY, generated) {
+            return Ok(None);
+        }
+    }
+    if !properties.append(property::CLUSTER, &state.config.broker_cluster_name) {
+        return Ok(None);
+    }
+    let mut sys_flag = header.sys_flag;
+    if config.topic_filter_type == TopicFilterType::MultiTag {
+        sys_flag |= sysflag::MULTI_TAGS_FLAG;
+    }
+    let parts = RecordParts {
+        topic: &header.topic,
+        body: &request.body,
+        properties: &properties,
+        flag: header.flag,
+        queue_id,
+        sys_flag,
+        born_timestamp: header.born_timestamp,
+        born_host: connection.remote_addr(),
+        store_host: state.store_host,
+        reconsume_times: header.reconsume_times.unwrap_or(0),
+        queue_offset: 0,
+        commit_log_offset: 0,
+        store_timestamp: 0,
+        prepared_transaction_offset: 0,
+    };
+    let mut records = Vec::with_capacity(parts.encoded_len());
+    if let Err(error) = record::encode_parts(&parts, record::body_crc(&request.body), &mut records) {
+        tracing::debug!(%error, topic = %header.topic, "message refused: cannot encode");
+        return Err(put_failure(state, PutStatus::MessageIllegal));
+    }
+    let wait_store_ok = wait_store_ok(properties.get(property::WAIT));
+    let uniq_key = match generated_uniq_key {
+        Some(generated) => generated,
+        None => IdText::from(sent_uniq_key.unwrap_or_default()),
+    };
+    Ok(Some(Stored { records, wait_store_ok, answer: Answer::One { queue_id, uniq_key } }))
 }
 
 /// The `%RETRY%` rules (behaviour spec §2.6 step 7): the group must exist; past its
@@ -575,14 +644,14 @@ fn uniq_ids(state: &BrokerState) -> &'static UniqIdGenerator {
     GENERATOR.get_or_init(|| UniqIdGenerator::new(state.store_host.ip()))
 }
 
-/// The `DELAY` property as Java reads it: 0 when absent or not a number.
-fn delay_level(properties: &Properties) -> i32 {
-    properties.get(property::DELAY).and_then(|level| level.trim().parse().ok()).unwrap_or(0)
+/// The level of a `DELAY` property as Java reads it: 0 when absent or not a number.
+fn delay_level(delay: Option<&str>) -> i32 {
+    delay.and_then(|level| level.trim().parse().ok()).unwrap_or(0)
 }
 
-/// The `WAIT` property: true when absent.
-fn wait_store_ok(properties: &Properties) -> bool {
-    properties.get(property::WAIT).is_none_or(|wait| wait.eq_ignore_ascii_case(TRUE))
+/// Whether a `WAIT` property asks to wait for the store: true when absent.
+fn wait_store_ok(wait: Option<&str>) -> bool {
+    wait.is_none_or(|wait| wait.eq_ignore_ascii_case(TRUE))
 }
 
 /// SEND_BATCH_MESSAGE: every item becomes a full record of the batch's topic and queue, all
@@ -606,7 +675,7 @@ fn encode_batch(
         return Err(illegal("batch messages cannot be transactional".to_owned()));
     }
     let batch_properties = header.properties.as_deref().map(property::decode).unwrap_or_default();
-    if delay_level(&batch_properties) > 0 {
+    if delay_level(batch_properties.get(property::DELAY)) > 0 {
         return Err(illegal("batch messages cannot be delayed".to_owned()));
     }
     let items =
@@ -639,7 +708,7 @@ fn encode_batch(
     };
     for item in items {
         let mut properties = item.properties;
-        if delay_level(&properties) > 0 {
+        if delay_level(properties.get(property::DELAY)) > 0 {
             return Err(illegal("batch messages cannot be delayed".to_owned()));
         }
         ensure_uniq_key(state, &mut properties);
@@ -657,11 +726,11 @@ fn encode_batch(
 
     Ok(Stored {
         records,
-        wait_store_ok: wait_store_ok(&batch_properties),
+        wait_store_ok: wait_store_ok(batch_properties.get(property::WAIT)),
         answer: Answer::Batch {
             queue_id,
             record_lengths,
-            transaction_id: batch_properties.get(property::UNIQ_KEY).map(str::to_owned),
+            transaction_id: batch_properties.get(property::UNIQ_KEY).map(IdText::from),
         },
     })
 }
@@ -769,13 +838,13 @@ mod tests {
     #[test]
     fn property_readers() {
         let mut properties = Properties::new();
-        assert_eq!(delay_level(&properties), 0);
-        assert!(wait_store_ok(&properties));
+        assert_eq!(delay_level(properties.get(property::DELAY)), 0);
+        assert!(wait_store_ok(properties.get(property::WAIT)));
         properties.insert(property::DELAY, "3");
         properties.insert(property::WAIT, "FALSE");
-        assert_eq!(delay_level(&properties), 3);
-        assert!(!wait_store_ok(&properties));
+        assert_eq!(delay_level(properties.get(property::DELAY)), 3);
+        assert!(!wait_store_ok(properties.get(property::WAIT)));
         properties.insert(property::DELAY, "x");
-        assert_eq!(delay_level(&properties), 0);
+        assert_eq!(delay_level(properties.get(property::DELAY)), 0);
     }
 }

@@ -288,10 +288,10 @@ pub fn parse_send_response(
     Ok(SendResult {
         status,
         msg_id,
-        offset_msg_id: header.msg_id,
+        offset_msg_id: header.msg_id.into(),
         queue: MessageQueue::new(prepared.topic.clone(), queue.broker_name.clone(), header.queue_id),
         queue_offset: header.queue_offset,
-        transaction_id: header.transaction_id,
+        transaction_id: header.transaction_id.map(String::from),
         region_id: response.ext(property::MSG_REGION).map(str::to_owned),
     })
 }

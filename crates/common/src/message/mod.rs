@@ -14,6 +14,7 @@ use bytes::Bytes;
 pub mod batch;
 pub mod compression;
 mod error;
+pub mod inline_text;
 pub mod msg_id;
 pub mod property;
 pub mod record;
@@ -23,6 +24,7 @@ pub(crate) mod testkit;
 
 pub use compression::CompressionType;
 pub use error::RecordError;
+pub use inline_text::{IdText, InlineText};
 pub use property::Properties;
 pub use record::RecordView;
 

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::OnceLock;
 
 use super::error::RecordError;
+use super::IdText;
 
 /// Hex length of an offset or unique id built on an IPv4 address (16 bytes).
 pub const V4_ID_HEX_LEN: usize = 32;
@@ -21,11 +22,38 @@ const MAX_ID_IN_ERROR: usize = 64;
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
+/// Where hex text is appended: a `String`, or an [`IdText`] that holds it inline.
+pub trait HexOut {
+    /// Appends `text`.
+    fn push_text(&mut self, text: &str);
+}
+
+impl HexOut for String {
+    fn push_text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+}
+
+impl HexOut for IdText {
+    fn push_text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+}
+
+/// Bytes [`push_hex`] encodes per append.
+const HEX_CHUNK_BYTES: usize = 16;
+
 /// Appends `bytes` as uppercase hex (Java `UtilAll.bytes2string`).
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    for &byte in bytes {
-        out.push(char::from(HEX_UPPER[usize::from(byte >> 4)]));
-        out.push(char::from(HEX_UPPER[usize::from(byte & 0x0F)]));
+fn push_hex(out: &mut impl HexOut, bytes: &[u8]) {
+    for chunk in bytes.chunks(HEX_CHUNK_BYTES) {
+        let mut digits = [0u8; 2 * HEX_CHUNK_BYTES];
+        for (pair, &byte) in digits.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = HEX_UPPER[usize::from(byte >> 4)];
+            pair[1] = HEX_UPPER[usize::from(byte & 0x0F)];
+        }
+        let digits = &digits[..2 * chunk.len()];
+        // Only ASCII hex digits were written.
+        out.push_text(std::str::from_utf8(digits).expect("hex digits are ASCII"));
     }
 }
 
@@ -85,8 +113,15 @@ pub fn offset_msg_id(store_host: SocketAddr, commit_log_offset: i64) -> String {
 /// Characters of an offset message id of an IPv6 store host (32 for IPv4).
 pub const OFFSET_MSG_ID_V6_CHARS: usize = (16 + 12) * 2;
 
+/// [`offset_msg_id`] as an [`IdText`], without an allocation (the send path answers with it).
+pub fn offset_msg_id_text(store_host: SocketAddr, commit_log_offset: i64) -> IdText {
+    let mut out = IdText::new();
+    push_offset_msg_id(&mut out, store_host, commit_log_offset);
+    out
+}
+
 /// Appends [`offset_msg_id`] to `out` (a batch's ids go into one string).
-pub fn push_offset_msg_id(out: &mut String, store_host: SocketAddr, commit_log_offset: i64) {
+pub fn push_offset_msg_id(out: &mut impl HexOut, store_host: SocketAddr, commit_log_offset: i64) {
     let (ip, ip_len) = ip_octets(store_host.ip());
     push_hex(out, ip.get(..ip_len).unwrap_or(&[]));
     push_hex(out, &i32::from(store_host.port()).to_be_bytes());
@@ -182,15 +217,27 @@ impl UniqIdGenerator {
         self.next_id_at(crate::time::now_ms())
     }
 
+    /// [`Self::next_id`] without an allocation (the broker adds one to every send that
+    /// lacks it).
+    pub fn next_id_text(&self) -> IdText {
+        let mut id = IdText::new();
+        self.push_next_id(&mut id, crate::time::now_ms());
+        id
+    }
+
     /// A new id as if the clock read `now_ms`.
     pub fn next_id_at(&self, now_ms: i64) -> String {
+        let mut id = String::with_capacity(self.prefix.len() + 12);
+        self.push_next_id(&mut id, now_ms);
+        id
+    }
+
+    fn push_next_id(&self, out: &mut impl HexOut, now_ms: i64) {
         let since_month = (now_ms - month_start_ms(now_ms)) as i32;
         let counter = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mut id = String::with_capacity(self.prefix.len() + 12);
-        id.push_str(&self.prefix);
-        push_hex(&mut id, &since_month.to_be_bytes());
-        push_hex(&mut id, &counter.to_be_bytes());
-        id
+        out.push_text(&self.prefix);
+        push_hex(out, &since_month.to_be_bytes());
+        push_hex(out, &counter.to_be_bytes());
     }
 }
 

@@ -268,6 +268,104 @@ impl<K: Into<CompactString>, V: Into<CompactString>> Extend<(K, V)> for Properti
     }
 }
 
+/// A properties string as a stored record holds it, written without building a `String`:
+/// a [`Properties`] map, or a producer's string kept as sent ([`SentProperties`]).
+pub trait RecordProperties {
+    /// Length in bytes of what [`Self::encode_into`] appends.
+    fn encoded_len(&self) -> usize;
+    /// Appends the `key U+0001 value U+0002` entries to `out`.
+    fn encode_into(&self, out: &mut Vec<u8>);
+}
+
+impl RecordProperties for Properties {
+    fn encoded_len(&self) -> usize {
+        Properties::encoded_len(self)
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        encode_into(self, out);
+    }
+}
+
+/// Entries beyond which a producer's string is not kept as sent (checking that no key comes
+/// twice is quadratic); Java clients send a handful.
+const MAX_SENT_ENTRIES: usize = 32;
+
+/// A producer's properties string that can be stored exactly as sent, with entries appended:
+/// decoding it into a map and encoding that again (what Java's broker does) would give the
+/// same entries, so the broker skips both on the send path.
+#[derive(Debug, Clone, Copy)]
+pub struct SentProperties<'a> {
+    text: &'a str,
+    appended: [(&'a str, &'a str); 2],
+}
+
+impl<'a> SentProperties<'a> {
+    /// `text` when it is written as Java's encoder writes it: every entry `key U+0001 value
+    /// U+0002` with a non-empty key and value, no key twice, at most 32 entries. `None`
+    /// otherwise: [`decode`] then applies Java's rules for what to drop and which value wins.
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let mut keys: [&str; MAX_SENT_ENTRIES] = [""; MAX_SENT_ENTRIES];
+        let mut count = 0;
+        let mut rest = text;
+        while !rest.is_empty() {
+            let (entry, after) = rest.split_once(PROPERTY_SEPARATOR)?;
+            let (key, _) = split_entry(entry)?;
+            if count == MAX_SENT_ENTRIES || keys[..count].contains(&key) {
+                return None;
+            }
+            keys[count] = key;
+            count += 1;
+            rest = after;
+        }
+        Some(Self { text, appended: [("", ""); 2] })
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.entries().find(|(candidate, _)| *candidate == key).map(|(_, value)| value)
+    }
+
+    /// Adds `key` with `value` after the sent entries; false (and nothing added) when `key` is
+    /// already set, either is empty or holds a separator, or two entries were added already.
+    pub fn append(&mut self, key: &'a str, value: &'a str) -> bool {
+        let well_formed =
+            |part: &str| !part.is_empty() && !part.contains([NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR]);
+        if !well_formed(key) || !well_formed(value) || self.get(key).is_some() {
+            return false;
+        }
+        let Some(slot) = self.appended.iter_mut().find(|(key, _)| key.is_empty()) else { return false };
+        *slot = (key, value);
+        true
+    }
+
+    /// Every entry: the sent ones, then the appended ones.
+    pub fn entries(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.text.split(PROPERTY_SEPARATOR).filter_map(split_entry).chain(self.appended())
+    }
+
+    fn appended(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.appended.into_iter().filter(|(key, _)| !key.is_empty())
+    }
+}
+
+impl RecordProperties for SentProperties<'_> {
+    fn encoded_len(&self) -> usize {
+        self.text.len() + self.appended().map(|(key, value)| key.len() + value.len() + 2).sum::<usize>()
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.reserve(self.encoded_len());
+        out.extend_from_slice(self.text.as_bytes());
+        for (key, value) in self.appended() {
+            out.extend_from_slice(key.as_bytes());
+            out.push(0x01);
+            out.extend_from_slice(value.as_bytes());
+            out.push(0x02);
+        }
+    }
+}
+
 /// Encodes `props` as the wire string: `key U+0001 value U+0002` per entry, in order.
 pub fn encode(props: &Properties) -> String {
     let mut out = String::with_capacity(props.encoded_len());
@@ -403,6 +501,52 @@ mod tests {
             prop_assert_eq!(text.len(), props.encoded_len());
             let back = decode(&text);
             prop_assert_eq!(back.iter().collect::<Vec<_>>(), props.iter().collect::<Vec<_>>());
+        }
+
+        /// Storing a producer's string as sent, with entries appended, stores what decoding
+        /// it, inserting them and encoding the map again stores (read back as a map); a
+        /// string is refused only where the map would normalise it.
+        #[test]
+        fn sent_strings_store_what_the_map_stores(
+            text in "[\u{1}\u{2}a-c\u{e9}]{0,64}",
+            added in proptest::collection::vec(("[a-d]{1,2}", "[a-c\u{1}]{0,3}"), 0..3),
+        ) {
+            let decoded = decode(&text);
+            let normalised = !text.is_empty() && !text.ends_with(PROPERTY_SEPARATOR)
+                || text.split_terminator(PROPERTY_SEPARATOR).count() != decoded.len()
+                || text.split_terminator(PROPERTY_SEPARATOR).any(|entry| split_entry(entry).is_none());
+            let Some(mut sent) = SentProperties::parse(&text) else {
+                prop_assert!(normalised, "refused a string the map keeps as is: {:?}", text);
+                return Ok(());
+            };
+            prop_assert!(!normalised, "kept a string the map normalises: {:?}", text);
+            let mut map = decoded;
+            for (key, value) in &added {
+                let room = sent.appended().count() < 2;
+                let fits = room && !value.is_empty() && !value.contains(NAME_VALUE_SEPARATOR) && !map.contains_key(key);
+                prop_assert_eq!(sent.append(key, value), fits);
+                if fits {
+                    map.insert(key.as_str(), value.as_str());
+                }
+            }
+            let mut stored = Vec::new();
+            sent.encode_into(&mut stored);
+            prop_assert_eq!(stored.len(), RecordProperties::encoded_len(&sent));
+            let stored = String::from_utf8(stored).unwrap();
+            prop_assert_eq!(decode(&stored), map.clone());
+            prop_assert_eq!(sent.entries().count(), map.len());
+            for (key, value) in map.iter() {
+                prop_assert_eq!(sent.get(key), Some(value));
+            }
+        }
+
+        #[test]
+        fn java_encoded_strings_are_kept_as_sent(props in arb_properties(20)) {
+            let text = encode(&props);
+            let sent = SentProperties::parse(&text);
+            prop_assert!(sent.is_some(), "refused {:?}", text);
+            let entries: Vec<_> = sent.iter().flat_map(|sent| sent.entries()).collect();
+            prop_assert_eq!(entries, props.iter().collect::<Vec<_>>());
         }
 
         #[test]

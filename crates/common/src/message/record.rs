@@ -29,7 +29,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use bytes::Bytes;
 
 pub use super::error::RecordError;
-use super::{property, sysflag, Message, MessageExt};
+use super::property::RecordProperties;
+use super::{property, sysflag, Message, MessageExt, Properties};
 
 /// Magic of a v1 record: 1-byte topic length.
 pub const MAGIC_V1: i32 = 0xDAA3_20A7_u32 as i32;
@@ -162,29 +163,103 @@ pub fn encode(ext: &MessageExt, out: &mut Vec<u8>) -> Result<(), RecordError> {
 }
 
 /// Appends the stored record of `ext` to `out` with a BODYCRC the caller already computed
-/// (the broker does it outside the append lock).
+/// (the broker does it outside the append lock). See [`encode_parts`].
+pub fn encode_with_crc(ext: &MessageExt, body_crc: i32, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    encode_parts(&RecordParts::of(ext), body_crc, out)
+}
+
+/// The fields of one stored record, borrowed: what [`encode_parts`] writes. The broker's send
+/// path fills it straight from a request (topic and body from the frame, properties as the
+/// producer sent them), without building a [`MessageExt`].
+#[derive(Debug, Clone, Copy)]
+pub struct RecordParts<'a, P: ?Sized> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Body, already compressed if the sysflag says so.
+    pub body: &'a [u8],
+    /// Properties.
+    pub properties: &'a P,
+    /// User flag.
+    pub flag: i32,
+    /// Queue id.
+    pub queue_id: i32,
+    /// Sysflag; the address-family bits are set from the hosts.
+    pub sys_flag: i32,
+    /// Producer clock at send time, in ms.
+    pub born_timestamp: i64,
+    /// Producer address.
+    pub born_host: SocketAddr,
+    /// Broker address.
+    pub store_host: SocketAddr,
+    /// Redelivery count.
+    pub reconsume_times: i32,
+    /// Consume-queue offset (the store sets it on append).
+    pub queue_offset: i64,
+    /// Commit-log offset (the store sets it on append).
+    pub commit_log_offset: i64,
+    /// Store time (the store sets it on append).
+    pub store_timestamp: i64,
+    /// Offset of the half message of a transaction.
+    pub prepared_transaction_offset: i64,
+}
+
+impl<'a> RecordParts<'a, Properties> {
+    /// The parts of `ext`.
+    pub fn of(ext: &'a MessageExt) -> Self {
+        RecordParts {
+            topic: &ext.message.topic,
+            body: &ext.message.body,
+            properties: &ext.message.properties,
+            flag: ext.message.flag,
+            queue_id: ext.queue_id,
+            sys_flag: ext.sys_flag,
+            born_timestamp: ext.born_timestamp,
+            born_host: ext.born_host,
+            store_host: ext.store_host,
+            reconsume_times: ext.reconsume_times,
+            queue_offset: ext.queue_offset,
+            commit_log_offset: ext.commit_log_offset,
+            store_timestamp: ext.store_timestamp,
+            prepared_transaction_offset: ext.prepared_transaction_offset,
+        }
+    }
+}
+
+impl<P: RecordProperties + ?Sized> RecordParts<'_, P> {
+    /// Length in bytes of the record [`encode_parts`] writes (to size its buffer).
+    pub fn encoded_len(&self) -> usize {
+        let sys_flag =
+            sysflag::with_host_flags(self.sys_flag, self.born_host.is_ipv6(), self.store_host.is_ipv6());
+        encoded_len(self.topic.len(), self.body.len(), self.properties.encoded_len(), sys_flag)
+    }
+}
+
+/// Appends the stored record of `parts` to `out` with a BODYCRC the caller already computed.
 ///
-/// TOTALSIZE is computed (`ext.store_size` is ignored), the magic is v1 unless the topic is
-/// longer than 127 bytes, and sysflag bits 4–5 are set from the address families of
-/// `born_host` and `store_host` so the layout always matches the addresses. The body is
-/// written as given (compress it beforehand if the sysflag says so). Refuses topics over
+/// TOTALSIZE is computed, the magic is v1 unless the topic is longer than 127 bytes, and
+/// sysflag bits 4–5 are set from the address families of the hosts so the layout always
+/// matches the addresses. The body is written as given. Refuses topics over
 /// [`MAX_TOPIC_BYTES`], properties over [`MAX_PROPERTIES_BYTES`] and records over
 /// [`MAX_RECORD_BYTES`], leaving `out` untouched.
-pub fn encode_with_crc(ext: &MessageExt, body_crc: i32, out: &mut Vec<u8>) -> Result<(), RecordError> {
-    let msg = &ext.message;
-    let topic = msg.topic.as_bytes();
+pub fn encode_parts<P: RecordProperties + ?Sized>(
+    parts: &RecordParts<'_, P>,
+    body_crc: i32,
+    out: &mut Vec<u8>,
+) -> Result<(), RecordError> {
+    let topic = parts.topic.as_bytes();
     if topic.len() > MAX_TOPIC_BYTES {
         return Err(too_long("topic", topic.len(), MAX_TOPIC_BYTES));
     }
-    let properties_len = msg.properties.encoded_len();
+    let properties_len = parts.properties.encoded_len();
     if properties_len > MAX_PROPERTIES_BYTES {
         return Err(too_long("properties", properties_len, MAX_PROPERTIES_BYTES));
     }
-    let sys_flag = sysflag::with_host_flags(ext.sys_flag, ext.born_host.is_ipv6(), ext.store_host.is_ipv6());
-    let total = encoded_len(topic.len(), msg.body.len(), properties_len, sys_flag);
+    let sys_flag =
+        sysflag::with_host_flags(parts.sys_flag, parts.born_host.is_ipv6(), parts.store_host.is_ipv6());
+    let total = encoded_len(topic.len(), parts.body.len(), properties_len, sys_flag);
     let total_i32 = i32::try_from(total).map_err(|_| too_long("record", total, MAX_RECORD_BYTES))?;
     // Both fit: each is smaller than the whole record, which fits an i32.
-    let body_len = msg.body.len() as i32;
+    let body_len = parts.body.len() as i32;
 
     out.reserve(total);
     let start = out.len();
@@ -192,19 +267,19 @@ pub fn encode_with_crc(ext: &MessageExt, body_crc: i32, out: &mut Vec<u8>) -> Re
     let magic = if topic.len() > MAX_V1_TOPIC_BYTES { MAGIC_V2 } else { MAGIC_V1 };
     out.extend_from_slice(&magic.to_be_bytes());
     out.extend_from_slice(&body_crc.to_be_bytes());
-    out.extend_from_slice(&ext.queue_id.to_be_bytes());
-    out.extend_from_slice(&msg.flag.to_be_bytes());
-    out.extend_from_slice(&ext.queue_offset.to_be_bytes());
-    out.extend_from_slice(&ext.commit_log_offset.to_be_bytes());
+    out.extend_from_slice(&parts.queue_id.to_be_bytes());
+    out.extend_from_slice(&parts.flag.to_be_bytes());
+    out.extend_from_slice(&parts.queue_offset.to_be_bytes());
+    out.extend_from_slice(&parts.commit_log_offset.to_be_bytes());
     out.extend_from_slice(&sys_flag.to_be_bytes());
-    out.extend_from_slice(&ext.born_timestamp.to_be_bytes());
-    put_host(out, &ext.born_host);
-    out.extend_from_slice(&ext.store_timestamp.to_be_bytes());
-    put_host(out, &ext.store_host);
-    out.extend_from_slice(&ext.reconsume_times.to_be_bytes());
-    out.extend_from_slice(&ext.prepared_transaction_offset.to_be_bytes());
+    out.extend_from_slice(&parts.born_timestamp.to_be_bytes());
+    put_host(out, &parts.born_host);
+    out.extend_from_slice(&parts.store_timestamp.to_be_bytes());
+    put_host(out, &parts.store_host);
+    out.extend_from_slice(&parts.reconsume_times.to_be_bytes());
+    out.extend_from_slice(&parts.prepared_transaction_offset.to_be_bytes());
     out.extend_from_slice(&body_len.to_be_bytes());
-    out.extend_from_slice(&msg.body);
+    out.extend_from_slice(parts.body);
     if magic == MAGIC_V2 {
         out.extend_from_slice(&(topic.len() as u16).to_be_bytes());
     } else {
@@ -212,7 +287,7 @@ pub fn encode_with_crc(ext: &MessageExt, body_crc: i32, out: &mut Vec<u8>) -> Re
     }
     out.extend_from_slice(topic);
     out.extend_from_slice(&(properties_len as u16).to_be_bytes());
-    property::encode_into(&msg.properties, out);
+    parts.properties.encode_into(out);
     debug_assert_eq!(out.len() - start, total);
     Ok(())
 }

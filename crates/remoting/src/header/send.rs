@@ -1,12 +1,20 @@
 //! Producer headers (spec §3.3): sending messages, in the long-key form of SEND_MESSAGE and
 //! the single-letter form of SEND_MESSAGE_V2/SEND_BATCH_MESSAGE, and transactions.
 
+use apogee_common::message::{IdText, InlineText};
 use compact_str::CompactString;
 
 use crate::code::request_code;
 use crate::command::RemotingCommand;
 use crate::command_header;
 use crate::header::HeaderError;
+
+/// Bytes of a send's properties string held in its header without an allocation: what a Java
+/// producer sets on a plain message (`UNIQ_KEY`, `WAIT`, tags, a few keys) fits.
+pub const INLINE_PROPERTIES_BYTES: usize = 192;
+
+/// A send header's properties string.
+pub type PropertiesText = InlineText<INLINE_PROPERTIES_BYTES>;
 
 command_header! {
     /// SEND_MESSAGE (10): stores one message; the body is the message body. This long-key form
@@ -30,7 +38,7 @@ command_header! {
         /// User flag, stored verbatim.
         flag: i32 => "flag",
         /// Message properties string (U+0001/U+0002 separated).
-        properties: Option<CompactString> => "properties",
+        properties: Option<PropertiesText> => "properties",
         /// Times the message was already redelivered (retry topics); absent means 0.
         reconsume_times: Option<i32> => "reconsumeTimes",
         /// Unit-mode producer; 4.9 clients always send it, absent means `false`.
@@ -66,7 +74,7 @@ command_header! {
         /// `flag`.
         h: i32 => "h",
         /// `properties`.
-        i: Option<CompactString> => "i",
+        i: Option<PropertiesText> => "i",
         /// `reconsumeTimes` (absent means 0).
         j: Option<i32> => "j",
         /// `unitMode` (4.9 always sends it; absent means `false`).
@@ -99,7 +107,7 @@ impl SendMessageRequestHeader {
             sys_flag: 0,
             born_timestamp: apogee_common::time::now_ms(),
             flag: 0,
-            properties: Some(CompactString::from(properties)).filter(|text| !text.is_empty()),
+            properties: Some(PropertiesText::from(properties)).filter(|text| !text.is_empty()),
             reconsume_times: Some(0),
             unit_mode: Some(false),
             max_reconsume_times: None,
@@ -178,13 +186,13 @@ command_header! {
     /// carry the `MSG_REGION` and `TRACE_ON` extFields, which are not part of this header.
     pub struct SendMessageResponseHeader {
         /// Offset message id; for a batch, the ids of all messages joined by `,`.
-        msg_id: String => "msgId",
+        msg_id: IdText => "msgId",
         /// Queue actually written.
         queue_id: i32 => "queueId",
         /// Consume-queue offset of the (first) message.
         queue_offset: i64 => "queueOffset",
         /// The message's `UNIQ_KEY`.
-        transaction_id: Option<String> => "transactionId",
+        transaction_id: Option<IdText> => "transactionId",
         /// Only for broker-side inner batches: the client must not split the ids.
         batch_uniq_id: Option<String> => "batchUniqId",
         /// 5.3: handle for recalling a timer message.

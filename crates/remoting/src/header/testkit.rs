@@ -34,6 +34,13 @@ impl ArbitraryField for compact_str::CompactString {
     }
 }
 
+impl<const N: usize> ArbitraryField for apogee_common::message::InlineText<N> {
+    /// Up to 96 bytes of text: held inline or, beyond `N`, on the heap.
+    fn arbitrary() -> BoxedStrategy<Self> {
+        <String as ArbitraryField>::arbitrary().prop_map(Into::into).boxed()
+    }
+}
+
 macro_rules! any_value_field {
     ($($ty:ty),*) => {$(
         impl ArbitraryField for $ty {

@@ -46,6 +46,20 @@ impl HeaderValue for CompactString {
     }
 }
 
+impl<const N: usize> HeaderValue for apogee_common::message::InlineText<N> {
+    fn to_text(&self) -> CompactString {
+        CompactString::new(self.as_str())
+    }
+
+    fn with_text<R>(&self, use_text: impl FnOnce(&str) -> R) -> R {
+        use_text(self)
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        Some(Self::from(text))
+    }
+}
+
 macro_rules! integer_value {
     ($($ty:ty),*) => {$(
         impl HeaderValue for $ty {
