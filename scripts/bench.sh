@@ -21,7 +21,6 @@ if (( used_percent > 70 )); then
   echo "warning: the disk holding $work is ${used_percent}% full; the store throttles past 85%" >&2
 fi
 
-
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), $(nproc) cores, $DURATION per workload"
 echo
 start_standalone "$bin" ASYNC_FLUSH
@@ -38,7 +37,8 @@ run() { # $1 = number, $2 = label, rest = apogee bench arguments
   before=$(broker_cpu_ticks)
   json=$("$bin" bench "$@" -n "$NAMESRV" -d "$DURATION" --quiet | grep '"kind":"apogee-bench"')
   after=$(broker_cpu_ticks)
-  seconds=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['seconds'])" "$json")
+  # The broker's CPU time covers the warm-up too.
+  seconds=$(python3 -c "import json,sys; r = json.loads(sys.argv[1]); print(r['seconds'] + r['parameters'].get('warmup_s', 0))" "$json")
   python3 - "$number" "$label" "$json" "$before" "$after" "$ticks_per_s" "$seconds" "$(broker_rss_mib)" <<'PY'
 import json, sys
 number, label, raw, before, after, hz, seconds, rss = sys.argv[1:]
@@ -55,8 +55,8 @@ run 2 "sync send 128 B, 4 conns × 32" produce -t W -s 128 -c 4 -i 32
 run 3 "sync send 1 KiB, 4 conns × 32" produce -t W -s 1024 -c 4 -i 32
 run 4 "batch 32 × 128 B, 4 conns × 8" produce -t W -s 128 -c 4 -i 8 -b 32
 run 5 "consume W2+W3+W4 (pull, long polling)" consume -t W --until-drained
-run 6 "fixed rate $((rate2 / 2))/s, 128 B" produce -t W6 -s 128 -c 4 -i 32 -r $((rate2 / 2))
-run 8 "e2e at $((rate2 / 2))/s" e2e -t W8 -s 128 -c 4 -i 32 -r $((rate2 / 2))
+run 6 "fixed rate $((rate2 / 2))/s, 128 B" produce -t W6 -s 128 -c 4 -i 32 -r $((rate2 / 2)) --warmup 2s
+run 8 "e2e at $((rate2 / 2))/s" e2e -t W8 -s 128 -c 4 -i 32 -r $((rate2 / 2)) --warmup 2s
 start_standalone "$bin" SYNC_FLUSH
 run 7 "SYNC_FLUSH, sync send 128 B, 4 conns × 32" produce -t W7 -s 128 -c 4 -i 32
 # The group commit of workload 7: the store logs its totals when it shuts down.

@@ -17,6 +17,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(3);
 /// Runs the e2e workload and prints the report (latency = produce-to-consume).
 pub async fn run(target: Target, send: SendOptions) -> Result<()> {
     anyhow::ensure!(send.size >= 8, "--size must be at least 8 bytes for the timestamp");
+    // Before the consumers read where the queues end, so warm-up messages are not counted.
+    produce::warm_up(&target, &send).await?;
     let client = Arc::new(setup::admin_client());
     let queues = setup::queues_of(&client, &target.namesrv, &target.topic, target.queues).await?;
     let consumed = Recorder::new();

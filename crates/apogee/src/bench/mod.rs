@@ -83,6 +83,11 @@ pub struct SendOptions {
     /// Messages per second in total (open loop); 0 = as fast as the window allows.
     #[arg(short = 'r', long, default_value_t = 0)]
     rate: u64,
+    /// Time to send with the same settings before measuring, e.g. `2s` (like the warm-up
+    /// phase of the OpenMessaging Benchmark): the broker makes the files of a new topic's
+    /// queues and connections are open, so the figures are the steady state.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    warmup: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +126,8 @@ pub const MAX_CONNECTIONS: usize = 1024;
 pub const MAX_IN_FLIGHT: usize = 4096;
 /// Largest batch.
 pub const MAX_BATCH: usize = 1024;
+/// Longest warm-up.
+pub const MAX_WARMUP: Duration = Duration::from_secs(600);
 
 impl BenchArgs {
     /// Runs the chosen workload.
@@ -145,6 +152,7 @@ impl SendOptions {
             "--in-flight must be 1..={MAX_IN_FLIGHT}"
         );
         anyhow::ensure!((1..=MAX_BATCH).contains(&self.batch), "--batch must be 1..={MAX_BATCH}");
+        anyhow::ensure!(self.warmup <= MAX_WARMUP, "--warmup must be at most {MAX_WARMUP:?}");
         Ok(self)
     }
 }

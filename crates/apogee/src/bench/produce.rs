@@ -33,9 +33,20 @@ async fn next_dues(dues: &mut Option<Dues>) -> Option<Vec<Instant>> {
 
 /// Runs the produce workload and prints the report.
 pub async fn run(target: Target, send: SendOptions) -> Result<()> {
+    warm_up(&target, &send).await?;
     let recorder = Recorder::new();
     let elapsed = drive(&target, &send, &recorder, None).await?;
     recorder.report("produce", parameters(&target, &send), elapsed);
+    Ok(())
+}
+
+/// Sends for `send.warmup` with the same settings and forgets the figures.
+pub async fn warm_up(target: &Target, send: &SendOptions) -> Result<()> {
+    if send.warmup.is_zero() {
+        return Ok(());
+    }
+    let warmup = Target { duration: send.warmup, quiet: true, ..target.clone() };
+    drive(&warmup, send, &Recorder::new(), None).await?;
     Ok(())
 }
 
@@ -44,6 +55,7 @@ pub fn parameters(target: &Target, send: &SendOptions) -> serde_json::Value {
     serde_json::json!({
         "topic": target.topic, "size": send.size, "connections": send.connections,
         "in_flight": send.in_flight, "batch": send.batch, "rate": send.rate,
+        "warmup_s": send.warmup.as_secs_f64(),
         "duration_s": target.duration.as_secs_f64(),
     })
 }
