@@ -524,3 +524,31 @@ fn a_panicking_round_answers_the_rest_and_stops_writes() {
     let after = store.put_blocking(PutRequest::new(record("P", 0, b"after", None, None)));
     assert_eq!(after.status, PutStatus::ServiceNotAvailable);
 }
+
+/// Every key is found right after its append, and after a clean shutdown (which skips the
+/// scan on reopening) the reopened store still finds every key.
+#[test]
+fn every_key_is_found_at_once_and_after_a_clean_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = 2_000;
+    {
+        let store = common::open_store(small_config(dir.path())).unwrap();
+        for n in 0..count {
+            let keys = format!("key-{n}");
+            let result = store.put_blocking(PutRequest::new(record("K", n % 4, b"x", None, Some(&keys))));
+            assert_eq!(result.status, PutStatus::PutOk);
+        }
+        let last = format!("key-{}", count - 1);
+        assert_eq!(store.query_by_key("K", &last, 32, 0, i64::MAX).messages.len(), 1);
+        for n in count..count + 500 {
+            let keys = format!("key-{n}");
+            store.put_blocking(PutRequest::new(record("K", n % 4, b"x", None, Some(&keys))));
+        }
+        store.shutdown();
+    }
+    let store = common::open_store(small_config(dir.path())).unwrap();
+    for n in (0..count + 500).step_by(97).chain([count + 499]) {
+        let found = store.query_by_key("K", &format!("key-{n}"), 32, 0, i64::MAX);
+        assert_eq!(found.messages.len(), 1, "key-{n}");
+    }
+}
