@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use apogee_common::message::batch::decode_batch;
+use apogee_common::message::batch::batch_item_refs;
 use apogee_common::message::msg_id::{
     offset_msg_id_text, push_offset_msg_id, UniqIdGenerator, OFFSET_MSG_ID_V6_CHARS,
 };
-use apogee_common::message::property::{self, Properties, SentProperties};
+use apogee_common::message::property::{self, Properties, RecordProperties, SentProperties};
 use apogee_common::message::record::{self, RecordParts};
 use apogee_common::message::{sysflag, IdText, Message, MessageExt};
 use apogee_common::perm;
@@ -678,9 +678,11 @@ fn encode_batch(
     if delay_level(batch_properties.get(property::DELAY)) > 0 {
         return Err(illegal("batch messages cannot be delayed".to_owned()));
     }
-    let items =
-        decode_batch(&request.body).map_err(|error| illegal(format!("malformed batch body: {error}")))?;
-    if items.is_empty() {
+    let malformed = |error| illegal(format!("malformed batch body: {error}"));
+    // Every item is checked before any is encoded, as Java decodes the whole batch first.
+    let count = batch_item_refs(&request.body).try_fold(0usize, |count, item| item.map(|_| count + 1));
+    let count = count.map_err(malformed)?;
+    if count == 0 {
         return Err(illegal("the batch holds no message".to_owned()));
     }
 
@@ -688,37 +690,69 @@ fn encode_batch(
     if config.topic_filter_type == TopicFilterType::MultiTag {
         sys_flag |= sysflag::MULTI_TAGS_FLAG;
     }
-    let born_host = connection.remote_addr();
-    let reconsume_times = header.reconsume_times.unwrap_or(0);
     let cluster = state.config.broker_cluster_name.as_str();
     let per_record_overhead =
         record::encoded_len(header.topic.len(), 0, ADDED_PROPERTIES_ALLOWANCE, sys_flag);
-    let capacity = request.body.len().saturating_add(items.len().saturating_mul(per_record_overhead));
+    let capacity = request.body.len().saturating_add(count.saturating_mul(per_record_overhead));
     let mut records = Vec::with_capacity(capacity);
-    let mut record_lengths = Vec::with_capacity(items.len());
-    let mut ext = MessageExt {
-        message: Message { topic: header.topic.into_string(), ..Message::default() },
-        queue_id,
-        sys_flag,
-        born_timestamp: header.born_timestamp,
-        born_host,
-        store_host: state.store_host,
-        reconsume_times,
-        ..MessageExt::default()
+    let mut record_lengths = Vec::with_capacity(count);
+    let born_host = connection.remote_addr();
+    let reconsume_times = header.reconsume_times.unwrap_or(0);
+    let encode = |records: &mut Vec<u8>, body: &[u8], flag: i32, properties: &dyn RecordProperties| {
+        let parts = RecordParts {
+            topic: &header.topic,
+            body,
+            properties,
+            flag,
+            queue_id,
+            sys_flag,
+            born_timestamp: header.born_timestamp,
+            born_host,
+            store_host: state.store_host,
+            reconsume_times,
+            queue_offset: 0,
+            commit_log_offset: 0,
+            store_timestamp: 0,
+            prepared_transaction_offset: 0,
+        };
+        record::encode_parts(&parts, record::body_crc(body), records)
     };
-    for item in items {
-        let mut properties = item.properties;
-        if delay_level(properties.get(property::DELAY)) > 0 {
-            return Err(illegal("batch messages cannot be delayed".to_owned()));
-        }
-        ensure_uniq_key(state, &mut properties);
-        properties.insert(property::CLUSTER, cluster);
-        ext.message.flag = item.flag;
-        ext.message.properties = properties;
-        ext.message.body = item.body;
+    for item in batch_item_refs(&request.body) {
+        let item = item.map_err(malformed)?;
+        let body = &request.body[item.body.clone()];
         let before = records.len();
-        if let Err(error) = record::encode(&ext, &mut records) {
-            tracing::debug!(%error, topic = %ext.message.topic, "batch refused: cannot encode an item");
+        // Stored as sent with UNIQ_KEY (when missing) and CLUSTER appended when the string
+        // allows it (see `encode_as_sent`); otherwise through the map, as Java does.
+        let generated;
+        let mut sent =
+            SentProperties::parse(item.properties).filter(|sent| sent.get(property::CLUSTER).is_none());
+        if let Some(properties) = &mut sent {
+            generated = properties.get(property::UNIQ_KEY).is_none().then(|| uniq_ids(state).next_id_text());
+            let appended = generated.as_ref().is_none_or(|id| properties.append(property::UNIQ_KEY, id))
+                && properties.append(property::CLUSTER, cluster);
+            if !appended {
+                sent = None;
+            }
+        }
+        let encoded = match &sent {
+            Some(properties) => {
+                if delay_level(properties.get(property::DELAY)) > 0 {
+                    return Err(illegal("batch messages cannot be delayed".to_owned()));
+                }
+                encode(&mut records, body, item.flag, properties)
+            }
+            None => {
+                let mut properties = property::decode(item.properties);
+                if delay_level(properties.get(property::DELAY)) > 0 {
+                    return Err(illegal("batch messages cannot be delayed".to_owned()));
+                }
+                ensure_uniq_key(state, &mut properties);
+                properties.insert(property::CLUSTER, cluster);
+                encode(&mut records, body, item.flag, &properties)
+            }
+        };
+        if let Err(error) = encoded {
+            tracing::debug!(%error, topic = %header.topic, "batch refused: cannot encode an item");
             return Err(put_failure(state, PutStatus::MessageIllegal));
         }
         record_lengths.push(records.len() - before);

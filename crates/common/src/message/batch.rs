@@ -47,52 +47,81 @@ fn get_i16(bytes: &[u8], at: usize) -> Option<i16> {
     bytes.get(at..at.checked_add(2)?)?.try_into().ok().map(i16::from_be_bytes)
 }
 
-/// Splits a batch body into its items. Bodies are slices of `body` (no copy). Every item's
-/// fields must exactly fill its TOTALSIZE, as Java's reader assumes; any inconsistency is an
-/// error, never a panic.
-pub fn decode_batch(body: &Bytes) -> Result<Vec<BatchItem>, RecordError> {
-    let mut items = Vec::new();
+/// One item of a batch body, borrowed from it: what the broker stores per message without
+/// decoding its properties into a map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchItemRef<'a> {
+    /// User flag of this message.
+    pub flag: i32,
+    /// Where this message's body is in the batch body.
+    pub body: std::ops::Range<usize>,
+    /// This message's properties string, as the producer wrote it.
+    pub properties: &'a str,
+}
+
+/// The items of a batch body, in order. Every item's fields must exactly fill its TOTALSIZE,
+/// as Java's reader assumes; any inconsistency is an error (and ends the iteration), never a
+/// panic.
+pub fn batch_item_refs(body: &[u8]) -> impl Iterator<Item = Result<BatchItemRef<'_>, RecordError>> + '_ {
     let mut pos = 0usize;
-    while pos < body.len() {
-        let rest = body.get(pos..).unwrap_or(&[]);
-        let total = get_i32(rest, 0).ok_or(RecordError::Truncated { needed: 4, available: rest.len() })?;
-        let total_len = usize::try_from(total)
-            .ok()
-            .filter(|&len| len >= ITEM_FIXED_LEN)
-            .ok_or(RecordError::BadTotalSize(total))?;
-        let item = rest
-            .get(..total_len)
-            .ok_or(RecordError::Truncated { needed: total_len, available: rest.len() })?;
-        let flag = get_i32(item, FLAG_AT).unwrap_or(0);
-        let body_len = get_i32(item, BODY_LEN_AT).unwrap_or(0);
-        let body_end = usize::try_from(body_len)
-            .ok()
-            .and_then(|len| BODY_AT.checked_add(len))
-            .filter(|&end| end.saturating_add(2) <= total_len)
-            .ok_or(RecordError::BadLength { field: "batch item body", len: i64::from(body_len) })?;
-        let properties_len = get_i16(item, body_end).unwrap_or(-1);
-        let properties_at = body_end + 2;
-        let properties = usize::try_from(properties_len)
-            .ok()
-            .and_then(|len| item.get(properties_at..properties_at + len))
-            .ok_or(RecordError::BadLength {
-                field: "batch item properties",
-                len: i64::from(properties_len),
-            })?;
-        let end = properties_at + properties.len();
-        if end != total_len {
-            return Err(RecordError::LengthMismatch { total_size: total_len, parsed: end });
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || pos >= body.len() {
+            return None;
         }
-        let properties = std::str::from_utf8(properties)
-            .map_err(|_| RecordError::InvalidUtf8 { field: "batch item properties" })?;
-        items.push(BatchItem {
-            flag,
-            body: body.slice(pos + BODY_AT..pos + body_end),
-            properties: property::decode(properties),
-        });
-        pos += total_len;
+        let item = item_at(body, pos);
+        match &item {
+            Ok((_, total_len)) => pos += total_len,
+            Err(_) => failed = true,
+        }
+        Some(item.map(|(item, _)| item))
+    })
+}
+
+/// The item starting at `pos` of `body`, and its length.
+fn item_at(body: &[u8], pos: usize) -> Result<(BatchItemRef<'_>, usize), RecordError> {
+    let rest = body.get(pos..).unwrap_or(&[]);
+    let total = get_i32(rest, 0).ok_or(RecordError::Truncated { needed: 4, available: rest.len() })?;
+    let total_len = usize::try_from(total)
+        .ok()
+        .filter(|&len| len >= ITEM_FIXED_LEN)
+        .ok_or(RecordError::BadTotalSize(total))?;
+    let item =
+        rest.get(..total_len).ok_or(RecordError::Truncated { needed: total_len, available: rest.len() })?;
+    let flag = get_i32(item, FLAG_AT).unwrap_or(0);
+    let body_len = get_i32(item, BODY_LEN_AT).unwrap_or(0);
+    let body_end = usize::try_from(body_len)
+        .ok()
+        .and_then(|len| BODY_AT.checked_add(len))
+        .filter(|&end| end.saturating_add(2) <= total_len)
+        .ok_or(RecordError::BadLength { field: "batch item body", len: i64::from(body_len) })?;
+    let properties_len = get_i16(item, body_end).unwrap_or(-1);
+    let properties_at = body_end + 2;
+    let properties = usize::try_from(properties_len)
+        .ok()
+        .and_then(|len| item.get(properties_at..properties_at + len))
+        .ok_or(RecordError::BadLength { field: "batch item properties", len: i64::from(properties_len) })?;
+    let end = properties_at + properties.len();
+    if end != total_len {
+        return Err(RecordError::LengthMismatch { total_size: total_len, parsed: end });
     }
-    Ok(items)
+    let properties = std::str::from_utf8(properties)
+        .map_err(|_| RecordError::InvalidUtf8 { field: "batch item properties" })?;
+    Ok((BatchItemRef { flag, body: pos + BODY_AT..pos + body_end, properties }, total_len))
+}
+
+/// Splits a batch body into its items, properties decoded. Bodies are slices of `body` (no
+/// copy). See [`batch_item_refs`] for what is refused.
+pub fn decode_batch(body: &Bytes) -> Result<Vec<BatchItem>, RecordError> {
+    batch_item_refs(body)
+        .map(|item| {
+            item.map(|item| BatchItem {
+                flag: item.flag,
+                body: body.slice(item.body),
+                properties: property::decode(item.properties),
+            })
+        })
+        .collect()
 }
 
 /// Encodes items as a batch body, refusing properties over
