@@ -293,11 +293,23 @@ const MAX_SENT_ENTRIES: usize = 32;
 
 /// A producer's properties string that can be stored exactly as sent, with entries appended:
 /// decoding it into a map and encoding that again (what Java's broker does) would give the
-/// same entries, so the broker skips both on the send path.
+/// same entries, so the broker skips both on the send path. The string is split once, when
+/// parsed; lookups then walk at most 32 spans.
 #[derive(Debug, Clone, Copy)]
 pub struct SentProperties<'a> {
     text: &'a str,
+    sent: [SentEntry; MAX_SENT_ENTRIES],
+    sent_count: usize,
     appended: [(&'a str, &'a str); 2],
+}
+
+/// One entry of [`SentProperties::text`]: the key is `start..separator`, the value
+/// `separator + 1..end` (its U+0002 is at `end`).
+#[derive(Debug, Clone, Copy, Default)]
+struct SentEntry {
+    start: u16,
+    separator: u16,
+    end: u16,
 }
 
 impl<'a> SentProperties<'a> {
@@ -305,20 +317,38 @@ impl<'a> SentProperties<'a> {
     /// U+0002` with a non-empty key and value, no key twice, at most 32 entries. `None`
     /// otherwise: [`decode`] then applies Java's rules for what to drop and which value wins.
     pub fn parse(text: &'a str) -> Option<Self> {
-        let mut keys: [&str; MAX_SENT_ENTRIES] = [""; MAX_SENT_ENTRIES];
-        let mut count = 0;
-        let mut rest = text;
-        while !rest.is_empty() {
-            let (entry, after) = rest.split_once(PROPERTY_SEPARATOR)?;
-            let (key, _) = split_entry(entry)?;
-            if count == MAX_SENT_ENTRIES || keys[..count].contains(&key) {
+        // A stored record's properties fit an i16 length; longer ones are refused anyway.
+        if text.len() > MAX_ENCODED_BYTES {
+            return None;
+        }
+        let bytes = text.as_bytes();
+        let mut parsed = Self {
+            text,
+            sent: [SentEntry::default(); MAX_SENT_ENTRIES],
+            sent_count: 0,
+            appended: [("", ""); 2],
+        };
+        let mut start = 0;
+        while start < bytes.len() {
+            // The separators are ASCII, so these positions are character boundaries.
+            let end = start + bytes[start..].iter().position(|&byte| byte == PROPERTY_SEPARATOR as u8)?;
+            let separator =
+                start + bytes[start..end].iter().position(|&byte| byte == NAME_VALUE_SEPARATOR as u8)?;
+            if separator == start || separator + 1 == end || parsed.sent_count == MAX_SENT_ENTRIES {
                 return None;
             }
-            keys[count] = key;
-            count += 1;
-            rest = after;
+            let key = &text[start..separator];
+            if parsed.sent_entries().any(|(sent, _)| sent == key) {
+                return None;
+            }
+            // Every offset is at most MAX_ENCODED_BYTES, checked above.
+            let narrow = |offset: usize| offset as u16;
+            parsed.sent[parsed.sent_count] =
+                SentEntry { start: narrow(start), separator: narrow(separator), end: narrow(end) };
+            parsed.sent_count += 1;
+            start = end + 1;
         }
-        Some(Self { text, appended: [("", ""); 2] })
+        Some(parsed)
     }
 
     /// The value of `key`.
@@ -340,8 +370,17 @@ impl<'a> SentProperties<'a> {
     }
 
     /// Every entry: the sent ones, then the appended ones.
-    pub fn entries(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
-        self.text.split(PROPERTY_SEPARATOR).filter_map(split_entry).chain(self.appended())
+    pub fn entries(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.sent_entries().chain(self.appended())
+    }
+
+    fn sent_entries(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        let text = self.text;
+        self.sent[..self.sent_count].iter().map(move |entry| {
+            let (start, separator, end) =
+                (entry.start as usize, entry.separator as usize, entry.end as usize);
+            (&text[start..separator], &text[separator + 1..end])
+        })
     }
 
     fn appended(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
