@@ -428,19 +428,37 @@ pub fn encode_into(props: &Properties, out: &mut Vec<u8>) {
     }
 }
 
-/// Splits one U+0002-delimited piece into key and value with Java's rules: the key ends at the
-/// first U+0001, and both key and value must be non-empty (which also drops pieces of fewer
-/// than three characters).
-fn split_entry(piece: &str) -> Option<(&str, &str)> {
-    let (key, value) = piece.split_once(NAME_VALUE_SEPARATOR)?;
-    (!key.is_empty() && !value.is_empty()).then_some((key, value))
+/// The key and value of every piece of `text` that holds a U+0001, split as Java splits them:
+/// pieces end at U+0002, a key at the piece's first U+0001 (either may be empty). Byte-wise
+/// with `memchr`: both separators are ASCII, so every cut is a character boundary, and a
+/// `char` pattern would compare each candidate with `memcmp` (the store reads the properties
+/// of every record this way).
+pub fn raw_pairs(text: &str) -> impl Iterator<Item = (&str, &str)> + '_ {
+    let mut rest = text;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(PROPERTY_SEPARATOR as u8, rest.as_bytes()).unwrap_or(rest.len());
+        let piece = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        if let Some(at) = memchr::memchr(NAME_VALUE_SEPARATOR as u8, piece.as_bytes()) {
+            return Some((&piece[..at], &piece[at + 1..]));
+        }
+    })
+}
+
+/// The entries Java keeps: [`raw_pairs`] with a non-empty key and value (which also drops
+/// pieces of fewer than three characters).
+fn entries_of(text: &str) -> impl Iterator<Item = (&str, &str)> + '_ {
+    raw_pairs(text).filter(|(key, value)| !key.is_empty() && !value.is_empty())
 }
 
 /// Decodes a properties string exactly like Java's `string2messageProperties`: split on U+0002,
 /// keep pieces whose first U+0001 is neither the first nor the last character, last write wins.
 /// Never fails: anything unparseable is skipped, as in Java.
 pub fn decode(text: &str) -> Properties {
-    let entries = text.split(PROPERTY_SEPARATOR).filter_map(split_entry);
+    let entries = entries_of(text);
     if text.len() <= LINEAR_DEDUP_MAX_BYTES {
         return entries.collect();
     }
@@ -553,7 +571,9 @@ mod tests {
             let decoded = decode(&text);
             let normalised = !text.is_empty() && !text.ends_with(PROPERTY_SEPARATOR)
                 || text.split_terminator(PROPERTY_SEPARATOR).count() != decoded.len()
-                || text.split_terminator(PROPERTY_SEPARATOR).any(|entry| split_entry(entry).is_none());
+                || text.split_terminator(PROPERTY_SEPARATOR).any(|entry| {
+                    entry.split_once(NAME_VALUE_SEPARATOR).is_none_or(|(key, value)| key.is_empty() || value.is_empty())
+                });
             let Some(mut sent) = SentProperties::parse(&text) else {
                 prop_assert!(normalised, "refused a string the map keeps as is: {:?}", text);
                 return Ok(());
@@ -577,6 +597,16 @@ mod tests {
             for (key, value) in map.iter() {
                 prop_assert_eq!(sent.get(key), Some(value));
             }
+        }
+
+        /// The byte-wise splitter cuts where `str::split` and `split_once` would.
+        #[test]
+        fn raw_pairs_split_like_the_char_patterns(text in "[\u{1}\u{2}a-c\u{e9}\u{1f600}]{0,64}") {
+            let expected: Vec<(&str, &str)> = text
+                .split(PROPERTY_SEPARATOR)
+                .filter_map(|piece| piece.split_once(NAME_VALUE_SEPARATOR))
+                .collect();
+            prop_assert_eq!(raw_pairs(&text).collect::<Vec<_>>(), expected);
         }
 
         #[test]

@@ -580,8 +580,7 @@ impl<'a> RecordView<'a> {
     /// [`Self::property`]): the store reads TAGS, KEYS and UNIQ_KEY of every record this way.
     pub fn properties_of<const N: usize>(&self, keys: [&str; N]) -> [Option<&'a str>; N] {
         let mut found = [None; N];
-        for piece in self.properties.split(property::PROPERTY_SEPARATOR) {
-            let Some((name, value)) = piece.split_once(property::NAME_VALUE_SEPARATOR) else { continue };
+        for (name, value) in property::raw_pairs(self.properties) {
             if value.is_empty() {
                 continue;
             }
