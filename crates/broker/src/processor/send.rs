@@ -7,6 +7,7 @@
 //! response, failures included, carries the `MSG_REGION` and `TRACE_ON` extFields the Java
 //! client reads unconditionally.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -103,9 +104,8 @@ impl FastPath for SendFastPath {
             }
         };
         let Stored { records, wait_store_ok, answer } = stored;
-        let awaited =
-            AwaitedSend { state: Arc::clone(state), answer, responder: Some(responder), result: None };
-        state.store.put_queued(PutRequest { records, wait_store_ok }, Box::new(awaited));
+        let awaited = AwaitedSend::boxed(state, answer, responder);
+        state.store.put_queued(PutRequest { records, wait_store_ok }, awaited);
         Ok(())
     }
 
@@ -114,15 +114,57 @@ impl FastPath for SendFastPath {
     }
 }
 
-/// A fast-path send in the store: one allocation that is first the store's callback, then
-/// the answer the connection's writer builds.
+/// A fast-path send in the store: one box that is first the store's callback, then the answer
+/// the connection's writer builds, and then a spare for a later send read on the thread that
+/// built the answer (a reader and its connection's writer mostly share a worker).
 struct AwaitedSend {
-    state: Arc<BrokerState>,
+    /// `None` only while spare: a spare must not keep a stopped broker's state alive.
+    state: Option<Arc<BrokerState>>,
     answer: Answer,
     /// Taken when the store answers.
     responder: Option<Responder>,
     /// Set when the store answers.
     result: Option<PutResult>,
+}
+
+/// Spare boxes a thread keeps: about the sends its connections have in flight, so a steady
+/// stream of sends allocates none.
+const SPARE_SENDS_PER_THREAD: usize = 256;
+
+thread_local! {
+    // The boxes themselves are what is kept: each is a send's allocation, reused whole.
+    #[allow(clippy::vec_box)]
+    static SPARE_SENDS: RefCell<Vec<Box<AwaitedSend>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl AwaitedSend {
+    /// A send waiting for the store: a spare box of this thread, or a new one.
+    fn boxed(state: &Arc<BrokerState>, answer: Answer, responder: Responder) -> Box<Self> {
+        // During thread teardown the spares may be gone: a new box is made instead.
+        let spare = SPARE_SENDS.try_with(|spares| spares.borrow_mut().pop()).ok().flatten();
+        let mut awaited = spare.unwrap_or_else(|| {
+            Box::new(AwaitedSend { state: None, answer: Answer::SPARE, responder: None, result: None })
+        });
+        debug_assert!(awaited.state.is_none() && awaited.responder.is_none() && awaited.result.is_none());
+        awaited.state = Some(Arc::clone(state));
+        awaited.answer = answer;
+        awaited.responder = Some(responder);
+        awaited
+    }
+
+    /// Empties the box and keeps it as a spare when this thread has room.
+    fn recycle(mut self: Box<Self>) {
+        self.state = None;
+        self.answer = Answer::SPARE;
+        self.responder = None;
+        self.result = None;
+        let _ = SPARE_SENDS.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.len() < SPARE_SENDS_PER_THREAD {
+                spares.push(self);
+            }
+        });
+    }
 }
 
 impl PutDone for AwaitedSend {
@@ -135,9 +177,11 @@ impl PutDone for AwaitedSend {
 }
 
 impl DeferredAnswer for AwaitedSend {
-    fn build(self: Box<Self>) -> RemotingCommand {
-        let AwaitedSend { state, answer, result, .. } = *self;
-        let result = result.unwrap_or(PutResult::failed(PutStatus::UnknownError));
+    fn build(mut self: Box<Self>) -> RemotingCommand {
+        let state = self.state.take().expect("a send in flight holds the broker state");
+        let answer = std::mem::replace(&mut self.answer, Answer::SPARE);
+        let result = self.result.take().unwrap_or(PutResult::failed(PutStatus::UnknownError));
+        self.recycle();
         finish(&state, answer.response(&state, result))
     }
 }
@@ -174,6 +218,9 @@ enum Answer {
 }
 
 impl Answer {
+    /// What a spare [`AwaitedSend`] holds: no allocation.
+    const SPARE: Answer = Answer::One { queue_id: 0, uniq_key: IdText::new() };
+
     /// The response once the store has answered `result`.
     fn response(self, state: &BrokerState, result: PutResult) -> Result<RemotingCommand, Failure> {
         let append = stored(state, result)?;
