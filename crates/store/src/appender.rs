@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use apogee_common::message::record::{self, RecordView};
 use apogee_common::time::now_ms;
+use smallvec::SmallVec;
 
 use crate::commit_log::{Reservation, BLANK_RECORD_BYTES};
 use crate::config::FlushDiskType;
@@ -380,7 +381,9 @@ fn write_round(inner: &StoreInner, accepted: &[Accepted], store_timestamp: i64) 
             inner.commit_log.publish(closed, closed.size_bytes(), store_timestamp);
         }
         let start = accepted[index].reservation.position;
-        let mut slices: Vec<IoSlice<'_>> = Vec::new();
+        // On the stack for rounds of up to 64 appends (under load a round holds a socket
+        // read's worth of sends).
+        let mut slices: SmallVec<[IoSlice<'_>; 64]> = SmallVec::new();
         let mut end = start;
         while index < accepted.len() && same_file(&accepted[index].reservation.file, &file) {
             let records = &accepted[index].pending.request.records;
@@ -392,7 +395,7 @@ fn write_round(inner: &StoreInner, accepted: &[Accepted], store_timestamp: i64) 
                 break;
             }
         }
-        file.write_vectored_unpublished(start, &slices)?;
+        file.write_vectored_unpublished(start, &mut slices)?;
         inner.commit_log.publish(&file, end, store_timestamp);
     }
     Ok(())

@@ -129,7 +129,7 @@ impl CommitLog {
         };
         let (file, position, closed) = if file.size_bytes() - position < length + BLANK_RECORD_BYTES {
             let blank = blank_record(file.size_bytes() - position);
-            file.write_vectored_unpublished(position, &[std::io::IoSlice::new(&blank)])?;
+            file.write_vectored_unpublished(position, &mut [std::io::IoSlice::new(&blank)])?;
             let next = self.next_file(&file)?;
             (next, 0, Some(file))
         } else {

@@ -157,7 +157,7 @@ impl MappedFile {
     pub(crate) fn write_vectored_unpublished(
         &self,
         at: u64,
-        slices: &[std::io::IoSlice<'_>],
+        mut slices: &mut [std::io::IoSlice<'_>],
     ) -> io::Result<()> {
         let total: u64 = slices.iter().map(|slice| slice.len() as u64).sum();
         assert!(at >= self.wrote(), "write below the published position");
@@ -165,19 +165,15 @@ impl MappedFile {
         /// Linux's IOV_MAX.
         const MAX_SLICES_PER_CALL: usize = 1024;
         let mut position = at;
-        let mut index = 0;
-        let mut skip = 0usize;
-        while index < slices.len() {
-            let end = (index + MAX_SLICES_PER_CALL).min(slices.len());
-            let mut batch: Vec<std::io::IoSlice<'_>> = Vec::with_capacity(end - index);
-            batch.push(std::io::IoSlice::new(&slices[index][skip..]));
-            batch.extend(slices[index + 1..end].iter().map(|slice| std::io::IoSlice::new(slice)));
-            // SAFETY: the iovecs point at live slices for the duration of the call.
+        while !slices.is_empty() {
+            let count = slices.len().min(MAX_SLICES_PER_CALL);
+            // SAFETY: `IoSlice` is ABI-compatible with `iovec`, and the slices are live for
+            // the duration of the call.
             let written = unsafe {
                 libc::pwritev(
                     self.file.as_raw_fd(),
-                    batch.as_ptr().cast::<libc::iovec>(),
-                    batch.len() as libc::c_int,
+                    slices.as_ptr().cast::<libc::iovec>(),
+                    count as libc::c_int,
                     position as libc::off_t,
                 )
             };
@@ -188,24 +184,12 @@ impl MappedFile {
                 }
                 return Err(error);
             }
-            let mut written = written as usize;
+            if written == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "pwritev wrote nothing"));
+            }
             position += written as u64;
-            // Advance past what was written (a short write resumes inside a slice).
-            while index < slices.len() && written > 0 {
-                let left = slices[index].len() - skip;
-                if written >= left {
-                    written -= left;
-                    index += 1;
-                    skip = 0;
-                } else {
-                    skip += written;
-                    written = 0;
-                }
-            }
-            while index < slices.len() && slices[index].len() == skip {
-                index += 1;
-                skip = 0;
-            }
+            // A short write resumes inside a slice.
+            std::io::IoSlice::advance_slices(&mut slices, written as usize);
         }
         Ok(())
     }
