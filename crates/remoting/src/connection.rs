@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::acl;
@@ -60,7 +60,9 @@ struct Inner {
     /// find the writer queue full wait for room in a task spawned here.
     runtime: tokio::runtime::Handle,
     /// Our requests awaiting their response, by opaque.
-    pending: Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>,
+    pending: Mutex<HashMap<i32, Waiter>>,
+    /// Notified when a call is registered in an empty table: the timeout reaper sleeps on it.
+    pending_added: Notify,
     /// Cancelled when the connection ends; a child of the endpoint's hard stop.
     closed: CancellationToken,
     /// Set once the pending table has been failed, so late registrations see the close.
@@ -104,6 +106,7 @@ impl Connection {
                 outbound,
                 runtime: tokio::runtime::Handle::current(),
                 pending: Mutex::new(HashMap::new()),
+                pending_added: Notify::new(),
                 torn_down: AtomicBool::new(false),
                 last_serialize_type: AtomicU8::new(SerializeType::Json.code()),
                 started: Instant::now(),
@@ -149,22 +152,19 @@ impl Connection {
         request.opaque = opaque;
         request.flag &= !(FLAG_RESPONSE | FLAG_ONEWAY);
         let frame = self.encode_request(&mut request)?;
-        let (sender, receiver) = oneshot::channel();
-        let _entry = PendingEntry::register(self, opaque, sender);
+        let (sender, mut receiver) = oneshot::channel();
+        let _entry = PendingEntry::register(self, opaque, sender, timeout);
         if self.inner.torn_down.load(Ordering::Acquire) {
             return Err(RemotingError::Closed);
         }
-        let exchange = async {
-            self.enqueue(Outgoing::Frame(frame)).await?;
-            receiver.await.map_err(|_| RemotingError::Closed)
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(RemotingError::Timeout {
-                addr: self.remote_addr().to_string(),
-                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-            }),
+        // No timer per call: the connection's reaper answers calls past their deadline, even
+        // one whose frame still waits for room in the writer queue.
+        tokio::select! {
+            biased;
+            answer = &mut receiver => return answer.unwrap_or(Err(RemotingError::Closed)),
+            queued = self.enqueue(Outgoing::Frame(frame)) => queued?,
         }
+        receiver.await.unwrap_or(Err(RemotingError::Closed))
     }
 
     /// Sends `request` with the oneway flag; returns once it is queued for the socket. The
@@ -277,7 +277,7 @@ impl Connection {
         match waiter {
             Some(waiter) => {
                 // The caller may have given up in the meantime; nothing to do then.
-                let _ = waiter.send(response);
+                let _ = waiter.sender.send(Ok(response));
             }
             None => tracing::warn!(
                 connection = self.id(),
@@ -331,6 +331,32 @@ impl Connection {
         !self.inner.overloaded.swap(true, Ordering::Relaxed)
     }
 
+    /// Fails the pending calls past their deadline with [`RemotingError::Timeout`].
+    pub(crate) fn fail_expired(&self) {
+        let now = Instant::now();
+        let expired: Vec<Waiter> = {
+            let mut pending = self.inner.pending.lock();
+            pending.extract_if(|_, waiter| waiter.deadline <= now).map(|(_, waiter)| waiter).collect()
+        };
+        for waiter in expired {
+            let timeout_ms = waiter.timeout_ms;
+            let _ = waiter
+                .sender
+                .send(Err(RemotingError::Timeout { addr: self.remote_addr().to_string(), timeout_ms }));
+        }
+    }
+
+    /// True while calls are pending; waits for the first registration otherwise.
+    pub(crate) async fn wait_for_pending(&self) {
+        loop {
+            let added = self.inner.pending_added.notified();
+            if !self.inner.pending.lock().is_empty() {
+                return;
+            }
+            added.await;
+        }
+    }
+
     /// Fails every pending call; later registrations fail at once.
     pub(crate) fn fail_pending(&self) {
         self.inner.torn_down.store(true, Ordering::Release);
@@ -366,6 +392,13 @@ fn coarse_monotonic_ms() -> u64 {
     seconds.saturating_mul(1_000).saturating_add(nanos / 1_000_000)
 }
 
+/// A deadline no call reaches: about thirty years from now.
+fn far_future() -> Instant {
+    const THIRTY_YEARS: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(THIRTY_YEARS).unwrap_or(now)
+}
+
 /// One running handler's share of the in-flight limit; released on drop, even on panic.
 #[derive(Debug)]
 pub(crate) struct InFlightSlot {
@@ -378,6 +411,15 @@ impl Drop for InFlightSlot {
     }
 }
 
+/// A call waiting for its response.
+struct Waiter {
+    sender: oneshot::Sender<Result<RemotingCommand, RemotingError>>,
+    /// Never before the caller's timeout (the coarse clock could run early by a tick).
+    deadline: Instant,
+    /// What the caller asked for, for the error.
+    timeout_ms: u64,
+}
+
 /// A registered pending call; removes itself from the table when the call ends for any
 /// reason (response, timeout, cancellation of the caller).
 struct PendingEntry<'a> {
@@ -386,8 +428,25 @@ struct PendingEntry<'a> {
 }
 
 impl<'a> PendingEntry<'a> {
-    fn register(connection: &'a Connection, opaque: i32, sender: oneshot::Sender<RemotingCommand>) -> Self {
-        connection.inner.pending.lock().insert(opaque, sender);
+    fn register(
+        connection: &'a Connection,
+        opaque: i32,
+        sender: oneshot::Sender<Result<RemotingCommand, RemotingError>>,
+        timeout: Duration,
+    ) -> Self {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        // A timeout too long for the clock never expires.
+        let deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
+        let waiter = Waiter { sender, deadline, timeout_ms };
+        let was_empty = {
+            let mut pending = connection.inner.pending.lock();
+            let was_empty = pending.is_empty();
+            pending.insert(opaque, waiter);
+            was_empty
+        };
+        if was_empty {
+            connection.inner.pending_added.notify_one();
+        }
         Self { connection, opaque }
     }
 }

@@ -42,11 +42,34 @@ pub(crate) fn start(
     connection.touch();
     let tasks = connection.endpoint().io_tasks.clone();
     tasks.spawn(write_loop(connection.clone(), write_half, outbound));
+    tasks.spawn(reap_timeouts(connection.clone()));
     tasks.spawn(async move {
         read_loop(&connection, read_half).await;
         end(&connection);
         drop(keep_alive);
     });
+}
+
+/// How often calls past their deadline are failed while calls are pending: a call times out
+/// within this much of its timeout (Java's client scans once a second, and adds a second).
+const REAP_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Fails our calls past their deadline, in place of a timer per call; sleeps while none is
+/// pending, and ends with the connection.
+async fn reap_timeouts(connection: Connection) {
+    let closed = connection.closed_token().clone();
+    loop {
+        tokio::select! {
+            biased;
+            _ = closed.cancelled() => return,
+            _ = connection.wait_for_pending() => {}
+        }
+        tokio::select! {
+            biased;
+            _ = closed.cancelled() => return,
+            _ = tokio::time::sleep(REAP_INTERVAL) => connection.fail_expired(),
+        }
+    }
 }
 
 /// Reads frames until the peer closes, a frame is malformed, the connection idles out or
