@@ -13,6 +13,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use memmap2::Advice;
+
 use crate::mapped_file::MappedFile;
 use crate::mapped_file_queue::MappedFileQueue;
 
@@ -198,6 +200,7 @@ impl ConsumeQueue {
             let file_entries = (self.files.file_size_bytes() / ENTRY_SIZE_BYTES) as i64;
             let first_file_offset = queue_offset - queue_offset % file_entries;
             let file = self.files.push_new(first_file_offset as u64 * ENTRY_SIZE_BYTES, None)?;
+            file.advise(Advice::Random);
             for _ in first_file_offset..queue_offset {
                 self.append_in_file(&file, CqEntry::FILLER)?;
             }
@@ -216,8 +219,16 @@ impl ConsumeQueue {
         let file = match self.files.last().filter(|file| !file.is_full()) {
             Some(file) => file,
             None => {
-                let start = self.files.last().map_or(0, |file| file.end_offset());
-                self.files.push_new(start, None)?
+                let full = self.files.last();
+                let start = full.as_ref().map_or(0, |file| file.end_offset());
+                let file = self.files.push_new(start, None)?;
+                // The file being written is touched page by page, in order; a full one is
+                // read by consumers catching up, for whom read-around pays.
+                file.advise(Advice::Random);
+                if let Some(full) = full {
+                    full.advise(Advice::Normal);
+                }
+                file
             }
         };
         self.append_in_file(&file, entry)?;

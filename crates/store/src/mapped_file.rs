@@ -89,6 +89,16 @@ impl MappedFile {
         })
     }
 
+    /// Tells the kernel how the mapping will be touched. A page fault on a file mapping reads
+    /// around the faulting page; in a fresh file whose blocks are only reserved, that is
+    /// zero-filling up to megabytes per fault, in the append round. `Random` confines each
+    /// fault to its page. Only a hint: a refusal is logged and changes nothing else.
+    pub(crate) fn advise(&self, advice: memmap2::Advice) {
+        if let Err(error) = self.map.advise(advice) {
+            tracing::debug!(path = %self.path.display(), ?advice, %error, "madvise refused");
+        }
+    }
+
     /// Path of the file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -326,7 +326,13 @@ fn map_file(file: &File, layout: Layout) -> io::Result<MmapMut> {
     // file lies in the store directory, which one process owns at a time (the store's `lock`
     // file); this process only changes it through this mapping, and its length was set or checked
     // to be exactly `len` before mapping, so every mapped page is backed by the file.
-    unsafe { MmapOptions::new().len(len).map_mut(file) }
+    let map = unsafe { MmapOptions::new().len(len).map_mut(file) }?;
+    // Puts and queries touch hash slots at random: read-around on a fault would read (or, in
+    // the fresh sparse file, zero-fill) megabytes nobody asked for, in the append round.
+    if let Err(error) = map.advise(memmap2::Advice::Random) {
+        tracing::debug!(%error, "madvise refused for an index file");
+    }
+    Ok(map)
 }
 
 fn write_header(map: &mut MmapMut, header: &IndexHeader) -> io::Result<()> {
