@@ -5,13 +5,20 @@
 #
 #   ./scripts/bench.sh              # 20 s per workload
 #   DURATION=60s ./scripts/bench.sh
+#   WARMUP=0s ./scripts/bench.sh    # workloads 6 and 8 without their 2 s warm-up
+#   APOGEE_BIN=path/to/apogee ./scripts/bench.sh   # another build, as it is
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
+WARMUP=${WARMUP:-2s}
 source scripts/lib/standalone.sh
 
-cargo build --release -p apogee >/dev/null
-bin=${CARGO_TARGET_DIR:-target}/release/apogee
+if [[ -n ${APOGEE_BIN:-} ]]; then
+  bin=$APOGEE_BIN
+else
+  cargo build --release -p apogee >/dev/null
+  bin=${CARGO_TARGET_DIR:-target}/release/apogee
+fi
 standalone_init apogee-bench
 
 # The runs write several GB. Past 85 % disk use the store deletes old files early and past 90 %
@@ -21,7 +28,8 @@ if (( used_percent > 70 )); then
   echo "warning: the disk holding $work is ${used_percent}% full; the store throttles past 85%" >&2
 fi
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), $(nproc) cores, $DURATION per workload"
+build=${APOGEE_BIN:-"commit $(git rev-parse --short HEAD)"}
+echo "# $(date -u +%Y-%m-%dT%H:%MZ), $build, $(nproc) cores, $DURATION per workload, warm-up $WARMUP"
 echo
 start_standalone "$bin" ASYNC_FLUSH
 sleep 1
@@ -55,8 +63,8 @@ run 2 "sync send 128 B, 4 conns × 32" produce -t W -s 128 -c 4 -i 32
 run 3 "sync send 1 KiB, 4 conns × 32" produce -t W -s 1024 -c 4 -i 32
 run 4 "batch 32 × 128 B, 4 conns × 8" produce -t W -s 128 -c 4 -i 8 -b 32
 run 5 "consume W2+W3+W4 (pull, long polling)" consume -t W --until-drained
-run 6 "fixed rate $((rate2 / 2))/s, 128 B" produce -t W6 -s 128 -c 4 -i 32 -r $((rate2 / 2)) --warmup 2s
-run 8 "e2e at $((rate2 / 2))/s" e2e -t W8 -s 128 -c 4 -i 32 -r $((rate2 / 2)) --warmup 2s
+run 6 "fixed rate $((rate2 / 2))/s, 128 B" produce -t W6 -s 128 -c 4 -i 32 -r $((rate2 / 2)) --warmup "$WARMUP"
+run 8 "e2e at $((rate2 / 2))/s" e2e -t W8 -s 128 -c 4 -i 32 -r $((rate2 / 2)) --warmup "$WARMUP"
 start_standalone "$bin" SYNC_FLUSH
 run 7 "SYNC_FLUSH, sync send 128 B, 4 conns × 32" produce -t W7 -s 128 -c 4 -i 32
 # The group commit of workload 7: the store logs its totals when it shuts down.

@@ -10,6 +10,7 @@ pub mod message;
 pub mod perm;
 pub mod properties;
 pub mod queue;
+pub mod spare;
 pub mod time;
 pub mod topic;
 pub mod version;

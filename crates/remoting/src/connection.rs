@@ -336,7 +336,8 @@ impl Connection {
         let now = Instant::now();
         let expired: Vec<Waiter> = {
             let mut pending = self.inner.pending.lock();
-            pending.extract_if(|_, waiter| waiter.deadline <= now).map(|(_, waiter)| waiter).collect()
+            let expired = |waiter: &mut Waiter| waiter.deadline.is_some_and(|deadline| deadline <= now);
+            pending.extract_if(|_, waiter| expired(waiter)).map(|(_, waiter)| waiter).collect()
         };
         for waiter in expired {
             let timeout_ms = waiter.timeout_ms;
@@ -346,7 +347,7 @@ impl Connection {
         }
     }
 
-    /// True while calls are pending; waits for the first registration otherwise.
+    /// Returns once a call is pending (at once if one is).
     pub(crate) async fn wait_for_pending(&self) {
         loop {
             let added = self.inner.pending_added.notified();
@@ -392,13 +393,6 @@ fn coarse_monotonic_ms() -> u64 {
     seconds.saturating_mul(1_000).saturating_add(nanos / 1_000_000)
 }
 
-/// A deadline no call reaches: about thirty years from now.
-fn far_future() -> Instant {
-    const THIRTY_YEARS: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
-    let now = Instant::now();
-    now.checked_add(THIRTY_YEARS).unwrap_or(now)
-}
-
 /// One running handler's share of the in-flight limit; released on drop, even on panic.
 #[derive(Debug)]
 pub(crate) struct InFlightSlot {
@@ -414,8 +408,9 @@ impl Drop for InFlightSlot {
 /// A call waiting for its response.
 struct Waiter {
     sender: oneshot::Sender<Result<RemotingCommand, RemotingError>>,
-    /// Never before the caller's timeout (the coarse clock could run early by a tick).
-    deadline: Instant,
+    /// Registration time plus the caller's timeout; `None` for a timeout past the clock's
+    /// range, which never expires.
+    deadline: Option<Instant>,
     /// What the caller asked for, for the error.
     timeout_ms: u64,
 }
@@ -435,8 +430,7 @@ impl<'a> PendingEntry<'a> {
         timeout: Duration,
     ) -> Self {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        // A timeout too long for the clock never expires.
-        let deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
+        let deadline = Instant::now().checked_add(timeout);
         let waiter = Waiter { sender, deadline, timeout_ms };
         let was_empty = {
             let mut pending = connection.inner.pending.lock();

@@ -20,6 +20,7 @@ use apogee_common::message::property::{self, Properties, RecordProperties, SentP
 use apogee_common::message::record::{self, RecordParts};
 use apogee_common::message::{sysflag, IdText, Message, MessageExt};
 use apogee_common::perm;
+use apogee_common::spare;
 use apogee_common::topic::{self, TopicConfig, TopicFilterType};
 use apogee_remoting::code::{request_code, response_code};
 use apogee_remoting::connection::Connection;
@@ -140,9 +141,7 @@ thread_local! {
 impl AwaitedSend {
     /// A send waiting for the store: a spare box of this thread, or a new one.
     fn boxed(state: &Arc<BrokerState>, answer: Answer, responder: Responder) -> Box<Self> {
-        // During thread teardown the spares may be gone: a new box is made instead.
-        let spare = SPARE_SENDS.try_with(|spares| spares.borrow_mut().pop()).ok().flatten();
-        let mut awaited = spare.unwrap_or_else(|| {
+        let mut awaited = spare::take(&SPARE_SENDS).unwrap_or_else(|| {
             Box::new(AwaitedSend { state: None, answer: Answer::SPARE, responder: None, result: None })
         });
         debug_assert!(awaited.state.is_none() && awaited.responder.is_none() && awaited.result.is_none());
@@ -158,12 +157,7 @@ impl AwaitedSend {
         self.answer = Answer::SPARE;
         self.responder = None;
         self.result = None;
-        let _ = SPARE_SENDS.try_with(|spares| {
-            let mut spares = spares.borrow_mut();
-            if spares.len() < SPARE_SENDS_PER_THREAD {
-                spares.push(self);
-            }
-        });
+        spare::keep(&SPARE_SENDS, self, SPARE_SENDS_PER_THREAD);
     }
 }
 
@@ -471,10 +465,7 @@ fn encode_one(
     }
     properties.insert(property::CLUSTER, state.config.broker_cluster_name.as_str());
 
-    let mut sys_flag = header.sys_flag;
-    if destination.config.topic_filter_type == TopicFilterType::MultiTag {
-        sys_flag |= sysflag::MULTI_TAGS_FLAG;
-    }
+    let mut sys_flag = stored_sys_flag(header.sys_flag, &destination.config);
     let delay_level = delay_level(properties.get(property::DELAY));
     let prepared = properties.get(property::TRAN_MSG).is_some_and(|flag| flag.eq_ignore_ascii_case(TRUE))
         && !(reconsume_times > 0 && delay_level > 0);
@@ -554,48 +545,102 @@ fn encode_as_sent(
     if sent.get(property::TRAN_MSG).is_some() || sent.get(property::DELAY).is_some() {
         return Ok(None);
     }
-    let sent_uniq_key = sent.get(property::UNIQ_KEY);
-    let generated_uniq_key = sent_uniq_key.is_none().then(|| uniq_ids(state).next_id_text());
-    let mut properties = sent;
-    if let Some(generated) = &generated_uniq_key {
-        if !properties.append(property::UNIQ_KEY, generated) {
-            return Ok(None);
+    let mut generated = None;
+    let Some(properties) = stamp_sent(state, sent, &mut generated) else { return Ok(None) };
+    let template = RecordTemplate::new(state, connection, header, config, queue_id);
+    let mut records = Vec::new();
+    template.encode(&mut records, &request.body, header.flag, &properties)?;
+    Ok(Some(Stored {
+        records,
+        wait_store_ok: wait_store_ok(properties.get(property::WAIT)),
+        answer: Answer::One {
+            queue_id,
+            uniq_key: IdText::from(properties.get(property::UNIQ_KEY).unwrap_or_default()),
+        },
+    }))
+}
+
+/// A producer's properties as the store keeps them: `UNIQ_KEY` (generated into `generated`
+/// when missing) and `CLUSTER` appended. `None` when the string already names a cluster or
+/// an entry cannot be appended: the `Properties` map then applies Java's rules.
+fn stamp_sent<'a>(
+    state: &'a BrokerState,
+    mut sent: SentProperties<'a>,
+    generated: &'a mut Option<IdText>,
+) -> Option<SentProperties<'a>> {
+    if sent.get(property::CLUSTER).is_some() {
+        return None;
+    }
+    if sent.get(property::UNIQ_KEY).is_none() {
+        let uniq_key: &'a IdText = generated.insert(uniq_ids(state).next_id_text());
+        if !sent.append(property::UNIQ_KEY, uniq_key) {
+            return None;
         }
     }
-    if !properties.append(property::CLUSTER, &state.config.broker_cluster_name) {
-        return Ok(None);
+    sent.append(property::CLUSTER, &state.config.broker_cluster_name).then_some(sent)
+}
+
+/// What every record of one send request shares, and how one is encoded.
+struct RecordTemplate<'a> {
+    state: &'a BrokerState,
+    header: &'a SendMessageRequestHeader,
+    born_host: SocketAddr,
+    queue_id: i32,
+    sys_flag: i32,
+}
+
+impl<'a> RecordTemplate<'a> {
+    fn new(
+        state: &'a BrokerState,
+        connection: &Connection,
+        header: &'a SendMessageRequestHeader,
+        config: &TopicConfig,
+        queue_id: i32,
+    ) -> Self {
+        let sys_flag = stored_sys_flag(header.sys_flag, config);
+        Self { state, header, born_host: connection.remote_addr(), queue_id, sys_flag }
     }
-    let mut sys_flag = header.sys_flag;
+
+    /// Appends the record of one message to `records`; one that cannot be stored (too long a
+    /// topic or properties string) is MESSAGE_ILLEGAL.
+    fn encode(
+        &self,
+        records: &mut Vec<u8>,
+        body: &[u8],
+        flag: i32,
+        properties: &dyn RecordProperties,
+    ) -> Result<(), Failure> {
+        let parts = RecordParts {
+            topic: &self.header.topic,
+            body,
+            properties,
+            flag,
+            queue_id: self.queue_id,
+            sys_flag: self.sys_flag,
+            born_timestamp: self.header.born_timestamp,
+            born_host: self.born_host,
+            store_host: self.state.store_host,
+            reconsume_times: self.header.reconsume_times.unwrap_or(0),
+            queue_offset: 0,
+            commit_log_offset: 0,
+            store_timestamp: 0,
+            prepared_transaction_offset: 0,
+        };
+        record::encode_parts(&parts, record::body_crc(body), records).map_err(|error| {
+            tracing::debug!(%error, topic = %self.header.topic, "message refused: cannot encode");
+            put_failure(self.state, PutStatus::MessageIllegal)
+        })
+    }
+}
+
+/// The sysflag a record is stored with: the producer's, with MULTI_TAGS for topics that
+/// filter on several tags.
+fn stored_sys_flag(sys_flag: i32, config: &TopicConfig) -> i32 {
     if config.topic_filter_type == TopicFilterType::MultiTag {
-        sys_flag |= sysflag::MULTI_TAGS_FLAG;
+        sys_flag | sysflag::MULTI_TAGS_FLAG
+    } else {
+        sys_flag
     }
-    let parts = RecordParts {
-        topic: &header.topic,
-        body: &request.body,
-        properties: &properties,
-        flag: header.flag,
-        queue_id,
-        sys_flag,
-        born_timestamp: header.born_timestamp,
-        born_host: connection.remote_addr(),
-        store_host: state.store_host,
-        reconsume_times: header.reconsume_times.unwrap_or(0),
-        queue_offset: 0,
-        commit_log_offset: 0,
-        store_timestamp: 0,
-        prepared_transaction_offset: 0,
-    };
-    let mut records = Vec::with_capacity(parts.encoded_len());
-    if let Err(error) = record::encode_parts(&parts, record::body_crc(&request.body), &mut records) {
-        tracing::debug!(%error, topic = %header.topic, "message refused: cannot encode");
-        return Err(put_failure(state, PutStatus::MessageIllegal));
-    }
-    let wait_store_ok = wait_store_ok(properties.get(property::WAIT));
-    let uniq_key = match generated_uniq_key {
-        Some(generated) => generated,
-        None => IdText::from(sent_uniq_key.unwrap_or_default()),
-    };
-    Ok(Some(Stored { records, wait_store_ok, answer: Answer::One { queue_id, uniq_key } }))
 }
 
 /// The `%RETRY%` rules (behaviour spec §2.6 step 7): the group must exist; past its
@@ -733,74 +778,37 @@ fn encode_batch(
         return Err(illegal("the batch holds no message".to_owned()));
     }
 
-    let mut sys_flag = header.sys_flag;
-    if config.topic_filter_type == TopicFilterType::MultiTag {
-        sys_flag |= sysflag::MULTI_TAGS_FLAG;
-    }
+    let template = RecordTemplate::new(state, connection, &header, config, queue_id);
     let cluster = state.config.broker_cluster_name.as_str();
     let per_record_overhead =
-        record::encoded_len(header.topic.len(), 0, ADDED_PROPERTIES_ALLOWANCE, sys_flag);
+        record::encoded_len(header.topic.len(), 0, ADDED_PROPERTIES_ALLOWANCE, template.sys_flag);
     let capacity = request.body.len().saturating_add(count.saturating_mul(per_record_overhead));
     let mut records = Vec::with_capacity(capacity);
     let mut record_lengths = Vec::with_capacity(count);
-    let born_host = connection.remote_addr();
-    let reconsume_times = header.reconsume_times.unwrap_or(0);
-    let encode = |records: &mut Vec<u8>, body: &[u8], flag: i32, properties: &dyn RecordProperties| {
-        let parts = RecordParts {
-            topic: &header.topic,
-            body,
-            properties,
-            flag,
-            queue_id,
-            sys_flag,
-            born_timestamp: header.born_timestamp,
-            born_host,
-            store_host: state.store_host,
-            reconsume_times,
-            queue_offset: 0,
-            commit_log_offset: 0,
-            store_timestamp: 0,
-            prepared_transaction_offset: 0,
-        };
-        record::encode_parts(&parts, record::body_crc(body), records)
+    let refuse_delayed = |delay: Option<&str>| match delay_level(delay) {
+        level if level > 0 => Err(illegal("batch messages cannot be delayed".to_owned())),
+        _ => Ok(()),
     };
     for item in batch_item_refs(&request.body) {
         let item = item.map_err(malformed)?;
         let body = &request.body[item.body.clone()];
         let before = records.len();
-        // Stored as sent with UNIQ_KEY (when missing) and CLUSTER appended when the string
-        // allows it (see `encode_as_sent`); otherwise through the map, as Java does.
-        let generated;
-        let mut sent =
-            SentProperties::parse(item.properties).filter(|sent| sent.get(property::CLUSTER).is_none());
-        if let Some(properties) = &mut sent {
-            generated = properties.get(property::UNIQ_KEY).is_none().then(|| uniq_ids(state).next_id_text());
-            let appended = generated.as_ref().is_none_or(|id| properties.append(property::UNIQ_KEY, id))
-                && properties.append(property::CLUSTER, cluster);
-            if !appended {
-                sent = None;
-            }
-        }
-        let encoded = match &sent {
+        // Kept as sent when the string allows it (see `encode_as_sent`); otherwise through
+        // the map, as Java does.
+        let mut generated = None;
+        match SentProperties::parse(item.properties).and_then(|sent| stamp_sent(state, sent, &mut generated))
+        {
             Some(properties) => {
-                if delay_level(properties.get(property::DELAY)) > 0 {
-                    return Err(illegal("batch messages cannot be delayed".to_owned()));
-                }
-                encode(&mut records, body, item.flag, properties)
+                refuse_delayed(properties.get(property::DELAY))?;
+                template.encode(&mut records, body, item.flag, &properties)?;
             }
             None => {
                 let mut properties = property::decode(item.properties);
-                if delay_level(properties.get(property::DELAY)) > 0 {
-                    return Err(illegal("batch messages cannot be delayed".to_owned()));
-                }
+                refuse_delayed(properties.get(property::DELAY))?;
                 ensure_uniq_key(state, &mut properties);
                 properties.insert(property::CLUSTER, cluster);
-                encode(&mut records, body, item.flag, &properties)
+                template.encode(&mut records, body, item.flag, &properties)?;
             }
-        };
-        if let Err(error) = encoded {
-            tracing::debug!(%error, topic = %header.topic, "batch refused: cannot encode an item");
-            return Err(put_failure(state, PutStatus::MessageIllegal));
         }
         record_lengths.push(records.len() - before);
     }

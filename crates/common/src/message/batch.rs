@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::error::RecordError;
+use super::record::{get_i32, trailing_properties};
 use super::{property, Message, MessageExt, Properties};
 
 /// Bytes of an item without body and properties: four i32 fields, body length, i16 length.
@@ -37,14 +38,6 @@ impl BatchItem {
     pub fn encoded_len(&self) -> usize {
         ITEM_FIXED_LEN.saturating_add(self.body.len()).saturating_add(self.properties.encoded_len())
     }
-}
-
-fn get_i32(bytes: &[u8], at: usize) -> Option<i32> {
-    bytes.get(at..at.checked_add(4)?)?.try_into().ok().map(i32::from_be_bytes)
-}
-
-fn get_i16(bytes: &[u8], at: usize) -> Option<i16> {
-    bytes.get(at..at.checked_add(2)?)?.try_into().ok().map(i16::from_be_bytes)
 }
 
 /// One item of a batch body, borrowed from it: what the broker stores per message without
@@ -95,16 +88,7 @@ fn item_at(body: &[u8], pos: usize) -> Result<(BatchItemRef<'_>, usize), RecordE
         .and_then(|len| BODY_AT.checked_add(len))
         .filter(|&end| end.saturating_add(2) <= total_len)
         .ok_or(RecordError::BadLength { field: "batch item body", len: i64::from(body_len) })?;
-    let properties_len = get_i16(item, body_end).unwrap_or(-1);
-    let properties_at = body_end + 2;
-    let properties = usize::try_from(properties_len)
-        .ok()
-        .and_then(|len| item.get(properties_at..properties_at + len))
-        .ok_or(RecordError::BadLength { field: "batch item properties", len: i64::from(properties_len) })?;
-    let end = properties_at + properties.len();
-    if end != total_len {
-        return Err(RecordError::LengthMismatch { total_size: total_len, parsed: end });
-    }
+    let properties = trailing_properties(item, body_end, total_len, "batch item properties")?;
     let properties = std::str::from_utf8(properties)
         .map_err(|_| RecordError::InvalidUtf8 { field: "batch item properties" })?;
     Ok((BatchItemRef { flag, body: pos + BODY_AT..pos + body_end, properties }, total_len))

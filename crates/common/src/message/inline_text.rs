@@ -121,6 +121,14 @@ impl<const N: usize> PartialEq<InlineText<N>> for String {
     }
 }
 
+/// Writing never fails: text that no longer fits inline moves to the heap.
+impl<const N: usize> fmt::Write for InlineText<N> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.push_str(text);
+        Ok(())
+    }
+}
+
 impl<const N: usize> fmt::Display for InlineText<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -3,6 +3,7 @@
 //! unique.
 
 use std::collections::hash_map::RandomState;
+use std::fmt;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -22,29 +23,17 @@ const MAX_ID_IN_ERROR: usize = 64;
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
-/// Where hex text is appended: a `String`, or an [`IdText`] that holds it inline.
-pub trait HexOut {
-    /// Appends `text`.
-    fn push_text(&mut self, text: &str);
-}
-
-impl HexOut for String {
-    fn push_text(&mut self, text: &str) {
-        self.push_str(text);
-    }
-}
-
-impl HexOut for IdText {
-    fn push_text(&mut self, text: &str) {
-        self.push_str(text);
-    }
+/// Appends `text` to an id being built: a `String` or an [`IdText`], which never refuse text.
+fn push_text(out: &mut impl fmt::Write, text: &str) {
+    let appended = out.write_str(text);
+    debug_assert!(appended.is_ok());
 }
 
 /// Bytes [`push_hex`] encodes per append.
 const HEX_CHUNK_BYTES: usize = 16;
 
 /// Appends `bytes` as uppercase hex (Java `UtilAll.bytes2string`).
-fn push_hex(out: &mut impl HexOut, bytes: &[u8]) {
+fn push_hex(out: &mut impl fmt::Write, bytes: &[u8]) {
     for chunk in bytes.chunks(HEX_CHUNK_BYTES) {
         let mut digits = [0u8; 2 * HEX_CHUNK_BYTES];
         for (pair, &byte) in digits.chunks_exact_mut(2).zip(chunk) {
@@ -53,7 +42,7 @@ fn push_hex(out: &mut impl HexOut, bytes: &[u8]) {
         }
         let digits = &digits[..2 * chunk.len()];
         // Only ASCII hex digits were written.
-        out.push_text(std::str::from_utf8(digits).expect("hex digits are ASCII"));
+        push_text(out, std::str::from_utf8(digits).expect("hex digits are ASCII"));
     }
 }
 
@@ -121,7 +110,7 @@ pub fn offset_msg_id_text(store_host: SocketAddr, commit_log_offset: i64) -> IdT
 }
 
 /// Appends [`offset_msg_id`] to `out` (a batch's ids go into one string).
-pub fn push_offset_msg_id(out: &mut impl HexOut, store_host: SocketAddr, commit_log_offset: i64) {
+pub fn push_offset_msg_id(out: &mut impl fmt::Write, store_host: SocketAddr, commit_log_offset: i64) {
     let (ip, ip_len) = ip_octets(store_host.ip());
     push_hex(out, ip.get(..ip_len).unwrap_or(&[]));
     push_hex(out, &i32::from(store_host.port()).to_be_bytes());
@@ -232,10 +221,10 @@ impl UniqIdGenerator {
         id
     }
 
-    fn push_next_id(&self, out: &mut impl HexOut, now_ms: i64) {
+    fn push_next_id(&self, out: &mut impl fmt::Write, now_ms: i64) {
         let since_month = (now_ms - month_start_ms(now_ms)) as i32;
         let counter = self.counter.fetch_add(1, Ordering::Relaxed);
-        out.push_text(&self.prefix);
+        push_text(out, &self.prefix);
         push_hex(out, &since_month.to_be_bytes());
         push_hex(out, &counter.to_be_bytes());
     }

@@ -331,9 +331,8 @@ impl<'a> SentProperties<'a> {
         let mut start = 0;
         while start < bytes.len() {
             // The separators are ASCII, so these positions are character boundaries.
-            let end = start + bytes[start..].iter().position(|&byte| byte == PROPERTY_SEPARATOR as u8)?;
-            let separator =
-                start + bytes[start..end].iter().position(|&byte| byte == NAME_VALUE_SEPARATOR as u8)?;
+            let end = start + memchr::memchr(PROPERTY_SEPARATOR as u8, &bytes[start..])?;
+            let separator = start + memchr::memchr(NAME_VALUE_SEPARATOR as u8, &bytes[start..end])?;
             if separator == start || separator + 1 == end || parsed.sent_count == MAX_SENT_ENTRIES {
                 return None;
             }

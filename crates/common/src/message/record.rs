@@ -305,7 +305,7 @@ pub fn is_blank(bytes: &[u8]) -> bool {
     get_i32(bytes, MAGIC_AT) == Some(BLANK_MAGIC)
 }
 
-fn get_i32(bytes: &[u8], at: usize) -> Option<i32> {
+pub(super) fn get_i32(bytes: &[u8], at: usize) -> Option<i32> {
     let raw = bytes.get(at..at.checked_add(4)?)?;
     raw.try_into().ok().map(i32::from_be_bytes)
 }
@@ -315,7 +315,7 @@ fn get_i64(bytes: &[u8], at: usize) -> Option<i64> {
     raw.try_into().ok().map(i64::from_be_bytes)
 }
 
-fn get_i16(bytes: &[u8], at: usize) -> Option<i16> {
+pub(super) fn get_i16(bytes: &[u8], at: usize) -> Option<i16> {
     let raw = bytes.get(at..at.checked_add(2)?)?;
     raw.try_into().ok().map(i16::from_be_bytes)
 }
@@ -360,6 +360,27 @@ pub struct RecordView<'a> {
     body: &'a [u8],
     topic: &'a str,
     properties: &'a str,
+}
+
+/// The properties that end a record or a batch item: an `i16` length at `len_at`, then that
+/// many bytes, which must end exactly at `total_len`.
+pub(super) fn trailing_properties<'a>(
+    bytes: &'a [u8],
+    len_at: usize,
+    total_len: usize,
+    field: &'static str,
+) -> Result<&'a [u8], RecordError> {
+    let len = get_i16(bytes, len_at).ok_or_else(|| mismatch(total_len, len_at + 2))?;
+    let at = len_at + 2;
+    let properties = usize::try_from(len)
+        .ok()
+        .and_then(|len| bytes.get(at..at + len))
+        .ok_or(RecordError::BadLength { field, len: i64::from(len) })?;
+    let end = at + properties.len();
+    if end != total_len {
+        return Err(mismatch(total_len, end));
+    }
+    Ok(properties)
 }
 
 fn mismatch(total_size: usize, parsed: usize) -> RecordError {
@@ -443,17 +464,7 @@ impl<'a> RecordView<'a> {
             .ok_or(RecordError::BadLength { field: "topic", len: topic_len })?;
         let properties_len_at = topic_at + topic.len();
 
-        let properties_len =
-            get_i16(record, properties_len_at).ok_or_else(|| mismatch(total_len, properties_len_at + 2))?;
-        let properties_at = properties_len_at + 2;
-        let properties = usize::try_from(properties_len)
-            .ok()
-            .and_then(|len| record.get(properties_at..properties_at + len))
-            .ok_or(RecordError::BadLength { field: "properties", len: i64::from(properties_len) })?;
-        let end = properties_at + properties.len();
-        if end != total_len {
-            return Err(mismatch(total_len, end));
-        }
+        let properties = trailing_properties(record, properties_len_at, total_len, "properties")?;
 
         check_port(record, BORN_HOST_AT, sysflag::born_host_v6(sys_flag), "born host")?;
         check_port(record, store_host_at(sys_flag), sysflag::store_host_v6(sys_flag), "store host")?;

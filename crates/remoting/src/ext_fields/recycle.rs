@@ -7,7 +7,8 @@
 //! what it keeps: a huge header from a peer is freed, not hoarded.
 
 use std::cell::RefCell;
-use std::thread::LocalKey;
+
+use apogee_common::spare::{keep, take};
 
 use super::Entry;
 
@@ -45,25 +46,10 @@ pub(super) fn entries(count: usize) -> Vec<Entry> {
 pub(super) fn give(mut text: String, mut entries: Vec<Entry>) {
     if (1..=MAX_POOLED_TEXT_BYTES).contains(&text.capacity()) {
         text.clear();
-        keep(&TEXTS, text);
+        keep(&TEXTS, text, POOLED_PER_THREAD);
     }
     if (1..=MAX_POOLED_ENTRIES).contains(&entries.capacity()) {
         entries.clear();
-        keep(&ENTRIES, entries);
+        keep(&ENTRIES, entries, POOLED_PER_THREAD);
     }
-}
-
-fn take<B: 'static>(pool: &'static LocalKey<RefCell<Vec<B>>>) -> Option<B> {
-    // During thread teardown the pool may be gone: a fresh buffer is allocated instead.
-    pool.try_with(|pool| pool.borrow_mut().pop()).ok().flatten()
-}
-
-fn keep<B: 'static>(pool: &'static LocalKey<RefCell<Vec<B>>>, buffer: B) {
-    // During thread teardown the pool may be gone: the buffer is then simply freed.
-    let _ = pool.try_with(|pool| {
-        let mut pool = pool.borrow_mut();
-        if pool.len() < POOLED_PER_THREAD {
-            pool.push(buffer);
-        }
-    });
 }
