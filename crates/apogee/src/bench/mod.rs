@@ -14,6 +14,7 @@
 mod consume;
 mod e2e;
 mod produce;
+mod send_frame;
 mod setup;
 mod stats;
 
