@@ -13,6 +13,7 @@
 
 mod consume;
 mod e2e;
+mod precise_timer;
 mod produce;
 mod send_frame;
 mod setup;

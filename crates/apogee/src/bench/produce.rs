@@ -14,6 +14,7 @@ use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
+use super::precise_timer::PreciseTimer;
 use super::send_frame::{SendFrame, SendShape, FIRST_OPAQUE, OPAQUE_SPAN};
 use super::setup::{self, Queue};
 use super::stats::{Recorder, WorkerStats};
@@ -130,13 +131,13 @@ pub async fn drive(
     Ok(elapsed)
 }
 
-/// Open loop: request k is due at `started + k × batch / rate`. An OS thread releases the due
-/// times (it sleeps with microsecond precision; tokio timers tick in milliseconds and would add
-/// their own lateness to every latency measured from the due time) once per [`PACER_TICK_US`]:
-/// all that fell due since, to one connection, the next connection at the next tick. A release
-/// costs the bench one wake, the connection writes the tick's requests together and the broker
-/// reads them together, as a client batching its sends would; latency still counts from each
-/// request's due time, so the release's own lateness (under one tick) is in the figures.
+/// Open loop: request k is due at `started + k × batch / rate`. A task releases the due times
+/// once per [`PACER_TICK_US`] (on a [`PreciseTimer`]: tokio timers tick in milliseconds and
+/// would add their own lateness to every latency measured from the due time): all that fell
+/// due since, to one connection, the next connection at the next tick. The connection writes
+/// the tick's requests together and the broker reads them together, as a client batching its
+/// sends would; latency still counts from each request's due time, so the release's own
+/// lateness (under one tick) is in the figures.
 struct Pacer;
 
 /// Time between two releases of the pacer. Waking once per due request instead (every 15 µs
@@ -154,7 +155,15 @@ impl Pacer {
         }
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..connections).map(|_| tokio::sync::mpsc::unbounded_channel()).unzip();
-        std::thread::spawn(move || {
+        tokio::spawn(async move {
+            let timer = match PreciseTimer::new() {
+                Ok(timer) => timer,
+                Err(error) => {
+                    // Dropping the senders ends every connection's open loop at once.
+                    tracing::error!(%error, "no timer for the pacer");
+                    return;
+                }
+            };
             let interval = Duration::from_secs_f64(batch as f64 / rate as f64);
             let tick = Duration::from_micros(PACER_TICK_US);
             let mut next = 0u64;
@@ -182,7 +191,10 @@ impl Pacer {
                 while next_tick <= now {
                     next_tick += tick;
                 }
-                std::thread::sleep(due.max(next_tick).saturating_duration_since(Instant::now()));
+                if let Err(error) = timer.sleep_until(due.max(next_tick)).await {
+                    tracing::error!(%error, "the pacer's timer failed");
+                    return;
+                }
             }
         });
         receivers
