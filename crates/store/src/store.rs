@@ -216,7 +216,7 @@ impl MessageStore {
         let stop = Arc::clone(&self.stop);
         let period = Duration::from_millis(self.inner.config.flush_interval_consume_queue_ms.max(1));
         threads.push(service::spawn("store-flush-logics", move || {
-            service::periodic(stop, period, || flush_logics(&inner));
+            service::periodic(stop, period, || flush_logics(&inner, IndexSync::FullFilesOnly));
         })?);
 
         let (wake, woken) = mpsc::sync_channel::<()>(1);
@@ -382,7 +382,7 @@ impl MessageStore {
             tracing::error!(%error, "final commit log flush failed");
             clean = false;
         }
-        flush_logics(inner);
+        flush_logics(inner, IndexSync::Every);
         if clean && inner.running.is_set(running::NOT_WRITEABLE | running::WRITE_LOGICS_QUEUE_ERROR) {
             clean = false;
         }
@@ -412,8 +412,23 @@ impl Drop for MessageStore {
     }
 }
 
-/// Flushes consume queues and the index, then records in the checkpoint how far they reach.
-pub(crate) fn flush_logics(inner: &StoreInner) {
+/// Which index files [`flush_logics`] syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexSync {
+    /// None itself: a full file is synced by its own background thread when the index rolls
+    /// over, and that sync is what advances the checkpoint's `indexMsgTimestamp`. Syncing the
+    /// file being written would buy nothing: recovery after a crash rebuilds every file newer
+    /// than that timestamp from the commit log. It would cost a burst of writeback each period
+    /// and a write fault on every hash-slot page written after it (Java's periodic flusher
+    /// leaves index files alone too).
+    FullFilesOnly,
+    /// Every file, the one being written included (clean shutdown).
+    Every,
+}
+
+/// Flushes consume queues and, as `index_sync` says, index files, then records in the checkpoint
+/// how far they reach.
+pub(crate) fn flush_logics(inner: &StoreInner, index_sync: IndexSync) {
     let timestamp = inner.dispatched_store_timestamp.load(Ordering::Acquire);
     for queue in inner.queues.all() {
         if let Err(error) = queue.flush() {
@@ -421,7 +436,7 @@ pub(crate) fn flush_logics(inner: &StoreInner) {
             return;
         }
     }
-    if let Some(index) = &inner.index {
+    if let Some(index) = inner.index.as_ref().filter(|_| index_sync == IndexSync::Every) {
         if let Err(error) = index.flush() {
             tracing::error!(%error, "index flush failed");
             return;

@@ -1,6 +1,7 @@
 //! SIGKILL safety: a child process appends under SYNC_FLUSH and reports every acknowledged
 //! append; the parent kills it at a random moment, reopens the store (crash recovery) and
-//! checks that every acknowledged append is there, intact and in order. Twenty kills.
+//! checks that every acknowledged append is there, intact and in order, and that the index
+//! finds appends of that run by key. Twenty kills.
 //!
 //! The child is this test binary itself, run with the ignored `crash_child` test selected.
 
@@ -53,7 +54,7 @@ fn crash_child() {
                         queue_id,
                         body.as_bytes(),
                         None,
-                        None,
+                        Some(&key_of(sequence)),
                     )));
                     if result.status == PutStatus::PutOk {
                         let mut out = std::io::stdout().lock();
@@ -69,8 +70,19 @@ fn crash_child() {
     }
 }
 
-fn sequences_in_store(root: &std::path::Path) -> HashSet<u64> {
+/// The `KEYS` of the append numbered `sequence`.
+fn key_of(sequence: u64) -> String {
+    format!("seq-{sequence}")
+}
+
+/// Every sequence number in the store, after checking that the index finds each of
+/// `by_key` exactly once.
+fn sequences_in_store(root: &std::path::Path, by_key: &[u64]) -> HashSet<u64> {
     let store = common::open_store(config(root)).unwrap();
+    for &sequence in by_key {
+        let found = store.query_by_key(TOPIC, &key_of(sequence), 32, 0, i64::MAX).messages.len();
+        assert_eq!(found, 1, "the index finds {} once after recovery", key_of(sequence));
+    }
     let mut found = HashSet::new();
     for queue_id in 0..QUEUES {
         for (n, message) in read_all(&store, TOPIC, queue_id).iter().enumerate() {
@@ -118,7 +130,10 @@ fn sigkill_never_loses_an_acknowledged_append() {
         let acks = reader.join().unwrap();
         acknowledged.extend(acks.iter().copied());
 
-        let stored = sequences_in_store(dir.path());
+        // The run's first and last acknowledged appends, and every 50th between.
+        let mut by_key: Vec<u64> = acks.iter().copied().step_by(50).collect();
+        by_key.extend(acks.last().copied());
+        let stored = sequences_in_store(dir.path(), &by_key);
         let lost: Vec<_> =
             acknowledged.iter().filter(|sequence| !stored.contains(sequence)).take(5).collect();
         assert!(lost.is_empty(), "kill {kill}: acknowledged appends lost, e.g. {lost:?}");
