@@ -171,6 +171,19 @@ impl CommitLog {
             && self.prepared.lock().as_ref().is_none_or(|file| file.start_offset() != next_start)
     }
 
+    /// Starts writeback of the whole pages appended since the last call, in every file not yet
+    /// flushed entirely (see [`MappedFile::start_writeback`]); returns at once.
+    pub fn start_writeback(&self) -> io::Result<()> {
+        let flushed = self.flushed_offset();
+        for file in self.files.files().iter().rev() {
+            if file.end_offset() <= flushed {
+                break;
+            }
+            file.start_writeback()?;
+        }
+        Ok(())
+    }
+
     /// Flushes up to the newest byte when at least `least_pages` pages are dirty (0: always).
     /// Returns the flushed offset.
     pub fn flush(&self, least_pages: u64) -> io::Result<u64> {

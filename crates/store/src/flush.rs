@@ -141,9 +141,58 @@ pub(crate) fn run_deadline_watcher(inner: Arc<StoreInner>) {
     }
 }
 
-/// The ASYNC_FLUSH flusher: every `flushIntervalCommitLog`, flush when enough pages are
-/// dirty; every `flushCommitLogThoroughInterval`, flush everything.
-pub(crate) fn async_flush_tick(inner: &StoreInner, last_thorough: &mut Instant) {
+/// How often the ASYNC_FLUSH flusher starts writeback of what was appended since its last
+/// turn (see [`crate::mapped_file::MappedFile::start_writeback`]).
+pub(crate) const WRITEBACK_PERIOD: Duration = Duration::from_millis(10);
+
+/// The ASYNC_FLUSH flusher's state: every [`WRITEBACK_PERIOD`] it starts writeback of the new
+/// pages, every `flushIntervalCommitLog` it flushes when enough pages are dirty, and every
+/// `flushCommitLogThoroughInterval` it flushes everything.
+#[derive(Debug)]
+pub(crate) struct AsyncFlusher {
+    flush_period: Duration,
+    last_flush: Instant,
+    last_thorough: Instant,
+    writeback_failing: bool,
+}
+
+impl AsyncFlusher {
+    /// A flusher whose periods start now.
+    pub(crate) fn new(inner: &StoreInner) -> Self {
+        Self {
+            flush_period: Duration::from_millis(inner.config.flush_interval_commit_log_ms.max(1)),
+            last_flush: Instant::now(),
+            last_thorough: Instant::now(),
+            writeback_failing: false,
+        }
+    }
+
+    /// Time between two calls of [`Self::tick`].
+    pub(crate) fn period(&self) -> Duration {
+        WRITEBACK_PERIOD.min(self.flush_period)
+    }
+
+    /// One turn: a flush when its period has passed, otherwise writeback of the new pages.
+    pub(crate) fn tick(&mut self, inner: &StoreInner) {
+        if self.last_flush.elapsed() >= self.flush_period {
+            self.last_flush = Instant::now();
+            async_flush_tick(inner, &mut self.last_thorough);
+            return;
+        }
+        match inner.commit_log.start_writeback() {
+            Ok(()) => self.writeback_failing = false,
+            // The flush reports the error that matters; say once that writeback is failing.
+            Err(error) if !std::mem::replace(&mut self.writeback_failing, true) => {
+                tracing::warn!(%error, "starting commit-log writeback failed");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The flush of the ASYNC_FLUSH flusher: when enough pages are dirty, or everything when the
+/// thorough interval has passed.
+fn async_flush_tick(inner: &StoreInner, last_thorough: &mut Instant) {
     let thorough =
         last_thorough.elapsed() >= Duration::from_millis(inner.config.flush_commit_log_thorough_interval_ms);
     let least_pages = if thorough { 0 } else { inner.config.flush_commit_log_least_pages };

@@ -204,10 +204,9 @@ impl MessageStore {
             FlushDiskType::AsyncFlush => {
                 let inner = Arc::clone(&self.inner);
                 let stop = Arc::clone(&self.stop);
-                let period = Duration::from_millis(self.inner.config.flush_interval_commit_log_ms.max(1));
                 threads.push(service::spawn("store-flush", move || {
-                    let mut last_thorough = Instant::now();
-                    service::periodic(stop, period, || flush::async_flush_tick(&inner, &mut last_thorough));
+                    let mut flusher = flush::AsyncFlusher::new(&inner);
+                    service::periodic(stop, flusher.period(), || flusher.tick(&inner));
                 })?);
             }
         }
