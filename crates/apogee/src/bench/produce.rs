@@ -91,7 +91,7 @@ pub async fn drive(
     let started = Instant::now();
     let deadline = started + target.duration;
     let progress = recorder.spawn_progress("produce", deadline, target.quiet);
-    let mut dues = Pacer::start(started, deadline, send.rate, send.batch, send.connections);
+    let mut dues = Pacer::start(started, deadline, send.rate, send.batch, send.connections, send.in_flight);
     let mut tasks = Vec::new();
     let brokers = by_broker(&queues);
     for connection in 0..send.connections {
@@ -157,7 +157,14 @@ struct Dues {
 
 impl Pacer {
     /// One receiver of due times per connection; none at all for a closed loop (`rate` 0).
-    fn start(started: Instant, deadline: Instant, rate: u64, batch: usize, connections: usize) -> Vec<Dues> {
+    fn start(
+        started: Instant,
+        deadline: Instant,
+        rate: u64,
+        batch: usize,
+        connections: usize,
+        window: usize,
+    ) -> Vec<Dues> {
         if rate == 0 || connections == 0 {
             return Vec::new();
         }
@@ -192,18 +199,18 @@ impl Pacer {
                     next += 1;
                     due = started + interval.mul_f64(next as f64);
                 }
-                if !released.is_empty() {
-                    // The least waiting connection, the first after the last chosen on a tie.
-                    let chosen = (1..=senders.len())
-                        .map(|step| (turn + step) % senders.len())
-                        .min_by_key(|&candidate| senders[candidate].1.load(Ordering::Relaxed))
-                        .unwrap_or(0);
-                    let (sender, waiting) = &senders[chosen];
-                    waiting.fetch_add(released.len(), Ordering::Relaxed);
-                    if sender.send(released).is_err() {
+                let waiting: Vec<usize> =
+                    senders.iter().map(|(_, waiting)| waiting.load(Ordering::Relaxed)).collect();
+                let mut released = released.as_slice();
+                for (connection, count) in shares(&waiting, window, released.len(), turn) {
+                    let (share, rest) = released.split_at(count);
+                    released = rest;
+                    let (sender, waiting) = &senders[connection];
+                    waiting.fetch_add(count, Ordering::Relaxed);
+                    if sender.send(share.to_vec()).is_err() {
                         return;
                     }
-                    turn = chosen;
+                    turn = connection;
                 }
                 if due >= deadline {
                     return;
@@ -220,6 +227,37 @@ impl Pacer {
         });
         receivers
     }
+}
+
+/// How to deal `count` due requests to connections with `waiting` requests each (sent or
+/// not) and windows of `window`: `(connection, how many)` in dealing order. The least waiting
+/// connection takes what fits its window, then the next least waiting, and so on (ties go to
+/// the first after `turn`); what fits no window is spread evenly. A tick's few requests go to one
+/// connection, so they cost the bench one wake and one write; a release the bench was late with
+/// (a stall of its thread) is not piled onto one connection, which would then take its whole
+/// window's round trips to drain it while the others idle.
+fn shares(waiting: &[usize], window: usize, count: usize, turn: usize) -> Vec<(usize, usize)> {
+    let connections = waiting.len();
+    let mut order: Vec<usize> = (1..=connections).map(|step| (turn + step) % connections).collect();
+    // Stable: among equals, the order after `turn` stays.
+    order.sort_by_key(|&connection| waiting[connection]);
+    let mut dealt = Vec::new();
+    let mut left = count;
+    for &connection in &order {
+        let fits = window.saturating_sub(waiting[connection]).min(left);
+        if fits > 0 {
+            dealt.push((connection, fits));
+            left -= fits;
+        }
+    }
+    for (position, &connection) in order.iter().enumerate() {
+        // An even share of what is left, the first ones taking one more when it does not divide.
+        let even = left / connections + usize::from(position < left % connections);
+        if even > 0 {
+            dealt.push((connection, even));
+        }
+    }
+    dealt
 }
 
 /// One connection's sender: keeps up to `in_flight` requests outstanding on its own TCP
@@ -495,6 +533,25 @@ mod tests {
         }
         assert!(outstanding.is_empty());
         assert!(outstanding.slots.is_empty(), "answered slots are dropped");
+    }
+
+    #[test]
+    fn a_tick_goes_to_the_least_waiting_connection_and_a_late_release_is_spread() {
+        // A tick's few requests: all to the least waiting connection.
+        assert_eq!(shares(&[10, 3, 7], 32, 20, 0), vec![(1, 20)]);
+        // Ties go to the first after the last chosen.
+        assert_eq!(shares(&[0, 0, 0], 32, 5, 1), vec![(2, 5)]);
+        // More than fits one window: filled least waiting first.
+        assert_eq!(shares(&[30, 0, 20], 32, 46, 0), vec![(1, 32), (2, 12), (0, 2)]);
+        // Then what fits no window is spread evenly, least waiting first.
+        assert_eq!(shares(&[30, 0, 20], 32, 50, 0), vec![(1, 32), (2, 12), (0, 2), (1, 2), (2, 1), (0, 1)]);
+        // More than fits every window: the rest is spread evenly.
+        let dealt = shares(&[32, 32, 32, 32], 32, 10, 3);
+        assert_eq!(dealt, vec![(0, 3), (1, 3), (2, 2), (3, 2)]);
+        for (waiting, count) in [(vec![5, 40, 0], 100), (vec![0], 7), (vec![31, 31], 3)] {
+            let dealt = shares(&waiting, 32, count, 0);
+            assert_eq!(dealt.iter().map(|(_, n)| n).sum::<usize>(), count, "{waiting:?} {count}");
+        }
     }
 
     #[test]
