@@ -151,7 +151,7 @@ impl Recorder {
             let line = |histogram: &Histogram<u64>| -> String {
                 let parts: Vec<String> =
                     percentiles_ms(histogram).iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
-                parts.join("  ")
+                format!("{}  max {:.3} ms", parts.join("  "), histogram.max() as f64 / 1000.0)
             };
             println!("  sent late   {}", line(&sent_late));
             println!("  round trip  {}", line(&round_trip));
@@ -180,6 +180,7 @@ impl Recorder {
                 for (name, ms) in percentiles_ms(histogram) {
                     json[format!("{prefix}_{name}_ms")] = serde_json::json!(ms);
                 }
+                json[format!("{prefix}_max_ms")] = serde_json::json!(histogram.max() as f64 / 1000.0);
             }
         }
         println!("{json}");
