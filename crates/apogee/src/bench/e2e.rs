@@ -41,7 +41,7 @@ pub async fn run(target: Target, send: SendOptions) -> Result<()> {
     for puller in pullers {
         puller.await?;
     }
-    println!("sent {} messages", produced.messages());
+    super::stats::print_ignoring_closed_stdout(&format!("sent {} messages\n", produced.messages()));
     consumed.report("e2e", produce::parameters(&target, &send), elapsed);
     Ok(())
 }

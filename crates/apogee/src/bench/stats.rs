@@ -2,6 +2,7 @@
 //! for the live progress line, errors by response code, and the final report.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -136,8 +137,10 @@ impl Recorder {
         let seconds = elapsed.as_secs_f64().max(1e-9);
         let errors = self.errors.lock().clone();
         let percentiles = percentiles_ms(&total);
-        println!("{workload}: {messages} messages in {seconds:.1} s");
-        println!(
+        let mut out = String::new();
+        let _ = writeln!(out, "{workload}: {messages} messages in {seconds:.1} s");
+        let _ = writeln!(
+            out,
             "  throughput  {:.0} msg/s, {:.1} MB/s",
             messages as f64 / seconds,
             bytes as f64 / seconds / 1e6
@@ -145,7 +148,8 @@ impl Recorder {
         if !total.is_empty() {
             let line: Vec<String> =
                 percentiles.iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
-            println!("  latency     {}  max {:.3} ms", line.join("  "), total.max() as f64 / 1000.0);
+            let _ =
+                writeln!(out, "  latency     {}  max {:.3} ms", line.join("  "), total.max() as f64 / 1000.0);
         }
         if !sent_late.is_empty() {
             let line = |histogram: &Histogram<u64>| -> String {
@@ -153,11 +157,11 @@ impl Recorder {
                     percentiles_ms(histogram).iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
                 format!("{}  max {:.3} ms", parts.join("  "), histogram.max() as f64 / 1000.0)
             };
-            println!("  sent late   {}", line(&sent_late));
-            println!("  round trip  {}", line(&round_trip));
+            let _ = writeln!(out, "  sent late   {}", line(&sent_late));
+            let _ = writeln!(out, "  round trip  {}", line(&round_trip));
         }
         if !errors.is_empty() {
-            println!("  errors      {errors:?}");
+            let _ = writeln!(out, "  errors      {errors:?}");
         }
         let mut json = serde_json::json!({
             "kind": "apogee-bench",
@@ -183,7 +187,8 @@ impl Recorder {
                 json[format!("{prefix}_max_ms")] = serde_json::json!(histogram.max() as f64 / 1000.0);
             }
         }
-        println!("{json}");
+        let _ = writeln!(out, "{json}");
+        print_ignoring_closed_stdout(&out);
     }
 }
 
@@ -228,6 +233,14 @@ impl Drop for WorkerStats {
         let _ = self.recorder.sent_late.lock().add(&self.sent_late);
         let _ = self.recorder.round_trip.lock().add(&self.round_trip);
     }
+}
+
+/// Writes `text` to stdout. A reader that went away (`apogee bench ... | head`) is no reason to
+/// fail or panic, as `println!` would.
+pub fn print_ignoring_closed_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
 /// p50, p90, p99 and p99.9 of `histogram`, in milliseconds.
