@@ -47,13 +47,18 @@ run() { # $1 = number, $2 = label, rest = apogee bench arguments
   after=$(broker_cpu_ticks)
   # The broker's CPU time covers the warm-up too.
   seconds=$(python3 -c "import json,sys; r = json.loads(sys.argv[1]); print(r['seconds'] + r['parameters'].get('warmup_s', 0))" "$json")
-  python3 - "$number" "$label" "$json" "$before" "$after" "$ticks_per_s" "$seconds" "$(broker_rss_mib)" <<'PY'
+  python3 - "$number" "$label" "$json" "$before" "$after" "$ticks_per_s" "$seconds" "$(broker_rss_mib)" "$work/phases" <<'PY'
 import json, sys
-number, label, raw, before, after, hz, seconds, rss = sys.argv[1:]
+number, label, raw, before, after, hz, seconds, rss = sys.argv[1:9]
 r = json.loads(raw)
 cpu = (int(after) - int(before)) / int(hz) / float(seconds)
 fmt = lambda key: f"{r[key]:.3f}" if key in r else "–"
 print(f"| {number} | {label} | {r['msgs_per_s']:,.0f} | {r['mb_per_s']:.1f} | {fmt('p50_ms')} | {fmt('p99_ms')} | {fmt('p99.9_ms')} | {cpu:.2f} | {rss} |")
+if "round_trip_p99_ms" in r:
+    # An open loop's latency in its two parts, printed under the table.
+    with open(sys.argv[9], "a") as phases:
+        phases.write(f"workload {number}: sent late p99 {fmt('sent_late_p99_ms')} max {fmt('sent_late_max_ms')} ms, "
+                     f"round trip p99 {fmt('round_trip_p99_ms')} p99.9 {fmt('round_trip_p99.9_ms')} max {fmt('round_trip_max_ms')} ms\n")
 PY
 }
 
@@ -69,6 +74,10 @@ start_standalone "$bin" SYNC_FLUSH
 run 7 "SYNC_FLUSH, sync send 128 B, 4 conns × 32" produce -t W7 -s 128 -c 4 -i 32
 # The group commit of workload 7: the store logs its totals when it shuts down.
 stop_standalone
+if [[ -s $work/phases ]]; then
+  echo
+  cat "$work/phases"
+fi
 flushes=$(grep -o 'group commit totals flushes=[0-9]*' "$work/standalone.err" | grep -o '[0-9]*$' || true)
 appends=$(grep -o 'group commit totals.*appends=[0-9]*' "$work/standalone.err" | grep -o '[0-9]*$' || true)
 if [[ -n $flushes && -n $appends && $flushes -gt 0 ]]; then

@@ -215,7 +215,7 @@ impl MessageStore {
         let stop = Arc::clone(&self.stop);
         let period = Duration::from_millis(self.inner.config.flush_interval_consume_queue_ms.max(1));
         threads.push(service::spawn("store-flush-logics", move || {
-            service::periodic(stop, period, || flush_logics(&inner, IndexSync::FullFilesOnly));
+            service::periodic(stop, period, || flush_logics(&inner));
         })?);
 
         let (wake, woken) = mpsc::sync_channel::<()>(1);
@@ -381,7 +381,7 @@ impl MessageStore {
             tracing::error!(%error, "final commit log flush failed");
             clean = false;
         }
-        flush_logics(inner, IndexSync::Every);
+        flush_logics(inner);
         if clean && inner.running.is_set(running::NOT_WRITEABLE | running::WRITE_LOGICS_QUEUE_ERROR) {
             clean = false;
         }
@@ -411,23 +411,15 @@ impl Drop for MessageStore {
     }
 }
 
-/// Which index files [`flush_logics`] syncs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IndexSync {
-    /// None itself: a full file is synced by its own background thread when the index rolls
-    /// over, and that sync is what advances the checkpoint's `indexMsgTimestamp`. Syncing the
-    /// file being written would buy nothing: recovery after a crash rebuilds every file newer
-    /// than that timestamp from the commit log. It would cost a burst of writeback each period
-    /// and a write fault on every hash-slot page written after it (Java's periodic flusher
-    /// leaves index files alone too).
-    FullFilesOnly,
-    /// Every file, the one being written included (clean shutdown).
-    Every,
-}
-
-/// Flushes consume queues and, as `index_sync` says, index files, then records in the checkpoint
-/// how far they reach.
-pub(crate) fn flush_logics(inner: &StoreInner, index_sync: IndexSync) {
+/// Flushes consume queues and the index, then records in the checkpoint how far they reach.
+///
+/// The index file being written is synced too, though nothing depends on it: recovery after a
+/// crash rebuilds every index file newer than the checkpoint's `indexMsgTimestamp`, which only
+/// a full file's sync advances, and Java's periodic flusher leaves index files alone. Unsynced,
+/// its randomly dirtied hash-slot pages pile up until the kernel writes them back 30 s later
+/// (`dirty_expire_centisecs`), hundreds of megabytes at once: in `scripts/bench.sh`'s sequence
+/// that took workload 6's p99 from 23 to 168 ms. Synced each period, the bursts stay small.
+pub(crate) fn flush_logics(inner: &StoreInner) {
     let timestamp = inner.dispatched_store_timestamp.load(Ordering::Acquire);
     for queue in inner.queues.all() {
         if let Err(error) = queue.flush() {
@@ -435,7 +427,7 @@ pub(crate) fn flush_logics(inner: &StoreInner, index_sync: IndexSync) {
             return;
         }
     }
-    if let Some(index) = inner.index.as_ref().filter(|_| index_sync == IndexSync::Every) {
+    if let Some(index) = &inner.index {
         if let Err(error) = index.flush() {
             tracing::error!(%error, "index flush failed");
             return;
