@@ -65,7 +65,8 @@ pub struct IndexService {
 }
 
 impl IndexService {
-    /// Opens `dir` (created if missing) and loads every index file in it, sorted by name.
+    /// Opens `dir` (created if missing) and loads every index file in it, sorted by name. An
+    /// empty file, which a crash while creating a file leaves, is removed.
     ///
     /// Fails if the configuration is unusable or if a file has the wrong size or an entry count
     /// beyond the configured geometry: such files were written with another configuration and
@@ -84,6 +85,13 @@ impl IndexService {
             };
             if !entry.file_type()?.is_file() {
                 tracing::warn!(path = %entry.path().display(), "not a regular file, skipped");
+                continue;
+            }
+            if entry.metadata()?.len() == 0 {
+                // A crash between creating a new file and sizing it: it never held an entry,
+                // and recovery re-indexes everything after the last synced full file anyway.
+                tracing::warn!(path = %entry.path().display(), "empty index file left by an interrupted creation, removed");
+                fs::remove_file(entry.path())?;
                 continue;
             }
             names.push(name.to_owned());

@@ -409,6 +409,23 @@ fn open_rejects_mismatched_files_and_skips_foreign_names() {
     assert!(IndexService::open(dir.path(), config(0, 8)).is_err());
 }
 
+#[test]
+fn an_empty_file_left_by_an_interrupted_creation_is_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let service = open(dir.path(), config(5, 8));
+        put(&service, "T", "k", None, 0, T0);
+        service.shutdown().expect("shutdown");
+    }
+    // What a kill between `create_new` and `set_len` leaves: a newer name, no bytes.
+    let empty = dir.path().join("20990101000000000");
+    fs::write(&empty, b"").expect("write");
+    let service = open(dir.path(), config(5, 8));
+    assert!(!empty.exists());
+    assert_eq!(index_files(dir.path()).len(), 1);
+    assert_eq!(query_all(&service, "T", "k"), vec![0]);
+}
+
 /// Writes `value` as a big-endian i32 at `at` in `path`.
 fn poke(path: &Path, at: usize, value: i32) {
     let mut bytes = fs::read(path).expect("read");
