@@ -10,6 +10,11 @@ use standalone::{run, Standalone};
 
 /// Runs `apogee bench ARGS` against `namesrv` and returns its JSON summary line.
 fn bench(namesrv: &str, args: &[&str]) -> Value {
+    bench_with_output(namesrv, args).0
+}
+
+/// [`bench`], and everything it printed.
+fn bench_with_output(namesrv: &str, args: &[&str]) -> (Value, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_apogee"));
     command.arg("bench").args(args).args(["-n", namesrv, "--quiet"]);
     let output = run(command);
@@ -23,7 +28,7 @@ fn bench(namesrv: &str, args: &[&str]) -> Value {
         stdout.lines().find(|line| line.contains("\"kind\":\"apogee-bench\"")).expect("a JSON summary line");
     let summary: Value = serde_json::from_str(line).unwrap();
     assert_eq!(summary["errors"], serde_json::json!({}), "bench {args:?} reported errors");
-    summary
+    (summary, stdout.into_owned())
 }
 
 fn messages(summary: &Value) -> u64 {
@@ -61,19 +66,14 @@ fn a_fixed_rate_sends_one_message_per_due_time() {
 fn e2e_consumes_every_message_it_stamped() {
     let standalone = Standalone::start();
     let namesrv = standalone.namesrv.as_str();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_apogee"));
-    command
-        .args(["bench", "e2e", "-t", "BenchE2e", "-s", "32", "-c", "2", "-i", "4", "-r", "1000", "-d", "1s"]);
-    command.args(["-n", namesrv, "--quiet"]);
-    let output = run(command);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (summary, stdout) = bench_with_output(
+        namesrv,
+        &["e2e", "-t", "BenchE2e", "-s", "32", "-c", "2", "-i", "4", "-r", "1000", "-d", "1s"],
+    );
     let sent: u64 = stdout
         .lines()
         .find_map(|line| line.strip_prefix("sent ")?.strip_suffix(" messages")?.parse().ok())
         .expect("a sent line");
-    let summary: Value =
-        serde_json::from_str(stdout.lines().find(|line| line.contains("\"kind\"")).unwrap()).unwrap();
     assert!(sent > 0);
     assert_eq!(summary["messages"].as_u64(), Some(sent), "every stamped message arrived");
     // Produce-to-consume latency comes from the stamp: a garbled stamp reads as years.

@@ -74,7 +74,16 @@ impl SendFrame {
         ensure!(!shape.stamp || shape.size >= STAMP_BYTES, "a stamped body has at least {STAMP_BYTES} bytes");
         let uniq_key_len = ids.next_id_text().len();
         let uniq_key_placeholder = "Q".repeat(uniq_key_len);
-        let command = template_command(shape, &uniq_key_placeholder);
+        let placeholders = vec![uniq_key_placeholder.as_str(); shape.batch];
+        let command = command(
+            shape,
+            PerSend {
+                opaque: FIRST_OPAQUE,
+                born_ms: BORN_PLACEHOLDER_MS,
+                uniq_keys: &placeholders,
+                stamp: STAMP_PLACEHOLDER,
+            },
+        );
         let mut bytes = Vec::new();
         frame::encode_head(&command, frame::DEFAULT_MAX_FRAME_BYTES, &mut bytes)
             .context("encoding the request")?;
@@ -130,21 +139,41 @@ impl SendFrame {
     }
 }
 
-/// The request as the bench's earlier per-send builder made it, with placeholders.
-fn template_command(shape: &SendShape<'_>, uniq_key: &str) -> RemotingCommand {
+/// The values that change from one send to the next.
+#[derive(Debug, Clone, Copy)]
+struct PerSend<'a> {
+    opaque: i32,
+    born_ms: i64,
+    /// One per message.
+    uniq_keys: &'a [&'a str],
+    /// The first bytes of every body, for a stamped shape.
+    stamp: [u8; STAMP_BYTES],
+}
+
+/// The request `shape` describes, with `values`: with placeholders for a template, or with
+/// what a send patched in to check it.
+fn command(shape: &SendShape<'_>, values: PerSend<'_>) -> RemotingCommand {
+    assert_eq!(values.uniq_keys.len(), shape.batch, "one UNIQ_KEY per message");
     let batch = shape.batch > 1;
     let mut payload = vec![b'x'; shape.size];
     if shape.stamp {
-        payload[..STAMP_BYTES].copy_from_slice(&STAMP_PLACEHOLDER);
+        payload[..STAMP_BYTES].copy_from_slice(&values.stamp);
     }
-    let message_properties =
-        Properties::from_iter([(property::UNIQ_KEY, uniq_key), (property::WAIT, "true")]);
+    let properties_of =
+        |key: &str| Properties::from_iter([(property::UNIQ_KEY, key), (property::WAIT, "true")]);
     let (body, header_properties) = if batch {
-        let item = BatchItem { flag: 0, body: Bytes::from(payload), properties: message_properties };
-        let items = vec![item; shape.batch];
+        let items: Vec<BatchItem> = values
+            .uniq_keys
+            .iter()
+            .map(|key| BatchItem {
+                flag: 0,
+                body: Bytes::from(payload.clone()),
+                properties: properties_of(key),
+            })
+            .collect();
         (encode_batch(&items), property::encode(&Properties::from_iter([(property::WAIT, "true")])))
     } else {
-        (payload, property::encode(&message_properties))
+        (payload, property::encode(&properties_of(values.uniq_keys[0])))
     };
     let header = SendMessageRequestHeaderV2 {
         a: shape.group.into(),
@@ -153,7 +182,7 @@ fn template_command(shape: &SendShape<'_>, uniq_key: &str) -> RemotingCommand {
         d: 4,
         e: shape.queue_id,
         f: 0,
-        g: BORN_PLACEHOLDER_MS,
+        g: values.born_ms,
         h: 0,
         i: Some(header_properties.as_str().into()),
         j: Some(0),
@@ -163,7 +192,7 @@ fn template_command(shape: &SendShape<'_>, uniq_key: &str) -> RemotingCommand {
     };
     let code = if batch { request_code::SEND_BATCH_MESSAGE } else { request_code::SEND_MESSAGE_V2 };
     let mut command = RemotingCommand::request(code).with_header(&header).with_body(body);
-    command.opaque = FIRST_OPAQUE;
+    command.opaque = values.opaque;
     command
 }
 
@@ -218,47 +247,10 @@ mod tests {
         uniq_keys: &[String],
         stamp_us: u64,
     ) -> Vec<u8> {
-        let body_of = || {
-            let mut body = vec![b'x'; shape.size];
-            if shape.stamp {
-                body[..STAMP_BYTES].copy_from_slice(&stamp_us.to_be_bytes());
-            }
-            body
-        };
-        let properties_of =
-            |key: &str| Properties::from_iter([(property::UNIQ_KEY, key), (property::WAIT, "true")]);
-        let (body, header_properties) = if shape.batch > 1 {
-            let items: Vec<BatchItem> = uniq_keys
-                .iter()
-                .map(|key| BatchItem {
-                    flag: 0,
-                    body: Bytes::from(body_of()),
-                    properties: properties_of(key),
-                })
-                .collect();
-            (encode_batch(&items), property::encode(&Properties::from_iter([(property::WAIT, "true")])))
-        } else {
-            (body_of(), property::encode(&properties_of(&uniq_keys[0])))
-        };
-        let header = SendMessageRequestHeaderV2 {
-            a: shape.group.into(),
-            b: shape.topic.into(),
-            c: "TBW102".into(),
-            d: 4,
-            e: shape.queue_id,
-            g: born_ms,
-            i: Some(header_properties.as_str().into()),
-            j: Some(0),
-            m: Some(shape.batch > 1),
-            n: Some(shape.broker_name.into()),
-            ..SendMessageRequestHeaderV2::default()
-        };
-        let code =
-            if shape.batch > 1 { request_code::SEND_BATCH_MESSAGE } else { request_code::SEND_MESSAGE_V2 };
-        let mut command = RemotingCommand::request(code).with_header(&header).with_body(body);
-        command.opaque = opaque;
+        let uniq_keys: Vec<&str> = uniq_keys.iter().map(String::as_str).collect();
+        let values = PerSend { opaque, born_ms, uniq_keys: &uniq_keys, stamp: stamp_us.to_be_bytes() };
         let mut out = BytesMut::new();
-        frame::encode(&command, frame::DEFAULT_MAX_FRAME_BYTES, &mut out).unwrap();
+        frame::encode(&command(shape, values), frame::DEFAULT_MAX_FRAME_BYTES, &mut out).unwrap();
         out.to_vec()
     }
 
