@@ -779,3 +779,38 @@ async fn a_peer_that_stops_reading_is_cut_off_by_the_idle_timeout() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_frame_waits_for_room_in_the_writer_queue_still_times_out() {
+    bounded(async {
+        // A peer that accepts and never reads: the socket fills, then the writer queue.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let client = RemotingClient::new(
+            ClientConfig { max_frame_bytes: 64 * 1024, idle_timeout_ms: 0, ..ClientConfig::default() },
+            Router::new(),
+        );
+        let (connecting, accepted) = tokio::join!(client.connection(&addr), listener.accept());
+        let connection = connecting.expect("connected");
+        let _silent_peer = accepted.expect("accepted");
+        let big = || RemotingCommand::request(ECHO).with_body(vec![1u8; 60 * 1024]);
+        // Queue oneway frames until one cannot be queued within 200 ms: the queue is full.
+        let mut queued = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), connection.invoke_oneway(big())).await {
+                Ok(result) => result.expect("queued"),
+                Err(_full) => break,
+            }
+            queued += 1;
+            assert!(queued < 10_000, "the writer queue never filled");
+        }
+        let begun = Instant::now();
+        let error = connection.invoke(big(), Duration::from_millis(300)).await.expect_err("times out");
+        let waited = begun.elapsed();
+        assert!(matches!(error, RemotingError::Timeout { .. }), "expected a timeout, got {error}");
+        assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(2), "{waited:?}");
+        assert_eq!(connection.pending_requests(), 0, "the timed-out call left no waiter");
+        client.shutdown().await;
+    })
+    .await;
+}
