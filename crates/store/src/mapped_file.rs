@@ -37,6 +37,11 @@ pub struct MappedFile {
     writeback_started: AtomicU64,
 }
 
+/// The start of the page holding byte `offset`.
+fn page_floor(offset: u64) -> u64 {
+    offset - offset % OS_PAGE_SIZE_BYTES
+}
+
 /// The 20-digit zero-padded file name of a segment starting at `offset` (Java `offset2FileName`).
 pub fn file_name(offset: u64) -> String {
     format!("{offset:020}")
@@ -88,7 +93,7 @@ impl MappedFile {
             map,
             wrote: AtomicU64::new(position),
             flushed: AtomicU64::new(position),
-            writeback_started: AtomicU64::new(position / OS_PAGE_SIZE_BYTES * OS_PAGE_SIZE_BYTES),
+            writeback_started: AtomicU64::new(page_floor(position)),
         })
     }
 
@@ -219,8 +224,7 @@ impl MappedFile {
         assert!(position <= self.size_bytes);
         self.wrote.store(position, Ordering::Release);
         self.flushed.fetch_min(position, Ordering::AcqRel);
-        self.writeback_started
-            .fetch_min(position / OS_PAGE_SIZE_BYTES * OS_PAGE_SIZE_BYTES, Ordering::AcqRel);
+        self.writeback_started.fetch_min(page_floor(position), Ordering::AcqRel);
         self.zero_range(position, self.size_bytes)
     }
 
@@ -278,7 +282,7 @@ impl MappedFile {
     /// left alone: writeback would only have to write it again. Durability is unchanged:
     /// nothing counts as flushed until [`Self::flush`] returns.
     pub fn start_writeback(&self) -> io::Result<()> {
-        let whole_pages_end = self.wrote() / OS_PAGE_SIZE_BYTES * OS_PAGE_SIZE_BYTES;
+        let whole_pages_end = page_floor(self.wrote());
         let started = self.writeback_started.load(Ordering::Acquire);
         if whole_pages_end <= started {
             return Ok(());

@@ -417,8 +417,10 @@ impl Drop for MessageStore {
 /// crash rebuilds every index file newer than the checkpoint's `indexMsgTimestamp`, which only
 /// a full file's sync advances, and Java's periodic flusher leaves index files alone. Unsynced,
 /// its randomly dirtied hash-slot pages pile up until the kernel writes them back 30 s later
-/// (`dirty_expire_centisecs`), hundreds of megabytes at once: in `scripts/bench.sh`'s sequence
-/// that took workload 6's p99 from 23 to 168 ms. Synced each period, the bursts stay small.
+/// (`dirty_expire_centisecs`), hundreds of megabytes at once. Synced each period, the bursts
+/// stay small. (Measured both ways in docs/benchmarks.md, "Workload 6 in the script's
+/// sequence": in isolation not syncing helped, in the sequence it looked worse; too noisy to
+/// be sure, so the bounded behaviour is kept.)
 pub(crate) fn flush_logics(inner: &StoreInner) {
     let timestamp = inner.dispatched_store_timestamp.load(Ordering::Acquire);
     for queue in inner.queues.all() {

@@ -12,6 +12,7 @@ use apogee_remoting::header::consumer::{
 };
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
+use super::send_frame;
 use super::setup::{self, Queue};
 use super::stats::{Recorder, WorkerStats};
 use super::Target;
@@ -124,19 +125,17 @@ impl Puller {
                 response.decode_header::<PullMessageResponseHeader>().map(|h| h.next_begin_offset).ok();
             match response.code {
                 response_code::SUCCESS => {
-                    let now_us = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |elapsed| elapsed.as_micros() as u64);
+                    let now_us = apogee_common::time::now_us();
                     let mut at = 0;
                     while at < response.body.len() {
                         let Ok(view) = RecordView::parse(&response.body[at..], false) else { break };
                         at += view.total_size() as usize;
                         if stamped {
                             let body = view.body();
-                            let mut stamp = [0u8; 8];
-                            let width = body.len().min(8);
-                            stamp[..width].copy_from_slice(&body[..width]);
-                            let sent_us = u64::from_be_bytes(stamp);
+                            let Some(sent_us) = send_frame::stamp_of(body) else {
+                                stats.recorder().error("a body shorter than the send time");
+                                continue;
+                            };
                             stats.record(
                                 Duration::from_micros(now_us.saturating_sub(sent_us)),
                                 1,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::consume::Puller;
+use super::send_frame::STAMP_BYTES;
 use super::setup;
 use super::stats::Recorder;
 use super::{produce, SendOptions, Target};
@@ -16,7 +17,10 @@ const DRAIN_GRACE: Duration = Duration::from_secs(3);
 
 /// Runs the e2e workload and prints the report (latency = produce-to-consume).
 pub async fn run(target: Target, send: SendOptions) -> Result<()> {
-    anyhow::ensure!(send.size >= 8, "--size must be at least 8 bytes for the timestamp");
+    anyhow::ensure!(
+        send.size >= STAMP_BYTES,
+        "--size must be at least {STAMP_BYTES} bytes for the send time"
+    );
     // Before the consumers read where the queues end, so warm-up messages are not counted.
     produce::warm_up(&target, &send).await?;
     let client = Arc::new(setup::admin_client());
@@ -37,7 +41,7 @@ pub async fn run(target: Target, send: SendOptions) -> Result<()> {
     }
     let produced = Recorder::new();
     let quiet_target = Target { quiet: true, ..target.clone() };
-    let elapsed = produce::drive(&quiet_target, &send, &produced, Some(())).await?;
+    let elapsed = produce::drive(&quiet_target, &send, &produced, true).await?;
     for puller in pullers {
         puller.await?;
     }

@@ -53,7 +53,7 @@ async fn next_dues(dues: &mut Option<Dues>) -> Option<Vec<Instant>> {
 pub async fn run(target: Target, send: SendOptions) -> Result<()> {
     warm_up(&target, &send).await?;
     let recorder = Recorder::new();
-    let elapsed = drive(&target, &send, &recorder, None).await?;
+    let elapsed = drive(&target, &send, &recorder, false).await?;
     recorder.report("produce", parameters(&target, &send), elapsed);
     Ok(())
 }
@@ -64,7 +64,7 @@ pub async fn warm_up(target: &Target, send: &SendOptions) -> Result<()> {
         return Ok(());
     }
     let warmup = Target { duration: send.warmup, quiet: true, ..target.clone() };
-    drive(&warmup, send, &Recorder::new(), None).await?;
+    drive(&warmup, send, &Recorder::new(), false).await?;
     Ok(())
 }
 
@@ -84,7 +84,7 @@ pub async fn drive(
     target: &Target,
     send: &SendOptions,
     recorder: &Arc<Recorder>,
-    stamp: Option<()>,
+    stamp: bool,
 ) -> Result<Duration> {
     let setup_client = setup::admin_client();
     let queues = setup::queues_of(&setup_client, &target.namesrv, &target.topic, target.queues).await?;
@@ -103,13 +103,12 @@ pub async fn drive(
                     queue_id: queue.queue_id,
                     size: send.size,
                     batch: send.batch,
-                    stamp: stamp.is_some(),
+                    stamp,
                 };
                 SendFrame::new(&shape, ids)
             })
             .collect::<Result<Vec<_>>>()?;
-        // Connected before the clock starts: setting up is not part of what is measured (a
-        // connect that took 100 ms showed as 100 ms of lateness for the first requests).
+        // Connected before the clock starts: setting up is not part of what is measured.
         let addr = &queues[0].addr;
         let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
         // Requests go out as soon as they are made, as a client's do.
@@ -118,7 +117,6 @@ pub async fn drive(
             frames,
             send: send.clone(),
             stats: recorder.worker(),
-            stamp: stamp.is_some(),
             ids,
             next_frame: connection / brokers.len() * send.in_flight,
         };
@@ -280,7 +278,6 @@ struct Worker {
     frames: Vec<SendFrame>,
     send: SendOptions,
     stats: WorkerStats,
-    stamp: bool,
     ids: &'static UniqIdGenerator,
     next_frame: usize,
 }
@@ -299,7 +296,9 @@ impl Worker {
         }
     }
 
-    /// The connection's loop; an error ends the connection and fails what is outstanding.
+    /// The connection's loop. An error (the socket failed, the broker closed it or sent a bad
+    /// frame) ends the connection; the caller records it, and what was outstanding is not
+    /// counted as sent.
     async fn drive(
         &mut self,
         stream: &TcpStream,
@@ -374,7 +373,7 @@ impl Worker {
     fn write_request(&mut self, out: &mut Vec<u8>, opaque: i32) {
         let frame = &self.frames[self.next_frame % self.frames.len()];
         self.next_frame = self.next_frame.wrapping_add(1);
-        let stamp_us = if self.stamp { now_us() } else { 0 };
+        let stamp_us = if frame.is_stamped() { apogee_common::time::now_us() } else { 0 };
         frame.write(out, opaque, apogee_common::time::now_ms(), self.ids, stamp_us);
     }
 
@@ -498,13 +497,6 @@ impl Outstanding {
             self.front_sequence += 1;
         }
     }
-}
-
-/// Microseconds since the epoch (the e2e send time).
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros() as u64)
 }
 
 #[cfg(test)]

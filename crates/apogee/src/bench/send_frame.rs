@@ -37,6 +37,12 @@ const STAMP_PLACEHOLDER: [u8; STAMP_BYTES] = *b"\x01stamp\x02\x03";
 /// Bytes of the send time.
 pub const STAMP_BYTES: usize = 8;
 
+/// The send time (µs since the epoch) a stamped frame wrote at the start of `body`; `None`
+/// for a body too short to hold one.
+pub fn stamp_of(body: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(body.get(..STAMP_BYTES)?.try_into().ok()?))
+}
+
 /// What one request sends: to which queue, how many messages of what size.
 #[derive(Debug, Clone)]
 pub struct SendShape<'a> {
@@ -115,6 +121,11 @@ impl SendFrame {
             stamps_at.len()
         );
         Ok(Self { bytes, opaque_at, born_at, uniq_key_len, uniq_keys_at, stamps_at })
+    }
+
+    /// Whether every body starts with the send time, which [`Self::write`] then needs.
+    pub fn is_stamped(&self) -> bool {
+        !self.stamps_at.is_empty()
     }
 
     /// Appends the frame to `out` with its per-send fields: `opaque` in
@@ -289,6 +300,14 @@ mod tests {
                 distinct.sort();
                 distinct.dedup();
                 assert_eq!(distinct.len(), batch, "a fresh UNIQ_KEY per message");
+                if stamp {
+                    let body = if batch > 1 {
+                        decode_batch(&command.body).unwrap()[0].body.clone()
+                    } else {
+                        command.body.clone()
+                    };
+                    assert_eq!(stamp_of(&body), Some(stamp_us), "the consumer reads the send time back");
+                }
                 let expected = encoded_afresh(&shape, opaque, born_ms, &keys, stamp_us);
                 assert_eq!(written, expected.as_slice(), "batch {batch}, stamp {stamp}");
             }
