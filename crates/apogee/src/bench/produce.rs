@@ -159,7 +159,19 @@ const PACER_TICK_US: u64 = 200;
 /// pacer to choose the connection of the next release.
 struct Dues {
     receiver: tokio::sync::mpsc::UnboundedReceiver<Vec<Instant>>,
+    /// Requests released to the connection and not yet answered or timed out, wherever they
+    /// are (in the channel, the connection's backlog or on the wire): the pacer adds what it
+    /// releases, the connection takes off what completes.
     waiting: Arc<AtomicUsize>,
+}
+
+impl Dues {
+    /// `count` requests of an open loop completed; nothing to do for a closed loop.
+    fn completed(dues: &Option<Dues>, count: usize) {
+        if let Some(dues) = dues.as_ref().filter(|_| count > 0) {
+            dues.waiting.fetch_sub(count, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Pacer {
@@ -343,19 +355,20 @@ impl Worker {
                     unsent_from = 0;
                 }
             }
-            for _ in outstanding.expire(now, SEND_TIMEOUT) {
+            let expired = outstanding.expire(now, SEND_TIMEOUT).len();
+            for _ in 0..expired {
                 self.stats.recorder().error("timeout");
             }
-            if let Some(dues) = dues {
-                dues.waiting.store(outstanding.len() + backlog.len(), Ordering::Relaxed);
-            }
+            Dues::completed(dues, expired);
             if outstanding.is_empty() && backlog.is_empty() && (paced_out || now >= deadline) {
                 return Ok(());
             }
             tokio::select! {
                 ready = stream.readable() => {
                     ready.map_err(|error| format!("reading: {error}"))?;
-                    self.read_responses(stream, &mut received, &mut codec, &mut outstanding, open_loop)?;
+                    let answered =
+                        self.read_responses(stream, &mut received, &mut codec, &mut outstanding, open_loop)?;
+                    Dues::completed(dues, answered);
                 }
                 ready = stream.writable(), if unsent_from < unsent.len() => {
                     ready.map_err(|error| format!("writing: {error}"))?;
@@ -377,7 +390,8 @@ impl Worker {
         frame.write(out, opaque, apogee_common::time::now_ms(), self.ids, stamp_us);
     }
 
-    /// Reads what the socket has and records every whole response in it.
+    /// Reads what the socket has and records every whole response in it; returns how many
+    /// requests those answered.
     fn read_responses(
         &mut self,
         stream: &TcpStream,
@@ -385,7 +399,7 @@ impl Worker {
         codec: &mut RemotingCodec,
         outstanding: &mut Outstanding,
         open_loop: bool,
-    ) -> Result<(), String> {
+    ) -> Result<usize, String> {
         loop {
             received.reserve(READ_RESERVE_BYTES);
             match stream.try_read_buf(received) {
@@ -400,6 +414,7 @@ impl Worker {
                 Err(error) => return Err(format!("reading: {error}")),
             }
         }
+        let mut answered = 0;
         while let Some(command) =
             codec.decode(received).map_err(|error| format!("bad frame from the broker: {error}"))?
         {
@@ -408,9 +423,10 @@ impl Worker {
             }
             if let Some(pending) = outstanding.complete(command.opaque) {
                 self.record(pending, command.code, open_loop);
+                answered += 1;
             }
         }
-        Ok(())
+        Ok(answered)
     }
 
     /// Latency counts from when the request was due (open loop) or sent (closed loop).
