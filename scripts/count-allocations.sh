@@ -6,10 +6,12 @@
 #
 #   ./scripts/count-allocations.sh                       # workload 2, 5 s
 #   ARGS="-s 128 -c 4 -i 8 -b 32" ./scripts/count-allocations.sh   # workload 4
+#   TOPIC=a_topic_name_longer_than_24_bytes ./scripts/count-allocations.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARGS=${ARGS:-"-s 128 -c 4 -i 32"}
 DURATION=${DURATION:-5s}
+TOPIC=${TOPIC:-A}
 source scripts/lib/standalone.sh
 target=${CARGO_TARGET_DIR:-target}/count-allocations
 CARGO_TARGET_DIR=$target cargo build --release -p apogee --features count-allocations >/dev/null
@@ -18,9 +20,9 @@ standalone_init apogee-alloc
 start_standalone "$bin"
 count() { sleep 1.2; grep '^allocations: ' "$work/standalone.err" | tail -1 | cut -d' ' -f2; }
 # A first short run creates the topic and warms the connection pools.
-"$bin" bench produce -t A $ARGS -n "$NAMESRV" -d 1s --quiet >/dev/null
+"$bin" bench produce -t "$TOPIC" $ARGS -n "$NAMESRV" -d 1s --quiet >/dev/null
 before=$(count)
-json=$("$bin" bench produce -t A $ARGS -n "$NAMESRV" -d "$DURATION" --quiet | grep '"kind"')
+json=$("$bin" bench produce -t "$TOPIC" $ARGS -n "$NAMESRV" -d "$DURATION" --quiet | grep '"kind"')
 after=$(count)
 python3 - "$json" "$before" "$after" "$ARGS" <<'PY'
 import json, sys

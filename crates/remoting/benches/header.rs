@@ -3,7 +3,9 @@
 //!
 //! Run: `cargo bench -p apogee-remoting --bench header`
 
-use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
+use apogee_remoting::header::send::{
+    decode_send_message_header, SendMessageRequestHeader, SendMessageResponseHeader,
+};
 use apogee_remoting::{json_header, RemotingCommand};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
@@ -56,6 +58,13 @@ fn headers(c: &mut Criterion) {
             })
         });
     }
+    // What the broker does with a send header beyond the JSON: read the typed header out of
+    // `extFields`, and build the response's `extFields`.
+    let request = send_request();
+    group.bench_function("typed/send_request", |bench| {
+        bench.iter(|| decode_send_message_header(black_box(&request)).unwrap())
+    });
+    group.bench_function("typed/send_response", |bench| bench.iter(send_response));
     group.finish();
 }
 

@@ -82,6 +82,9 @@ pub struct SendOptions {
     /// Messages per request (> 1 sends SEND_BATCH_MESSAGE).
     #[arg(short = 'b', long, default_value_t = 1)]
     batch: usize,
+    /// Producer group named in the send requests.
+    #[arg(short = 'g', long, default_value = "apogee-bench")]
+    group: String,
     /// Messages per second in total (open loop); 0 = as fast as the window allows.
     #[arg(short = 'r', long, default_value_t = 0)]
     rate: u64,

@@ -24,9 +24,6 @@ use super::{SendOptions, Target};
 /// Timeout of one send request.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Producer group the bench's requests name.
-const PRODUCER_GROUP: &str = "apogee-bench";
-
 /// The queues grouped by broker address, in order of first appearance. Connection `k` sends to
 /// the queues of broker `k mod brokers`, so every broker gets connections when there are at
 /// least as many connections as brokers.
@@ -71,7 +68,7 @@ pub async fn warm_up(target: &Target, send: &SendOptions) -> Result<()> {
 /// Description of the run for the JSON line.
 pub fn parameters(target: &Target, send: &SendOptions) -> serde_json::Value {
     serde_json::json!({
-        "topic": target.topic, "size": send.size, "connections": send.connections,
+        "topic": target.topic, "group": send.group, "size": send.size, "connections": send.connections,
         "in_flight": send.in_flight, "batch": send.batch, "rate": send.rate,
         "warmup_s": send.warmup.as_secs_f64(),
         "duration_s": target.duration.as_secs_f64(),
@@ -97,7 +94,7 @@ pub async fn drive(
             .iter()
             .map(|queue| {
                 let shape = SendShape {
-                    group: PRODUCER_GROUP,
+                    group: &send.group,
                     topic: &target.topic,
                     broker_name: &queue.broker_name,
                     queue_id: queue.queue_id,

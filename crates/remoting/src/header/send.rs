@@ -2,7 +2,7 @@
 //! the single-letter form of SEND_MESSAGE_V2/SEND_BATCH_MESSAGE, and transactions.
 
 use apogee_common::message::{IdText, InlineText};
-use compact_str::CompactString;
+use apogee_common::topic::{GROUP_MAX_LENGTH, TOPIC_MAX_LENGTH};
 
 use crate::code::request_code;
 use crate::command::RemotingCommand;
@@ -16,17 +16,31 @@ pub const INLINE_PROPERTIES_BYTES: usize = 192;
 /// A send header's properties string.
 pub type PropertiesText = InlineText<INLINE_PROPERTIES_BYTES>;
 
+/// A send header's topic: any valid topic name is held inline, so that the send path does not
+/// allocate for a long one (a longer name is refused by the broker anyway).
+pub type TopicText = InlineText<TOPIC_MAX_LENGTH>;
+
+/// A send header's producer group: any valid group name is held inline.
+pub type GroupText = InlineText<GROUP_MAX_LENGTH>;
+
+/// Bytes of a broker name held inline in a send header: names of brokers as deployments
+/// name them (`broker-a`, `rocketmq-broker-cluster-a-0-master`) fit.
+pub const INLINE_BROKER_NAME_BYTES: usize = 64;
+
+/// A send header's broker name.
+pub type BrokerNameText = InlineText<INLINE_BROKER_NAME_BYTES>;
+
 command_header! {
     /// SEND_MESSAGE (10): stores one message; the body is the message body. This long-key form
     /// is also the one handlers work with, whatever form arrived (see
     /// [`decode_send_message_header`]).
     pub struct SendMessageRequestHeader {
         /// Producer group.
-        producer_group: CompactString => "producerGroup",
+        producer_group: GroupText => "producerGroup",
         /// Target topic (namespaced form when a namespace is used).
-        topic: CompactString => "topic",
+        topic: TopicText => "topic",
         /// Template topic for auto-creation, normally `TBW102`.
-        default_topic: CompactString => "defaultTopic",
+        default_topic: TopicText => "defaultTopic",
         /// Queue count of an auto-created topic.
         default_topic_queue_nums: i32 => "defaultTopicQueueNums",
         /// Target queue; negative lets the broker pick a writable queue.
@@ -48,7 +62,7 @@ command_header! {
         /// Whether the body is a batch; 4.9 clients always send it, absent means `false`.
         batch: Option<bool> => "batch",
         /// 5.x: name of the broker the client addressed.
-        bname: Option<CompactString> => "bname",
+        bname: Option<BrokerNameText> => "bname",
     }
 }
 
@@ -58,11 +72,11 @@ command_header! {
     /// `From` both ways.
     pub struct SendMessageRequestHeaderV2 {
         /// `producerGroup`.
-        a: CompactString => "a",
+        a: GroupText => "a",
         /// `topic`.
-        b: CompactString => "b",
+        b: TopicText => "b",
         /// `defaultTopic`.
-        c: CompactString => "c",
+        c: TopicText => "c",
         /// `defaultTopicQueueNums`.
         d: i32 => "d",
         /// `queueId`.
@@ -84,7 +98,7 @@ command_header! {
         /// `batch` (4.9 always sends it; absent means `false`).
         m: Option<bool> => "m",
         /// Broker name, the long form's `bname`.
-        n: Option<CompactString> => "n",
+        n: Option<BrokerNameText> => "n",
     }
 }
 
