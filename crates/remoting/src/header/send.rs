@@ -16,8 +16,9 @@ pub const INLINE_PROPERTIES_BYTES: usize = 192;
 /// A send header's properties string.
 pub type PropertiesText = InlineText<INLINE_PROPERTIES_BYTES>;
 
-/// A send header's topic: any valid topic name is held inline, so that the send path does not
-/// allocate for a long one (a longer name is refused by the broker anyway).
+/// A send header's topic: any name a producer may give a topic is held inline, so that the send
+/// path does not allocate for a long one. Only a `%RETRY%` topic past 127 bytes (allowed up
+/// to 255, sent by a consumer whose send-back failed) goes to the heap.
 pub type TopicText = InlineText<TOPIC_MAX_LENGTH>;
 
 /// A send header's producer group: any valid group name is held inline.
