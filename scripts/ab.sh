@@ -15,26 +15,19 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-6s}
 source scripts/lib/standalone.sh
 standalone_init apogee-ab
-ticks_per_s=$(getconf CLK_TCK)
-TIMEFORMAT='%U %S %R'
 
 for round in $(seq "$ROUNDS"); do
   for build in "$@"; do
     start_standalone "$build" "${FLUSH:-ASYNC_FLUSH}"
-    before=$(broker_cpu_ticks)
-    # `time` reports the bench's user and system seconds and its wall time on stderr.
-    { time "${CLIENT:-$build}" bench $ARGS -n "$NAMESRV" -d "$DURATION" --quiet > "$work/bench.out"; } 2> "$work/time"
-    after=$(broker_cpu_ticks)
+    timed_bench "${CLIENT:-$build}" $ARGS -d "$DURATION"
     stop_standalone
-    python3 - "$round" "$build" "$work/bench.out" "$(tail -1 "$work/time")" "$before" "$after" "$ticks_per_s" <<'PY'
+    python3 - "$round" "$build" "$work/bench.out" "$broker_cores" "$bench_cores" <<'PY'
 import json, sys
-round_, build, out, times, before, after, hz = sys.argv[1:]
+round_, build, out, broker, bench = sys.argv[1:]
 run = next(json.loads(line) for line in open(out) if '"kind"' in line)
-user, system, wall = map(float, times.split())
-broker = (int(after) - int(before)) / int(hz) / run["seconds"]
 ms = lambda key: f"{run[key]:.3f}" if key in run else "-"
 print(f"round {round_} {build}: {run['msgs_per_s']:,.0f} msg/s, p50 {ms('p50_ms')} p99 {ms('p99_ms')} "
-      f"p99.9 {ms('p99.9_ms')} ms, broker {broker:.2f} cores, bench {(user + system) / wall:.2f} cores")
+      f"p99.9 {ms('p99.9_ms')} ms, broker {broker} cores, bench {bench} cores")
 PY
   done
 done

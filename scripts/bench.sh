@@ -39,24 +39,18 @@ echo "| # | workload | msgs/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker CPU (
 echo "|---|---|---|---|---|---|---|---|---|"
 
 run() { # $1 = number, $2 = label, rest = apogee bench arguments
-  local number=$1 label=$2; shift 2
-  local before after ticks_per_s seconds json
-  ticks_per_s=$(getconf CLK_TCK)
-  before=$(broker_cpu_ticks)
-  json=$("$bin" bench "$@" -n "$NAMESRV" -d "$DURATION" --quiet | grep '"kind":"apogee-bench"')
-  after=$(broker_cpu_ticks)
-  # The broker's CPU time covers the warm-up too.
-  seconds=$(python3 -c "import json,sys; r = json.loads(sys.argv[1]); print(r['seconds'] + r['parameters'].get('warmup_s', 0))" "$json")
-  python3 - "$number" "$label" "$json" "$before" "$after" "$ticks_per_s" "$seconds" "$(broker_rss_mib)" "$work/phases" <<'PY'
+  local number=$1 label=$2
+  shift 2
+  timed_bench "$bin" "$@" -d "$DURATION"
+  python3 - "$number" "$label" "$work/bench.out" "$broker_cores" "$(broker_rss_mib)" "$work/phases" <<'PY'
 import json, sys
-number, label, raw, before, after, hz, seconds, rss = sys.argv[1:9]
-r = json.loads(raw)
-cpu = (int(after) - int(before)) / int(hz) / float(seconds)
+number, label, out, cpu, rss, phases_path = sys.argv[1:]
+r = next(json.loads(line) for line in open(out) if '"kind"' in line)
 fmt = lambda key: f"{r[key]:.3f}" if key in r else "–"
-print(f"| {number} | {label} | {r['msgs_per_s']:,.0f} | {r['mb_per_s']:.1f} | {fmt('p50_ms')} | {fmt('p99_ms')} | {fmt('p99.9_ms')} | {cpu:.2f} | {rss} |")
+print(f"| {number} | {label} | {r['msgs_per_s']:,.0f} | {r['mb_per_s']:.1f} | {fmt('p50_ms')} | {fmt('p99_ms')} | {fmt('p99.9_ms')} | {cpu} | {rss} |")
 if "round_trip_p99_ms" in r:
     # An open loop's latency in its two parts, printed under the table.
-    with open(sys.argv[9], "a") as phases:
+    with open(phases_path, "a") as phases:
         phases.write(f"workload {number}: sent late p99 {fmt('sent_late_p99_ms')} max {fmt('sent_late_max_ms')} ms, "
                      f"round trip p99 {fmt('round_trip_p99_ms')} p99.9 {fmt('round_trip_p99.9_ms')} max {fmt('round_trip_max_ms')} ms\n")
 PY

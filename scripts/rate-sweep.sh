@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Latency against load: one fixed-rate run per rate, each on a fresh `apogee standalone`, with
-# the cores the broker and the bench used, averaged over the whole bench command (warm-up, and
-# for e2e the drain after sending, included). Shows where on this machine's cores a latency
-# target stops holding (docs/benchmarks.md, sixth pass).
+# the cores the broker and the bench used (as scripts/lib/cores.py counts them). Shows where on
+# this machine's cores a latency target stops holding (docs/benchmarks.md, sixth pass).
 #
 #   ./scripts/rate-sweep.sh BINARY                                   # workload 6's shape
 #   RATES="50000 150000" ARGS="e2e -t W8 -s 128 -c 4 -i 32" ./scripts/rate-sweep.sh BINARY
@@ -16,25 +15,18 @@ DURATION=${DURATION:-8s}
 WARMUP=${WARMUP:-2s}
 source scripts/lib/standalone.sh
 standalone_init apogee-sweep
-ticks_per_s=$(getconf CLK_TCK)
-TIMEFORMAT='%U %S %R'
 
 for rate in $RATES; do
   start_standalone "$bin"
-  before=$(broker_cpu_ticks)
-  { time "$bin" bench $ARGS -r "$rate" --warmup "$WARMUP" -n "$NAMESRV" -d "$DURATION" --quiet > "$work/bench.out"; } 2> "$work/time"
-  after=$(broker_cpu_ticks)
+  timed_bench "$bin" $ARGS -r "$rate" --warmup "$WARMUP" -d "$DURATION"
   stop_standalone
-  python3 - "$work/bench.out" "$(tail -1 "$work/time")" "$before" "$after" "$ticks_per_s" <<'PY'
+  python3 - "$work/bench.out" "$broker_cores" "$bench_cores" <<'PY'
 import json, sys
-out, times, before, after, hz = sys.argv[1:]
+out, broker, bench = sys.argv[1:]
 run = next(json.loads(line) for line in open(out) if '"kind"' in line)
-user, system, wall = map(float, times.split())
-# The broker's ticks cover warm-up and measurement; so does the bench's wall time.
-broker = (int(after) - int(before)) / int(hz) / wall
 ms = lambda key: f"{run[key]:.3f}" if key in run else "-"
 print(f"rate {run['parameters']['rate']:>7,}: {run['msgs_per_s']:,.0f} msg/s, p50 {ms('p50_ms')} p99 {ms('p99_ms')} "
       f"p99.9 {ms('p99.9_ms')} ms (round trip p99 {ms('round_trip_p99_ms')}, sent late p99 {ms('sent_late_p99_ms')}); "
-      f"broker {broker:.2f} cores, bench {(user + system) / wall:.2f}")
+      f"broker {broker} cores, bench {bench}")
 PY
 done

@@ -7,6 +7,8 @@
 #                                 (ASYNC_FLUSH by default); sets $broker_pid, logs in
 #                                 $work/standalone.out and $work/standalone.err
 #   stop_standalone               stops it and waits
+#   timed_bench BIN ARGS...       runs `BIN bench ARGS` against it: the report in $work/bench.out,
+#                                 the cores used in $broker_cores and $bench_cores (lib/cores.py)
 #   broker_cpu_ticks, broker_rss_mib
 
 NAMESRV_PORT=${NAMESRV_PORT:-29876}
@@ -40,3 +42,14 @@ start_standalone() { # $1 = apogee binary, $2 = flushDiskType
 
 broker_cpu_ticks() { awk '{print $14 + $15}' "/proc/$broker_pid/stat"; }
 broker_rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$broker_pid/status"; }
+
+timed_bench() { # $1 = apogee binary, rest = bench arguments
+  local bin=$1 before after TIMEFORMAT='%U %S %R'
+  shift
+  before=$(broker_cpu_ticks)
+  # `time` reports the bench's user and system seconds and its wall time on stderr.
+  { time "$bin" bench "$@" -n "$NAMESRV" --quiet > "$work/bench.out"; } 2> "$work/time"
+  after=$(broker_cpu_ticks)
+  read -r broker_cores bench_cores < <(python3 "$(dirname "${BASH_SOURCE[0]}")/cores.py" \
+    "$work/bench.out" "$(tail -1 "$work/time")" "$before" "$after")
+}

@@ -136,7 +136,6 @@ impl Recorder {
         let bytes = self.bytes.load(Ordering::Relaxed);
         let seconds = elapsed.as_secs_f64().max(1e-9);
         let errors = self.errors.lock().clone();
-        let percentiles = percentiles_ms(&total);
         let mut out = String::new();
         let _ = writeln!(out, "{workload}: {messages} messages in {seconds:.1} s");
         let _ = writeln!(
@@ -145,20 +144,17 @@ impl Recorder {
             messages as f64 / seconds,
             bytes as f64 / seconds / 1e6
         );
-        if !total.is_empty() {
-            let line: Vec<String> =
-                percentiles.iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
-            let _ =
-                writeln!(out, "  latency     {}  max {:.3} ms", line.join("  "), total.max() as f64 / 1000.0);
-        }
+        // The whole latency, then an open loop's two parts: text label and JSON key prefix.
+        let mut latencies = vec![("latency   ", "", &total)];
         if !sent_late.is_empty() {
-            let line = |histogram: &Histogram<u64>| -> String {
-                let parts: Vec<String> =
-                    percentiles_ms(histogram).iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
-                format!("{}  max {:.3} ms", parts.join("  "), histogram.max() as f64 / 1000.0)
-            };
-            let _ = writeln!(out, "  sent late   {}", line(&sent_late));
-            let _ = writeln!(out, "  round trip  {}", line(&round_trip));
+            latencies.push(("sent late ", "sent_late_", &sent_late));
+            latencies.push(("round trip", "round_trip_", &round_trip));
+        }
+        latencies.retain(|(_, _, histogram)| !histogram.is_empty());
+        for (label, _, histogram) in &latencies {
+            let figures: Vec<String> =
+                latency_figures_ms(histogram).iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
+            let _ = writeln!(out, "  {label}  {}", figures.join("  "));
         }
         if !errors.is_empty() {
             let _ = writeln!(out, "  errors      {errors:?}");
@@ -173,18 +169,9 @@ impl Recorder {
             "mb_per_s": bytes as f64 / seconds / 1e6,
             "errors": errors,
         });
-        if !total.is_empty() {
-            for (name, ms) in &percentiles {
-                json[format!("{name}_ms")] = serde_json::json!(ms);
-            }
-            json["max_ms"] = serde_json::json!(total.max() as f64 / 1000.0);
-        }
-        if !sent_late.is_empty() {
-            for (prefix, histogram) in [("sent_late", &sent_late), ("round_trip", &round_trip)] {
-                for (name, ms) in percentiles_ms(histogram) {
-                    json[format!("{prefix}_{name}_ms")] = serde_json::json!(ms);
-                }
-                json[format!("{prefix}_max_ms")] = serde_json::json!(histogram.max() as f64 / 1000.0);
+        for (_, prefix, histogram) in &latencies {
+            for (name, ms) in latency_figures_ms(histogram) {
+                json[format!("{prefix}{name}_ms")] = serde_json::json!(ms);
             }
         }
         let _ = writeln!(out, "{json}");
@@ -243,11 +230,14 @@ pub fn print_ignoring_closed_stdout(text: &str) {
     let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
-/// p50, p90, p99 and p99.9 of `histogram`, in milliseconds.
-fn percentiles_ms(histogram: &Histogram<u64>) -> Vec<(&'static str, f64)> {
+/// p50, p90, p99, p99.9 and max of `histogram`, in milliseconds: what the report gives of
+/// every latency, in text and in JSON.
+fn latency_figures_ms(histogram: &Histogram<u64>) -> Vec<(&'static str, f64)> {
+    let ms = |micros: u64| micros as f64 / 1000.0;
     [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)]
         .into_iter()
-        .map(|(name, quantile)| (name, histogram.value_at_quantile(quantile) as f64 / 1000.0))
+        .map(|(name, quantile)| (name, ms(histogram.value_at_quantile(quantile))))
+        .chain([("max", ms(histogram.max()))])
         .collect()
 }
 
