@@ -27,6 +27,7 @@ use crate::mapped_file::MappedFile;
 use crate::put::{AppendInfo, PutCallback, PutRequest, PutResult, PutStatus};
 use crate::running;
 use crate::store::StoreInner;
+use crate::{disk_guard, file_space};
 
 /// Most appends taken in one round.
 pub const MAX_APPENDS_PER_ROUND: usize = 4096;
@@ -174,7 +175,7 @@ fn append_round(inner: &StoreInner, round: &mut Round, store_timestamp: i64) {
     // 2. Write the round: one pwritev per file, then publish.
     if let Err(error) = write_round(inner, &round.accepted, store_timestamp) {
         tracing::error!(%error, "commit log write failed; store stops accepting writes");
-        inner.running.set(if error.raw_os_error() == Some(libc::ENOSPC) {
+        inner.running.set(if file_space::is_out_of_space(&error) {
             running::DISK_FULL
         } else {
             running::NOT_WRITEABLE
@@ -212,9 +213,18 @@ fn append_round(inner: &StoreInner, round: &mut Round, store_timestamp: i64) {
                     store_timestamp,
                     meta.transaction_type,
                 );
-                if let Err(error) = indexed {
-                    tracing::error!(%error, "index write failed; store stops accepting writes");
-                    inner.running.set(running::WRITE_INDEX_FILE_ERROR);
+                match indexed {
+                    Ok(()) => {}
+                    // The message is stored and in its queue; only its keys are not
+                    // searchable. Refuse more until the disk has room.
+                    Err(error) if file_space::is_out_of_space(&error) => {
+                        tracing::warn!(commit_log_offset, "message stored without its index keys");
+                        disk_guard::out_of_space(inner, "index file", &error);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "index write failed; store stops accepting writes");
+                        inner.running.set(running::WRITE_INDEX_FILE_ERROR);
+                    }
                 }
             }
         }
@@ -324,13 +334,17 @@ fn prepare(
     if records.len() as u64 + BLANK_RECORD_BYTES > inner.commit_log.file_size_bytes() {
         return Err(PutStatus::MessageIllegal);
     }
-    let reservation = inner.commit_log.reserve(records.len() as u64).map_err(|error| {
-        tracing::error!(%error, "commit-log file could not be created");
-        if error.raw_os_error() == Some(libc::ENOSPC) {
-            inner.running.set(running::DISK_FULL);
-        }
-        PutStatus::CreateMappedFileFailed
-    })?;
+    // Every file this append will write is allocated before any of its bytes are written:
+    // past this point only page-cache copies remain, which a full disk cannot fail.
+    if in_queue {
+        queue
+            .ensure_room((metas.len() - first_meta) as i64)
+            .map_err(|error| file_creation_failed(inner, "consume-queue file", &error))?;
+    }
+    let reservation = inner
+        .commit_log
+        .reserve(records.len() as u64)
+        .map_err(|error| file_creation_failed(inner, "commit-log file", &error))?;
     // Nothing can fail from here on, so offsets handed out are always used.
     let first_queue_offset =
         if in_queue { queue.reserve_offsets((metas.len() - first_meta) as i64) } else { 0 };
@@ -344,6 +358,21 @@ fn prepare(
         debug_assert!(patched.is_ok(), "every record was parsed before the patch");
     }
     Ok((queue, in_queue, first_queue_offset, reservation))
+}
+
+/// The answer to an append whose file could not be made: a full disk refuses like the disk
+/// guard does (and raises its flag), anything else is Java's CREATE_MAPPED_FILE_FAILED.
+fn file_creation_failed(inner: &StoreInner, what: &str, error: &io::Error) -> PutStatus {
+    if file_space::is_out_of_space(error) {
+        disk_guard::out_of_space(inner, what, error);
+        return PutStatus::ServiceNotAvailable;
+    }
+    if error.kind() == io::ErrorKind::InvalidInput {
+        tracing::debug!(%error, what, "append refused");
+        return PutStatus::MessageIllegal;
+    }
+    tracing::error!(%error, what, "file could not be created");
+    PutStatus::CreateMappedFileFailed
 }
 
 /// The consume queue of (`topic`, `queue_id`), from the round's one-entry cache when it is

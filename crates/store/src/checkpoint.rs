@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 
+use crate::file_space;
+
 /// Size of the file, as Java creates it.
 pub const CHECKPOINT_SIZE_BYTES: u64 = 4096;
 /// Marks the clean-shutdown record as valid ("APOGEE01").
@@ -63,7 +65,9 @@ impl Checkpoint {
         }
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         if file.metadata()?.len() < CHECKPOINT_SIZE_BYTES {
-            file.set_len(CHECKPOINT_SIZE_BYTES)?;
+            // Allocated, not sparse: its later in-place writes then need no new block, so a
+            // store on a full disk can still record its flush positions.
+            file_space::allocate(&file, 0, CHECKPOINT_SIZE_BYTES)?;
         }
         let mut bytes = [0u8; 64];
         file.read_exact_at(&mut bytes, 0)?;

@@ -141,6 +141,27 @@ impl StoreConfig {
         self.store_path_root_dir.join("index")
     }
 
+    /// Consume-queue files whose room the disk guard keeps free: queues created while the
+    /// disk fills (retry, DLQ and schedule topics among them) each need one.
+    pub const RESERVED_CONSUME_QUEUE_FILES: u64 = 4;
+
+    /// Room the disk must keep for the store to make its next files: a commit-log file, an
+    /// index file and a few consume-queue files. Below it, appends are refused before an
+    /// allocation can fail.
+    pub fn disk_reserve_bytes(&self) -> u64 {
+        let index_file_bytes = if self.message_index_enable {
+            use crate::index::header::{INDEX_ENTRY_SIZE, INDEX_HEADER_SIZE, INDEX_SLOT_SIZE};
+            INDEX_HEADER_SIZE as u64
+                + u64::from(self.max_hash_slot_num) * INDEX_SLOT_SIZE as u64
+                + u64::from(self.max_index_num) * INDEX_ENTRY_SIZE as u64
+        } else {
+            0
+        };
+        self.mapped_file_size_commit_log.saturating_add(index_file_bytes).saturating_add(
+            self.mapped_file_size_consume_queue.saturating_mul(Self::RESERVED_CONSUME_QUEUE_FILES),
+        )
+    }
+
     /// Sets one setting by its Apache RocketMQ name.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), StoreConfigError> {
         let text = value.trim();

@@ -8,18 +8,24 @@
 //! which the appender publishes once the entries' messages are visible (after the flush under
 //! SYNC_FLUSH).
 
+use std::collections::VecDeque;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use memmap2::Advice;
+use parking_lot::Mutex;
 
 use crate::mapped_file::MappedFile;
 use crate::mapped_file_queue::MappedFileQueue;
 
 /// Bytes of one entry (`CQ_STORE_UNIT_SIZE`).
 pub const ENTRY_SIZE_BYTES: u64 = 20;
+
+/// Most files made ahead by [`ConsumeQueue::ensure_room`]: one append's entries span at
+/// most this many files.
+pub const MAX_PREPARED_FILES: usize = 8;
 
 /// One consume-queue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +87,9 @@ pub struct ConsumeQueue {
     /// End (`offset + size`) of the commit-log record of the last entry; entries at or below
     /// it are already present (idempotent rebuild during recovery).
     max_physic_offset: AtomicI64,
+    /// Files allocated ahead by [`Self::ensure_room`] for entries not written yet, oldest
+    /// first; [`Self::put`] takes them as it reaches them.
+    prepared: Mutex<VecDeque<MappedFile>>,
 }
 
 impl ConsumeQueue {
@@ -97,6 +106,7 @@ impl ConsumeQueue {
             visible_offset: AtomicI64::new(0),
             assigned_offset: AtomicI64::new(-1),
             max_physic_offset: AtomicI64::new(-1),
+            prepared: Mutex::new(VecDeque::new()),
         };
         queue.recover()?;
         Ok(queue)
@@ -118,7 +128,17 @@ impl ConsumeQueue {
         let files = self.files.files();
         let Some(first) = files.first() else { return Ok(()) };
         self.min_offset.store((first.start_offset() / ENTRY_SIZE_BYTES) as i64, Ordering::Release);
-        let start = files.len().saturating_sub(3);
+        // Files allocated ahead (`ensure_room`) may trail the last written one, empty.
+        let newest_written = files
+            .iter()
+            .rposition(|file| {
+                let first_entry = file.slice(0, ENTRY_SIZE_BYTES);
+                first_entry
+                    .and_then(|bytes| CqEntry::from_bytes(bytes.as_slice()))
+                    .is_some_and(|entry| entry.is_valid())
+            })
+            .unwrap_or(0);
+        let start = newest_written.saturating_sub(2);
         let mut end_offset = files[start].start_offset();
         let mut max_physic = -1i64;
         'files: for file in &files[start..] {
@@ -199,7 +219,8 @@ impl ConsumeQueue {
             // A queue created mid-stream: fill its first file up to the first entry.
             let file_entries = (self.files.file_size_bytes() / ENTRY_SIZE_BYTES) as i64;
             let first_file_offset = queue_offset - queue_offset % file_entries;
-            let file = self.files.push_new(first_file_offset as u64 * ENTRY_SIZE_BYTES, None)?;
+            let start = first_file_offset as u64 * ENTRY_SIZE_BYTES;
+            let file = self.files.push_new(start, self.take_prepared(start))?;
             file.advise(Advice::Random);
             for _ in first_file_offset..queue_offset {
                 self.append_in_file(&file, CqEntry::FILLER)?;
@@ -221,7 +242,7 @@ impl ConsumeQueue {
             None => {
                 let full = self.files.last();
                 let start = full.as_ref().map_or(0, |file| file.end_offset());
-                let file = self.files.push_new(start, None)?;
+                let file = self.files.push_new(start, self.take_prepared(start))?;
                 // The file being written is touched page by page, in order; a full one is
                 // read by consumers catching up, for whom read-around pays.
                 file.advise(Advice::Random);
@@ -235,6 +256,59 @@ impl ConsumeQueue {
         self.written_offset.fetch_add(1, Ordering::AcqRel);
         self.max_physic_offset.store(entry.commit_log_offset + i64::from(entry.size), Ordering::Release);
         Ok(true)
+    }
+
+    /// Makes sure the files that the next `count` entries go to exist, allocating any that
+    /// do not yet. The appender calls it before it writes the entries' records to the commit
+    /// log: an entry that could not be written after its record was would leave a message
+    /// acknowledged but invisible to consumers until the next crash recovery. Appender only.
+    pub(crate) fn ensure_room(&self, count: i64) -> io::Result<()> {
+        assert!(count > 0, "room for no entry");
+        let file_size_bytes = self.files.file_size_bytes();
+        let per_file = (file_size_bytes / ENTRY_SIZE_BYTES) as i64;
+        let first = self.assigned_offset.load(Ordering::Acquire).max(self.next_offset());
+        let last = first + count - 1;
+        let last_file_start = (last - last.rem_euclid(per_file)) as u64 * ENTRY_SIZE_BYTES;
+        let newest = self.files.last();
+        if newest.as_ref().is_some_and(|file| last_file_start < file.end_offset()) {
+            return Ok(());
+        }
+        let mut prepared = self.prepared.lock();
+        let mut next_start = match (prepared.back(), newest) {
+            (Some(file), _) => file.end_offset(),
+            (None, Some(file)) => file.end_offset(),
+            (None, None) => (first - first.rem_euclid(per_file)) as u64 * ENTRY_SIZE_BYTES,
+        };
+        while next_start <= last_file_start {
+            if prepared.len() >= MAX_PREPARED_FILES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{count} entries span more than {MAX_PREPARED_FILES} consume-queue files"),
+                ));
+            }
+            prepared.push_back(MappedFile::create(self.files.dir(), next_start, file_size_bytes)?);
+            next_start += file_size_bytes;
+        }
+        Ok(())
+    }
+
+    /// The file made ahead for `start`, if any; files made for offsets the queue has moved
+    /// past (it was truncated) are deleted.
+    fn take_prepared(&self, start: u64) -> Option<MappedFile> {
+        let mut prepared = self.prepared.lock();
+        while let Some(front) = prepared.front() {
+            if front.start_offset() > start {
+                return None;
+            }
+            let file = prepared.pop_front()?;
+            if file.start_offset() == start {
+                return Some(file);
+            }
+            if let Err(error) = file.destroy() {
+                tracing::warn!(path = %file.path().display(), %error, "stale consume-queue file left in place");
+            }
+        }
+        None
     }
 
     fn append_in_file(&self, file: &Arc<MappedFile>, entry: CqEntry) -> io::Result<()> {
@@ -359,6 +433,9 @@ impl ConsumeQueue {
 
     /// Deletes every file (topic deleted).
     pub fn destroy(&self) -> io::Result<()> {
+        for file in self.prepared.lock().drain(..) {
+            file.destroy()?;
+        }
         self.files.destroy()
     }
 }

@@ -6,10 +6,20 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+/// Space on the file system holding a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    /// Used space as a percentage of usable space (0–100), rounded up as Java does.
+    pub used_percent: u32,
+    /// Bytes an unprivileged writer may still allocate (`f_bavail`): the room left for the
+    /// next commit-log, consume-queue and index files.
+    pub available_bytes: u64,
+}
+
 /// Reports disk usage of the partition holding a path.
 pub trait DiskUsage: Send + Sync + 'static {
-    /// Used space as a percentage of usable space (0–100), rounded up as Java does.
-    fn used_percent(&self, path: &Path) -> io::Result<u32>;
+    /// Usage of the file system holding `path`.
+    fn space(&self, path: &Path) -> io::Result<DiskSpace>;
 }
 
 /// The real disk, through `statvfs`.
@@ -17,7 +27,7 @@ pub trait DiskUsage: Send + Sync + 'static {
 pub struct StatvfsDiskUsage;
 
 impl DiskUsage for StatvfsDiskUsage {
-    fn used_percent(&self, path: &Path) -> io::Result<u32> {
+    fn space(&self, path: &Path) -> io::Result<DiskSpace> {
         let c_path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
         let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -25,15 +35,14 @@ impl DiskUsage for StatvfsDiskUsage {
         if unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        let total = stats.f_blocks as u128 * stats.f_frsize as u128;
-        let free = stats.f_bfree as u128 * stats.f_frsize as u128;
-        let available = stats.f_bavail as u128 * stats.f_frsize as u128;
+        let fragment_bytes = stats.f_frsize as u128;
+        let total = stats.f_blocks as u128 * fragment_bytes;
+        let free = stats.f_bfree as u128 * fragment_bytes;
+        let available = stats.f_bavail as u128 * fragment_bytes;
         let used = total.saturating_sub(free);
         let usable = used + available;
-        if usable == 0 {
-            return Ok(100);
-        }
-        Ok(((used * 100).div_ceil(usable)).min(100) as u32)
+        let used_percent = if usable == 0 { 100 } else { ((used * 100).div_ceil(usable)).min(100) as u32 };
+        Ok(DiskSpace { used_percent, available_bytes: u64::try_from(available).unwrap_or(u64::MAX) })
     }
 }
 
@@ -42,11 +51,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reports_a_percentage() {
+    fn reports_a_percentage_and_room() {
         let dir = tempfile::tempdir().unwrap();
-        let used = StatvfsDiskUsage.used_percent(dir.path()).unwrap();
-        assert!(used <= 100);
+        let space = StatvfsDiskUsage.space(dir.path()).unwrap();
+        assert!(space.used_percent <= 100);
         // A file system holding a temporary directory (and this test binary) is never empty.
-        assert!(used > 0, "statvfs reported an empty file system");
+        assert!(space.used_percent > 0, "statvfs reported an empty file system");
+        let before = space.available_bytes;
+        let file = crate::file_space::create_allocated(&dir.path().join("f"), 256 << 20, true).unwrap();
+        let after = StatvfsDiskUsage.space(dir.path()).unwrap().available_bytes;
+        drop(file);
+        // Other writers share the disk: allow them some, but the 256 MiB must show.
+        assert!(after + (128 << 20) <= before, "256 MiB allocated, room went from {before} to {after}");
     }
 }

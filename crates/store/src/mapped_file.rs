@@ -18,6 +18,8 @@ use std::time::SystemTime;
 
 use memmap2::MmapRaw;
 
+use crate::file_space;
+
 /// Page size assumed for flush accounting (Java `OS_PAGE_SIZE`).
 pub const OS_PAGE_SIZE_BYTES: u64 = 4096;
 
@@ -48,21 +50,22 @@ pub fn file_name(offset: u64) -> String {
 }
 
 impl MappedFile {
-    /// Creates (or reuses, if a crash left it) the file for `start_offset`, reserving its
-    /// blocks so that writing through the mapping can never hit a full disk (which would be
-    /// a SIGBUS, not an error).
+    /// Creates (or reuses, if a crash left it) the file for `start_offset` with all its blocks
+    /// allocated, so that writing through the mapping can never hit a full disk (which would
+    /// be a SIGBUS, not an error). When the disk has no room the file is removed and the
+    /// error (`ENOSPC`) returned: no half-allocated file is ever left behind.
     pub fn create(dir: &Path, start_offset: u64, size_bytes: u64) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let path = dir.join(file_name(start_offset));
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
-        let existing = file.metadata()?.len();
-        if existing != 0 && existing != size_bytes {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} has {existing} bytes, expected {size_bytes}", path.display()),
-            ));
+        if let Ok(metadata) = fs::metadata(&path) {
+            if metadata.len() > size_bytes {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} has {} bytes, expected {size_bytes}", path.display(), metadata.len()),
+                ));
+            }
         }
-        reserve(&file, 0, size_bytes)?;
+        let file = file_space::create_allocated(&path, size_bytes, false)?;
         Self::map(path, file, start_offset, size_bytes, 0)
     }
 
@@ -320,55 +323,7 @@ impl MappedFile {
         if from >= to {
             return Ok(());
         }
-        // Punch a hole (cheap, whatever its size), then reserve the blocks again so later
-        // writes through the mapping cannot fail for lack of space.
-        let fd = self.file.as_raw_fd();
-        let length = (to - from) as libc::off_t;
-        // SAFETY: plain syscall on a file descriptor we own.
-        let punched = unsafe {
-            libc::fallocate(
-                fd,
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                from as libc::off_t,
-                length,
-            )
-        };
-        if punched == 0 {
-            return reserve(&self.file, from, to - from);
-        }
-        const CHUNK_BYTES: usize = 64 * 1024;
-        let zeros = [0u8; CHUNK_BYTES];
-        let mut at = from;
-        while at < to {
-            let count = CHUNK_BYTES.min((to - at) as usize);
-            // SAFETY: `truncate_to` is only called when no reader can see past `from`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(zeros.as_ptr(), self.map.as_mut_ptr().add(at as usize), count);
-            }
-            at += count as u64;
-        }
-        Ok(())
-    }
-}
-
-/// Reserves disk blocks for `[offset, offset + length)`; file systems without `fallocate`
-/// fall back to a sparse file.
-fn reserve(file: &File, offset: u64, length: u64) -> io::Result<()> {
-    // SAFETY: plain syscall on a file descriptor we own.
-    let result =
-        unsafe { libc::fallocate(file.as_raw_fd(), 0, offset as libc::off_t, length as libc::off_t) };
-    if result == 0 {
-        return Ok(());
-    }
-    let error = io::Error::last_os_error();
-    match error.raw_os_error() {
-        Some(libc::EOPNOTSUPP) => {
-            if file.metadata()?.len() < offset + length {
-                file.set_len(offset + length)?;
-            }
-            Ok(())
-        }
-        _ => Err(error),
+        file_space::zero_in_place(&self.file, from, to - from)
     }
 }
 
@@ -456,7 +411,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         MappedFile::create(dir.path(), 0, 4096).unwrap();
         assert!(MappedFile::open(&dir.path().join(file_name(0)), 0, 8192).is_err());
-        assert!(MappedFile::create(dir.path(), 0, 8192).is_err());
+        assert!(MappedFile::create(dir.path(), 0, 2048).is_err(), "a longer file is not cut");
+        // A shorter one is what a failed allocation left: allocated whole again.
+        let extended = MappedFile::create(dir.path(), 0, 8192).unwrap();
+        assert_eq!(fs::metadata(extended.path()).unwrap().len(), 8192);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::file_space;
 use crate::mapped_file::MappedFile;
 
 /// The files of one log, oldest first.
@@ -20,8 +21,9 @@ pub struct MappedFileQueue {
 
 impl MappedFileQueue {
     /// Loads every file of `dir` (created if missing). Names must be 20-digit offsets that are
-    /// multiples of `file_size_bytes` and sizes must match; a zero-length last file (a crash
-    /// during creation) is removed. Anything else is an error: better to stop than to guess.
+    /// multiples of `file_size_bytes` and sizes must match; a last file that is shorter than
+    /// configured and holds no record (a failed or interrupted allocation) is removed.
+    /// Anything else is an error: better to stop than to guess.
     pub fn load(dir: &Path, file_size_bytes: u64) -> io::Result<Self> {
         assert!(file_size_bytes > 0);
         fs::create_dir_all(dir)?;
@@ -38,7 +40,14 @@ impl MappedFileQueue {
         }
         entries.sort_unstable();
         if let Some((_, last)) = entries.last() {
-            if fs::metadata(last)?.len() == 0 {
+            if is_abandoned_allocation(last, file_size_bytes)? {
+                tracing::warn!(
+                    path = %last.display(),
+                    size_bytes = fs::metadata(last)?.len(),
+                    expected_bytes = file_size_bytes,
+                    "removing the newest file: shorter than configured and holding no record \
+                     (left by an allocation that failed or was interrupted, e.g. on a full disk)"
+                );
                 fs::remove_file(last)?;
                 entries.pop();
             }
@@ -174,6 +183,17 @@ impl MappedFileQueue {
     }
 }
 
+/// Bytes read to tell whether a file ever held a record: a commit-log record or a
+/// consume-queue entry written at position 0 has a non-zero first field.
+const EMPTY_PROBE_BYTES: usize = 4096;
+
+/// True for a file shorter than `file_size_bytes` whose start is all zeros. Files are only
+/// written after their whole allocation succeeded, so such a file never held data.
+fn is_abandoned_allocation(path: &Path, file_size_bytes: u64) -> io::Result<bool> {
+    let length = fs::metadata(path)?.len();
+    Ok(length < file_size_bytes && file_space::starts_empty(path, EMPTY_PROBE_BYTES)?)
+}
+
 fn invalid(path: &Path, what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()))
 }
@@ -205,6 +225,27 @@ mod tests {
         let reloaded = MappedFileQueue::load(dir.path(), 4096).unwrap();
         assert_eq!(reloaded.len(), 1);
         assert_eq!(reloaded.find(0).unwrap().slice(3999, 2).unwrap().as_slice(), &[1, 0]);
+    }
+
+    #[test]
+    fn a_short_empty_last_file_is_removed_and_a_short_full_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = MappedFileQueue::load(dir.path(), 8192).unwrap();
+        let first = queue.push_new(0, None).unwrap();
+        unsafe { first.write_unpublished(0, &[1u8; 100]) };
+        first.publish(100);
+        drop((first, queue));
+        // What a failed allocation of the next file leaves on ext4: part of its blocks.
+        let next = dir.path().join(crate::mapped_file::file_name(8192));
+        fs::write(&next, vec![0u8; 4096]).unwrap();
+        let reloaded = MappedFileQueue::load(dir.path(), 8192).unwrap();
+        assert_eq!(reloaded.len(), 1);
+        assert_eq!(reloaded.max_offset(), 8192, "positions start at the file's end until recovery");
+        assert!(!next.exists());
+        drop(reloaded);
+        // A short file that holds data is not guessed about.
+        fs::write(&next, [7u8; 100]).unwrap();
+        assert!(MappedFileQueue::load(dir.path(), 8192).is_err());
     }
 
     #[test]

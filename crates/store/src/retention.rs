@@ -1,12 +1,13 @@
 //! Retention (storage spec §5.7): commit-log files older than `fileReservedTime` go at
 //! `deleteWhen`, or at once when the disk passes `diskMaxUsedSpaceRatio`; past
-//! `diskSpaceCleanForciblyRatio` the oldest go even if young; past
-//! `diskSpaceWarningLevelRatio` appends are refused. Consume queues and index files follow
-//! the commit log's new minimum offset. The newest commit-log file is never deleted.
+//! `diskSpaceCleanForciblyRatio` the oldest go even if young (when `cleanFileForciblyEnable`,
+//! each such deletion logged at WARN with the offsets it held). The refusal of appends on a
+//! full disk is `disk_guard`'s. Consume queues and index files follow the commit log's new
+//! minimum offset. The newest commit-log file is never deleted.
 
 use std::time::{Duration, SystemTime};
 
-use crate::running;
+use crate::disk_guard;
 use crate::store::StoreInner;
 
 /// What a retention pass remembers between runs.
@@ -26,36 +27,15 @@ impl RetentionState {
 /// One retention pass.
 pub(crate) fn run_once(inner: &StoreInner, state: &mut RetentionState) {
     let config = &inner.config;
-    let used_percent = [config.commit_log_dir(), config.consume_queue_dir()]
-        .iter()
-        .filter_map(|path| match inner.disk.used_percent(path) {
-            Ok(percent) => Some(percent),
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "disk usage unknown");
-                None
-            }
-        })
-        .max()
-        .unwrap_or(0);
-
-    let warning = config.disk_space_warning_level_ratio.clamp(35, 90);
+    let space = disk_guard::check(inner);
+    let used_percent = space.map_or(0, |space| space.used_percent);
+    let below_reserve = space.is_some_and(|space| space.available_bytes < config.disk_reserve_bytes());
     let forcibly = config.disk_space_clean_forcibly_ratio.clamp(30, 85);
     let max_used = config.disk_max_used_space_ratio.clamp(10, 95);
-    if used_percent > warning {
-        if !inner.running.is_set(running::DISK_FULL) {
-            tracing::error!(
-                used_percent,
-                limit = warning,
-                "disk full: appends are refused until space is freed"
-            );
-        }
-        inner.running.set(running::DISK_FULL);
-    } else if inner.running.is_set(running::DISK_FULL) {
-        tracing::info!(used_percent, "disk usage back under the limit: appends accepted again");
-        inner.running.clear(running::DISK_FULL);
-    }
 
-    let clean_forcibly = used_percent > forcibly && config.clean_file_forcibly_enable;
+    // Also below the reserve: the disk cannot take the next files, and forced cleaning is
+    // what keeps such a broker writable.
+    let clean_forcibly = (used_percent > forcibly || below_reserve) && config.clean_file_forcibly_enable;
     let hour_matches = local_hour().is_some_and(|hour| config.delete_hours().contains(&hour));
     let manual = state.manual_rounds > 0;
     state.manual_rounds = state.manual_rounds.saturating_sub(1);
@@ -87,8 +67,20 @@ fn delete_expired_commit_log(inner: &StoreInner, reserved: Duration, forcibly: b
             break;
         }
         match files.delete_first() {
+            Ok(Some(file)) if expired => {
+                tracing::info!(file = %file.path().display(), "expired commit-log file deleted");
+                deleted += 1;
+            }
             Ok(Some(file)) => {
-                tracing::info!(file = %file.path().display(), expired, forcibly, "commit-log file deleted");
+                // Messages nobody may have consumed yet: say exactly which went.
+                tracing::warn!(
+                    file = %file.path().display(),
+                    first_offset = file.start_offset(),
+                    end_offset = file.start_offset() + file.wrote(),
+                    new_min_offset = files.min_offset(),
+                    "disk above diskSpaceCleanForciblyRatio or below the reserve: commit-log file deleted before its \
+                     fileReservedTime (cleanFileForciblyEnable=false keeps it and refuses writes instead)"
+                );
                 deleted += 1;
             }
             Ok(None) => break,

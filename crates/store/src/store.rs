@@ -25,7 +25,7 @@ use crate::put::{ArrivalListener, PutCallback, PutRequest, PutResult, PutStatus}
 use crate::queue_table::QueueTable;
 use crate::running::{self, RunningFlags};
 use crate::service::{self, StopSignal};
-use crate::{recovery, retention};
+use crate::{disk_guard, file_space, recovery, retention};
 
 pub use crate::append_queue::MAX_QUEUED_APPENDS;
 
@@ -173,7 +173,13 @@ impl MessageStore {
         // From here until a clean shutdown the directory counts as crashed.
         inner.checkpoint.update(|values| values.clean_shutdown_offset = None);
         inner.checkpoint.flush().map_err(io_error(inner.checkpoint.path()))?;
-        fs::write(&abort_path, std::process::id().to_string()).map_err(io_error(&abort_path))?;
+        // Empty, as Java makes it: only its presence counts, and an empty file needs no data
+        // block, so a store on a full disk still opens (and serves reads).
+        if let Err(error) = fs::File::create(&abort_path) {
+            // The checkpoint, flushed above without its clean-shutdown mark, already tells the
+            // next start to scan.
+            tracing::warn!(path = %abort_path.display(), %error, "could not create the abort file");
+        }
 
         let last_store_timestamp = inner.commit_log.last_store_timestamp();
         let store = Self {
@@ -223,10 +229,28 @@ impl MessageStore {
         let inner = Arc::clone(&self.inner);
         threads.push(service::spawn("store-allocate", move || {
             while woken.recv().is_ok() {
+                // A new file is the largest single use of space: look first, so a fast writer
+                // is refused before the disk fills, not after.
+                disk_guard::check(&inner);
+                if inner.running.is_set(running::DISK_FULL) {
+                    continue;
+                }
                 if let Err(error) = inner.commit_log.prepare_next_file() {
-                    tracing::warn!(%error, "could not prepare the next commit-log file");
+                    if file_space::is_out_of_space(&error) {
+                        disk_guard::out_of_space(&inner, "next commit-log file", &error);
+                    } else {
+                        tracing::warn!(%error, "could not prepare the next commit-log file");
+                    }
                 }
             }
+        })?);
+
+        let inner = Arc::clone(&self.inner);
+        let stop = Arc::clone(&self.stop);
+        threads.push(service::spawn("store-disk-guard", move || {
+            service::periodic(stop, Duration::from_millis(disk_guard::CHECK_INTERVAL_MS), || {
+                disk_guard::check(&inner);
+            });
         })?);
         self.inner.wake_allocator();
 

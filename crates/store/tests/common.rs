@@ -74,8 +74,8 @@ pub fn read_all(store: &MessageStore, topic: &str, queue_id: i32) -> Vec<Message
 struct RoomyDisk;
 
 impl apogee_store::disk::DiskUsage for RoomyDisk {
-    fn used_percent(&self, _path: &Path) -> std::io::Result<u32> {
-        Ok(1)
+    fn space(&self, _path: &Path) -> std::io::Result<apogee_store::disk::DiskSpace> {
+        Ok(apogee_store::disk::DiskSpace { used_percent: 1, available_bytes: u64::MAX })
     }
 }
 

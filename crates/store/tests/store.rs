@@ -11,7 +11,7 @@ use std::sync::Arc;
 use apogee_common::java_string_hash;
 use apogee_common::message::property;
 use apogee_common::message::record::RecordView;
-use apogee_store::disk::DiskUsage;
+use apogee_store::disk::{DiskSpace, DiskUsage};
 use apogee_store::{
     AcceptAll, BoundaryType, FlushDiskType, GetMessageStatus, MessageFilter, MessageStore, PutRequest,
     PutStatus,
@@ -321,8 +321,8 @@ fn sync_flush_answers_every_waiter_after_one_group_flush() {
 struct FakeDisk(Arc<AtomicU32>);
 
 impl DiskUsage for FakeDisk {
-    fn used_percent(&self, _path: &Path) -> std::io::Result<u32> {
-        Ok(self.0.load(Ordering::SeqCst))
+    fn space(&self, _path: &Path) -> std::io::Result<DiskSpace> {
+        Ok(DiskSpace { used_percent: self.0.load(Ordering::SeqCst), available_bytes: u64::MAX })
     }
 }
 

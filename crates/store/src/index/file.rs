@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use memmap2::{MmapMut, MmapOptions};
 use parking_lot::RwLock;
 
+use crate::file_space;
+
 use super::header::{
     IndexHeader, Layout, ENTRY_KEY_HASH_AT, ENTRY_PHY_OFFSET_AT, ENTRY_PREV_INDEX_AT, ENTRY_TIME_DIFF_AT,
     INDEX_ENTRY_SIZE, INDEX_HEADER_SIZE,
@@ -67,7 +69,9 @@ impl IndexFile {
         prev_end_timestamp: i64,
     ) -> io::Result<Self> {
         let path = dir.join(name);
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        // Every block allocated before the mapping is written: a sparse index file on a full
+        // disk made the broker die of SIGBUS on the first key put into a new page.
+        let file = file_space::create_allocated(&path, layout.file_size(), true)?;
         let created =
             Self::create_mapped(file, path.clone(), name, layout, prev_end_phy_offset, prev_end_timestamp);
         if created.is_err() {
@@ -87,7 +91,6 @@ impl IndexFile {
         prev_end_phy_offset: i64,
         prev_end_timestamp: i64,
     ) -> io::Result<Self> {
-        file.set_len(layout.file_size())?;
         let mut map = map_file(&file, layout)?;
         let mut header = IndexHeader::default();
         if prev_end_phy_offset > 0 {

@@ -15,7 +15,7 @@
 //! reads each message and compares its keys exactly, as the Java broker does.
 
 mod file;
-mod header;
+pub(crate) mod header;
 mod name;
 mod service;
 

@@ -21,12 +21,14 @@ use apogee_common::time::now_ms;
 use parking_lot::{Mutex, RwLock};
 
 use super::file::IndexFile;
+use super::header::INDEX_HEADER_SIZE;
 use super::header::{IndexHeader, Layout};
 use super::name::{is_index_file_name, next_file_name, successor};
 use super::{
     index_key_hash, IndexConfig, QueryOffsetResult, KEY_SEPARATOR, MAX_QUERY_RESULTS,
     TRANSACTION_ROLLBACK_TYPE, TRANSACTION_TYPE_MASK,
 };
+use crate::file_space;
 
 /// Attempts to create a new index file before giving up (Java `MAX_TRY_IDX_CREATE`).
 const MAX_FILE_CREATE_ATTEMPTS: u32 = 3;
@@ -87,10 +89,17 @@ impl IndexService {
                 tracing::warn!(path = %entry.path().display(), "not a regular file, skipped");
                 continue;
             }
-            if entry.metadata()?.len() == 0 {
-                // A crash between creating a new file and sizing it: it never held an entry,
-                // and recovery re-indexes everything after the last synced full file anyway.
-                tracing::warn!(path = %entry.path().display(), "empty index file left by an interrupted creation, removed");
+            let length = entry.metadata()?.len();
+            if length < layout.file_size() && file_space::starts_empty(&entry.path(), INDEX_HEADER_SIZE)? {
+                // A crash or a full disk while a new file was being allocated: its header was
+                // never written, so it never held an entry, and recovery re-indexes everything
+                // after the last synced full file anyway.
+                tracing::warn!(
+                    path = %entry.path().display(),
+                    size_bytes = length,
+                    expected_bytes = layout.file_size(),
+                    "index file left by an interrupted or failed allocation, removed"
+                );
                 fs::remove_file(entry.path())?;
                 continue;
             }
@@ -329,6 +338,11 @@ impl IndexService {
         for attempt in 1..=MAX_FILE_CREATE_ATTEMPTS {
             match self.try_create_file(prev_end_phy_offset, prev_end_timestamp) {
                 Ok(file) => return Ok(file),
+                Err(e) if file_space::is_out_of_space(&e) => {
+                    // Waiting does not make room, and this runs inside the append round.
+                    tracing::warn!(dir = %self.dir.display(), attempt, error = %e, "no room for a new index file");
+                    return Err(e);
+                }
                 Err(e) => {
                     tracing::warn!(dir = %self.dir.display(), attempt, error = %e, "cannot create index file");
                     last_error = Some(e);
