@@ -10,7 +10,11 @@
 //! The defaults keep it to seconds for CI. The environment can set the reported setup, for
 //! the campaign that runs it many times (`scripts/full-disk-campaign.sh`):
 //! `APOGEE_FULL_DISK_VOLUME_MB`, `APOGEE_FULL_DISK_COMMIT_LOG_MB`, `APOGEE_FULL_DISK_FLUSH`
-//! (`ASYNC_FLUSH` or `SYNC_FLUSH`). It prints one `full-disk-run` JSON line of figures.
+//! (`ASYNC_FLUSH` or `SYNC_FLUSH`), and `APOGEE_FULL_DISK_IMAGE_DIR` for the loop image. It
+//! prints one `full-disk-run` JSON line of figures.
+//!
+//! Between the kill and the restart the test fills the volume to the last byte, so the
+//! restart is also a start on a disk with no room at all.
 
 mod standalone;
 
@@ -47,6 +51,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 struct SmallVolume {
     mount_point: PathBuf,
     kind: &'static str,
+    image: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -56,7 +61,10 @@ impl SmallVolume {
         let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
         let mount_point = dir.path().join("volume");
         std::fs::create_dir(&mount_point).map_err(|error| error.to_string())?;
-        let image = dir.path().join("volume.img");
+        // The image may live elsewhere, e.g. in memory so SYNC_FLUSH runs are quick.
+        let image_dir = std::env::var_os("APOGEE_FULL_DISK_IMAGE_DIR")
+            .map_or_else(|| dir.path().to_path_buf(), PathBuf::from);
+        let image = image_dir.join(format!("apogee-full-disk-{}.img", std::process::id()));
         let loop_result = (|| {
             let file = std::fs::File::create(&image).map_err(|error| error.to_string())?;
             file.set_len(size_mb << 20).map_err(|error| error.to_string())?;
@@ -76,7 +84,7 @@ impl SmallVolume {
                 "tmpfs"
             }
         };
-        Ok(Self { mount_point, kind, _dir: dir })
+        Ok(Self { mount_point, kind, image, _dir: dir })
     }
 
     /// Used percent and available bytes, as `df` counts them.
@@ -96,7 +104,30 @@ impl Drop for SmallVolume {
     fn drop(&mut self) {
         // Lazy: a process still holding a file must not leave the mount behind.
         let _ = Command::new("umount").arg("-l").arg(&self.mount_point).status();
+        let _ = std::fs::remove_file(&self.image);
     }
+}
+
+/// Writes `path` until the file system has no room left; returns the bytes written.
+fn fill_to_the_brim(path: &std::path::Path) -> u64 {
+    use std::io::Write;
+    const CHUNK_BYTES: usize = 64 * 1024;
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0x5Au8; CHUNK_BYTES];
+    let mut written = 0u64;
+    // Bounded by the volume's size: at most this many chunks fit.
+    for _ in 0..(1u64 << 40) / CHUNK_BYTES as u64 {
+        match file.write(&chunk) {
+            Ok(0) => break,
+            Ok(count) => written += count as u64,
+            Err(error) => {
+                assert_eq!(error.raw_os_error(), Some(libc::ENOSPC), "filling the volume: {error}");
+                break;
+            }
+        }
+    }
+    let _ = file.sync_all();
+    written
 }
 
 fn succeed(command: &mut Command) -> Result<(), String> {
@@ -151,7 +182,8 @@ async fn fill(namesrv: &str, stop_at: Instant) -> Fill {
     let next_sequence = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut senders = Vec::new();
     for _ in 0..SENDERS {
-        let (producer, fill, next_sequence) = (Arc::clone(&producer), Arc::clone(&fill), Arc::clone(&next_sequence));
+        let (producer, fill, next_sequence) =
+            (Arc::clone(&producer), Arc::clone(&fill), Arc::clone(&next_sequence));
         senders.push(tokio::spawn(async move {
             let mut refusals_in_a_row = 0;
             while refusals_in_a_row < REFUSALS_TO_STOP && Instant::now() < stop_at {
@@ -249,11 +281,14 @@ fn a_full_disk_refuses_sends_survives_kill_9_and_keeps_every_acknowledged_messag
     assert!(available_bytes > 0, "the volume filled up: the guard refused too late");
 
     apogee.kill_9();
+    // Whatever room the guard kept is taken too: the broker must start on a disk with none.
+    let filler_bytes = fill_to_the_brim(&volume.mount_point.join("filler"));
     let restart_started = Instant::now();
     apogee.restart();
     let restart_ms = restart_started.elapsed().as_millis();
     let (bodies, duplicates) = runtime.block_on(read_back(&apogee.namesrv, &fill.acked));
-    let missing: Vec<u64> = fill.acked.iter().copied().filter(|sequence| !bodies.contains_key(sequence)).collect();
+    let missing: Vec<u64> =
+        fill.acked.iter().copied().filter(|sequence| !bodies.contains_key(sequence)).collect();
     let corrupt = bodies.iter().filter(|(sequence, body)| **body != body_of(**sequence)).count();
     println!(
         "full-disk-run {}",
@@ -261,11 +296,16 @@ fn a_full_disk_refuses_sends_survives_kill_9_and_keeps_every_acknowledged_messag
             "volume": volume.kind, "volume_mb": volume_mb, "commit_log_mb": commit_log_mb, "flush": flush,
             "acked": fill.acked.len(), "refused": fill.refused, "other_errors": fill.other_errors,
             "used_percent_after_fill": used_percent, "available_bytes_after_fill": available_bytes,
-            "fill_ms": fill_ms, "restart_ms": restart_ms, "read_back": bodies.len(),
+            "fill_ms": fill_ms, "filler_bytes_before_restart": filler_bytes, "restart_ms": restart_ms, "read_back": bodies.len(),
             "missing": missing.len(), "corrupt": corrupt, "duplicates": duplicates,
         })
     );
-    assert!(missing.is_empty(), "{} acknowledged messages are missing, first {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages are missing, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     assert_eq!(corrupt, 0, "messages read back with other bytes than sent");
     drop(apogee);
     drop(volume);
