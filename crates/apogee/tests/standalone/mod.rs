@@ -85,10 +85,12 @@ impl Standalone {
 /// Spawns `apogee standalone` and returns once its broker listens.
 fn spawn_standalone(data_dir: &Path, config_file: Option<&Path>, namesrv: &str, broker_port: u16) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_apogee"));
-    command
-        .args(["standalone", "--data-dir"])
-        .arg(data_dir)
-        .args(["--namesrv-listen", namesrv, "--broker-port", &broker_port.to_string()]);
+    command.args(["standalone", "--data-dir"]).arg(data_dir).args([
+        "--namesrv-listen",
+        namesrv,
+        "--broker-port",
+        &broker_port.to_string(),
+    ]);
     if let Some(config_file) = config_file {
         command.arg("-c").arg(config_file);
     }
