@@ -1,7 +1,7 @@
 //! SIGKILL safety: a child process appends under SYNC_FLUSH and reports every acknowledged
 //! append; the parent kills it at a random moment, reopens the store (crash recovery) and
 //! checks that every acknowledged append is there, intact and in order, and that the index
-//! finds appends of that run by key. Twenty kills.
+//! finds appends of that run by key. Twenty kills, each after at least ten acknowledgements.
 //!
 //! The child is this test binary itself, run with the ignored `crash_child` test selected.
 
@@ -21,6 +21,10 @@ use common::{read_all, record};
 const KILLS: u64 = 20;
 const TOPIC: &str = "CrashTopic";
 const QUEUES: i32 = 4;
+/// Acknowledged appends every run must report before it is killed.
+const MIN_ACKS_BEFORE_KILL: usize = 10;
+/// Longest to wait for them (the child's start and first group commits).
+const FIRST_ACKS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a child may run if nobody kills it.
 const CHILD_MAX_RUN: Duration = Duration::from_secs(60);
 
@@ -113,21 +117,38 @@ fn sigkill_never_loses_an_acknowledged_append() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (ack_sender, ack_receiver) = std::sync::mpsc::channel::<u64>();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|line| line.strip_prefix("ack ").and_then(|n| n.parse::<u64>().ok()))
-                .collect::<Vec<_>>()
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(sequence) = line.strip_prefix("ack ").and_then(|n| n.parse::<u64>().ok()) {
+                    if ack_sender.send(sequence).is_err() {
+                        break;
+                    }
+                }
+            }
         });
-        // Kill somewhere between 50 and 400 ms into the run (xorshift, reproducible).
+        // A kill before anything was acknowledged would check nothing: wait for the first
+        // acknowledgements, then kill somewhere in the next 350 ms (xorshift, reproducible).
+        let mut acks = Vec::new();
+        let first_acks_deadline = Instant::now() + FIRST_ACKS_TIMEOUT;
+        while acks.len() < MIN_ACKS_BEFORE_KILL && Instant::now() < first_acks_deadline {
+            if let Ok(sequence) = ack_receiver.recv_timeout(Duration::from_millis(100)) {
+                acks.push(sequence);
+            }
+        }
+        assert!(
+            acks.len() >= MIN_ACKS_BEFORE_KILL,
+            "kill {kill}: the child acknowledged only {} appends in {FIRST_ACKS_TIMEOUT:?}",
+            acks.len()
+        );
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(50 + seed % 350));
+        std::thread::sleep(Duration::from_millis(seed % 350));
         child.kill().unwrap();
         child.wait().unwrap();
-        let acks = reader.join().unwrap();
+        reader.join().unwrap();
+        acks.extend(ack_receiver.try_iter());
         acknowledged.extend(acks.iter().copied());
 
         // The run's first and last acknowledged appends, and every 50th between.
@@ -139,5 +160,4 @@ fn sigkill_never_loses_an_acknowledged_append() {
         assert!(lost.is_empty(), "kill {kill}: acknowledged appends lost, e.g. {lost:?}");
         println!("kill {kill}: {} acknowledged this run, {} stored in all", acks.len(), stored.len());
     }
-    assert!(acknowledged.len() as u64 > kills, "the children appended something");
 }
