@@ -3,7 +3,9 @@
   cpp_peer.py produce NAMESRV TOPIC COUNT   sends COUNT messages (tags TagB, keys CPPKEY<i>,
                                             property origin=apogee-cpp, body "Hello from C++ <i>")
   cpp_peer.py consume NAMESRV TOPIC COUNT   push-consumes until COUNT distinct messages arrived,
-                                            printing one JSON line per message; exits 1 on timeout
+                                            waits a second more for late duplicates, then prints
+                                            one JSON line per delivery (duplicates included, so
+                                            the caller can see them); exits 1 on timeout
 """
 import json
 import sys
@@ -32,7 +34,8 @@ def produce(namesrv, topic, count):
 
 
 def consume(namesrv, topic, count):
-    seen = {}
+    deliveries = []
+    distinct = set()
     lock = threading.Lock()
 
     def on_message(message):
@@ -45,7 +48,8 @@ def consume(namesrv, topic, count):
             "id": message.id.decode() if isinstance(message.id, bytes) else message.id,
         }
         with lock:
-            seen.setdefault(record["keys"], record)
+            deliveries.append(record)
+            distinct.add(record["keys"])
 
     consumer = PushConsumer("cpp-peer-consumer")
     consumer.set_namesrv_addr(namesrv)
@@ -54,13 +58,15 @@ def consume(namesrv, topic, count):
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
         with lock:
-            if len(seen) >= count:
+            if len(distinct) >= count:
                 break
         time.sleep(0.05)
+    time.sleep(1)
     consumer.shutdown()
-    for record in seen.values():
-        print(json.dumps(record))
-    sys.exit(0 if len(seen) >= count else 1)
+    with lock:
+        for record in deliveries:
+            print(json.dumps(record))
+        sys.exit(0 if len(distinct) >= count else 1)
 
 
 if __name__ == "__main__":
