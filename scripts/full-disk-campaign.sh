@@ -8,6 +8,7 @@
 #   RUNS=20 ./scripts/full-disk-campaign.sh
 #   RUNS=5 FLUSH=ASYNC_FLUSH VOLUME_MB=64 COMMIT_LOG_MB=4 ./scripts/full-disk-campaign.sh
 #   IMAGE_DIR=/dev/shm ./scripts/full-disk-campaign.sh    # loop image in memory: quick fsyncs
+#   FS=tmpfs ./scripts/full-disk-campaign.sh              # tmpfs instead of a loop device
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-20}"
@@ -15,6 +16,7 @@ export APOGEE_FULL_DISK_VOLUME_MB="${VOLUME_MB:-300}"
 export APOGEE_FULL_DISK_COMMIT_LOG_MB="${COMMIT_LOG_MB:-64}"
 export APOGEE_FULL_DISK_FLUSH="${FLUSH:-SYNC_FLUSH}"
 if [[ -n "${IMAGE_DIR:-}" ]]; then export APOGEE_FULL_DISK_IMAGE_DIR="$IMAGE_DIR"; fi
+if [[ -n "${FS:-}" ]]; then export APOGEE_FULL_DISK_FS="$FS"; fi
 
 cargo test --release -p apogee --test full_disk --no-run >/dev/null 2>&1
 results="$(mktemp)"

@@ -10,7 +10,8 @@
 //! The defaults keep it to seconds for CI. The environment can set the reported setup, for
 //! the campaign that runs it many times (`scripts/full-disk-campaign.sh`):
 //! `APOGEE_FULL_DISK_VOLUME_MB`, `APOGEE_FULL_DISK_COMMIT_LOG_MB`, `APOGEE_FULL_DISK_FLUSH`
-//! (`ASYNC_FLUSH` or `SYNC_FLUSH`), and `APOGEE_FULL_DISK_IMAGE_DIR` for the loop image. It
+//! (`ASYNC_FLUSH` or `SYNC_FLUSH`), `APOGEE_FULL_DISK_IMAGE_DIR` for the loop image, and
+//! `APOGEE_FULL_DISK_FS=tmpfs` to skip the loop device. It
 //! prints one `full-disk-run` JSON line of figures.
 //!
 //! Between the kill and the restart the test fills the volume to the last byte, so the
@@ -65,7 +66,11 @@ impl SmallVolume {
         let image_dir = std::env::var_os("APOGEE_FULL_DISK_IMAGE_DIR")
             .map_or_else(|| dir.path().to_path_buf(), PathBuf::from);
         let image = image_dir.join(format!("apogee-full-disk-{}.img", std::process::id()));
+        let want_tmpfs = std::env::var("APOGEE_FULL_DISK_FS").is_ok_and(|fs| fs == "tmpfs");
         let loop_result = (|| {
+            if want_tmpfs {
+                return Err("APOGEE_FULL_DISK_FS=tmpfs".to_owned());
+            }
             let file = std::fs::File::create(&image).map_err(|error| error.to_string())?;
             file.set_len(size_mb << 20).map_err(|error| error.to_string())?;
             succeed(Command::new("mkfs.ext4").arg("-q").arg(&image))?;
