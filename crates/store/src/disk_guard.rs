@@ -111,10 +111,12 @@ mod tests {
 
     #[test]
     fn either_rule_refuses() {
-        let mut config = StoreConfig::default();
-        config.mapped_file_size_commit_log = 64 << 20;
-        config.max_hash_slot_num = 50_000;
-        config.max_index_num = 200_000;
+        let config = StoreConfig {
+            mapped_file_size_commit_log: 64 << 20,
+            max_hash_slot_num: 50_000,
+            max_index_num: 200_000,
+            ..StoreConfig::default()
+        };
         let reserve = config.disk_reserve_bytes();
         assert!(reserve >= 64 << 20, "room for the next commit-log file at least");
         let roomy = DiskSpace { used_percent: 50, available_bytes: reserve * 2 };
