@@ -34,8 +34,20 @@ pub enum HeaderError {
     },
 }
 
+/// One key of a header as the wire sees it. Lets a test hold every header against the Java
+/// class it mirrors without restating the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderKey {
+    /// Key in `extFields`, the Java field name.
+    pub name: &'static str,
+    /// Whether decoding fails without the key (Java `@CFNotNull`).
+    pub required: bool,
+}
+
 /// A struct carried in `extFields`.
 pub trait CommandHeader: Sized {
+    /// Every key the header reads and writes, in declaration order.
+    const KEYS: &'static [HeaderKey];
     /// Writes every non-null field into `fields`.
     fn encode(&self, fields: &mut ExtFields);
     /// Reads the struct back; unknown keys are ignored.
@@ -45,6 +57,9 @@ pub trait CommandHeader: Sized {
 /// How one header field is read and written: required for plain values, optional for
 /// `Option`s. Implemented for every [`HeaderValue`] and `Option` of one.
 pub trait HeaderField: Sized {
+    /// Whether [`HeaderField::from_field`] fails when the key is absent.
+    const REQUIRED: bool;
+
     /// Writes the field under `key` unless it is null.
     fn put(&self, key: &'static str, fields: &mut ExtFields);
 
@@ -53,6 +68,8 @@ pub trait HeaderField: Sized {
 }
 
 impl<T: HeaderValue> HeaderField for T {
+    const REQUIRED: bool = true;
+
     fn put(&self, key: &'static str, fields: &mut ExtFields) {
         self.with_text(|text| fields.insert(key, text));
     }
@@ -64,6 +81,8 @@ impl<T: HeaderValue> HeaderField for T {
 }
 
 impl<T: HeaderValue> HeaderField for Option<T> {
+    const REQUIRED: bool = false;
+
     fn put(&self, key: &'static str, fields: &mut ExtFields) {
         if let Some(value) = self {
             value.put(key, fields);
@@ -97,6 +116,13 @@ macro_rules! command_header {
         }
 
         impl $crate::header::CommandHeader for $name {
+            const KEYS: &'static [$crate::header::HeaderKey] = &[$(
+                $crate::header::HeaderKey {
+                    name: $key,
+                    required: <$ty as $crate::header::HeaderField>::REQUIRED,
+                },
+            )*];
+
             #[allow(unused_variables)]
             fn encode(&self, fields: &mut $crate::command::ExtFields) {
                 $( $crate::header::HeaderField::put(&self.$field, $key, fields); )*
