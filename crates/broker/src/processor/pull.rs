@@ -25,6 +25,7 @@ use apogee_filter::tags::TagExpression;
 use apogee_remoting::body::enums::{ExpressionType, MessageModel};
 use apogee_remoting::body::heartbeat::SubscriptionData;
 use apogee_remoting::connection::Connection;
+use apogee_remoting::flags::pull as pull_sys_flag;
 use apogee_remoting::header::consumer::{PullMessageRequestHeader, PullMessageResponseHeader};
 use apogee_remoting::reply::{self, Failure};
 use apogee_remoting::router::Router;
@@ -35,20 +36,6 @@ use bytes::{Bytes, BytesMut};
 use super::route;
 use crate::long_polling::ParkRefused;
 use crate::BrokerState;
-
-/// PullSysFlag bits of the request header's `sysFlag` (Java `PullSysFlag`).
-pub mod pull_sys_flag {
-    /// Commit the header's `commitOffset` as the group's offset.
-    pub const COMMIT_OFFSET: i32 = 0x1;
-    /// The broker may hold the pull until messages arrive.
-    pub const SUSPEND: i32 = 0x2;
-    /// The header carries the subscription expression.
-    pub const SUBSCRIPTION: i32 = 0x4;
-    /// Retired class filter.
-    pub const CLASS_FILTER: i32 = 0x8;
-    /// Sent by lite pull consumers.
-    pub const LITE_PULL: i32 = 0x10;
-}
 
 /// Java `ForbiddenType` values, set in the response header with NO_PERMISSION.
 pub mod forbidden_type {
