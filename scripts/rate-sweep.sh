@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Latency against load: one fixed-rate run per rate, each on a fresh `apogee standalone`, with
 # the cores the broker and the bench used (as scripts/lib/cores.py counts them). Shows where on
-# this machine's cores a latency target stops holding (docs/benchmarks.md, sixth pass).
+# this machine's cores a latency target stops holding (docs/benchmarks.md, "Latency against load").
 #
 #   ./scripts/rate-sweep.sh BINARY                                   # workload 6's shape
 #   RATES="50000 150000" ARGS="e2e -t W8 -s 128 -c 4 -i 32" ./scripts/rate-sweep.sh BINARY

@@ -5,7 +5,8 @@
 /// mimalloc instead of glibc's allocator: requests are allocated on connection tasks and freed
 /// on the store's threads (and back). Under that pattern glibc spent 22 % of the broker's CPU
 /// in `malloc`/`free`/`malloc_consolidate` on workload 2; alternating runs of the same bench
-/// client gave 69–77 K msg/s with glibc and 86–92 K with mimalloc (docs/benchmarks.md).
+/// client gave 69–77 K msg/s with glibc and 86–92 K with mimalloc (docs/benchmarks-history.md,
+/// first pass).
 #[cfg(not(feature = "count-allocations"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -25,7 +25,7 @@ enum Command {
     /// A broker: stores messages and serves producers and consumers.
     Broker(BrokerArgs),
     /// Load generators: produce, consume, e2e.
-    Bench(crate::bench::BenchArgs),
+    Bench(apogee_bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

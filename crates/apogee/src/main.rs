@@ -1,7 +1,6 @@
 //! The `apogee` command: every Apogee process in one binary.
 
 mod alloc_count;
-mod bench;
 mod cli;
 
 use anyhow::Result;

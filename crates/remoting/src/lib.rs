@@ -4,7 +4,8 @@
 //!   [`binary_header`]);
 //! - [`command`]: the decoded command;
 //! - [`code`]: every request and response code;
-//! - [`header`]: typed custom headers to and from `extFields`;
+//! - [`header`]: typed custom headers to and from `extFields`, and [`flags`], the bit sets
+//!   they carry;
 //! - [`body`] and [`fastjson`]: request and response bodies in the JSON dialect Java peers use;
 //! - [`server`] and [`client`]: the tokio transport;
 //! - [`acl`]: ACL 1.0 request signing.
@@ -20,6 +21,7 @@ pub mod dispatch;
 pub mod error;
 pub mod ext_fields;
 pub mod fastjson;
+pub mod flags;
 pub mod frame;
 pub mod header;
 pub mod json_header;

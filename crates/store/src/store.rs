@@ -442,7 +442,7 @@ impl Drop for MessageStore {
 /// a full file's sync advances, and Java's periodic flusher leaves index files alone. Unsynced,
 /// its randomly dirtied hash-slot pages pile up until the kernel writes them back 30 s later
 /// (`dirty_expire_centisecs`), hundreds of megabytes at once. Synced each period, the bursts
-/// stay small. (Measured both ways in docs/benchmarks.md, "Workload 6 in the script's
+/// stay small. (Measured both ways in docs/benchmarks-history.md, "Workload 6 in the script's
 /// sequence": in isolation not syncing helped, in the sequence it looked worse; too noisy to
 /// be sure, so the bounded behaviour is kept.)
 pub(crate) fn flush_logics(inner: &StoreInner) {

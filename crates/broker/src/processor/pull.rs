@@ -4,7 +4,7 @@
 //! A pull is checked in Java's order (broker readable, group exists and may consume, topic
 //! exists and is readable, queue id in range, a usable subscription), then read from the store
 //! with a filter on the subscription's tag codes, or, for SQL92 subscriptions when
-//! `enablePropertyFilter` is on, on each message's properties ([`sql`]). The store status
+//! `enablePropertyFilter` is on, on each message's properties ([`apogee_filter::sql`]). The store status
 //! becomes the response code by
 //! the spec's table; the body is the matching stored records, concatenated. Every pull records
 //! where it ended (the group's pull offset); the first execution of a pull carrying the
@@ -19,10 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apogee_common::message::record::RecordView;
-use apogee_common::{java_string_hash, perm};
+use apogee_common::perm;
+use apogee_filter::sql::Selector;
+use apogee_filter::tags::TagExpression;
 use apogee_remoting::body::enums::{ExpressionType, MessageModel};
-use apogee_remoting::body::heartbeat::{SubscriptionData, SUB_ALL};
+use apogee_remoting::body::heartbeat::SubscriptionData;
 use apogee_remoting::connection::Connection;
+use apogee_remoting::flags::pull as pull_sys_flag;
 use apogee_remoting::header::consumer::{PullMessageRequestHeader, PullMessageResponseHeader};
 use apogee_remoting::reply::{self, Failure};
 use apogee_remoting::router::Router;
@@ -30,26 +33,9 @@ use apogee_remoting::{request_code, response_code, RemotingCommand};
 use apogee_store::{GetMessageStatus, MessageFilter};
 use bytes::{Bytes, BytesMut};
 
-use self::sql::Selector;
 use super::route;
 use crate::long_polling::ParkRefused;
 use crate::BrokerState;
-
-pub mod sql;
-
-/// PullSysFlag bits of the request header's `sysFlag` (Java `PullSysFlag`).
-pub mod pull_sys_flag {
-    /// Commit the header's `commitOffset` as the group's offset.
-    pub const COMMIT_OFFSET: i32 = 0x1;
-    /// The broker may hold the pull until messages arrive.
-    pub const SUSPEND: i32 = 0x2;
-    /// The header carries the subscription expression.
-    pub const SUBSCRIPTION: i32 = 0x4;
-    /// Retired class filter.
-    pub const CLASS_FILTER: i32 = 0x8;
-    /// Sent by lite pull consumers.
-    pub const LITE_PULL: i32 = 0x10;
-}
 
 /// Java `ForbiddenType` values, set in the response header with NO_PERMISSION.
 pub mod forbidden_type {
@@ -95,21 +81,10 @@ impl PullFilter {
     /// otherwise tags split on `||` and trimmed. `None` when the text is nothing but
     /// separators (Java's "subString split error").
     pub fn parse_tags(expression: Option<&str>) -> Option<Self> {
-        let text = expression.unwrap_or("");
-        if text.is_empty() || text == SUB_ALL {
-            return Some(Self::All);
+        match TagExpression::parse(expression.unwrap_or("")).ok()? {
+            TagExpression::All => Some(Self::All),
+            TagExpression::Tags(tags) => Some(Self::Tags(tags.codes().collect())),
         }
-        let parts: Vec<&str> = text.split("||").collect();
-        if parts.iter().all(|part| part.is_empty()) {
-            return None;
-        }
-        let codes = parts
-            .iter()
-            .map(|part| part.trim())
-            .filter(|tag| !tag.is_empty())
-            .map(java_string_hash)
-            .collect();
-        Some(Self::Tags(codes))
     }
 
     /// The filter of a registered subscription. Codes are recomputed from the expression rather
@@ -506,6 +481,7 @@ fn join_records(mut records: Vec<apogee_store::mapped_file::MappedSlice>, total_
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apogee_common::java_string_hash;
 
     #[test]
     fn tag_expressions() {

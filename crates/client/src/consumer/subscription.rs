@@ -5,6 +5,7 @@
 //! with a subscribed one; every consumer re-checks the tag string after decoding.
 
 use apogee_common::message::MessageExt;
+use apogee_filter::tags::{tag_code, TagExpression};
 use apogee_remoting::body::enums::ExpressionType;
 use apogee_remoting::body::heartbeat::{SubscriptionData, SUB_ALL};
 
@@ -12,8 +13,9 @@ use crate::ClientError;
 
 /// Builds the subscription of `topic` to `expression` (Java `FilterAPI.build`).
 ///
-/// TAG: empty or `*` subscribes everything; otherwise the expression is split on `||`, each
-/// part trimmed, empty parts dropped, and the tags' Java hash codes collected. SQL92 (or any
+/// TAG: parsed as the broker parses it ([`TagExpression::parse`]): empty or `*` subscribes
+/// everything; otherwise the tags split on `||`, trimmed, and their Java hash codes collected
+/// (an expression naming no tag is refused). SQL92 (or any
 /// other type) is passed through for the broker to evaluate; it must not be empty. The
 /// version is the current time in ms.
 pub fn build_subscription(
@@ -37,17 +39,21 @@ pub fn build_subscription(
         data.sub_string = expression.to_owned();
         return Ok(data);
     }
-    if expression.is_empty() || expression == SUB_ALL {
-        data.sub_string = SUB_ALL.to_owned();
-        return Ok(data);
-    }
+    let no_tag = || ClientError::IllegalArgument(format!("tag expression {expression:?} names no tag"));
+    let tags = match TagExpression::parse(expression).map_err(|_| no_tag())? {
+        TagExpression::All => {
+            data.sub_string = SUB_ALL.to_owned();
+            return Ok(data);
+        }
+        TagExpression::Tags(tags) => tags,
+    };
     data.sub_string = expression.to_owned();
-    for tag in expression.split("||").map(str::trim).filter(|tag| !tag.is_empty()) {
-        data.code_set.insert(apogee_common::java_string_hash(tag));
+    for tag in tags.iter() {
+        data.code_set.insert(tag_code(tag));
         data.tags_set.insert(tag.to_owned());
     }
     if data.tags_set.is_empty() {
-        return Err(ClientError::IllegalArgument(format!("tag expression {expression:?} names no tag")));
+        return Err(no_tag());
     }
     Ok(data)
 }

@@ -53,7 +53,7 @@ command_header! {
         queue_offset: i64 => "queueOffset",
         /// Most messages to return.
         max_msg_nums: i32 => "maxMsgNums",
-        /// PullSysFlag bits: commit offset, suspend, subscription, class filter, lite pull.
+        /// PullSysFlag bits ([`crate::flags::pull`]).
         sys_flag: i32 => "sysFlag",
         /// Consumer offset to persist when the commit-offset bit is set.
         commit_offset: i64 => "commitOffset",

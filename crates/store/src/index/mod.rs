@@ -43,11 +43,8 @@ pub const KEY_SEPARATOR: char = ' ';
 /// Separator between topic and key in an indexed key (`topic#key`).
 pub const TOPIC_KEY_SEPARATOR: char = '#';
 
-/// Mask of the transaction bits in a message's sysFlag (`MessageSysFlag.getTransactionValue`).
-pub const TRANSACTION_TYPE_MASK: i32 = 0xC;
-
-/// Transaction value of a rollback record: those messages are never visible, so never indexed.
-pub const TRANSACTION_ROLLBACK_TYPE: i32 = 0xC;
+// The transaction bits of a record's sysFlag: rollback records are never visible, so never indexed.
+pub use apogee_common::message::sysflag::{TRANSACTION_ROLLBACK_TYPE, TRANSACTION_TYPE_MASK};
 
 /// Sizes of the index files; both must match the broker that wrote an existing `index/`
 /// directory, since neither is stored in the files themselves.

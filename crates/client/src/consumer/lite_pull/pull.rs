@@ -9,21 +9,12 @@ use apogee_common::message::record::decode_all_shared;
 use apogee_common::{topic, MessageQueue};
 use apogee_remoting::body::enums::{ConsumeFromWhere, ExpressionType};
 use apogee_remoting::body::heartbeat::SubscriptionData;
+use apogee_remoting::flags::pull as pull_sys_flag;
 use apogee_remoting::header::consumer::{PullMessageRequestHeader, PullMessageResponseHeader};
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
 use super::standin::response_header;
 use crate::{ClientError, MessageExt};
-
-/// PullSysFlag bits a lite pull sets (Java `PullSysFlag`).
-pub(crate) mod pull_sys_flag {
-    /// The broker may hold the pull until messages arrive.
-    pub const SUSPEND: i32 = 0x2;
-    /// The header carries the subscription expression.
-    pub const SUBSCRIPTION: i32 = 0x4;
-    /// Sent by lite pull consumers.
-    pub const LITE_PULL: i32 = 0x10;
-}
 
 /// How long the broker may hold a pull that found nothing (Java
 /// `brokerSuspendMaxTimeMillis`, 20 s).

@@ -8,6 +8,7 @@ use apogee_common::message::record::decode_all_shared;
 use apogee_common::message::{property, MessageExt, RecordError};
 use apogee_common::MessageQueue;
 use apogee_remoting::body::heartbeat::SubscriptionData;
+use apogee_remoting::flags::pull as pull_sys_flag;
 use apogee_remoting::header::consumer::{PullMessageRequestHeader, PullMessageResponseHeader};
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use bytes::Bytes;
@@ -15,15 +16,6 @@ use bytes::Bytes;
 use super::Shared;
 use crate::consumer::process_queue::ProcessQueue;
 use crate::consumer::subscription::matches_tags;
-
-/// PullSysFlag: the request carries an offset for the broker to commit.
-pub const FLAG_COMMIT_OFFSET: i32 = 0x1;
-/// PullSysFlag: the broker may hold the request until messages arrive (long polling).
-pub const FLAG_SUSPEND: i32 = 0x2;
-/// PullSysFlag: the request carries its subscription expression.
-pub const FLAG_SUBSCRIPTION: i32 = 0x4;
-/// PullSysFlag: retired class filter.
-pub const FLAG_CLASS_FILTER: i32 = 0x8;
 
 /// How long the broker may hold a pull with no new messages.
 pub const BROKER_SUSPEND_MAX: Duration = Duration::from_millis(15_000);
@@ -46,16 +38,16 @@ const FLOW_CONTROL_LOG_EVERY: u64 = 1000;
 pub fn build_sys_flag(commit_offset: bool, suspend: bool, subscription: bool, class_filter: bool) -> i32 {
     let mut flag = 0;
     if commit_offset {
-        flag |= FLAG_COMMIT_OFFSET;
+        flag |= pull_sys_flag::COMMIT_OFFSET;
     }
     if suspend {
-        flag |= FLAG_SUSPEND;
+        flag |= pull_sys_flag::SUSPEND;
     }
     if subscription {
-        flag |= FLAG_SUBSCRIPTION;
+        flag |= pull_sys_flag::SUBSCRIPTION;
     }
     if class_filter {
-        flag |= FLAG_CLASS_FILTER;
+        flag |= pull_sys_flag::CLASS_FILTER;
     }
     flag
 }

@@ -1,6 +1,7 @@
-//! `apogee bench`: load generators for a running Apogee (or any RocketMQ) cluster, speaking
-//! the remoting protocol directly so connections, requests in flight and rates are exactly
-//! what the flags say.
+//! apogee-bench, the `apogee bench` command: load generators for a running Apogee (or any
+//! RocketMQ) cluster, speaking the remoting protocol directly so connections, requests in
+//! flight and rates are exactly what the flags say. The binary parses [`BenchArgs`] among its
+//! commands and calls [`BenchArgs::run`]; its global allocator stays in the binary.
 //!
 //! - `produce`: sends for a duration, closed loop (N connections × M in flight) or open loop
 //!   at a fixed rate (latency measured from the intended send time, so a stalled server cannot

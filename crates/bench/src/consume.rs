@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use apogee_common::message::record::RecordView;
 use apogee_remoting::client::RemotingClient;
+use apogee_remoting::flags::pull as pull_flags;
 use apogee_remoting::header::consumer::{
     GetMaxOffsetRequestHeader, PullMessageRequestHeader, PullMessageResponseHeader,
 };
@@ -18,7 +19,7 @@ use super::stats::{Recorder, WorkerStats};
 use super::Target;
 
 /// PullSysFlag bits: suspend (long polling) and subscription carried in the request.
-const PULL_FLAGS: i32 = 0x2 | 0x4;
+const PULL_FLAGS: i32 = pull_flags::SUSPEND | pull_flags::SUBSCRIPTION;
 /// Group the bench pulls as.
 pub const BENCH_GROUP: &str = "apogee-bench-consumer";
 /// Timeout of one pull (longer than the hold).
