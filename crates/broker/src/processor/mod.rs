@@ -17,6 +17,7 @@ use apogee_remoting::reply::Failure;
 use apogee_remoting::router::Router;
 use apogee_remoting::RemotingCommand;
 
+use crate::core::caller::Caller;
 use crate::BrokerState;
 
 /// Adds every broker request code to `router`.
@@ -52,4 +53,15 @@ where
     tokio::task::spawn_blocking(move || work(&owner))
         .await
         .map_err(|error| Failure::system(format!("broker task failed: {error}")))
+}
+
+/// The core's view of the peer behind a remoting request.
+pub(crate) fn caller(connection: &Connection, request: &RemotingCommand) -> Caller {
+    Caller { remote_addr: connection.remote_addr(), session_id: connection.id(), version: request.version }
+}
+
+impl From<crate::core::Error> for Failure {
+    fn from(error: crate::core::Error) -> Self {
+        Failure::new(error.code, error.remark)
+    }
 }
