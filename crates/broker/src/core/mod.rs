@@ -11,6 +11,7 @@
 
 pub mod caller;
 pub mod error;
+pub mod pull;
 pub mod send;
 
 pub use caller::Caller;

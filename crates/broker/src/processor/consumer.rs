@@ -23,9 +23,9 @@ use apogee_remoting::router::Router;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use apogee_store::{AcceptAll, GetMessageStatus};
 
-use super::pull::compile_selector;
 use super::route;
 use crate::client_manager::{ClientChannel, ConsumerRegistration};
+use crate::core::pull::PullFilter;
 use crate::BrokerState;
 
 /// extFields key of the heartbeat reply telling 5.x clients HeartbeatV2 is understood.
@@ -177,7 +177,7 @@ async fn check_client_config(
                 "The broker does not support consumer to filter message by {type_name}"
             )));
         }
-        match compile_selector(&subscription.expression_type, &subscription.sub_string) {
+        match PullFilter::compile(&subscription.expression_type, &subscription.sub_string) {
             Ok(_) => Ok(RemotingCommand::success_for(&request)),
             Err(reason) => {
                 tracing::debug!(client = %body.client_id, group = %body.group, %reason, "subscription expression refused");
