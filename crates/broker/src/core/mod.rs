@@ -10,9 +10,25 @@
 //! and [`admin`] (topics, groups, statistics, broker information and maintenance).
 
 pub mod caller;
+pub mod clients;
 pub mod error;
+pub mod messages;
+pub mod offsets;
 pub mod pull;
 pub mod send;
 
 pub use caller::Caller;
 pub use error::{CoreResult, Error};
+
+/// Runs `work` on a blocking thread (reads that touch the mapped commit log or index, state
+/// file writes), turning a failed task into SYSTEM_ERROR.
+pub(crate) async fn blocking<T, F>(state: &std::sync::Arc<crate::BrokerState>, work: F) -> CoreResult<T>
+where
+    F: FnOnce(&crate::BrokerState) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let owner = std::sync::Arc::clone(state);
+    tokio::task::spawn_blocking(move || work(&owner))
+        .await
+        .map_err(|error| Error::system(format!("broker task failed: {error}")))
+}
