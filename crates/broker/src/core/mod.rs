@@ -9,6 +9,7 @@
 //! [`messages`] (lookups by offset and key), [`clients`] (the client registry and queue locks)
 //! and [`admin`] (topics, groups, statistics, broker information and maintenance).
 
+pub mod admin;
 pub mod caller;
 pub mod clients;
 pub mod error;
