@@ -17,6 +17,7 @@ pub mod messages;
 pub mod offsets;
 pub mod pull;
 pub mod send;
+pub mod send_back;
 
 pub use caller::Caller;
 pub use error::{CoreResult, Error};
