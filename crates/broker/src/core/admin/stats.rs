@@ -138,5 +138,5 @@ pub fn groups_consuming(state: &BrokerState, topic: &str) -> BTreeSet<String> {
 
 /// Topics a group has offsets for.
 pub fn topics_of_group(state: &BrokerState, group: &str) -> Vec<String> {
-    state.offsets.topics_of_group(group).into_iter().collect()
+    state.offsets.topics_of_group(group)
 }
