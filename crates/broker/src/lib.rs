@@ -18,6 +18,7 @@
 
 pub mod client_manager;
 pub mod config;
+pub mod core;
 pub mod lock;
 pub mod long_polling;
 pub mod message;

@@ -1,6 +1,8 @@
-//! Request handlers, one module per area. Each module's `register` adds its request codes to
-//! a router; the fast channel (`listenPort - 2`) gets everything but the long-polling pulls,
-//! as in Java.
+//! The remoting front: request handlers, one module per area, each a thin adapter that
+//! decodes the header and body, calls [`crate::core`] and encodes the answer (response code,
+//! remark, header fields and body as Java's broker gives them). Each module's `register` adds
+//! its request codes to a router; the fast channel (`listenPort - 2`) gets everything but the
+//! long-polling pulls, as in Java.
 
 pub mod admin;
 pub mod consumer;
@@ -17,6 +19,7 @@ use apogee_remoting::reply::Failure;
 use apogee_remoting::router::Router;
 use apogee_remoting::RemotingCommand;
 
+use crate::core::caller::Caller;
 use crate::BrokerState;
 
 /// Adds every broker request code to `router`.
@@ -41,15 +44,13 @@ where
     router.register(code, move |connection, request| handler(Arc::clone(&state), connection, request));
 }
 
-/// Runs `work` on a blocking thread (reads that touch the mapped commit log or index, state
-/// file writes), turning a failed task into SYSTEM_ERROR.
-pub(crate) async fn blocking<T, F>(state: &Arc<BrokerState>, work: F) -> Result<T, Failure>
-where
-    F: FnOnce(&BrokerState) -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let owner = Arc::clone(state);
-    tokio::task::spawn_blocking(move || work(&owner))
-        .await
-        .map_err(|error| Failure::system(format!("broker task failed: {error}")))
+/// The core's view of the peer behind a remoting request.
+pub(crate) fn caller(connection: &Connection, request: &RemotingCommand) -> Caller {
+    Caller { remote_addr: connection.remote_addr(), session_id: connection.id(), version: request.version }
+}
+
+impl From<crate::core::Error> for Failure {
+    fn from(error: crate::core::Error) -> Self {
+        Failure::new(error.code, error.remark)
+    }
 }

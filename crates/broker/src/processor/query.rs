@@ -11,21 +11,18 @@ use apogee_remoting::header::consumer::{
     QueryMessageRequestHeader, QueryMessageResponseHeader, SearchOffsetRequestHeader,
     SearchOffsetResponseHeader, ViewMessageRequestHeader,
 };
-use apogee_remoting::reply::{finish, header, Failure, Outcome};
+use apogee_remoting::reply::{finish, header, Outcome};
 use apogee_remoting::router::Router;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
-use apogee_store::BoundaryType;
 
-use super::{blocking, route};
+use super::route;
+use crate::core::messages::{self, KeyQuery};
+use crate::core::offsets::{self, Boundary, QueueRef};
 use crate::BrokerState;
 
 /// Ext field marking a QUERY_MESSAGE whose key is a `UNIQ_KEY` (Java
 /// `MixAll.UNIQUE_MSG_QUERY_FLAG`).
 pub const UNIQUE_KEY_QUERY_FLAG: &str = "_UNIQUE_KEY_QUERY";
-
-/// Messages a unique-key query returns at most (Java `defaultQueryMaxNum`); the client's
-/// `maxNum` is ignored for those.
-pub const DEFAULT_QUERY_MAX_NUM: i32 = 32;
 
 /// Most bytes of records one QUERY_MESSAGE answer carries (the first record always goes), so
 /// the response fits the 16 MiB frame every client accepts.
@@ -60,24 +57,24 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
 /// GET_MAX_OFFSET (30): the next offset to be written; 0 for an unknown queue.
 fn max_offset(state: &BrokerState, request: &RemotingCommand) -> Outcome {
     let request_header: GetMaxOffsetRequestHeader = header(request)?;
-    let offset = state.store.max_offset(&request_header.topic, request_header.queue_id);
+    let queue = QueueRef { topic: &request_header.topic, queue_id: request_header.queue_id };
+    let offset = offsets::max_offset(state, queue);
     Ok(RemotingCommand::success_for(request).with_header(&GetMaxOffsetResponseHeader { offset }))
 }
 
 /// GET_MIN_OFFSET (31): the first stored offset; 0 for an unknown queue.
 fn min_offset(state: &BrokerState, request: &RemotingCommand) -> Outcome {
     let request_header: GetMinOffsetRequestHeader = header(request)?;
-    let offset = state.store.min_offset(&request_header.topic, request_header.queue_id);
+    let queue = QueueRef { topic: &request_header.topic, queue_id: request_header.queue_id };
+    let offset = offsets::min_offset(state, queue);
     Ok(RemotingCommand::success_for(request).with_header(&GetMinOffsetResponseHeader { offset }))
 }
 
 /// GET_EARLIEST_MSG_STORETIME (32): store time of the queue's first message; -1 when empty.
 async fn earliest_store_time(state: &Arc<BrokerState>, request: &RemotingCommand) -> Outcome {
     let request_header: GetEarliestMsgStoretimeRequestHeader = header(request)?;
-    let timestamp = blocking(state, move |state| {
-        state.store.earliest_store_timestamp(&request_header.topic, request_header.queue_id)
-    })
-    .await?;
+    let queue = QueueRef { topic: &request_header.topic, queue_id: request_header.queue_id };
+    let timestamp = offsets::earliest_store_time_ms(state, queue).await?;
     Ok(RemotingCommand::success_for(request)
         .with_header(&GetEarliestMsgStoretimeResponseHeader { timestamp }))
 }
@@ -87,29 +84,18 @@ async fn earliest_store_time(state: &Arc<BrokerState>, request: &RemotingCommand
 async fn search_offset(state: &Arc<BrokerState>, request: &RemotingCommand) -> Outcome {
     let request_header: SearchOffsetRequestHeader = header(request)?;
     let boundary = match request_header.boundary_type.as_deref() {
-        Some(kind) if kind.trim().eq_ignore_ascii_case("upper") => BoundaryType::Upper,
-        _ => BoundaryType::Lower,
+        Some(kind) if kind.trim().eq_ignore_ascii_case("upper") => Boundary::Upper,
+        _ => Boundary::Lower,
     };
-    let offset = blocking(state, move |state| {
-        state.store.offset_by_time(
-            &request_header.topic,
-            request_header.queue_id,
-            request_header.timestamp,
-            boundary,
-        )
-    })
-    .await?;
+    let queue = QueueRef { topic: &request_header.topic, queue_id: request_header.queue_id };
+    let offset = offsets::offset_by_time(state, queue, request_header.timestamp, boundary).await?;
     Ok(RemotingCommand::success_for(request).with_header(&SearchOffsetResponseHeader { offset }))
 }
 
 /// VIEW_MESSAGE_BY_ID (33): the stored record at a commit-log offset, as the body.
 async fn view_message(state: &Arc<BrokerState>, request: &RemotingCommand) -> Outcome {
     let request_header: ViewMessageRequestHeader = header(request)?;
-    let offset = request_header.offset;
-    let not_found = || Failure::system(format!("can not find message by the offset, {offset}"));
-    let position = u64::try_from(offset).map_err(|_| not_found())?;
-    let record =
-        blocking(state, move |state| state.store.message_at(position)).await?.ok_or_else(not_found)?;
+    let record = messages::at_offset(state, request_header.offset).await?;
     Ok(RemotingCommand::success_for(request).with_body(record.into_bytes()))
 }
 
@@ -118,24 +104,17 @@ async fn view_message(state: &Arc<BrokerState>, request: &RemotingCommand) -> Ou
 /// as the body, with the index's freshness in the header (also on QUERY_NOT_FOUND).
 async fn query_message(state: &Arc<BrokerState>, request: &RemotingCommand) -> Outcome {
     let request_header: QueryMessageRequestHeader = header(request)?;
-    let max_num = if request.ext(UNIQUE_KEY_QUERY_FLAG) == Some("true") {
-        DEFAULT_QUERY_MAX_NUM
-    } else {
-        request_header.max_num
+    let query = KeyQuery {
+        topic: &request_header.topic,
+        key: &request_header.key,
+        unique_key: request.ext(UNIQUE_KEY_QUERY_FLAG) == Some("true"),
+        max_num: request_header.max_num,
+        begin_timestamp_ms: request_header.begin_timestamp,
+        end_timestamp_ms: request_header.end_timestamp,
     };
-    let max_count = usize::try_from(max_num).unwrap_or(0);
-    let result = blocking(state, move |state| {
-        state.store.query_by_key(
-            &request_header.topic,
-            &request_header.key,
-            max_count,
-            request_header.begin_timestamp,
-            request_header.end_timestamp,
-        )
-    })
-    .await?;
+    let result = messages::by_key(state, &query).await?;
     let response_header = QueryMessageResponseHeader {
-        index_last_update_timestamp: result.index_last_update_timestamp,
+        index_last_update_timestamp: result.index_last_update_timestamp_ms,
         index_last_update_phyoffset: result.index_last_update_phy_offset,
     };
     if result.messages.is_empty() {

@@ -1,0 +1,234 @@
+//! The broker itself: runtime figures, its effective configuration, delay-level progress
+//! and maintenance on request.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use apogee_common::message::record::RecordView;
+use apogee_common::topic as topic_names;
+use apogee_store::StoreConfig;
+
+use crate::core::blocking;
+use crate::core::error::{CoreResult, Error};
+use crate::{BrokerConfig, BrokerState};
+
+/// The version the runtime figures report (`brokerVersionDesc`): the Apache RocketMQ release
+/// whose protocol Apogee speaks (version ordinal 479).
+pub const BROKER_VERSION_DESC: &str = "V5_3_3";
+
+/// The runtime figures (see [`runtime_figures`]), gathered on the blocking pool: they read
+/// the file system and the commit log.
+pub async fn runtime_info(state: &Arc<BrokerState>) -> CoreResult<BTreeMap<String, String>> {
+    blocking(state, runtime_figures).await
+}
+
+/// The runtime figures Apogee can give truthfully: version, store
+/// offsets and disk use, earliest message, delay-level progress; the timer wheel's figures are
+/// zero because Apogee has none (as Java reports with `timerWheelEnable=false`). Throughput
+/// counters and thread-pool figures are left out until the broker keeps them.
+fn runtime_figures(state: &BrokerState) -> BTreeMap<String, String> {
+    let store = &state.store;
+    let store_config = store.config();
+    let mut table = BTreeMap::new();
+    let mut put = |key: &str, value: String| {
+        table.insert(key.to_owned(), value);
+    };
+    put("brokerVersionDesc", BROKER_VERSION_DESC.to_owned());
+    put("brokerActive", "true".to_owned());
+    let commit_log_dir = store_config.commit_log_dir();
+    let commit_log_ratio = disk_used_ratio(&commit_log_dir);
+    put("commitLogDiskRatio", java_double(commit_log_ratio));
+    put(&format!("commitLogDiskRatio_{}", commit_log_dir.display()), java_double(commit_log_ratio));
+    put("consumeQueueDiskRatio", java_double(disk_used_ratio(&store_config.consume_queue_dir())));
+    if let Some(space) = disk_space(&store_config.store_path_root_dir) {
+        put(
+            "commitLogDirCapacity",
+            format!("Total : {}, Free : {}.", human_bytes(space.total), human_bytes(space.free)),
+        );
+    }
+    let (min, max) = (store.commit_log_min_offset(), store.commit_log_max_offset());
+    put("commitLogMinOffset", min.to_string());
+    put("commitLogMaxOffset", max.to_string());
+    put("remainHowManyDataToFlush", human_bytes(max.saturating_sub(store.commit_log_flushed_offset())));
+    put("dispatchBehindBytes", "0".to_owned());
+    let earliest = store
+        .message_at(min)
+        .and_then(|record| {
+            RecordView::parse(record.as_slice(), false).ok().map(|view| view.store_timestamp())
+        })
+        .unwrap_or(-1);
+    put("earliestMessageTimeStamp", earliest.to_string());
+    put("startAcceptSendRequestTimeStamp", "0".to_owned());
+    for (level, offset) in state.schedule.offsets() {
+        let queue_max = store.max_offset(topic_names::SCHEDULE_TOPIC, level - 1);
+        put(&format!("scheduleMessageOffset_{level}"), format!("{offset},{queue_max}"));
+    }
+    put("timerReadBehind", "0".to_owned());
+    put("timerOffsetBehind", "0".to_owned());
+    put("timerCongestNum", "0".to_owned());
+    put("timerEnqueueTps", "0.0".to_owned());
+    put("timerDequeueTps", "0.0".to_owned());
+    table
+}
+
+/// Size and unallocated bytes of a partition.
+#[derive(Debug, Clone, Copy)]
+struct DiskSpace {
+    total: u64,
+    free: u64,
+}
+
+/// `statvfs` of the partition holding `path`; `None` when the path does not exist.
+fn disk_space(path: &Path) -> Option<DiskSpace> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain data; all-zero is a valid value.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is a NUL-terminated string and `stats` a writable statvfs.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) } != 0 {
+        return None;
+    }
+    let block = (stats.f_frsize as u64).max(1);
+    Some(DiskSpace {
+        total: (stats.f_blocks as u64).saturating_mul(block),
+        free: (stats.f_bfree as u64).saturating_mul(block),
+    })
+}
+
+/// Used share of the partition (Java `getDiskPartitionSpaceUsedPercent`: (total − free) /
+/// total); -1 when the path does not exist.
+fn disk_used_ratio(path: &Path) -> f64 {
+    match disk_space(path) {
+        Some(space) if space.total > 0 => space.total.saturating_sub(space.free) as f64 / space.total as f64,
+        Some(_) => 0.0,
+        None => -1.0,
+    }
+}
+
+/// A double as Java's `String.valueOf` writes it for ordinary magnitudes (`0.0`, `0.25`).
+fn java_double(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.1}")
+    } else {
+        value.to_string()
+    }
+}
+
+/// Bytes in binary units the way Java's `MixAll.humanReadableByteCount(bytes, false)` writes
+/// them (`512 B`, `1.5 KiB`, `3.0 GiB`).
+fn human_bytes(bytes: u64) -> String {
+    const UNIT: f64 = 1024.0;
+    const PREFIXES: [char; 6] = ['K', 'M', 'G', 'T', 'P', 'E'];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut index = 0;
+    while value >= UNIT && index < PREFIXES.len() {
+        value /= UNIT;
+        index += 1;
+    }
+    format!("{value:.1} {}iB", PREFIXES[index - 1])
+}
+
+/// The effective configuration as `key=value` lines with Apache RocketMQ's names
+/// (GET_BROKER_CONFIG), broker settings then store settings, each sorted by name.
+pub fn config_properties(config: &BrokerConfig) -> Vec<(&'static str, String)> {
+    let mut broker: Vec<(&'static str, String)> = vec![
+        ("autoCreateSubscriptionGroup", config.auto_create_subscription_group.to_string()),
+        ("autoCreateTopicEnable", config.auto_create_topic_enable.to_string()),
+        ("brokerClusterName", config.broker_cluster_name.clone()),
+        ("brokerIP1", config.broker_ip1.to_string()),
+        ("brokerId", config.broker_id.to_string()),
+        ("brokerName", config.broker_name.clone()),
+        ("brokerPermission", config.broker_permission.to_string()),
+        ("brokerTopicEnable", config.broker_topic_enable.to_string()),
+        ("channelExpiredTimeout", config.channel_expired_timeout_ms.to_string()),
+        ("clusterTopicEnable", config.cluster_topic_enable.to_string()),
+        ("defaultTopicQueueNums", config.default_topic_queue_nums.to_string()),
+        ("enablePropertyFilter", config.enable_property_filter.to_string()),
+        ("fastChannelEnable", config.fast_channel_enable.to_string()),
+        ("flushConsumerOffsetInterval", config.flush_consumer_offset_interval_ms.to_string()),
+        ("flushDelayOffsetInterval", config.flush_delay_offset_interval_ms.to_string()),
+        ("listenPort", config.listen_port.to_string()),
+        ("longPollingEnable", config.long_polling_enable.to_string()),
+        ("notifyConsumerIdsChangedEnable", config.notify_consumer_ids_changed_enable.to_string()),
+        ("regionId", config.region_id.clone()),
+        ("registerBrokerTimeoutMills", config.register_broker_timeout_ms.to_string()),
+        ("registerNameServerPeriod", config.register_name_server_period_ms.to_string()),
+        ("rejectTransactionMessage", config.reject_transaction_message.to_string()),
+        ("shortPollingTimeMills", config.short_polling_time_ms.to_string()),
+        ("traceOn", config.trace_on.to_string()),
+    ];
+    if let Some(addr) = &config.namesrv_addr {
+        // Java leaves unset (null) settings out.
+        let at = broker.partition_point(|(key, _)| *key < "namesrvAddr");
+        broker.insert(at, ("namesrvAddr", addr.clone()));
+    }
+    broker.extend(store_config_properties(&config.store));
+    broker
+}
+
+/// The store part of [`config_properties`].
+fn store_config_properties(store: &StoreConfig) -> Vec<(&'static str, String)> {
+    let flush_disk_type = match store.flush_disk_type {
+        apogee_store::FlushDiskType::SyncFlush => "SYNC_FLUSH",
+        apogee_store::FlushDiskType::AsyncFlush => "ASYNC_FLUSH",
+    };
+    vec![
+        ("checkCRCOnRecover", store.check_crc_on_recover.to_string()),
+        ("cleanFileForciblyEnable", store.clean_file_forcibly_enable.to_string()),
+        ("cleanResourceInterval", store.clean_resource_interval_ms.to_string()),
+        ("deleteFileBatchMax", store.delete_file_batch_max.to_string()),
+        ("deleteWhen", store.delete_when.clone()),
+        ("diskMaxUsedSpaceRatio", store.disk_max_used_space_ratio.to_string()),
+        ("diskSpaceCleanForciblyRatio", store.disk_space_clean_forcibly_ratio.to_string()),
+        ("diskSpaceWarningLevelRatio", store.disk_space_warning_level_ratio.to_string()),
+        ("fileReservedTime", store.file_reserved_time_hours.to_string()),
+        ("flushCommitLogLeastPages", store.flush_commit_log_least_pages.to_string()),
+        ("flushCommitLogThoroughInterval", store.flush_commit_log_thorough_interval_ms.to_string()),
+        ("flushDiskType", flush_disk_type.to_owned()),
+        ("flushIntervalCommitLog", store.flush_interval_commit_log_ms.to_string()),
+        ("flushIntervalConsumeQueue", store.flush_interval_consume_queue_ms.to_string()),
+        ("mappedFileSizeCommitLog", store.mapped_file_size_commit_log.to_string()),
+        ("mappedFileSizeConsumeQueue", store.mapped_file_size_consume_queue.to_string()),
+        ("maxHashSlotNum", store.max_hash_slot_num.to_string()),
+        ("maxIndexNum", store.max_index_num.to_string()),
+        ("maxMessageSize", store.max_message_size.to_string()),
+        ("maxTransferBytesOnMessageInMemory", store.max_transfer_bytes_on_message_in_memory.to_string()),
+        ("maxTransferCountOnMessageInMemory", store.max_transfer_count_on_message_in_memory.to_string()),
+        ("messageDelayLevel", store.message_delay_level.clone()),
+        ("messageIndexEnable", store.message_index_enable.to_string()),
+        ("storePathCommitLog", store.commit_log_dir().display().to_string()),
+        ("storePathRootDir", store.store_path_root_dir.display().to_string()),
+        ("syncFlushTimeout", store.sync_flush_timeout_ms.to_string()),
+    ]
+}
+
+/// The delay levels' progress, as `delayOffset.json` holds it.
+pub fn delay_offsets(state: &BrokerState) -> CoreResult<Vec<u8>> {
+    state.schedule.encode().map_err(|error| Error::system(error.to_string()))
+}
+
+/// Deletes expired commit-log files now, whatever `deleteWhen` says.
+pub async fn delete_expired_commit_log(state: &Arc<BrokerState>) -> CoreResult<()> {
+    tracing::warn!("deleting expired commit-log files on request");
+    blocking(state, |state| state.store.run_retention()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_number_formats() {
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(0.25), "0.25");
+        assert_eq!(java_double(-1.0), "-1.0");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

@@ -1,0 +1,37 @@
+//! Requests about the broker itself: GET_BROKER_RUNTIME_INFO (28), GET_BROKER_CONFIG,
+//! GET_ALL_DELAY_OFFSET, DELETE_EXPIRED_COMMITLOG.
+
+use std::sync::Arc;
+
+use apogee_remoting::body::namesrv::KVTable;
+use apogee_remoting::reply::{body_response, Outcome};
+use apogee_remoting::RemotingCommand;
+
+use crate::core::admin::broker;
+use crate::BrokerState;
+
+/// GET_BROKER_RUNTIME_INFO (28): the runtime figures as a `KVTable`.
+pub(super) async fn runtime_info(state: &Arc<BrokerState>, request: &RemotingCommand) -> Outcome {
+    let table = broker::runtime_info(state).await?;
+    body_response(request, &KVTable { table })
+}
+
+/// GET_ALL_DELAY_OFFSET: `delayOffset.json` as the body.
+pub(super) fn delay_offsets(state: &BrokerState, request: &RemotingCommand) -> Outcome {
+    Ok(RemotingCommand::success_for(request).with_body(broker::delay_offsets(state)?))
+}
+
+/// DELETE_EXPIRED_COMMITLOG (`mqadmin deleteExpiredCommitLog`).
+pub(super) async fn delete_expired_commit_log(
+    state: &Arc<BrokerState>,
+    request: &RemotingCommand,
+) -> Outcome {
+    broker::delete_expired_commit_log(state).await?;
+    Ok(RemotingCommand::success_for(request))
+}
+
+/// GET_BROKER_CONFIG: the effective configuration as `key=value` lines.
+pub(super) fn config(state: &BrokerState, request: &RemotingCommand) -> RemotingCommand {
+    let text = apogee_common::properties::render(broker::config_properties(&state.config));
+    RemotingCommand::success_for(request).with_body(text.into_bytes())
+}
