@@ -3,6 +3,7 @@
 mod alloc_count;
 mod bench;
 mod cli;
+mod ports_file;
 
 use anyhow::Result;
 use clap::Parser;
