@@ -182,9 +182,14 @@ impl Cluster {
         self.broker(index).state().store_host.to_string()
     }
 
+    /// Every running broker, by group index.
+    pub fn running_brokers(&self) -> impl Iterator<Item = &Broker> {
+        self.brokers.iter().flatten()
+    }
+
     /// `ip:port` of every running broker, by group index.
     pub fn broker_addrs(&self) -> Vec<String> {
-        self.brokers.iter().flatten().map(|broker| broker.state().store_host.to_string()).collect()
+        self.running_brokers().map(|broker| broker.state().store_host.to_string()).collect()
     }
 
     /// `brokerName` of group `index`.
