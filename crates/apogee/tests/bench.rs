@@ -79,3 +79,16 @@ fn e2e_consumes_every_message_it_stamped() {
     // Produce-to-consume latency comes from the stamp: a garbled stamp reads as years.
     assert!(summary["max_ms"].as_f64().unwrap() < 60_000.0, "{summary}");
 }
+
+#[test]
+fn messages_acknowledged_before_a_kill_9_are_consumed_after_a_restart() {
+    let mut standalone = standalone::start();
+    let sent =
+        bench(standalone.namesrv_addr(), &["produce", "-t", "BenchCrash", "-s", "64", "-c", "2", "-d", "1s"]);
+    assert!(messages(&sent) > 0);
+    standalone.kill_9();
+    standalone.restart();
+    let consumed =
+        bench(standalone.namesrv_addr(), &["consume", "-t", "BenchCrash", "--until-drained", "-d", "60s"]);
+    assert_eq!(messages(&consumed), messages(&sent), "{}", standalone.log());
+}
