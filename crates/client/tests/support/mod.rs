@@ -127,6 +127,11 @@ impl TestCluster {
         MessageQueue::new(topic, BROKER_NAME, queue_id)
     }
 
+    /// The broker, for tests that look at what it knows or speak from it to the clients.
+    pub fn broker(&self) -> &apogee_broker::Broker {
+        self.cluster.broker(0)
+    }
+
     /// Stops everything.
     pub async fn shutdown(self) {
         self.client.shutdown().await;

@@ -12,7 +12,7 @@ use apogee_remoting::body::heartbeat::SubscriptionData;
 use apogee_remoting::header::consumer::{PullMessageRequestHeader, PullMessageResponseHeader};
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
-use super::standin::response_header;
+use crate::admin::requests::answer_header;
 use crate::{ClientError, MessageExt};
 
 /// PullSysFlag bits a lite pull sets (Java `PullSysFlag`).
@@ -120,7 +120,7 @@ pub(crate) fn read_pull_response(
         response_code::PULL_OFFSET_MOVED => PullStatus::OffsetIllegal,
         _ => return Err(ClientError::from_response(&response, addr)),
     };
-    let header: PullMessageResponseHeader = response_header(&response)?;
+    let header: PullMessageResponseHeader = answer_header(addr, &response)?;
     let status = match status {
         PullStatus::Found(_) => {
             let records = decode_all_shared(&response.body)
