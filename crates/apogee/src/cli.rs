@@ -112,7 +112,7 @@ struct NamesrvArgs {
 }
 
 impl NamesrvArgs {
-    fn into_config(&self) -> Result<NamesrvConfig> {
+    fn to_config(&self) -> Result<NamesrvConfig> {
         let mut config = NamesrvConfig::default();
         if let Some(path) = &self.config_file {
             let text =
@@ -148,7 +148,7 @@ impl Cli {
 
     pub async fn run(self) -> Result<()> {
         match self.command {
-            Command::Namesrv(args) => run_namesrv(args.into_config()?, &args.ports_file).await,
+            Command::Namesrv(args) => run_namesrv(args.to_config()?, &args.ports_file).await,
             Command::Standalone(args) => run_standalone(args).await,
             Command::Bench(args) => args.run().await,
             Command::Broker(args) => {
