@@ -5,7 +5,6 @@ Usage: broker_cpp_client.py PATH_TO_APOGEE_BINARY
 """
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,33 +20,18 @@ SUCCESS = 0
 WAIT_S = 60
 
 
-def free_port_pair():
-    """A port P with P and P - 2 both free (the broker listens on both)."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port < 1026:
-            continue
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port - 2))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair")
+def listening_port(line):
+    """The port of an `apogee ... listening on IP:PORT` line."""
+    return int(line.rsplit(":", 1)[1])
 
 
 class Apogee:
-    """`apogee standalone` on free loopback ports, stopped with SIGTERM."""
+    """`apogee standalone` on ports the system chose (port 0), stopped with SIGTERM."""
 
     def __init__(self, binary, data_dir):
         self.binary, self.data_dir = binary, data_dir
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.namesrv_port = probe.getsockname()[1]
-        self.broker_port = free_port_pair()
+        self.namesrv_port = None
+        self.broker_port = None
         self.process = None
 
     @property
@@ -61,14 +45,17 @@ class Apogee:
     def start(self):
         self.process = subprocess.Popen(
             [self.binary, "standalone", "--data-dir", self.data_dir,
-             "--namesrv-listen", self.namesrv, "--broker-port", str(self.broker_port)],
+             "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0"],
             stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             line = self.process.stdout.readline()
             if not line:
                 raise RuntimeError("apogee exited during start")
-            if "apogee broker listening" in line:
+            if "apogee namesrv listening on" in line:
+                self.namesrv_port = listening_port(line.strip())
+            if "apogee broker listening on" in line:
+                self.broker_port = listening_port(line.strip())
                 return
         raise RuntimeError("apogee did not start")
 

@@ -6,7 +6,6 @@ Usage: namesrv_interop.py PATH_TO_APOGEE_BINARY
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -219,11 +218,8 @@ def malformed_input(address):
 def main():
     binary = sys.argv[1]
     with tempfile.TemporaryDirectory() as home:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
         process = subprocess.Popen(
-            [binary, "namesrv", "--listen", f"127.0.0.1:{port}", "--scan-interval-ms", "200",
+            [binary, "namesrv", "--listen", "127.0.0.1:0", "--scan-interval-ms", "200",
              "--kv-config-path", os.path.join(home, "kvConfig.json")],
             stdout=subprocess.PIPE, text=True)
         try:

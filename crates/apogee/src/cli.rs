@@ -8,6 +8,8 @@ use apogee_broker::{Broker, BrokerConfig};
 use apogee_namesrv::{NameServer, NamesrvConfig};
 use clap::{Args, Parser, Subcommand};
 
+use crate::ports_file::BoundAddrs;
+
 /// Apogee: a RocketMQ-compatible message queue.
 #[derive(Debug, Parser)]
 #[command(name = "apogee", version, about)]
@@ -36,12 +38,34 @@ struct StandaloneArgs {
     /// NameServer listen address.
     #[arg(long, default_value = "127.0.0.1:9876")]
     namesrv_listen: SocketAddr,
-    /// Broker port (`listenPort`); the broker also listens on this port − 2.
+    /// Broker port (`listenPort`); the broker also listens on this port − 2. 0 picks free
+    /// ports (see `--ports-file`).
     #[arg(long, default_value_t = apogee_broker::config::DEFAULT_LISTEN_PORT)]
     broker_port: u16,
     /// A broker.conf or broker.toml applied to the embedded broker.
     #[arg(short = 'c', long = "config-file")]
     config_file: Option<PathBuf>,
+    #[command(flatten)]
+    ports_file: PortsFileArg,
+}
+
+/// `--ports-file`, shared by the server commands.
+#[derive(Debug, Args)]
+struct PortsFileArg {
+    /// Once serving, write the bound addresses here as JSON
+    /// (`{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port"}`, those that apply),
+    /// atomically: for supervisors of a process started on port 0.
+    #[arg(long = "ports-file")]
+    path: Option<PathBuf>,
+}
+
+impl PortsFileArg {
+    fn write(&self, addrs: &BoundAddrs) -> Result<()> {
+        match &self.path {
+            Some(path) => addrs.write(path),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -53,12 +77,14 @@ struct BrokerArgs {
     /// flags override it.
     #[arg(short = 'c', long = "config-file")]
     config_file: Option<PathBuf>,
-    /// `listenPort`.
+    /// `listenPort` (0 picks free ports; see `--ports-file`).
     #[arg(long)]
     listen_port: Option<u16>,
     /// `storePathRootDir`.
     #[arg(long)]
     store_dir: Option<PathBuf>,
+    #[command(flatten)]
+    ports_file: PortsFileArg,
 }
 
 #[derive(Debug, Args)]
@@ -81,10 +107,12 @@ struct NamesrvArgs {
     /// Put `orderTopicConf` into routes (`orderMessageEnable`).
     #[arg(long)]
     order_message_enable: bool,
+    #[command(flatten)]
+    ports_file: PortsFileArg,
 }
 
 impl NamesrvArgs {
-    fn into_config(self) -> Result<NamesrvConfig> {
+    fn to_config(&self) -> Result<NamesrvConfig> {
         let mut config = NamesrvConfig::default();
         if let Some(path) = &self.config_file {
             let text =
@@ -94,8 +122,8 @@ impl NamesrvArgs {
         if let Some(listen) = self.listen {
             config.listen = listen;
         }
-        if let Some(path) = self.kv_config_path {
-            config.kv_config_path = path;
+        if let Some(path) = &self.kv_config_path {
+            config.kv_config_path = path.clone();
         }
         if let Some(period) = self.scan_interval_ms {
             config.scan_not_active_broker_interval_ms = period;
@@ -120,7 +148,7 @@ impl Cli {
 
     pub async fn run(self) -> Result<()> {
         match self.command {
-            Command::Namesrv(args) => run_namesrv(args.into_config()?).await,
+            Command::Namesrv(args) => run_namesrv(args.to_config()?, &args.ports_file).await,
             Command::Standalone(args) => run_standalone(args).await,
             Command::Bench(args) => args.run().await,
             Command::Broker(args) => {
@@ -142,18 +170,19 @@ impl Cli {
                         "no NameServer: pass -n ADDR, set namesrvAddr in the config file, or NAMESRV_ADDR"
                     );
                 }
-                run_broker(config).await
+                run_broker(config, &args.ports_file).await
             }
         }
     }
 }
 
-async fn run_namesrv(config: NamesrvConfig) -> Result<()> {
+async fn run_namesrv(config: NamesrvConfig, ports_file: &PortsFileArg) -> Result<()> {
     let listen = config.listen;
     let namesrv =
         NameServer::start(config).await.with_context(|| format!("starting the name server on {listen}"))?;
-    // Scripts and tests read this line to learn the bound port.
+    // Scripts and tests read this line (or the ports file) to learn the bound port.
     println!("apogee namesrv listening on {}", namesrv.local_addr());
+    ports_file.write(&BoundAddrs { namesrv: Some(namesrv.local_addr()), ..BoundAddrs::default() })?;
     wait_for_shutdown_signal().await?;
     namesrv.shutdown().await;
     Ok(())
@@ -162,12 +191,22 @@ async fn run_namesrv(config: NamesrvConfig) -> Result<()> {
 async fn start_broker(config: BrokerConfig) -> Result<Broker> {
     let addr = config.broker_addr();
     let broker = Broker::start(config).await.with_context(|| format!("starting the broker on {addr}"))?;
-    println!("apogee broker listening on {addr}");
+    // The address registered with the NameServers, with the port actually bound.
+    println!("apogee broker listening on {}", broker.state().store_host);
     Ok(broker)
 }
 
-async fn run_broker(config: BrokerConfig) -> Result<()> {
+async fn run_broker(config: BrokerConfig, ports_file: &PortsFileArg) -> Result<()> {
     let broker = start_broker(config).await?;
+    let addrs = BoundAddrs {
+        broker: broker.local_addr(),
+        broker_fast: broker.fast_channel_addr(),
+        ..BoundAddrs::default()
+    };
+    if let Err(error) = ports_file.write(&addrs) {
+        broker.shutdown().await;
+        return Err(error);
+    }
     wait_for_shutdown_signal().await?;
     broker.shutdown().await;
     Ok(())
@@ -199,6 +238,16 @@ async fn run_standalone(args: StandaloneArgs) -> Result<()> {
             return Err(error);
         }
     };
+    let addrs = BoundAddrs {
+        namesrv: Some(namesrv.local_addr()),
+        broker: broker.local_addr(),
+        broker_fast: broker.fast_channel_addr(),
+    };
+    if let Err(error) = args.ports_file.write(&addrs) {
+        broker.shutdown().await;
+        namesrv.shutdown().await;
+        return Err(error);
+    }
     wait_for_shutdown_signal().await?;
     broker.shutdown().await;
     namesrv.shutdown().await;

@@ -2,6 +2,7 @@
 
 mod alloc_count;
 mod cli;
+mod ports_file;
 
 use anyhow::Result;
 use clap::Parser;

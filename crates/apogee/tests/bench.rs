@@ -6,7 +6,7 @@ mod standalone;
 use std::process::Command;
 
 use serde_json::Value;
-use standalone::{run, Standalone};
+use standalone::run;
 
 /// Runs `apogee bench ARGS` against `namesrv` and returns its JSON summary line.
 fn bench(namesrv: &str, args: &[&str]) -> Value {
@@ -37,8 +37,8 @@ fn messages(summary: &Value) -> u64 {
 
 #[test]
 fn every_message_the_bench_sends_is_stored_and_consumed() {
-    let standalone = Standalone::start();
-    let namesrv = standalone.namesrv.as_str();
+    let standalone = standalone::start();
+    let namesrv = standalone.namesrv_addr();
     let single =
         bench(namesrv, &["produce", "-t", "BenchCheck", "-s", "64", "-c", "3", "-i", "8", "-d", "1s"]);
     let batched = bench(
@@ -54,8 +54,8 @@ fn every_message_the_bench_sends_is_stored_and_consumed() {
 
 #[test]
 fn a_fixed_rate_sends_one_message_per_due_time() {
-    let standalone = Standalone::start();
-    let namesrv = standalone.namesrv.as_str();
+    let standalone = standalone::start();
+    let namesrv = standalone.namesrv_addr();
     // 500/s for 2 s: requests fall due every 2 ms, 1000 of them before the deadline.
     let paced =
         bench(namesrv, &["produce", "-t", "BenchPaced", "-c", "2", "-i", "4", "-r", "500", "-d", "2s"]);
@@ -64,8 +64,8 @@ fn a_fixed_rate_sends_one_message_per_due_time() {
 
 #[test]
 fn e2e_consumes_every_message_it_stamped() {
-    let standalone = Standalone::start();
-    let namesrv = standalone.namesrv.as_str();
+    let standalone = standalone::start();
+    let namesrv = standalone.namesrv_addr();
     let (summary, stdout) = bench_with_output(
         namesrv,
         &["e2e", "-t", "BenchE2e", "-s", "32", "-c", "2", "-i", "4", "-r", "1000", "-d", "1s"],
@@ -78,4 +78,17 @@ fn e2e_consumes_every_message_it_stamped() {
     assert_eq!(summary["messages"].as_u64(), Some(sent), "every stamped message arrived");
     // Produce-to-consume latency comes from the stamp: a garbled stamp reads as years.
     assert!(summary["max_ms"].as_f64().unwrap() < 60_000.0, "{summary}");
+}
+
+#[test]
+fn messages_acknowledged_before_a_kill_9_are_consumed_after_a_restart() {
+    let mut standalone = standalone::start();
+    let sent =
+        bench(standalone.namesrv_addr(), &["produce", "-t", "BenchCrash", "-s", "64", "-c", "2", "-d", "1s"]);
+    assert!(messages(&sent) > 0);
+    standalone.kill_9();
+    standalone.restart();
+    let consumed =
+        bench(standalone.namesrv_addr(), &["consume", "-t", "BenchCrash", "--until-drained", "-d", "60s"]);
+    assert_eq!(messages(&consumed), messages(&sent), "{}", standalone.log());
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use standalone::{run, Standalone};
+use standalone::run;
 
 /// A compiled example of apogee-client (`cargo test --workspace` builds them).
 fn example(name: &str, namesrv: &str) -> Command {
@@ -39,9 +39,9 @@ fn stdout_lines(output: &Output) -> Vec<String> {
 
 #[test]
 fn rust_producer_to_cpp_push_consumer() {
-    let apogee = Standalone::start();
+    let apogee = standalone::start();
     let sent = run({
-        let mut command = example("producer", &apogee.namesrv);
+        let mut command = example("producer", apogee.namesrv_addr());
         command.args(["RustToCpp", "20"]);
         command
     });
@@ -51,7 +51,7 @@ fn rust_producer_to_cpp_push_consumer() {
         20
     );
 
-    let consumed = run(cpp_peer("consume", &apogee.namesrv, "RustToCpp", 20));
+    let consumed = run(cpp_peer("consume", apogee.namesrv_addr(), "RustToCpp", 20));
     assert!(consumed.status.success(), "C++ consumer: {}", String::from_utf8_lossy(&consumed.stderr));
     let mut seen = 0;
     for line in stdout_lines(&consumed) {
@@ -69,9 +69,9 @@ fn rust_producer_to_cpp_push_consumer() {
 
 #[test]
 fn batch_producer_then_lite_pull_consumer() {
-    let apogee = Standalone::start();
+    let apogee = standalone::start();
     let sent = run({
-        let mut command = example("batch_producer", &apogee.namesrv);
+        let mut command = example("batch_producer", apogee.namesrv_addr());
         command.args(["BatchTopic", "40"]);
         command
     });
@@ -81,7 +81,7 @@ fn batch_producer_then_lite_pull_consumer() {
         String::from_utf8_lossy(&sent.stderr)
     );
     let polled = run({
-        let mut command = example("lite_pull_consumer", &apogee.namesrv);
+        let mut command = example("lite_pull_consumer", apogee.namesrv_addr());
         command.args(["BatchTopic", "40"]);
         command
     });
@@ -138,13 +138,13 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn cpp_producer_to_rust_push_consumer() {
-    let apogee = Standalone::start();
-    let sent = run(cpp_peer("produce", &apogee.namesrv, "CppToRust", 20));
+    let apogee = standalone::start();
+    let sent = run(cpp_peer("produce", apogee.namesrv_addr(), "CppToRust", 20));
     assert!(sent.status.success(), "C++ producer: {}", String::from_utf8_lossy(&sent.stderr));
     let lines = read_until(
         {
-            let mut command = example("push_consumer", &apogee.namesrv);
-            command.args([apogee.namesrv.as_str(), "CppToRust", "rust-push-group", "TagB"]);
+            let mut command = example("push_consumer", apogee.namesrv_addr());
+            command.args([apogee.namesrv_addr(), "CppToRust", "rust-push-group", "TagB"]);
             command
         },
         |line| line.contains(" queue="),
@@ -163,17 +163,17 @@ fn cpp_producer_to_rust_push_consumer() {
 
 #[test]
 fn orderly_consumer_example_keeps_queue_order() {
-    let apogee = Standalone::start();
+    let apogee = standalone::start();
     let sent = run({
-        let mut command = example("producer", &apogee.namesrv);
+        let mut command = example("producer", apogee.namesrv_addr());
         command.args(["OrderTopicTest", "40"]);
         command
     });
     assert!(sent.status.success());
     let lines = read_until(
         {
-            let mut command = example("orderly_consumer", &apogee.namesrv);
-            command.args([apogee.namesrv.as_str(), "OrderTopicTest", "rust-orderly-group"]);
+            let mut command = example("orderly_consumer", apogee.namesrv_addr());
+            command.args([apogee.namesrv_addr(), "OrderTopicTest", "rust-orderly-group"]);
             command
         },
         |line| line.starts_with("queue="),

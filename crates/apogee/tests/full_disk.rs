@@ -17,8 +17,6 @@
 //! Between the kill and the restart the test fills the volume to the last byte, so the
 //! restart is also a start on a disk with no room at all.
 
-mod standalone;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use apogee_client::consumer::lite_pull::ConsumeFromWhere;
 use apogee_client::{LitePullConsumer, Message, Producer};
+use apogee_testkit::ApogeeProcess;
 use parking_lot::Mutex;
-use standalone::Standalone;
 
 /// RocketMQ's SERVICE_NOT_AVAILABLE: what a full disk answers.
 const SERVICE_NOT_AVAILABLE: i32 = 14;
@@ -276,11 +274,13 @@ fn a_full_disk_refuses_sends_survives_kill_9_and_keeps_every_acknowledged_messag
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     let started = Instant::now();
-    let mut apogee = Standalone::start_on(&data_dir, Some(&config_file));
-    let fill = runtime.block_on(fill(&apogee.namesrv, Instant::now() + FILL_LIMIT));
+    let config_arg = config_file.to_str().unwrap();
+    let args = ["standalone", "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "-c", config_arg];
+    let mut apogee = ApogeeProcess::start_on(env!("CARGO_BIN_EXE_apogee"), &args, &data_dir);
+    let fill = runtime.block_on(fill(apogee.namesrv_addr(), Instant::now() + FILL_LIMIT));
     let fill_ms = started.elapsed().as_millis();
     let (used_percent, available_bytes) = volume.usage();
-    assert!(apogee.is_running(), "the broker died while the disk filled");
+    assert!(apogee.is_running(), "the broker died while the disk filled:\n{}", apogee.log());
     assert!(fill.refused > 0, "the fill ended without a refusal: {fill:?}");
     assert!(!fill.acked.is_empty(), "nothing was acknowledged before the disk filled");
     assert!(available_bytes > 0, "the volume filled up: the guard refused too late");
@@ -291,7 +291,7 @@ fn a_full_disk_refuses_sends_survives_kill_9_and_keeps_every_acknowledged_messag
     let restart_started = Instant::now();
     apogee.restart();
     let restart_ms = restart_started.elapsed().as_millis();
-    let (bodies, duplicates) = runtime.block_on(read_back(&apogee.namesrv, &fill.acked));
+    let (bodies, duplicates) = runtime.block_on(read_back(apogee.namesrv_addr(), &fill.acked));
     let missing: Vec<u64> =
         fill.acked.iter().copied().filter(|sequence| !bodies.contains_key(sequence)).collect();
     let corrupt = bodies.iter().filter(|(sequence, body)| **body != body_of(**sequence)).count();

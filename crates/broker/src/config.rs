@@ -20,9 +20,11 @@ pub struct BrokerConfig {
     pub broker_id: i64,
     /// `brokerIP1`: the address clients reach and message ids carry.
     pub broker_ip1: IpAddr,
-    /// `listenPort`; the fast ("VIP") channel listens on `listenPort - 2`.
+    /// `listenPort`; the fast ("VIP") channel listens on `listenPort - 2`. 0 binds a port the
+    /// system chooses; once started, the broker's config holds the port it got.
     pub listen_port: u16,
-    /// Also listen on `listenPort - 2`, where Java clients ≤ 4.4 send everything but pulls.
+    /// `fastChannelEnable` (default true): also listen on `listenPort - 2`, where Java clients
+    /// ≤ 4.4 send everything but pulls. With `listenPort` 0 it gets a free port of its own.
     pub fast_channel_enable: bool,
     /// `namesrvAddr`: `;`-separated NameServer addresses.
     pub namesrv_addr: Option<String>,

@@ -2,7 +2,8 @@
 //!
 //! [`Broker::start`] opens the store, loads the persisted metadata (topics, subscription
 //! groups, consumer offsets, delay progress), serves the remoting protocol on `listenPort`
-//! (and `listenPort - 2` for old clients), registers with every NameServer and runs the
+//! (0 picks a free port; and `listenPort - 2` for old clients unless `fastChannelEnable` is
+//! off), registers with every NameServer and runs the
 //! background services. Handlers live in [`processor`]; each piece of state has its own
 //! module:
 //!
@@ -87,7 +88,11 @@ const SHUTDOWN_GRACE_MS: u64 = 3_000;
 impl Broker {
     /// Opens the store, loads the metadata, starts serving and registers with the
     /// NameServers.
-    pub async fn start(config: BrokerConfig) -> io::Result<Self> {
+    pub async fn start(mut config: BrokerConfig) -> io::Result<Self> {
+        let listeners = Listeners::bind(&config)?;
+        // From here on `listenPort` is the port actually bound, so what is registered with the
+        // NameServers, written into records and shown by admin calls is reachable.
+        config.listen_port = listeners.main.local_addr()?.port();
         let store_config = config.store.clone();
         let store = tokio::task::spawn_blocking(move || MessageStore::open(store_config))
             .await
@@ -114,20 +119,16 @@ impl Broker {
         });
 
         let mut servers = Vec::new();
-        let mut ports = vec![(state.config.listen_port, false)];
-        if state.config.fast_channel_enable && state.config.listen_port > 2 {
-            ports.push((state.config.listen_port - 2, true));
-        }
-        for (port, fast_channel) in ports {
+        let fast = listeners.fast.map(|listener| (listener, true));
+        for (listener, fast_channel) in std::iter::once((listeners.main, false)).chain(fast) {
             let mut router = Router::new();
             processor::register(&mut router, &state, fast_channel);
             let server_config = ServerConfig {
-                listen: SocketAddr::new(listen_ip(&state.config), port),
                 idle_timeout_ms: state.config.channel_expired_timeout_ms,
                 shutdown_grace_ms: SHUTDOWN_GRACE_MS,
                 ..ServerConfig::default()
             };
-            servers.push(RemotingServer::start(server_config, router).await?);
+            servers.push(RemotingServer::serve(listener, server_config, router)?);
         }
         // As Java's broker does, the first registration completes before the broker counts as
         // started: a client that asks the NameServer right after finds its routes.
@@ -161,6 +162,12 @@ impl Broker {
         self.servers.first().map(ServerHandle::local_addr)
     }
 
+    /// The address the fast ("VIP") channel is bound to; `None` when `fastChannelEnable` is
+    /// off.
+    pub fn fast_channel_addr(&self) -> Option<SocketAddr> {
+        self.servers.get(1).map(ServerHandle::local_addr)
+    }
+
     /// Unregisters from the NameServers, stops serving, persists metadata and shuts the
     /// store down cleanly (flush, checkpoint).
     pub async fn shutdown(self) {
@@ -190,6 +197,30 @@ impl Broker {
         }
         self.state.namesrv_client.shutdown().await;
         tracing::info!("broker stopped");
+    }
+}
+
+/// The broker's listening sockets, bound before anything else starts so that the ports the
+/// operating system chose (for `listenPort` 0) are known to the rest of the start.
+struct Listeners {
+    main: tokio::net::TcpListener,
+    fast: Option<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `listenPort` and, with `fastChannelEnable`, the fast channel: on `listenPort - 2`
+    /// as Java does, or on a port of its own choosing when `listenPort` is 0 (Java clients that
+    /// derive port − 2 cannot find it then; [`Broker::fast_channel_addr`] tells where it is).
+    fn bind(config: &BrokerConfig) -> io::Result<Self> {
+        let ip = listen_ip(config);
+        let main = RemotingServer::bind(SocketAddr::new(ip, config.listen_port))?;
+        let fast_port = match config.listen_port {
+            _ if !config.fast_channel_enable => None,
+            0 => Some(0),
+            port => port.checked_sub(2).filter(|&fast| fast > 0),
+        };
+        let fast = fast_port.map(|port| RemotingServer::bind(SocketAddr::new(ip, port))).transpose()?;
+        Ok(Self { main, fast })
     }
 }
 

@@ -161,7 +161,7 @@ async fn consume_stats_after_a_committed_offset() {
     for index in 0..3 {
         placements.push(broker.store("Progress", 0, &format!("m{index}"), &[]).await);
     }
-    let state = broker.broker.state();
+    let state = broker.broker().state();
     state.offsets.commit("GID_progress", "Progress", 0, 2);
     state.offsets.record_pull_offset("GID_progress", "Progress", 0, 3);
 

@@ -46,7 +46,7 @@ fn property<'a>(message: &'a MessageExt, key: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_level_one_message_is_delivered_after_a_second() {
     let broker = TestBroker::start().await;
-    let state = broker.broker.state();
+    let state = broker.broker().state();
     let uniq = "7F0000010000000000000000000000D1";
     let mut message = inner("Delayed", 2, "later", &[("UNIQ_KEY", uniq), ("TAGS", "TagA")]);
     schedule::redirect_to_schedule_topic(&mut message, 1, state.schedule.max_level());
@@ -66,7 +66,7 @@ async fn a_level_one_message_is_delivered_after_a_second() {
     assert_eq!(copy.reconsume_times, 0);
 
     // The progress reaches delayOffset.json (persisted every 200 ms in these tests).
-    let path = broker.dir.path().join("config").join(schedule::DELAY_OFFSET_FILE);
+    let path = broker.store_dir().join("config").join(schedule::DELAY_OFFSET_FILE);
     let deadline = Instant::now() + DELIVERY_LIMIT;
     let mut text = String::new();
     while Instant::now() < deadline {
@@ -104,7 +104,7 @@ async fn sent_back_messages_retry_then_dead_letter() {
     assert_eq!(property(&waiting[0], "REAL_TOPIC"), Some("%RETRY%GID_orders"));
     assert_eq!(property(&waiting[0], "REAL_QID"), Some("0"));
     assert_eq!(property(&waiting[0], "DELAY"), Some("3"));
-    assert!(broker.broker.state().topics.get("%RETRY%GID_orders").is_some());
+    assert!(broker.broker().state().topics.get("%RETRY%GID_orders").is_some());
 
     let retried = broker.wait_for_messages("%RETRY%GID_orders", 0, 1, DELIVERY_LIMIT).await;
     assert_eq!(retried.len(), 1, "delivered to the retry topic");
@@ -127,7 +127,7 @@ async fn sent_back_messages_retry_then_dead_letter() {
     assert_eq!(dead[0].reconsume_times, 2);
     assert_eq!(property(&dead[0], "RETRY_TOPIC"), Some("Orders"));
     assert_eq!(dead[0].message.uniq_key(), Some(uniq));
-    let dlq = broker.broker.state().topics.get("%DLQ%GID_orders").expect("DLQ topic created");
+    let dlq = broker.broker().state().topics.get("%DLQ%GID_orders").expect("DLQ topic created");
     assert_eq!((dlq.read_queue_nums, dlq.write_queue_nums), (1, 1));
 
     // A negative level goes straight to the dead-letter topic.
@@ -160,7 +160,7 @@ async fn send_back_respects_the_group() {
     let response = broker.call(send_back(offset, "GID_noretry", 0, None)).await;
     assert_eq!(response.code, response_code::SUCCESS);
     assert!(broker.read_queue(SCHEDULE_TOPIC, 2).is_empty());
-    assert!(broker.broker.state().topics.get("%RETRY%GID_noretry").is_none());
+    assert!(broker.broker().state().topics.get("%RETRY%GID_noretry").is_none());
     broker.stop().await;
 }
 
@@ -168,7 +168,7 @@ async fn send_back_respects_the_group() {
 async fn delivery_resumes_after_a_restart_without_repeats() {
     let levels = |config: &mut apogee_broker::BrokerConfig| config.store.message_delay_level = "1s 2s".into();
     let broker = TestBroker::start_with(levels).await;
-    let max_level = broker.broker.state().schedule.max_level();
+    let max_level = broker.broker().state().schedule.max_level();
     let mut first = inner("Resume", 0, "first", &[]);
     schedule::redirect_to_schedule_topic(&mut first, 1, max_level);
     broker.store_inner(&first).await;
@@ -179,7 +179,7 @@ async fn delivery_resumes_after_a_restart_without_repeats() {
     broker.store_inner(&second).await;
     // Stop before the second is due; shutdown persists the progress.
     let broker = broker.restart(levels).await;
-    assert_eq!(broker.broker.state().schedule.offset(1), Some(1));
+    assert_eq!(broker.broker().state().schedule.offset(1), Some(1));
 
     let delivered = broker.wait_for_messages("Resume", 0, 2, DELIVERY_LIMIT).await;
     let bodies: Vec<&[u8]> = delivered.iter().map(|message| &message.message.body[..]).collect();

@@ -168,7 +168,7 @@ async fn subscription_groups_round_trip() {
     let config: SubscriptionGroupConfig = fastjson::from_slice(&broker.call(one).await.body).unwrap();
     assert_eq!(config.group_name, "GID_admin");
 
-    broker.broker.state().offsets.commit("GID_admin", "SomeTopic", 0, 3);
+    broker.broker().state().offsets.commit("GID_admin", "SomeTopic", 0, 3);
     let who = RemotingCommand::request(request_code::QUERY_TOPIC_CONSUME_BY_WHO)
         .with_header(&QueryTopicConsumeByWhoRequestHeader { topic: "SomeTopic".to_owned(), bname: None });
     let groups: GroupList = fastjson::from_slice(&broker.call(who).await.body).unwrap();
@@ -182,8 +182,8 @@ async fn subscription_groups_round_trip() {
         },
     );
     assert_eq!(broker.call(delete).await.code, response_code::SUCCESS);
-    assert!(broker.broker.state().groups.get("GID_admin").is_none());
-    assert_eq!(broker.broker.state().offsets.query("GID_admin", "SomeTopic", 0), None);
+    assert!(broker.broker().state().groups.get("GID_admin").is_none());
+    assert_eq!(broker.broker().state().offsets.query("GID_admin", "SomeTopic", 0), None);
     let one =
         RemotingCommand::request(request_code::GET_SUBSCRIPTIONGROUP_CONFIG).with_ext("group", "GID_admin");
     assert_eq!(broker.call(one).await.code, response_code::SUBSCRIPTION_GROUP_NOT_EXIST);
@@ -241,7 +241,7 @@ async fn topic_and_group_lists() {
         RemotingCommand::request(request_code::UPDATE_AND_CREATE_TOPIC_LIST).with_body(body.into_bytes());
     let response = broker.call(request).await;
     assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
-    let state = broker.broker.state();
+    let state = broker.broker().state();
     assert_eq!(
         state.topics.get("ListA").unwrap().attributes.get("message.type").map(String::as_str),
         Some("NORMAL")

@@ -344,8 +344,8 @@ async fn topics_survive_a_broker_restart() {
     assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
     let version = cluster.broker().state().topics.data_version();
 
-    let config = cluster.stop_broker().await;
-    cluster.restart_broker(config).await;
+    cluster.stop_broker().await;
+    cluster.restart_broker().await;
     let state = cluster.broker().state();
     let topic_config = state.topics.get(topic).expect("topic reloaded");
     assert_eq!((topic_config.read_queue_nums, topic_config.write_queue_nums), (4, 4));

@@ -18,11 +18,8 @@
 //! # Ok(()) }
 //! ```
 
-mod link;
 mod merge;
 pub(crate) mod requests;
-#[cfg(test)]
-mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,7 +36,6 @@ use apogee_remoting::body::namesrv::{KVTable, TopicList};
 use apogee_remoting::body::route::{ClusterInfo, TopicRouteData};
 use apogee_remoting::response_code;
 
-pub(crate) use self::link::AdminLink;
 pub use self::merge::{ConsumerProgress, QueryResult, QueueProgress};
 use crate::instance::ClientInstance;
 use crate::{ClientConfig, ClientError, MessageExt};
@@ -86,18 +82,18 @@ impl AdminBuilder {
     /// Starts the admin client on the shared client instance of its NameServers.
     pub async fn start(self) -> Result<Admin, ClientError> {
         let instance = ClientInstance::get(&self.config).await?;
-        Ok(Admin::on(instance))
+        Ok(Admin { instance })
     }
 }
 
 /// The admin client: see the [module documentation](self).
 pub struct Admin {
-    link: Arc<dyn AdminLink>,
+    instance: Arc<ClientInstance>,
 }
 
 impl fmt::Debug for Admin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Admin").field("namesrv", &self.link.namesrv_addrs()).finish_non_exhaustive()
+        f.debug_struct("Admin").field("namesrv", &self.namesrv_addrs()).finish_non_exhaustive()
     }
 }
 
@@ -107,32 +103,33 @@ impl Admin {
         AdminBuilder { config: ClientConfig { instance_name: "ADMIN".to_owned(), ..ClientConfig::default() } }
     }
 
-    /// An admin client over `link` (the client instance, or a direct link in tests).
-    pub(crate) fn on(link: Arc<dyn AdminLink>) -> Self {
-        Self { link }
+    fn timeout(&self) -> Duration {
+        self.instance.config().api_timeout
     }
 
-    fn timeout(&self) -> Duration {
-        self.link.api_timeout()
+    /// The configured NameServer addresses, for the calls that must reach every one of them.
+    fn namesrv_addrs(&self) -> Vec<String> {
+        split_namesrv_addrs(&self.instance.config().namesrv_addr)
     }
 
     /// Every topic the NameServer knows (GET_ALL_TOPIC_LIST_FROM_NAMESERVER, `mqadmin topicList`).
     pub async fn topic_list(&self) -> Result<TopicList, ClientError> {
-        let response = self.link.invoke_namesrv(requests::topic_list(), self.timeout()).await?;
+        let response = self.instance.invoke_namesrv(requests::topic_list(), self.timeout()).await?;
         requests::success_body(NAMESRV, response)
     }
 
     /// The route of `topic`, fresh from the NameServer (`mqadmin topicRoute`);
     /// [`ClientError::NoRoute`] when it has none.
     pub async fn topic_route(&self, topic_name: &str) -> Result<TopicRouteData, ClientError> {
-        let response = self.link.invoke_namesrv(requests::topic_route(topic_name), self.timeout()).await?;
+        let response =
+            self.instance.invoke_namesrv(requests::topic_route(topic_name), self.timeout()).await?;
         requests::read_topic_route(topic_name, NAMESRV, response)
     }
 
     /// Every cluster and broker group the NameServer knows (GET_BROKER_CLUSTER_INFO,
     /// `mqadmin clusterList`).
     pub async fn cluster_info(&self) -> Result<ClusterInfo, ClientError> {
-        let response = self.link.invoke_namesrv(requests::cluster_info(), self.timeout()).await?;
+        let response = self.instance.invoke_namesrv(requests::cluster_info(), self.timeout()).await?;
         requests::success_body(NAMESRV, response)
     }
 
@@ -160,7 +157,7 @@ impl Admin {
         let mut written = Vec::with_capacity(brokers.len());
         for (name, addr) in brokers {
             let request = requests::create_topic(config, name.as_deref());
-            requests::expect_success(&addr, self.link.invoke(&addr, request, self.timeout()).await?)?;
+            requests::expect_success(&addr, self.instance.invoke(&addr, request, self.timeout()).await?)?;
             written.push(addr);
         }
         Ok(written)
@@ -173,11 +170,11 @@ impl Admin {
         let info = self.cluster_info().await?;
         for (name, addr) in merge::cluster_members(&info, cluster)? {
             let request = requests::delete_topic_in_broker(topic_name, Some(&name));
-            requests::expect_success(&addr, self.link.invoke(&addr, request, self.timeout()).await?)?;
+            requests::expect_success(&addr, self.instance.invoke(&addr, request, self.timeout()).await?)?;
         }
-        for addr in self.link.namesrv_addrs() {
+        for addr in self.namesrv_addrs() {
             let request = requests::delete_topic_in_namesrv(topic_name, cluster);
-            requests::expect_success(&addr, self.link.invoke(&addr, request, self.timeout()).await?)?;
+            requests::expect_success(&addr, self.instance.invoke(&addr, request, self.timeout()).await?)?;
         }
         Ok(())
     }
@@ -189,7 +186,7 @@ impl Admin {
         let mut tables = Vec::new();
         for (name, addr) in merge::route_brokers(&route) {
             let response =
-                self.link.invoke(&addr, requests::topic_stats(topic_name, &name), self.timeout()).await?;
+                self.instance.invoke(&addr, requests::topic_stats(topic_name, &name), self.timeout()).await?;
             tables.push(requests::success_body(&addr, response)?);
         }
         Ok(merge::merge_topic_stats(tables))
@@ -219,8 +216,10 @@ impl Admin {
         let timeout = self.timeout().saturating_mul(STATS_TIMEOUT_FACTOR);
         let mut tables = Vec::new();
         for (name, addr) in brokers {
-            let response =
-                self.link.invoke(&addr, requests::consume_stats(group, topic_name, &name), timeout).await?;
+            let response = self
+                .instance
+                .invoke(&addr, requests::consume_stats(group, topic_name, &name), timeout)
+                .await?;
             tables.push(requests::success_body(&addr, response)?);
         }
         Ok(merge::merge_consume_stats(tables))
@@ -249,7 +248,7 @@ impl Admin {
         let mut last_error = None;
         for (name, addr) in brokers {
             let answer = match self
-                .link
+                .instance
                 .invoke(&addr, requests::consumer_connections(group, &name), self.timeout())
                 .await
             {
@@ -286,7 +285,7 @@ impl Admin {
         config: &SubscriptionGroupConfig,
     ) -> Result<(), ClientError> {
         let request = requests::create_subscription_group(config)?;
-        requests::expect_success(addr, self.link.invoke(addr, request, self.timeout()).await?).map(drop)
+        requests::expect_success(addr, self.instance.invoke(addr, request, self.timeout()).await?).map(drop)
     }
 
     /// Removes a subscription group from the broker at `addr` (DELETE_SUBSCRIPTIONGROUP,
@@ -298,13 +297,13 @@ impl Admin {
         clean_offset: bool,
     ) -> Result<(), ClientError> {
         let request = requests::delete_subscription_group(group, clean_offset);
-        requests::expect_success(addr, self.link.invoke(addr, request, self.timeout()).await?).map(drop)
+        requests::expect_success(addr, self.instance.invoke(addr, request, self.timeout()).await?).map(drop)
     }
 
     /// The broker's runtime figures (GET_BROKER_RUNTIME_INFO, `mqadmin brokerStatus`), every
     /// value a string (`brokerVersionDesc`, `putTps`, `msgPutTotalTodayNow`, ...).
     pub async fn broker_runtime_info(&self, addr: &str) -> Result<KVTable, ClientError> {
-        let response = self.link.invoke(addr, requests::broker_runtime_info(), self.timeout()).await?;
+        let response = self.instance.invoke(addr, requests::broker_runtime_info(), self.timeout()).await?;
         requests::success_body(addr, response)
     }
 
@@ -315,7 +314,7 @@ impl Admin {
         let (store_host, offset) = decode_offset_msg_id(offset_msg_id)
             .map_err(|error| ClientError::IllegalArgument(format!("not an offset message id: {error}")))?;
         let addr = store_host.to_string();
-        let response = self.link.invoke(&addr, requests::view_message(offset), self.timeout()).await?;
+        let response = self.instance.invoke(&addr, requests::view_message(offset), self.timeout()).await?;
         requests::read_view_message(&addr, response)
     }
 
@@ -336,7 +335,7 @@ impl Admin {
         let mut failure = None;
         for (name, addr) in merge::route_brokers(&route) {
             let request = requests::query_message(topic_name, key, max, begin_ms, end_ms, &name);
-            let answer = match self.link.invoke(&addr, request, self.timeout()).await {
+            let answer = match self.instance.invoke(&addr, request, self.timeout()).await {
                 Ok(response) => requests::read_query_message(&addr, response),
                 Err(error) => Err(error),
             };
@@ -374,7 +373,7 @@ impl Admin {
         let mut offsets = BTreeMap::new();
         for (name, addr) in merge::route_brokers(&route) {
             let request = requests::reset_offset(group, topic_name, timestamp_ms, force, &name);
-            let response = self.link.invoke(&addr, request, self.timeout()).await?;
+            let response = self.instance.invoke(&addr, request, self.timeout()).await?;
             match response.code {
                 response_code::CONSUMER_NOT_ONLINE | response_code::REQUEST_CODE_NOT_SUPPORTED => {
                     let moved =
@@ -406,7 +405,7 @@ impl Admin {
     ) -> Result<BTreeMap<MessageQueue, i64>, ClientError> {
         let timeout = self.timeout();
         let response = self
-            .link
+            .instance
             .invoke(
                 addr,
                 requests::consume_stats(group, Some(topic_name), broker_name),
@@ -422,15 +421,15 @@ impl Admin {
             let target = if timestamp_ms < 0 {
                 requests::read_max_offset(
                     addr,
-                    self.link.invoke(addr, requests::max_offset(&queue), timeout).await?,
+                    self.instance.invoke(addr, requests::max_offset(&queue), timeout).await?,
                 )?
             } else {
                 let request = requests::search_offset(&queue, timestamp_ms);
-                requests::read_search_offset(addr, self.link.invoke(addr, request, timeout).await?)?
+                requests::read_search_offset(addr, self.instance.invoke(addr, request, timeout).await?)?
             };
             if merge::should_reset(force, target, offsets.consumer_offset) {
                 let request = requests::update_consumer_offset(group, &queue, target);
-                requests::expect_success(addr, self.link.invoke(addr, request, timeout).await?)?;
+                requests::expect_success(addr, self.instance.invoke(addr, request, timeout).await?)?;
                 moved.insert(queue, target);
             }
         }
@@ -440,22 +439,27 @@ impl Admin {
     /// One NameServer KV config entry (GET_KV_CONFIG); `None` when absent.
     pub async fn get_kv_config(&self, namespace: &str, key: &str) -> Result<Option<String>, ClientError> {
         let response =
-            self.link.invoke_namesrv(requests::get_kv_config(namespace, key), self.timeout()).await?;
+            self.instance.invoke_namesrv(requests::get_kv_config(namespace, key), self.timeout()).await?;
         requests::read_kv_config(NAMESRV, response)
     }
 
     /// Stores a KV config entry on every NameServer (PUT_KV_CONFIG, `mqadmin updateKvConfig`).
     pub async fn put_kv_config(&self, namespace: &str, key: &str, value: &str) -> Result<(), ClientError> {
-        let addrs = self.link.namesrv_addrs();
+        let addrs = self.namesrv_addrs();
         if addrs.is_empty() {
             return Err(ClientError::IllegalArgument("no NameServer address configured".into()));
         }
         for addr in addrs {
             let request = requests::put_kv_config(namespace, key, value);
-            requests::expect_success(&addr, self.link.invoke(&addr, request, self.timeout()).await?)?;
+            requests::expect_success(&addr, self.instance.invoke(&addr, request, self.timeout()).await?)?;
         }
         Ok(())
     }
+}
+
+/// Splits a `;`-separated NameServer list, dropping blanks.
+fn split_namesrv_addrs(list: &str) -> Vec<String> {
+    list.split(';').map(str::trim).filter(|addr| !addr.is_empty()).map(str::to_owned).collect()
 }
 
 /// Whether `target` is a broker address (`host:port`) rather than a cluster name.
@@ -465,7 +469,13 @@ fn is_address(target: &str) -> bool {
 
 #[cfg(test)]
 mod unit_tests {
-    use super::is_address;
+    use super::{is_address, split_namesrv_addrs};
+
+    #[test]
+    fn namesrv_lists_are_split_on_semicolons() {
+        assert_eq!(split_namesrv_addrs("a:1; b:2;;"), ["a:1", "b:2"]);
+        assert!(split_namesrv_addrs(" ").is_empty());
+    }
 
     #[test]
     fn addresses_are_told_from_cluster_names() {

@@ -2,8 +2,8 @@
 
 mod support;
 
-use apogee_client::{Admin, ClientError};
-use apogee_common::TopicConfig;
+use apogee_client::{Admin, ClientError, MessageQueue};
+use apogee_common::{perm, TopicConfig};
 use apogee_remoting::body::admin::SubscriptionGroupConfig;
 use apogee_remoting::response_code;
 use support::{eventually, refused_with, TestCluster, BROKER_NAME, CLUSTER};
@@ -12,14 +12,20 @@ async fn admin(cluster: &TestCluster) -> Admin {
     Admin::builder().namesrv(cluster.namesrv_addr.clone()).start().await.expect("admin starts")
 }
 
+async fn committed(admin: &Admin, group: &str, queue: &MessageQueue) -> i64 {
+    let stats = admin.consume_stats(group, Some(&queue.topic)).await.expect("consume stats");
+    stats.offset_table.get(queue).map(|offsets| offsets.consumer_offset).expect("queue listed")
+}
+
 #[tokio::test]
 async fn topics_clusters_and_routes() {
     let cluster = TestCluster::start().await;
     let admin = admin(&cluster).await;
     let info = admin.cluster_info().await.unwrap();
     assert!(info.cluster_addr_table[CLUSTER].contains(BROKER_NAME));
+    assert_eq!(info.broker_addr_table[BROKER_NAME].broker_addrs[&0], cluster.broker_addr);
 
-    let config = TopicConfig::with_queues("AdminTopic", 3, 3, 6);
+    let config = TopicConfig::with_queues("AdminTopic", 3, 3, perm::READ_WRITE);
     assert_eq!(
         admin.create_topic(CLUSTER, &config).await.unwrap(),
         std::slice::from_ref(&cluster.broker_addr)
@@ -29,8 +35,146 @@ async fn topics_clusters_and_routes() {
     assert!(admin.topic_list().await.unwrap().topic_list.contains("AdminTopic"));
     assert_eq!(admin.topic_stats("AdminTopic").await.unwrap().offset_table.len(), 3);
 
+    let wider = TopicConfig::with_queues("AdminTopic", 5, 5, perm::READ_WRITE);
+    assert_eq!(
+        admin.create_topic(&cluster.broker_addr, &wider).await.unwrap(),
+        std::slice::from_ref(&cluster.broker_addr)
+    );
+    eventually("the wider route", || async {
+        let route = admin.topic_route("AdminTopic").await.ok()?;
+        (route.queue_datas[0].read_queue_nums == 5).then_some(())
+    })
+    .await;
+    assert!(matches!(
+        admin.create_topic("NoSuchCluster", &config).await,
+        Err(ClientError::IllegalArgument(_))
+    ));
+    let bad = TopicConfig::with_queues("bad topic", 1, 1, perm::READ_WRITE);
+    assert!(matches!(admin.create_topic(CLUSTER, &bad).await, Err(ClientError::IllegalArgument(_))));
+
     admin.delete_topic(CLUSTER, "AdminTopic").await.unwrap();
     assert!(matches!(admin.topic_route("AdminTopic").await, Err(ClientError::NoRoute { .. })));
+    assert!(matches!(admin.topic_stats("AdminTopic").await, Err(ClientError::NoRoute { .. })));
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn statistics_and_progress() {
+    let cluster = TestCluster::start().await;
+    cluster.create_topic("AdminStats", 2).await;
+    for index in 0..3 {
+        cluster.send("AdminStats", 0, None, None, &format!("a{index}")).await;
+    }
+    for index in 0..2 {
+        cluster.send("AdminStats", 1, None, None, &format!("b{index}")).await;
+    }
+    let admin = admin(&cluster).await;
+    let stats = admin.topic_stats("AdminStats").await.unwrap();
+    let queue = |id| cluster.queue("AdminStats", id);
+    assert_eq!(stats.offset_table[&queue(0)].max_offset, 3);
+    assert_eq!(stats.offset_table[&queue(1)].max_offset, 2);
+    assert!(stats.offset_table[&queue(0)].last_update_timestamp > 0);
+
+    admin
+        .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new("GroupStats"))
+        .await
+        .unwrap();
+    cluster.commit("GroupStats", &queue(0), 1).await;
+    let progress = admin.consumer_progress("GroupStats", Some("AdminStats")).await.unwrap();
+    let first = progress.queues.iter().find(|line| line.queue == queue(0)).expect("queue 0 listed");
+    assert_eq!((first.broker_offset, first.consumer_offset, first.lag), (3, 1, 2));
+    assert_eq!(progress.total_lag(), 4);
+    assert!(matches!(
+        admin.consume_stats("GroupStats", Some("NoSuchTopic")).await,
+        Err(ClientError::NoRoute { .. })
+    ));
+
+    let runtime = admin.broker_runtime_info(&cluster.broker_addr).await.unwrap();
+    assert!(runtime.table.contains_key("brokerVersionDesc"));
+    admin.delete_subscription_group(&cluster.broker_addr, "GroupStats", true).await.unwrap();
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_offline_group_has_no_connections() {
+    let cluster = TestCluster::start().await;
+    let admin = admin(&cluster).await;
+    match admin.consumer_connections("NobodyHere").await {
+        Err(ClientError::Broker { code, addr, .. }) => {
+            assert_eq!(code, response_code::CONSUMER_NOT_ONLINE);
+            assert_eq!(addr, cluster.broker_addr);
+        }
+        other => panic!("expected CONSUMER_NOT_ONLINE, got {other:?}"),
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn messages_by_id_and_by_key() {
+    let cluster = TestCluster::start().await;
+    cluster.create_topic("AdminMessages", 1).await;
+    let sent = cluster.send("AdminMessages", 0, Some("TagK"), Some("order-1 shared"), "first body").await;
+    cluster.send("AdminMessages", 0, None, Some("order-2 shared"), "second body").await;
+    let admin = admin(&cluster).await;
+
+    let message = admin.view_message(&sent.msg_id).await.unwrap();
+    assert_eq!(&message.message.body[..], b"first body");
+    assert_eq!(message.message.tags(), Some("TagK"));
+    assert_eq!(message.offset_msg_id(), sent.msg_id);
+    assert!(matches!(admin.view_message("not-an-id").await, Err(ClientError::IllegalArgument(_))));
+
+    let end = apogee_common::time::now_ms() + 60_000;
+    let found = eventually("the key indexed", || async {
+        let result = admin.query_messages_by_key("AdminMessages", "order-1", 32, 0, end).await.ok()?;
+        (!result.messages.is_empty()).then_some(result)
+    })
+    .await;
+    assert_eq!(found.messages.len(), 1);
+    assert_eq!(&found.messages[0].message.body[..], b"first body");
+    let shared = admin.query_messages_by_key("AdminMessages", "shared", 32, 0, end).await.unwrap();
+    assert_eq!(shared.messages.len(), 2);
+    let none = admin.query_messages_by_key("AdminMessages", "nothing", 32, 0, end).await.unwrap();
+    assert!(none.messages.is_empty());
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn offsets_are_reset_by_time() {
+    let cluster = TestCluster::start().await;
+    cluster.create_topic("AdminReset", 1).await;
+    for index in 0..5 {
+        cluster.send("AdminReset", 0, None, None, &format!("m{index}")).await;
+    }
+    let admin = admin(&cluster).await;
+    admin
+        .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new("GroupReset"))
+        .await
+        .unwrap();
+    let queue = cluster.queue("AdminReset", 0);
+    cluster.commit("GroupReset", &queue, 5).await;
+
+    let moved = admin.reset_offset_by_time("GroupReset", "AdminReset", 0, false).await.unwrap();
+    assert_eq!(moved.get(&queue), Some(&0));
+    assert_eq!(committed(&admin, "GroupReset", &queue).await, 0);
+
+    let not_forward = admin.reset_offset_by_time("GroupReset", "AdminReset", -1, false).await.unwrap();
+    assert!(not_forward.is_empty());
+    let forced = admin.reset_offset_by_time("GroupReset", "AdminReset", -1, true).await.unwrap();
+    assert_eq!(forced.get(&queue), Some(&5));
+    assert_eq!(committed(&admin, "GroupReset", &queue).await, 5);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn kv_config_round_trip() {
+    let cluster = TestCluster::start().await;
+    let admin = admin(&cluster).await;
+    assert_eq!(admin.get_kv_config("ORDER_TOPIC_CONFIG", "AdminKv").await.unwrap(), None);
+    admin.put_kv_config("ORDER_TOPIC_CONFIG", "AdminKv", "broker-a:4").await.unwrap();
+    assert_eq!(
+        admin.get_kv_config("ORDER_TOPIC_CONFIG", "AdminKv").await.unwrap().as_deref(),
+        Some("broker-a:4")
+    );
     cluster.shutdown().await;
 }
 

@@ -5,9 +5,16 @@ mod support;
 
 use std::time::Duration;
 
-use apogee_client::{ClientError, LitePullConsumer};
+use apogee_client::{ClientConfig, ClientError, LitePullConsumer, MessageExt};
+use apogee_common::message::record;
+use apogee_remoting::body::consumer::ResetOffsetBody;
 use apogee_remoting::body::enums::ConsumeFromWhere;
-use support::{body, poll_until, TestCluster};
+use apogee_remoting::fastjson::{self, Dialect};
+use apogee_remoting::header::consumer::{
+    ConsumeMessageDirectlyResultRequestHeader, GetConsumerRunningInfoRequestHeader, ResetOffsetRequestHeader,
+};
+use apogee_remoting::{request_code, response_code, RemotingCommand};
+use support::{body, eventually, poll_until, TestCluster};
 
 async fn consumer(cluster: &TestCluster, group: &str, instance: &str) -> LitePullConsumer {
     LitePullConsumer::builder()
@@ -118,11 +125,17 @@ async fn auto_commit_and_shutdown_commit() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(consumer.poll(Duration::ZERO).await.is_empty());
     assert_eq!(consumer.committed(&queue).await.unwrap(), Some(4));
+    let offsets = &cluster.broker().state().offsets;
+    eventually("the auto-commit reached the broker", || async {
+        (offsets.query("AutoGroup", "AutoTopic", 0) == Some(4)).then_some(())
+    })
+    .await;
     cluster.send("AutoTopic", 0, None, None, "last").await;
     assert_eq!(poll_until(&consumer, 1).await.len(), 1);
     consumer.shutdown().await;
     assert!(consumer.poll(Duration::from_millis(10)).await.is_empty());
     assert!(matches!(consumer.committed(&queue).await, Err(ClientError::ShutDown)));
+    assert!(matches!(consumer.subscribe("AutoTopic", "*").await, Err(ClientError::ShutDown)));
 
     let checker = consumer_of(&cluster, "AutoGroup", "auto-check").await;
     checker.assign([queue.clone()]).unwrap();
@@ -137,4 +150,134 @@ async fn a_consumer_without_a_group_does_not_start() {
     assert!(matches!(result, Err(ClientError::IllegalArgument(_))));
     let result = LitePullConsumer::builder().group("g").pull_batch_size(5000).start().await;
     assert!(matches!(result, Err(ClientError::IllegalArgument(_))));
+}
+
+#[tokio::test]
+async fn a_new_consumer_resumes_from_the_committed_offset() {
+    let cluster = TestCluster::start().await;
+    cluster.create_topic("LiteResume", 1).await;
+    for index in 0..6 {
+        cluster.send("LiteResume", 0, None, None, &format!("m{index}")).await;
+    }
+    let queue = cluster.queue("LiteResume", 0);
+    let first = LitePullConsumer::builder()
+        .group("GroupResume")
+        .namesrv(cluster.namesrv_addr.clone())
+        .instance_name("resume1")
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .auto_commit(false)
+        .pull_batch_size(2)
+        .start()
+        .await
+        .unwrap();
+    first.assign([queue.clone()]).unwrap();
+    let got = first.poll(Duration::from_secs(10)).await;
+    assert_eq!(got.iter().map(|message| message.queue_offset).collect::<Vec<_>>(), [0, 1]);
+    first.commit_sync().await.unwrap();
+    let committed = first.committed(&queue).await.unwrap().unwrap();
+    first.shutdown().await;
+
+    let second = consumer(&cluster, "GroupResume", "resume2").await;
+    second.assign([queue.clone()]).unwrap();
+    let rest = poll_until(&second, 6 - got.len()).await;
+    assert_eq!(rest.first().map(|message| message.queue_offset), Some(committed));
+    assert_eq!(got.len() + rest.len(), 6);
+    second.shutdown().await;
+    cluster.shutdown().await;
+}
+
+/// Sends `request` from the broker to the member `client_id` of `group`, as the broker does
+/// for the admin tools, and returns the client's answer.
+async fn ask_client(
+    cluster: &TestCluster,
+    group: &str,
+    client_id: &str,
+    request: RemotingCommand,
+) -> RemotingCommand {
+    let channel = cluster
+        .broker()
+        .state()
+        .clients
+        .find_consumer_channel(group, client_id)
+        .expect("the member's channel");
+    let response =
+        channel.connection.invoke(request, Duration::from_secs(10)).await.expect("the client answers");
+    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    response
+}
+
+#[tokio::test]
+async fn broker_requests_reach_the_consumer() {
+    let cluster = TestCluster::start().await;
+    cluster.create_topic("LiteHandle", 1).await;
+    for index in 0..5 {
+        cluster.send("LiteHandle", 0, None, None, &format!("m{index}")).await;
+    }
+    let mut client_config = ClientConfig::new(cluster.namesrv_addr.clone());
+    client_config.instance_name = "handle".to_owned();
+    client_config.heartbeat_broker_interval = Duration::from_secs(1);
+    let consumer = LitePullConsumer::builder()
+        .group("GroupHandle")
+        .client_config(client_config)
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .auto_commit(false)
+        .start()
+        .await
+        .unwrap();
+    let queue = cluster.queue("LiteHandle", 0);
+    consumer.assign([queue.clone()]).unwrap();
+    assert_eq!(poll_until(&consumer, 5).await.len(), 5);
+
+    // What the heartbeats told the broker: the group, pulling actively (an assigning consumer
+    // announces no subscription).
+    let clients = &cluster.broker().state().clients;
+    let info = eventually("the group's heartbeat", || async { clients.consumer_group("GroupHandle") }).await;
+    assert_eq!(info.group_name, "GroupHandle");
+    assert_eq!(info.consume_type.map(|kind| kind.name()), Some("CONSUME_ACTIVELY"));
+    let client_id = info.client_ids().pop().expect("one member");
+
+    let header = GetConsumerRunningInfoRequestHeader {
+        consumer_group: "GroupHandle".to_owned(),
+        client_id: client_id.clone(),
+        jstack_enable: None,
+        bname: None,
+    };
+    let request = RemotingCommand::request(request_code::GET_CONSUMER_RUNNING_INFO).with_header(&header);
+    let running: serde_json::Value =
+        fastjson::from_slice(&ask_client(&cluster, "GroupHandle", &client_id, request).await.body).unwrap();
+    assert_eq!(running["properties"]["consumerGroup"], "GroupHandle");
+
+    let header = ConsumeMessageDirectlyResultRequestHeader {
+        consumer_group: "GroupHandle".to_owned(),
+        client_id: Some(client_id.clone()),
+        ..ConsumeMessageDirectlyResultRequestHeader::default()
+    };
+    let mut record = Vec::new();
+    record::encode(&MessageExt::default(), &mut record).unwrap();
+    let request = RemotingCommand::request(request_code::CONSUME_MESSAGE_DIRECTLY)
+        .with_header(&header)
+        .with_body(record);
+    let direct: serde_json::Value =
+        fastjson::from_slice(&ask_client(&cluster, "GroupHandle", &client_id, request).await.body).unwrap();
+    assert_eq!(direct["consumeResult"], "CR_THROW_EXCEPTION");
+
+    let header = ResetOffsetRequestHeader {
+        group: "GroupHandle".to_owned(),
+        topic: "LiteHandle".to_owned(),
+        queue_id: None,
+        offset: None,
+        timestamp: 0,
+        is_force: true,
+        bname: None,
+    };
+    let body = ResetOffsetBody { offset_table: [(queue.clone(), 2)].into_iter().collect() };
+    let request = RemotingCommand::request(request_code::RESET_CONSUMER_CLIENT_OFFSET)
+        .with_header(&header)
+        .with_body(fastjson::to_vec(&body, Dialect::Fastjson).unwrap());
+    ask_client(&cluster, "GroupHandle", &client_id, request).await;
+    let replayed = poll_until(&consumer, 3).await;
+    assert_eq!(replayed.iter().map(|message| message.queue_offset).collect::<Vec<_>>(), [2, 3, 4]);
+    assert_eq!(consumer.committed(&queue).await.unwrap(), Some(2));
+    consumer.shutdown().await;
+    cluster.shutdown().await;
 }

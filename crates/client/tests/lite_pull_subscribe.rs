@@ -86,3 +86,45 @@ async fn members_of_a_group_share_the_queues() {
     consumers[0].shutdown().await;
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_consumer_registers_and_unregisters_with_the_instance() {
+    let cluster = TestCluster::start().await;
+    cluster.create_topic("LiteRegister", 1).await;
+    let consumer = consumer(&cluster, "GroupRegister", "register").await;
+    let same_instance = LitePullConsumer::builder()
+        .group("GroupRegister")
+        .namesrv(cluster.namesrv_addr.clone())
+        .instance_name("register")
+        .start()
+        .await;
+    assert!(matches!(same_instance, Err(ClientError::IllegalArgument(_))));
+    consumer.subscribe("LiteRegister", "TagA || TagB").await.unwrap();
+    let admin = Admin::builder().namesrv(cluster.namesrv_addr.clone()).start().await.unwrap();
+    let connection =
+        eventually("the group online", || async { admin.consumer_connections("GroupRegister").await.ok() })
+            .await;
+    assert_eq!(connection.connection_set.len(), 1);
+    assert!(connection.connection_set[0].client_id.ends_with("@register"));
+    let subscription = &connection.subscription_table["LiteRegister"];
+    assert_eq!(subscription.tags_set.len(), 2);
+    consumer.shutdown().await;
+    eventually("the group offline", || async {
+        matches!(
+            admin.consumer_connections("GroupRegister").await,
+            Err(ClientError::Broker { code: 206, .. })
+        )
+        .then_some(())
+    })
+    .await;
+    let namesrv = cluster.namesrv_addr.clone();
+    assert!(LitePullConsumer::builder().namesrv(namesrv.clone()).group("").start().await.is_err());
+    assert!(LitePullConsumer::builder()
+        .namesrv(namesrv)
+        .group("g")
+        .pull_batch_size(0)
+        .start()
+        .await
+        .is_err());
+    cluster.shutdown().await;
+}

@@ -19,7 +19,7 @@ async fn every_member_gets_every_message() {
     init_tracing();
     let cluster = Cluster::start().await;
     cluster.create_topic(TOPIC, QUEUES).await;
-    let offsets_dir = cluster.dir.path().join("offsets");
+    let offsets_dir = cluster.dir().join("offsets");
     let log = Log::default();
     let start = |name: &'static str| {
         PushConsumer::builder()

@@ -66,7 +66,19 @@ impl RemotingServer {
     /// Binds `config.listen` and serves connections with `router` until the returned handle
     /// is shut down (or dropped, which closes everything at once).
     pub async fn start(config: ServerConfig, router: Router) -> io::Result<ServerHandle> {
-        let listener = bind(config.listen)?;
+        let listener = Self::bind(config.listen)?;
+        Self::serve(listener, config, router)
+    }
+
+    /// Binds `listen` (port 0 picks a free port) without serving yet, so a caller can learn
+    /// the bound port before it builds the router that announces it; then [`Self::serve`].
+    pub fn bind(listen: SocketAddr) -> io::Result<TcpListener> {
+        bind(listen)
+    }
+
+    /// Serves connections on an already bound `listener` with `router`; `config.listen` is
+    /// ignored. Must run inside a Tokio runtime.
+    pub fn serve(listener: TcpListener, config: ServerConfig, router: Router) -> io::Result<ServerHandle> {
         let local_addr = listener.local_addr()?;
         let limits = ConnectionLimits::new(
             config.max_frame_bytes,

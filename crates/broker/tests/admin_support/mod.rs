@@ -1,58 +1,36 @@
-//! Shared by the admin integration tests: a broker on free loopback ports with its store in a
-//! temporary directory, a remoting client to drive it, and helpers to store and read messages
+//! Shared by the admin integration tests: a testkit broker with its store in a temporary
+//! directory, a remoting client to drive it, and helpers to store and read messages
 //! without the send and pull handlers.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use apogee_broker::message::{self, InnerMessage};
 use apogee_broker::{Broker, BrokerConfig};
 use apogee_common::message::record::RecordView;
 use apogee_common::message::{MessageExt, Properties};
-use apogee_remoting::client::{ClientConfig, RemotingClient};
-use apogee_remoting::router::Router;
 use apogee_remoting::RemotingCommand;
 use apogee_store::{AcceptAll, AppendInfo};
+use apogee_testkit::Cluster;
 use bytes::Bytes;
 
-/// How long one request may take.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often polling loops look again.
 pub const POLL_EVERY: Duration = Duration::from_millis(20);
 
-/// A running broker and a client connected to it.
+/// A running testkit broker (no NameServer) and a client connected to it.
 pub struct TestBroker {
-    pub broker: Broker,
+    cluster: Cluster,
+    /// `ip:port` of the broker.
     pub addr: String,
-    pub client: RemotingClient,
-    pub dir: tempfile::TempDir,
 }
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
-
-/// Settings of a small test broker rooted at `root`.
-pub fn test_config(root: &std::path::Path) -> BrokerConfig {
-    let mut config = BrokerConfig {
-        broker_name: "broker-test".to_owned(),
-        broker_ip1: "127.0.0.1".parse().expect("loopback"),
-        listen_port: free_port(),
-        fast_channel_enable: false,
-        namesrv_addr: None,
-        flush_delay_offset_interval_ms: 200,
-        ..BrokerConfig::default()
-    };
-    config.store.store_path_root_dir = root.to_path_buf();
+/// This suite's broker settings, on top of the testkit's.
+fn configure(config: &mut BrokerConfig) {
+    config.flush_delay_offset_interval_ms = 200;
     config.store.mapped_file_size_commit_log = 8 * 1024 * 1024;
-    config.store.mapped_file_size_consume_queue = 20 * 1024;
-    config.store.max_hash_slot_num = 1024;
-    config.store.max_index_num = 4096;
-    config
 }
 
 impl TestBroker {
@@ -62,37 +40,54 @@ impl TestBroker {
     }
 
     /// Starts a broker after `adjust` changed the test settings.
-    pub async fn start_with(adjust: impl FnOnce(&mut BrokerConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let mut config = test_config(dir.path());
-        adjust(&mut config);
-        let broker = Broker::start(config).await.expect("broker starts");
-        let addr = broker.local_addr().expect("listening").to_string();
-        let client = RemotingClient::new(ClientConfig::default(), Router::new());
-        Self { broker, addr, client, dir }
+    pub async fn start_with(adjust: impl Fn(&mut BrokerConfig) + Send + Sync + 'static) -> Self {
+        let cluster = Cluster::builder()
+            .namesrvs(0)
+            .broker_names(&["broker-test"])
+            .configure(move |_, config| {
+                configure(config);
+                adjust(config);
+            })
+            .start()
+            .await;
+        let addr = cluster.broker_addr(0);
+        Self { cluster, addr }
     }
 
-    /// Stops the broker and starts a new one on the same store directory (new ports).
+    /// Stops the broker and starts a new one on the same store directory (new ports), with the
+    /// test settings changed by `adjust` only.
     pub async fn restart(self, adjust: impl FnOnce(&mut BrokerConfig)) -> Self {
-        let Self { broker, client, dir, .. } = self;
-        client.shutdown().await;
-        broker.shutdown().await;
-        let mut config = test_config(dir.path());
-        adjust(&mut config);
-        let broker = Broker::start(config).await.expect("broker restarts");
-        let addr = broker.local_addr().expect("listening").to_string();
-        let client = RemotingClient::new(ClientConfig::default(), Router::new());
-        Self { broker, addr, client, dir }
+        let Self { mut cluster, .. } = self;
+        let defaults = cluster.stop_broker(0).await;
+        cluster
+            .restart_broker(0, |config| {
+                *config = apogee_testkit::broker_config(&defaults.store.store_path_root_dir, "broker-test");
+                configure(config);
+                adjust(config);
+            })
+            .await;
+        let addr = cluster.broker_addr(0);
+        Self { cluster, addr }
+    }
+
+    /// The running broker.
+    pub fn broker(&self) -> &Broker {
+        self.cluster.broker(0)
+    }
+
+    /// The broker's store directory.
+    pub fn store_dir(&self) -> &Path {
+        &self.broker().state().config.store.store_path_root_dir
     }
 
     /// Sends `request` and waits for the answer.
     pub async fn call(&self, request: RemotingCommand) -> RemotingCommand {
-        self.client.invoke(&self.addr, request, CALL_TIMEOUT).await.expect("broker answers")
+        self.cluster.call_broker(0, request).await
     }
 
     /// The address stored records carry.
     pub fn store_host(&self) -> SocketAddr {
-        self.broker.state().store_host
+        self.broker().state().store_host
     }
 
     /// Stores one message directly (as the send handler would) and returns where it landed.
@@ -110,7 +105,7 @@ impl TestBroker {
 
     /// Stores a prepared message.
     pub async fn store_inner(&self, message: &InnerMessage) -> AppendInfo {
-        let result = message::put_message(self.broker.state(), message, false).await;
+        let result = message::put_message(self.broker().state(), message, false).await;
         assert!(result.status.is_stored(), "message stored: {:?}", result.status);
         result.append.expect("placement of a stored message")
     }
@@ -118,7 +113,7 @@ impl TestBroker {
     /// Every message of a queue, decoded.
     pub fn read_queue(&self, topic: &str, queue_id: i32) -> Vec<MessageExt> {
         let result =
-            self.broker.state().store.get_messages(topic, queue_id, 0, 1024, 64 * 1024 * 1024, &AcceptAll);
+            self.broker().state().store.get_messages(topic, queue_id, 0, 1024, 64 * 1024 * 1024, &AcceptAll);
         result
             .messages
             .iter()
@@ -146,8 +141,7 @@ impl TestBroker {
 
     /// Stops the broker and the client.
     pub async fn stop(self) {
-        self.client.shutdown().await;
-        self.broker.shutdown().await;
+        self.cluster.shutdown().await;
     }
 }
 

@@ -1,9 +1,9 @@
-//! Shared harness of the consumer-side tests: a broker on a free loopback port over a store in
-//! a temporary directory, plus helpers to put messages and to speak as a Java client would.
+//! Shared harness of the consumer-side tests: a testkit broker over a store in a temporary
+//! directory, plus helpers to put messages and to speak as a Java client would.
 
 #![allow(dead_code)]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,18 +24,9 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Version ordinal of a Java 4.9.4 client.
 pub const JAVA_4_9_VERSION: i32 = 413;
 
-/// A broker over `dir`: loopback, port picked by the system, no NameServer, small files.
+/// A testkit broker over `dir` (no NameServer) with this suite's file sizes.
 pub fn config(dir: &Path) -> BrokerConfig {
-    let mut config = BrokerConfig {
-        broker_name: "broker-test".into(),
-        broker_ip1: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        listen_port: 0,
-        fast_channel_enable: false,
-        namesrv_addr: None,
-        ..BrokerConfig::default()
-    };
-    config.store.store_path_root_dir = dir.to_path_buf();
-    config.store.mapped_file_size_commit_log = 4 * 1024 * 1024;
+    let mut config = apogee_testkit::broker_config(dir, "broker-test");
     config.store.mapped_file_size_consume_queue = 1_000 * 20;
     config.store.max_hash_slot_num = 1_000;
     config.store.max_index_num = 4_000;
@@ -46,7 +37,7 @@ pub fn config(dir: &Path) -> BrokerConfig {
 pub async fn start(dir: &Path, adjust: impl FnOnce(&mut BrokerConfig)) -> (Broker, String) {
     let mut config = config(dir);
     adjust(&mut config);
-    let broker = Broker::start(config).await.expect("broker starts");
+    let broker = apogee_testkit::start_broker(config).await;
     let addr = broker.local_addr().expect("bound").to_string();
     (broker, addr)
 }

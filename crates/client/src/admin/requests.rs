@@ -14,9 +14,10 @@ use apogee_remoting::header::admin::{
     GetConsumeStatsRequestHeader, GetConsumerConnectionListRequestHeader, GetTopicStatsInfoRequestHeader,
 };
 use apogee_remoting::header::consumer::{
-    GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, QueryMessageRequestHeader,
-    QueryMessageResponseHeader, ResetOffsetRequestHeader, SearchOffsetRequestHeader,
-    SearchOffsetResponseHeader, UpdateConsumerOffsetRequestHeader, ViewMessageRequestHeader,
+    GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, GetMinOffsetRequestHeader,
+    GetMinOffsetResponseHeader, QueryMessageRequestHeader, QueryMessageResponseHeader,
+    ResetOffsetRequestHeader, SearchOffsetRequestHeader, SearchOffsetResponseHeader,
+    UpdateConsumerOffsetRequestHeader, ViewMessageRequestHeader,
 };
 use apogee_remoting::header::namesrv::{
     DeleteTopicFromNamesrvRequestHeader, GetKVConfigRequestHeader, GetKVConfigResponseHeader,
@@ -298,6 +299,22 @@ pub(crate) fn read_search_offset(addr: &str, response: RemotingCommand) -> Resul
     Ok(answer_header::<SearchOffsetResponseHeader>(addr, &response)?.offset)
 }
 
+/// GET_MIN_OFFSET (31) of one queue.
+pub(crate) fn min_offset(queue: &MessageQueue) -> RemotingCommand {
+    let header = GetMinOffsetRequestHeader {
+        topic: queue.topic.clone(),
+        queue_id: queue.queue_id,
+        bname: Some(queue.broker_name.clone()),
+    };
+    RemotingCommand::request(request_code::GET_MIN_OFFSET).with_header(&header)
+}
+
+/// The offset of a GET_MIN_OFFSET answer.
+pub(crate) fn read_min_offset(addr: &str, response: RemotingCommand) -> Result<i64, ClientError> {
+    let response = expect_success(addr, response)?;
+    Ok(answer_header::<GetMinOffsetResponseHeader>(addr, &response)?.offset)
+}
+
 /// GET_MAX_OFFSET (30) of one queue.
 pub(crate) fn max_offset(queue: &MessageQueue) -> RemotingCommand {
     let header = GetMaxOffsetRequestHeader {
@@ -313,18 +330,6 @@ pub(crate) fn max_offset(queue: &MessageQueue) -> RemotingCommand {
 pub(crate) fn read_max_offset(addr: &str, response: RemotingCommand) -> Result<i64, ClientError> {
     let response = expect_success(addr, response)?;
     Ok(answer_header::<GetMaxOffsetResponseHeader>(addr, &response)?.offset)
-}
-
-/// QUERY_CONSUMER_OFFSET (14) of `group` on `queue`.
-pub(crate) fn query_consumer_offset(group: &str, queue: &MessageQueue) -> RemotingCommand {
-    let header = apogee_remoting::header::consumer::QueryConsumerOffsetRequestHeader {
-        consumer_group: group.to_owned(),
-        topic: queue.topic.clone(),
-        queue_id: queue.queue_id,
-        set_zero_if_not_found: None,
-        bname: Some(queue.broker_name.clone()),
-    };
-    RemotingCommand::request(request_code::QUERY_CONSUMER_OFFSET).with_header(&header)
 }
 
 /// UPDATE_CONSUMER_OFFSET (15) of `group` on `queue`.

@@ -27,12 +27,8 @@
 //! # }
 //! ```
 
-mod link;
 mod pull;
 mod queues;
-mod standin;
-#[cfg(test)]
-pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
@@ -56,11 +52,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use self::link::Link;
 use self::pull::{read_pull_response, start_from, tag_subscription, PullOutcome, StartFrom};
 use self::queues::{CacheLimits, Plan, Queues};
-use self::standin::{broker_addr_in_route, expect_success};
+use crate::admin::requests::{self, expect_success};
 use crate::consumer::allocate::{AllocateStrategy, Averagely};
+use crate::consumer::offset_store::RemoteOffsetStore;
 use crate::instance::{ClientInstance, ConsumerHandle};
 use crate::{ClientConfig, ClientError, MessageExt};
 
@@ -234,8 +230,8 @@ impl LitePullConsumerBuilder {
         Ok(())
     }
 
-    /// Starts the consumer over `link` (the client instance, or a direct link in tests).
-    pub(crate) fn start_on(self, link: Arc<dyn Link>) -> Result<LitePullConsumer, ClientError> {
+    /// Starts the consumer on `instance`.
+    fn start_on(self, instance: Arc<ClientInstance>) -> Result<LitePullConsumer, ClientError> {
         self.validate()?;
         let runtime = Handle::try_current().map_err(|_| {
             ClientError::IllegalArgument("the consumer must start inside a Tokio runtime".into())
@@ -254,7 +250,8 @@ impl LitePullConsumerBuilder {
         };
         let shared = Arc::new(Shared {
             group: self.group.clone(),
-            link,
+            offsets: RemoteOffsetStore::new(instance.clone(), self.group.clone()),
+            instance,
             runtime,
             settings,
             state: Mutex::new(State {
@@ -272,7 +269,7 @@ impl LitePullConsumerBuilder {
             started_ms,
         });
         let registration = Registration { group: self.group, shared: Arc::downgrade(&shared) };
-        shared.link.register_consumer(Arc::new(registration))?;
+        shared.instance.register_consumer(Arc::new(registration))?;
         let rebalancer = shared.runtime.spawn(rebalance_loop(shared.clone()));
         shared.state.lock().background.push(rebalancer);
         Ok(LitePullConsumer { shared })
@@ -317,10 +314,10 @@ impl LitePullConsumer {
             state.set_mode(Mode::Subscribe)?;
             state.subscriptions.insert(topic_name.to_owned(), subscription);
         }
-        if let Err(error) = self.shared.link.topic_route(topic_name).await {
+        if let Err(error) = self.shared.instance.topic_route(topic_name).await {
             tracing::debug!(topic = topic_name, %error, "no route for a subscribed topic yet");
         }
-        self.shared.link.send_heartbeat().await;
+        self.shared.instance.send_heartbeat_to_all_brokers().await;
         self.shared.rebalance.notify_one();
         Ok(())
     }
@@ -333,7 +330,7 @@ impl LitePullConsumer {
             state.release(|queue| queue.topic == topic_name)
         };
         self.shared.persist_in_background(released);
-        self.shared.link.send_heartbeat().await;
+        self.shared.instance.send_heartbeat_to_all_brokers().await;
     }
 
     /// Consumes exactly `queues` (replacing any earlier assignment), with no rebalancing.
@@ -399,9 +396,8 @@ impl LitePullConsumer {
     /// the queue must be held.
     pub async fn seek(&self, queue: &MessageQueue, offset: i64) -> Result<(), ClientError> {
         self.shared.ensure_held(queue)?;
-        let link = &*self.shared.link;
-        let min = standin::min_offset(link, queue).await?;
-        let max = standin::max_offset(link, queue).await?;
+        let min = self.shared.min_offset(queue).await?;
+        let max = self.shared.max_offset(queue).await?;
         if offset < min || offset > max {
             return Err(ClientError::IllegalArgument(format!(
                 "seek offset {offset} is outside {min}..={max} of {queue:?}"
@@ -413,14 +409,14 @@ impl LitePullConsumer {
     /// Restarts `queue` at its first stored message.
     pub async fn seek_to_begin(&self, queue: &MessageQueue) -> Result<(), ClientError> {
         self.shared.ensure_held(queue)?;
-        let offset = standin::min_offset(&*self.shared.link, queue).await?;
+        let offset = self.shared.min_offset(queue).await?;
         self.restart(queue, offset)
     }
 
     /// Restarts `queue` after its last stored message (only new messages are read).
     pub async fn seek_to_end(&self, queue: &MessageQueue) -> Result<(), ClientError> {
         self.shared.ensure_held(queue)?;
-        let offset = standin::max_offset(&*self.shared.link, queue).await?;
+        let offset = self.shared.max_offset(queue).await?;
         self.restart(queue, offset)
     }
 
@@ -462,14 +458,7 @@ impl LitePullConsumer {
         };
         let mut first_error = None;
         for (queue, offset) in entries {
-            let result = standin::commit_offset_to_broker(
-                &*self.shared.link,
-                &self.shared.group,
-                &queue,
-                offset,
-                false,
-            )
-            .await;
+            let result = self.shared.offsets.update_consume_offset_to_broker(&queue, offset, false).await;
             if let Err(error) = result {
                 tracing::warn!(?queue, offset, %error, "offset commit failed");
                 first_error.get_or_insert(error);
@@ -485,13 +474,13 @@ impl LitePullConsumer {
         let known = self.shared.state.lock().committed.get(queue).copied();
         match known {
             Some(offset) => Ok(Some(offset)),
-            None => standin::fetch_committed_offset(&*self.shared.link, &self.shared.group, queue).await,
+            None => self.shared.offsets.fetch_consume_offset_from_broker(queue).await,
         }
     }
 
     /// The readable queues of `topic` from its route, sorted: what `assign` can be given.
     pub async fn fetch_message_queues(&self, topic_name: &str) -> Result<Vec<MessageQueue>, ClientError> {
-        let route = self.shared.link.topic_route(topic_name).await?;
+        let route = self.shared.instance.topic_route(topic_name).await?;
         Ok(readable_queues(topic_name, &route))
     }
 
@@ -514,13 +503,11 @@ impl LitePullConsumer {
         };
         shared.ready.notify_waiters();
         for (queue, offset) in entries {
-            if let Err(error) =
-                standin::commit_offset_to_broker(&*shared.link, &shared.group, &queue, offset, false).await
-            {
+            if let Err(error) = shared.offsets.update_consume_offset_to_broker(&queue, offset, false).await {
                 tracing::warn!(?queue, offset, %error, "offset not committed at shutdown");
             }
         }
-        shared.link.unregister_consumer(&shared.group).await;
+        shared.instance.unregister_consumer(&shared.group).await;
     }
 }
 
@@ -532,8 +519,8 @@ impl Drop for LitePullConsumer {
         if shared.running.swap(false, Ordering::SeqCst) {
             tracing::warn!(group = %shared.group, "lite pull consumer dropped without shutdown; offsets since the last commit are not committed");
             shared.state.lock().stop_tasks();
-            let (link, group) = (shared.link.clone(), shared.group.clone());
-            shared.runtime.spawn(async move { link.unregister_consumer(&group).await });
+            let (instance, group) = (shared.instance.clone(), shared.group.clone());
+            shared.runtime.spawn(async move { instance.unregister_consumer(&group).await });
         }
     }
 }
@@ -564,6 +551,18 @@ fn readable_queues(topic_name: &str, route: &TopicRouteData) -> Vec<MessageQueue
     queues.sort();
     queues.dedup();
     queues
+}
+
+/// An address of broker group `broker_name` in `route`: member `broker_id` if listed, else
+/// the master, else any member.
+fn broker_addr_in_route(route: &TopicRouteData, broker_name: &str, broker_id: i64) -> Option<String> {
+    let broker = route.broker_datas.iter().find(|broker| broker.broker_name == broker_name)?;
+    broker
+        .broker_addrs
+        .get(&broker_id)
+        .or_else(|| broker.broker_addrs.get(&MASTER_ID))
+        .or_else(|| broker.broker_addrs.values().next())
+        .cloned()
 }
 
 /// Which way queues are chosen; fixed by the first `subscribe` or `assign`.
@@ -663,7 +662,9 @@ impl State {
 /// What the consumer's tasks and its registration share.
 struct Shared {
     group: String,
-    link: Arc<dyn Link>,
+    instance: Arc<ClientInstance>,
+    /// Where committed offsets are read from and written to (the group's brokers).
+    offsets: RemoteOffsetStore,
     runtime: Handle,
     settings: Settings,
     state: Mutex<State>,
@@ -752,8 +753,7 @@ impl Shared {
         let shared = self.clone();
         self.runtime.spawn(async move {
             for (queue, offset) in entries {
-                if let Err(error) =
-                    standin::commit_offset_to_broker(&*shared.link, &shared.group, &queue, offset, true).await
+                if let Err(error) = shared.offsets.update_consume_offset_to_broker(&queue, offset, true).await
                 {
                     tracing::warn!(?queue, offset, %error, "offset commit failed");
                 }
@@ -776,7 +776,7 @@ impl Shared {
         let known = self.state.lock().committed.get(queue).copied();
         let committed = match known {
             Some(offset) => Some(offset),
-            None => standin::fetch_committed_offset(&*self.link, &self.group, queue).await?,
+            None => self.offsets.fetch_consume_offset_from_broker(queue).await?,
         };
         match start_from(
             committed,
@@ -785,9 +785,41 @@ impl Shared {
             self.settings.consume_timestamp_ms,
         ) {
             StartFrom::Offset(offset) => Ok(offset),
-            StartFrom::QueueEnd => standin::max_offset(&*self.link, queue).await,
-            StartFrom::Time(timestamp_ms) => standin::search_offset(&*self.link, queue, timestamp_ms).await,
+            StartFrom::QueueEnd => self.max_offset(queue).await,
+            StartFrom::Time(timestamp_ms) => {
+                let addr = self.queue_master_addr(queue).await?;
+                let request = requests::search_offset(queue, timestamp_ms);
+                let response = self.instance.invoke(&addr, request, self.api_timeout()).await?;
+                requests::read_search_offset(&addr, response)
+            }
         }
+    }
+
+    /// Timeout of offset and admin-style calls.
+    fn api_timeout(&self) -> Duration {
+        self.instance.config().api_timeout
+    }
+
+    /// The master (else any member) address of the broker group holding `queue`, from its
+    /// topic's route.
+    async fn queue_master_addr(&self, queue: &MessageQueue) -> Result<String, ClientError> {
+        let route = self.instance.topic_route(&queue.topic).await?;
+        broker_addr_in_route(&route, &queue.broker_name, MASTER_ID)
+            .ok_or_else(|| ClientError::NoBroker { broker_name: queue.broker_name.clone() })
+    }
+
+    /// The queue's min offset (GET_MIN_OFFSET).
+    async fn min_offset(&self, queue: &MessageQueue) -> Result<i64, ClientError> {
+        let addr = self.queue_master_addr(queue).await?;
+        let response = self.instance.invoke(&addr, requests::min_offset(queue), self.api_timeout()).await?;
+        requests::read_min_offset(&addr, response)
+    }
+
+    /// The queue's max offset, exclusive (GET_MAX_OFFSET).
+    async fn max_offset(&self, queue: &MessageQueue) -> Result<i64, ClientError> {
+        let addr = self.queue_master_addr(queue).await?;
+        let response = self.instance.invoke(&addr, requests::max_offset(queue), self.api_timeout()).await?;
+        requests::read_max_offset(&addr, response)
     }
 
     /// One LITE_PULL_MESSAGE of `queue` from `offset`.
@@ -798,12 +830,12 @@ impl Shared {
         offset: i64,
         broker_id: i64,
     ) -> Result<PullOutcome, ClientError> {
-        let route = self.link.topic_route(&queue.topic).await?;
+        let route = self.instance.topic_route(&queue.topic).await?;
         let addr = broker_addr_in_route(&route, &queue.broker_name, broker_id)
             .ok_or_else(|| ClientError::NoBroker { broker_name: queue.broker_name.clone() })?;
         let batch = i32::try_from(self.settings.limits.batch_size).unwrap_or(i32::MAX);
         let request = pull::lite_pull_request(&self.group, queue, subscription, offset, batch);
-        let response = self.link.invoke(&addr, request, pull::PULL_TIMEOUT_WHEN_SUSPENDED).await?;
+        let response = self.instance.invoke(&addr, request, pull::PULL_TIMEOUT_WHEN_SUSPENDED).await?;
         read_pull_response(&addr, response, subscription)
     }
 
@@ -816,7 +848,7 @@ impl Shared {
             }
             state.subscriptions.keys().cloned().collect()
         };
-        let client_id = self.link.client_id();
+        let client_id = self.instance.client_id().to_owned();
         let mut balanced = true;
         for topic_name in &topics {
             match self.allocate(topic_name, &client_id).await {
@@ -840,12 +872,12 @@ impl Shared {
         topic_name: &str,
         client_id: &str,
     ) -> Result<Option<Vec<MessageQueue>>, ClientError> {
-        let route = self.link.topic_route(topic_name).await?;
+        let route = self.instance.topic_route(topic_name).await?;
         let all = readable_queues(topic_name, &route);
         let mut ids = self.consumer_ids(topic_name, &route).await?;
         ids.sort();
         if !ids.iter().any(|id| id == client_id) {
-            self.link.send_heartbeat().await;
+            self.instance.send_heartbeat_to_all_brokers().await;
             return Ok(None);
         }
         // Empty inputs leave the assignment empty, as Java does for a group without members.
@@ -881,7 +913,7 @@ impl Shared {
             };
             let request =
                 RemotingCommand::request(request_code::GET_CONSUMER_LIST_BY_GROUP).with_header(&header);
-            let answer = match self.link.invoke(addr, request, self.link.api_timeout()).await {
+            let answer = match self.instance.invoke(addr, request, self.api_timeout()).await {
                 Ok(response) => expect_success(addr, response).and_then(|response| {
                     fastjson::from_slice::<GetConsumerListByGroupResponseBody>(&response.body).map_err(
                         |error| ClientError::Malformed(format!("consumer list from {addr}: {error}")),

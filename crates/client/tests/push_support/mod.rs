@@ -1,29 +1,24 @@
-//! Harness of the push-consumer integration tests: an in-process NameServer and broker on
-//! free loopback ports, a raw remoting client that produces with SEND_MESSAGE_V2 (so the tests
+//! Harness of the push-consumer integration tests: a testkit NameServer and broker, a raw remoting client that produces with SEND_MESSAGE_V2 (so the tests
 //! do not depend on the SDK's producer), and bounded waiting.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apogee_broker::{Broker, BrokerConfig};
 use apogee_client::{ConsumeResult, MessageExt, MessageQueue, PushConsumer};
 use apogee_common::message::property::{self, Properties};
 use apogee_common::TopicConfig;
-use apogee_namesrv::{NameServer, NamesrvConfig};
 use apogee_remoting::body::admin::ConsumerConnection;
-use apogee_remoting::client::{ClientConfig, RemotingClient};
 use apogee_remoting::code::{request_code, response_code};
 use apogee_remoting::fastjson;
 use apogee_remoting::header::admin::GetConsumerConnectionListRequestHeader;
 use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
 use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
-use apogee_remoting::router::Router;
 use apogee_remoting::RemotingCommand;
-use tempfile::TempDir;
+use apogee_testkit::Cluster as TestCluster;
 
 /// Time allowed to one request.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,68 +29,42 @@ pub const BROKER_NAME: &str = "broker-push";
 /// Delay levels of the test broker: every level is one second, so retries come back fast.
 pub const FAST_DELAY_LEVELS: &str = "1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s";
 
-/// A NameServer, one broker registered with it, and a producing client.
+/// A testkit NameServer and one broker registered with it, and a producing client.
 pub struct Cluster {
-    /// Store and KV files.
-    pub dir: TempDir,
-    namesrv: Option<NameServer>,
-    broker: Option<Broker>,
-    client: RemotingClient,
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
-    listener.local_addr().expect("bound").port()
+    cluster: TestCluster,
 }
 
 impl Cluster {
     /// Starts the NameServer and the broker.
     pub async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let namesrv = NameServer::start(NamesrvConfig {
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            kv_config_path: dir.path().join("namesrv").join("kvConfig.json"),
-            ..NamesrvConfig::default()
-        })
-        .await
-        .expect("name server starts");
-        let mut config = BrokerConfig {
-            broker_cluster_name: "PushCluster".to_owned(),
-            broker_name: BROKER_NAME.to_owned(),
-            broker_ip1: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            listen_port: free_port(),
-            fast_channel_enable: false,
-            namesrv_addr: Some(namesrv.local_addr().to_string()),
-            ..BrokerConfig::default()
-        };
-        let store = &mut config.store;
-        store.store_path_root_dir = dir.path().join("store");
-        store.mapped_file_size_commit_log = 4 * 1024 * 1024;
-        store.mapped_file_size_consume_queue = 20 * 1024;
-        store.max_hash_slot_num = 1024;
-        store.max_index_num = 4096;
-        store.message_delay_level = FAST_DELAY_LEVELS.to_owned();
-        let broker = Broker::start(config).await.expect("broker starts");
-        let client = RemotingClient::new(ClientConfig::default(), Router::new());
-        Self { dir, namesrv: Some(namesrv), broker: Some(broker), client }
+        let cluster = TestCluster::builder()
+            .cluster_name("PushCluster")
+            .broker_names(&[BROKER_NAME])
+            .configure(|_, config| config.store.message_delay_level = FAST_DELAY_LEVELS.to_owned())
+            .start()
+            .await;
+        Self { cluster }
+    }
+
+    /// The directory of the stores and KV files (removed with the cluster).
+    pub fn dir(&self) -> &Path {
+        self.cluster.dir()
     }
 
     /// `ip:port` of the NameServer.
     pub fn namesrv_addr(&self) -> String {
-        self.namesrv.as_ref().expect("name server running").local_addr().to_string()
+        self.cluster.namesrv_addr().to_owned()
     }
 
     /// `ip:port` of the broker.
     pub fn broker_addr(&self) -> String {
-        self.broker.as_ref().expect("broker running").local_addr().expect("broker listens").to_string()
+        self.cluster.broker_addr(0)
     }
 
     /// Creates `topic` with `queues` read/write queues and waits until the NameServer routes it.
     pub async fn create_topic(&self, topic: &str, queues: i32) {
-        self.broker
-            .as_ref()
-            .expect("broker running")
+        self.cluster
+            .broker(0)
             .state()
             .topics
             .create_or_update(TopicConfig::with_queues(
@@ -110,8 +79,12 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let request = RemotingCommand::request(request_code::GET_ROUTEINFO_BY_TOPIC).with_header(&header);
-            let response =
-                self.client.invoke(&namesrv, request, CALL_TIMEOUT).await.expect("name server answers");
+            let response = self
+                .cluster
+                .client()
+                .invoke(&namesrv, request, CALL_TIMEOUT)
+                .await
+                .expect("name server answers");
             if response.code == response_code::SUCCESS {
                 return;
             }
@@ -134,8 +107,7 @@ impl Cluster {
             BROKER_NAME,
         );
         let request = header.into_v2_request(body.as_bytes().to_vec());
-        let response =
-            self.client.invoke(&self.broker_addr(), request, CALL_TIMEOUT).await.expect("broker answers");
+        let response = self.cluster.call_broker(0, request).await;
         assert_eq!(response.code, response_code::SUCCESS, "send refused: {:?}", response.remark);
         let header: SendMessageResponseHeader = response.decode_header().expect("send response header");
         header.queue_offset
@@ -143,7 +115,7 @@ impl Cluster {
 
     /// Sends `request` to the broker and returns the answer.
     pub async fn call(&self, request: RemotingCommand) -> RemotingCommand {
-        self.client.invoke(&self.broker_addr(), request, CALL_TIMEOUT).await.expect("broker answers")
+        self.cluster.call_broker(0, request).await
     }
 
     /// What the broker knows of `group` from its members' heartbeats
@@ -152,21 +124,14 @@ impl Cluster {
         let header = GetConsumerConnectionListRequestHeader { consumer_group: group.to_owned(), bname: None };
         let request =
             RemotingCommand::request(request_code::GET_CONSUMER_CONNECTION_LIST).with_header(&header);
-        let response =
-            self.client.invoke(&self.broker_addr(), request, CALL_TIMEOUT).await.expect("broker answers");
+        let response = self.cluster.call_broker(0, request).await;
         assert_eq!(response.code, response_code::SUCCESS, "connection list refused: {:?}", response.remark);
         fastjson::from_slice(&response.body).expect("connection list body")
     }
 
     /// Stops the broker and the NameServer.
-    pub async fn shutdown(mut self) {
-        self.client.shutdown().await;
-        if let Some(broker) = self.broker.take() {
-            broker.shutdown().await;
-        }
-        if let Some(namesrv) = self.namesrv.take() {
-            namesrv.shutdown().await;
-        }
+    pub async fn shutdown(self) {
+        self.cluster.shutdown().await;
     }
 }
 

@@ -1,18 +1,15 @@
-//! Harness of the client integration tests: a NameServer and a broker on free loopback ports
-//! over a temporary store, and a raw remoting client that produces with SEND_MESSAGE_V2 and
+//! Harness of the client integration tests: a testkit NameServer and broker over a temporary
+//! store, and a raw remoting client that produces with SEND_MESSAGE_V2 and
 //! commits offsets directly (the SDK's producer is not needed).
 
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use apogee_broker::{Broker, BrokerConfig};
 use apogee_client::{ClientError, LitePullConsumer, MessageExt, MessageQueue};
 use apogee_common::message::msg_id::UniqIdGenerator;
 use apogee_common::message::property::{self, Properties};
-use apogee_namesrv::{NameServer, NamesrvConfig};
 use apogee_remoting::client::{ClientConfig, RemotingClient};
 use apogee_remoting::header::admin::CreateTopicRequestHeader;
 use apogee_remoting::header::consumer::UpdateConsumerOffsetRequestHeader;
@@ -20,7 +17,7 @@ use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
 use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use apogee_remoting::router::Router;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
-use tempfile::TempDir;
+use apogee_testkit::Cluster;
 
 /// Cluster of the test broker.
 pub const CLUSTER: &str = "ClientTestCluster";
@@ -31,17 +28,9 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 /// Timeout of one raw request.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
-    listener.local_addr().expect("bound").port()
-}
-
-/// A NameServer, a broker registered with it, and a raw client.
+/// A testkit NameServer and broker, and a raw client.
 pub struct TestCluster {
-    _dir: TempDir,
-    namesrv: Option<NameServer>,
-    broker: Option<Broker>,
+    cluster: Cluster,
     /// `ip:port` of the NameServer.
     pub namesrv_addr: String,
     /// `ip:port` of the broker.
@@ -51,49 +40,15 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// Starts both servers and waits for the broker's registration.
+    /// Starts both servers (the broker is registered when this returns).
     pub async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let namesrv = NameServer::start(NamesrvConfig {
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            kv_config_path: dir.path().join("namesrv").join("kvConfig.json"),
-            ..NamesrvConfig::default()
-        })
-        .await
-        .expect("name server starts");
-        let namesrv_addr = namesrv.local_addr().to_string();
-        let mut config = BrokerConfig {
-            broker_cluster_name: CLUSTER.to_owned(),
-            broker_name: BROKER_NAME.to_owned(),
-            broker_ip1: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            listen_port: free_port(),
-            fast_channel_enable: false,
-            namesrv_addr: Some(namesrv_addr.clone()),
-            ..BrokerConfig::default()
-        };
-        let store = &mut config.store;
-        store.store_path_root_dir = dir.path().join("store");
-        store.mapped_file_size_commit_log = 4 * 1024 * 1024;
-        store.mapped_file_size_consume_queue = 20 * 1024;
-        store.max_hash_slot_num = 1024;
-        store.max_index_num = 4096;
-        let broker = Broker::start(config).await.expect("broker starts");
-        let broker_addr = broker.local_addr().expect("broker listens").to_string();
-        let cluster = Self {
-            _dir: dir,
-            namesrv: Some(namesrv),
-            broker: Some(broker),
-            namesrv_addr,
-            broker_addr,
+        let cluster = Cluster::builder().cluster_name(CLUSTER).broker_names(&[BROKER_NAME]).start().await;
+        Self {
+            namesrv_addr: cluster.namesrv_addr().to_owned(),
+            broker_addr: cluster.broker_addr(0),
             client: RemotingClient::new(ClientConfig::default(), Router::new()),
-        };
-        eventually("the broker registered", || async {
-            let request = RemotingCommand::request(request_code::GET_BROKER_CLUSTER_INFO);
-            let response = cluster.client.invoke(&cluster.namesrv_addr, request, CALL_TIMEOUT).await.ok()?;
-            String::from_utf8_lossy(&response.body).contains(BROKER_NAME).then_some(())
-        })
-        .await;
-        cluster
+            cluster,
+        }
     }
 
     /// Creates `topic` with `queues` queues on the broker and waits for its route.
@@ -172,32 +127,25 @@ impl TestCluster {
         MessageQueue::new(topic, BROKER_NAME, queue_id)
     }
 
+    /// The broker, for tests that look at what it knows or speak from it to the clients.
+    pub fn broker(&self) -> &apogee_broker::Broker {
+        self.cluster.broker(0)
+    }
+
     /// Stops everything.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         self.client.shutdown().await;
-        if let Some(broker) = self.broker.take() {
-            broker.shutdown().await;
-        }
-        if let Some(namesrv) = self.namesrv.take() {
-            namesrv.shutdown().await;
-        }
+        self.cluster.shutdown().await;
     }
 }
 
 /// Polls `check` until it returns `Some`, for at most [`WAIT_LIMIT`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT_LIMIT;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    apogee_testkit::eventually(what, WAIT_LIMIT, check).await
 }
 
 /// Polls until `count` messages arrived or the wait limit passed.

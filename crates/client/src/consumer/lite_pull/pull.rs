@@ -13,7 +13,7 @@ use apogee_remoting::flags::pull as pull_sys_flag;
 use apogee_remoting::header::consumer::{PullMessageRequestHeader, PullMessageResponseHeader};
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
-use super::standin::response_header;
+use crate::admin::requests::answer_header;
 use crate::{ClientError, MessageExt};
 
 /// How long the broker may hold a pull that found nothing (Java
@@ -111,7 +111,7 @@ pub(crate) fn read_pull_response(
         response_code::PULL_OFFSET_MOVED => PullStatus::OffsetIllegal,
         _ => return Err(ClientError::from_response(&response, addr)),
     };
-    let header: PullMessageResponseHeader = response_header(&response)?;
+    let header: PullMessageResponseHeader = answer_header(addr, &response)?;
     let status = match status {
         PullStatus::Found(_) => {
             let records = decode_all_shared(&response.body)

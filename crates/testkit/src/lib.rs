@@ -1,0 +1,20 @@
+//! apogee-testkit: the one way Apogee's tests start servers.
+//!
+//! - [`Cluster`]: NameServers and broker groups in this process, every listener on a port the
+//!   system chose (never a port guessed free and bound later), data in a temporary directory
+//!   removed on drop.
+//! - [`ApogeeProcess`]: the real `apogee` binary as a child process on port 0, for
+//!   whole-system tests; it can be killed with SIGKILL and restarted on the same data.
+//! - [`eventually`]: bounded polling, since every wait in a test must end.
+//!
+//! A dev-dependency only: nothing here is part of a product.
+
+mod cluster;
+mod config;
+mod process;
+mod wait;
+
+pub use cluster::{Cluster, ClusterBuilder};
+pub use config::{broker_config, namesrv_config, start_broker, LOOPBACK};
+pub use process::{apogee_binary, run_bounded, ApogeeProcess, BoundAddrs};
+pub use wait::eventually;
