@@ -163,6 +163,12 @@ impl CommitLog {
         Ok(())
     }
 
+    /// True when the file after the newest one is already made (its space is taken).
+    pub fn next_file_ready(&self) -> bool {
+        let next_start = self.files.last().map_or(0, |file| file.end_offset());
+        self.prepared.lock().as_ref().is_some_and(|file| file.start_offset() == next_start)
+    }
+
     /// True when the newest file is more than half full and its successor is not made yet.
     pub fn wants_next_file(&self) -> bool {
         let Some(last) = self.files.last() else { return self.prepared.lock().is_none() };

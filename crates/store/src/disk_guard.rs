@@ -52,11 +52,22 @@ pub(crate) fn measure(inner: &StoreInner) -> Option<DiskSpace> {
         })
 }
 
-/// What the rules say of `space`.
-pub fn judge(config: &StoreConfig, space: DiskSpace) -> Verdict {
+/// Room the store still needs: [`StoreConfig::disk_reserve_bytes`], less the next
+/// commit-log file when it is already made (its blocks are taken, not still to take).
+pub(crate) fn reserve_bytes(inner: &StoreInner) -> u64 {
+    let config = &inner.config;
+    if inner.commit_log.next_file_ready() {
+        config.disk_reserve_bytes().saturating_sub(config.mapped_file_size_commit_log)
+    } else {
+        config.disk_reserve_bytes()
+    }
+}
+
+/// What the rules say of `space`, the store needing `reserve_bytes` more.
+pub fn judge(config: &StoreConfig, space: DiskSpace, reserve_bytes: u64) -> Verdict {
     if space.used_percent > config.disk_space_warning_level_ratio.clamp(35, 90) {
         Verdict::AboveWarningRatio
-    } else if space.available_bytes < config.disk_reserve_bytes() {
+    } else if space.available_bytes < reserve_bytes {
         Verdict::BelowReserve
     } else {
         Verdict::Room
@@ -67,7 +78,8 @@ pub fn judge(config: &StoreConfig, space: DiskSpace) -> Verdict {
 /// measurement for retention.
 pub(crate) fn check(inner: &StoreInner) -> Option<DiskSpace> {
     let space = measure(inner)?;
-    let verdict = judge(&inner.config, space);
+    let reserve = reserve_bytes(inner);
+    let verdict = judge(&inner.config, space, reserve);
     let was_full = inner.running.is_set(running::DISK_FULL);
     match verdict {
         Verdict::Room if was_full => {
@@ -85,7 +97,7 @@ pub(crate) fn check(inner: &StoreInner) -> Option<DiskSpace> {
                     used_percent = space.used_percent,
                     limit_percent = inner.config.disk_space_warning_level_ratio.clamp(35, 90),
                     available_bytes = space.available_bytes,
-                    reserve_bytes = inner.config.disk_reserve_bytes(),
+                    reserve_bytes = reserve,
                     reason = ?full,
                     "disk full: appends are refused until space is freed"
                 );
@@ -120,10 +132,13 @@ mod tests {
         let reserve = config.disk_reserve_bytes();
         assert!(reserve >= 64 << 20, "room for the next commit-log file at least");
         let roomy = DiskSpace { used_percent: 50, available_bytes: reserve * 2 };
-        assert_eq!(judge(&config, roomy), Verdict::Room);
-        assert_eq!(judge(&config, DiskSpace { used_percent: 91, ..roomy }), Verdict::AboveWarningRatio);
+        assert_eq!(judge(&config, roomy, reserve), Verdict::Room);
         assert_eq!(
-            judge(&config, DiskSpace { available_bytes: reserve - 1, ..roomy }),
+            judge(&config, DiskSpace { used_percent: 91, ..roomy }, reserve),
+            Verdict::AboveWarningRatio
+        );
+        assert_eq!(
+            judge(&config, DiskSpace { available_bytes: reserve - 1, ..roomy }, reserve),
             Verdict::BelowReserve
         );
     }

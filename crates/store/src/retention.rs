@@ -29,7 +29,7 @@ pub(crate) fn run_once(inner: &StoreInner, state: &mut RetentionState) {
     let config = &inner.config;
     let space = disk_guard::check(inner);
     let used_percent = space.map_or(0, |space| space.used_percent);
-    let below_reserve = space.is_some_and(|space| space.available_bytes < config.disk_reserve_bytes());
+    let below_reserve = space.is_some_and(|space| space.available_bytes < disk_guard::reserve_bytes(inner));
     let forcibly = config.disk_space_clean_forcibly_ratio.clamp(30, 85);
     let max_used = config.disk_max_used_space_ratio.clamp(10, 95);
 
