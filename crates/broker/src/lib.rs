@@ -4,8 +4,9 @@
 //! groups, consumer offsets, delay progress), serves the remoting protocol on `listenPort`
 //! (0 picks a free port; and `listenPort - 2` for old clients unless `fastChannelEnable` is
 //! off), registers with every NameServer and runs the
-//! background services. Handlers live in [`processor`]; each piece of state has its own
-//! module:
+//! background services. The operations are plain functions in [`core`], over typed requests
+//! and results; [`processor`] is the remoting front that adapts them to the wire. Each piece
+//! of state has its own module:
 //!
 //! - [`topic_config`]: topics (`config/topics.json`), auto-creation from TBW102;
 //! - [`subscription_group`]: consumer group settings (`config/subscriptionGroup.json`);
