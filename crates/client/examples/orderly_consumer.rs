@@ -9,6 +9,8 @@
 //! A message whose body is `fail` is retried in place (the queue pauses for a second) until
 //! its third delivery succeeds.
 
+mod common;
+
 use apogee_client::{ConsumeResult, MessageExt, PushConsumer};
 
 /// Deliveries of a `fail` message before it is accepted.
@@ -16,14 +18,11 @@ const FAILURES_BEFORE_SUCCESS: i32 = 2;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    common::init_logs();
     let mut args = std::env::args().skip(1);
-    let namesrv = args
-        .next()
-        .or_else(|| std::env::var("NAMESRV_ADDR").ok())
-        .unwrap_or_else(|| "127.0.0.1:9876".to_owned());
-    let topic = args.next().unwrap_or_else(|| "OrderTopicTest".to_owned());
-    let group = args.next().unwrap_or_else(|| "example-orderly-group".to_owned());
+    let namesrv = common::namesrv_from_args(&mut args);
+    let topic = common::arg_or(&mut args, "OrderTopicTest");
+    let group = common::arg_or(&mut args, "example-orderly-group");
 
     let consumer = PushConsumer::builder()
         .group(group)

@@ -7,40 +7,26 @@
 //! TOPIC defaults to `TopicTest`, COUNT to 10. Prints one line per send; exits non-zero if any
 //! send failed.
 
-use std::process::ExitCode;
+mod common;
 
-use apogee_client::{Message, Producer};
+use std::process::ExitCode;
 
 /// Producer group of this example.
 const GROUP: &str = "example_producer_group";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let namesrv = std::env::var("NAMESRV_ADDR").unwrap_or_else(|_| "127.0.0.1:9876".to_owned());
-    let mut args = std::env::args().skip(1);
-    let topic = args.next().unwrap_or_else(|| "TopicTest".to_owned());
-    let count: usize = match args.next().map(|text| text.parse()) {
-        None => 10,
-        Some(Ok(count)) => count,
-        Some(Err(error)) => {
-            eprintln!("COUNT must be a number: {error}");
-            return ExitCode::from(2);
-        }
+    let (topic, count) = match common::topic_and_count() {
+        Ok(arguments) => arguments,
+        Err(code) => return code,
     };
-
-    let producer = match Producer::builder().group(GROUP).namesrv(&namesrv).start().await {
+    let producer = match common::start_producer(GROUP).await {
         Ok(producer) => producer,
-        Err(error) => {
-            eprintln!("cannot start the producer: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let mut failures = 0usize;
     for index in 0..count {
-        let message = Message::new(topic.as_str(), format!("Hello Apogee {index}").into_bytes())
-            .with_tags("TagA")
-            .with_keys([format!("KEY{index}")])
-            .with_property("origin", "apogee-rust-example");
+        let message = common::example_message(&topic, format!("Hello Apogee {index}"), index);
         match producer.send(message).await {
             Ok(result) => println!(
                 "SendResult [status={:?}, msgId={}, offsetMsgId={}, queue={}:{}:{}, queueOffset={}]",
@@ -59,10 +45,5 @@ async fn main() -> ExitCode {
         }
     }
     producer.shutdown().await;
-    if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("{failures} of {count} sends failed");
-        ExitCode::FAILURE
-    }
+    common::exit_code(failures, || format!("{failures} of {count} sends failed"))
 }
