@@ -13,6 +13,7 @@ mod common;
 use std::process::ExitCode;
 
 use apogee_client::Message;
+use common::ProducerRun;
 
 /// Producer group of this example.
 const GROUP: &str = "example_batch_producer_group";
@@ -22,39 +23,28 @@ const MESSAGES_PER_BATCH: usize = 32;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (topic, count) = match common::topic_and_count() {
-        Ok(arguments) => arguments,
+    let mut run = match ProducerRun::start(GROUP).await {
+        Ok(run) => run,
         Err(code) => return code,
     };
-    let producer = match common::start_producer(GROUP).await {
-        Ok(producer) => producer,
-        Err(code) => return code,
-    };
-    let mut failures = 0usize;
     let mut next = 0usize;
-    while next < count {
-        let end = count.min(next + MESSAGES_PER_BATCH);
+    while next < run.count {
+        let end = run.count.min(next + MESSAGES_PER_BATCH);
         let batch: Vec<Message> = (next..end)
-            .map(|index| common::example_message(&topic, format!("Hello Apogee batch {index}"), index))
+            .map(|index| common::example_message(&run.topic, format!("Hello Apogee batch {index}"), index))
             .collect();
-        match producer.send_batch(batch).await {
+        match run.producer.send_batch(batch).await {
             Ok(result) => println!(
-                "SendResult [status={:?}, messages={}, msgIds={}, queue={}:{}:{}, queueOffset={}]",
+                "SendResult [status={:?}, messages={}, msgIds={}, queue={}, queueOffset={}]",
                 result.status,
                 end - next,
                 result.msg_id,
-                result.queue.topic,
-                result.queue.broker_name,
-                result.queue.queue_id,
+                common::queue_text(&result.queue),
                 result.queue_offset
             ),
-            Err(error) => {
-                failures += 1;
-                println!("SendFailed [messages={next}..{end}, error={error}]");
-            }
+            Err(error) => run.failed(format!("SendFailed [messages={next}..{end}, error={error}]")),
         }
         next = end;
     }
-    producer.shutdown().await;
-    common::exit_code(failures, || format!("{failures} batches failed"))
+    run.finish(|run| format!("{} batches failed", run.failures)).await
 }

@@ -18,11 +18,7 @@ const FAILURES_BEFORE_SUCCESS: i32 = 2;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    common::init_logs();
-    let mut args = std::env::args().skip(1);
-    let namesrv = common::namesrv_from_args(&mut args);
-    let topic = common::arg_or(&mut args, "OrderTopicTest");
-    let group = common::arg_or(&mut args, "example-orderly-group");
+    let (namesrv, topic, group, _) = common::consumer_args("OrderTopicTest", "example-orderly-group");
 
     let consumer = PushConsumer::builder()
         .group(group)
@@ -44,8 +40,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ConsumeResult::Success
         })
         .await?;
-    println!("consuming in order as {}; Ctrl-C to stop", consumer.client_id());
-    tokio::signal::ctrl_c().await?;
-    consumer.shutdown().await;
-    Ok(())
+    common::consume_until_ctrl_c(consumer, "in order ").await
 }

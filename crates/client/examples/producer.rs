@@ -11,39 +11,30 @@ mod common;
 
 use std::process::ExitCode;
 
+use common::ProducerRun;
+
 /// Producer group of this example.
 const GROUP: &str = "example_producer_group";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (topic, count) = match common::topic_and_count() {
-        Ok(arguments) => arguments,
+    let mut run = match ProducerRun::start(GROUP).await {
+        Ok(run) => run,
         Err(code) => return code,
     };
-    let producer = match common::start_producer(GROUP).await {
-        Ok(producer) => producer,
-        Err(code) => return code,
-    };
-    let mut failures = 0usize;
-    for index in 0..count {
-        let message = common::example_message(&topic, format!("Hello Apogee {index}"), index);
-        match producer.send(message).await {
+    for index in 0..run.count {
+        let message = common::example_message(&run.topic, format!("Hello Apogee {index}"), index);
+        match run.producer.send(message).await {
             Ok(result) => println!(
-                "SendResult [status={:?}, msgId={}, offsetMsgId={}, queue={}:{}:{}, queueOffset={}]",
+                "SendResult [status={:?}, msgId={}, offsetMsgId={}, queue={}, queueOffset={}]",
                 result.status,
                 result.msg_id,
                 result.offset_msg_id,
-                result.queue.topic,
-                result.queue.broker_name,
-                result.queue.queue_id,
+                common::queue_text(&result.queue),
                 result.queue_offset
             ),
-            Err(error) => {
-                failures += 1;
-                println!("SendFailed [index={index}, error={error}]");
-            }
+            Err(error) => run.failed(format!("SendFailed [index={index}, error={error}]")),
         }
     }
-    producer.shutdown().await;
-    common::exit_code(failures, || format!("{failures} of {count} sends failed"))
+    run.finish(|run| format!("{} of {} sends failed", run.failures, run.count)).await
 }

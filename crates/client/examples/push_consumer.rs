@@ -12,11 +12,7 @@ use apogee_client::{ConsumeResult, MessageExt, PushConsumer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    common::init_logs();
-    let mut args = std::env::args().skip(1);
-    let namesrv = common::namesrv_from_args(&mut args);
-    let topic = common::arg_or(&mut args, "TopicTest");
-    let group = common::arg_or(&mut args, "example-push-group");
+    let (namesrv, topic, group, mut args) = common::consumer_args("TopicTest", "example-push-group");
     let expression = common::arg_or(&mut args, "*");
 
     let consumer = PushConsumer::builder()
@@ -39,8 +35,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ConsumeResult::Success
         })
         .await?;
-    println!("consuming as {}; Ctrl-C to stop", consumer.client_id());
-    tokio::signal::ctrl_c().await?;
-    consumer.shutdown().await;
-    Ok(())
+    common::consume_until_ctrl_c(consumer, "").await
 }

@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use apogee_client::{Message, Producer};
+use apogee_client::{Message, MessageQueue, Producer, PushConsumer};
 
 /// NameServer used when neither an argument nor `NAMESRV_ADDR` names one.
 const DEFAULT_NAMESRV: &str = "127.0.0.1:9876";
@@ -46,12 +46,73 @@ pub fn topic_and_count() -> Result<(String, usize), ExitCode> {
     }
 }
 
-/// Starts a producer of `group` on the NameServer of `NAMESRV_ADDR`.
-pub async fn start_producer(group: &str) -> Result<Producer, ExitCode> {
-    Producer::builder().group(group).namesrv(namesrv_from_env()).start().await.map_err(|error| {
-        eprintln!("cannot start the producer: {error}");
-        ExitCode::FAILURE
-    })
+/// A producer example's run: what to send, the producer and the sends that failed so far.
+pub struct ProducerRun {
+    /// Topic sent to.
+    pub topic: String,
+    /// Messages to send.
+    pub count: usize,
+    /// The started producer.
+    pub producer: Producer,
+    /// Sends (or batches) that failed.
+    pub failures: usize,
+}
+
+impl ProducerRun {
+    /// Reads the producers' arguments and starts a producer of `group` on the NameServer of
+    /// `NAMESRV_ADDR`, or says which code to exit with.
+    pub async fn start(group: &str) -> Result<Self, ExitCode> {
+        let (topic, count) = topic_and_count()?;
+        match Producer::builder().group(group).namesrv(namesrv_from_env()).start().await {
+            Ok(producer) => Ok(Self { topic, count, producer, failures: 0 }),
+            Err(error) => {
+                eprintln!("cannot start the producer: {error}");
+                Err(ExitCode::FAILURE)
+            }
+        }
+    }
+
+    /// Counts a failed send and prints `report` about it.
+    pub fn failed(&mut self, report: String) {
+        self.failures += 1;
+        println!("{report}");
+    }
+
+    /// Shuts the producer down; fails the run, printing `failed`, if any send failed.
+    pub async fn finish(self, failed: impl FnOnce(&Self) -> String) -> ExitCode {
+        self.producer.shutdown().await;
+        exit_code(self.failures, || failed(&self))
+    }
+}
+
+/// A send's queue as `topic:broker:queueId`.
+pub fn queue_text(queue: &MessageQueue) -> String {
+    format!("{}:{}:{}", queue.topic, queue.broker_name, queue.queue_id)
+}
+
+/// The push consumers' `[namesrv] [topic] [group]` arguments, with the given defaults; the
+/// remaining arguments follow.
+pub fn consumer_args(
+    default_topic: &str,
+    default_group: &str,
+) -> (String, String, String, impl Iterator<Item = String>) {
+    init_logs();
+    let mut args = std::env::args().skip(1);
+    let namesrv = namesrv_from_args(&mut args);
+    let topic = arg_or(&mut args, default_topic);
+    let group = arg_or(&mut args, default_group);
+    (namesrv, topic, group, args)
+}
+
+/// Lets a push consumer run until Ctrl-C, then shuts it down.
+pub async fn consume_until_ctrl_c(
+    consumer: PushConsumer,
+    how: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    println!("consuming {how}as {}; Ctrl-C to stop", consumer.client_id());
+    tokio::signal::ctrl_c().await?;
+    consumer.shutdown().await;
+    Ok(())
 }
 
 /// The producers' message number `index`: tag `TagA`, key `KEY<index>` and an `origin`
