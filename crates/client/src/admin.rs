@@ -146,7 +146,7 @@ impl Admin {
             vec![(name, target.to_owned())]
         } else {
             let info = self.cluster_info().await?;
-            merge::cluster_masters(&info, target)?
+            merge::cluster_addrs(&info, target, true)?
                 .into_iter()
                 .map(|(name, addr)| (Some(name), addr))
                 .collect()
@@ -168,7 +168,7 @@ impl Admin {
     /// `mqadmin deleteTopic` does.
     pub async fn delete_topic(&self, cluster: &str, topic_name: &str) -> Result<(), ClientError> {
         let info = self.cluster_info().await?;
-        for (name, addr) in merge::cluster_members(&info, cluster)? {
+        for (name, addr) in merge::cluster_addrs(&info, cluster, false)? {
             let request = requests::delete_topic_in_broker(topic_name, Some(&name));
             requests::expect_success(&addr, self.instance.invoke(&addr, request, self.timeout()).await?)?;
         }
@@ -272,7 +272,7 @@ impl Admin {
         let info = self.cluster_info().await?;
         let mut masters = Vec::new();
         for cluster in info.cluster_addr_table.keys() {
-            masters.extend(merge::cluster_masters(&info, cluster)?);
+            masters.extend(merge::cluster_addrs(&info, cluster, true)?);
         }
         Ok(masters)
     }
