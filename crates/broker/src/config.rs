@@ -254,6 +254,16 @@ impl BrokerConfig {
 }
 
 #[cfg(test)]
+impl BrokerConfig {
+    /// The default settings with every store and config file under `root`, for unit tests.
+    pub(crate) fn stored_under(root: &std::path::Path) -> Self {
+        let mut config = Self::default();
+        config.store.store_path_root_dir = root.to_path_buf();
+        config
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

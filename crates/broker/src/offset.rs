@@ -113,30 +113,25 @@ impl ConsumerOffsetManager {
 
     /// Topics the group has offsets for.
     pub fn topics_of_group(&self, group: &str) -> Vec<String> {
-        let tables = self.tables.lock();
-        let mut topics: Vec<String> = tables
-            .committed
-            .keys()
-            .filter_map(|key| split_key(key))
-            .filter(|(_, owner)| *owner == group)
-            .map(|(topic, _)| topic.to_owned())
-            .collect();
-        topics.sort_unstable();
-        topics
+        self.committed_names(|topic, owner| (owner == group).then(|| topic.to_owned()))
     }
 
     /// Groups with offsets on the topic.
     pub fn groups_of_topic(&self, topic: &str) -> Vec<String> {
+        self.committed_names(|subject, group| (subject == topic).then(|| group.to_owned()))
+    }
+
+    /// What `pick` takes from the `(topic, group)` of every committed key, sorted.
+    fn committed_names(&self, pick: impl Fn(&str, &str) -> Option<String>) -> Vec<String> {
         let tables = self.tables.lock();
-        let mut groups: Vec<String> = tables
+        let mut names: Vec<String> = tables
             .committed
             .keys()
             .filter_map(|key| split_key(key))
-            .filter(|(subject, _)| *subject == topic)
-            .map(|(_, group)| group.to_owned())
+            .filter_map(|(topic, group)| pick(topic, group))
             .collect();
-        groups.sort_unstable();
-        groups
+        names.sort_unstable();
+        names
     }
 
     /// Offsets of the group on the topic by queue id.
@@ -151,21 +146,22 @@ impl ConsumerOffsetManager {
 
     /// Forgets a group's offsets (group deleted with cleanOffset).
     pub fn remove_group(&self, group: &str) {
-        let mut tables = self.tables.lock();
-        let owned_by = |key: &String| split_key(key).is_some_and(|(_, owner)| owner == group);
-        tables.committed.retain(|key, _| !owned_by(key));
-        tables.pulled.retain(|key, _| !owned_by(key));
-        tables.reset.retain(|key, _| !owned_by(key));
-        tables.changes += 1;
+        self.remove_keys(|_, owner| owner == group);
     }
 
     /// Forgets every group's offsets on a topic (topic deleted).
     pub fn remove_topic(&self, topic: &str) {
+        self.remove_keys(|subject, _| subject == topic);
+    }
+
+    /// Forgets the committed, pulled and reset offsets of every `(topic, group)` key that
+    /// `matches`.
+    fn remove_keys(&self, matches: impl Fn(&str, &str) -> bool) {
         let mut tables = self.tables.lock();
-        let about = |key: &String| split_key(key).is_some_and(|(subject, _)| subject == topic);
-        tables.committed.retain(|key, _| !about(key));
-        tables.pulled.retain(|key, _| !about(key));
-        tables.reset.retain(|key, _| !about(key));
+        let doomed = |key: &String| split_key(key).is_some_and(|(topic, group)| matches(topic, group));
+        tables.committed.retain(|key, _| !doomed(key));
+        tables.pulled.retain(|key, _| !doomed(key));
+        tables.reset.retain(|key, _| !doomed(key));
         tables.changes += 1;
     }
 
@@ -261,16 +257,10 @@ impl ConsumerOffsetManager {
 mod tests {
     use super::*;
 
-    fn config(dir: &std::path::Path) -> BrokerConfig {
-        let mut config = BrokerConfig::default();
-        config.store.store_path_root_dir = dir.to_path_buf();
-        config
-    }
-
     #[test]
     fn commit_query_and_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let offsets = ConsumerOffsetManager::load(&config(dir.path())).unwrap();
+        let offsets = ConsumerOffsetManager::load(&BrokerConfig::stored_under(dir.path())).unwrap();
         assert_eq!(offsets.query("g", "T", 0), None);
         offsets.commit("g", "T", 0, 5);
         offsets.commit("g", "T", 1, 7);
@@ -288,7 +278,7 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("config").join(FILE_NAME)).unwrap();
         assert!(text.contains(r#""T@g":{0:4,1:7}"#), "{text}");
 
-        let reloaded = ConsumerOffsetManager::load(&config(dir.path())).unwrap();
+        let reloaded = ConsumerOffsetManager::load(&BrokerConfig::stored_under(dir.path())).unwrap();
         assert_eq!(reloaded.query("g", "T", 1), Some(7));
         assert_eq!(reloaded.pull_offset("g", "T", 0), None);
         reloaded.remove_group("g");
@@ -304,7 +294,7 @@ mod tests {
         let path = dir.path().join("config");
         std::fs::create_dir_all(&path).unwrap();
         std::fs::write(path.join(FILE_NAME), r#"{"offsetTable":{"T@g":{"0":11,"2":"13"}}}"#).unwrap();
-        let offsets = ConsumerOffsetManager::load(&config(dir.path())).unwrap();
+        let offsets = ConsumerOffsetManager::load(&BrokerConfig::stored_under(dir.path())).unwrap();
         assert_eq!(offsets.query("g", "T", 2), Some(13));
         offsets.assign_reset_offset("g", "T", 2, 1);
         assert!(offsets.has_reset_offset("g", "T", 2));

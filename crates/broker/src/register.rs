@@ -78,25 +78,39 @@ pub async fn register_all(state: &BrokerState) {
         }
     };
     let timeout = Duration::from_millis(state.config.register_broker_timeout_ms.max(1));
+    for (addr, response) in call_every_namesrv(state, &addrs, request, timeout, "broker registration").await {
+        tracing::debug!(namesrv = %addr, "registered with name server");
+        apply_order_topics(state, addr, &response);
+    }
+}
+
+/// Sends `request` to every NameServer of `addrs` at once and returns the successful answers;
+/// refusals and failures of the `what` are logged.
+async fn call_every_namesrv<'a>(
+    state: &BrokerState,
+    addrs: &'a [String],
+    request: RemotingCommand,
+    timeout: Duration,
+    what: &str,
+) -> Vec<(&'a String, RemotingCommand)> {
     let calls = addrs.iter().map(|addr| {
         let request = request.clone();
         async move { (addr, state.namesrv_client.invoke(addr, request, timeout).await) }
     });
+    let mut answered = Vec::with_capacity(addrs.len());
     for (addr, result) in futures::future::join_all(calls).await {
         match result {
-            Ok(response) if response.code == response_code::SUCCESS => {
-                tracing::debug!(namesrv = %addr, "registered with name server");
-                apply_order_topics(state, addr, &response);
-            }
+            Ok(response) if response.code == response_code::SUCCESS => answered.push((addr, response)),
             Ok(response) => tracing::warn!(
                 namesrv = %addr,
                 code = response.code,
                 remark = response.remark.as_deref().unwrap_or(""),
-                "name server refused the broker registration"
+                "name server refused the {what}"
             ),
-            Err(error) => tracing::warn!(namesrv = %addr, %error, "broker registration failed"),
+            Err(error) => tracing::warn!(namesrv = %addr, %error, "{what} failed"),
         }
     }
+    answered
 }
 
 /// Tells every NameServer the broker leaves.
@@ -110,23 +124,8 @@ pub async fn unregister_all(state: &BrokerState) {
     };
     let request = RemotingCommand::request(request_code::UNREGISTER_BROKER).with_header(&header);
     let timeout = Duration::from_millis(UNREGISTER_TIMEOUT_MS);
-    let calls = addrs.iter().map(|addr| {
-        let request = request.clone();
-        async move { (addr, state.namesrv_client.invoke(addr, request, timeout).await) }
-    });
-    for (addr, result) in futures::future::join_all(calls).await {
-        match result {
-            Ok(response) if response.code == response_code::SUCCESS => {
-                tracing::info!(namesrv = %addr, "unregistered from name server")
-            }
-            Ok(response) => tracing::warn!(
-                namesrv = %addr,
-                code = response.code,
-                remark = response.remark.as_deref().unwrap_or(""),
-                "name server refused the unregistration"
-            ),
-            Err(error) => tracing::warn!(namesrv = %addr, %error, "unregistration failed"),
-        }
+    for (addr, _) in call_every_namesrv(state, &addrs, request, timeout, "unregistration").await {
+        tracing::info!(namesrv = %addr, "unregistered from name server");
     }
 }
 

@@ -509,8 +509,7 @@ mod tests {
     #[test]
     fn load_persist_and_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = BrokerConfig::default();
-        config.store.store_path_root_dir = dir.path().to_path_buf();
+        let config = BrokerConfig::stored_under(dir.path());
         let service = ScheduleMessageService::load(&config).unwrap();
         assert_eq!(service.max_level(), 18);
         assert_eq!(service.offset(1), None);

@@ -287,12 +287,6 @@ impl Shared {
 mod tests {
     use super::*;
 
-    fn config(dir: &std::path::Path) -> BrokerConfig {
-        let mut config = BrokerConfig::default();
-        config.store.store_path_root_dir = dir.to_path_buf();
-        config
-    }
-
     #[test]
     fn group_names() {
         assert_eq!(validate_group_name("CG_1-a"), Ok(()));
@@ -308,7 +302,7 @@ mod tests {
     #[test]
     fn auto_create_defaults_and_persistence() {
         let dir = tempfile::tempdir().unwrap();
-        let manager = SubscriptionGroupManager::load(&config(dir.path())).unwrap();
+        let manager = SubscriptionGroupManager::load(&BrokerConfig::stored_under(dir.path())).unwrap();
         assert!(manager.get("CG").is_none());
         assert!(manager.get("TOOLS_CONSUMER").is_some());
         let created = manager.get_or_create("CG").unwrap();
@@ -326,20 +320,23 @@ mod tests {
         assert!(text.contains("\"subscriptionGroupTable\""), "{text}");
         assert!(text.contains("\"forbiddenTable\""), "{text}");
 
-        let reloaded = SubscriptionGroupManager::load(&config(dir.path())).unwrap();
+        let reloaded = SubscriptionGroupManager::load(&BrokerConfig::stored_under(dir.path())).unwrap();
         assert_eq!(reloaded.get("CG2"), Some(changed));
         assert!(reloaded.get("CG").is_some());
         assert!(reloaded.is_read_forbidden("CG2", "T"));
         assert!(!reloaded.is_read_forbidden("CG2", "U"));
         assert!(reloaded.delete("CG2").unwrap());
         assert!(!reloaded.delete("CG2").unwrap());
-        assert!(SubscriptionGroupManager::load(&config(dir.path())).unwrap().get("CG2").is_none());
+        assert!(SubscriptionGroupManager::load(&BrokerConfig::stored_under(dir.path()))
+            .unwrap()
+            .get("CG2")
+            .is_none());
     }
 
     #[test]
     fn no_auto_create_when_disabled() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = config(dir.path());
+        let mut config = BrokerConfig::stored_under(dir.path());
         config.auto_create_subscription_group = false;
         let manager = SubscriptionGroupManager::load(&config).unwrap();
         assert!(manager.get_or_create("CG").is_none());
@@ -359,7 +356,7 @@ mod tests {
                      "whichBrokerWhenConsumeSlowly":1}},"forbiddenTable":{}}"#,
         )
         .unwrap();
-        let manager = SubscriptionGroupManager::load(&config(dir.path())).unwrap();
+        let manager = SubscriptionGroupManager::load(&BrokerConfig::stored_under(dir.path())).unwrap();
         let group = manager.get("G").unwrap();
         assert_eq!((group.retry_max_times, group.retry_queue_nums), (5, 2));
         assert_eq!(manager.data_version().counter, 3);

@@ -438,13 +438,11 @@ mod tests {
     use super::*;
 
     fn config(root: &Path) -> BrokerConfig {
-        let mut config = BrokerConfig {
+        BrokerConfig {
             broker_cluster_name: "C1".into(),
             broker_name: "broker-t".into(),
-            ..BrokerConfig::default()
-        };
-        config.store.store_path_root_dir = root.to_path_buf();
-        config
+            ..BrokerConfig::stored_under(root)
+        }
     }
 
     #[test]

@@ -70,9 +70,7 @@ fn notified_client() -> (RemotingClient, mpsc::UnboundedReceiver<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_registers_the_group_and_its_retry_topic() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, addr) = start(dir.path(), |_| {}).await;
-    create_topic(&broker, "T", 4);
-    let client = new_client();
+    let (broker, addr, client) = start_with_topic(dir.path(), 4, |_| {}).await;
 
     let request = heartbeat("10.0.0.1@1", "CG", "T", "TagA", 1);
     assert_eq!(request.ext_fields, None);
@@ -102,16 +100,13 @@ async fn heartbeat_registers_the_group_and_its_retry_topic() {
     let garbage = java_request(request_code::HEART_BEAT).with_body(&b"{not json"[..]);
     assert_eq!(client.invoke(&addr, garbage, CALL_TIMEOUT).await.unwrap().code, response_code::SYSTEM_ERROR);
 
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_v2_keeps_subscriptions_and_reports_fingerprint_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, addr) = start(dir.path(), |_| {}).await;
-    create_topic(&broker, "T", 1);
-    let client = new_client();
+    let (broker, addr, client) = start_with_topic(dir.path(), 1, |_| {}).await;
     let v2 = |fingerprint: i32, without_sub: bool| {
         let body = format!(
             r#"{{"clientID":"c1","consumerDataSet":[{{"consumeType":"CONSUME_PASSIVELY","groupName":"CG","messageModel":"CLUSTERING","subscriptionDataSet":{subs},"unitMode":false}}],"heartbeatFingerprint":{fingerprint},"producerDataSet":[],"withoutSub":{without_sub}}}"#,
@@ -130,8 +125,7 @@ async fn heartbeat_v2_keeps_subscriptions_and_reports_fingerprint_changes() {
     assert!(broker.state().clients.subscription("CG", "T").is_some(), "withoutSub keeps the subscriptions");
     let response = client.invoke(&addr, v2(78, true), CALL_TIMEOUT).await.unwrap();
     assert_eq!(response.ext("IS_SUB_CHANGE"), Some("true"));
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,8 +221,7 @@ async fn client_config_checks() {
         refused.remark.as_deref(),
         Some("The broker does not support consumer to filter message by SQL92")
     );
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
 
     let (broker, addr) = start(dir.path(), |config| config.enable_property_filter = true).await;
     let client = new_client();
@@ -236,8 +229,7 @@ async fn client_config_checks() {
         client.invoke(&addr, check("SQL92"), CALL_TIMEOUT).await.unwrap().code,
         response_code::SUCCESS
     );
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,6 +278,5 @@ async fn queue_locks_follow_the_broker_rules() {
         assert!(Instant::now() < deadline, "oneway unlock not applied");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
 }

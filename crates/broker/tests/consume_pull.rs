@@ -19,13 +19,11 @@ const SUBSCRIPTION: i32 = 0x4;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_filters_by_tags_of_the_heartbeat_subscription() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, addr) = start(dir.path(), |_| {}).await;
-    create_topic(&broker, "T", 4);
+    let (broker, addr, client) = start_with_topic(dir.path(), 4, |_| {}).await;
     for (index, tags) in ["TagA", "TagB", "TagC", "TagA", "TagD"].iter().enumerate() {
         put(&broker, "T", 1, Some(tags), &format!("m{index}")).await;
     }
     put(&broker, "T", 1, None, "untagged").await;
-    let client = new_client();
 
     // No heartbeat yet: the group has no registration.
     let response = pull(&client, &addr, &pull_header("CG", "T", 1, 0, 0)).await;
@@ -81,20 +79,16 @@ async fn pull_filters_by_tags_of_the_heartbeat_subscription() {
         Some("The broker does not support consumer to filter message by SQL92")
     );
 
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_out_of_range_and_request_checks() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, addr) = start(dir.path(), |_| {}).await;
-    create_topic(&broker, "T", 2);
+    let (broker, addr, client) = start_subscribed(dir.path(), 2, |_| {}).await;
     for index in 0..3 {
         put(&broker, "T", 0, Some("TagA"), &format!("m{index}")).await;
     }
-    let client = new_client();
-    client.invoke(&addr, heartbeat("10.0.0.1@1", "CG", "T", "*", 1), CALL_TIMEOUT).await.unwrap();
 
     let cases = [
         (-1, response_code::PULL_OFFSET_MOVED, "OFFSET_TOO_SMALL", 0),
@@ -135,21 +129,23 @@ async fn offsets_out_of_range_and_request_checks() {
     assert_eq!(response.code, response_code::SYSTEM_ERROR);
     assert_eq!(response.remark.as_deref(), Some("the custom field queueOffset is null"));
 
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
+}
+
+/// A long-polling pull of group `CG` on queue 0 of `T` that the broker may hold `hold_ms`.
+fn held_pull_header(offset: i64, hold_ms: i64) -> PullMessageRequestHeader {
+    let mut header = pull_header("CG", "T", 0, offset, SUSPEND);
+    header.suspend_timeout_millis = hold_ms;
+    header
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_pull_is_answered_when_a_message_arrives() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, addr) = start(dir.path(), |_| {}).await;
-    create_topic(&broker, "T", 1);
+    let (broker, addr, client) = start_subscribed(dir.path(), 1, |_| {}).await;
     put(&broker, "T", 0, Some("TagA"), "first").await;
-    let client = new_client();
-    client.invoke(&addr, heartbeat("10.0.0.1@1", "CG", "T", "*", 1), CALL_TIMEOUT).await.unwrap();
 
-    let mut header = pull_header("CG", "T", 0, 1, SUSPEND);
-    header.suspend_timeout_millis = 8_000;
+    let header = held_pull_header(1, 8_000);
     let started = Instant::now();
     let held = tokio::spawn({
         let addr = addr.clone();
@@ -159,12 +155,7 @@ async fn a_held_pull_is_answered_when_a_message_arrives() {
             (response, started.elapsed())
         }
     });
-    // Wait until the pull is parked (bounded), then store a message.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while broker.state().pulls.parked() == 0 {
-        assert!(Instant::now() < deadline, "the pull was never parked");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_parked(&broker).await;
     put(&broker, "T", 0, Some("TagB"), "second").await;
     let (response, elapsed) = held.await.unwrap();
     assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
@@ -178,13 +169,9 @@ async fn a_held_pull_is_answered_when_a_message_arrives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_pull_times_out_with_not_found() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, addr) = start(dir.path(), |_| {}).await;
-    create_topic(&broker, "T", 1);
-    let client = new_client();
-    client.invoke(&addr, heartbeat("10.0.0.1@1", "CG", "T", "*", 1), CALL_TIMEOUT).await.unwrap();
+    let (broker, addr, client) = start_subscribed(dir.path(), 1, |_| {}).await;
 
-    let mut header = pull_header("CG", "T", 0, 0, SUSPEND);
-    header.suspend_timeout_millis = 700;
+    let mut header = held_pull_header(0, 700);
     let started = Instant::now();
     let response = pull(&client, &addr, &header).await;
     let elapsed = started.elapsed();
@@ -193,43 +180,30 @@ async fn a_held_pull_times_out_with_not_found() {
     assert!(elapsed < Duration::from_secs(5), "answered after {elapsed:?}");
 
     // Short polling: the broker's own hold time replaces the request's.
-    drop(client);
-    broker.shutdown().await;
-    let (broker, addr) = start(dir.path(), |config| {
+    stop(client, broker).await;
+    let (broker, addr, client) = start_subscribed(dir.path(), 1, |config| {
         config.long_polling_enable = false;
         config.short_polling_time_ms = 300;
     })
     .await;
-    create_topic(&broker, "T", 1);
-    let client = new_client();
-    client.invoke(&addr, heartbeat("10.0.0.1@1", "CG", "T", "*", 1), CALL_TIMEOUT).await.unwrap();
     header.suspend_timeout_millis = 20_000;
     let started = Instant::now();
     let response = pull(&client, &addr, &header).await;
     assert_eq!(response.code, response_code::PULL_NOT_FOUND);
     assert!(started.elapsed() < Duration::from_secs(3), "held {:?}", started.elapsed());
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_pulls_are_answered_when_the_broker_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, addr) = start(dir.path(), |_| {}).await;
-    create_topic(&broker, "T", 1);
-    let client = new_client();
-    client.invoke(&addr, heartbeat("10.0.0.1@1", "CG", "T", "*", 1), CALL_TIMEOUT).await.unwrap();
-    let mut header = pull_header("CG", "T", 0, 0, SUSPEND);
-    header.suspend_timeout_millis = 30_000;
+    let (broker, addr, client) = start_subscribed(dir.path(), 1, |_| {}).await;
+    let header = held_pull_header(0, 30_000);
     let held = tokio::spawn(async move {
         let response = pull(&client, &addr, &header).await;
         response.code
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while broker.state().pulls.parked() == 0 {
-        assert!(Instant::now() < deadline, "the pull was never parked");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_parked(&broker).await;
     let started = Instant::now();
     broker.shutdown().await;
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -262,14 +236,11 @@ async fn query_offset(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_committed_by_pull_and_update_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, addr) = start(dir.path(), |_| {}).await;
-    create_topic(&broker, "T", 2);
+    let (broker, addr, client) = start_subscribed(dir.path(), 2, |_| {}).await;
     create_topic(&broker, "Empty", 1);
     for index in 0..4 {
         put(&broker, "T", 0, Some("TagA"), &format!("m{index}")).await;
     }
-    let client = new_client();
-    client.invoke(&addr, heartbeat("10.0.0.1@1", "CG", "T", "*", 1), CALL_TIMEOUT).await.unwrap();
 
     // Nothing committed: a young queue answers 0, unless told not to; an empty queue: not found.
     assert_eq!(query_offset(&client, &addr, "CG", "T", 0, None).await, (response_code::SUCCESS, Some(0)));
@@ -319,8 +290,7 @@ async fn offsets_committed_by_pull_and_update_survive_a_restart() {
         response_code::SUBSCRIPTION_GROUP_NOT_EXIST
     );
 
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
     let text = std::fs::read_to_string(dir.path().join("config").join("consumerOffset.json")).unwrap();
     assert!(text.contains(r#""T@CG":{0:3,1:9}"#), "{text}");
 
@@ -333,19 +303,16 @@ async fn offsets_committed_by_pull_and_update_survive_a_restart() {
     );
     // The auto-created group survived too.
     assert!(broker.state().groups.get("CG").is_some());
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cpp_client_heartbeat_filters_by_its_expression_not_its_code_set() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, addr) = start(dir.path(), |_| {}).await;
-    create_topic(&broker, "T", 1);
+    let (broker, addr, client) = start_with_topic(dir.path(), 1, |_| {}).await;
     for tags in ["TagA", "TagB", "TagC"] {
         put(&broker, "T", 0, Some(tags), tags).await;
     }
-    let client = new_client();
     // As rocketmq-client-cpp 1.x/2.0 writes it (JsonCpp FastWriter): subVersion as a string,
     // codeSet from atoi(tag), no expressionType, a trailing newline.
     let body = concat!(
@@ -367,21 +334,19 @@ async fn a_cpp_client_heartbeat_filters_by_its_expression_not_its_code_set() {
     let response = pull(&client, &addr, &header).await;
     assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
     assert_eq!(tags_of(&response), vec!["TagA", "TagC"]);
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql92_selectors_filter_when_the_property_filter_is_on() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, addr) = start(dir.path(), |config| config.enable_property_filter = true).await;
-    create_topic(&broker, "T", 1);
+    let (broker, addr, client) =
+        start_with_topic(dir.path(), 1, |config| config.enable_property_filter = true).await;
     for (index, (region, price)) in [("eu", "5"), ("us", "20"), ("eu", "30"), ("eu", "x")].iter().enumerate()
     {
         let body = format!("m{index}");
         put_with(&broker, "T", 0, &[("TAGS", "TagA"), ("region", region), ("price", price)], &body).await;
     }
-    let client = new_client();
     let bodies = |response: &apogee_remoting::RemotingCommand| -> Vec<String> {
         messages(response)
             .iter()
@@ -427,6 +392,5 @@ async fn sql92_selectors_filter_when_the_property_filter_is_on() {
     let refused = client.invoke(&addr, check("price >"), CALL_TIMEOUT).await.unwrap();
     assert_eq!(refused.code, response_code::SUBSCRIPTION_PARSE_FAILED);
     assert!(refused.remark.is_some());
-    drop(client);
-    broker.shutdown().await;
+    stop(client, broker).await;
 }

@@ -8,6 +8,8 @@
 //! polls until `<count>` messages arrived or 30 s passed, printing one line per message —
 //! `queueId queueOffset msgId tags body` — then commits and exits 0 if it got `<count>`.
 
+mod common;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -32,8 +34,8 @@ async fn main() -> ExitCode {
         eprintln!("count must be a number, not {count:?}");
         return ExitCode::from(2);
     };
-    let group = args.next().unwrap_or_else(|| DEFAULT_GROUP.to_owned());
-    let namesrv = std::env::var("NAMESRV_ADDR").unwrap_or_else(|_| "127.0.0.1:9876".to_owned());
+    let group = common::arg_or(&mut args, DEFAULT_GROUP);
+    let namesrv = common::namesrv_from_env();
 
     let consumer = match LitePullConsumer::builder()
         .group(group)
@@ -74,10 +76,6 @@ async fn main() -> ExitCode {
         eprintln!("commit failed: {error}");
     }
     consumer.shutdown().await;
-    if received >= count {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("got {received} of {count} messages in {} s", RUN_LIMIT.as_secs());
-        ExitCode::FAILURE
-    }
+    let missing = count.saturating_sub(received);
+    common::exit_code(missing, || format!("got {received} of {count} messages in {} s", RUN_LIMIT.as_secs()))
 }

@@ -9,6 +9,8 @@
 //! A message whose body is `fail` is retried in place (the queue pauses for a second) until
 //! its third delivery succeeds.
 
+mod common;
+
 use apogee_client::{ConsumeResult, MessageExt, PushConsumer};
 
 /// Deliveries of a `fail` message before it is accepted.
@@ -16,14 +18,7 @@ const FAILURES_BEFORE_SUCCESS: i32 = 2;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let mut args = std::env::args().skip(1);
-    let namesrv = args
-        .next()
-        .or_else(|| std::env::var("NAMESRV_ADDR").ok())
-        .unwrap_or_else(|| "127.0.0.1:9876".to_owned());
-    let topic = args.next().unwrap_or_else(|| "OrderTopicTest".to_owned());
-    let group = args.next().unwrap_or_else(|| "example-orderly-group".to_owned());
+    let (namesrv, topic, group, _) = common::consumer_args("OrderTopicTest", "example-orderly-group");
 
     let consumer = PushConsumer::builder()
         .group(group)
@@ -45,8 +40,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ConsumeResult::Success
         })
         .await?;
-    println!("consuming in order as {}; Ctrl-C to stop", consumer.client_id());
-    tokio::signal::ctrl_c().await?;
-    consumer.shutdown().await;
-    Ok(())
+    common::consume_until_ctrl_c(consumer, "in order ").await
 }

@@ -6,19 +6,14 @@
 //!
 //! Defaults: `$NAMESRV_ADDR` or `127.0.0.1:9876`, `TopicTest`, `example-push-group`, `*`.
 
+mod common;
+
 use apogee_client::{ConsumeResult, MessageExt, PushConsumer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let mut args = std::env::args().skip(1);
-    let namesrv = args
-        .next()
-        .or_else(|| std::env::var("NAMESRV_ADDR").ok())
-        .unwrap_or_else(|| "127.0.0.1:9876".to_owned());
-    let topic = args.next().unwrap_or_else(|| "TopicTest".to_owned());
-    let group = args.next().unwrap_or_else(|| "example-push-group".to_owned());
-    let expression = args.next().unwrap_or_else(|| "*".to_owned());
+    let (namesrv, topic, group, mut args) = common::consumer_args("TopicTest", "example-push-group");
+    let expression = common::arg_or(&mut args, "*");
 
     let consumer = PushConsumer::builder()
         .group(group)
@@ -40,8 +35,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ConsumeResult::Success
         })
         .await?;
-    println!("consuming as {}; Ctrl-C to stop", consumer.client_id());
-    tokio::signal::ctrl_c().await?;
-    consumer.shutdown().await;
-    Ok(())
+    common::consume_until_ctrl_c(consumer, "").await
 }

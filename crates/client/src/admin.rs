@@ -34,7 +34,7 @@ use apogee_remoting::body::admin::{
 use apogee_remoting::body::consumer::ResetOffsetBody;
 use apogee_remoting::body::namesrv::{KVTable, TopicList};
 use apogee_remoting::body::route::{ClusterInfo, TopicRouteData};
-use apogee_remoting::response_code;
+use apogee_remoting::{response_code, RemotingCommand};
 
 pub use self::merge::{ConsumerProgress, QueryResult, QueueProgress};
 use crate::instance::ClientInstance;
@@ -146,7 +146,7 @@ impl Admin {
             vec![(name, target.to_owned())]
         } else {
             let info = self.cluster_info().await?;
-            merge::cluster_masters(&info, target)?
+            merge::cluster_addrs(&info, target, true)?
                 .into_iter()
                 .map(|(name, addr)| (Some(name), addr))
                 .collect()
@@ -168,7 +168,7 @@ impl Admin {
     /// `mqadmin deleteTopic` does.
     pub async fn delete_topic(&self, cluster: &str, topic_name: &str) -> Result<(), ClientError> {
         let info = self.cluster_info().await?;
-        for (name, addr) in merge::cluster_members(&info, cluster)? {
+        for (name, addr) in merge::cluster_addrs(&info, cluster, false)? {
             let request = requests::delete_topic_in_broker(topic_name, Some(&name));
             requests::expect_success(&addr, self.instance.invoke(&addr, request, self.timeout()).await?)?;
         }
@@ -183,12 +183,11 @@ impl Admin {
     /// its route (GET_TOPIC_STATS_INFO, `mqadmin topicStatus`).
     pub async fn topic_stats(&self, topic_name: &str) -> Result<TopicStatsTable, ClientError> {
         let route = self.topic_route(topic_name).await?;
-        let mut tables = Vec::new();
-        for (name, addr) in merge::route_brokers(&route) {
-            let response =
-                self.instance.invoke(&addr, requests::topic_stats(topic_name, &name), self.timeout()).await?;
-            tables.push(requests::success_body(&addr, response)?);
-        }
+        let tables = self
+            .ask_each_broker(merge::route_brokers(&route), self.timeout(), |name| {
+                requests::topic_stats(topic_name, name)
+            })
+            .await?;
         Ok(merge::merge_topic_stats(tables))
     }
 
@@ -214,15 +213,26 @@ impl Admin {
             return Err(ClientError::NoRoute { topic: topic_name.unwrap_or(&retry).to_owned() });
         }
         let timeout = self.timeout().saturating_mul(STATS_TIMEOUT_FACTOR);
-        let mut tables = Vec::new();
-        for (name, addr) in brokers {
-            let response = self
-                .instance
-                .invoke(&addr, requests::consume_stats(group, topic_name, &name), timeout)
-                .await?;
-            tables.push(requests::success_body(&addr, response)?);
-        }
+        let tables = self
+            .ask_each_broker(brokers, timeout, |name| requests::consume_stats(group, topic_name, name))
+            .await?;
         Ok(merge::merge_consume_stats(tables))
+    }
+
+    /// Sends each `(broker name, address)` of `brokers` the request `request_for` builds for that
+    /// broker name, one after the other, and decodes every successful answer's body.
+    async fn ask_each_broker<T: serde::de::DeserializeOwned>(
+        &self,
+        brokers: impl IntoIterator<Item = (String, String)>,
+        timeout: Duration,
+        request_for: impl Fn(&str) -> RemotingCommand,
+    ) -> Result<Vec<T>, ClientError> {
+        let mut bodies = Vec::new();
+        for (name, addr) in brokers {
+            let response = self.instance.invoke(&addr, request_for(&name), timeout).await?;
+            bodies.push(requests::success_body(&addr, response)?);
+        }
+        Ok(bodies)
     }
 
     /// [`Self::consume_stats`] as `mqadmin consumerProgress` shows it: per queue the broker
@@ -272,7 +282,7 @@ impl Admin {
         let info = self.cluster_info().await?;
         let mut masters = Vec::new();
         for cluster in info.cluster_addr_table.keys() {
-            masters.extend(merge::cluster_masters(&info, cluster)?);
+            masters.extend(merge::cluster_addrs(&info, cluster, true)?);
         }
         Ok(masters)
     }

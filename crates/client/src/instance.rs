@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use apogee_common::message::msg_id::UniqIdGenerator;
 use apogee_common::MessageQueue;
 use apogee_remoting::body::heartbeat::{ConsumerData, HeartbeatData, ProducerData};
-use apogee_remoting::body::route::TopicRouteData;
+use apogee_remoting::body::route::{TopicRouteData, MASTER_ID};
 use apogee_remoting::client::{ClientConfig as RemotingConfig, RemotingClient, RemotingError};
 use apogee_remoting::code::{request_code, response_code};
 use apogee_remoting::fastjson::{self, Dialect};
@@ -347,6 +347,18 @@ impl ClientInstance {
     /// An address of a broker group: `broker_id` if known, else the master, else any member.
     pub fn broker_addr(&self, broker_name: &str, broker_id: i64) -> Option<String> {
         self.routes.read().broker_addr(broker_name, broker_id)
+    }
+
+    /// The master of `mq`'s broker group (any member without one), refreshing the topic's route
+    /// once when the group is unknown.
+    pub async fn master_addr_of(&self, mq: &MessageQueue) -> Result<String, ClientError> {
+        if let Some(addr) = self.broker_addr(&mq.broker_name, MASTER_ID) {
+            return Ok(addr);
+        }
+        // The route refresh only helps the lookup; its own failure is reported as NoBroker.
+        let _ = self.refresh_topic_route(&mq.topic).await;
+        self.broker_addr(&mq.broker_name, MASTER_ID)
+            .ok_or_else(|| ClientError::NoBroker { broker_name: mq.broker_name.clone() })
     }
 
     /// Announces a producer group in heartbeats.

@@ -27,6 +27,8 @@ pub mod consumer;
 pub mod error;
 pub mod instance;
 pub mod producer;
+#[cfg(test)]
+mod test_data;
 
 pub use admin::Admin;
 pub use apogee_common::message::{Message, MessageExt};

@@ -17,15 +17,7 @@ use apogee_remoting::{request_code, response_code, RemotingCommand};
 use support::{body, eventually, poll_until, TestCluster};
 
 async fn consumer(cluster: &TestCluster, group: &str, instance: &str) -> LitePullConsumer {
-    LitePullConsumer::builder()
-        .group(group)
-        .namesrv(cluster.namesrv_addr.clone())
-        .instance_name(instance)
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .auto_commit(false)
-        .start()
-        .await
-        .expect("consumer starts")
+    cluster.lite_pull(group, instance).auto_commit(false).start().await.expect("consumer starts")
 }
 
 #[tokio::test]
@@ -110,11 +102,8 @@ async fn auto_commit_and_shutdown_commit() {
     for index in 0..4 {
         cluster.send("AutoTopic", 0, None, None, &format!("m{index}")).await;
     }
-    let consumer = LitePullConsumer::builder()
-        .group("AutoGroup")
-        .namesrv(cluster.namesrv_addr.clone())
-        .instance_name("auto")
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+    let consumer = cluster
+        .lite_pull("AutoGroup", "auto")
         .auto_commit_interval(Duration::from_secs(1))
         .start()
         .await
@@ -160,11 +149,8 @@ async fn a_new_consumer_resumes_from_the_committed_offset() {
         cluster.send("LiteResume", 0, None, None, &format!("m{index}")).await;
     }
     let queue = cluster.queue("LiteResume", 0);
-    let first = LitePullConsumer::builder()
-        .group("GroupResume")
-        .namesrv(cluster.namesrv_addr.clone())
-        .instance_name("resume1")
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+    let first = cluster
+        .lite_pull("GroupResume", "resume1")
         .auto_commit(false)
         .pull_batch_size(2)
         .start()

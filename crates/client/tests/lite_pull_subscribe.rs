@@ -7,18 +7,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use apogee_client::{Admin, ClientError, LitePullConsumer, MessageQueue};
-use apogee_remoting::body::enums::ConsumeFromWhere;
 use support::{body, eventually, poll_until, TestCluster, WAIT_LIMIT};
 
 async fn consumer(cluster: &TestCluster, group: &str, instance: &str) -> LitePullConsumer {
-    LitePullConsumer::builder()
-        .group(group)
-        .namesrv(cluster.namesrv_addr.clone())
-        .instance_name(instance)
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .start()
-        .await
-        .expect("consumer starts")
+    cluster.lite_pull(group, instance).start().await.expect("consumer starts")
 }
 
 #[tokio::test]

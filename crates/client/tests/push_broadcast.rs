@@ -6,9 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use apogee_client::consumer::offset_store::OffsetStore;
-use apogee_client::PushConsumer;
 use apogee_remoting::body::enums::MessageModel;
-use push_support::{all_queues, init_tracing, queues_of, wait_until, Cluster, Log};
+use push_support::{all_queues, queues_of, wait_until, Cluster, Log};
 
 const TOPIC: &str = "PushBroadcastTopic";
 const GROUP: &str = "cg-push-broadcast";
@@ -16,15 +15,12 @@ const QUEUES: i32 = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_member_gets_every_message() {
-    init_tracing();
-    let cluster = Cluster::start().await;
-    cluster.create_topic(TOPIC, QUEUES).await;
+    let cluster = Cluster::with_topic(TOPIC, QUEUES).await;
     let offsets_dir = cluster.dir().join("offsets");
     let log = Log::default();
     let start = |name: &'static str| {
-        PushConsumer::builder()
-            .group(GROUP)
-            .namesrv(cluster.namesrv_addr())
+        cluster
+            .consumer(GROUP)
             // Broadcasting keeps the instance name; two members in one process need two.
             .instance_name(name)
             .message_model(MessageModel::Broadcasting)

@@ -6,8 +6,7 @@ mod push_support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use apogee_client::PushConsumer;
-use push_support::{all_queues, init_tracing, queues_of, wait_until, Cluster, Log};
+use push_support::{all_queues, queues_of, wait_until, Cluster, Log};
 
 const TOPIC: &str = "PushClusterTopic";
 const GROUP: &str = "cg-push-clustering";
@@ -15,17 +14,9 @@ const QUEUES: i32 = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_members_share_the_queues_and_one_takes_over_when_the_other_leaves() {
-    init_tracing();
-    let cluster = Cluster::start().await;
-    cluster.create_topic(TOPIC, QUEUES).await;
+    let cluster = Cluster::with_topic(TOPIC, QUEUES).await;
     let log = Log::default();
-    let start = |name: &'static str| {
-        PushConsumer::builder()
-            .group(GROUP)
-            .namesrv(cluster.namesrv_addr())
-            .subscribe(TOPIC, "*")
-            .start(log.listener(name))
-    };
+    let start = |name: &'static str| cluster.consumer(GROUP).subscribe(TOPIC, "*").start(log.listener(name));
     let first = start("first").await.expect("first consumer starts");
     wait_until("the first member to hold every queue", Duration::from_secs(20), || {
         queues_of(&first, TOPIC) == all_queues(TOPIC, QUEUES)
@@ -79,9 +70,8 @@ async fn two_members_share_the_queues_and_one_takes_over_when_the_other_leaves()
 
     // A new member of the group resumes from the committed offsets: nothing old comes back.
     let log_again = Log::default();
-    let third = PushConsumer::builder()
-        .group(GROUP)
-        .namesrv(cluster.namesrv_addr())
+    let third = cluster
+        .consumer(GROUP)
         .subscribe(TOPIC, "*")
         .start(log_again.listener("third"))
         .await

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apogee_client::{ConsumeResult, MessageExt, PushConsumer};
+use apogee_client::{ConsumeResult, MessageExt};
 use push_support::{all_queues, init_tracing, queues_of, wait_until, Cluster};
 
 const TOPIC: &str = "PushOrderlyTopic";
@@ -43,16 +43,10 @@ fn listener(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn per_queue_order_holds_while_a_member_joins() {
-    init_tracing();
-    let cluster = Cluster::start().await;
-    cluster.create_topic(TOPIC, QUEUES).await;
+    let cluster = Cluster::with_topic(TOPIC, QUEUES).await;
     let timeline: Timeline = Arc::default();
     let start = |name: &'static str| {
-        PushConsumer::builder()
-            .group(GROUP)
-            .namesrv(cluster.namesrv_addr())
-            .subscribe(TOPIC, "*")
-            .start_orderly(listener(name, &timeline))
+        cluster.consumer(GROUP).subscribe(TOPIC, "*").start_orderly(listener(name, &timeline))
     };
     let first = start("first").await.expect("first consumer starts");
     wait_until("the first member to lock every queue", Duration::from_secs(20), || {
@@ -123,9 +117,8 @@ async fn a_failing_message_is_retried_in_place_then_dead_lettered() {
     cluster.create_topic(topic, 1).await;
     let attempts: Arc<Mutex<Vec<(String, i32)>>> = Arc::default();
     let seen = attempts.clone();
-    let consumer = PushConsumer::builder()
-        .group(group)
-        .namesrv(cluster.namesrv_addr())
+    let consumer = cluster
+        .consumer(group)
         .subscribe(topic, "*")
         .max_reconsume_times(2)
         .suspend_current_queue_time(Duration::from_millis(50))

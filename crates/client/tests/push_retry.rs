@@ -6,22 +6,19 @@ mod push_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apogee_client::{ConsumeResult, MessageExt, PushConsumer};
-use push_support::{all_queues, init_tracing, queues_of, wait_until, Cluster};
+use apogee_client::{ConsumeResult, MessageExt};
+use push_support::{all_queues, queues_of, wait_until, Cluster};
 
 const TOPIC: &str = "PushRetryTopic";
 const GROUP: &str = "cg-push-retry";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_message_comes_back_from_the_retry_topic() {
-    init_tracing();
-    let cluster = Cluster::start().await;
-    cluster.create_topic(TOPIC, 2).await;
+    let cluster = Cluster::with_topic(TOPIC, 2).await;
     let deliveries: Arc<Mutex<Vec<MessageExt>>> = Arc::default();
     let seen = deliveries.clone();
-    let consumer = PushConsumer::builder()
-        .group(GROUP)
-        .namesrv(cluster.namesrv_addr())
+    let consumer = cluster
+        .consumer(GROUP)
         .subscribe(TOPIC, "*")
         // The retry topic appears at the broker only with the first heartbeat.
         .rebalance_interval(Duration::from_secs(2))

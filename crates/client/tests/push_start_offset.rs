@@ -10,12 +10,11 @@ mod push_support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use apogee_client::PushConsumer;
 use apogee_remoting::body::enums::ConsumeFromWhere;
 use apogee_remoting::code::request_code;
 use apogee_remoting::header::consumer::UpdateConsumerOffsetRequestHeader;
 use apogee_remoting::RemotingCommand;
-use push_support::{all_queues, init_tracing, queues_of, wait_until, Cluster, Log, BROKER_NAME};
+use push_support::{all_queues, queues_of, wait_until, Cluster, Log, BROKER_NAME};
 
 const TOPIC: &str = "PushStartTopic";
 
@@ -25,16 +24,13 @@ fn bodies(names: &[&str]) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_group_from_the_first_offset_reads_existing_messages() {
-    init_tracing();
-    let cluster = Cluster::start().await;
-    cluster.create_topic(TOPIC, 1).await;
+    let cluster = Cluster::with_topic(TOPIC, 1).await;
     for body in ["old-0", "old-1", "old-2"] {
         cluster.send(TOPIC, 0, None, body).await;
     }
     let log = Log::default();
-    let consumer = PushConsumer::builder()
-        .group("cg-push-first")
-        .namesrv(cluster.namesrv_addr())
+    let consumer = cluster
+        .consumer("cg-push-first")
         .subscribe(TOPIC, "*")
         .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
         .start(log.listener("first"))
@@ -54,18 +50,10 @@ async fn a_new_group_from_the_first_offset_reads_existing_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_offset_beyond_the_queue_restarts_from_the_brokers_offset() {
-    init_tracing();
-    let cluster = Cluster::start().await;
-    cluster.create_topic(TOPIC, 1).await;
+    let cluster = Cluster::with_topic(TOPIC, 1).await;
     let group = "cg-push-moved";
     let log = Log::default();
-    let start = || {
-        PushConsumer::builder()
-            .group(group)
-            .namesrv(cluster.namesrv_addr())
-            .subscribe(TOPIC, "*")
-            .start(log.listener("c"))
-    };
+    let start = || cluster.consumer(group).subscribe(TOPIC, "*").start(log.listener("c"));
     // A first run creates the group at the broker.
     let consumer = start().await.expect("consumer starts");
     wait_until("the queue", Duration::from_secs(20), || queues_of(&consumer, TOPIC) == all_queues(TOPIC, 1))

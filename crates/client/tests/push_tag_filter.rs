@@ -5,22 +5,18 @@ mod push_support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use apogee_client::PushConsumer;
 use apogee_remoting::body::enums::{ConsumeType, MessageModel};
-use push_support::{all_queues, init_tracing, queues_of, wait_until, Cluster, Log};
+use push_support::{all_queues, queues_of, wait_until, Cluster, Log};
 
 const TOPIC: &str = "PushTagTopic";
 const GROUP: &str = "cg-push-tags";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_subscribed_tags_are_delivered() {
-    init_tracing();
-    let cluster = Cluster::start().await;
-    cluster.create_topic(TOPIC, 2).await;
+    let cluster = Cluster::with_topic(TOPIC, 2).await;
     let log = Log::default();
-    let consumer = PushConsumer::builder()
-        .group(GROUP)
-        .namesrv(cluster.namesrv_addr())
+    let consumer = cluster
+        .consumer(GROUP)
         .subscribe(TOPIC, "TagA || TagB")
         .start(log.listener("only"))
         .await

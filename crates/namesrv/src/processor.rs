@@ -13,7 +13,7 @@ use apogee_remoting::reply::{self, body_response, decode_body, encode_body, head
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
 use crate::config::CONFIG_BLACK_LIST;
-use crate::kv::ORDER_TOPIC_CONFIG;
+use crate::kv::{KvConfig, KvError, ORDER_TOPIC_CONFIG};
 use crate::route::{BrokerRegistration, UnitFilter};
 use crate::NamesrvState;
 
@@ -242,13 +242,21 @@ fn register_topic(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
 
 async fn put_kv(state: &Arc<NamesrvState>, request: &RemotingCommand) -> Outcome {
     let header: PutKVConfigRequestHeader = header(request)?;
+    write_kv(state, move |kv| kv.put(&header.namespace, &header.key, &header.value)).await?;
+    Ok(RemotingCommand::success_for(request))
+}
+
+/// Runs `write` on the KV store on a blocking thread: the store rewrites its file, which must
+/// stay off the async workers.
+async fn write_kv<T: Send + 'static>(
+    state: &Arc<NamesrvState>,
+    write: impl FnOnce(&KvConfig) -> Result<T, KvError> + Send + 'static,
+) -> Result<T, Failure> {
     let owner = Arc::clone(state);
-    // The store rewrites its file: keep that off the async workers.
-    tokio::task::spawn_blocking(move || owner.kv.put(&header.namespace, &header.key, &header.value))
+    tokio::task::spawn_blocking(move || write(&owner.kv))
         .await
         .map_err(|error| Failure::system(format!("kv config writer failed: {error}")))?
-        .map_err(|error| Failure::system(error.to_string()))?;
-    Ok(RemotingCommand::success_for(request))
+        .map_err(|error| Failure::system(error.to_string()))
 }
 
 fn get_kv(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
@@ -265,11 +273,7 @@ fn get_kv(state: &NamesrvState, request: &RemotingCommand) -> Outcome {
 
 async fn delete_kv(state: &Arc<NamesrvState>, request: &RemotingCommand) -> Outcome {
     let header: DeleteKVConfigRequestHeader = header(request)?;
-    let owner = Arc::clone(state);
-    tokio::task::spawn_blocking(move || owner.kv.delete(&header.namespace, &header.key))
-        .await
-        .map_err(|error| Failure::system(format!("kv config writer failed: {error}")))?
-        .map_err(|error| Failure::system(error.to_string()))?;
+    write_kv(state, move |kv| kv.delete(&header.namespace, &header.key)).await?;
     Ok(RemotingCommand::success_for(request))
 }
 

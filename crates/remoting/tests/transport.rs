@@ -150,6 +150,41 @@ fn echo_request(value: &str) -> RemotingCommand {
     RemotingCommand::request(ECHO).with_ext("k", value).with_body(value.as_bytes().to_vec())
 }
 
+/// Polls `condition` every 20 ms, at most `polls` times; whether it came true.
+async fn eventually(polls: usize, condition: impl Fn() -> bool) -> bool {
+    for _ in 0..polls {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+/// Starts a SLOW call on its own task and returns once the server's handler has begun it.
+async fn slow_call_in_flight(
+    client: &Arc<RemotingClient>,
+    addr: &str,
+    timeout: Duration,
+    started_rx: &mut mpsc::UnboundedReceiver<()>,
+) -> tokio::task::JoinHandle<Result<RemotingCommand, RemotingError>> {
+    let client = client.clone();
+    let addr = addr.to_owned();
+    let call =
+        tokio::spawn(async move { client.invoke(&addr, RemotingCommand::request(SLOW), timeout).await });
+    tokio::time::timeout(STEP, started_rx.recv()).await.expect("slow handler started");
+    call
+}
+
+/// A peer that the client connects to and that answers nothing by itself: the client's
+/// connection and the peer's end of it.
+async fn connect_to_bare_peer(client: &RemotingClient) -> (Connection, TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (connecting, accepted) = tokio::join!(client.connection(&addr), listener.accept());
+    (connecting.expect("connected"), accepted.expect("accepted").0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_and_response_in_both_serializations() {
     bounded(async {
@@ -246,12 +281,7 @@ async fn a_held_request_does_not_block_the_connection() {
         let client = Arc::new(client(SerializeType::Json));
         let connection = client.connection(&addr).await.expect("connected");
 
-        let slow_client = client.clone();
-        let slow_addr = addr.clone();
-        let slow = tokio::spawn(async move {
-            slow_client.invoke(&slow_addr, RemotingCommand::request(SLOW), STEP).await
-        });
-        tokio::time::timeout(STEP, started_rx.recv()).await.expect("slow handler started");
+        let slow = slow_call_in_flight(&client, &addr, STEP, &mut started_rx).await;
 
         let begun = Instant::now();
         let quick = client.invoke(&addr, echo_request("quick"), STEP).await.expect("answered");
@@ -352,13 +382,7 @@ async fn client_reconnects_after_the_server_restarts() {
         server.shutdown().await;
 
         // The old connection ends; calls fail while nobody listens.
-        for _ in 0..50 {
-            if first.is_closed() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(first.is_closed());
+        assert!(eventually(50, || first.is_closed()).await);
         assert!(client.invoke(&addr, echo_request("none"), STEP).await.is_err());
 
         // Same port again.
@@ -472,12 +496,7 @@ async fn malformed_input_closes_only_that_connection() {
         closed += 1;
         assert_eq!(healthy.connection(&addr).await.expect("connected").id(), healthy_connection.id());
         // Every bad connection ran the disconnect hooks.
-        for _ in 0..100 {
-            if disconnects.load(Ordering::SeqCst) >= closed {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(100, || disconnects.load(Ordering::SeqCst) >= closed).await;
         assert_eq!(disconnects.load(Ordering::SeqCst), closed);
 
         healthy.shutdown().await;
@@ -514,14 +533,7 @@ async fn too_many_requests_in_flight_are_answered_system_busy() {
         let client = Arc::new(client(SerializeType::Json));
         let mut calls = Vec::new();
         for _ in 0..2 {
-            let client = client.clone();
-            let addr = addr.clone();
-            calls.push(tokio::spawn(async move {
-                client.invoke(&addr, RemotingCommand::request(SLOW), STEP).await
-            }));
-        }
-        for _ in 0..2 {
-            tokio::time::timeout(STEP, started_rx.recv()).await.expect("slow handler started");
+            calls.push(slow_call_in_flight(&client, &addr, STEP, &mut started_rx).await);
         }
         let busy = client.invoke(&addr, RemotingCommand::request(SLOW), STEP).await.expect("answered");
         assert_eq!(busy.code, response_code::SYSTEM_BUSY);
@@ -553,13 +565,7 @@ async fn idle_connections_are_closed_and_hooks_run() {
         let connection = client.connection(&addr).await.expect("connected");
         let peer = tokio::time::timeout(STEP, gone_rx.recv()).await.expect("idle close").expect("addr");
         assert_eq!(peer, connection.local_addr());
-        for _ in 0..100 {
-            if connection.is_closed() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(connection.is_closed());
+        assert!(eventually(100, || connection.is_closed()).await);
         // The next call makes a new connection.
         client.invoke(&addr, echo_request("twice"), STEP).await.expect("answered");
         client.shutdown().await;
@@ -591,12 +597,7 @@ async fn graceful_shutdown_lets_running_handlers_finish() {
         let (started, mut started_rx) = mpsc::unbounded_channel();
         let (server, addr) = start_server(loopback_config(), router(400, Some(started))).await;
         let client = Arc::new(client(SerializeType::Json));
-        let call_client = client.clone();
-        let call_addr = addr.clone();
-        let call = tokio::spawn(async move {
-            call_client.invoke(&call_addr, RemotingCommand::request(SLOW), STEP).await
-        });
-        tokio::time::timeout(STEP, started_rx.recv()).await.expect("handler started");
+        let call = slow_call_in_flight(&client, &addr, STEP, &mut started_rx).await;
         let begun = Instant::now();
         server.shutdown().await;
         assert!(begun.elapsed() < Duration::from_secs(3));
@@ -617,12 +618,7 @@ async fn shutdown_drops_handlers_that_outlive_the_grace_period() {
         let config = ServerConfig { shutdown_grace_ms: 200, ..loopback_config() };
         let (server, addr) = start_server(config, router(60_000, Some(started))).await;
         let client = Arc::new(client(SerializeType::Json));
-        let call_client = client.clone();
-        let call_addr = addr.clone();
-        let call = tokio::spawn(async move {
-            call_client.invoke(&call_addr, RemotingCommand::request(SLOW), Duration::from_secs(20)).await
-        });
-        tokio::time::timeout(STEP, started_rx.recv()).await.expect("handler started");
+        let call = slow_call_in_flight(&client, &addr, Duration::from_secs(20), &mut started_rx).await;
         let begun = Instant::now();
         server.shutdown().await;
         assert!(begun.elapsed() < Duration::from_secs(4));
@@ -708,12 +704,7 @@ async fn draining_server_tells_recent_clients_to_go_away() {
         let (started, mut started_rx) = mpsc::unbounded_channel();
         let (server, addr) = start_server(loopback_config(), router(800, Some(started))).await;
         let client = Arc::new(client(SerializeType::Json));
-        let call_client = client.clone();
-        let call_addr = addr.clone();
-        let call = tokio::spawn(async move {
-            call_client.invoke(&call_addr, RemotingCommand::request(SLOW), STEP).await
-        });
-        tokio::time::timeout(STEP, started_rx.recv()).await.expect("handler started");
+        let call = slow_call_in_flight(&client, &addr, STEP, &mut started_rx).await;
         let shutdown = tokio::spawn(server.shutdown());
         tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -736,8 +727,6 @@ async fn draining_server_tells_recent_clients_to_go_away() {
 async fn a_peer_that_stops_reading_is_cut_off_by_the_idle_timeout() {
     bounded(async {
         // A "broker" that sends the client requests and never reads the answers.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
         let mut router = Router::new();
         router.register(5000, |_connection: Connection, request: RemotingCommand| async move {
             Some(RemotingCommand::success_for(&request).with_body(vec![7u8; 60 * 1024]))
@@ -751,9 +740,7 @@ async fn a_peer_that_stops_reading_is_cut_off_by_the_idle_timeout() {
             },
             router,
         );
-        let (connecting, accepted) = tokio::join!(client.connection(&addr), listener.accept());
-        let connection = connecting.expect("connected");
-        let (mut broker, _) = accepted.expect("accepted");
+        let (connection, mut broker) = connect_to_bare_peer(&client).await;
         let flood = tokio::spawn(async move {
             let mut frames = bytes::BytesMut::new();
             let mut codec = RemotingCodec::default();
@@ -767,13 +754,8 @@ async fn a_peer_that_stops_reading_is_cut_off_by_the_idle_timeout() {
             broker
         });
         let begun = Instant::now();
-        for _ in 0..500 {
-            if connection.is_closed() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(connection.is_closed(), "stuck connection still open after {:?}", begun.elapsed());
+        let closed = eventually(500, || connection.is_closed()).await;
+        assert!(closed, "stuck connection still open after {:?}", begun.elapsed());
         drop(flood.await.expect("task"));
         client.shutdown().await;
     })
@@ -784,15 +766,11 @@ async fn a_peer_that_stops_reading_is_cut_off_by_the_idle_timeout() {
 async fn a_call_whose_frame_waits_for_room_in_the_writer_queue_still_times_out() {
     bounded(async {
         // A peer that accepts and never reads: the socket fills, then the writer queue.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
         let client = RemotingClient::new(
             ClientConfig { max_frame_bytes: 64 * 1024, idle_timeout_ms: 0, ..ClientConfig::default() },
             Router::new(),
         );
-        let (connecting, accepted) = tokio::join!(client.connection(&addr), listener.accept());
-        let connection = connecting.expect("connected");
-        let _silent_peer = accepted.expect("accepted");
+        let (connection, _silent_peer) = connect_to_bare_peer(&client).await;
         let big = || RemotingCommand::request(ECHO).with_body(vec![1u8; 60 * 1024]);
         // Queue oneway frames until one cannot be queued within 200 ms: the queue is full.
         let mut queued = 0;

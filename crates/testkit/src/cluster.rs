@@ -5,17 +5,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apogee_broker::{Broker, BrokerConfig, BrokerState};
+use apogee_common::TopicConfig;
 use apogee_namesrv::NameServer;
+use apogee_remoting::body::route::TopicRouteData;
 use apogee_remoting::client::{ClientConfig, RemotingClient};
+use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
 use apogee_remoting::router::Router;
-use apogee_remoting::RemotingCommand;
+use apogee_remoting::{fastjson, request_code, response_code, RemotingCommand};
 use tempfile::TempDir;
 
 use crate::config::{broker_config, namesrv_config, start_broker};
+use crate::wait::eventually;
 
 /// Time allowed for one request made through [`Cluster::call_broker`] or
 /// [`Cluster::call_namesrv`].
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest [`Cluster::wait_route`] waits for the NameServer to route a topic.
+pub const ROUTE_WAIT: Duration = Duration::from_secs(30);
 /// Cluster name of the brokers unless [`ClusterBuilder::cluster_name`] says otherwise.
 pub const DEFAULT_CLUSTER_NAME: &str = "TestCluster";
 
@@ -218,6 +224,39 @@ impl Cluster {
             Ok(response) => response,
             Err(error) => panic!("name server {addr} does not answer: {error}"),
         }
+    }
+
+    /// Creates `topic` with `queues` read and write queues and the permission bits `perm` on
+    /// every running broker (each registers it at once), then waits until the NameServer routes
+    /// it to all of them.
+    pub async fn create_topic(&self, topic: &str, queues: i32, perm: i32) -> TopicRouteData {
+        let mut running = 0;
+        for broker in self.running_brokers() {
+            broker
+                .state()
+                .topics
+                .create_or_update(TopicConfig::with_queues(topic, queues, queues, perm))
+                .expect("topic created");
+            running += 1;
+        }
+        self.wait_route(topic, running).await
+    }
+
+    /// Waits until the first NameServer has a route for `topic` naming `brokers` broker groups.
+    pub async fn wait_route(&self, topic: &str, brokers: usize) -> TopicRouteData {
+        let addr = self.namesrv_addr.split(';').next().unwrap_or_default().to_owned();
+        eventually(&format!("route of {topic} on {brokers} brokers"), ROUTE_WAIT, || async {
+            let header =
+                GetRouteInfoRequestHeader { topic: topic.to_owned(), accept_standard_json_only: Some(true) };
+            let request = RemotingCommand::request(request_code::GET_ROUTEINFO_BY_TOPIC).with_header(&header);
+            let response = self.client.invoke(&addr, request, CALL_TIMEOUT).await.ok()?;
+            if response.code != response_code::SUCCESS {
+                return None;
+            }
+            let route: TopicRouteData = fastjson::from_slice(&response.body).ok()?;
+            (route.queue_datas.len() == brokers && route.broker_datas.len() == brokers).then_some(route)
+        })
+        .await
     }
 
     /// Stops broker `index` cleanly (it unregisters), keeping its store; returns the settings

@@ -5,7 +5,7 @@
 //!   removed on drop.
 //! - [`ApogeeProcess`]: the real `apogee` binary as a child process on port 0, for
 //!   whole-system tests; it can be killed with SIGKILL and restarted on the same data.
-//! - [`eventually`]: bounded polling, since every wait in a test must end.
+//! - [`eventually`] and [`wait_for`]: bounded polling, since every wait in a test must end.
 //!
 //! A dev-dependency only: nothing here is part of a product.
 
@@ -17,4 +17,4 @@ mod wait;
 pub use cluster::{Cluster, ClusterBuilder};
 pub use config::{broker_config, namesrv_config, start_broker, LOOPBACK};
 pub use process::{apogee_binary, run_bounded, ApogeeProcess, BoundAddrs};
-pub use wait::eventually;
+pub use wait::{eventually, wait_for, WAIT_LIMIT};

@@ -42,6 +42,45 @@ pub async fn start(dir: &Path, adjust: impl FnOnce(&mut BrokerConfig)) -> (Broke
     (broker, addr)
 }
 
+/// Starts a broker over `dir` (with `adjust` applied) holding topic `T` of `queues` queues, and
+/// a client of it.
+pub async fn start_with_topic(
+    dir: &Path,
+    queues: i32,
+    adjust: impl FnOnce(&mut BrokerConfig),
+) -> (Broker, String, RemotingClient) {
+    let (broker, addr) = start(dir, adjust).await;
+    create_topic(&broker, "T", queues);
+    (broker, addr, new_client())
+}
+
+/// Closes the client's connections, then stops the broker.
+pub async fn stop(client: RemotingClient, broker: Broker) {
+    drop(client);
+    broker.shutdown().await;
+}
+
+/// [`start_with_topic`], the client having sent the heartbeat of group `CG` subscribed to every tag of `T`.
+pub async fn start_subscribed(
+    dir: &Path,
+    queues: i32,
+    adjust: impl FnOnce(&mut BrokerConfig),
+) -> (Broker, String, RemotingClient) {
+    let (broker, addr, client) = start_with_topic(dir, queues, adjust).await;
+    let answer = client.invoke(&addr, heartbeat("10.0.0.1@1", "CG", "T", "*", 1), CALL_TIMEOUT).await;
+    assert_eq!(answer.expect("heartbeat answered").code, apogee_remoting::response_code::SUCCESS);
+    (broker, addr, client)
+}
+
+/// Waits (at most 5 s) until the broker holds a long-polling pull.
+pub async fn wait_until_parked(broker: &Broker) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while broker.state().pulls.parked() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the pull was never parked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A client whose router serves nothing.
 pub fn new_client() -> RemotingClient {
     RemotingClient::new(ClientConfig::default(), Router::new())

@@ -66,28 +66,12 @@ pub(crate) fn route_brokers(route: &TopicRouteData) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `(broker name, master address)` of every broker group of `cluster` that has a master.
-pub(crate) fn cluster_masters(
+/// `(broker name, address)` of the members of `cluster`: every member, or only the masters
+/// when `masters_only`; an error when `info` has no such cluster.
+pub(crate) fn cluster_addrs(
     info: &ClusterInfo,
     cluster: &str,
-) -> Result<Vec<(String, String)>, ClientError> {
-    let names = info
-        .cluster_addr_table
-        .get(cluster)
-        .ok_or_else(|| ClientError::IllegalArgument(format!("no cluster named {cluster:?}")))?;
-    Ok(names
-        .iter()
-        .filter_map(|name| {
-            let broker = info.broker_addr_table.get(name)?;
-            broker.broker_addrs.get(&MASTER_ID).map(|addr| (name.clone(), addr.clone()))
-        })
-        .collect())
-}
-
-/// `(broker name, address)` of every member (masters and slaves) of `cluster`.
-pub(crate) fn cluster_members(
-    info: &ClusterInfo,
-    cluster: &str,
+    masters_only: bool,
 ) -> Result<Vec<(String, String)>, ClientError> {
     let names = info
         .cluster_addr_table
@@ -96,7 +80,13 @@ pub(crate) fn cluster_members(
     Ok(names
         .iter()
         .filter_map(|name| info.broker_addr_table.get(name).map(|broker| (name, broker)))
-        .flat_map(|(name, broker)| broker.broker_addrs.values().map(move |addr| (name.clone(), addr.clone())))
+        .flat_map(|(name, broker)| {
+            broker
+                .broker_addrs
+                .iter()
+                .filter(move |(id, _)| !masters_only || **id == MASTER_ID)
+                .map(move |(_, addr)| (name.clone(), addr.clone()))
+        })
         .collect())
 }
 
@@ -173,14 +163,7 @@ mod tests {
     use apogee_remoting::body::admin::{OffsetWrapper, TopicOffset};
     use bytes::Bytes;
 
-    fn broker(name: &str, members: &[(i64, &str)]) -> BrokerData {
-        BrokerData {
-            broker_name: name.into(),
-            cluster: "C".into(),
-            broker_addrs: members.iter().map(|(id, addr)| (*id, (*addr).to_owned())).collect(),
-            ..BrokerData::default()
-        }
-    }
+    use crate::test_data::broker;
 
     fn cluster() -> ClusterInfo {
         let mut info = ClusterInfo::default();
@@ -193,11 +176,11 @@ mod tests {
     #[test]
     fn masters_and_members_of_a_cluster() {
         let info = cluster();
-        assert_eq!(cluster_masters(&info, "C").unwrap(), [("a".to_owned(), "a0:1".to_owned())]);
+        assert_eq!(cluster_addrs(&info, "C", true).unwrap(), [("a".to_owned(), "a0:1".to_owned())]);
         let members: Vec<String> =
-            cluster_members(&info, "C").unwrap().into_iter().map(|(_, addr)| addr).collect();
+            cluster_addrs(&info, "C", false).unwrap().into_iter().map(|(_, addr)| addr).collect();
         assert_eq!(members, ["a0:1", "a1:1", "b1:1"]);
-        assert!(matches!(cluster_masters(&info, "X"), Err(ClientError::IllegalArgument(_))));
+        assert!(matches!(cluster_addrs(&info, "X", true), Err(ClientError::IllegalArgument(_))));
         assert_eq!(broker_name_of(&info, "b1:1").as_deref(), Some("b"));
         assert_eq!(broker_name_of(&info, "z:1"), None);
     }

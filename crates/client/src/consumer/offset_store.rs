@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apogee_common::MessageQueue;
-use apogee_remoting::body::route::MASTER_ID;
 use apogee_remoting::fastjson::{self, Dialect};
 use apogee_remoting::header::consumer::{
     QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader, UpdateConsumerOffsetRequestHeader,
@@ -95,6 +94,32 @@ impl OffsetTable {
     }
 }
 
+/// The methods every store answers from its [`OffsetTable`] alone, reached as `self.<table>`
+/// (a field of the two stores, a method of the [`OffsetStore`] that holds either).
+macro_rules! memory_offset_methods {
+    ($($table:tt)+) => {
+        /// Sets the in-memory offset; with `increase_only` it never moves back.
+        pub fn update_offset(&self, mq: &MessageQueue, offset: i64, increase_only: bool) {
+            self.$($table)+.update(mq, offset, increase_only);
+        }
+
+        /// Sets the in-memory offset and ignores further updates until [`Self::remove_offset`].
+        pub fn update_and_freeze_offset(&self, mq: &MessageQueue, offset: i64) {
+            self.$($table)+.update_and_freeze(mq, offset);
+        }
+
+        /// Forgets the in-memory offset of `mq` (after the queue was given away).
+        pub fn remove_offset(&self, mq: &MessageQueue) {
+            self.$($table)+.remove(mq);
+        }
+
+        /// The in-memory offsets, of one topic or all.
+        pub fn offset_table(&self, topic: Option<&str>) -> HashMap<MessageQueue, i64> {
+            self.$($table)+.snapshot(topic)
+        }
+    };
+}
+
 /// Clustering offsets: kept by the broker that owns each queue (Java
 /// `RemoteBrokerOffsetStore`).
 #[derive(Debug)]
@@ -115,25 +140,7 @@ impl RemoteOffsetStore {
         &self.group
     }
 
-    /// Sets the in-memory offset; with `increase_only` it never moves back.
-    pub fn update_offset(&self, mq: &MessageQueue, offset: i64, increase_only: bool) {
-        self.table.update(mq, offset, increase_only);
-    }
-
-    /// Sets the in-memory offset and ignores further updates until [`Self::remove_offset`].
-    pub fn update_and_freeze_offset(&self, mq: &MessageQueue, offset: i64) {
-        self.table.update_and_freeze(mq, offset);
-    }
-
-    /// Forgets the in-memory offset of `mq` (after the queue was given away).
-    pub fn remove_offset(&self, mq: &MessageQueue) {
-        self.table.remove(mq);
-    }
-
-    /// The in-memory offsets, of one topic or all.
-    pub fn offset_table(&self, topic: Option<&str>) -> HashMap<MessageQueue, i64> {
-        self.table.snapshot(topic)
-    }
+    memory_offset_methods!(table);
 
     /// The offset of `mq`: `Ok(None)` when nothing is stored.
     pub async fn read_offset(
@@ -240,17 +247,8 @@ impl RemoteOffsetStore {
         self.instance.config().api_timeout
     }
 
-    /// The master of the queue's broker group (any member if none), refreshing the route once
-    /// when the group is unknown.
     async fn broker_addr(&self, mq: &MessageQueue) -> Result<String, ClientError> {
-        if let Some(addr) = self.instance.broker_addr(&mq.broker_name, MASTER_ID) {
-            return Ok(addr);
-        }
-        // The route refresh only helps the lookup; its own failure is reported as NoBroker.
-        let _ = self.instance.refresh_topic_route(&mq.topic).await;
-        self.instance
-            .broker_addr(&mq.broker_name, MASTER_ID)
-            .ok_or_else(|| ClientError::NoBroker { broker_name: mq.broker_name.clone() })
+        self.instance.master_addr_of(mq).await
     }
 }
 
@@ -308,25 +306,7 @@ impl LocalOffsetStore {
         Ok(())
     }
 
-    /// Sets the in-memory offset; with `increase_only` it never moves back.
-    pub fn update_offset(&self, mq: &MessageQueue, offset: i64, increase_only: bool) {
-        self.table.update(mq, offset, increase_only);
-    }
-
-    /// Sets the in-memory offset and ignores further updates until [`Self::remove_offset`].
-    pub fn update_and_freeze_offset(&self, mq: &MessageQueue, offset: i64) {
-        self.table.update_and_freeze(mq, offset);
-    }
-
-    /// Forgets the in-memory offset of `mq`.
-    pub fn remove_offset(&self, mq: &MessageQueue) {
-        self.table.remove(mq);
-    }
-
-    /// The in-memory offsets, of one topic or all.
-    pub fn offset_table(&self, topic: Option<&str>) -> HashMap<MessageQueue, i64> {
-        self.table.snapshot(topic)
-    }
+    memory_offset_methods!(table);
 
     /// The offset of `mq`: `Ok(None)` when nothing is stored.
     pub fn read_offset(&self, mq: &MessageQueue, from: ReadOffsetType) -> Result<Option<i64>, ClientError> {
@@ -407,37 +387,15 @@ pub enum OffsetStore {
 }
 
 impl OffsetStore {
-    /// Sets the in-memory offset; with `increase_only` it never moves back.
-    pub fn update_offset(&self, mq: &MessageQueue, offset: i64, increase_only: bool) {
+    /// The in-memory offsets of either store.
+    fn table(&self) -> &OffsetTable {
         match self {
-            Self::Remote(store) => store.update_offset(mq, offset, increase_only),
-            Self::Local(store) => store.update_offset(mq, offset, increase_only),
+            Self::Remote(store) => &store.table,
+            Self::Local(store) => &store.table,
         }
     }
 
-    /// Sets the in-memory offset and ignores further updates until it is removed.
-    pub fn update_and_freeze_offset(&self, mq: &MessageQueue, offset: i64) {
-        match self {
-            Self::Remote(store) => store.update_and_freeze_offset(mq, offset),
-            Self::Local(store) => store.update_and_freeze_offset(mq, offset),
-        }
-    }
-
-    /// Forgets the in-memory offset of `mq`.
-    pub fn remove_offset(&self, mq: &MessageQueue) {
-        match self {
-            Self::Remote(store) => store.remove_offset(mq),
-            Self::Local(store) => store.remove_offset(mq),
-        }
-    }
-
-    /// The in-memory offsets, of one topic or all.
-    pub fn offset_table(&self, topic: Option<&str>) -> HashMap<MessageQueue, i64> {
-        match self {
-            Self::Remote(store) => store.offset_table(topic),
-            Self::Local(store) => store.offset_table(topic),
-        }
-    }
+    memory_offset_methods!(table());
 
     /// The offset of `mq`: `Ok(None)` when nothing is stored, an error when the store could
     /// not be read.
@@ -454,10 +412,7 @@ impl OffsetStore {
 
     /// The in-memory offset of `mq`, if any (no I/O).
     pub fn read_memory(&self, mq: &MessageQueue) -> Option<i64> {
-        match self {
-            Self::Remote(store) => store.table.get(mq),
-            Self::Local(store) => store.table.get(mq),
-        }
+        self.table().get(mq)
     }
 
     /// Commits the offset of one queue (oneway for the broker store).

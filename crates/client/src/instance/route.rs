@@ -161,15 +161,7 @@ mod tests {
     use apogee_remoting::body::route::{BrokerData, QueueData};
 
     use super::*;
-
-    fn broker(name: &str, addrs: &[(i64, &str)]) -> BrokerData {
-        BrokerData {
-            broker_name: name.into(),
-            cluster: "C".into(),
-            broker_addrs: addrs.iter().map(|(id, addr)| (*id, (*addr).to_owned())).collect(),
-            ..BrokerData::default()
-        }
-    }
+    use crate::test_data::broker;
 
     fn queues(name: &str, write: i32) -> QueueData {
         QueueData {

@@ -2,24 +2,17 @@
 //! stores, topic creation, and reading stored messages back.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::time::Duration;
 
 use apogee_broker::{Broker, BrokerConfig};
 use apogee_client::{ClientConfig, Producer};
 use apogee_common::message::record::RecordView;
 use apogee_common::message::MessageExt;
-use apogee_common::{perm, TopicConfig};
+use apogee_common::perm;
 use apogee_remoting::body::TopicRouteData;
-use apogee_remoting::code::{request_code, response_code};
-use apogee_remoting::fastjson;
-use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
-use apogee_remoting::RemotingCommand;
 use apogee_store::{AcceptAll, GetMessageStatus};
 use apogee_testkit::Cluster as TestCluster;
 
-/// Longest a test waits for something asynchronous (registration, dispatch).
-pub const WAIT_LIMIT: Duration = Duration::from_secs(20);
 /// Time allowed for one raw request.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest body the test brokers accept.
@@ -86,33 +79,12 @@ impl Cluster {
 
     /// [`Self::create_topic`] with explicit permission bits.
     pub async fn create_topic_with_perm(&self, topic: &str, queues: i32, perm: i32) -> TopicRouteData {
-        let mut running = 0;
-        for broker in self.cluster.running_brokers() {
-            broker
-                .state()
-                .topics
-                .create_or_update(TopicConfig::with_queues(topic, queues, queues, perm))
-                .expect("topic created");
-            running += 1;
-        }
-        self.wait_route(topic, running).await
+        self.cluster.create_topic(topic, queues, perm).await
     }
 
     /// Waits until the NameServer has a route for `topic` naming `brokers` broker groups.
     pub async fn wait_route(&self, topic: &str, brokers: usize) -> TopicRouteData {
-        let addr = self.namesrv_addr();
-        eventually(&format!("route of {topic} on {brokers} brokers"), || async {
-            let header =
-                GetRouteInfoRequestHeader { topic: topic.to_owned(), accept_standard_json_only: Some(true) };
-            let request = RemotingCommand::request(request_code::GET_ROUTEINFO_BY_TOPIC).with_header(&header);
-            let response = self.cluster.client().invoke(&addr, request, CALL_TIMEOUT).await.ok()?;
-            if response.code != response_code::SUCCESS {
-                return None;
-            }
-            let route: TopicRouteData = fastjson::from_slice(&response.body).ok()?;
-            (route.queue_datas.len() == brokers && route.broker_datas.len() == brokers).then_some(route)
-        })
-        .await
+        self.cluster.wait_route(topic, brokers).await
     }
 
     /// Stops broker `index` (it unregisters from the NameServer).
@@ -126,14 +98,8 @@ impl Cluster {
     }
 }
 
-/// Polls `check` until it returns `Some`, for at most [`WAIT_LIMIT`].
-pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    apogee_testkit::eventually(what, WAIT_LIMIT, check).await
-}
+/// Polls a check until it returns `Some`, for at most [`apogee_testkit::WAIT_LIMIT`].
+pub use apogee_testkit::wait_for as eventually;
 
 /// The records of (`topic`, `queue_id`) from `offset` on that are dispatched now (at most 64).
 pub fn stored(broker: &Broker, topic: &str, queue_id: i32, offset: i64) -> Vec<MessageExt> {

@@ -8,14 +8,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use apogee_client::consumer::push::PushConsumerBuilder;
 use apogee_client::{ConsumeResult, MessageExt, MessageQueue, PushConsumer};
 use apogee_common::message::property::{self, Properties};
-use apogee_common::TopicConfig;
 use apogee_remoting::body::admin::ConsumerConnection;
 use apogee_remoting::code::{request_code, response_code};
 use apogee_remoting::fastjson;
 use apogee_remoting::header::admin::GetConsumerConnectionListRequestHeader;
-use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
 use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use apogee_remoting::RemotingCommand;
 use apogee_testkit::Cluster as TestCluster;
@@ -46,6 +45,19 @@ impl Cluster {
         Self { cluster }
     }
 
+    /// Starts the cluster, with test logs on, holding `topic` of `queues` read/write queues.
+    pub async fn with_topic(topic: &str, queues: i32) -> Self {
+        init_tracing();
+        let cluster = Self::start().await;
+        cluster.create_topic(topic, queues).await;
+        cluster
+    }
+
+    /// A push consumer of `group` on this cluster, to be configured and started.
+    pub fn consumer(&self, group: impl Into<String>) -> PushConsumerBuilder {
+        PushConsumer::builder().group(group).namesrv(self.namesrv_addr())
+    }
+
     /// The directory of the stores and KV files (removed with the cluster).
     pub fn dir(&self) -> &Path {
         self.cluster.dir()
@@ -63,34 +75,7 @@ impl Cluster {
 
     /// Creates `topic` with `queues` read/write queues and waits until the NameServer routes it.
     pub async fn create_topic(&self, topic: &str, queues: i32) {
-        self.cluster
-            .broker(0)
-            .state()
-            .topics
-            .create_or_update(TopicConfig::with_queues(
-                topic,
-                queues,
-                queues,
-                apogee_common::perm::READ_WRITE,
-            ))
-            .expect("topic created");
-        let header = GetRouteInfoRequestHeader { topic: topic.to_owned(), ..Default::default() };
-        let namesrv = self.namesrv_addr();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let request = RemotingCommand::request(request_code::GET_ROUTEINFO_BY_TOPIC).with_header(&header);
-            let response = self
-                .cluster
-                .client()
-                .invoke(&namesrv, request, CALL_TIMEOUT)
-                .await
-                .expect("name server answers");
-            if response.code == response_code::SUCCESS {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the NameServer never routed {topic}");
-            tokio::time::sleep(POLL_PAUSE).await;
-        }
+        self.cluster.create_topic(topic, queues, apogee_common::perm::READ_WRITE).await;
     }
 
     /// Sends one message with SEND_MESSAGE_V2 to (`topic`, `queue_id`); returns its queue offset.

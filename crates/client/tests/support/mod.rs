@@ -4,16 +4,15 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
+use apogee_client::consumer::lite_pull::LitePullConsumerBuilder;
 use apogee_client::{ClientError, LitePullConsumer, MessageExt, MessageQueue};
 use apogee_common::message::msg_id::UniqIdGenerator;
 use apogee_common::message::property::{self, Properties};
+use apogee_remoting::body::enums::ConsumeFromWhere;
 use apogee_remoting::client::{ClientConfig, RemotingClient};
-use apogee_remoting::header::admin::CreateTopicRequestHeader;
 use apogee_remoting::header::consumer::UpdateConsumerOffsetRequestHeader;
-use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
 use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use apogee_remoting::router::Router;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
@@ -24,7 +23,7 @@ pub const CLUSTER: &str = "ClientTestCluster";
 /// Name of the test broker.
 pub const BROKER_NAME: &str = "broker-client-test";
 /// Longest a test waits for something asynchronous.
-pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
+pub use apogee_testkit::WAIT_LIMIT;
 /// Timeout of one raw request.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -53,27 +52,7 @@ impl TestCluster {
 
     /// Creates `topic` with `queues` queues on the broker and waits for its route.
     pub async fn create_topic(&self, topic: &str, queues: i32) {
-        let header = CreateTopicRequestHeader {
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: queues,
-            write_queue_nums: queues,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".to_owned(),
-            ..CreateTopicRequestHeader::default()
-        };
-        let request = RemotingCommand::request(request_code::UPDATE_AND_CREATE_TOPIC).with_header(&header);
-        let response =
-            self.client.invoke(&self.broker_addr, request, CALL_TIMEOUT).await.expect("broker answers");
-        assert_eq!(response.code, response_code::SUCCESS, "topic created: {:?}", response.remark);
-        eventually(&format!("a route for {topic}"), || async {
-            let header =
-                GetRouteInfoRequestHeader { topic: topic.to_owned(), accept_standard_json_only: None };
-            let request = RemotingCommand::request(request_code::GET_ROUTEINFO_BY_TOPIC).with_header(&header);
-            let response = self.client.invoke(&self.namesrv_addr, request, CALL_TIMEOUT).await.ok()?;
-            (response.code == response_code::SUCCESS).then_some(())
-        })
-        .await;
+        self.cluster.create_topic(topic, queues, apogee_common::perm::READ_WRITE).await;
     }
 
     /// Sends one message with SEND_MESSAGE_V2; returns the broker's answer header.
@@ -122,6 +101,16 @@ impl TestCluster {
         assert_eq!(response.code, response_code::SUCCESS, "offset committed: {:?}", response.remark);
     }
 
+    /// A lite pull consumer of `group` on this cluster, named `instance`, that starts a queue
+    /// without committed offset at its first message.
+    pub fn lite_pull(&self, group: &str, instance: &str) -> LitePullConsumerBuilder {
+        LitePullConsumer::builder()
+            .group(group)
+            .namesrv(self.namesrv_addr.clone())
+            .instance_name(instance)
+            .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+    }
+
     /// A queue of `topic` on the test broker.
     pub fn queue(&self, topic: &str, queue_id: i32) -> MessageQueue {
         MessageQueue::new(topic, BROKER_NAME, queue_id)
@@ -139,14 +128,8 @@ impl TestCluster {
     }
 }
 
-/// Polls `check` until it returns `Some`, for at most [`WAIT_LIMIT`].
-pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    apogee_testkit::eventually(what, WAIT_LIMIT, check).await
-}
+/// Polls a check until it returns `Some`, for at most [`WAIT_LIMIT`].
+pub use apogee_testkit::wait_for as eventually;
 
 /// Polls until `count` messages arrived or the wait limit passed.
 pub async fn poll_until(consumer: &LitePullConsumer, count: usize) -> Vec<MessageExt> {

@@ -115,26 +115,42 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, BodyError> {
-        self.enter(depth)?;
-        self.position += 1; // '{'
         let mut members = Map::new();
+        self.delimited(depth, b'}', "expected ',' or '}' in an object", |parser| {
+            let key = parser.key(depth)?;
+            parser.skip_whitespace();
+            parser.expect(b':', "expected ':' after an object key")?;
+            parser.skip_whitespace();
+            let value = parser.value(depth)?;
+            members.insert(key, value);
+            Ok(())
+        })?;
+        Ok(Value::Object(members))
+    }
+
+    /// Reads the comma-separated items of an object or array whose opening bracket is next, up
+    /// to and including `close`; `item` reads one item, which starts after any white space.
+    fn delimited(
+        &mut self,
+        depth: usize,
+        close: u8,
+        no_separator: &str,
+        mut item: impl FnMut(&mut Self) -> Result<(), BodyError>,
+    ) -> Result<(), BodyError> {
+        self.enter(depth)?;
+        self.position += 1; // the opening bracket
         loop {
             self.skip_whitespace();
-            if self.peek() == Some(b'}') {
+            if self.peek() == Some(close) {
                 self.position += 1;
-                return Ok(Value::Object(members));
+                return Ok(());
             }
-            let key = self.key(depth)?;
-            self.skip_whitespace();
-            self.expect(b':', "expected ':' after an object key")?;
-            self.skip_whitespace();
-            let value = self.value(depth)?;
-            members.insert(key, value);
+            item(self)?;
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.position += 1,
-                Some(b'}') => {}
-                _ => return Err(self.error("expected ',' or '}' in an object")),
+                Some(byte) if byte == close => {}
+                _ => return Err(self.error(no_separator)),
             }
         }
     }
@@ -159,23 +175,12 @@ impl Parser<'_> {
     }
 
     fn array(&mut self, depth: usize) -> Result<Value, BodyError> {
-        self.enter(depth)?;
-        self.position += 1; // '['
         let mut items = Vec::new();
-        loop {
-            self.skip_whitespace();
-            if self.peek() == Some(b']') {
-                self.position += 1;
-                return Ok(Value::Array(items));
-            }
-            items.push(self.value(depth)?);
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.position += 1,
-                Some(b']') => {}
-                _ => return Err(self.error("expected ',' or ']' in an array")),
-            }
-        }
+        self.delimited(depth, b']', "expected ',' or ']' in an array", |parser| {
+            items.push(parser.value(depth)?);
+            Ok(())
+        })?;
+        Ok(Value::Array(items))
     }
 
     fn identifier(&mut self) -> &str {

@@ -177,10 +177,71 @@ impl<'a> ValueReader<'a> {
         visitor.visit_seq(SeqReader { items: [].iter(), depth: self.depth + 1, index: 0 })
     }
 
+    /// Reads a map or a struct: an object, null or blank text as empty, or text holding an
+    /// object, which is parsed and read again by `reread`. `skip_nulls` drops null members.
+    fn object<'de, V: Visitor<'de>>(
+        self,
+        visitor: V,
+        skip_nulls: bool,
+        reread: impl FnOnce(ValueReader<'_>, V) -> Result<V::Value, BodyError>,
+    ) -> Result<V::Value, BodyError> {
+        match self.value {
+            Value::Object(members) => visitor.visit_map(MapReader::new(members, self.depth + 1, skip_nulls)),
+            Value::Null => self.empty_map(visitor),
+            Value::String(text) if text.trim().is_empty() => self.empty_map(visitor),
+            Value::String(text) if text.trim_start().starts_with('{') => {
+                let parsed = self.reparse(text)?;
+                reread(ValueReader { value: &parsed, depth: self.depth }, visitor)
+            }
+            other => Err(mismatch(other, "an object")),
+        }
+    }
+
     fn empty_map<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
         let empty = serde_json::Map::new();
         visitor.visit_map(MapReader::new(&empty, self.depth + 1, true))
     }
+}
+
+/// The `deserialize_*` methods both readers answer alike: integers of every width through the
+/// reader's own `integer` method (the visitor range-checks them), tuples as sequences, newtype
+/// structs as their content, and ignored values as nothing.
+macro_rules! shared_deserializers {
+    ($de:lifetime) => {
+        shared_deserializers!(@integers $de; deserialize_i8, deserialize_i16, deserialize_i32,
+            deserialize_i64, deserialize_i128, deserialize_u8, deserialize_u16, deserialize_u32,
+            deserialize_u64, deserialize_u128);
+
+        fn deserialize_tuple<V: Visitor<$de>>(self, _len: usize, visitor: V) -> Result<V::Value, BodyError> {
+            self.deserialize_seq(visitor)
+        }
+
+        fn deserialize_tuple_struct<V: Visitor<$de>>(
+            self,
+            _name: &'static str,
+            _len: usize,
+            visitor: V,
+        ) -> Result<V::Value, BodyError> {
+            self.deserialize_seq(visitor)
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<$de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, BodyError> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        fn deserialize_ignored_any<V: Visitor<$de>>(self, visitor: V) -> Result<V::Value, BodyError> {
+            visitor.visit_unit()
+        }
+    };
+    (@integers $de:lifetime; $($method:ident),*) => {$(
+        fn $method<V: Visitor<$de>>(self, visitor: V) -> Result<V::Value, BodyError> {
+            self.integer(visitor)
+        }
+    )*};
 }
 
 impl<'de> de::Deserializer<'de> for ValueReader<'_> {
@@ -213,45 +274,7 @@ impl<'de> de::Deserializer<'de> for ValueReader<'_> {
         visitor.visit_bool(flag.ok_or_else(|| mismatch(self.value, "a boolean"))?)
     }
 
-    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
+    shared_deserializers!('de);
 
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
         self.float(visitor)
@@ -318,14 +341,6 @@ impl<'de> de::Deserializer<'de> for ValueReader<'_> {
         visitor.visit_unit()
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, BodyError> {
-        visitor.visit_newtype_struct(self)
-    }
-
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
         match self.value {
             Value::Array(items) => {
@@ -341,30 +356,8 @@ impl<'de> de::Deserializer<'de> for ValueReader<'_> {
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, BodyError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, BodyError> {
-        self.deserialize_seq(visitor)
-    }
-
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        match self.value {
-            Value::Object(members) => visitor.visit_map(MapReader::new(members, self.depth + 1, false)),
-            Value::Null => self.empty_map(visitor),
-            Value::String(text) if text.trim().is_empty() => self.empty_map(visitor),
-            Value::String(text) if text.trim_start().starts_with('{') => {
-                let parsed = self.reparse(text)?;
-                ValueReader { value: &parsed, depth: self.depth }.deserialize_map(visitor)
-            }
-            other => Err(mismatch(other, "an object")),
-        }
+        self.object(visitor, false, |reader, visitor| reader.deserialize_map(visitor))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -373,18 +366,9 @@ impl<'de> de::Deserializer<'de> for ValueReader<'_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, BodyError> {
-        match self.value {
-            // Null members are skipped: the struct's default applies, as a Java field keeps its
-            // initial value when fastjson reads null.
-            Value::Object(members) => visitor.visit_map(MapReader::new(members, self.depth + 1, true)),
-            Value::Null => self.empty_map(visitor),
-            Value::String(text) if text.trim().is_empty() => self.empty_map(visitor),
-            Value::String(text) if text.trim_start().starts_with('{') => {
-                let parsed = self.reparse(text)?;
-                ValueReader { value: &parsed, depth: self.depth }.deserialize_struct(name, fields, visitor)
-            }
-            other => Err(mismatch(other, "an object")),
-        }
+        // Null members are skipped: the struct's default applies, as a Java field keeps its
+        // initial value when fastjson reads null.
+        self.object(visitor, true, |reader, visitor| reader.deserialize_struct(name, fields, visitor))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -417,10 +401,6 @@ impl<'de> de::Deserializer<'de> for ValueReader<'_> {
             },
             _ => self.deserialize_string(visitor),
         }
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        visitor.visit_unit()
     }
 }
 
@@ -530,45 +510,7 @@ impl<'de> de::Deserializer<'de> for KeyReader<'_> {
         }
     }
 
-    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
-
-    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        self.integer(visitor)
-    }
+    shared_deserializers!('de);
 
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
         self.deserialize_f64(visitor)
@@ -585,14 +527,6 @@ impl<'de> de::Deserializer<'de> for KeyReader<'_> {
         visitor.visit_some(self)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, BodyError> {
-        visitor.visit_newtype_struct(self)
-    }
-
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -605,19 +539,6 @@ impl<'de> de::Deserializer<'de> for KeyReader<'_> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
         let parsed = self.parsed()?;
         ValueReader { value: &parsed, depth: self.depth }.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, BodyError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, BodyError> {
-        self.deserialize_seq(visitor)
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
@@ -633,10 +554,6 @@ impl<'de> de::Deserializer<'de> for KeyReader<'_> {
     ) -> Result<V::Value, BodyError> {
         let parsed = self.parsed()?;
         ValueReader { value: &parsed, depth: self.depth }.deserialize_struct(name, fields, visitor)
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
-        visitor.visit_unit()
     }
 
     forward_to_deserialize_any! {

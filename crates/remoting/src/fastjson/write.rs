@@ -78,6 +78,22 @@ fn io_error(error: std::io::Error) -> BodyError {
     BodyError::new(format!("writing a body failed: {error}"))
 }
 
+/// The `serialize_*` methods of the integer types that fit an `i128`: each widens its value and
+/// hands it to the serializer's own `integer` method, so one rule covers every width.
+macro_rules! widened_integers {
+    ($integer:ident => $ok:ty) => {
+        widened_integers!(@each $integer => $ok;
+            serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+            serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
+            serialize_u64: u64);
+    };
+    (@each $integer:ident => $ok:ty; $($method:ident: $int:ty),*) => {$(
+        fn $method(self, value: $int) -> Result<$ok, BodyError> {
+            self.$integer(i128::from(value))
+        }
+    )*};
+}
+
 /// The value serializer.
 struct Writer<'o> {
     out: &'o mut Vec<u8>,
@@ -124,41 +140,7 @@ impl<'o> ser::Serializer for Writer<'o> {
         Ok(())
     }
 
-    fn serialize_i8(self, value: i8) -> Result<(), BodyError> {
-        self.integer(value.into())
-    }
-
-    fn serialize_i16(self, value: i16) -> Result<(), BodyError> {
-        self.integer(value.into())
-    }
-
-    fn serialize_i32(self, value: i32) -> Result<(), BodyError> {
-        self.integer(value.into())
-    }
-
-    fn serialize_i64(self, value: i64) -> Result<(), BodyError> {
-        self.integer(value.into())
-    }
-
-    fn serialize_i128(self, value: i128) -> Result<(), BodyError> {
-        self.integer(value)
-    }
-
-    fn serialize_u8(self, value: u8) -> Result<(), BodyError> {
-        self.integer(value.into())
-    }
-
-    fn serialize_u16(self, value: u16) -> Result<(), BodyError> {
-        self.integer(value.into())
-    }
-
-    fn serialize_u32(self, value: u32) -> Result<(), BodyError> {
-        self.integer(value.into())
-    }
-
-    fn serialize_u64(self, value: u64) -> Result<(), BodyError> {
-        self.integer(value.into())
-    }
+    widened_integers!(integer => ());
 
     fn serialize_u128(self, value: u128) -> Result<(), BodyError> {
         match i128::try_from(value) {
@@ -328,56 +310,30 @@ impl SeqWriter<'_> {
     }
 }
 
-impl ser::SerializeSeq for SeqWriter<'_> {
-    type Ok = ();
-    type Error = BodyError;
+/// The four sequence traits of serde differ only in the name of the element method; each hands
+/// its elements to [`SeqWriter::element`].
+macro_rules! seq_writer_traits {
+    ($($trait:ident => $method:ident),* $(,)?) => {$(
+        impl ser::$trait for SeqWriter<'_> {
+            type Ok = ();
+            type Error = BodyError;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BodyError> {
-        self.element(value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BodyError> {
+                self.element(value)
+            }
 
-    fn end(self) -> Result<(), BodyError> {
-        self.finish()
-    }
+            fn end(self) -> Result<(), BodyError> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for SeqWriter<'_> {
-    type Ok = ();
-    type Error = BodyError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BodyError> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), BodyError> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for SeqWriter<'_> {
-    type Ok = ();
-    type Error = BodyError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BodyError> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), BodyError> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for SeqWriter<'_> {
-    type Ok = ();
-    type Error = BodyError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BodyError> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), BodyError> {
-        self.finish()
-    }
+seq_writer_traits! {
+    SerializeSeq => serialize_element,
+    SerializeTuple => serialize_element,
+    SerializeTupleStruct => serialize_field,
+    SerializeTupleVariant => serialize_field,
 }
 
 /// Serializes `value` on its own, for members that may turn out to be null.
@@ -425,39 +381,29 @@ impl StructWriter<'_> {
     }
 }
 
-impl ser::SerializeStruct for StructWriter<'_> {
-    type Ok = ();
-    type Error = BodyError;
+/// Struct and struct-variant members both go to [`StructWriter::field`].
+macro_rules! struct_writer_traits {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for StructWriter<'_> {
+            type Ok = ();
+            type Error = BodyError;
 
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), BodyError> {
-        self.field(name, value)
-    }
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                name: &'static str,
+                value: &T,
+            ) -> Result<(), BodyError> {
+                self.field(name, value)
+            }
 
-    fn end(self) -> Result<(), BodyError> {
-        self.finish()
-    }
+            fn end(self) -> Result<(), BodyError> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for StructWriter<'_> {
-    type Ok = ();
-    type Error = BodyError;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), BodyError> {
-        self.field(name, value)
-    }
-
-    fn end(self) -> Result<(), BodyError> {
-        self.finish()
-    }
-}
+struct_writer_traits!(SerializeStruct, SerializeStructVariant);
 
 /// What a map key is, for writing it and for sorting entries in the standard dialect the way a
 /// Java `TreeMap` would.
@@ -588,6 +534,12 @@ struct KeyClassifier;
 
 type NotAKeyKind = Impossible<KeyKind, BodyError>;
 
+impl KeyClassifier {
+    fn integer(self, value: i128) -> Result<KeyKind, BodyError> {
+        Ok(KeyKind::Integer(value))
+    }
+}
+
 impl ser::Serializer for KeyClassifier {
     type Ok = KeyKind;
     type Error = BodyError;
@@ -603,41 +555,7 @@ impl ser::Serializer for KeyClassifier {
         Ok(KeyKind::Bool(value))
     }
 
-    fn serialize_i8(self, value: i8) -> Result<KeyKind, BodyError> {
-        Ok(KeyKind::Integer(value.into()))
-    }
-
-    fn serialize_i16(self, value: i16) -> Result<KeyKind, BodyError> {
-        Ok(KeyKind::Integer(value.into()))
-    }
-
-    fn serialize_i32(self, value: i32) -> Result<KeyKind, BodyError> {
-        Ok(KeyKind::Integer(value.into()))
-    }
-
-    fn serialize_i64(self, value: i64) -> Result<KeyKind, BodyError> {
-        Ok(KeyKind::Integer(value.into()))
-    }
-
-    fn serialize_i128(self, value: i128) -> Result<KeyKind, BodyError> {
-        Ok(KeyKind::Integer(value))
-    }
-
-    fn serialize_u8(self, value: u8) -> Result<KeyKind, BodyError> {
-        Ok(KeyKind::Integer(value.into()))
-    }
-
-    fn serialize_u16(self, value: u16) -> Result<KeyKind, BodyError> {
-        Ok(KeyKind::Integer(value.into()))
-    }
-
-    fn serialize_u32(self, value: u32) -> Result<KeyKind, BodyError> {
-        Ok(KeyKind::Integer(value.into()))
-    }
-
-    fn serialize_u64(self, value: u64) -> Result<KeyKind, BodyError> {
-        Ok(KeyKind::Integer(value.into()))
-    }
+    widened_integers!(integer => KeyKind);
 
     fn serialize_u128(self, value: u128) -> Result<KeyKind, BodyError> {
         i128::try_from(value)

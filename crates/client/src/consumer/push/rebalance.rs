@@ -15,13 +15,13 @@ use apogee_remoting::body::route::{TopicRouteData, MASTER_ID};
 use apogee_remoting::fastjson::{self, Dialect};
 use apogee_remoting::header::consumer::{
     GetConsumerListByGroupRequestHeader, GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader,
-    LockBatchMqRequestHeader, SearchOffsetRequestHeader, SearchOffsetResponseHeader,
-    UnlockBatchMqRequestHeader,
+    LockBatchMqRequestHeader, SearchOffsetResponseHeader, UnlockBatchMqRequestHeader,
 };
 use apogee_remoting::header::CommandHeader;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
 use super::Shared;
+use crate::admin::requests;
 use crate::consumer::offset_store::ReadOffsetType;
 use crate::consumer::process_queue::ProcessQueue;
 use crate::ClientError;
@@ -375,63 +375,46 @@ impl Shared {
 
     /// The master of a broker group (any member without one), refreshing the route once.
     pub(crate) async fn broker_addr_of(&self, mq: &MessageQueue) -> Result<String, ClientError> {
-        if let Some(addr) = self.instance.broker_addr(&mq.broker_name, MASTER_ID) {
-            return Ok(addr);
-        }
-        let _ = self.instance.refresh_topic_route(&mq.topic).await;
-        self.instance
-            .broker_addr(&mq.broker_name, MASTER_ID)
-            .ok_or_else(|| ClientError::NoBroker { broker_name: mq.broker_name.clone() })
+        self.instance.master_addr_of(mq).await
     }
 
     /// GET_MAX_OFFSET: the queue's next offset to be written.
     async fn max_offset(&self, mq: &MessageQueue) -> Result<i64, ClientError> {
-        let addr = self.broker_addr_of(mq).await?;
         let header = GetMaxOffsetRequestHeader {
             topic: mq.topic.clone(),
             queue_id: mq.queue_id,
             committed: None,
             bname: Some(mq.broker_name.clone()),
         };
-        let response = self
-            .instance
-            .invoke(&addr, request(request_code::GET_MAX_OFFSET, &header), self.settings.api_timeout)
+        let answer: GetMaxOffsetResponseHeader = self
+            .ask_queue_broker(mq, request(request_code::GET_MAX_OFFSET, &header), "GET_MAX_OFFSET")
             .await?;
-        if response.code != response_code::SUCCESS {
-            return Err(refused(response, addr));
-        }
-        let header: GetMaxOffsetResponseHeader = response
-            .decode_header()
-            .map_err(|error| ClientError::Malformed(format!("GET_MAX_OFFSET: {error}")))?;
-        Ok(header.offset)
+        Ok(answer.offset)
     }
 
     /// SEARCH_OFFSET_BY_TIMESTAMP: the queue offset of the first message stored at or after
     /// `timestamp_ms`.
     async fn search_offset(&self, mq: &MessageQueue, timestamp_ms: i64) -> Result<i64, ClientError> {
+        let request = requests::search_offset(mq, timestamp_ms);
+        let answer: SearchOffsetResponseHeader =
+            self.ask_queue_broker(mq, request, "SEARCH_OFFSET_BY_TIMESTAMP").await?;
+        Ok(answer.offset)
+    }
+
+    /// Sends `request` (a `what` query about `mq`) to the master of the queue's broker group
+    /// and decodes the header of its successful answer.
+    async fn ask_queue_broker<H: CommandHeader>(
+        &self,
+        mq: &MessageQueue,
+        request: RemotingCommand,
+        what: &str,
+    ) -> Result<H, ClientError> {
         let addr = self.broker_addr_of(mq).await?;
-        let header = SearchOffsetRequestHeader {
-            topic: mq.topic.clone(),
-            queue_id: mq.queue_id,
-            timestamp: timestamp_ms,
-            boundary_type: None,
-            bname: Some(mq.broker_name.clone()),
-        };
-        let response = self
-            .instance
-            .invoke(
-                &addr,
-                request(request_code::SEARCH_OFFSET_BY_TIMESTAMP, &header),
-                self.settings.api_timeout,
-            )
-            .await?;
+        let response = self.instance.invoke(&addr, request, self.settings.api_timeout).await?;
         if response.code != response_code::SUCCESS {
             return Err(refused(response, addr));
         }
-        let header: SearchOffsetResponseHeader = response
-            .decode_header()
-            .map_err(|error| ClientError::Malformed(format!("SEARCH_OFFSET_BY_TIMESTAMP: {error}")))?;
-        Ok(header.offset)
+        response.decode_header().map_err(|error| ClientError::Malformed(format!("{what}: {error}")))
     }
 
     /// LOCK_BATCH_MQ for `queues` (all of one broker group); returns the ones now held.
