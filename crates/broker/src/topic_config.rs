@@ -44,21 +44,7 @@ pub const TOPIC_SYS_FLAG_UNIT_SUB: i32 = 2;
 /// Namespace of the NameServer KV table whose keys are the ordered topics.
 pub const ORDER_TOPIC_CONFIG_NAMESPACE: &str = "ORDER_TOPIC_CONFIG";
 
-/// Topics clients may never send to (Java `TopicValidator.isNotAllowedSendTopic`): the
-/// broker writes them itself.
-pub const NOT_ALLOWED_SEND_TOPICS: &[&str] = &[
-    topic::SCHEDULE_TOPIC,
-    topic::TRANS_HALF_TOPIC,
-    topic::TRANS_OP_HALF_TOPIC,
-    topic::TRANS_CHECK_MAX_TIME_TOPIC,
-    topic::SELF_TEST_TOPIC,
-    topic::OFFSET_MOVED_EVENT,
-];
-
-/// True for the topics a producer's send is refused on with NO_PERMISSION.
-pub fn is_not_allowed_send_topic(topic: &str) -> bool {
-    NOT_ALLOWED_SEND_TOPICS.contains(&topic)
-}
+pub use apogee_common::topic::{is_not_allowed_send_topic, NOT_ALLOWED_SEND_TOPICS};
 
 /// What auto-creation needs to know about the request (behaviour spec §2.3).
 #[derive(Debug, Clone, Copy)]

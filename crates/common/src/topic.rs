@@ -26,6 +26,23 @@ pub const TRANS_CHECK_MAX_TIME_TOPIC: &str = "TRANS_CHECK_MAX_TIME_TOPIC";
 pub const SELF_TEST_TOPIC: &str = "SELF_TEST_TOPIC";
 /// Legacy offset-moved events.
 pub const OFFSET_MOVED_EVENT: &str = "OFFSET_MOVED_EVENT";
+/// Topics clients may never send to (Java `TopicValidator.isNotAllowedSendTopic`): the
+/// broker writes them itself. The producer refuses them before sending, the broker with
+/// NO_PERMISSION.
+pub const NOT_ALLOWED_SEND_TOPICS: [&str; 6] = [
+    SCHEDULE_TOPIC,
+    TRANS_HALF_TOPIC,
+    TRANS_OP_HALF_TOPIC,
+    TRANS_CHECK_MAX_TIME_TOPIC,
+    SELF_TEST_TOPIC,
+    OFFSET_MOVED_EVENT,
+];
+
+/// True for the topics no client may send to ([`NOT_ALLOWED_SEND_TOPICS`]).
+pub fn is_not_allowed_send_topic(topic: &str) -> bool {
+    NOT_ALLOWED_SEND_TOPICS.contains(&topic)
+}
+
 /// Benchmark topic created at broker start.
 pub const BENCHMARK_TOPIC: &str = "BenchmarkTest";
 /// Message trace topic.

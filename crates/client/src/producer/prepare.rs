@@ -19,16 +19,7 @@ use bytes::Bytes;
 use super::{SendResult, SendStatus};
 use crate::{ClientError, Message};
 
-/// Topics producers may not send to (Java `TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET`); the
-/// broker would refuse them with NO_PERMISSION anyway.
-pub const NOT_ALLOWED_SEND_TOPICS: [&str; 6] = [
-    topic::SCHEDULE_TOPIC,
-    topic::TRANS_HALF_TOPIC,
-    topic::TRANS_OP_HALF_TOPIC,
-    topic::TRANS_CHECK_MAX_TIME_TOPIC,
-    topic::SELF_TEST_TOPIC,
-    topic::OFFSET_MOVED_EVENT,
-];
+pub use apogee_common::topic::NOT_ALLOWED_SEND_TOPICS;
 
 /// How bodies are compressed (Java `compressMsgBodyOverHowmuch`, `compressType`, `compressLevel`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
