@@ -11,6 +11,7 @@ use std::time::Duration;
 use apogee_client::{Admin, MessageQueue, PushConsumer};
 use apogee_common::time::now_ms;
 use apogee_common::{perm, TopicConfig};
+use apogee_remoting::body::admin::SubscriptionGroupConfig;
 use apogee_remoting::code::{request_code, response_code};
 use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
 use apogee_remoting::header::send::SendMessageRequestHeader;
@@ -39,7 +40,9 @@ async fn send(cluster: &Cluster, body: &str) {
     assert_eq!(response.code, response_code::SUCCESS, "send refused: {:?}", response.remark);
 }
 
-async fn reset_reaches_an_online_consumer(server_side: bool) {
+/// A NameServer and a broker resetting offsets `server_side` or not, with `TOPIC` (one queue)
+/// routed.
+async fn start(server_side: bool) -> Cluster {
     init_tracing();
     let cluster = Cluster::builder()
         .broker_names(&[BROKER_NAME])
@@ -54,6 +57,12 @@ async fn reset_reaches_an_online_consumer(server_side: bool) {
         (cluster.call_namesrv(request).await.code == response_code::SUCCESS).then_some(())
     })
     .await;
+    cluster
+}
+
+async fn reset_reaches_an_online_consumer(server_side: bool) {
+    let cluster = start(server_side).await;
+    let state = cluster.broker_state(0);
 
     let before_first_ms = now_ms() - 1;
     for body in FIRST_BODIES {
@@ -98,4 +107,32 @@ async fn a_server_side_reset_moves_the_next_pull() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reset_pushed_to_the_consumer_moves_it() {
     reset_reaches_an_online_consumer(false).await;
+}
+
+/// Without a consumer online the client-side way is refused (CONSUMER_NOT_ONLINE) and the admin
+/// commits directly, moving offsets back only, unless forced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_consumer_online_the_admin_commits_backwards_only() {
+    let cluster = start(false).await;
+    let state = cluster.broker_state(0);
+    let before_first_ms = now_ms() - 1;
+    for body in FIRST_BODIES {
+        send(&cluster, body).await;
+    }
+    state.groups.update(SubscriptionGroupConfig::new(GROUP)).expect("group");
+    state.offsets.commit(GROUP, TOPIC, 0, 2);
+    let queue = MessageQueue::new(TOPIC, BROKER_NAME, 0);
+    let admin =
+        Admin::builder().namesrv(cluster.namesrv_addr().to_owned()).start().await.expect("admin starts");
+
+    let not_forward = admin.reset_offset_by_time(GROUP, TOPIC, -1, false).await.expect("reset");
+    assert!(not_forward.is_empty(), "{not_forward:?}");
+    assert_eq!(state.offsets.query(GROUP, TOPIC, 0), Some(2));
+    let back = admin.reset_offset_by_time(GROUP, TOPIC, before_first_ms, false).await.expect("reset");
+    assert_eq!(back, BTreeMap::from([(queue.clone(), 0)]));
+    assert_eq!(state.offsets.query(GROUP, TOPIC, 0), Some(0));
+    let forced = admin.reset_offset_by_time(GROUP, TOPIC, -1, true).await.expect("reset");
+    assert_eq!(forced, BTreeMap::from([(queue, 5)]));
+    assert_eq!(state.offsets.query(GROUP, TOPIC, 0), Some(5));
+    cluster.shutdown().await;
 }
