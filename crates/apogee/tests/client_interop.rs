@@ -4,6 +4,7 @@
 mod python;
 mod standalone;
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -53,7 +54,8 @@ fn rust_producer_to_cpp_push_consumer() {
 
     let consumed = run(cpp_peer("consume", apogee.namesrv_addr(), "RustToCpp", 20));
     assert!(consumed.status.success(), "C++ consumer: {}", String::from_utf8_lossy(&consumed.stderr));
-    let mut seen = 0;
+    // The peer prints every delivery, a redelivery too: each index exactly once.
+    let mut seen = BTreeSet::new();
     for line in stdout_lines(&consumed) {
         let record: serde_json::Value = serde_json::from_str(&line).unwrap();
         let index: usize = record["keys"].as_str().unwrap().trim_start_matches("KEY").parse().unwrap();
@@ -62,9 +64,9 @@ fn rust_producer_to_cpp_push_consumer() {
         assert_eq!(record["body"], format!("Hello Apogee {index}"));
         assert_eq!(record["origin"], "apogee-rust-example");
         assert_eq!(record["id"].as_str().unwrap().len(), 32, "UNIQ_KEY ids are 32 hex characters");
-        seen += 1;
+        assert!(seen.insert(index), "delivered twice: {line}");
     }
-    assert_eq!(seen, 20);
+    assert_eq!(seen, (0..20).collect::<BTreeSet<usize>>());
 }
 
 #[test]
@@ -86,7 +88,20 @@ fn batch_producer_then_lite_pull_consumer() {
         command
     });
     assert!(polled.status.success(), "lite pull example failed: {}", String::from_utf8_lossy(&polled.stderr));
-    assert!(stdout_lines(&polled).len() >= 40);
+    // One line per delivery, `queueId queueOffset msgId tags body`: each of the 40 bodies
+    // exactly once, with the producer's tag, and no queue offset delivered twice.
+    let lines = stdout_lines(&polled);
+    let mut bodies = BTreeSet::new();
+    let mut positions = BTreeSet::new();
+    for line in &lines {
+        let fields: Vec<&str> = line.splitn(5, ' ').collect();
+        assert_eq!(fields.len(), 5, "{line}");
+        assert!(positions.insert((fields[0].to_owned(), fields[1].to_owned())), "delivered twice: {line}");
+        assert_eq!(fields[3], "TagA", "{line}");
+        assert!(bodies.insert(fields[4].to_owned()), "body delivered twice: {line}");
+    }
+    let expected: BTreeSet<String> = (0..40).map(|index| format!("Hello Apogee batch {index}")).collect();
+    assert_eq!(bodies, expected, "{lines:?}");
 }
 
 /// Runs a long-running example until it printed `wanted` lines matching `keep` (or the
@@ -150,10 +165,10 @@ fn cpp_producer_to_rust_push_consumer() {
         |line| line.contains(" queue="),
         20,
     );
-    let mut bodies: Vec<String> = lines.iter().map(|line| field(line, "body").to_owned()).collect();
-    bodies.sort();
-    bodies.dedup();
-    assert_eq!(bodies.len(), 20, "{lines:?}");
+    // 20 deliveries of 20 distinct bodies: each sent message once, none twice.
+    let bodies: BTreeSet<String> = lines.iter().map(|line| field(line, "body").to_owned()).collect();
+    let expected: BTreeSet<String> = (0..20).map(|index| format!("Hello from C++ {index}")).collect();
+    assert_eq!(bodies, expected, "{lines:?}");
     for line in &lines {
         assert_eq!(field(line, "tags"), "TagB", "{line}");
         assert!(field(line, "body").starts_with("Hello from C++ "), "{line}");

@@ -91,11 +91,17 @@ mod tests {
 
     #[tokio::test]
     async fn sleeps_until_the_deadline_and_not_before() {
+        // Far above a timerfd's lateness on a loaded machine (tens of µs to a few ms), far
+        // below what a wrongly armed timer (seconds for micros, the next tick) would add.
+        let allowed_late = Duration::from_millis(100);
         let timer = PreciseTimer::new().unwrap();
         for wait_us in [300u64, 1_500, 20_000] {
             let deadline = Instant::now() + Duration::from_micros(wait_us);
             timer.sleep_until(deadline).await.unwrap();
-            assert!(Instant::now() >= deadline, "woke before the deadline ({wait_us} µs)");
+            let woke = Instant::now();
+            assert!(woke >= deadline, "woke before the deadline ({wait_us} µs)");
+            let late = woke - deadline;
+            assert!(late <= allowed_late, "woke {late:?} after the deadline ({wait_us} µs)");
         }
         // A deadline that has passed returns at once, without arming the timer.
         timer.sleep_until(Instant::now() - Duration::from_millis(1)).await.unwrap();

@@ -18,12 +18,37 @@ use apogee_common::time::now_ms;
 use apogee_remoting::body::admin::{self, ConsumerConnection, ProducerConnection};
 use apogee_remoting::body::enums::{ConsumeFromWhere, ConsumeType, MessageModel};
 use apogee_remoting::body::heartbeat::SubscriptionData;
+use apogee_remoting::body::ResetOffsetBody;
 use apogee_remoting::connection::Connection;
-use apogee_remoting::header::consumer::NotifyConsumerIdsChangedRequestHeader;
+use apogee_remoting::fastjson::{self, Dialect};
+use apogee_remoting::header::consumer::{NotifyConsumerIdsChangedRequestHeader, ResetOffsetRequestHeader};
 use apogee_remoting::{request_code, LanguageCode, RemotingCommand};
 use parking_lot::{Mutex, RwLock};
 
 use crate::{BrokerConfig, BrokerState};
+
+/// Oldest client version that understands RESET_CONSUMER_CLIENT_OFFSET (Java `MQVersion`
+/// ordinal of V3_0_7_SNAPSHOT).
+pub const MIN_RESET_OFFSET_CLIENT_VERSION: i32 = 28;
+
+/// How telling a group's members of an offset reset went.
+#[derive(Debug)]
+pub enum ResetNotice {
+    /// Sent (oneway) to this many members.
+    Sent {
+        /// Members told.
+        consumers: usize,
+    },
+    /// The group has no live member.
+    NotOnline,
+    /// A member is too old to understand the request; nobody was told.
+    ClientTooOld {
+        /// That member's version ordinal.
+        version: i32,
+    },
+    /// The offsets could not be written as JSON; nobody was told.
+    Unencodable(String),
+}
 
 /// How often silent channels are looked for (Java: every 10 s).
 pub const EXPIRY_SCAN_INTERVAL_MS: u64 = 10_000;
@@ -362,6 +387,50 @@ impl ClientManager {
                 }
             }
         });
+    }
+
+    /// Tells every live member of `group` to restart `topic`'s queues at the offsets of `body`
+    /// (RESET_CONSUMER_CLIENT_OFFSET, oneway). Every member's version is checked first, so a
+    /// group with one member too old is not half reset.
+    pub async fn notify_offsets_reset(
+        &self,
+        group: &str,
+        topic: &str,
+        timestamp_ms: i64,
+        body: &ResetOffsetBody,
+    ) -> ResetNotice {
+        let Some(info) = self.consumer_group(group).filter(|info| !info.channels.is_empty()) else {
+            return ResetNotice::NotOnline;
+        };
+        if let Some(old) =
+            info.channels.values().find(|channel| channel.version < MIN_RESET_OFFSET_CLIENT_VERSION)
+        {
+            tracing::warn!(group, client = %old.client_id, version = old.version, "offset reset refused: client too old");
+            return ResetNotice::ClientTooOld { version: old.version };
+        }
+        let encoded = match fastjson::to_vec(body, Dialect::Fastjson) {
+            Ok(encoded) => bytes::Bytes::from(encoded),
+            Err(error) => return ResetNotice::Unencodable(error.to_string()),
+        };
+        let header = ResetOffsetRequestHeader {
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            timestamp: timestamp_ms,
+            ..ResetOffsetRequestHeader::default()
+        };
+        for channel in info.channels.values() {
+            let mut request = RemotingCommand::request(request_code::RESET_CONSUMER_CLIENT_OFFSET)
+                .with_header(&header)
+                .with_body(encoded.clone());
+            request.serialize_type = channel.connection.last_serialize_type();
+            match channel.connection.invoke_oneway(request).await {
+                Ok(()) => tracing::info!(group, topic, client = %channel.client_id, "offset reset sent"),
+                Err(error) => {
+                    tracing::warn!(group, topic, client = %channel.client_id, %error, "offset reset not delivered")
+                }
+            }
+        }
+        ResetNotice::Sent { consumers: info.channels.len() }
     }
 
     // ----- queries -----

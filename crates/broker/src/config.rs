@@ -62,6 +62,9 @@ pub struct BrokerConfig {
     pub trace_on: bool,
     /// `rejectTransactionMessage`.
     pub reject_transaction_message: bool,
+    /// `useServerSideResetOffset`: an admin's offset reset waits for the group's next pull
+    /// (true, the 5.x way) instead of being pushed to its online consumers.
+    pub use_server_side_reset_offset: bool,
     /// `enablePropertyFilter`: SQL92 subscriptions.
     pub enable_property_filter: bool,
     /// `maxReconsumeTimes` default of groups (`retryMaxTimes` of a subscription group wins).
@@ -100,6 +103,7 @@ impl Default for BrokerConfig {
             region_id: "DefaultRegion".to_owned(),
             trace_on: true,
             reject_transaction_message: false,
+            use_server_side_reset_offset: true,
             enable_property_filter: false,
             default_max_reconsume_times: 16,
             store: StoreConfig::default(),
@@ -173,6 +177,7 @@ impl BrokerConfig {
             "regionId" => self.region_id = text.to_owned(),
             "traceOn" => self.trace_on = flag()?,
             "rejectTransactionMessage" => self.reject_transaction_message = flag()?,
+            "useServerSideResetOffset" => self.use_server_side_reset_offset = flag()?,
             "enablePropertyFilter" => self.enable_property_filter = flag()?,
             "fastChannelEnable" => self.fast_channel_enable = flag()?,
             _ => {

@@ -84,7 +84,7 @@ async fn view_by_offset_id_and_query_by_key() {
     let broker = TestBroker::start().await;
     let uniq = "7F0000010000000000000000000000AA";
     let placed = broker.store("Lookup", 0, "hello", &[("KEYS", "order-1 order-2"), ("UNIQ_KEY", uniq)]).await;
-    broker.store("Lookup", 0, "other", &[("KEYS", "order-3")]).await;
+    let last = broker.store("Lookup", 0, "other", &[("KEYS", "order-3")]).await;
 
     // What queryMsgById does: decode the offset id, ask the broker it names for the offset.
     let id = offset_msg_id(broker.store_host(), placed.commit_log_offset as i64);
@@ -128,7 +128,8 @@ async fn view_by_offset_id_and_query_by_key() {
     assert_eq!(found.len(), 1);
     assert_eq!(&found[0].message.body[..], b"hello");
     let freshness: QueryMessageResponseHeader = response.decode_header().unwrap();
-    assert!(freshness.index_last_update_phyoffset >= 0);
+    // The index has seen up to the last stored record: its start is the newest indexed offset.
+    assert_eq!(freshness.index_last_update_phyoffset, last.commit_log_offset as i64);
 
     let response = broker.call(query(uniq, true)).await;
     assert_eq!(response.code, response_code::SUCCESS);
@@ -195,6 +196,31 @@ async fn consume_stats_after_a_committed_offset() {
         assert_eq!(queue0.last_timestamp, placements[1].store_timestamp);
         let queue1 = stats.offset_table[&MessageQueue::new("Progress", "broker-test", 1)];
         assert_eq!((queue1.broker_offset, queue1.consumer_offset, queue1.last_timestamp), (0, 0, 0));
+    }
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_info_reports_only_what_the_broker_measures() {
+    let broker = TestBroker::start().await;
+    let response = broker.call(RemotingCommand::request(request_code::GET_BROKER_RUNTIME_INFO)).await;
+    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    let info: apogee_remoting::body::namesrv::KVTable = fastjson::from_slice(&response.body).unwrap();
+    assert_eq!(
+        info.table.get("brokerActive").map(String::as_str),
+        Some("true"),
+        "a serving broker is active"
+    );
+    // No timer wheel and no send-acceptance setting: nothing to report, rather than zeros.
+    for absent in [
+        "timerReadBehind",
+        "timerOffsetBehind",
+        "timerCongestNum",
+        "timerEnqueueTps",
+        "timerDequeueTps",
+        "startAcceptSendRequestTimeStamp",
+    ] {
+        assert!(!info.table.contains_key(absent), "{absent} reported: {:?}", info.table.get(absent));
     }
     broker.stop().await;
 }

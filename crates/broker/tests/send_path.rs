@@ -270,7 +270,7 @@ async fn unknown_topics_are_refused_without_auto_creation_and_transactions_when_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delayed_and_half_messages_are_parked_in_system_topics() {
+async fn delayed_messages_are_parked_in_the_schedule_topic() {
     let cluster = TestCluster::start(|_| {}).await;
     let topic = "SendDelayTopic";
 
@@ -298,24 +298,45 @@ async fn delayed_and_half_messages_are_parked_in_system_topics() {
     let records = read_records(cluster.broker(), "SCHEDULE_TOPIC_XXXX", 17, offset, 1).await;
     assert_eq!(records[0].message.property(property::DELAY), Some("18"));
 
-    // A transaction half message goes to the half topic, queue 0, as an ordinary record.
-    let half = props(&[
-        ("TRAN_MSG", "true"),
-        ("PGROUP", "PG_TEST"),
-        ("UNIQ_KEY", "7F000001000100000000000000000042"),
-    ]);
-    let mut header = send_header(topic, 2, &half);
-    header.sys_flag = sysflag::TRANSACTION_PREPARED_TYPE;
-    let response = cluster.call(send_v2(header, b"half")).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_messages_are_refused_until_transactions_are_built() {
+    let cluster = TestCluster::start(|_| {}).await;
+    let state = cluster.broker().state();
+    let topic = "SendHalfTopic";
+    let forbidden =
+        format!("the broker[{}] sending transaction message is forbidden", state.config.broker_ip1);
+
+    // Flagged by the property (with the sysflag, as producers send it), by the property alone
+    // and by the sysflag alone: each is refused, as stored it would never be delivered.
+    let flagged = props(&[("TRAN_MSG", "true"), ("PGROUP", "PG_TEST")]);
+    let cases = [
+        (&flagged, sysflag::TRANSACTION_PREPARED_TYPE),
+        (&flagged, 0),
+        (&props(&[]), sysflag::TRANSACTION_PREPARED_TYPE),
+    ];
+    for (properties, sys_flag) in cases {
+        let mut header = send_header(topic, 2, properties);
+        header.sys_flag = sys_flag;
+        let response = cluster.call(send_v2(header, b"half")).await;
+        assert_refused(&response, response_code::NO_PERMISSION, &forbidden);
+    }
+    assert_eq!(state.store.max_offset("RMQ_SYS_TRANS_HALF_TOPIC", 0), 0, "nothing parked as half");
+    assert_eq!(state.store.max_offset(topic, 2), 0, "nothing stored in the real topic");
+
+    // A reconsumed message with a delay level still carrying the flag (clients before 4.6.1
+    // send retries so) is no half message: it goes to the delay topic.
+    let mut header = send_header(topic, 2, &props(&[("TRAN_MSG", "true"), ("DELAY", "3")]));
+    header.reconsume_times = Some(1);
+    let response = cluster.call(send_v2(header, b"retry")).await;
     assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
-    let header = response_header(&response);
-    assert_eq!(header.transaction_id.as_deref(), Some("7F000001000100000000000000000042"));
-    let records = read_records(cluster.broker(), "RMQ_SYS_TRANS_HALF_TOPIC", 0, header.queue_offset, 1).await;
-    let stored = &records[0];
-    assert_eq!(stored.message.property(property::REAL_TOPIC), Some(topic));
-    assert_eq!(stored.message.property(property::REAL_QID), Some("2"));
-    assert_eq!(stored.message.property(property::TRANSACTION_ID), Some("7F000001000100000000000000000042"));
-    assert_eq!(sysflag::transaction_type(stored.sys_flag), sysflag::TRANSACTION_NOT_TYPE);
+    let records =
+        read_records(cluster.broker(), "SCHEDULE_TOPIC_XXXX", 2, response_header(&response).queue_offset, 1)
+            .await;
+    assert_eq!(&records[0].message.body[..], b"retry");
+    assert_eq!(records[0].message.property(property::REAL_TOPIC), Some(topic));
 
     cluster.shutdown().await;
 }
@@ -358,8 +379,8 @@ async fn topics_survive_a_broker_restart() {
     cluster.shutdown().await;
 }
 
-/// Needs the subscription groups and queue locks of the consumer side, still stubs on this
-/// branch (their lookups are `unimplemented!()`); run with `--ignored` once they land.
+/// Retries past their limit go to the group's dead-letter topic, created on first use with
+/// one writable queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_sends_past_the_limit_land_in_the_dead_letter_queue() {
     let cluster = TestCluster::start(|_| {}).await;

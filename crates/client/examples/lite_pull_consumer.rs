@@ -5,11 +5,13 @@
 //! ```
 //!
 //! Subscribes to every tag of `<topic>` (starting from the first message for a new group),
-//! polls until `<count>` messages arrived or 30 s passed, printing one line per message —
-//! `queueId queueOffset msgId tags body` — then commits and exits 0 if it got `<count>`.
+//! polls until `<count>` distinct messages arrived or 30 s passed, printing one line per
+//! delivery (a redelivery too, so a caller can see it) — `queueId queueOffset msgId tags body`
+//! — then commits and exits 0 if it got `<count>` distinct messages.
 
 mod common;
 
+use std::collections::HashSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -58,10 +60,11 @@ async fn main() -> ExitCode {
     }
 
     let deadline = Instant::now() + RUN_LIMIT;
-    let mut received = 0;
-    while received < count && Instant::now() < deadline {
+    // A message is its queue and offset: a redelivery is not counted again.
+    let mut distinct: HashSet<(i32, i64)> = HashSet::new();
+    while distinct.len() < count && Instant::now() < deadline {
         for message in consumer.poll(POLL_WAIT).await {
-            received += 1;
+            distinct.insert((message.queue_id, message.queue_offset));
             println!(
                 "{} {} {} {} {}",
                 message.queue_id,
@@ -76,6 +79,7 @@ async fn main() -> ExitCode {
         eprintln!("commit failed: {error}");
     }
     consumer.shutdown().await;
+    let received = distinct.len();
     let missing = count.saturating_sub(received);
-    common::exit_code(missing, || format!("got {received} of {count} messages in {} s", RUN_LIMIT.as_secs()))
+    common::exit_code(missing, || format!("got {received} of {count} distinct messages in {} s", RUN_LIMIT.as_secs()))
 }

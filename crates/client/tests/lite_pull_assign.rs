@@ -228,10 +228,23 @@ async fn broker_requests_reach_the_consumer() {
         jstack_enable: None,
         bname: None,
     };
+    consumer.commit_sync().await.unwrap();
     let request = RemotingCommand::request(request_code::GET_CONSUMER_RUNNING_INFO).with_header(&header);
     let running: serde_json::Value =
         fastjson::from_slice(&ask_client(&cluster, "GroupHandle", &client_id, request).await.body).unwrap();
     assert_eq!(running["properties"]["consumerGroup"], "GroupHandle");
+    // The held queue with what the consumer knows of it: all 5 polled and committed.
+    let held: serde_json::Map<String, serde_json::Value> = running["mqTable"].as_object().cloned().unwrap();
+    let keys: Vec<&String> = held.keys().collect();
+    assert_eq!(keys, [&serde_json::to_string(&queue).unwrap()], "{running}");
+    let info = held.values().next().unwrap();
+    assert_eq!(
+        (&info["commitOffset"], &info["cachedMsgCount"], &info["droped"]),
+        (&5.into(), &0.into(), &false.into())
+    );
+    assert!(
+        info["lastPullTimestamp"].as_i64().unwrap() > 0 && info["lastConsumeTimestamp"].as_i64().unwrap() > 0
+    );
 
     let header = ConsumeMessageDirectlyResultRequestHeader {
         consumer_group: "GroupHandle".to_owned(),

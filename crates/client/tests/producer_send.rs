@@ -216,10 +216,20 @@ async fn the_background_heartbeat_reaches_the_broker() {
         .expect("producer starts");
     producer.send(Message::new("PeriodicTopic", &b"x"[..])).await.expect("send succeeds");
     let clients = &cluster.broker(0).state().clients;
-    eventually("a periodic heartbeat", || async {
-        (!clients.producer_channels("PG_PERIODIC").is_empty()).then_some(())
-    })
-    .await;
+    let last_beat_ms =
+        || clients.producer_channels("PG_PERIODIC").first().map(|channel| channel.last_update_ms);
+    let mut previous = eventually("a periodic heartbeat", || async { last_beat_ms() }).await;
+    // Successive beats come at the configured 200 ms, not the default 30 s nor a 1 s tick:
+    // three gaps, each well under 1 s, and the three within 2 s of waiting.
+    let waited_from = std::time::Instant::now();
+    for _ in 0..3 {
+        let next =
+            eventually("the next heartbeat", || async { last_beat_ms().filter(|beat| *beat != previous) })
+                .await;
+        assert!(next - previous < 700, "heartbeats {} ms apart; configured 200 ms", next - previous);
+        previous = next;
+    }
+    assert!(waited_from.elapsed() < Duration::from_secs(2), "three beats took {:?}", waited_from.elapsed());
     producer.shutdown().await;
     cluster.shutdown().await;
 }

@@ -5,7 +5,8 @@
 //! RocketMQ response code and a remark.
 //!
 //! One module per concern: [`send`] (single and batch), [`pull`] (reading a queue, and the
-//! wait for arrival behind long polling), [`offsets`] (consumer offsets and queue bounds),
+//! wait for arrival behind long polling), [`offsets`] (consumer offsets and queue bounds), [`offset_reset`] (an admin's reset of a
+//! group's offsets),
 //! [`messages`] (lookups by offset and key), [`clients`] (the client registry and queue locks)
 //! and [`admin`] (topics, groups, statistics, broker information and maintenance).
 
@@ -14,6 +15,7 @@ pub mod caller;
 pub mod clients;
 pub mod error;
 pub mod messages;
+pub mod offset_reset;
 pub mod offsets;
 pub mod pull;
 pub mod send;

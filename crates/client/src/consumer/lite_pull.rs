@@ -1021,6 +1021,29 @@ async fn rebalance_loop(shared: Arc<Shared>) {
     }
 }
 
+/// The runtime info's `mqTable`: every held queue (keyed by its JSON, as Java writes a map
+/// with object keys) with its committed offset in memory (-1 when none) and its cache.
+fn mq_table(state: &State) -> serde_json::Map<String, serde_json::Value> {
+    let mut table = serde_json::Map::new();
+    for (queue, info) in state.queues.infos() {
+        let commit_offset = state.committed.get(&queue).copied().unwrap_or(-1);
+        let key = serde_json::to_string(&queue).unwrap_or_default();
+        let value = serde_json::json!({
+            "commitOffset": commit_offset,
+            "cachedMsgMinOffset": info.cached_min_offset,
+            "cachedMsgMaxOffset": info.cached_max_offset,
+            "cachedMsgCount": info.cached_count,
+            "cachedMsgSizeInMiB": info.cached_bytes / (1024 * 1024),
+            "locked": false,
+            "droped": false,
+            "lastPullTimestamp": info.last_pull_ms,
+            "lastConsumeTimestamp": info.last_consume_ms,
+        });
+        table.insert(key, value);
+    }
+    table
+}
+
 /// What the client instance holds of the consumer: weak, so a dropped consumer goes away.
 struct Registration {
     group: String,
@@ -1098,7 +1121,9 @@ impl ConsumerHandle for Registration {
                 "readyMessages": state.queues.ready_messages().to_string(),
             },
             "subscriptionSet": subscriptions,
-            "mqTable": {},
+            "mqTable": mq_table(&state),
+            // Consume statistics exist only where a listener consumes (push); Java's lite pull
+            // consumer reports none either.
             "statusTable": {},
         })
     }

@@ -25,10 +25,11 @@ pub async fn runtime_info(state: &Arc<BrokerState>) -> CoreResult<BTreeMap<Strin
     blocking(state, runtime_figures).await
 }
 
-/// The runtime figures Apogee can give truthfully: version, store
-/// offsets and disk use, earliest message, delay-level progress; the timer wheel's figures are
-/// zero because Apogee has none (as Java reports with `timerWheelEnable=false`). Throughput
-/// counters and thread-pool figures are left out until the broker keeps them.
+/// The runtime figures Apogee can give truthfully: version, whether it serves, store offsets
+/// and disk use, earliest message, delay-level progress. Left out: the timer wheel's figures
+/// (Apogee has none; Java's readers skip them when absent), `startAcceptSendRequestTimeStamp`
+/// (a Java setting Apogee does not have), throughput counters and thread-pool figures (until
+/// the broker keeps them).
 fn runtime_figures(state: &BrokerState) -> BTreeMap<String, String> {
     let store = &state.store;
     let store_config = store.config();
@@ -37,7 +38,8 @@ fn runtime_figures(state: &BrokerState) -> BTreeMap<String, String> {
         table.insert(key.to_owned(), value);
     };
     put("brokerVersionDesc", BROKER_VERSION_DESC.to_owned());
-    put("brokerActive", "true".to_owned());
+    // Java: its master-only services run. Apogee's (serving, delay levels) run until it stops.
+    put("brokerActive", (!*state.stopping.borrow()).to_string());
     let commit_log_dir = store_config.commit_log_dir();
     let commit_log_ratio = disk_used_ratio(&commit_log_dir);
     put("commitLogDiskRatio", java_double(commit_log_ratio));
@@ -53,6 +55,7 @@ fn runtime_figures(state: &BrokerState) -> BTreeMap<String, String> {
     put("commitLogMinOffset", min.to_string());
     put("commitLogMaxOffset", max.to_string());
     put("remainHowManyDataToFlush", human_bytes(max.saturating_sub(store.commit_log_flushed_offset())));
+    // The store dispatches each record as it appends it, so nothing is ever left to dispatch.
     put("dispatchBehindBytes", "0".to_owned());
     let earliest = store
         .message_at(min)
@@ -61,16 +64,10 @@ fn runtime_figures(state: &BrokerState) -> BTreeMap<String, String> {
         })
         .unwrap_or(-1);
     put("earliestMessageTimeStamp", earliest.to_string());
-    put("startAcceptSendRequestTimeStamp", "0".to_owned());
     for (level, offset) in state.schedule.offsets() {
         let queue_max = store.max_offset(topic_names::SCHEDULE_TOPIC, level - 1);
         put(&format!("scheduleMessageOffset_{level}"), format!("{offset},{queue_max}"));
     }
-    put("timerReadBehind", "0".to_owned());
-    put("timerOffsetBehind", "0".to_owned());
-    put("timerCongestNum", "0".to_owned());
-    put("timerEnqueueTps", "0.0".to_owned());
-    put("timerDequeueTps", "0.0".to_owned());
     table
 }
 
@@ -159,6 +156,7 @@ pub fn config_properties(config: &BrokerConfig) -> Vec<(&'static str, String)> {
         ("registerBrokerTimeoutMills", config.register_broker_timeout_ms.to_string()),
         ("registerNameServerPeriod", config.register_name_server_period_ms.to_string()),
         ("rejectTransactionMessage", config.reject_transaction_message.to_string()),
+        ("useServerSideResetOffset", config.use_server_side_reset_offset.to_string()),
         ("shortPollingTimeMills", config.short_polling_time_ms.to_string()),
         ("traceOn", config.trace_on.to_string()),
     ];

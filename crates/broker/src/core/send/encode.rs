@@ -1,5 +1,5 @@
-//! Turning a send into stored records: one message after the transaction and delay
-//! rewrites, the common message with its properties kept as sent, and batches.
+//! Turning a send into stored records: one message after the delay rewrite (transaction
+//! half messages are refused), the common message with its properties kept as sent, and batches.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -32,7 +32,7 @@ const COMPACTION: &str = "COMPACTION";
 /// `CLUSTER`), so the batch buffer is allocated once.
 const ADDED_PROPERTIES_ALLOWANCE: usize = 128;
 
-/// Where a single message is stored, after the retry, transaction and delay rewrites.
+/// Where a single message is stored, after the retry and delay rewrites.
 pub(super) struct Destination {
     pub(super) topic: String,
     pub(super) queue_id: i32,
@@ -41,8 +41,8 @@ pub(super) struct Destination {
     pub(super) config: Arc<TopicConfig>,
 }
 
-/// One message, after any retry redirect: the stored record after the transaction and delay
-/// rewrites.
+/// One message, after any retry redirect: the stored record after the delay rewrite; a
+/// transaction half message is refused.
 pub(super) fn one(
     state: &BrokerState,
     caller: &Caller,
@@ -59,21 +59,12 @@ pub(super) fn one(
     }
     properties.insert(property::CLUSTER, state.config.broker_cluster_name.as_str());
 
-    let mut sys_flag = stored_sys_flag(request.sys_flag, &destination.config);
+    let sys_flag = stored_sys_flag(request.sys_flag, &destination.config);
     let delay_level = delay_level(properties.get(property::DELAY));
-    let prepared = properties.get(property::TRAN_MSG).is_some_and(|flag| flag.eq_ignore_ascii_case(TRUE))
-        && !(reconsume_times > 0 && delay_level > 0);
-    if prepared {
-        if state.config.reject_transaction_message {
-            return Err(Error::new(
-                response_code::NO_PERMISSION,
-                format!("the broker[{}] sending transaction message is forbidden", state.config.broker_ip1),
-            ));
-        }
-        properties.insert(property::TRANSACTION_ID, uniq_key.as_str());
-        park(&mut destination, &mut properties, topic::TRANS_HALF_TOPIC, 0);
-        sys_flag = sysflag::reset_transaction_value(sys_flag, sysflag::TRANSACTION_NOT_TYPE);
-    } else if delay_level > 0
+    if is_half_message(&properties, sys_flag, reconsume_times, delay_level) {
+        return Err(half_message_refused(state));
+    }
+    if delay_level > 0
         && matches!(
             sysflag::transaction_type(sys_flag),
             sysflag::TRANSACTION_NOT_TYPE | sysflag::TRANSACTION_COMMIT_TYPE
@@ -135,7 +126,8 @@ pub(super) fn as_sent(
     let Some(sent) = SentProperties::parse(request.properties.unwrap_or_default()) else {
         return Ok(None);
     };
-    if sent.get(property::TRAN_MSG).is_some() || sent.get(property::DELAY).is_some() {
+    let prepared = sysflag::transaction_type(request.sys_flag) == sysflag::TRANSACTION_PREPARED_TYPE;
+    if prepared || sent.get(property::TRAN_MSG).is_some() || sent.get(property::DELAY).is_some() {
         return Ok(None);
     }
     let mut generated = None;
@@ -245,13 +237,24 @@ fn is_compaction_topic(config: &TopicConfig) -> bool {
         .is_some_and(|policy| policy.eq_ignore_ascii_case(COMPACTION))
 }
 
-/// Parks a message in a system topic, remembering where it was going in `REAL_TOPIC` and
-/// `REAL_QID` (half messages, delay levels).
-fn park(destination: &mut Destination, properties: &mut Properties, system_topic: &str, queue_id: i32) {
-    properties.insert(property::REAL_TOPIC, destination.topic.as_str());
-    properties.insert(property::REAL_QID, destination.queue_id.to_string());
-    destination.topic = system_topic.to_owned();
-    destination.queue_id = queue_id;
+/// Whether a send is a transaction half message: one flagged `TRAN_MSG=true` or with the
+/// prepared sysflag, except the retry of a consumed one (a reconsumed message with a delay
+/// level, which clients before 4.6.1 send with the flag still set), as Java tells them apart.
+fn is_half_message(properties: &Properties, sys_flag: i32, reconsume_times: i32, delay_level: i32) -> bool {
+    let flagged = properties.get(property::TRAN_MSG).is_some_and(|flag| flag.eq_ignore_ascii_case(TRUE))
+        || sysflag::transaction_type(sys_flag) == sysflag::TRANSACTION_PREPARED_TYPE;
+    flagged && !(reconsume_times > 0 && delay_level > 0)
+}
+
+/// The answer to every half message until transactions are built: stored, it would wait for
+/// an END_TRANSACTION nobody handles and never be delivered, so the producer is told now, with
+/// the code and remark Java's broker gives when `rejectTransactionMessage` is set.
+fn half_message_refused(state: &BrokerState) -> Error {
+    tracing::warn!(broker = %state.config.broker_ip1, "transaction half message refused: transactions are not supported");
+    Error::new(
+        response_code::NO_PERMISSION,
+        format!("the broker[{}] sending transaction message is forbidden", state.config.broker_ip1),
+    )
 }
 
 /// The message's `UNIQ_KEY`, generated and stored when missing; borrowed, so a caller that

@@ -1,12 +1,13 @@
 //! Admin requests over remoting (remoting spec §3.5, behaviour spec §9), one adapter module
-//! per concern of [`core::admin`](crate::core::admin): [`topics`], [`groups`], [`stats`] and
-//! [`broker`]. Each decodes the header or body, calls the core and encodes the answer.
+//! per concern of [`core::admin`](crate::core::admin): [`topics`], [`groups`], [`stats`],
+//! [`reset`] and [`broker`]. Each decodes the header or body, calls the core and encodes the answer.
 //!
 //! Bodies are written in the fastjson dialect: `MessageQueue` map keys as bare objects, the
 //! only form Java admin tools read.
 
 mod broker;
 mod groups;
+mod reset;
 mod stats;
 mod topics;
 
@@ -126,6 +127,15 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
         let outcome = broker::delete_expired_commit_log(&state, &request).await;
         Some(finish(&request, outcome))
     });
+    route(
+        router,
+        request_code::INVOKE_BROKER_TO_RESET_OFFSET,
+        state,
+        |state, connection, request| async move {
+            let outcome = reset::reset_offset(&state, &connection, &request).await;
+            Some(finish(&request, outcome))
+        },
+    );
     route(router, request_code::GET_BROKER_CONFIG, state, |state, _, request| async move {
         Some(broker::config(&state, &request))
     });

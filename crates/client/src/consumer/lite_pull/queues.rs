@@ -71,6 +71,28 @@ pub(crate) struct QueueState {
     cached_bytes: usize,
     /// Largest offset ever cached in this generation.
     max_cached_offset: Option<i64>,
+    /// Wall-clock ms of the last pull answer applied; 0 before the first.
+    last_pull_ms: i64,
+    /// Wall-clock ms of the last poll that took messages of the queue; 0 before the first.
+    last_consume_ms: i64,
+}
+
+/// What the consumer's runtime info reports of one held queue (Java `ProcessQueueInfo`, the
+/// fields a pull consumer has).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QueueInfo {
+    /// Lowest offset cached and not yet polled (0 when none, as Java reports).
+    pub cached_min_offset: i64,
+    /// Highest offset cached and not yet polled (0 when none).
+    pub cached_max_offset: i64,
+    /// Messages cached and not yet polled.
+    pub cached_count: usize,
+    /// Their body bytes.
+    pub cached_bytes: usize,
+    /// Wall-clock ms of the last pull answer; 0 before the first.
+    pub last_pull_ms: i64,
+    /// Wall-clock ms of the last poll that took messages; 0 before the first.
+    pub last_consume_ms: i64,
 }
 
 impl QueueState {
@@ -231,6 +253,7 @@ impl Queues {
     /// or `None` if the task is stale.
     pub fn apply(&mut self, queue: &MessageQueue, generation: u64, outcome: PullOutcome) -> Option<bool> {
         let state = self.current(queue, generation)?;
+        state.last_pull_ms = apogee_common::time::now_ms();
         state.suggested_broker_id = outcome.suggest_broker_id;
         state.pull_offset = Some(outcome.next_begin_offset);
         let messages = match outcome.status {
@@ -274,6 +297,7 @@ impl Queues {
             if next.is_some() {
                 state.consumed_offset = next;
             }
+            state.last_consume_ms = apogee_common::time::now_ms();
             return Some(batch);
         }
         None
@@ -294,6 +318,27 @@ impl Queues {
     pub fn drain(&mut self) -> Vec<(MessageQueue, QueueState)> {
         self.ready.clear();
         self.queues.drain().collect()
+    }
+
+    /// The runtime figures of every held queue, sorted by queue.
+    pub fn infos(&self) -> Vec<(MessageQueue, QueueInfo)> {
+        let mut infos: Vec<(MessageQueue, QueueInfo)> = self
+            .queues
+            .iter()
+            .map(|(queue, state)| {
+                let info = QueueInfo {
+                    cached_min_offset: state.cached.keys().next().copied().unwrap_or(0),
+                    cached_max_offset: state.cached.keys().next_back().copied().unwrap_or(0),
+                    cached_count: state.cached.len(),
+                    cached_bytes: state.cached_bytes,
+                    last_pull_ms: state.last_pull_ms,
+                    last_consume_ms: state.last_consume_ms,
+                };
+                (queue.clone(), info)
+            })
+            .collect();
+        infos.sort_by(|left, right| left.0.cmp(&right.0));
+        infos
     }
 
     /// Number of messages in ready batches.
