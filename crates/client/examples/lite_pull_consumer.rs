@@ -81,5 +81,7 @@ async fn main() -> ExitCode {
     consumer.shutdown().await;
     let received = distinct.len();
     let missing = count.saturating_sub(received);
-    common::exit_code(missing, || format!("got {received} of {count} distinct messages in {} s", RUN_LIMIT.as_secs()))
+    common::exit_code(missing, || {
+        format!("got {received} of {count} distinct messages in {} s", RUN_LIMIT.as_secs())
+    })
 }
