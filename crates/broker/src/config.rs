@@ -60,8 +60,15 @@ pub struct BrokerConfig {
     pub region_id: String,
     /// `traceOn`, returned in send responses as `TRACE_ON`.
     pub trace_on: bool,
-    /// `rejectTransactionMessage`.
+    /// `rejectTransactionMessage`: refuse half messages (NO_PERMISSION).
     pub reject_transaction_message: bool,
+    /// `transactionTimeOut`: a half younger than this is not asked about.
+    pub transaction_timeout_ms: u64,
+    /// `transactionCheckMax`: how often a half is asked about before it is parked in
+    /// `TRANS_CHECK_MAX_TIME_TOPIC`.
+    pub transaction_check_max: u32,
+    /// `transactionCheckInterval`: the period of the check-back service.
+    pub transaction_check_interval_ms: u64,
     /// `useServerSideResetOffset`: an admin's offset reset waits for the group's next pull
     /// (true, the 5.x way) instead of being pushed to its online consumers.
     pub use_server_side_reset_offset: bool,
@@ -103,6 +110,9 @@ impl Default for BrokerConfig {
             region_id: "DefaultRegion".to_owned(),
             trace_on: true,
             reject_transaction_message: false,
+            transaction_timeout_ms: 6_000,
+            transaction_check_max: 15,
+            transaction_check_interval_ms: 30_000,
             use_server_side_reset_offset: true,
             enable_property_filter: false,
             default_max_reconsume_times: 16,
@@ -177,6 +187,9 @@ impl BrokerConfig {
             "regionId" => self.region_id = text.to_owned(),
             "traceOn" => self.trace_on = flag()?,
             "rejectTransactionMessage" => self.reject_transaction_message = flag()?,
+            "transactionTimeOut" => self.transaction_timeout_ms = number()?,
+            "transactionCheckMax" => self.transaction_check_max = text.parse().map_err(|_| invalid())?,
+            "transactionCheckInterval" => self.transaction_check_interval_ms = number()?,
             "useServerSideResetOffset" => self.use_server_side_reset_offset = flag()?,
             "enablePropertyFilter" => self.enable_property_filter = flag()?,
             "fastChannelEnable" => self.fast_channel_enable = flag()?,

@@ -148,6 +148,7 @@ impl Broker {
             tokio::spawn(client_manager::run_expiry(Arc::clone(&state))),
             tokio::spawn(long_polling::run_checker(Arc::clone(&state))),
             tokio::spawn(schedule::run(Arc::clone(&state))),
+            tokio::spawn(core::transaction::check::run(Arc::clone(&state))),
             tokio::spawn(persist_offsets(Arc::clone(&state))),
         ];
         Ok(Self { state, servers, stop, services })

@@ -12,7 +12,7 @@ use apogee_remoting::client::ClientConfig;
 use apogee_remoting::code::{request_code, response_code};
 use apogee_remoting::fastjson;
 use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
-use apogee_remoting::header::send::SendMessageResponseHeader;
+use apogee_remoting::header::send::{EndTransactionRequestHeader, SendMessageResponseHeader};
 use apogee_remoting::{RemotingCommand, SerializeType};
 use bytes::Bytes;
 use send_common::*;
@@ -301,30 +301,103 @@ async fn delayed_messages_are_parked_in_the_schedule_topic() {
     cluster.shutdown().await;
 }
 
+/// An END_TRANSACTION for the half a send answered with `header`.
+fn end_transaction(
+    header: &SendMessageResponseHeader,
+    group: &str,
+    commit_or_rollback: i32,
+) -> RemotingCommand {
+    let (_, commit_log_offset) = decode_offset_msg_id(&header.msg_id).expect("offset msg id");
+    let end = EndTransactionRequestHeader {
+        producer_group: group.to_owned(),
+        tran_state_table_offset: header.queue_offset,
+        commit_log_offset,
+        commit_or_rollback,
+        from_transaction_check: Some(false),
+        msg_id: header.transaction_id.as_deref().unwrap_or_default().to_owned(),
+        transaction_id: header.transaction_id.as_deref().map(str::to_owned),
+        ..EndTransactionRequestHeader::default()
+    };
+    RemotingCommand::request(request_code::END_TRANSACTION).with_header(&end)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn half_messages_are_refused_until_transactions_are_built() {
+async fn half_messages_wait_in_the_half_topic_until_committed_or_rolled_back() {
     let cluster = TestCluster::start(|_| {}).await;
     let state = cluster.broker().state();
     let topic = "SendHalfTopic";
-    let forbidden =
-        format!("the broker[{}] sending transaction message is forbidden", state.config.broker_ip1);
 
     // Flagged by the property (with the sysflag, as producers send it), by the property alone
-    // and by the sysflag alone: each is refused, as stored it would never be delivered.
-    let flagged = props(&[("TRAN_MSG", "true"), ("PGROUP", "PG_TEST")]);
+    // and by the sysflag alone: each is parked in the half topic, nothing in the real topic.
+    let flagged = props(&[("TRAN_MSG", "true"), ("PGROUP", "PG_TEST"), ("TAGS", "tx"), ("KEYS", "order-1")]);
     let cases = [
         (&flagged, sysflag::TRANSACTION_PREPARED_TYPE),
         (&flagged, 0),
-        (&props(&[]), sysflag::TRANSACTION_PREPARED_TYPE),
+        (&props(&[("PGROUP", "PG_TEST")]), sysflag::TRANSACTION_PREPARED_TYPE),
     ];
-    for (properties, sys_flag) in cases {
+    let mut halves = Vec::new();
+    for (index, (properties, sys_flag)) in cases.into_iter().enumerate() {
         let mut header = send_header(topic, 2, properties);
         header.sys_flag = sys_flag;
-        let response = cluster.call(send_v2(header, b"half")).await;
-        assert_refused(&response, response_code::NO_PERMISSION, &forbidden);
+        let response = cluster.call(send_v2(header, format!("half-{index}").as_bytes())).await;
+        assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+        let answered = response_header(&response);
+        assert_eq!(answered.queue_id, 2, "the answer names the producer's queue");
+        assert_eq!(answered.queue_offset, index as i64, "the half queue offset");
+        let records =
+            read_records(cluster.broker(), "RMQ_SYS_TRANS_HALF_TOPIC", 0, answered.queue_offset, 1).await;
+        let half = &records[0];
+        assert_eq!(half.message.property(property::REAL_TOPIC), Some(topic));
+        assert_eq!(half.message.property(property::REAL_QID), Some("2"));
+        let uniq_key = half.message.property(property::UNIQ_KEY).expect("UNIQ_KEY");
+        assert_eq!(half.message.property(property::TRANSACTION_ID), Some(uniq_key));
+        assert_eq!(answered.transaction_id.as_deref(), Some(uniq_key));
+        assert_eq!(sysflag::transaction_type(half.sys_flag), sysflag::TRANSACTION_NOT_TYPE);
+        halves.push(answered);
     }
-    assert_eq!(state.store.max_offset("RMQ_SYS_TRANS_HALF_TOPIC", 0), 0, "nothing parked as half");
-    assert_eq!(state.store.max_offset(topic, 2), 0, "nothing stored in the real topic");
+    assert_eq!(state.store.max_offset(topic, 2), 0, "nothing in the real topic before a commit");
+
+    // A mismatched group or offset is refused as Java refuses it, and changes nothing.
+    let response =
+        cluster.call(end_transaction(&halves[0], "PG_OTHER", sysflag::TRANSACTION_COMMIT_TYPE)).await;
+    assert_eq!(
+        (response.code, response.remark.as_deref()),
+        (response_code::SYSTEM_ERROR, Some("The producer group wrong"))
+    );
+    let mut moved = halves[0].clone();
+    moved.queue_offset += 1;
+    let response = cluster.call(end_transaction(&moved, "PG_TEST", sysflag::TRANSACTION_COMMIT_TYPE)).await;
+    assert_eq!(
+        (response.code, response.remark.as_deref()),
+        (response_code::SYSTEM_ERROR, Some("The transaction state table offset wrong"))
+    );
+    assert_eq!(state.store.max_offset("RMQ_SYS_TRANS_OP_HALF_TOPIC", 0), 0, "no op record for a refused end");
+
+    // Commit delivers the first, intact; rollback drops the second.
+    let response =
+        cluster.call(end_transaction(&halves[0], "PG_TEST", sysflag::TRANSACTION_COMMIT_TYPE)).await;
+    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    let response =
+        cluster.call(end_transaction(&halves[1], "PG_TEST", sysflag::TRANSACTION_ROLLBACK_TYPE)).await;
+    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    assert_eq!(state.store.max_offset(topic, 2), 1, "exactly the committed message is delivered");
+    let records = read_records(cluster.broker(), topic, 2, 0, 1).await;
+    let real = &records[0];
+    assert_eq!(&real.message.body[..], b"half-0");
+    assert_eq!(real.message.tags(), Some("tx"));
+    assert_eq!(real.message.property(property::KEYS), Some("order-1"));
+    assert_eq!(real.message.property(property::REAL_TOPIC), None);
+    assert_eq!(real.message.property(property::TRAN_MSG), None);
+    assert_eq!(real.message.property(property::UNIQ_KEY), halves[0].transaction_id.as_deref());
+    assert_eq!(sysflag::transaction_type(real.sys_flag), sysflag::TRANSACTION_COMMIT_TYPE);
+    let (_, half_offset) = decode_offset_msg_id(&halves[0].msg_id).expect("offset msg id");
+    assert_eq!(real.prepared_transaction_offset, half_offset);
+
+    // One op record per decision, each naming its half's queue offset.
+    let ops = read_records(cluster.broker(), "RMQ_SYS_TRANS_OP_HALF_TOPIC", 0, 0, 2).await;
+    let bodies: Vec<&[u8]> = ops.iter().map(|op| &op.message.body[..]).collect();
+    assert_eq!(bodies, [&b"0,"[..], &b"1,"[..]]);
+    assert!(ops.iter().all(|op| op.message.tags() == Some("d")));
 
     // A reconsumed message with a delay level still carrying the flag (clients before 4.6.1
     // send retries so) is no half message: it goes to the delay topic.

@@ -7,7 +7,8 @@
 //! One module per concern: [`send`] (single and batch), [`pull`] (reading a queue, and the
 //! wait for arrival behind long polling), [`offsets`] (consumer offsets and queue bounds), [`offset_reset`] (an admin's reset of a
 //! group's offsets),
-//! [`messages`] (lookups by offset and key), [`clients`] (the client registry and queue locks)
+//! [`messages`] (lookups by offset and key), [`clients`] (the client registry and queue locks),
+//! [`transaction`] (half messages, their end and the check-back service)
 //! and [`admin`] (topics, groups, statistics, broker information and maintenance).
 
 pub mod admin;
@@ -20,6 +21,7 @@ pub mod offsets;
 pub mod pull;
 pub mod send;
 pub mod send_back;
+pub mod transaction;
 
 pub use caller::Caller;
 pub use error::{CoreResult, Error};

@@ -10,6 +10,7 @@ pub mod pull;
 pub mod query;
 pub mod send;
 pub mod send_back;
+pub mod transaction;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::BrokerState;
 pub fn register(router: &mut Router, state: &Arc<BrokerState>, fast_channel: bool) {
     send::register(router, state);
     send_back::register(router, state);
+    transaction::register(router, state);
     consumer::register(router, state);
     query::register(router, state);
     admin::register(router, state);

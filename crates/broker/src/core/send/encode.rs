@@ -1,5 +1,6 @@
-//! Turning a send into stored records: one message after the delay rewrite (transaction
-//! half messages are refused), the common message with its properties kept as sent, and batches.
+//! Turning a send into stored records: one message after the delay rewrite (a transaction
+//! half message parked in the half topic), the common message with its properties kept as
+//! sent, and batches.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -16,6 +17,7 @@ use apogee_store::PutStatus;
 use super::{put_error, Answer, PreparedSend, Receipt, SendRequest};
 use crate::core::caller::Caller;
 use crate::core::error::{CoreResult, Error};
+use crate::core::transaction;
 use crate::BrokerState;
 
 /// Longest topic of a batch, in bytes: batch records always use the 1-byte topic length.
@@ -41,8 +43,9 @@ pub(super) struct Destination {
     pub(super) config: Arc<TopicConfig>,
 }
 
-/// One message, after any retry redirect: the stored record after the delay rewrite; a
-/// transaction half message is refused.
+/// One message, after any retry redirect: the stored record after the delay rewrite, or a
+/// transaction half message parked in the half topic (refused with
+/// `rejectTransactionMessage`).
 pub(super) fn one(
     state: &BrokerState,
     caller: &Caller,
@@ -59,12 +62,19 @@ pub(super) fn one(
     }
     properties.insert(property::CLUSTER, state.config.broker_cluster_name.as_str());
 
-    let sys_flag = stored_sys_flag(request.sys_flag, &destination.config);
+    let mut sys_flag = stored_sys_flag(request.sys_flag, &destination.config);
     let delay_level = delay_level(properties.get(property::DELAY));
     if is_half_message(&properties, sys_flag, reconsume_times, delay_level) {
-        return Err(half_message_refused(state));
-    }
-    if delay_level > 0
+        if state.config.reject_transaction_message {
+            return Err(half_message_refused(state));
+        }
+        transaction::park_half(
+            &mut destination.topic,
+            &mut destination.queue_id,
+            &mut properties,
+            &mut sys_flag,
+        );
+    } else if delay_level > 0
         && matches!(
             sysflag::transaction_type(sys_flag),
             sysflag::TRANSACTION_NOT_TYPE | sysflag::TRANSACTION_COMMIT_TYPE
@@ -246,11 +256,9 @@ fn is_half_message(properties: &Properties, sys_flag: i32, reconsume_times: i32,
     flagged && !(reconsume_times > 0 && delay_level > 0)
 }
 
-/// The answer to every half message until transactions are built: stored, it would wait for
-/// an END_TRANSACTION nobody handles and never be delivered, so the producer is told now, with
-/// the code and remark Java's broker gives when `rejectTransactionMessage` is set.
+/// The answer to a half message when `rejectTransactionMessage` is set: Java's code and remark.
 fn half_message_refused(state: &BrokerState) -> Error {
-    tracing::warn!(broker = %state.config.broker_ip1, "transaction half message refused: transactions are not supported");
+    tracing::warn!(broker = %state.config.broker_ip1, "transaction half message refused: rejectTransactionMessage is set");
     Error::new(
         response_code::NO_PERMISSION,
         format!("the broker[{}] sending transaction message is forbidden", state.config.broker_ip1),
