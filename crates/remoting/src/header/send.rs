@@ -397,6 +397,31 @@ mod tests {
     }
 
     #[test]
+    fn the_cpp_clients_one_and_zero_bools_decode() {
+        // SEND_MESSAGE (10) as the Apache C++ client sends a batch: `batch` is "1".
+        let fields = ext_fields(&[
+            ("producerGroup", "PG"),
+            ("topic", "T"),
+            ("defaultTopic", "TBW102"),
+            ("defaultTopicQueueNums", "4"),
+            ("queueId", "0"),
+            ("sysFlag", "0"),
+            ("bornTimestamp", "1"),
+            ("flag", "0"),
+            ("reconsumeTimes", "0"),
+            ("unitMode", "0"),
+            ("batch", "1"),
+        ]);
+        let header = SendMessageRequestHeader::decode(&fields).unwrap();
+        assert_eq!((header.unit_mode, header.batch), (Some(false), Some(true)));
+        let mut fields = fields;
+        fields.insert("batch", "0");
+        assert_eq!(SendMessageRequestHeader::decode(&fields).unwrap().batch, Some(false));
+        fields.insert("batch", "TRUE");
+        assert_eq!(SendMessageRequestHeader::decode(&fields).unwrap().batch, Some(true));
+    }
+
+    #[test]
     fn an_unparsable_queue_id_is_invalid() {
         let mut fields = ext_fields(&[]);
         SendMessageRequestHeaderV2::from(full_v1()).encode(&mut fields);

@@ -81,8 +81,12 @@ impl HeaderValue for bool {
         CompactString::const_new(if *self { "true" } else { "false" })
     }
 
-    /// Java `Boolean.parseBoolean`: `true` in any case is true, anything else false.
+    /// Java `Boolean.parseBoolean` (`true` in any case is true, anything else false), and
+    /// also `1`: the Apache C++ client (1.x and 2.x) writes its bools as `1`/`0`, which Java's
+    /// broker misreads as false, so a C++ batch lands there as one message holding the whole
+    /// encoded batch (apache/rocketmq-client-cpp#363). No client writes `1` meaning false.
     fn from_text(text: &str) -> Option<Self> {
-        Some(text.trim().eq_ignore_ascii_case("true"))
+        let text = text.trim();
+        Some(text.eq_ignore_ascii_case("true") || text == "1")
     }
 }
