@@ -68,6 +68,8 @@ pub struct BrokerState {
     pub pulls: Arc<long_polling::PullRequestHoldService>,
     /// Delay levels.
     pub schedule: schedule::ScheduleMessageService,
+    /// Transactions decided lately, so none is decided twice.
+    pub transactions: core::transaction::decided::Decided,
     /// Outbound connections to the NameServers.
     pub namesrv_client: RemotingClient,
     /// Flips to true when the broker stops; services watch it.
@@ -113,6 +115,7 @@ impl Broker {
             locks: lock::RebalanceLockManager::new(),
             pulls,
             schedule: schedule::ScheduleMessageService::load(&config)?,
+            transactions: core::transaction::decided::Decided::default(),
             namesrv_client: RemotingClient::new(ClientConfig::default(), Router::new()),
             config,
             store,

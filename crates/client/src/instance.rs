@@ -31,12 +31,13 @@ use parking_lot::{Mutex, RwLock};
 use tokio::task::JoinHandle;
 
 use crate::config::MIN_TASK_INTERVAL;
+use crate::producer::transaction::{Checker, TransactionListener};
 use crate::{ClientConfig, ClientError, MessageExt};
 
-mod handlers;
+pub(crate) mod handlers;
 pub mod route;
 
-use handlers::ConsumerTable;
+use handlers::{CheckerTable, ConsumerTable};
 use route::RouteTable;
 
 /// Delay before the first route refresh after an instance starts (Java: 10 ms).
@@ -118,6 +119,8 @@ pub struct ClientInstance {
     /// Producer group → topics it sent to (kept fresh by the route task).
     producers: Mutex<BTreeMap<String, HashSet<String>>>,
     consumers: ConsumerTable,
+    /// Transaction checkers by producer group.
+    checkers: CheckerTable,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     released: AtomicBool,
     /// One heartbeat round at a time.
@@ -160,9 +163,10 @@ impl ClientInstance {
 
     fn new(config: ClientConfig, key: InstanceKey) -> Self {
         let consumers: ConsumerTable = Arc::default();
+        let checkers: CheckerTable = Arc::default();
         let remoting_config =
             RemotingConfig { credentials: config.credentials.clone(), ..RemotingConfig::default() };
-        let remoting = RemotingClient::new(remoting_config, handlers::router(&consumers));
+        let remoting = RemotingClient::new(remoting_config, handlers::router(&consumers, &checkers));
         let namesrv_addrs = config.namesrv_addrs();
         // Spread clients over the NameServers, as Java's random start index does.
         let start = usize::try_from(crate::producer::random_u32()).unwrap_or(0) % namesrv_addrs.len().max(1);
@@ -174,6 +178,7 @@ impl ClientInstance {
             routes: RwLock::default(),
             producers: Mutex::default(),
             consumers,
+            checkers,
             tasks: Mutex::default(),
             released: AtomicBool::new(false),
             heartbeat_round: tokio::sync::Mutex::new(()),
@@ -390,6 +395,16 @@ impl ClientInstance {
         if let Some(topics) = self.producers.lock().get_mut(group) {
             topics.remove(topic);
         }
+    }
+
+    /// Answers the brokers' transaction checks for producer `group` with `listener`.
+    pub fn register_transaction_checker(&self, group: &str, listener: Arc<dyn TransactionListener>) {
+        self.checkers.write().insert(group.to_owned(), Checker::new(listener));
+    }
+
+    /// Stops answering transaction checks for producer `group`.
+    pub fn unregister_transaction_checker(&self, group: &str) {
+        self.checkers.write().remove(group);
     }
 
     /// Stops announcing a producer group and tells the brokers (UNREGISTER_CLIENT).

@@ -16,7 +16,8 @@
 //!
 //! - [`instance`]: the client instance shared per process and NameServer set (routes,
 //!   heartbeats, requests brokers send to clients);
-//! - [`producer`]: [`Producer`], with its builder, selectors and send results;
+//! - [`producer`]: [`Producer`], with its builder, selectors and send results, and
+//!   [`TransactionProducer`] for transactional messages;
 //! - [`consumer`]: [`PushConsumer`], [`LitePullConsumer`], allocation strategies, offset stores;
 //! - [`admin`]: [`Admin`], what an mqadmin-style tool needs;
 //! - [`error`]: [`ClientError`], the one error type.
@@ -37,4 +38,7 @@ pub use config::ClientConfig;
 pub use consumer::lite_pull::LitePullConsumer;
 pub use consumer::push::{ConsumeResult, PushConsumer};
 pub use error::ClientError;
-pub use producer::{Producer, SendResult, SendStatus};
+pub use producer::{
+    LocalTransactionState, Producer, SendResult, SendStatus, TransactionListener, TransactionProducer,
+    TransactionSendResult,
+};

@@ -1,5 +1,6 @@
 //! The real `apogee standalone` (from the testkit) for the tests that run the binary, and
-//! running its commands with a time limit.
+//! running its commands with a time limit. Each test crate uses a part of it.
+#![allow(dead_code)]
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -13,6 +14,18 @@ const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
 /// returns; stopped (SIGTERM) when dropped.
 pub fn start() -> ApogeeProcess {
     ApogeeProcess::standalone(env!("CARGO_BIN_EXE_apogee"))
+}
+
+/// [`start`] with `broker_conf` (`key=value` lines) as its config file, written into
+/// `config_dir`, which must outlive the process (restarts read it again).
+pub fn start_configured(config_dir: &std::path::Path, broker_conf: &str) -> ApogeeProcess {
+    let config = config_dir.join("broker.conf");
+    std::fs::write(&config, broker_conf).expect("broker.conf written");
+    let config = config.to_str().expect("a UTF-8 path").to_owned();
+    ApogeeProcess::start(
+        env!("CARGO_BIN_EXE_apogee"),
+        &["standalone", "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "-c", &config],
+    )
 }
 
 /// Runs `command` to completion within [`CHILD_TIMEOUT`].

@@ -1,6 +1,8 @@
 //! The requests brokers send to a client over the client's own connections (protocol §3.4,
-//! §3.5): rebalance now, reset offsets, report running info, consume one message directly.
-//! Each is routed by its `consumerGroup` to the registered [`ConsumerHandle`].
+//! §3.5): rebalance now, reset offsets, report running info, consume one message directly,
+//! check a transaction. Each is routed by its group: a consumer request by `consumerGroup` to
+//! the registered [`ConsumerHandle`], a transaction check by the message's producer group to
+//! its checker.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,13 +21,25 @@ use apogee_remoting::RemotingCommand;
 use parking_lot::RwLock;
 
 use super::ConsumerHandle;
+use crate::producer::transaction::{self, Checker};
 
 /// The consumers of an instance by group, shared between the instance and its router.
 pub(crate) type ConsumerTable = Arc<RwLock<HashMap<String, Arc<dyn ConsumerHandle>>>>;
 
+/// The transaction checkers of an instance by producer group, shared the same way.
+pub(crate) type CheckerTable = Arc<RwLock<HashMap<String, Checker>>>;
+
 /// The router of an instance's remoting client.
-pub(crate) fn router(consumers: &ConsumerTable) -> Router {
+pub(crate) fn router(consumers: &ConsumerTable, checkers: &CheckerTable) -> Router {
     let mut router = Router::new();
+    let checkers = Arc::clone(checkers);
+    router.register(
+        request_code::CHECK_TRANSACTION_STATE,
+        move |connection: Connection, request: RemotingCommand| {
+            transaction::answer_check(&checkers, connection, &request);
+            async move { None }
+        },
+    );
     let table = Arc::clone(consumers);
     router.register(
         request_code::NOTIFY_CONSUMER_IDS_CHANGED,

@@ -44,6 +44,7 @@ mod latency;
 mod prepare;
 mod publish;
 pub mod selector;
+pub mod transaction;
 
 pub use latency::{
     not_available_duration_ms, LatencyFaultTolerance, ISOLATION_LATENCY_MS, LATENCY_MAX_MS,
@@ -52,6 +53,9 @@ pub use latency::{
 pub use prepare::{validate_message, Compression, NOT_ALLOWED_SEND_TOPICS};
 pub use publish::{borrow_template_route, RouteSource, TopicPublishInfo, MAX_PUBLISH_QUEUES};
 pub use selector::{select_by_hash, select_by_hash_code, select_random};
+pub use transaction::{
+    LocalTransactionState, TransactionListener, TransactionProducer, TransactionSendResult,
+};
 
 use prepare::{Prepared, Sender};
 
@@ -367,8 +371,18 @@ impl ProducerBuilder {
                 Err(error) => return Err(error),
             }
         };
+        // As Java's producer does, the template topic is in use from the start: its route names
+        // the brokers, so heartbeats reach them before the first send, and a transaction
+        // producer that never sends still gets the brokers' checks.
+        instance.add_producer_topic(&config.group, &config.create_topic_key);
         let beat = Arc::clone(&instance);
-        runtime.spawn(async move { beat.send_heartbeat_to_all_brokers().await });
+        let template_topic = config.create_topic_key.clone();
+        runtime.spawn(async move {
+            if let Err(error) = beat.refresh_topic_route(&template_topic).await {
+                tracing::debug!(%error, topic = %template_topic, "no route for the template topic");
+            }
+            beat.send_heartbeat_to_all_brokers().await
+        });
         tracing::info!(group = %config.group, client_id = instance.client_id(), "producer started");
         Ok(Producer {
             inner: Arc::new(Inner {

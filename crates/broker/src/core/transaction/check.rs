@@ -50,11 +50,16 @@ const READ_HALF_BYTES: u64 = 8 * 1024 * 1024;
 /// Hours to ms.
 const MS_PER_HOUR: i64 = 3_600_000;
 
-/// Runs a check round every `transactionCheckInterval` until the broker stops.
+/// Runs a check round every `transactionCheckInterval` until the broker stops, after
+/// remembering the transactions the op records not yet moved past decided.
 pub async fn run(state: Arc<BrokerState>) {
     let period = Duration::from_millis(state.config.transaction_check_interval_ms.max(MIN_CHECK_INTERVAL_MS));
     let mut stopping = state.stopping.clone();
     let next_channel = AtomicUsize::new(0);
+    let owner = Arc::clone(&state);
+    if let Err(error) = tokio::task::spawn_blocking(move || remember_decided(&owner)).await {
+        tracing::error!(%error, "decided transactions not read back");
+    }
     loop {
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
@@ -89,6 +94,24 @@ struct Walk {
     /// Where the half offset ends when every step succeeded.
     end: i64,
     ops: OpBatch,
+}
+
+/// Fills the broker's decided transactions from the op records after the recorded op offset.
+fn remember_decided(state: &BrokerState) {
+    let op_offset = state
+        .offsets
+        .query(CHECK_GROUP, TRANS_OP_HALF_TOPIC, HALF_QUEUE_ID)
+        .unwrap_or_else(|| state.store.min_offset(TRANS_OP_HALF_TOPIC, HALF_QUEUE_ID));
+    let ops = op::read(state, op_offset, super::decided::MAX_DECIDED_IDS);
+    for id in ops.ops.into_iter().filter_map(|op| op.transaction_id) {
+        state.transactions.insert(id);
+    }
+    if !state.transactions.is_empty() {
+        tracing::info!(
+            decided = state.transactions.len(),
+            "decided transactions read back from the op records"
+        );
+    }
 }
 
 /// One check round: walk, act on each half in order, record progress. A step that fails
@@ -159,6 +182,9 @@ fn walk(state: &BrokerState, started_ms: i64) -> Option<Walk> {
         Walk { half_offset, op_offset, steps: Vec::new(), end: half_offset, ops: OpBatch::default() };
     let mut offset = half_offset;
     let mut looked = 0usize;
+    // Transactions already acted on this round: an older copy of one (left behind when a
+    // restart lost the recorded offset) is passed over, so each is asked about once.
+    let mut acted_on: HashSet<String> = HashSet::new();
     while offset < half_max
         && looked < MAX_HALVES_PER_ROUND
         && walk_started.elapsed().as_millis() < u128::from(MAX_ROUND_MS)
@@ -170,7 +196,7 @@ fn walk(state: &BrokerState, started_ms: i64) -> Option<Walk> {
             continue;
         }
         let half = match read_half(state, offset) {
-            HalfRead::Found(half) => half,
+            HalfRead::Found(half) => *half,
             HalfRead::Gone { next } => {
                 offset = next;
                 walk.end = offset;
@@ -178,7 +204,8 @@ fn walk(state: &BrokerState, started_ms: i64) -> Option<Walk> {
             }
             HalfRead::End => break,
         };
-        if decided.covers(&half) {
+        let transaction_id = half.message.properties.get(property::TRANSACTION_ID).map(str::to_owned);
+        if decided.covers(&half) || transaction_id.as_ref().is_some_and(|id| acted_on.contains(id)) {
             offset += 1;
             walk.end = offset;
             continue;
@@ -187,6 +214,7 @@ fn walk(state: &BrokerState, started_ms: i64) -> Option<Walk> {
         let now = now_ms();
         if times >= config.transaction_check_max || now.saturating_sub(half.born_timestamp) > reserved_ms {
             offset += 1;
+            acted_on.extend(transaction_id);
             walk.steps.push((Step::Discard(half), offset));
             walk.end = offset;
             continue;
@@ -203,6 +231,7 @@ fn walk(state: &BrokerState, started_ms: i64) -> Option<Walk> {
                 break;
             }
             offset += 1;
+            acted_on.extend(transaction_id);
             walk.steps.push((Step::Defer(half), offset));
             walk.end = offset;
             continue;
@@ -212,6 +241,7 @@ fn walk(state: &BrokerState, started_ms: i64) -> Option<Walk> {
             break;
         }
         offset += 1;
+        acted_on.extend(transaction_id);
         walk.steps.push((Step::Check(half, times.saturating_add(1)), offset));
         walk.end = offset;
     }
@@ -275,7 +305,7 @@ fn done_op_offset(ops: &OpBatch, op_offset: i64, half_offset: i64) -> i64 {
 
 /// One half read from the half queue.
 enum HalfRead {
-    Found(MessageExt),
+    Found(Box<MessageExt>),
     /// Nothing readable at the offset; reading goes on at `next`.
     Gone {
         next: i64,
@@ -294,7 +324,7 @@ fn read_half(state: &BrokerState, offset: i64) -> HalfRead {
     }
     let Some(record) = result.messages.first() else { return HalfRead::End };
     match RecordView::parse(record.as_slice(), false) {
-        Ok(view) => HalfRead::Found(view.to_message_ext()),
+        Ok(view) => HalfRead::Found(Box::new(view.to_message_ext())),
         Err(error) => {
             tracing::error!(offset, %error, "unreadable half message skipped");
             HalfRead::Gone { next: offset + 1 }

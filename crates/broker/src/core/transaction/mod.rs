@@ -13,6 +13,7 @@
 //! nothing is lost.
 
 pub mod check;
+pub mod decided;
 pub mod op;
 
 use std::sync::Arc;
@@ -128,6 +129,7 @@ pub async fn end(state: &Arc<BrokerState>, request: &EndRequest<'_>) -> CoreResu
         Decision::Rollback => false,
     };
     let half = find_half(state, request).await?;
+    let transaction_id = half.message.properties.get(property::TRANSACTION_ID).map(str::to_owned);
     if !request.from_transaction_check && immunity_expired(state, &half) {
         tracing::warn!(
             msg_id = request.msg_id,
@@ -138,15 +140,42 @@ pub async fn end(state: &Arc<BrokerState>, request: &EndRequest<'_>) -> CoreResu
             "the transaction ended after its check immunity time; the broker's check decides it",
         ));
     }
-    if commit {
-        let real = committed_message(&half, request)?;
-        let result = message::put_message(state, &real, false).await;
-        if !result.status.is_stored() {
-            return Err(super::send::put_error(state, result.status));
+    if let Some(id) = transaction_id.as_deref() {
+        if !state.transactions.claim(id.to_owned()) {
+            // Another copy of this half was decided already (a check answered twice, or the
+            // producer's own late end after a check): deciding again would deliver twice.
+            tracing::info!(
+                transaction_id = id,
+                commit,
+                "transaction already decided; this end only marks its copy done"
+            );
+            op::mark_done(state, half.queue_offset, Some(id)).await?;
+            return Ok(if commit { Ended::Committed } else { Ended::RolledBack });
         }
     }
-    op::mark_done(state, half.queue_offset, half.message.properties.get(property::TRANSACTION_ID)).await?;
+    if commit {
+        if let Err(error) = deliver(state, &half, request).await {
+            // Nothing was delivered: a later end or check may decide again.
+            if let Some(id) = transaction_id.as_deref() {
+                state.transactions.release(id);
+            }
+            return Err(error);
+        }
+    }
+    // A lost op record only makes the broker ask again; the claim keeps a second delivery out.
+    op::mark_done(state, half.queue_offset, transaction_id.as_deref()).await?;
     Ok(if commit { Ended::Committed } else { Ended::RolledBack })
+}
+
+/// Stores the real message of a committed half.
+async fn deliver(state: &Arc<BrokerState>, half: &MessageExt, request: &EndRequest<'_>) -> CoreResult<()> {
+    let real = committed_message(half, request)?;
+    let result = message::put_message(state, &real, false).await;
+    if result.status.is_stored() {
+        Ok(())
+    } else {
+        Err(super::send::put_error(state, result.status))
+    }
 }
 
 /// The half message the request names, checked as Java checks it: SYSTEM_ERROR when it is not
