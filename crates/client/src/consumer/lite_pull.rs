@@ -125,25 +125,7 @@ impl LitePullConsumerBuilder {
         self
     }
 
-    /// NameServer addresses, `;`-separated; defaults to `NAMESRV_ADDR` or `127.0.0.1:9876`.
-    pub fn namesrv(mut self, addr: impl Into<String>) -> Self {
-        self.config.namesrv_addr = addr.into();
-        self
-    }
-
-    /// The instance name: consumers with the same name (and NameServers) share one client
-    /// instance, so two members of one group in one process need different names.
-    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
-        self.config.instance_name = name.into();
-        self
-    }
-
-    /// Replaces every client setting at once (timeouts, intervals), for callers that keep a
-    /// [`ClientConfig`] of their own.
-    pub fn client_config(mut self, config: ClientConfig) -> Self {
-        self.config = config;
-        self
-    }
+    crate::config::client_config_setters!(config);
 
     /// Whether consumed offsets are committed automatically (default true); without it only
     /// [`LitePullConsumer::commit_sync`] commits.

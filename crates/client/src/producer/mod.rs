@@ -246,23 +246,7 @@ impl ProducerBuilder {
         self
     }
 
-    /// NameServer addresses, `;`-separated (default: `NAMESRV_ADDR` or 127.0.0.1:9876).
-    pub fn namesrv(mut self, namesrv_addr: impl Into<String>) -> Self {
-        self.client.namesrv_addr = namesrv_addr.into();
-        self
-    }
-
-    /// Instance name (default `DEFAULT`, replaced by `<pid>#<nanos>` at start).
-    pub fn instance_name(mut self, instance_name: impl Into<String>) -> Self {
-        self.client.instance_name = instance_name.into();
-        self
-    }
-
-    /// All client-instance settings at once (NameServers, instance name, periods, ACL).
-    pub fn client_config(mut self, client: ClientConfig) -> Self {
-        self.client = client;
-        self
-    }
+    crate::config::client_config_setters!(client);
 
     /// All producer settings at once; the group set before is replaced by `config.group`.
     pub fn config(mut self, config: ProducerConfig) -> Self {
@@ -333,18 +317,6 @@ impl ProducerBuilder {
     /// Template topic for auto-creation (default TBW102).
     pub fn create_topic_key(mut self, topic: impl Into<String>) -> Self {
         self.config.create_topic_key = topic.into();
-        self
-    }
-
-    /// Timeout of route and heartbeat calls (default 3 s).
-    pub fn api_timeout(mut self, timeout: Duration) -> Self {
-        self.client.api_timeout = timeout;
-        self
-    }
-
-    /// Signs every request with ACL 1.0 credentials.
-    pub fn credentials(mut self, credentials: apogee_remoting::acl::SessionCredentials) -> Self {
-        self.client.credentials = Some(credentials);
         self
     }
 

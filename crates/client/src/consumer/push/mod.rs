@@ -175,24 +175,7 @@ impl PushConsumerBuilder {
         self
     }
 
-    /// NameServer addresses, `;`-separated.
-    pub fn namesrv(mut self, addr: impl Into<String>) -> Self {
-        self.client_config.namesrv_addr = addr.into();
-        self
-    }
-
-    /// Instance name (part of the client id). Left at `DEFAULT`, a clustering consumer
-    /// replaces it by `<pid>#<nanos>` so that consumers in one process get distinct ids.
-    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
-        self.client_config.instance_name = name.into();
-        self
-    }
-
-    /// All client settings at once (NameServer, instance name, timeouts, intervals).
-    pub fn client_config(mut self, config: ClientConfig) -> Self {
-        self.client_config = config;
-        self
-    }
+    crate::config::client_config_setters!(client_config);
 
     /// Subscribes `topic` with a tag expression: `*` (everything) or `TagA || TagB`.
     /// Repeatable; a second call for the same topic replaces the first.
