@@ -3,6 +3,7 @@
 //! Each is routed by its `consumerGroup` to the registered [`ConsumerHandle`].
 
 use std::collections::HashMap;
+use std::future::{ready, Future};
 use std::sync::Arc;
 
 use apogee_common::message::record;
@@ -26,39 +27,33 @@ pub(crate) type ConsumerTable = Arc<RwLock<HashMap<String, Arc<dyn ConsumerHandl
 /// The router of an instance's remoting client.
 pub(crate) fn router(consumers: &ConsumerTable) -> Router {
     let mut router = Router::new();
-    let table = Arc::clone(consumers);
-    router.register(
-        request_code::NOTIFY_CONSUMER_IDS_CHANGED,
-        move |_: Connection, request: RemotingCommand| {
-            let answer = notify_consumer_ids_changed(&table, &request);
-            async move { Some(answer) }
-        },
-    );
-    let table = Arc::clone(consumers);
-    router.register(
-        request_code::RESET_CONSUMER_CLIENT_OFFSET,
-        move |_: Connection, request: RemotingCommand| {
-            let answer = reset_offset(&table, &request);
-            async move { Some(answer) }
-        },
-    );
-    let table = Arc::clone(consumers);
-    router.register(
-        request_code::GET_CONSUMER_RUNNING_INFO,
-        move |_: Connection, request: RemotingCommand| {
-            let table = Arc::clone(&table);
-            async move { Some(running_info(&table, &request).await) }
-        },
-    );
-    let table = Arc::clone(consumers);
-    router.register(
-        request_code::CONSUME_MESSAGE_DIRECTLY,
-        move |_: Connection, request: RemotingCommand| {
-            let table = Arc::clone(&table);
-            async move { Some(consume_directly(&table, &request).await) }
-        },
-    );
+    route(&mut router, request_code::NOTIFY_CONSUMER_IDS_CHANGED, consumers, |table, request| {
+        ready(notify_consumer_ids_changed(&table, &request))
+    });
+    route(&mut router, request_code::RESET_CONSUMER_CLIENT_OFFSET, consumers, |table, request| {
+        ready(reset_offset(&table, &request))
+    });
+    route(&mut router, request_code::GET_CONSUMER_RUNNING_INFO, consumers, |table, request| async move {
+        running_info(&table, &request).await
+    });
+    route(&mut router, request_code::CONSUME_MESSAGE_DIRECTLY, consumers, |table, request| async move {
+        consume_directly(&table, &request).await
+    });
     router
+}
+
+/// Routes the broker's requests with `code` to `handler`, which answers each from the consumer
+/// table.
+fn route<F, Fut>(router: &mut Router, code: i32, consumers: &ConsumerTable, handler: F)
+where
+    F: Fn(ConsumerTable, RemotingCommand) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = RemotingCommand> + Send + 'static,
+{
+    let table = Arc::clone(consumers);
+    router.register(code, move |_: Connection, request: RemotingCommand| {
+        let answer = handler(Arc::clone(&table), request);
+        async move { Some(answer.await) }
+    });
 }
 
 fn lookup(table: &ConsumerTable, group: &str) -> Option<Arc<dyn ConsumerHandle>> {
