@@ -8,10 +8,6 @@ use apogee_remoting::body::admin::SubscriptionGroupConfig;
 use apogee_remoting::response_code;
 use support::{eventually, refused_with, TestCluster, BROKER_NAME, CLUSTER};
 
-async fn admin(cluster: &TestCluster) -> Admin {
-    Admin::builder().namesrv(cluster.namesrv_addr.clone()).start().await.expect("admin starts")
-}
-
 async fn committed(admin: &Admin, group: &str, queue: &MessageQueue) -> i64 {
     let stats = admin.consume_stats(group, Some(&queue.topic)).await.expect("consume stats");
     stats.offset_table.get(queue).map(|offsets| offsets.consumer_offset).expect("queue listed")
@@ -20,7 +16,7 @@ async fn committed(admin: &Admin, group: &str, queue: &MessageQueue) -> i64 {
 #[tokio::test]
 async fn topics_clusters_and_routes() {
     let cluster = TestCluster::start().await;
-    let admin = admin(&cluster).await;
+    let admin = cluster.admin().await;
     let info = admin.cluster_info().await.unwrap();
     assert!(info.cluster_addr_table[CLUSTER].contains(BROKER_NAME));
     assert_eq!(info.broker_addr_table[BROKER_NAME].broker_addrs[&0], cluster.broker_addr);
@@ -60,15 +56,10 @@ async fn topics_clusters_and_routes() {
 
 #[tokio::test]
 async fn statistics_and_progress() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("AdminStats", 2).await;
-    for index in 0..3 {
-        cluster.send("AdminStats", 0, None, None, &format!("a{index}")).await;
-    }
-    for index in 0..2 {
-        cluster.send("AdminStats", 1, None, None, &format!("b{index}")).await;
-    }
-    let admin = admin(&cluster).await;
+    let cluster = TestCluster::with_topic("AdminStats", 2).await;
+    cluster.send_numbered("AdminStats", 0, "a", 3).await;
+    cluster.send_numbered("AdminStats", 1, "b", 2).await;
+    let admin = cluster.admin().await;
     let stats = admin.topic_stats("AdminStats").await.unwrap();
     let queue = |id| cluster.queue("AdminStats", id);
     assert_eq!(stats.offset_table[&queue(0)].max_offset, 3);
@@ -98,7 +89,7 @@ async fn statistics_and_progress() {
 #[tokio::test]
 async fn an_offline_group_has_no_connections() {
     let cluster = TestCluster::start().await;
-    let admin = admin(&cluster).await;
+    let admin = cluster.admin().await;
     match admin.consumer_connections("NobodyHere").await {
         Err(ClientError::Broker { code, addr, .. }) => {
             assert_eq!(code, response_code::CONSUMER_NOT_ONLINE);
@@ -111,11 +102,10 @@ async fn an_offline_group_has_no_connections() {
 
 #[tokio::test]
 async fn messages_by_id_and_by_key() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("AdminMessages", 1).await;
+    let cluster = TestCluster::with_topic("AdminMessages", 1).await;
     let sent = cluster.send("AdminMessages", 0, Some("TagK"), Some("order-1 shared"), "first body").await;
     cluster.send("AdminMessages", 0, None, Some("order-2 shared"), "second body").await;
-    let admin = admin(&cluster).await;
+    let admin = cluster.admin().await;
 
     let message = admin.view_message(&sent.msg_id).await.unwrap();
     assert_eq!(&message.message.body[..], b"first body");
@@ -140,12 +130,9 @@ async fn messages_by_id_and_by_key() {
 
 #[tokio::test]
 async fn offsets_are_reset_by_time() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("AdminReset", 1).await;
-    for index in 0..5 {
-        cluster.send("AdminReset", 0, None, None, &format!("m{index}")).await;
-    }
-    let admin = admin(&cluster).await;
+    let cluster = TestCluster::with_topic("AdminReset", 1).await;
+    cluster.send_numbered("AdminReset", 0, "m", 5).await;
+    let admin = cluster.admin().await;
     admin
         .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new("GroupReset"))
         .await
@@ -168,7 +155,7 @@ async fn offsets_are_reset_by_time() {
 #[tokio::test]
 async fn kv_config_round_trip() {
     let cluster = TestCluster::start().await;
-    let admin = admin(&cluster).await;
+    let admin = cluster.admin().await;
     assert_eq!(admin.get_kv_config("ORDER_TOPIC_CONFIG", "AdminKv").await.unwrap(), None);
     admin.put_kv_config("ORDER_TOPIC_CONFIG", "AdminKv", "broker-a:4").await.unwrap();
     assert_eq!(
@@ -180,12 +167,11 @@ async fn kv_config_round_trip() {
 
 #[tokio::test]
 async fn progress_reset_and_groups() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("ProgressTopic", 1).await;
+    let cluster = TestCluster::with_topic("ProgressTopic", 1).await;
     for index in 0..5 {
         cluster.send("ProgressTopic", 0, None, Some("k"), &format!("m{index}")).await;
     }
-    let admin = admin(&cluster).await;
+    let admin = cluster.admin().await;
     admin
         .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new("ProgressGroup"))
         .await
@@ -214,10 +200,9 @@ async fn progress_reset_and_groups() {
 
 #[tokio::test]
 async fn messages_by_id_and_key_and_kv_config() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("MessageTopic", 1).await;
+    let cluster = TestCluster::with_topic("MessageTopic", 1).await;
     let sent = cluster.send("MessageTopic", 0, Some("TagK"), Some("order-1"), "first body").await;
-    let admin = admin(&cluster).await;
+    let admin = cluster.admin().await;
     let message = admin.view_message(&sent.msg_id).await.unwrap();
     assert_eq!(&message.message.body[..], b"first body");
     assert!(matches!(admin.view_message("xyz").await, Err(ClientError::IllegalArgument(_))));

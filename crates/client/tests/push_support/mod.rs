@@ -184,6 +184,17 @@ pub fn queues_of(consumer: &PushConsumer, topic: &str) -> BTreeSet<MessageQueue>
     consumer.assigned_queues().into_iter().filter(|mq| mq.topic == topic).collect()
 }
 
+/// Waits until `consumer` holds all `count` queues of `topic`, failing the test after `limit`.
+pub async fn wait_for_every_queue(
+    what: &str,
+    limit: Duration,
+    consumer: &PushConsumer,
+    topic: &str,
+    count: i32,
+) {
+    wait_until(what, limit, || queues_of(consumer, topic) == all_queues(topic, count)).await;
+}
+
 /// Every queue of `topic` on the test broker.
 pub fn all_queues(topic: &str, count: i32) -> BTreeSet<MessageQueue> {
     (0..count).map(|id| MessageQueue::new(topic, BROKER_NAME, id)).collect()
