@@ -406,13 +406,13 @@ impl Admin {
                 continue;
             }
             let target = if timestamp_ms < 0 {
-                requests::read_max_offset(
+                requests::read_offset(
                     addr,
                     self.instance.invoke(addr, requests::max_offset(&queue), timeout).await?,
                 )?
             } else {
                 let request = requests::search_offset(&queue, timestamp_ms);
-                requests::read_search_offset(addr, self.instance.invoke(addr, request, timeout).await?)?
+                requests::read_offset(addr, self.instance.invoke(addr, request, timeout).await?)?
             };
             if merge::should_reset(force, target, offsets.consumer_offset) {
                 let request = requests::update_consumer_offset(group, &queue, target);

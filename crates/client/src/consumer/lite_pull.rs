@@ -772,7 +772,7 @@ impl Shared {
                 let addr = self.queue_master_addr(queue).await?;
                 let request = requests::search_offset(queue, timestamp_ms);
                 let response = self.instance.invoke(&addr, request, self.api_timeout()).await?;
-                requests::read_search_offset(&addr, response)
+                requests::read_offset(&addr, response)
             }
         }
     }
@@ -794,14 +794,14 @@ impl Shared {
     async fn min_offset(&self, queue: &MessageQueue) -> Result<i64, ClientError> {
         let addr = self.queue_master_addr(queue).await?;
         let response = self.instance.invoke(&addr, requests::min_offset(queue), self.api_timeout()).await?;
-        requests::read_min_offset(&addr, response)
+        requests::read_offset(&addr, response)
     }
 
     /// The queue's max offset, exclusive (GET_MAX_OFFSET).
     async fn max_offset(&self, queue: &MessageQueue) -> Result<i64, ClientError> {
         let addr = self.queue_master_addr(queue).await?;
         let response = self.instance.invoke(&addr, requests::max_offset(queue), self.api_timeout()).await?;
-        requests::read_max_offset(&addr, response)
+        requests::read_offset(&addr, response)
     }
 
     /// One LITE_PULL_MESSAGE of `queue` from `offset`.
