@@ -2,6 +2,7 @@
 
 mod support;
 
+use apogee_client::admin::QueryResult;
 use apogee_client::{Admin, ClientError, MessageQueue};
 use apogee_common::{perm, TopicConfig};
 use apogee_remoting::body::admin::SubscriptionGroupConfig;
@@ -11,6 +12,16 @@ use support::{eventually, refused_with, TestCluster, BROKER_NAME, CLUSTER};
 async fn committed(admin: &Admin, group: &str, queue: &MessageQueue) -> i64 {
     let stats = admin.consume_stats(group, Some(&queue.topic)).await.expect("consume stats");
     stats.offset_table.get(queue).map(|offsets| offsets.consumer_offset).expect("queue listed")
+}
+
+/// What a query for `key` in `topic` (messages stored until `end_ms`) finds once the broker
+/// indexed it.
+async fn indexed(admin: &Admin, topic: &str, key: &str, end_ms: i64) -> QueryResult {
+    eventually("the key indexed", || async {
+        let result = admin.query_messages_by_key(topic, key, 32, 0, end_ms).await.ok()?;
+        (!result.messages.is_empty()).then_some(result)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -114,11 +125,7 @@ async fn messages_by_id_and_by_key() {
     assert!(matches!(admin.view_message("not-an-id").await, Err(ClientError::IllegalArgument(_))));
 
     let end = apogee_common::time::now_ms() + 60_000;
-    let found = eventually("the key indexed", || async {
-        let result = admin.query_messages_by_key("AdminMessages", "order-1", 32, 0, end).await.ok()?;
-        (!result.messages.is_empty()).then_some(result)
-    })
-    .await;
+    let found = indexed(&admin, "AdminMessages", "order-1", end).await;
     assert_eq!(found.messages.len(), 1);
     assert_eq!(&found.messages[0].message.body[..], b"first body");
     let shared = admin.query_messages_by_key("AdminMessages", "shared", 32, 0, end).await.unwrap();
@@ -207,11 +214,7 @@ async fn messages_by_id_and_key_and_kv_config() {
     assert_eq!(&message.message.body[..], b"first body");
     assert!(matches!(admin.view_message("xyz").await, Err(ClientError::IllegalArgument(_))));
     let end = apogee_common::time::now_ms() + 60_000;
-    let found = eventually("the key indexed", || async {
-        let result = admin.query_messages_by_key("MessageTopic", "order-1", 32, 0, end).await.ok()?;
-        (!result.messages.is_empty()).then_some(result)
-    })
-    .await;
+    let found = indexed(&admin, "MessageTopic", "order-1", end).await;
     assert_eq!(found.messages[0].offset_msg_id(), sent.msg_id);
 
     assert_eq!(admin.get_kv_config("NS", "k").await.unwrap(), None);

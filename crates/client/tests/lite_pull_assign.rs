@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use apogee_client::{ClientConfig, ClientError, LitePullConsumer, MessageExt};
+use apogee_client::{ClientConfig, ClientError, LitePullConsumer, MessageExt, MessageQueue};
 use apogee_common::message::record;
 use apogee_remoting::body::consumer::ResetOffsetBody;
 use apogee_remoting::body::enums::ConsumeFromWhere;
@@ -54,6 +54,12 @@ async fn assigned_queues_are_polled_in_order_and_committed() {
     cluster.shutdown().await;
 }
 
+/// Assigns `queue` alone to `consumer` and polls its first `count` messages.
+async fn assign_and_poll(consumer: &LitePullConsumer, queue: &MessageQueue, count: usize) {
+    consumer.assign([queue.clone()]).unwrap();
+    assert_eq!(poll_until(consumer, count).await.len(), count);
+}
+
 /// [`consumer`], for tests whose own consumer shadows that name.
 async fn consumer_of(cluster: &TestCluster, group: &str, instance: &str) -> LitePullConsumer {
     consumer(cluster, group, instance).await
@@ -66,8 +72,7 @@ async fn seeking_pausing_and_resuming() {
     let consumer = consumer(&cluster, "SeekGroup", "seek").await;
     let queue = cluster.queue("SeekTopic", 0);
     assert!(matches!(consumer.seek(&queue, 0).await, Err(ClientError::IllegalArgument(_))));
-    consumer.assign([queue.clone()]).unwrap();
-    assert_eq!(poll_until(&consumer, 10).await.len(), 10);
+    assign_and_poll(&consumer, &queue, 10).await;
 
     consumer.seek(&queue, 3).await.unwrap();
     let again = poll_until(&consumer, 7).await;
@@ -101,8 +106,7 @@ async fn auto_commit_and_shutdown_commit() {
         .await
         .unwrap();
     let queue = cluster.queue("AutoTopic", 0);
-    consumer.assign([queue.clone()]).unwrap();
-    assert_eq!(poll_until(&consumer, 4).await.len(), 4);
+    assign_and_poll(&consumer, &queue, 4).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(consumer.poll(Duration::ZERO).await.is_empty());
     assert_eq!(consumer.committed(&queue).await.unwrap(), Some(4));
@@ -197,8 +201,7 @@ async fn broker_requests_reach_the_consumer() {
         .await
         .unwrap();
     let queue = cluster.queue("LiteHandle", 0);
-    consumer.assign([queue.clone()]).unwrap();
-    assert_eq!(poll_until(&consumer, 5).await.len(), 5);
+    assign_and_poll(&consumer, &queue, 5).await;
 
     // What the heartbeats told the broker: the group, pulling actively (an assigning consumer
     // announces no subscription).

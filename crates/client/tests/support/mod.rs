@@ -13,7 +13,7 @@ use apogee_common::message::property::{self, Properties};
 use apogee_remoting::body::enums::ConsumeFromWhere;
 use apogee_remoting::client::{ClientConfig, RemotingClient};
 use apogee_remoting::header::consumer::UpdateConsumerOffsetRequestHeader;
-use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
+use apogee_remoting::header::send::SendMessageResponseHeader;
 use apogee_remoting::router::Router;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use apogee_testkit::Cluster;
@@ -79,18 +79,7 @@ impl TestCluster {
             properties.insert(property::KEYS, keys);
         }
         properties.insert(property::UNIQ_KEY, UniqIdGenerator::global().next_id());
-        let header = SendMessageRequestHeader::plain(
-            "PG_CLIENT_TEST",
-            topic,
-            queue_id,
-            &property::encode(&properties),
-            BROKER_NAME,
-        );
-        let request = header.into_v2_request(body.as_bytes().to_vec());
-        let response =
-            self.client.invoke(&self.broker_addr, request, CALL_TIMEOUT).await.expect("broker answers");
-        assert_eq!(response.code, response_code::SUCCESS, "message stored: {:?}", response.remark);
-        response.decode_header().expect("send response header")
+        self.cluster.send_v2(0, "PG_CLIENT_TEST", topic, queue_id, &properties, body.as_bytes()).await
     }
 
     /// Sends `count` messages without tags or keys to queue `queue_id` of `topic`, with bodies
