@@ -14,6 +14,21 @@ async fn committed(admin: &Admin, group: &str, queue: &MessageQueue) -> i64 {
     stats.offset_table.get(queue).map(|offsets| offsets.consumer_offset).expect("queue listed")
 }
 
+/// Creates the subscription group `group` on the broker and commits `offset` for it on `queue`.
+async fn group_committed_at(
+    cluster: &TestCluster,
+    admin: &Admin,
+    group: &str,
+    queue: &MessageQueue,
+    offset: i64,
+) {
+    admin
+        .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new(group))
+        .await
+        .unwrap();
+    cluster.commit(group, queue, offset).await;
+}
+
 /// What a query for `key` in `topic` (messages stored until `end_ms`) finds once the broker
 /// indexed it.
 async fn indexed(admin: &Admin, topic: &str, key: &str, end_ms: i64) -> QueryResult {
@@ -77,11 +92,7 @@ async fn statistics_and_progress() {
     assert_eq!(stats.offset_table[&queue(1)].max_offset, 2);
     assert!(stats.offset_table[&queue(0)].last_update_timestamp > 0);
 
-    admin
-        .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new("GroupStats"))
-        .await
-        .unwrap();
-    cluster.commit("GroupStats", &queue(0), 1).await;
+    group_committed_at(&cluster, &admin, "GroupStats", &queue(0), 1).await;
     let progress = admin.consumer_progress("GroupStats", Some("AdminStats")).await.unwrap();
     let first = progress.queues.iter().find(|line| line.queue == queue(0)).expect("queue 0 listed");
     assert_eq!((first.broker_offset, first.consumer_offset, first.lag), (3, 1, 2));
@@ -140,12 +151,8 @@ async fn offsets_are_reset_by_time() {
     let cluster = TestCluster::with_topic("AdminReset", 1).await;
     cluster.send_numbered("AdminReset", 0, "m", 5).await;
     let admin = cluster.admin().await;
-    admin
-        .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new("GroupReset"))
-        .await
-        .unwrap();
     let queue = cluster.queue("AdminReset", 0);
-    cluster.commit("GroupReset", &queue, 5).await;
+    group_committed_at(&cluster, &admin, "GroupReset", &queue, 5).await;
 
     let moved = admin.reset_offset_by_time("GroupReset", "AdminReset", 0, false).await.unwrap();
     assert_eq!(moved.get(&queue), Some(&0));
@@ -179,12 +186,8 @@ async fn progress_reset_and_groups() {
         cluster.send("ProgressTopic", 0, None, Some("k"), &format!("m{index}")).await;
     }
     let admin = cluster.admin().await;
-    admin
-        .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new("ProgressGroup"))
-        .await
-        .unwrap();
     let queue = cluster.queue("ProgressTopic", 0);
-    cluster.commit("ProgressGroup", &queue, 2).await;
+    group_committed_at(&cluster, &admin, "ProgressGroup", &queue, 2).await;
     let progress = admin.consumer_progress("ProgressGroup", Some("ProgressTopic")).await.unwrap();
     assert_eq!(progress.queues.len(), 1);
     assert_eq!((progress.queues[0].broker_offset, progress.queues[0].consumer_offset), (5, 2));
