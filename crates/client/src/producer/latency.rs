@@ -161,13 +161,20 @@ mod tests {
         }
     }
 
+    /// Asserts that `broker`, updated at `now`, is unavailable until `now + isolation` (to the
+    /// millisecond) and available from then on.
+    fn assert_isolated_for(table: &LatencyFaultTolerance, broker: &str, now: Instant, isolation: Duration) {
+        let last_isolated = now + isolation - Duration::from_millis(1);
+        assert!(!table.is_available_at(last_isolated, broker), "{broker} isolated until {isolation:?}");
+        assert!(table.is_available_at(now + isolation, broker), "{broker} available after {isolation:?}");
+    }
+
     #[test]
     fn failures_isolate_for_ten_seconds() {
         let table = LatencyFaultTolerance::new(true);
         let now = Instant::now();
         table.update_at(now, "a", Duration::from_millis(3), true, true);
-        assert!(!table.is_available_at(now + Duration::from_millis(9_999), "a"));
-        assert!(table.is_available_at(now + Duration::from_millis(10_000), "a"));
+        assert_isolated_for(&table, "a", now, Duration::from_millis(10_000));
         assert!(table.is_reachable("a"));
         table.update_at(now, "b", Duration::from_millis(3), true, false);
         assert!(!table.is_reachable("b"));
@@ -179,15 +186,13 @@ mod tests {
         let table = LatencyFaultTolerance::new(true);
         let now = Instant::now();
         table.update_at(now, "a", Duration::from_millis(600), false, true);
-        assert!(!table.is_available_at(now + Duration::from_millis(1_999), "a"));
-        assert!(table.is_available_at(now + Duration::from_millis(2_000), "a"));
+        assert_isolated_for(&table, "a", now, Duration::from_millis(2_000));
         // A fast success right after does not lift the isolation.
         table.update_at(now + Duration::from_millis(1), "a", Duration::from_millis(1), false, true);
         assert!(!table.is_available_at(now + Duration::from_millis(1_999), "a"));
         // A 15 s call isolates for 30 s.
         table.update_at(now, "c", Duration::from_secs(15), false, true);
-        assert!(!table.is_available_at(now + Duration::from_millis(29_999), "c"));
-        assert!(table.is_available_at(now + Duration::from_secs(30), "c"));
+        assert_isolated_for(&table, "c", now, Duration::from_secs(30));
     }
 
     #[test]
