@@ -118,12 +118,7 @@ impl Default for LitePullConsumerBuilder {
 }
 
 impl LitePullConsumerBuilder {
-    /// The consumer group (required): offsets are kept per group, and a subscribing group
-    /// shares its queues among its members.
-    pub fn group(mut self, group: impl Into<String>) -> Self {
-        self.group = group.into();
-        self
-    }
+    crate::consumer::consumer_setters!();
 
     crate::config::client_config_setters!(config);
 
@@ -150,18 +145,6 @@ impl LitePullConsumerBuilder {
     /// The wait of [`LitePullConsumer::poll_default`] (default 5 s).
     pub fn poll_timeout(mut self, timeout: Duration) -> Self {
         self.poll_timeout = timeout;
-        self
-    }
-
-    /// Where queues without a committed offset start (default CONSUME_FROM_LAST_OFFSET).
-    pub fn consume_from_where(mut self, policy: ConsumeFromWhere) -> Self {
-        self.consume_from_where = policy;
-        self
-    }
-
-    /// The start time of CONSUME_FROM_TIMESTAMP, epoch ms (default: 30 minutes before start).
-    pub fn consume_timestamp_ms(mut self, timestamp_ms: i64) -> Self {
-        self.consume_timestamp_ms = Some(timestamp_ms);
         self
     }
 

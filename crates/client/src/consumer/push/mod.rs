@@ -169,11 +169,7 @@ impl Default for PushConsumerBuilder {
 }
 
 impl PushConsumerBuilder {
-    /// The consumer group (required).
-    pub fn group(mut self, group: impl Into<String>) -> Self {
-        self.group = group.into();
-        self
-    }
+    crate::consumer::consumer_setters!();
 
     crate::config::client_config_setters!(client_config);
 
@@ -201,19 +197,6 @@ impl PushConsumerBuilder {
     /// How queues are shared in clustering mode (default [`Averagely`]).
     pub fn allocate_strategy(mut self, strategy: impl AllocateStrategy) -> Self {
         self.allocate_strategy = Arc::new(strategy);
-        self
-    }
-
-    /// Where a queue without a committed offset starts (default CONSUME_FROM_LAST_OFFSET).
-    pub fn consume_from_where(mut self, from: ConsumeFromWhere) -> Self {
-        self.consume_from_where = from;
-        self
-    }
-
-    /// The store time (epoch ms) CONSUME_FROM_TIMESTAMP starts at (default: 30 minutes
-    /// before start).
-    pub fn consume_timestamp_ms(mut self, epoch_ms: i64) -> Self {
-        self.consume_timestamp_ms = Some(epoch_ms);
         self
     }
 
