@@ -441,8 +441,7 @@ impl Producer {
     ) -> Result<SendResult, ClientError> {
         let started = Instant::now();
         self.check_running()?;
-        let mut prepared = prepare::prepare_single(message, self.inner.config.max_message_size_bytes)?;
-        self.compress(&mut prepared).await;
+        let prepared = self.prepare(message).await?;
         self.send_with_retries(&prepared, timeout, started).await
     }
 
@@ -486,8 +485,7 @@ impl Producer {
         let started = Instant::now();
         self.check_running()?;
         let timeout = self.inner.config.send_timeout;
-        let mut prepared = prepare::prepare_single(message, self.inner.config.max_message_size_bytes)?;
-        self.compress(&mut prepared).await;
+        let prepared = self.prepare(message).await?;
         let info = self.publish_info_within(&prepared.topic, timeout, started).await?;
         let queue = self.pick(&prepared.topic, &info, None, false)?;
         let remaining = remaining(timeout, started).ok_or_else(|| timed_out(&prepared.topic, timeout))?;
@@ -514,8 +512,7 @@ impl Producer {
             )));
         }
         let timeout = self.inner.config.send_timeout;
-        let mut prepared = prepare::prepare_single(message, self.inner.config.max_message_size_bytes)?;
-        self.compress(&mut prepared).await;
+        let prepared = self.prepare(message).await?;
         self.inner.instance.add_producer_topic(&self.inner.config.group, &prepared.topic);
         let remaining = remaining(timeout, started).ok_or_else(|| timed_out(&prepared.topic, timeout))?;
         self.send_once(&prepared, &queue, remaining, Mode::Sync).await?.ok_or_else(no_result)
@@ -540,8 +537,7 @@ impl Producer {
                 info.queues.len()
             ))
         })?;
-        let mut prepared = prepare::prepare_single(message, self.inner.config.max_message_size_bytes)?;
-        self.compress(&mut prepared).await;
+        let prepared = self.prepare(message).await?;
         let remaining = remaining(timeout, started).ok_or_else(|| timed_out(&prepared.topic, timeout))?;
         self.send_once(&prepared, &queue, remaining, Mode::Sync).await?.ok_or_else(no_result)
     }
@@ -638,8 +634,7 @@ impl Producer {
         self.check_running()?;
         let config = &self.inner.config;
         let timeout = config.send_timeout;
-        let mut prepared = prepare::prepare_single(message, config.max_message_size_bytes)?;
-        self.compress(&mut prepared).await;
+        let prepared = self.prepare(message).await?;
         let info = self.publish_info_within(&prepared.topic, timeout, started).await?;
         let attempts = config.retry_times_when_send_async_failed.saturating_add(1);
         let mut last_broker: Option<String> = None;
@@ -745,25 +740,27 @@ impl Producer {
             .ok_or_else(|| ClientError::NoRoute { topic: topic.to_owned() })
     }
 
-    /// Compresses a prepared body when it reaches the threshold; large bodies on the blocking
-    /// pool.
-    async fn compress(&self, prepared: &mut Prepared) {
+    /// What every single-message send does first: checks `message` and prepares it, then
+    /// compresses its body when it reaches the threshold (large bodies on the blocking pool).
+    async fn prepare(&self, message: Message) -> Result<Prepared, ClientError> {
+        let mut prepared = prepare::prepare_single(message, self.inner.config.max_message_size_bytes)?;
         let settings = self.inner.config.compression();
-        if !prepare::wants_compression(prepared, &settings) {
-            return;
+        if !prepare::wants_compression(&prepared, &settings) {
+            return Ok(prepared);
         }
         if prepared.body.len() < COMPRESS_OFF_THREAD_BYTES {
-            prepare::compress(prepared, &settings);
-            return;
+            prepare::compress(&mut prepared, &settings);
+            return Ok(prepared);
         }
         let body = prepared.body.clone();
         let compressed =
             tokio::task::spawn_blocking(move || compression::compress(&body, settings.kind, settings.level))
                 .await;
         match compressed {
-            Ok(compressed) => prepare::apply_compressed(prepared, Bytes::from(compressed), &settings),
-            Err(_) => prepare::compress(prepared, &settings),
+            Ok(compressed) => prepare::apply_compressed(&mut prepared, Bytes::from(compressed), &settings),
+            Err(_) => prepare::compress(&mut prepared, &settings),
         }
+        Ok(prepared)
     }
 
     /// [`Self::publish_info`] within what is left of the send's budget.
