@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use standalone::run;
 
-/// A compiled example of apogee-client (`cargo test --workspace` builds them).
-fn example(name: &str, namesrv: &str) -> Command {
+/// A compiled example of apogee-client (`cargo test --workspace` builds them), to run with
+/// `args` against the NameServer `namesrv`.
+fn example(name: &str, namesrv: &str, args: &[&str]) -> Command {
     let path = PathBuf::from(env!("CARGO_BIN_EXE_apogee")).parent().unwrap().join("examples").join(name);
     assert!(
         path.exists(),
@@ -21,7 +22,7 @@ fn example(name: &str, namesrv: &str) -> Command {
         path.display()
     );
     let mut command = Command::new(path);
-    command.env("NAMESRV_ADDR", namesrv);
+    command.env("NAMESRV_ADDR", namesrv).args(args);
     command
 }
 
@@ -41,11 +42,7 @@ fn stdout_lines(output: &Output) -> Vec<String> {
 #[test]
 fn rust_producer_to_cpp_push_consumer() {
     let apogee = standalone::start();
-    let sent = run({
-        let mut command = example("producer", apogee.namesrv_addr());
-        command.args(["RustToCpp", "20"]);
-        command
-    });
+    let sent = run(example("producer", apogee.namesrv_addr(), &["RustToCpp", "20"]));
     assert!(sent.status.success(), "producer example failed: {}", String::from_utf8_lossy(&sent.stderr));
     assert_eq!(
         stdout_lines(&sent).iter().filter(|line| line.starts_with("SendResult [status=SendOk")).count(),
@@ -72,21 +69,13 @@ fn rust_producer_to_cpp_push_consumer() {
 #[test]
 fn batch_producer_then_lite_pull_consumer() {
     let apogee = standalone::start();
-    let sent = run({
-        let mut command = example("batch_producer", apogee.namesrv_addr());
-        command.args(["BatchTopic", "40"]);
-        command
-    });
+    let sent = run(example("batch_producer", apogee.namesrv_addr(), &["BatchTopic", "40"]));
     assert!(
         sent.status.success(),
         "batch producer example failed: {}",
         String::from_utf8_lossy(&sent.stderr)
     );
-    let polled = run({
-        let mut command = example("lite_pull_consumer", apogee.namesrv_addr());
-        command.args(["BatchTopic", "40"]);
-        command
-    });
+    let polled = run(example("lite_pull_consumer", apogee.namesrv_addr(), &["BatchTopic", "40"]));
     assert!(polled.status.success(), "lite pull example failed: {}", String::from_utf8_lossy(&polled.stderr));
     // One line per delivery, `queueId queueOffset msgId tags body`: each of the 40 bodies
     // exactly once, with the producer's tag, and no queue offset delivered twice.
@@ -157,11 +146,11 @@ fn cpp_producer_to_rust_push_consumer() {
     let sent = run(cpp_peer("produce", apogee.namesrv_addr(), "CppToRust", 20));
     assert!(sent.status.success(), "C++ producer: {}", String::from_utf8_lossy(&sent.stderr));
     let lines = read_until(
-        {
-            let mut command = example("push_consumer", apogee.namesrv_addr());
-            command.args([apogee.namesrv_addr(), "CppToRust", "rust-push-group", "TagB"]);
-            command
-        },
+        example(
+            "push_consumer",
+            apogee.namesrv_addr(),
+            &[apogee.namesrv_addr(), "CppToRust", "rust-push-group", "TagB"],
+        ),
         |line| line.contains(" queue="),
         20,
     );
@@ -179,18 +168,14 @@ fn cpp_producer_to_rust_push_consumer() {
 #[test]
 fn orderly_consumer_example_keeps_queue_order() {
     let apogee = standalone::start();
-    let sent = run({
-        let mut command = example("producer", apogee.namesrv_addr());
-        command.args(["OrderTopicTest", "40"]);
-        command
-    });
+    let sent = run(example("producer", apogee.namesrv_addr(), &["OrderTopicTest", "40"]));
     assert!(sent.status.success());
     let lines = read_until(
-        {
-            let mut command = example("orderly_consumer", apogee.namesrv_addr());
-            command.args([apogee.namesrv_addr(), "OrderTopicTest", "rust-orderly-group"]);
-            command
-        },
+        example(
+            "orderly_consumer",
+            apogee.namesrv_addr(),
+            &[apogee.namesrv_addr(), "OrderTopicTest", "rust-orderly-group"],
+        ),
         |line| line.starts_with("queue="),
         40,
     );

@@ -187,7 +187,10 @@ impl ConsumerOffsetManager {
 
     /// Whether a server-side reset waits for the group's next pull of the queue.
     pub fn has_reset_offset(&self, group: &str, topic: &str, queue_id: i32) -> bool {
-        self.tables.lock().reset.get(&key(group, topic)).is_some_and(|queues| queues.contains_key(&queue_id))
+        let tables = self.tables.lock();
+        // Every offset commit asks; with no reset pending (the usual case) no key is built.
+        !tables.reset.is_empty()
+            && tables.reset.get(&key(group, topic)).is_some_and(|queues| queues.contains_key(&queue_id))
     }
 
     /// Takes the pending server-side reset of the queue, if any.

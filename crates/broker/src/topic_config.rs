@@ -142,24 +142,16 @@ impl TopicConfigManager {
 
     /// Creates or replaces a topic; persists and bumps the data version.
     pub fn create_or_update(&self, config: TopicConfig) -> io::Result<()> {
-        {
-            let mut table = self.table.write();
+        self.edit_table(|table| {
             table.topics.insert(config.topic_name.clone(), Arc::new(config));
-            table.data_version.next_version();
-        }
+            true
+        });
         self.changed_and_persist()
     }
 
     /// Deletes a topic; persists and bumps the data version.
     pub fn delete(&self, topic: &str) -> io::Result<bool> {
-        let removed = {
-            let mut table = self.table.write();
-            let removed = table.topics.remove(topic).is_some();
-            if removed {
-                table.data_version.next_version();
-            }
-            removed
-        };
+        let removed = self.edit_table(|table| table.topics.remove(topic).is_some());
         if removed {
             self.changed_and_persist()?;
         }
@@ -268,8 +260,7 @@ impl TopicConfigManager {
     /// a registration); persists when anything changed. Returns whether anything did. Does
     /// not wake the registration loop: the change came from a registration.
     pub fn mark_order_topics<'a>(&self, topics: impl IntoIterator<Item = &'a str>) -> io::Result<bool> {
-        let changed = {
-            let mut table = self.table.write();
+        let changed = self.edit_table(|table| {
             let mut changed = false;
             for name in topics {
                 if let Some(config) = table.topics.get_mut(name) {
@@ -279,11 +270,8 @@ impl TopicConfigManager {
                     }
                 }
             }
-            if changed {
-                table.data_version.next_version();
-            }
             changed
-        };
+        });
         if changed {
             self.persist()?;
         }
@@ -342,6 +330,17 @@ impl TopicConfigManager {
             fastjson::to_vec(&persisted, Dialect::Fastjson).map_err(io::Error::other)?
         };
         apogee_common::fs::write_atomically(&self.path, &bytes)
+    }
+
+    /// Applies `edit` to the table under its lock and, when `edit` says it changed anything,
+    /// bumps the data version with it, so the two never drift apart. Whether anything changed.
+    fn edit_table(&self, edit: impl FnOnce(&mut Table) -> bool) -> bool {
+        let mut table = self.table.write();
+        let changed = edit(&mut table);
+        if changed {
+            table.data_version.next_version();
+        }
+        changed
     }
 
     fn changed_and_persist(&self) -> io::Result<()> {

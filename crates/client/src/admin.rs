@@ -54,30 +54,7 @@ pub struct AdminBuilder {
 }
 
 impl AdminBuilder {
-    /// NameServer addresses, `;`-separated; defaults to `NAMESRV_ADDR` or `127.0.0.1:9876`.
-    pub fn namesrv(mut self, addr: impl Into<String>) -> Self {
-        self.config.namesrv_addr = addr.into();
-        self
-    }
-
-    /// The instance name, to keep the admin's connections apart from an application's
-    /// producers and consumers in the same process.
-    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
-        self.config.instance_name = name.into();
-        self
-    }
-
-    /// Timeout of each call (default 3 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.api_timeout = timeout;
-        self
-    }
-
-    /// Replaces every client setting at once.
-    pub fn client_config(mut self, config: ClientConfig) -> Self {
-        self.config = config;
-        self
-    }
+    crate::config::client_config_setters!(config);
 
     /// Starts the admin client on the shared client instance of its NameServers.
     pub async fn start(self) -> Result<Admin, ClientError> {
@@ -429,13 +406,13 @@ impl Admin {
                 continue;
             }
             let target = if timestamp_ms < 0 {
-                requests::read_max_offset(
+                requests::read_offset(
                     addr,
                     self.instance.invoke(addr, requests::max_offset(&queue), timeout).await?,
                 )?
             } else {
                 let request = requests::search_offset(&queue, timestamp_ms);
-                requests::read_search_offset(addr, self.instance.invoke(addr, request, timeout).await?)?
+                requests::read_offset(addr, self.instance.invoke(addr, request, timeout).await?)?
             };
             if merge::should_reset(force, target, offsets.consumer_offset) {
                 let request = requests::update_consumer_offset(group, &queue, target);

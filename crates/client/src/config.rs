@@ -145,6 +145,50 @@ impl ClientConfig {
     }
 }
 
+/// The setters of the client-instance part every client builder shares (`namesrv`,
+/// `instance_name`, `api_timeout`, `credentials`, `client_config`), writing to the builder's
+/// [`ClientConfig`] field `$field`. Producers, both consumers and the admin client join a client
+/// instance the same way, so they are set up with the same methods, defined once here.
+macro_rules! client_config_setters {
+    ($field:ident) => {
+        /// NameServer addresses, `;`-separated (default: `NAMESRV_ADDR` or `127.0.0.1:9876`).
+        pub fn namesrv(mut self, addr: impl Into<String>) -> Self {
+            self.$field.namesrv_addr = addr.into();
+            self
+        }
+
+        /// The instance name, part of the client id: clients of one process with the same name
+        /// and NameServers share one client instance, so two members of one group in one process
+        /// need different names. Producers and clustering push consumers left at `DEFAULT` take
+        /// `<pid>#<nanos>` at start; the admin client's default is `ADMIN`, which keeps its
+        /// connections apart from the application's.
+        pub fn instance_name(mut self, name: impl Into<String>) -> Self {
+            self.$field.instance_name = name.into();
+            self
+        }
+
+        /// Timeout of route, heartbeat and admin calls (default 3 s).
+        pub fn api_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.$field.api_timeout = timeout;
+            self
+        }
+
+        /// Signs every request with ACL 1.0 credentials.
+        pub fn credentials(mut self, credentials: apogee_remoting::acl::SessionCredentials) -> Self {
+            self.$field.credentials = Some(credentials);
+            self
+        }
+
+        /// All client-instance settings at once (NameServers, instance name, timeouts, periods,
+        /// ACL), for callers that keep a [`ClientConfig`](crate::ClientConfig) of their own.
+        pub fn client_config(mut self, config: crate::ClientConfig) -> Self {
+            self.$field = config;
+            self
+        }
+    };
+}
+pub(crate) use client_config_setters;
+
 #[cfg(test)]
 mod tests {
     use super::*;

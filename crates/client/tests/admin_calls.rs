@@ -2,25 +2,47 @@
 
 mod support;
 
+use apogee_client::admin::QueryResult;
 use apogee_client::{Admin, ClientError, MessageQueue};
 use apogee_common::{perm, TopicConfig};
 use apogee_remoting::body::admin::SubscriptionGroupConfig;
 use apogee_remoting::response_code;
 use support::{eventually, refused_with, TestCluster, BROKER_NAME, CLUSTER};
 
-async fn admin(cluster: &TestCluster) -> Admin {
-    Admin::builder().namesrv(cluster.namesrv_addr.clone()).start().await.expect("admin starts")
-}
-
 async fn committed(admin: &Admin, group: &str, queue: &MessageQueue) -> i64 {
     let stats = admin.consume_stats(group, Some(&queue.topic)).await.expect("consume stats");
     stats.offset_table.get(queue).map(|offsets| offsets.consumer_offset).expect("queue listed")
 }
 
+/// Creates the subscription group `group` on the broker and commits `offset` for it on `queue`.
+async fn group_committed_at(
+    cluster: &TestCluster,
+    admin: &Admin,
+    group: &str,
+    queue: &MessageQueue,
+    offset: i64,
+) {
+    admin
+        .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new(group))
+        .await
+        .unwrap();
+    cluster.commit(group, queue, offset).await;
+}
+
+/// What a query for `key` in `topic` (messages stored until `end_ms`) finds once the broker
+/// indexed it.
+async fn indexed(admin: &Admin, topic: &str, key: &str, end_ms: i64) -> QueryResult {
+    eventually("the key indexed", || async {
+        let result = admin.query_messages_by_key(topic, key, 32, 0, end_ms).await.ok()?;
+        (!result.messages.is_empty()).then_some(result)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn topics_clusters_and_routes() {
     let cluster = TestCluster::start().await;
-    let admin = admin(&cluster).await;
+    let admin = cluster.admin().await;
     let info = admin.cluster_info().await.unwrap();
     assert!(info.cluster_addr_table[CLUSTER].contains(BROKER_NAME));
     assert_eq!(info.broker_addr_table[BROKER_NAME].broker_addrs[&0], cluster.broker_addr);
@@ -60,26 +82,17 @@ async fn topics_clusters_and_routes() {
 
 #[tokio::test]
 async fn statistics_and_progress() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("AdminStats", 2).await;
-    for index in 0..3 {
-        cluster.send("AdminStats", 0, None, None, &format!("a{index}")).await;
-    }
-    for index in 0..2 {
-        cluster.send("AdminStats", 1, None, None, &format!("b{index}")).await;
-    }
-    let admin = admin(&cluster).await;
+    let cluster = TestCluster::with_topic("AdminStats", 2).await;
+    cluster.send_numbered("AdminStats", 0, "a", 3).await;
+    cluster.send_numbered("AdminStats", 1, "b", 2).await;
+    let admin = cluster.admin().await;
     let stats = admin.topic_stats("AdminStats").await.unwrap();
     let queue = |id| cluster.queue("AdminStats", id);
     assert_eq!(stats.offset_table[&queue(0)].max_offset, 3);
     assert_eq!(stats.offset_table[&queue(1)].max_offset, 2);
     assert!(stats.offset_table[&queue(0)].last_update_timestamp > 0);
 
-    admin
-        .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new("GroupStats"))
-        .await
-        .unwrap();
-    cluster.commit("GroupStats", &queue(0), 1).await;
+    group_committed_at(&cluster, &admin, "GroupStats", &queue(0), 1).await;
     let progress = admin.consumer_progress("GroupStats", Some("AdminStats")).await.unwrap();
     let first = progress.queues.iter().find(|line| line.queue == queue(0)).expect("queue 0 listed");
     assert_eq!((first.broker_offset, first.consumer_offset, first.lag), (3, 1, 2));
@@ -98,7 +111,7 @@ async fn statistics_and_progress() {
 #[tokio::test]
 async fn an_offline_group_has_no_connections() {
     let cluster = TestCluster::start().await;
-    let admin = admin(&cluster).await;
+    let admin = cluster.admin().await;
     match admin.consumer_connections("NobodyHere").await {
         Err(ClientError::Broker { code, addr, .. }) => {
             assert_eq!(code, response_code::CONSUMER_NOT_ONLINE);
@@ -111,11 +124,10 @@ async fn an_offline_group_has_no_connections() {
 
 #[tokio::test]
 async fn messages_by_id_and_by_key() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("AdminMessages", 1).await;
+    let cluster = TestCluster::with_topic("AdminMessages", 1).await;
     let sent = cluster.send("AdminMessages", 0, Some("TagK"), Some("order-1 shared"), "first body").await;
     cluster.send("AdminMessages", 0, None, Some("order-2 shared"), "second body").await;
-    let admin = admin(&cluster).await;
+    let admin = cluster.admin().await;
 
     let message = admin.view_message(&sent.msg_id).await.unwrap();
     assert_eq!(&message.message.body[..], b"first body");
@@ -124,11 +136,7 @@ async fn messages_by_id_and_by_key() {
     assert!(matches!(admin.view_message("not-an-id").await, Err(ClientError::IllegalArgument(_))));
 
     let end = apogee_common::time::now_ms() + 60_000;
-    let found = eventually("the key indexed", || async {
-        let result = admin.query_messages_by_key("AdminMessages", "order-1", 32, 0, end).await.ok()?;
-        (!result.messages.is_empty()).then_some(result)
-    })
-    .await;
+    let found = indexed(&admin, "AdminMessages", "order-1", end).await;
     assert_eq!(found.messages.len(), 1);
     assert_eq!(&found.messages[0].message.body[..], b"first body");
     let shared = admin.query_messages_by_key("AdminMessages", "shared", 32, 0, end).await.unwrap();
@@ -140,18 +148,11 @@ async fn messages_by_id_and_by_key() {
 
 #[tokio::test]
 async fn offsets_are_reset_by_time() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("AdminReset", 1).await;
-    for index in 0..5 {
-        cluster.send("AdminReset", 0, None, None, &format!("m{index}")).await;
-    }
-    let admin = admin(&cluster).await;
-    admin
-        .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new("GroupReset"))
-        .await
-        .unwrap();
+    let cluster = TestCluster::with_topic("AdminReset", 1).await;
+    cluster.send_numbered("AdminReset", 0, "m", 5).await;
+    let admin = cluster.admin().await;
     let queue = cluster.queue("AdminReset", 0);
-    cluster.commit("GroupReset", &queue, 5).await;
+    group_committed_at(&cluster, &admin, "GroupReset", &queue, 5).await;
 
     let moved = admin.reset_offset_by_time("GroupReset", "AdminReset", 0, false).await.unwrap();
     assert_eq!(moved.get(&queue), Some(&0));
@@ -168,7 +169,7 @@ async fn offsets_are_reset_by_time() {
 #[tokio::test]
 async fn kv_config_round_trip() {
     let cluster = TestCluster::start().await;
-    let admin = admin(&cluster).await;
+    let admin = cluster.admin().await;
     assert_eq!(admin.get_kv_config("ORDER_TOPIC_CONFIG", "AdminKv").await.unwrap(), None);
     admin.put_kv_config("ORDER_TOPIC_CONFIG", "AdminKv", "broker-a:4").await.unwrap();
     assert_eq!(
@@ -180,18 +181,13 @@ async fn kv_config_round_trip() {
 
 #[tokio::test]
 async fn progress_reset_and_groups() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("ProgressTopic", 1).await;
+    let cluster = TestCluster::with_topic("ProgressTopic", 1).await;
     for index in 0..5 {
         cluster.send("ProgressTopic", 0, None, Some("k"), &format!("m{index}")).await;
     }
-    let admin = admin(&cluster).await;
-    admin
-        .create_subscription_group(&cluster.broker_addr, &SubscriptionGroupConfig::new("ProgressGroup"))
-        .await
-        .unwrap();
+    let admin = cluster.admin().await;
     let queue = cluster.queue("ProgressTopic", 0);
-    cluster.commit("ProgressGroup", &queue, 2).await;
+    group_committed_at(&cluster, &admin, "ProgressGroup", &queue, 2).await;
     let progress = admin.consumer_progress("ProgressGroup", Some("ProgressTopic")).await.unwrap();
     assert_eq!(progress.queues.len(), 1);
     assert_eq!((progress.queues[0].broker_offset, progress.queues[0].consumer_offset), (5, 2));
@@ -214,19 +210,14 @@ async fn progress_reset_and_groups() {
 
 #[tokio::test]
 async fn messages_by_id_and_key_and_kv_config() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("MessageTopic", 1).await;
+    let cluster = TestCluster::with_topic("MessageTopic", 1).await;
     let sent = cluster.send("MessageTopic", 0, Some("TagK"), Some("order-1"), "first body").await;
-    let admin = admin(&cluster).await;
+    let admin = cluster.admin().await;
     let message = admin.view_message(&sent.msg_id).await.unwrap();
     assert_eq!(&message.message.body[..], b"first body");
     assert!(matches!(admin.view_message("xyz").await, Err(ClientError::IllegalArgument(_))));
     let end = apogee_common::time::now_ms() + 60_000;
-    let found = eventually("the key indexed", || async {
-        let result = admin.query_messages_by_key("MessageTopic", "order-1", 32, 0, end).await.ok()?;
-        (!result.messages.is_empty()).then_some(result)
-    })
-    .await;
+    let found = indexed(&admin, "MessageTopic", "order-1", end).await;
     assert_eq!(found.messages[0].offset_msg_id(), sent.msg_id);
 
     assert_eq!(admin.get_kv_config("NS", "k").await.unwrap(), None);

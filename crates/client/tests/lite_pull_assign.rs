@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use apogee_client::{ClientConfig, ClientError, LitePullConsumer, MessageExt};
+use apogee_client::{ClientConfig, ClientError, LitePullConsumer, MessageExt, MessageQueue};
 use apogee_common::message::record;
 use apogee_remoting::body::consumer::ResetOffsetBody;
 use apogee_remoting::body::enums::ConsumeFromWhere;
@@ -22,14 +22,11 @@ async fn consumer(cluster: &TestCluster, group: &str, instance: &str) -> LitePul
 
 #[tokio::test]
 async fn assigned_queues_are_polled_in_order_and_committed() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("AssignTopic", 2).await;
+    let cluster = TestCluster::with_topic("AssignTopic", 2).await;
     for index in 0..15 {
         cluster.send("AssignTopic", 0, Some("TagA"), None, &format!("q0-{index}")).await;
     }
-    for index in 0..5 {
-        cluster.send("AssignTopic", 1, None, None, &format!("q1-{index}")).await;
-    }
+    cluster.send_numbered("AssignTopic", 1, "q1-", 5).await;
     let consumer = consumer(&cluster, "AssignGroup", "assign-1").await;
     let queues = consumer.fetch_message_queues("AssignTopic").await.unwrap();
     assert_eq!(queues, [cluster.queue("AssignTopic", 0), cluster.queue("AssignTopic", 1)]);
@@ -57,22 +54,25 @@ async fn assigned_queues_are_polled_in_order_and_committed() {
     cluster.shutdown().await;
 }
 
+/// Assigns `queue` alone to `consumer` and polls its first `count` messages.
+async fn assign_and_poll(consumer: &LitePullConsumer, queue: &MessageQueue, count: usize) {
+    consumer.assign([queue.clone()]).unwrap();
+    assert_eq!(poll_until(consumer, count).await.len(), count);
+}
+
+/// [`consumer`], for tests whose own consumer shadows that name.
 async fn consumer_of(cluster: &TestCluster, group: &str, instance: &str) -> LitePullConsumer {
     consumer(cluster, group, instance).await
 }
 
 #[tokio::test]
 async fn seeking_pausing_and_resuming() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("SeekTopic", 1).await;
-    for index in 0..10 {
-        cluster.send("SeekTopic", 0, None, None, &format!("m{index}")).await;
-    }
+    let cluster = TestCluster::with_topic("SeekTopic", 1).await;
+    cluster.send_numbered("SeekTopic", 0, "m", 10).await;
     let consumer = consumer(&cluster, "SeekGroup", "seek").await;
     let queue = cluster.queue("SeekTopic", 0);
     assert!(matches!(consumer.seek(&queue, 0).await, Err(ClientError::IllegalArgument(_))));
-    consumer.assign([queue.clone()]).unwrap();
-    assert_eq!(poll_until(&consumer, 10).await.len(), 10);
+    assign_and_poll(&consumer, &queue, 10).await;
 
     consumer.seek(&queue, 3).await.unwrap();
     let again = poll_until(&consumer, 7).await;
@@ -97,11 +97,8 @@ async fn seeking_pausing_and_resuming() {
 
 #[tokio::test]
 async fn auto_commit_and_shutdown_commit() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("AutoTopic", 1).await;
-    for index in 0..4 {
-        cluster.send("AutoTopic", 0, None, None, &format!("m{index}")).await;
-    }
+    let cluster = TestCluster::with_topic("AutoTopic", 1).await;
+    cluster.send_numbered("AutoTopic", 0, "m", 4).await;
     let consumer = cluster
         .lite_pull("AutoGroup", "auto")
         .auto_commit_interval(Duration::from_secs(1))
@@ -109,8 +106,7 @@ async fn auto_commit_and_shutdown_commit() {
         .await
         .unwrap();
     let queue = cluster.queue("AutoTopic", 0);
-    consumer.assign([queue.clone()]).unwrap();
-    assert_eq!(poll_until(&consumer, 4).await.len(), 4);
+    assign_and_poll(&consumer, &queue, 4).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(consumer.poll(Duration::ZERO).await.is_empty());
     assert_eq!(consumer.committed(&queue).await.unwrap(), Some(4));
@@ -143,11 +139,8 @@ async fn a_consumer_without_a_group_does_not_start() {
 
 #[tokio::test]
 async fn a_new_consumer_resumes_from_the_committed_offset() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("LiteResume", 1).await;
-    for index in 0..6 {
-        cluster.send("LiteResume", 0, None, None, &format!("m{index}")).await;
-    }
+    let cluster = TestCluster::with_topic("LiteResume", 1).await;
+    cluster.send_numbered("LiteResume", 0, "m", 6).await;
     let queue = cluster.queue("LiteResume", 0);
     let first = cluster
         .lite_pull("GroupResume", "resume1")
@@ -194,11 +187,8 @@ async fn ask_client(
 
 #[tokio::test]
 async fn broker_requests_reach_the_consumer() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("LiteHandle", 1).await;
-    for index in 0..5 {
-        cluster.send("LiteHandle", 0, None, None, &format!("m{index}")).await;
-    }
+    let cluster = TestCluster::with_topic("LiteHandle", 1).await;
+    cluster.send_numbered("LiteHandle", 0, "m", 5).await;
     let mut client_config = ClientConfig::new(cluster.namesrv_addr.clone());
     client_config.instance_name = "handle".to_owned();
     client_config.heartbeat_broker_interval = Duration::from_secs(1);
@@ -211,8 +201,7 @@ async fn broker_requests_reach_the_consumer() {
         .await
         .unwrap();
     let queue = cluster.queue("LiteHandle", 0);
-    consumer.assign([queue.clone()]).unwrap();
-    assert_eq!(poll_until(&consumer, 5).await.len(), 5);
+    assign_and_poll(&consumer, &queue, 5).await;
 
     // What the heartbeats told the broker: the group, pulling actively (an assigning consumer
     // announces no subscription).

@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use apogee_client::{Admin, ClientError, LitePullConsumer, MessageQueue};
+use apogee_client::{ClientError, LitePullConsumer, MessageQueue};
 use support::{body, eventually, poll_until, TestCluster, WAIT_LIMIT};
 
 async fn consumer(cluster: &TestCluster, group: &str, instance: &str) -> LitePullConsumer {
@@ -15,8 +15,7 @@ async fn consumer(cluster: &TestCluster, group: &str, instance: &str) -> LitePul
 
 #[tokio::test]
 async fn subscriptions_filter_by_tag() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("TagTopic", 2).await;
+    let cluster = TestCluster::with_topic("TagTopic", 2).await;
     let consumer = consumer(&cluster, "TagGroup", "tags").await;
     consumer.subscribe("TagTopic", "TagA").await.unwrap();
     eventually("both queues allocated", || async { (consumer.assignment().len() == 2).then_some(()) }).await;
@@ -32,7 +31,7 @@ async fn subscriptions_filter_by_tag() {
     assert_eq!(messages.len(), 6);
     assert!(messages.iter().all(|message| message.message.tags() == Some("TagA")));
 
-    let admin = Admin::builder().namesrv(cluster.namesrv_addr.clone()).start().await.unwrap();
+    let admin = cluster.admin().await;
     let connection = admin.consumer_connections("TagGroup").await.unwrap();
     assert_eq!(connection.connection_set.len(), 1);
     assert!(connection.subscription_table.contains_key("TagTopic"));
@@ -42,8 +41,7 @@ async fn subscriptions_filter_by_tag() {
 
 #[tokio::test]
 async fn members_of_a_group_share_the_queues() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("ShareTopic", 4).await;
+    let cluster = TestCluster::with_topic("ShareTopic", 4).await;
     let consumers = [
         consumer(&cluster, "ShareGroup", "share-1").await,
         consumer(&cluster, "ShareGroup", "share-2").await,
@@ -81,8 +79,7 @@ async fn members_of_a_group_share_the_queues() {
 
 #[tokio::test]
 async fn the_consumer_registers_and_unregisters_with_the_instance() {
-    let cluster = TestCluster::start().await;
-    cluster.create_topic("LiteRegister", 1).await;
+    let cluster = TestCluster::with_topic("LiteRegister", 1).await;
     let consumer = consumer(&cluster, "GroupRegister", "register").await;
     let same_instance = LitePullConsumer::builder()
         .group("GroupRegister")
@@ -92,7 +89,7 @@ async fn the_consumer_registers_and_unregisters_with_the_instance() {
         .await;
     assert!(matches!(same_instance, Err(ClientError::IllegalArgument(_))));
     consumer.subscribe("LiteRegister", "TagA || TagB").await.unwrap();
-    let admin = Admin::builder().namesrv(cluster.namesrv_addr.clone()).start().await.unwrap();
+    let admin = cluster.admin().await;
     let connection =
         eventually("the group online", || async { admin.consumer_connections("GroupRegister").await.ok() })
             .await;

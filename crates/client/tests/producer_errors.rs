@@ -48,8 +48,7 @@ async fn unknown_topic_without_auto_create_gives_the_brokers_code() {
 
 #[tokio::test]
 async fn oversized_and_forbidden_messages_never_leave_the_client() {
-    let cluster = Cluster::start(&["broker-a"], |_| {}).await;
-    cluster.create_topic("LimitTopic", 1).await;
+    let cluster = Cluster::with_topic("broker-a", "LimitTopic", 1).await;
     let producer = apogee_client::Producer::builder()
         .group("PG_LIMITS")
         .client_config(cluster.client_config())

@@ -64,8 +64,7 @@ impl ConsumerHandle for Probe {
 
 #[tokio::test]
 async fn membership_changes_reach_consumers_through_the_instance() {
-    let cluster = Cluster::start(&["broker-a"], |_| {}).await;
-    cluster.create_topic(TOPIC, 2).await;
+    let cluster = Cluster::with_topic("broker-a", TOPIC, 2).await;
     let first = ClientInstance::get(&cluster.client_config().with_instance_name("notify-a")).await.unwrap();
     let second = ClientInstance::get(&cluster.client_config().with_instance_name("notify-b")).await.unwrap();
     assert_ne!(first.client_id(), second.client_id());

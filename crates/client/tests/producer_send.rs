@@ -15,8 +15,7 @@ const BROKER: &str = "broker-a";
 
 #[tokio::test]
 async fn sync_send_round_trips_every_field() {
-    let cluster = Cluster::start(&[BROKER], |_| {}).await;
-    cluster.create_topic("SyncTopic", 4).await;
+    let cluster = Cluster::with_topic(BROKER, "SyncTopic", 4).await;
     let producer = cluster.producer("PG_SYNC").await;
     let mut queues_used = HashSet::new();
     for index in 0..8 {
@@ -52,8 +51,7 @@ async fn sync_send_round_trips_every_field() {
 
 #[tokio::test]
 async fn large_bodies_are_stored_compressed() {
-    let cluster = Cluster::start(&[BROKER], |_| {}).await;
-    cluster.create_topic("ZipTopic", 1).await;
+    let cluster = Cluster::with_topic(BROKER, "ZipTopic", 1).await;
     let producer = cluster.producer("PG_ZIP").await;
     let body: Vec<u8> = (0..20_000u32).map(|index| (index % 13) as u8 + b'a').collect();
     let result = producer.send(Message::new("ZipTopic", body.clone())).await.expect("send succeeds");
@@ -76,8 +74,7 @@ async fn large_bodies_are_stored_compressed() {
 
 #[tokio::test]
 async fn callback_oneway_batch_selector_and_explicit_queue() {
-    let cluster = Cluster::start(&[BROKER], |_| {}).await;
-    cluster.create_topic("FlavourTopic", 4).await;
+    let cluster = Cluster::with_topic(BROKER, "FlavourTopic", 4).await;
     let producer = cluster.producer("PG_FLAVOURS").await;
     let broker = cluster.broker(0);
 
@@ -184,8 +181,7 @@ async fn topics_are_created_from_tbw102_on_first_send() {
 
 #[tokio::test]
 async fn heartbeats_register_the_group_and_shutdown_unregisters_it() {
-    let cluster = Cluster::start(&[BROKER], |_| {}).await;
-    cluster.create_topic("BeatTopic", 1).await;
+    let cluster = Cluster::with_topic(BROKER, "BeatTopic", 1).await;
     let producer = cluster.producer("PG_BEAT").await;
     producer.send(Message::new("BeatTopic", &b"x"[..])).await.expect("send succeeds");
     producer.instance().send_heartbeat_to_all_brokers().await;
@@ -206,8 +202,7 @@ async fn heartbeats_register_the_group_and_shutdown_unregisters_it() {
 
 #[tokio::test]
 async fn the_background_heartbeat_reaches_the_broker() {
-    let cluster = Cluster::start(&[BROKER], |_| {}).await;
-    cluster.create_topic("PeriodicTopic", 1).await;
+    let cluster = Cluster::with_topic(BROKER, "PeriodicTopic", 1).await;
     let producer = Producer::builder()
         .group("PG_PERIODIC")
         .client_config(cluster.client_config().with_heartbeat_broker_interval(Duration::from_millis(200)))

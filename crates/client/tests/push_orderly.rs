@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apogee_client::{ConsumeResult, MessageExt};
-use push_support::{all_queues, init_tracing, queues_of, wait_until, Cluster};
+use push_support::{init_tracing, queues_of, wait_for_every_queue, wait_until, Cluster};
 
 const TOPIC: &str = "PushOrderlyTopic";
 const GROUP: &str = "cg-push-orderly";
@@ -49,9 +49,13 @@ async fn per_queue_order_holds_while_a_member_joins() {
         cluster.consumer(GROUP).subscribe(TOPIC, "*").start_orderly(listener(name, &timeline))
     };
     let first = start("first").await.expect("first consumer starts");
-    wait_until("the first member to lock every queue", Duration::from_secs(20), || {
-        queues_of(&first, TOPIC) == all_queues(TOPIC, QUEUES)
-    })
+    wait_for_every_queue(
+        "the first member to lock every queue",
+        Duration::from_secs(20),
+        &first,
+        TOPIC,
+        QUEUES,
+    )
     .await;
     let third = PER_QUEUE / 3;
     for sequence in 0..third {
@@ -138,8 +142,7 @@ async fn a_failing_message_is_retried_in_place_then_dead_lettered() {
         })
         .await
         .expect("consumer starts");
-    wait_until("the queue", Duration::from_secs(20), || queues_of(&consumer, topic) == all_queues(topic, 1))
-        .await;
+    wait_for_every_queue("the queue", Duration::from_secs(20), &consumer, topic, 1).await;
     for body in ["before", "poison", "after"] {
         cluster.send(topic, 0, None, body).await;
     }

@@ -14,7 +14,7 @@ use apogee_remoting::body::enums::ConsumeFromWhere;
 use apogee_remoting::code::request_code;
 use apogee_remoting::header::consumer::UpdateConsumerOffsetRequestHeader;
 use apogee_remoting::RemotingCommand;
-use push_support::{all_queues, queues_of, wait_until, Cluster, Log, BROKER_NAME};
+use push_support::{wait_for_every_queue, wait_until, Cluster, Log, BROKER_NAME};
 
 const TOPIC: &str = "PushStartTopic";
 
@@ -56,8 +56,7 @@ async fn an_offset_beyond_the_queue_restarts_from_the_brokers_offset() {
     let start = || cluster.consumer(group).subscribe(TOPIC, "*").start(log.listener("c"));
     // A first run creates the group at the broker.
     let consumer = start().await.expect("consumer starts");
-    wait_until("the queue", Duration::from_secs(20), || queues_of(&consumer, TOPIC) == all_queues(TOPIC, 1))
-        .await;
+    wait_for_every_queue("the queue", Duration::from_secs(20), &consumer, TOPIC, 1).await;
     consumer.shutdown().await;
     for body in ["skipped-0", "skipped-1"] {
         cluster.send(TOPIC, 0, None, body).await;
@@ -74,10 +73,7 @@ async fn an_offset_beyond_the_queue_restarts_from_the_brokers_offset() {
     assert_eq!(cluster.call(request).await.code, 0, "offset committed");
 
     let consumer = start().await.expect("consumer starts again");
-    wait_until("the queue again", Duration::from_secs(20), || {
-        queues_of(&consumer, TOPIC) == all_queues(TOPIC, 1)
-    })
-    .await;
+    wait_for_every_queue("the queue again", Duration::from_secs(20), &consumer, TOPIC, 1).await;
     // The repaired queue is dropped and taken again from the broker's max offset.
     wait_until("the corrected offset", Duration::from_secs(20), || {
         consumer.offset_store().offset_table(Some(TOPIC)).values().any(|offset| *offset == 2)

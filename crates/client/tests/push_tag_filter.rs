@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use apogee_remoting::body::enums::{ConsumeType, MessageModel};
-use push_support::{all_queues, queues_of, wait_until, Cluster, Log};
+use push_support::{wait_for_every_queue, wait_until, Cluster, Log};
 
 const TOPIC: &str = "PushTagTopic";
 const GROUP: &str = "cg-push-tags";
@@ -21,10 +21,8 @@ async fn only_subscribed_tags_are_delivered() {
         .start(log.listener("only"))
         .await
         .expect("consumer starts");
-    wait_until("the consumer to hold the queues", Duration::from_secs(20), || {
-        queues_of(&consumer, TOPIC) == all_queues(TOPIC, 2)
-    })
-    .await;
+    wait_for_every_queue("the consumer to hold the queues", Duration::from_secs(20), &consumer, TOPIC, 2)
+        .await;
     // The heartbeat announced the subscription (tags and hash codes) and the retry topic.
     let connection = cluster.consumer_connection(GROUP).await;
     assert_eq!(connection.consume_type, Some(ConsumeType::ConsumePassively));

@@ -3,669 +3,248 @@
 //! Codes are plain `i32`s rather than enums: peers send codes we have never heard of, and
 //! those must flow through dispatch to a REQUEST_CODE_NOT_SUPPORTED answer, not fail to decode.
 
+/// Declares a module's code constants and its `name` function (the Java constant name of a
+/// code, for logs and remarks) from one list, so each name is written once.
+macro_rules! codes {
+    ($($name:ident = $value:literal,)*) => {
+        $(
+            #[allow(missing_docs)]
+            pub const $name: i32 = $value;
+        )*
+
+        /// The Java constant name of `code`, for logs and remarks.
+        pub fn name(code: i32) -> Option<&'static str> {
+            Some(match code {
+                $($name => stringify!($name),)*
+                _ => return None,
+            })
+        }
+    };
+}
+
 /// Request codes (`RequestCode.java`).
 pub mod request_code {
-    #[allow(missing_docs)]
-    pub const SEND_MESSAGE: i32 = 10;
-    #[allow(missing_docs)]
-    pub const PULL_MESSAGE: i32 = 11;
-    #[allow(missing_docs)]
-    pub const QUERY_MESSAGE: i32 = 12;
-    #[allow(missing_docs)]
-    pub const QUERY_BROKER_OFFSET: i32 = 13;
-    #[allow(missing_docs)]
-    pub const QUERY_CONSUMER_OFFSET: i32 = 14;
-    #[allow(missing_docs)]
-    pub const UPDATE_CONSUMER_OFFSET: i32 = 15;
-    #[allow(missing_docs)]
-    pub const UPDATE_AND_CREATE_TOPIC: i32 = 17;
-    #[allow(missing_docs)]
-    pub const UPDATE_AND_CREATE_TOPIC_LIST: i32 = 18;
-    #[allow(missing_docs)]
-    pub const GET_ALL_TOPIC_CONFIG: i32 = 21;
-    #[allow(missing_docs)]
-    pub const GET_TOPIC_CONFIG_LIST: i32 = 22;
-    #[allow(missing_docs)]
-    pub const GET_TOPIC_NAME_LIST: i32 = 23;
-    #[allow(missing_docs)]
-    pub const UPDATE_BROKER_CONFIG: i32 = 25;
-    #[allow(missing_docs)]
-    pub const GET_BROKER_CONFIG: i32 = 26;
-    #[allow(missing_docs)]
-    pub const TRIGGER_DELETE_FILES: i32 = 27;
-    #[allow(missing_docs)]
-    pub const GET_BROKER_RUNTIME_INFO: i32 = 28;
-    #[allow(missing_docs)]
-    pub const SEARCH_OFFSET_BY_TIMESTAMP: i32 = 29;
-    #[allow(missing_docs)]
-    pub const GET_MAX_OFFSET: i32 = 30;
-    #[allow(missing_docs)]
-    pub const GET_MIN_OFFSET: i32 = 31;
-    #[allow(missing_docs)]
-    pub const GET_EARLIEST_MSG_STORETIME: i32 = 32;
-    #[allow(missing_docs)]
-    pub const VIEW_MESSAGE_BY_ID: i32 = 33;
-    #[allow(missing_docs)]
-    pub const HEART_BEAT: i32 = 34;
-    #[allow(missing_docs)]
-    pub const UNREGISTER_CLIENT: i32 = 35;
-    #[allow(missing_docs)]
-    pub const CONSUMER_SEND_MSG_BACK: i32 = 36;
-    #[allow(missing_docs)]
-    pub const END_TRANSACTION: i32 = 37;
-    #[allow(missing_docs)]
-    pub const GET_CONSUMER_LIST_BY_GROUP: i32 = 38;
-    #[allow(missing_docs)]
-    pub const CHECK_TRANSACTION_STATE: i32 = 39;
-    #[allow(missing_docs)]
-    pub const NOTIFY_CONSUMER_IDS_CHANGED: i32 = 40;
-    #[allow(missing_docs)]
-    pub const LOCK_BATCH_MQ: i32 = 41;
-    #[allow(missing_docs)]
-    pub const UNLOCK_BATCH_MQ: i32 = 42;
-    #[allow(missing_docs)]
-    pub const GET_ALL_CONSUMER_OFFSET: i32 = 43;
-    #[allow(missing_docs)]
-    pub const GET_ALL_DELAY_OFFSET: i32 = 45;
-    #[allow(missing_docs)]
-    pub const CHECK_CLIENT_CONFIG: i32 = 46;
-    #[allow(missing_docs)]
-    pub const GET_CLIENT_CONFIG: i32 = 47;
-    #[allow(missing_docs)]
-    pub const GET_TIMER_CHECK_POINT: i32 = 60;
-    #[allow(missing_docs)]
-    pub const GET_TIMER_METRICS: i32 = 61;
-    #[allow(missing_docs)]
-    pub const PUT_KV_CONFIG: i32 = 100;
-    #[allow(missing_docs)]
-    pub const GET_KV_CONFIG: i32 = 101;
-    #[allow(missing_docs)]
-    pub const DELETE_KV_CONFIG: i32 = 102;
-    #[allow(missing_docs)]
-    pub const REGISTER_BROKER: i32 = 103;
-    #[allow(missing_docs)]
-    pub const UNREGISTER_BROKER: i32 = 104;
-    #[allow(missing_docs)]
-    pub const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
-    #[allow(missing_docs)]
-    pub const GET_BROKER_CLUSTER_INFO: i32 = 106;
-    #[allow(missing_docs)]
-    pub const UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: i32 = 200;
-    #[allow(missing_docs)]
-    pub const GET_ALL_SUBSCRIPTIONGROUP_CONFIG: i32 = 201;
-    #[allow(missing_docs)]
-    pub const GET_TOPIC_STATS_INFO: i32 = 202;
-    #[allow(missing_docs)]
-    pub const GET_CONSUMER_CONNECTION_LIST: i32 = 203;
-    #[allow(missing_docs)]
-    pub const GET_PRODUCER_CONNECTION_LIST: i32 = 204;
-    #[allow(missing_docs)]
-    pub const WIPE_WRITE_PERM_OF_BROKER: i32 = 205;
-    #[allow(missing_docs)]
-    pub const GET_ALL_TOPIC_LIST_FROM_NAMESERVER: i32 = 206;
-    #[allow(missing_docs)]
-    pub const DELETE_SUBSCRIPTIONGROUP: i32 = 207;
-    #[allow(missing_docs)]
-    pub const GET_CONSUME_STATS: i32 = 208;
-    #[allow(missing_docs)]
-    pub const SUSPEND_CONSUMER: i32 = 209;
-    #[allow(missing_docs)]
-    pub const RESUME_CONSUMER: i32 = 210;
-    #[allow(missing_docs)]
-    pub const RESET_CONSUMER_OFFSET_IN_CONSUMER: i32 = 211;
-    #[allow(missing_docs)]
-    pub const RESET_CONSUMER_OFFSET_IN_BROKER: i32 = 212;
-    #[allow(missing_docs)]
-    pub const ADJUST_CONSUMER_THREAD_POOL: i32 = 213;
-    #[allow(missing_docs)]
-    pub const WHO_CONSUME_THE_MESSAGE: i32 = 214;
-    #[allow(missing_docs)]
-    pub const DELETE_TOPIC_IN_BROKER: i32 = 215;
-    #[allow(missing_docs)]
-    pub const DELETE_TOPIC_IN_NAMESRV: i32 = 216;
-    #[allow(missing_docs)]
-    pub const REGISTER_TOPIC_IN_NAMESRV: i32 = 217;
-    #[allow(missing_docs)]
-    pub const GET_KVLIST_BY_NAMESPACE: i32 = 219;
-    #[allow(missing_docs)]
-    pub const RESET_CONSUMER_CLIENT_OFFSET: i32 = 220;
-    #[allow(missing_docs)]
-    pub const GET_CONSUMER_STATUS_FROM_CLIENT: i32 = 221;
-    #[allow(missing_docs)]
-    pub const INVOKE_BROKER_TO_RESET_OFFSET: i32 = 222;
-    #[allow(missing_docs)]
-    pub const INVOKE_BROKER_TO_GET_CONSUMER_STATUS: i32 = 223;
-    #[allow(missing_docs)]
-    pub const GET_TOPICS_BY_CLUSTER: i32 = 224;
-    #[allow(missing_docs)]
-    pub const UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST: i32 = 225;
-    #[allow(missing_docs)]
-    pub const QUERY_TOPIC_CONSUME_BY_WHO: i32 = 300;
-    #[allow(missing_docs)]
-    pub const REGISTER_FILTER_SERVER: i32 = 301;
-    #[allow(missing_docs)]
-    pub const REGISTER_MESSAGE_FILTER_CLASS: i32 = 302;
-    #[allow(missing_docs)]
-    pub const QUERY_CONSUME_TIME_SPAN: i32 = 303;
-    #[allow(missing_docs)]
-    pub const GET_SYSTEM_TOPIC_LIST_FROM_NS: i32 = 304;
-    #[allow(missing_docs)]
-    pub const GET_SYSTEM_TOPIC_LIST_FROM_BROKER: i32 = 305;
-    #[allow(missing_docs)]
-    pub const CLEAN_EXPIRED_CONSUMEQUEUE: i32 = 306;
-    #[allow(missing_docs)]
-    pub const GET_CONSUMER_RUNNING_INFO: i32 = 307;
-    #[allow(missing_docs)]
-    pub const QUERY_CORRECTION_OFFSET: i32 = 308;
-    #[allow(missing_docs)]
-    pub const CONSUME_MESSAGE_DIRECTLY: i32 = 309;
-    #[allow(missing_docs)]
-    pub const SEND_MESSAGE_V2: i32 = 310;
-    #[allow(missing_docs)]
-    pub const GET_UNIT_TOPIC_LIST: i32 = 311;
-    #[allow(missing_docs)]
-    pub const GET_HAS_UNIT_SUB_TOPIC_LIST: i32 = 312;
-    #[allow(missing_docs)]
-    pub const GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST: i32 = 313;
-    #[allow(missing_docs)]
-    pub const CLONE_GROUP_OFFSET: i32 = 314;
-    #[allow(missing_docs)]
-    pub const VIEW_BROKER_STATS_DATA: i32 = 315;
-    #[allow(missing_docs)]
-    pub const CLEAN_UNUSED_TOPIC: i32 = 316;
-    #[allow(missing_docs)]
-    pub const GET_BROKER_CONSUME_STATS: i32 = 317;
-    #[allow(missing_docs)]
-    pub const UPDATE_NAMESRV_CONFIG: i32 = 318;
-    #[allow(missing_docs)]
-    pub const GET_NAMESRV_CONFIG: i32 = 319;
-    #[allow(missing_docs)]
-    pub const SEND_BATCH_MESSAGE: i32 = 320;
-    #[allow(missing_docs)]
-    pub const QUERY_CONSUME_QUEUE: i32 = 321;
-    #[allow(missing_docs)]
-    pub const QUERY_DATA_VERSION: i32 = 322;
-    #[allow(missing_docs)]
-    pub const RESUME_CHECK_HALF_MESSAGE: i32 = 323;
-    #[allow(missing_docs)]
-    pub const SEND_REPLY_MESSAGE: i32 = 324;
-    #[allow(missing_docs)]
-    pub const SEND_REPLY_MESSAGE_V2: i32 = 325;
-    #[allow(missing_docs)]
-    pub const PUSH_REPLY_MESSAGE_TO_CLIENT: i32 = 326;
-    #[allow(missing_docs)]
-    pub const ADD_WRITE_PERM_OF_BROKER: i32 = 327;
-    #[allow(missing_docs)]
-    pub const GET_ALL_PRODUCER_INFO: i32 = 328;
-    #[allow(missing_docs)]
-    pub const DELETE_EXPIRED_COMMITLOG: i32 = 329;
-    #[allow(missing_docs)]
-    pub const QUERY_TOPICS_BY_CONSUMER: i32 = 343;
-    #[allow(missing_docs)]
-    pub const QUERY_SUBSCRIPTION_BY_CONSUMER: i32 = 345;
-    #[allow(missing_docs)]
-    pub const GET_TOPIC_CONFIG: i32 = 351;
-    #[allow(missing_docs)]
-    pub const GET_SUBSCRIPTIONGROUP_CONFIG: i32 = 352;
-    #[allow(missing_docs)]
-    pub const UPDATE_AND_GET_GROUP_FORBIDDEN: i32 = 353;
-    #[allow(missing_docs)]
-    pub const CHECK_ROCKSDB_CQ_WRITE_PROGRESS: i32 = 354;
-    #[allow(missing_docs)]
-    pub const EXPORT_ROCKSDB_CONFIG_TO_JSON: i32 = 355;
-    #[allow(missing_docs)]
-    pub const LITE_PULL_MESSAGE: i32 = 361;
-    #[allow(missing_docs)]
-    pub const RECALL_MESSAGE: i32 = 370;
-    #[allow(missing_docs)]
-    pub const QUERY_ASSIGNMENT: i32 = 400;
-    #[allow(missing_docs)]
-    pub const SET_MESSAGE_REQUEST_MODE: i32 = 401;
-    #[allow(missing_docs)]
-    pub const GET_ALL_MESSAGE_REQUEST_MODE: i32 = 402;
-    #[allow(missing_docs)]
-    pub const UPDATE_AND_CREATE_STATIC_TOPIC: i32 = 513;
-    #[allow(missing_docs)]
-    pub const GET_BROKER_MEMBER_GROUP: i32 = 901;
-    #[allow(missing_docs)]
-    pub const ADD_BROKER: i32 = 902;
-    #[allow(missing_docs)]
-    pub const REMOVE_BROKER: i32 = 903;
-    #[allow(missing_docs)]
-    pub const BROKER_HEARTBEAT: i32 = 904;
-    #[allow(missing_docs)]
-    pub const NOTIFY_MIN_BROKER_ID_CHANGE: i32 = 905;
-    #[allow(missing_docs)]
-    pub const EXCHANGE_BROKER_HA_INFO: i32 = 906;
-    #[allow(missing_docs)]
-    pub const GET_BROKER_HA_STATUS: i32 = 907;
-    #[allow(missing_docs)]
-    pub const RESET_MASTER_FLUSH_OFFSET: i32 = 908;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_ALTER_SYNC_STATE_SET: i32 = 1001;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_ELECT_MASTER: i32 = 1002;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_REGISTER_BROKER: i32 = 1003;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_GET_REPLICA_INFO: i32 = 1004;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_GET_METADATA_INFO: i32 = 1005;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_GET_SYNC_STATE_DATA: i32 = 1006;
-    #[allow(missing_docs)]
-    pub const GET_BROKER_EPOCH_CACHE: i32 = 1007;
-    #[allow(missing_docs)]
-    pub const NOTIFY_BROKER_ROLE_CHANGED: i32 = 1008;
-    #[allow(missing_docs)]
-    pub const UPDATE_CONTROLLER_CONFIG: i32 = 1009;
-    #[allow(missing_docs)]
-    pub const GET_CONTROLLER_CONFIG: i32 = 1010;
-    #[allow(missing_docs)]
-    pub const CLEAN_BROKER_DATA: i32 = 1011;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_GET_NEXT_BROKER_ID: i32 = 1012;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_APPLY_BROKER_ID: i32 = 1013;
-    #[allow(missing_docs)]
-    pub const UPDATE_COLD_DATA_FLOW_CTR_CONFIG: i32 = 2001;
-    #[allow(missing_docs)]
-    pub const REMOVE_COLD_DATA_FLOW_CTR_CONFIG: i32 = 2002;
-    #[allow(missing_docs)]
-    pub const GET_COLD_DATA_FLOW_CTR_INFO: i32 = 2003;
-    #[allow(missing_docs)]
-    pub const SET_COMMITLOG_READ_MODE: i32 = 2004;
-    #[allow(missing_docs)]
-    pub const AUTH_CREATE_USER: i32 = 3001;
-    #[allow(missing_docs)]
-    pub const AUTH_UPDATE_USER: i32 = 3002;
-    #[allow(missing_docs)]
-    pub const AUTH_DELETE_USER: i32 = 3003;
-    #[allow(missing_docs)]
-    pub const AUTH_GET_USER: i32 = 3004;
-    #[allow(missing_docs)]
-    pub const AUTH_LIST_USER: i32 = 3005;
-    #[allow(missing_docs)]
-    pub const AUTH_CREATE_ACL: i32 = 3006;
-    #[allow(missing_docs)]
-    pub const AUTH_UPDATE_ACL: i32 = 3007;
-    #[allow(missing_docs)]
-    pub const AUTH_DELETE_ACL: i32 = 3008;
-    #[allow(missing_docs)]
-    pub const AUTH_GET_ACL: i32 = 3009;
-    #[allow(missing_docs)]
-    pub const AUTH_LIST_ACL: i32 = 3010;
-    #[allow(missing_docs)]
-    pub const POP_MESSAGE: i32 = 200050;
-    #[allow(missing_docs)]
-    pub const ACK_MESSAGE: i32 = 200051;
-    #[allow(missing_docs)]
-    pub const PEEK_MESSAGE: i32 = 200052;
-    #[allow(missing_docs)]
-    pub const CHANGE_MESSAGE_INVISIBLETIME: i32 = 200053;
-    #[allow(missing_docs)]
-    pub const NOTIFICATION: i32 = 200054;
-    #[allow(missing_docs)]
-    pub const POLLING_INFO: i32 = 200055;
-    #[allow(missing_docs)]
-    pub const POP_ROLLBACK: i32 = 200056;
-    #[allow(missing_docs)]
-    pub const BATCH_ACK_MESSAGE: i32 = 200151;
-
-    /// The Java constant name of `code`, for logs and remarks.
-    pub fn name(code: i32) -> Option<&'static str> {
-        Some(match code {
-            SEND_MESSAGE => "SEND_MESSAGE",
-            PULL_MESSAGE => "PULL_MESSAGE",
-            QUERY_MESSAGE => "QUERY_MESSAGE",
-            QUERY_BROKER_OFFSET => "QUERY_BROKER_OFFSET",
-            QUERY_CONSUMER_OFFSET => "QUERY_CONSUMER_OFFSET",
-            UPDATE_CONSUMER_OFFSET => "UPDATE_CONSUMER_OFFSET",
-            UPDATE_AND_CREATE_TOPIC => "UPDATE_AND_CREATE_TOPIC",
-            UPDATE_AND_CREATE_TOPIC_LIST => "UPDATE_AND_CREATE_TOPIC_LIST",
-            GET_ALL_TOPIC_CONFIG => "GET_ALL_TOPIC_CONFIG",
-            GET_TOPIC_CONFIG_LIST => "GET_TOPIC_CONFIG_LIST",
-            GET_TOPIC_NAME_LIST => "GET_TOPIC_NAME_LIST",
-            UPDATE_BROKER_CONFIG => "UPDATE_BROKER_CONFIG",
-            GET_BROKER_CONFIG => "GET_BROKER_CONFIG",
-            TRIGGER_DELETE_FILES => "TRIGGER_DELETE_FILES",
-            GET_BROKER_RUNTIME_INFO => "GET_BROKER_RUNTIME_INFO",
-            SEARCH_OFFSET_BY_TIMESTAMP => "SEARCH_OFFSET_BY_TIMESTAMP",
-            GET_MAX_OFFSET => "GET_MAX_OFFSET",
-            GET_MIN_OFFSET => "GET_MIN_OFFSET",
-            GET_EARLIEST_MSG_STORETIME => "GET_EARLIEST_MSG_STORETIME",
-            VIEW_MESSAGE_BY_ID => "VIEW_MESSAGE_BY_ID",
-            HEART_BEAT => "HEART_BEAT",
-            UNREGISTER_CLIENT => "UNREGISTER_CLIENT",
-            CONSUMER_SEND_MSG_BACK => "CONSUMER_SEND_MSG_BACK",
-            END_TRANSACTION => "END_TRANSACTION",
-            GET_CONSUMER_LIST_BY_GROUP => "GET_CONSUMER_LIST_BY_GROUP",
-            CHECK_TRANSACTION_STATE => "CHECK_TRANSACTION_STATE",
-            NOTIFY_CONSUMER_IDS_CHANGED => "NOTIFY_CONSUMER_IDS_CHANGED",
-            LOCK_BATCH_MQ => "LOCK_BATCH_MQ",
-            UNLOCK_BATCH_MQ => "UNLOCK_BATCH_MQ",
-            GET_ALL_CONSUMER_OFFSET => "GET_ALL_CONSUMER_OFFSET",
-            GET_ALL_DELAY_OFFSET => "GET_ALL_DELAY_OFFSET",
-            CHECK_CLIENT_CONFIG => "CHECK_CLIENT_CONFIG",
-            GET_CLIENT_CONFIG => "GET_CLIENT_CONFIG",
-            GET_TIMER_CHECK_POINT => "GET_TIMER_CHECK_POINT",
-            GET_TIMER_METRICS => "GET_TIMER_METRICS",
-            PUT_KV_CONFIG => "PUT_KV_CONFIG",
-            GET_KV_CONFIG => "GET_KV_CONFIG",
-            DELETE_KV_CONFIG => "DELETE_KV_CONFIG",
-            REGISTER_BROKER => "REGISTER_BROKER",
-            UNREGISTER_BROKER => "UNREGISTER_BROKER",
-            GET_ROUTEINFO_BY_TOPIC => "GET_ROUTEINFO_BY_TOPIC",
-            GET_BROKER_CLUSTER_INFO => "GET_BROKER_CLUSTER_INFO",
-            UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => "UPDATE_AND_CREATE_SUBSCRIPTIONGROUP",
-            GET_ALL_SUBSCRIPTIONGROUP_CONFIG => "GET_ALL_SUBSCRIPTIONGROUP_CONFIG",
-            GET_TOPIC_STATS_INFO => "GET_TOPIC_STATS_INFO",
-            GET_CONSUMER_CONNECTION_LIST => "GET_CONSUMER_CONNECTION_LIST",
-            GET_PRODUCER_CONNECTION_LIST => "GET_PRODUCER_CONNECTION_LIST",
-            WIPE_WRITE_PERM_OF_BROKER => "WIPE_WRITE_PERM_OF_BROKER",
-            GET_ALL_TOPIC_LIST_FROM_NAMESERVER => "GET_ALL_TOPIC_LIST_FROM_NAMESERVER",
-            DELETE_SUBSCRIPTIONGROUP => "DELETE_SUBSCRIPTIONGROUP",
-            GET_CONSUME_STATS => "GET_CONSUME_STATS",
-            SUSPEND_CONSUMER => "SUSPEND_CONSUMER",
-            RESUME_CONSUMER => "RESUME_CONSUMER",
-            RESET_CONSUMER_OFFSET_IN_CONSUMER => "RESET_CONSUMER_OFFSET_IN_CONSUMER",
-            RESET_CONSUMER_OFFSET_IN_BROKER => "RESET_CONSUMER_OFFSET_IN_BROKER",
-            ADJUST_CONSUMER_THREAD_POOL => "ADJUST_CONSUMER_THREAD_POOL",
-            WHO_CONSUME_THE_MESSAGE => "WHO_CONSUME_THE_MESSAGE",
-            DELETE_TOPIC_IN_BROKER => "DELETE_TOPIC_IN_BROKER",
-            DELETE_TOPIC_IN_NAMESRV => "DELETE_TOPIC_IN_NAMESRV",
-            REGISTER_TOPIC_IN_NAMESRV => "REGISTER_TOPIC_IN_NAMESRV",
-            GET_KVLIST_BY_NAMESPACE => "GET_KVLIST_BY_NAMESPACE",
-            RESET_CONSUMER_CLIENT_OFFSET => "RESET_CONSUMER_CLIENT_OFFSET",
-            GET_CONSUMER_STATUS_FROM_CLIENT => "GET_CONSUMER_STATUS_FROM_CLIENT",
-            INVOKE_BROKER_TO_RESET_OFFSET => "INVOKE_BROKER_TO_RESET_OFFSET",
-            INVOKE_BROKER_TO_GET_CONSUMER_STATUS => "INVOKE_BROKER_TO_GET_CONSUMER_STATUS",
-            GET_TOPICS_BY_CLUSTER => "GET_TOPICS_BY_CLUSTER",
-            UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST => "UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST",
-            QUERY_TOPIC_CONSUME_BY_WHO => "QUERY_TOPIC_CONSUME_BY_WHO",
-            REGISTER_FILTER_SERVER => "REGISTER_FILTER_SERVER",
-            REGISTER_MESSAGE_FILTER_CLASS => "REGISTER_MESSAGE_FILTER_CLASS",
-            QUERY_CONSUME_TIME_SPAN => "QUERY_CONSUME_TIME_SPAN",
-            GET_SYSTEM_TOPIC_LIST_FROM_NS => "GET_SYSTEM_TOPIC_LIST_FROM_NS",
-            GET_SYSTEM_TOPIC_LIST_FROM_BROKER => "GET_SYSTEM_TOPIC_LIST_FROM_BROKER",
-            CLEAN_EXPIRED_CONSUMEQUEUE => "CLEAN_EXPIRED_CONSUMEQUEUE",
-            GET_CONSUMER_RUNNING_INFO => "GET_CONSUMER_RUNNING_INFO",
-            QUERY_CORRECTION_OFFSET => "QUERY_CORRECTION_OFFSET",
-            CONSUME_MESSAGE_DIRECTLY => "CONSUME_MESSAGE_DIRECTLY",
-            SEND_MESSAGE_V2 => "SEND_MESSAGE_V2",
-            GET_UNIT_TOPIC_LIST => "GET_UNIT_TOPIC_LIST",
-            GET_HAS_UNIT_SUB_TOPIC_LIST => "GET_HAS_UNIT_SUB_TOPIC_LIST",
-            GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => "GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST",
-            CLONE_GROUP_OFFSET => "CLONE_GROUP_OFFSET",
-            VIEW_BROKER_STATS_DATA => "VIEW_BROKER_STATS_DATA",
-            CLEAN_UNUSED_TOPIC => "CLEAN_UNUSED_TOPIC",
-            GET_BROKER_CONSUME_STATS => "GET_BROKER_CONSUME_STATS",
-            UPDATE_NAMESRV_CONFIG => "UPDATE_NAMESRV_CONFIG",
-            GET_NAMESRV_CONFIG => "GET_NAMESRV_CONFIG",
-            SEND_BATCH_MESSAGE => "SEND_BATCH_MESSAGE",
-            QUERY_CONSUME_QUEUE => "QUERY_CONSUME_QUEUE",
-            QUERY_DATA_VERSION => "QUERY_DATA_VERSION",
-            RESUME_CHECK_HALF_MESSAGE => "RESUME_CHECK_HALF_MESSAGE",
-            SEND_REPLY_MESSAGE => "SEND_REPLY_MESSAGE",
-            SEND_REPLY_MESSAGE_V2 => "SEND_REPLY_MESSAGE_V2",
-            PUSH_REPLY_MESSAGE_TO_CLIENT => "PUSH_REPLY_MESSAGE_TO_CLIENT",
-            ADD_WRITE_PERM_OF_BROKER => "ADD_WRITE_PERM_OF_BROKER",
-            GET_ALL_PRODUCER_INFO => "GET_ALL_PRODUCER_INFO",
-            DELETE_EXPIRED_COMMITLOG => "DELETE_EXPIRED_COMMITLOG",
-            QUERY_TOPICS_BY_CONSUMER => "QUERY_TOPICS_BY_CONSUMER",
-            QUERY_SUBSCRIPTION_BY_CONSUMER => "QUERY_SUBSCRIPTION_BY_CONSUMER",
-            GET_TOPIC_CONFIG => "GET_TOPIC_CONFIG",
-            GET_SUBSCRIPTIONGROUP_CONFIG => "GET_SUBSCRIPTIONGROUP_CONFIG",
-            UPDATE_AND_GET_GROUP_FORBIDDEN => "UPDATE_AND_GET_GROUP_FORBIDDEN",
-            CHECK_ROCKSDB_CQ_WRITE_PROGRESS => "CHECK_ROCKSDB_CQ_WRITE_PROGRESS",
-            EXPORT_ROCKSDB_CONFIG_TO_JSON => "EXPORT_ROCKSDB_CONFIG_TO_JSON",
-            LITE_PULL_MESSAGE => "LITE_PULL_MESSAGE",
-            RECALL_MESSAGE => "RECALL_MESSAGE",
-            QUERY_ASSIGNMENT => "QUERY_ASSIGNMENT",
-            SET_MESSAGE_REQUEST_MODE => "SET_MESSAGE_REQUEST_MODE",
-            GET_ALL_MESSAGE_REQUEST_MODE => "GET_ALL_MESSAGE_REQUEST_MODE",
-            UPDATE_AND_CREATE_STATIC_TOPIC => "UPDATE_AND_CREATE_STATIC_TOPIC",
-            GET_BROKER_MEMBER_GROUP => "GET_BROKER_MEMBER_GROUP",
-            ADD_BROKER => "ADD_BROKER",
-            REMOVE_BROKER => "REMOVE_BROKER",
-            BROKER_HEARTBEAT => "BROKER_HEARTBEAT",
-            NOTIFY_MIN_BROKER_ID_CHANGE => "NOTIFY_MIN_BROKER_ID_CHANGE",
-            EXCHANGE_BROKER_HA_INFO => "EXCHANGE_BROKER_HA_INFO",
-            GET_BROKER_HA_STATUS => "GET_BROKER_HA_STATUS",
-            RESET_MASTER_FLUSH_OFFSET => "RESET_MASTER_FLUSH_OFFSET",
-            CONTROLLER_ALTER_SYNC_STATE_SET => "CONTROLLER_ALTER_SYNC_STATE_SET",
-            CONTROLLER_ELECT_MASTER => "CONTROLLER_ELECT_MASTER",
-            CONTROLLER_REGISTER_BROKER => "CONTROLLER_REGISTER_BROKER",
-            CONTROLLER_GET_REPLICA_INFO => "CONTROLLER_GET_REPLICA_INFO",
-            CONTROLLER_GET_METADATA_INFO => "CONTROLLER_GET_METADATA_INFO",
-            CONTROLLER_GET_SYNC_STATE_DATA => "CONTROLLER_GET_SYNC_STATE_DATA",
-            GET_BROKER_EPOCH_CACHE => "GET_BROKER_EPOCH_CACHE",
-            NOTIFY_BROKER_ROLE_CHANGED => "NOTIFY_BROKER_ROLE_CHANGED",
-            UPDATE_CONTROLLER_CONFIG => "UPDATE_CONTROLLER_CONFIG",
-            GET_CONTROLLER_CONFIG => "GET_CONTROLLER_CONFIG",
-            CLEAN_BROKER_DATA => "CLEAN_BROKER_DATA",
-            CONTROLLER_GET_NEXT_BROKER_ID => "CONTROLLER_GET_NEXT_BROKER_ID",
-            CONTROLLER_APPLY_BROKER_ID => "CONTROLLER_APPLY_BROKER_ID",
-            UPDATE_COLD_DATA_FLOW_CTR_CONFIG => "UPDATE_COLD_DATA_FLOW_CTR_CONFIG",
-            REMOVE_COLD_DATA_FLOW_CTR_CONFIG => "REMOVE_COLD_DATA_FLOW_CTR_CONFIG",
-            GET_COLD_DATA_FLOW_CTR_INFO => "GET_COLD_DATA_FLOW_CTR_INFO",
-            SET_COMMITLOG_READ_MODE => "SET_COMMITLOG_READ_MODE",
-            AUTH_CREATE_USER => "AUTH_CREATE_USER",
-            AUTH_UPDATE_USER => "AUTH_UPDATE_USER",
-            AUTH_DELETE_USER => "AUTH_DELETE_USER",
-            AUTH_GET_USER => "AUTH_GET_USER",
-            AUTH_LIST_USER => "AUTH_LIST_USER",
-            AUTH_CREATE_ACL => "AUTH_CREATE_ACL",
-            AUTH_UPDATE_ACL => "AUTH_UPDATE_ACL",
-            AUTH_DELETE_ACL => "AUTH_DELETE_ACL",
-            AUTH_GET_ACL => "AUTH_GET_ACL",
-            AUTH_LIST_ACL => "AUTH_LIST_ACL",
-            POP_MESSAGE => "POP_MESSAGE",
-            ACK_MESSAGE => "ACK_MESSAGE",
-            PEEK_MESSAGE => "PEEK_MESSAGE",
-            CHANGE_MESSAGE_INVISIBLETIME => "CHANGE_MESSAGE_INVISIBLETIME",
-            NOTIFICATION => "NOTIFICATION",
-            POLLING_INFO => "POLLING_INFO",
-            POP_ROLLBACK => "POP_ROLLBACK",
-            BATCH_ACK_MESSAGE => "BATCH_ACK_MESSAGE",
-            _ => return None,
-        })
+    codes! {
+        SEND_MESSAGE = 10,
+        PULL_MESSAGE = 11,
+        QUERY_MESSAGE = 12,
+        QUERY_BROKER_OFFSET = 13,
+        QUERY_CONSUMER_OFFSET = 14,
+        UPDATE_CONSUMER_OFFSET = 15,
+        UPDATE_AND_CREATE_TOPIC = 17,
+        UPDATE_AND_CREATE_TOPIC_LIST = 18,
+        GET_ALL_TOPIC_CONFIG = 21,
+        GET_TOPIC_CONFIG_LIST = 22,
+        GET_TOPIC_NAME_LIST = 23,
+        UPDATE_BROKER_CONFIG = 25,
+        GET_BROKER_CONFIG = 26,
+        TRIGGER_DELETE_FILES = 27,
+        GET_BROKER_RUNTIME_INFO = 28,
+        SEARCH_OFFSET_BY_TIMESTAMP = 29,
+        GET_MAX_OFFSET = 30,
+        GET_MIN_OFFSET = 31,
+        GET_EARLIEST_MSG_STORETIME = 32,
+        VIEW_MESSAGE_BY_ID = 33,
+        HEART_BEAT = 34,
+        UNREGISTER_CLIENT = 35,
+        CONSUMER_SEND_MSG_BACK = 36,
+        END_TRANSACTION = 37,
+        GET_CONSUMER_LIST_BY_GROUP = 38,
+        CHECK_TRANSACTION_STATE = 39,
+        NOTIFY_CONSUMER_IDS_CHANGED = 40,
+        LOCK_BATCH_MQ = 41,
+        UNLOCK_BATCH_MQ = 42,
+        GET_ALL_CONSUMER_OFFSET = 43,
+        GET_ALL_DELAY_OFFSET = 45,
+        CHECK_CLIENT_CONFIG = 46,
+        GET_CLIENT_CONFIG = 47,
+        GET_TIMER_CHECK_POINT = 60,
+        GET_TIMER_METRICS = 61,
+        PUT_KV_CONFIG = 100,
+        GET_KV_CONFIG = 101,
+        DELETE_KV_CONFIG = 102,
+        REGISTER_BROKER = 103,
+        UNREGISTER_BROKER = 104,
+        GET_ROUTEINFO_BY_TOPIC = 105,
+        GET_BROKER_CLUSTER_INFO = 106,
+        UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200,
+        GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201,
+        GET_TOPIC_STATS_INFO = 202,
+        GET_CONSUMER_CONNECTION_LIST = 203,
+        GET_PRODUCER_CONNECTION_LIST = 204,
+        WIPE_WRITE_PERM_OF_BROKER = 205,
+        GET_ALL_TOPIC_LIST_FROM_NAMESERVER = 206,
+        DELETE_SUBSCRIPTIONGROUP = 207,
+        GET_CONSUME_STATS = 208,
+        SUSPEND_CONSUMER = 209,
+        RESUME_CONSUMER = 210,
+        RESET_CONSUMER_OFFSET_IN_CONSUMER = 211,
+        RESET_CONSUMER_OFFSET_IN_BROKER = 212,
+        ADJUST_CONSUMER_THREAD_POOL = 213,
+        WHO_CONSUME_THE_MESSAGE = 214,
+        DELETE_TOPIC_IN_BROKER = 215,
+        DELETE_TOPIC_IN_NAMESRV = 216,
+        REGISTER_TOPIC_IN_NAMESRV = 217,
+        GET_KVLIST_BY_NAMESPACE = 219,
+        RESET_CONSUMER_CLIENT_OFFSET = 220,
+        GET_CONSUMER_STATUS_FROM_CLIENT = 221,
+        INVOKE_BROKER_TO_RESET_OFFSET = 222,
+        INVOKE_BROKER_TO_GET_CONSUMER_STATUS = 223,
+        GET_TOPICS_BY_CLUSTER = 224,
+        UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST = 225,
+        QUERY_TOPIC_CONSUME_BY_WHO = 300,
+        REGISTER_FILTER_SERVER = 301,
+        REGISTER_MESSAGE_FILTER_CLASS = 302,
+        QUERY_CONSUME_TIME_SPAN = 303,
+        GET_SYSTEM_TOPIC_LIST_FROM_NS = 304,
+        GET_SYSTEM_TOPIC_LIST_FROM_BROKER = 305,
+        CLEAN_EXPIRED_CONSUMEQUEUE = 306,
+        GET_CONSUMER_RUNNING_INFO = 307,
+        QUERY_CORRECTION_OFFSET = 308,
+        CONSUME_MESSAGE_DIRECTLY = 309,
+        SEND_MESSAGE_V2 = 310,
+        GET_UNIT_TOPIC_LIST = 311,
+        GET_HAS_UNIT_SUB_TOPIC_LIST = 312,
+        GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST = 313,
+        CLONE_GROUP_OFFSET = 314,
+        VIEW_BROKER_STATS_DATA = 315,
+        CLEAN_UNUSED_TOPIC = 316,
+        GET_BROKER_CONSUME_STATS = 317,
+        UPDATE_NAMESRV_CONFIG = 318,
+        GET_NAMESRV_CONFIG = 319,
+        SEND_BATCH_MESSAGE = 320,
+        QUERY_CONSUME_QUEUE = 321,
+        QUERY_DATA_VERSION = 322,
+        RESUME_CHECK_HALF_MESSAGE = 323,
+        SEND_REPLY_MESSAGE = 324,
+        SEND_REPLY_MESSAGE_V2 = 325,
+        PUSH_REPLY_MESSAGE_TO_CLIENT = 326,
+        ADD_WRITE_PERM_OF_BROKER = 327,
+        GET_ALL_PRODUCER_INFO = 328,
+        DELETE_EXPIRED_COMMITLOG = 329,
+        QUERY_TOPICS_BY_CONSUMER = 343,
+        QUERY_SUBSCRIPTION_BY_CONSUMER = 345,
+        GET_TOPIC_CONFIG = 351,
+        GET_SUBSCRIPTIONGROUP_CONFIG = 352,
+        UPDATE_AND_GET_GROUP_FORBIDDEN = 353,
+        CHECK_ROCKSDB_CQ_WRITE_PROGRESS = 354,
+        EXPORT_ROCKSDB_CONFIG_TO_JSON = 355,
+        LITE_PULL_MESSAGE = 361,
+        RECALL_MESSAGE = 370,
+        QUERY_ASSIGNMENT = 400,
+        SET_MESSAGE_REQUEST_MODE = 401,
+        GET_ALL_MESSAGE_REQUEST_MODE = 402,
+        UPDATE_AND_CREATE_STATIC_TOPIC = 513,
+        GET_BROKER_MEMBER_GROUP = 901,
+        ADD_BROKER = 902,
+        REMOVE_BROKER = 903,
+        BROKER_HEARTBEAT = 904,
+        NOTIFY_MIN_BROKER_ID_CHANGE = 905,
+        EXCHANGE_BROKER_HA_INFO = 906,
+        GET_BROKER_HA_STATUS = 907,
+        RESET_MASTER_FLUSH_OFFSET = 908,
+        CONTROLLER_ALTER_SYNC_STATE_SET = 1001,
+        CONTROLLER_ELECT_MASTER = 1002,
+        CONTROLLER_REGISTER_BROKER = 1003,
+        CONTROLLER_GET_REPLICA_INFO = 1004,
+        CONTROLLER_GET_METADATA_INFO = 1005,
+        CONTROLLER_GET_SYNC_STATE_DATA = 1006,
+        GET_BROKER_EPOCH_CACHE = 1007,
+        NOTIFY_BROKER_ROLE_CHANGED = 1008,
+        UPDATE_CONTROLLER_CONFIG = 1009,
+        GET_CONTROLLER_CONFIG = 1010,
+        CLEAN_BROKER_DATA = 1011,
+        CONTROLLER_GET_NEXT_BROKER_ID = 1012,
+        CONTROLLER_APPLY_BROKER_ID = 1013,
+        UPDATE_COLD_DATA_FLOW_CTR_CONFIG = 2001,
+        REMOVE_COLD_DATA_FLOW_CTR_CONFIG = 2002,
+        GET_COLD_DATA_FLOW_CTR_INFO = 2003,
+        SET_COMMITLOG_READ_MODE = 2004,
+        AUTH_CREATE_USER = 3001,
+        AUTH_UPDATE_USER = 3002,
+        AUTH_DELETE_USER = 3003,
+        AUTH_GET_USER = 3004,
+        AUTH_LIST_USER = 3005,
+        AUTH_CREATE_ACL = 3006,
+        AUTH_UPDATE_ACL = 3007,
+        AUTH_DELETE_ACL = 3008,
+        AUTH_GET_ACL = 3009,
+        AUTH_LIST_ACL = 3010,
+        POP_MESSAGE = 200050,
+        ACK_MESSAGE = 200051,
+        PEEK_MESSAGE = 200052,
+        CHANGE_MESSAGE_INVISIBLETIME = 200053,
+        NOTIFICATION = 200054,
+        POLLING_INFO = 200055,
+        POP_ROLLBACK = 200056,
+        BATCH_ACK_MESSAGE = 200151,
     }
 }
 
 /// Response codes (`ResponseCode.java`, `RemotingSysResponseCode.java`).
 pub mod response_code {
-    #[allow(missing_docs)]
-    pub const SUCCESS: i32 = 0;
-    #[allow(missing_docs)]
-    pub const SYSTEM_ERROR: i32 = 1;
-    #[allow(missing_docs)]
-    pub const SYSTEM_BUSY: i32 = 2;
-    #[allow(missing_docs)]
-    pub const REQUEST_CODE_NOT_SUPPORTED: i32 = 3;
-    #[allow(missing_docs)]
-    pub const TRANSACTION_FAILED: i32 = 4;
-    #[allow(missing_docs)]
-    pub const FLUSH_DISK_TIMEOUT: i32 = 10;
-    #[allow(missing_docs)]
-    pub const SLAVE_NOT_AVAILABLE: i32 = 11;
-    #[allow(missing_docs)]
-    pub const FLUSH_SLAVE_TIMEOUT: i32 = 12;
-    #[allow(missing_docs)]
-    pub const MESSAGE_ILLEGAL: i32 = 13;
-    #[allow(missing_docs)]
-    pub const SERVICE_NOT_AVAILABLE: i32 = 14;
-    #[allow(missing_docs)]
-    pub const VERSION_NOT_SUPPORTED: i32 = 15;
-    #[allow(missing_docs)]
-    pub const NO_PERMISSION: i32 = 16;
-    #[allow(missing_docs)]
-    pub const TOPIC_NOT_EXIST: i32 = 17;
-    #[allow(missing_docs)]
-    pub const TOPIC_EXIST_ALREADY: i32 = 18;
-    #[allow(missing_docs)]
-    pub const PULL_NOT_FOUND: i32 = 19;
-    #[allow(missing_docs)]
-    pub const PULL_RETRY_IMMEDIATELY: i32 = 20;
-    #[allow(missing_docs)]
-    pub const PULL_OFFSET_MOVED: i32 = 21;
-    #[allow(missing_docs)]
-    pub const QUERY_NOT_FOUND: i32 = 22;
-    #[allow(missing_docs)]
-    pub const SUBSCRIPTION_PARSE_FAILED: i32 = 23;
-    #[allow(missing_docs)]
-    pub const SUBSCRIPTION_NOT_EXIST: i32 = 24;
-    #[allow(missing_docs)]
-    pub const SUBSCRIPTION_NOT_LATEST: i32 = 25;
-    #[allow(missing_docs)]
-    pub const SUBSCRIPTION_GROUP_NOT_EXIST: i32 = 26;
-    #[allow(missing_docs)]
-    pub const FILTER_DATA_NOT_EXIST: i32 = 27;
-    #[allow(missing_docs)]
-    pub const FILTER_DATA_NOT_LATEST: i32 = 28;
-    #[allow(missing_docs)]
-    pub const INVALID_PARAMETER: i32 = 29;
-    #[allow(missing_docs)]
-    pub const TRANSACTION_SHOULD_COMMIT: i32 = 200;
-    #[allow(missing_docs)]
-    pub const TRANSACTION_SHOULD_ROLLBACK: i32 = 201;
-    #[allow(missing_docs)]
-    pub const TRANSACTION_STATE_UNKNOW: i32 = 202;
-    #[allow(missing_docs)]
-    pub const TRANSACTION_STATE_GROUP_WRONG: i32 = 203;
-    #[allow(missing_docs)]
-    pub const NO_BUYER_ID: i32 = 204;
-    #[allow(missing_docs)]
-    pub const NOT_IN_CURRENT_UNIT: i32 = 205;
-    #[allow(missing_docs)]
-    pub const CONSUMER_NOT_ONLINE: i32 = 206;
-    #[allow(missing_docs)]
-    pub const CONSUME_MSG_TIMEOUT: i32 = 207;
-    #[allow(missing_docs)]
-    pub const NO_MESSAGE: i32 = 208;
-    #[allow(missing_docs)]
-    pub const POLLING_FULL: i32 = 209;
-    #[allow(missing_docs)]
-    pub const POLLING_TIMEOUT: i32 = 210;
-    #[allow(missing_docs)]
-    pub const BROKER_NOT_EXIST: i32 = 211;
-    #[allow(missing_docs)]
-    pub const BROKER_DISPATCH_NOT_COMPLETE: i32 = 212;
-    #[allow(missing_docs)]
-    pub const BROADCAST_CONSUMPTION: i32 = 213;
-    #[allow(missing_docs)]
-    pub const FLOW_CONTROL: i32 = 215;
-    #[allow(missing_docs)]
-    pub const NOT_LEADER_FOR_QUEUE: i32 = 501;
-    #[allow(missing_docs)]
-    pub const ILLEGAL_OPERATION: i32 = 604;
-    #[allow(missing_docs)]
-    pub const GO_AWAY: i32 = 1500;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_FENCED_MASTER_EPOCH: i32 = 2000;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_FENCED_SYNC_STATE_SET_EPOCH: i32 = 2001;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_INVALID_MASTER: i32 = 2002;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_INVALID_REPLICAS: i32 = 2003;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_MASTER_NOT_AVAILABLE: i32 = 2004;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_INVALID_REQUEST: i32 = 2005;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_BROKER_NOT_ALIVE: i32 = 2006;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_NOT_LEADER: i32 = 2007;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_BROKER_METADATA_NOT_EXIST: i32 = 2008;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_INVALID_CLEAN_BROKER_METADATA: i32 = 2009;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_BROKER_NEED_TO_BE_REGISTERED: i32 = 2010;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_MASTER_STILL_EXIST: i32 = 2011;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_ELECT_MASTER_FAILED: i32 = 2012;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_ALTER_SYNC_STATE_SET_FAILED: i32 = 2013;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_BROKER_ID_INVALID: i32 = 2014;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_JRAFT_INTERNAL_ERROR: i32 = 2015;
-    #[allow(missing_docs)]
-    pub const CONTROLLER_BROKER_LIVE_INFO_NOT_EXISTS: i32 = 2016;
-    #[allow(missing_docs)]
-    pub const USER_NOT_EXIST: i32 = 3001;
-    #[allow(missing_docs)]
-    pub const POLICY_NOT_EXIST: i32 = 3002;
-
-    /// The Java constant name of `code`, for logs and remarks.
-    pub fn name(code: i32) -> Option<&'static str> {
-        Some(match code {
-            SUCCESS => "SUCCESS",
-            SYSTEM_ERROR => "SYSTEM_ERROR",
-            SYSTEM_BUSY => "SYSTEM_BUSY",
-            REQUEST_CODE_NOT_SUPPORTED => "REQUEST_CODE_NOT_SUPPORTED",
-            TRANSACTION_FAILED => "TRANSACTION_FAILED",
-            FLUSH_DISK_TIMEOUT => "FLUSH_DISK_TIMEOUT",
-            SLAVE_NOT_AVAILABLE => "SLAVE_NOT_AVAILABLE",
-            FLUSH_SLAVE_TIMEOUT => "FLUSH_SLAVE_TIMEOUT",
-            MESSAGE_ILLEGAL => "MESSAGE_ILLEGAL",
-            SERVICE_NOT_AVAILABLE => "SERVICE_NOT_AVAILABLE",
-            VERSION_NOT_SUPPORTED => "VERSION_NOT_SUPPORTED",
-            NO_PERMISSION => "NO_PERMISSION",
-            TOPIC_NOT_EXIST => "TOPIC_NOT_EXIST",
-            TOPIC_EXIST_ALREADY => "TOPIC_EXIST_ALREADY",
-            PULL_NOT_FOUND => "PULL_NOT_FOUND",
-            PULL_RETRY_IMMEDIATELY => "PULL_RETRY_IMMEDIATELY",
-            PULL_OFFSET_MOVED => "PULL_OFFSET_MOVED",
-            QUERY_NOT_FOUND => "QUERY_NOT_FOUND",
-            SUBSCRIPTION_PARSE_FAILED => "SUBSCRIPTION_PARSE_FAILED",
-            SUBSCRIPTION_NOT_EXIST => "SUBSCRIPTION_NOT_EXIST",
-            SUBSCRIPTION_NOT_LATEST => "SUBSCRIPTION_NOT_LATEST",
-            SUBSCRIPTION_GROUP_NOT_EXIST => "SUBSCRIPTION_GROUP_NOT_EXIST",
-            FILTER_DATA_NOT_EXIST => "FILTER_DATA_NOT_EXIST",
-            FILTER_DATA_NOT_LATEST => "FILTER_DATA_NOT_LATEST",
-            INVALID_PARAMETER => "INVALID_PARAMETER",
-            TRANSACTION_SHOULD_COMMIT => "TRANSACTION_SHOULD_COMMIT",
-            TRANSACTION_SHOULD_ROLLBACK => "TRANSACTION_SHOULD_ROLLBACK",
-            TRANSACTION_STATE_UNKNOW => "TRANSACTION_STATE_UNKNOW",
-            TRANSACTION_STATE_GROUP_WRONG => "TRANSACTION_STATE_GROUP_WRONG",
-            NO_BUYER_ID => "NO_BUYER_ID",
-            NOT_IN_CURRENT_UNIT => "NOT_IN_CURRENT_UNIT",
-            CONSUMER_NOT_ONLINE => "CONSUMER_NOT_ONLINE",
-            CONSUME_MSG_TIMEOUT => "CONSUME_MSG_TIMEOUT",
-            NO_MESSAGE => "NO_MESSAGE",
-            POLLING_FULL => "POLLING_FULL",
-            POLLING_TIMEOUT => "POLLING_TIMEOUT",
-            BROKER_NOT_EXIST => "BROKER_NOT_EXIST",
-            BROKER_DISPATCH_NOT_COMPLETE => "BROKER_DISPATCH_NOT_COMPLETE",
-            BROADCAST_CONSUMPTION => "BROADCAST_CONSUMPTION",
-            FLOW_CONTROL => "FLOW_CONTROL",
-            NOT_LEADER_FOR_QUEUE => "NOT_LEADER_FOR_QUEUE",
-            ILLEGAL_OPERATION => "ILLEGAL_OPERATION",
-            GO_AWAY => "GO_AWAY",
-            CONTROLLER_FENCED_MASTER_EPOCH => "CONTROLLER_FENCED_MASTER_EPOCH",
-            CONTROLLER_FENCED_SYNC_STATE_SET_EPOCH => "CONTROLLER_FENCED_SYNC_STATE_SET_EPOCH",
-            CONTROLLER_INVALID_MASTER => "CONTROLLER_INVALID_MASTER",
-            CONTROLLER_INVALID_REPLICAS => "CONTROLLER_INVALID_REPLICAS",
-            CONTROLLER_MASTER_NOT_AVAILABLE => "CONTROLLER_MASTER_NOT_AVAILABLE",
-            CONTROLLER_INVALID_REQUEST => "CONTROLLER_INVALID_REQUEST",
-            CONTROLLER_BROKER_NOT_ALIVE => "CONTROLLER_BROKER_NOT_ALIVE",
-            CONTROLLER_NOT_LEADER => "CONTROLLER_NOT_LEADER",
-            CONTROLLER_BROKER_METADATA_NOT_EXIST => "CONTROLLER_BROKER_METADATA_NOT_EXIST",
-            CONTROLLER_INVALID_CLEAN_BROKER_METADATA => "CONTROLLER_INVALID_CLEAN_BROKER_METADATA",
-            CONTROLLER_BROKER_NEED_TO_BE_REGISTERED => "CONTROLLER_BROKER_NEED_TO_BE_REGISTERED",
-            CONTROLLER_MASTER_STILL_EXIST => "CONTROLLER_MASTER_STILL_EXIST",
-            CONTROLLER_ELECT_MASTER_FAILED => "CONTROLLER_ELECT_MASTER_FAILED",
-            CONTROLLER_ALTER_SYNC_STATE_SET_FAILED => "CONTROLLER_ALTER_SYNC_STATE_SET_FAILED",
-            CONTROLLER_BROKER_ID_INVALID => "CONTROLLER_BROKER_ID_INVALID",
-            CONTROLLER_JRAFT_INTERNAL_ERROR => "CONTROLLER_JRAFT_INTERNAL_ERROR",
-            CONTROLLER_BROKER_LIVE_INFO_NOT_EXISTS => "CONTROLLER_BROKER_LIVE_INFO_NOT_EXISTS",
-            USER_NOT_EXIST => "USER_NOT_EXIST",
-            POLICY_NOT_EXIST => "POLICY_NOT_EXIST",
-            _ => return None,
-        })
+    codes! {
+        SUCCESS = 0,
+        SYSTEM_ERROR = 1,
+        SYSTEM_BUSY = 2,
+        REQUEST_CODE_NOT_SUPPORTED = 3,
+        TRANSACTION_FAILED = 4,
+        FLUSH_DISK_TIMEOUT = 10,
+        SLAVE_NOT_AVAILABLE = 11,
+        FLUSH_SLAVE_TIMEOUT = 12,
+        MESSAGE_ILLEGAL = 13,
+        SERVICE_NOT_AVAILABLE = 14,
+        VERSION_NOT_SUPPORTED = 15,
+        NO_PERMISSION = 16,
+        TOPIC_NOT_EXIST = 17,
+        TOPIC_EXIST_ALREADY = 18,
+        PULL_NOT_FOUND = 19,
+        PULL_RETRY_IMMEDIATELY = 20,
+        PULL_OFFSET_MOVED = 21,
+        QUERY_NOT_FOUND = 22,
+        SUBSCRIPTION_PARSE_FAILED = 23,
+        SUBSCRIPTION_NOT_EXIST = 24,
+        SUBSCRIPTION_NOT_LATEST = 25,
+        SUBSCRIPTION_GROUP_NOT_EXIST = 26,
+        FILTER_DATA_NOT_EXIST = 27,
+        FILTER_DATA_NOT_LATEST = 28,
+        INVALID_PARAMETER = 29,
+        TRANSACTION_SHOULD_COMMIT = 200,
+        TRANSACTION_SHOULD_ROLLBACK = 201,
+        TRANSACTION_STATE_UNKNOW = 202,
+        TRANSACTION_STATE_GROUP_WRONG = 203,
+        NO_BUYER_ID = 204,
+        NOT_IN_CURRENT_UNIT = 205,
+        CONSUMER_NOT_ONLINE = 206,
+        CONSUME_MSG_TIMEOUT = 207,
+        NO_MESSAGE = 208,
+        POLLING_FULL = 209,
+        POLLING_TIMEOUT = 210,
+        BROKER_NOT_EXIST = 211,
+        BROKER_DISPATCH_NOT_COMPLETE = 212,
+        BROADCAST_CONSUMPTION = 213,
+        FLOW_CONTROL = 215,
+        NOT_LEADER_FOR_QUEUE = 501,
+        ILLEGAL_OPERATION = 604,
+        GO_AWAY = 1500,
+        CONTROLLER_FENCED_MASTER_EPOCH = 2000,
+        CONTROLLER_FENCED_SYNC_STATE_SET_EPOCH = 2001,
+        CONTROLLER_INVALID_MASTER = 2002,
+        CONTROLLER_INVALID_REPLICAS = 2003,
+        CONTROLLER_MASTER_NOT_AVAILABLE = 2004,
+        CONTROLLER_INVALID_REQUEST = 2005,
+        CONTROLLER_BROKER_NOT_ALIVE = 2006,
+        CONTROLLER_NOT_LEADER = 2007,
+        CONTROLLER_BROKER_METADATA_NOT_EXIST = 2008,
+        CONTROLLER_INVALID_CLEAN_BROKER_METADATA = 2009,
+        CONTROLLER_BROKER_NEED_TO_BE_REGISTERED = 2010,
+        CONTROLLER_MASTER_STILL_EXIST = 2011,
+        CONTROLLER_ELECT_MASTER_FAILED = 2012,
+        CONTROLLER_ALTER_SYNC_STATE_SET_FAILED = 2013,
+        CONTROLLER_BROKER_ID_INVALID = 2014,
+        CONTROLLER_JRAFT_INTERNAL_ERROR = 2015,
+        CONTROLLER_BROKER_LIVE_INFO_NOT_EXISTS = 2016,
+        USER_NOT_EXIST = 3001,
+        POLICY_NOT_EXIST = 3002,
     }
 }

@@ -150,6 +150,40 @@ fn echo_request(value: &str) -> RemotingCommand {
     RemotingCommand::request(ECHO).with_ext("k", value).with_body(value.as_bytes().to_vec())
 }
 
+/// A loopback server and a JSON client for it, the setup most tests start from.
+struct Served {
+    server: ServerHandle,
+    addr: String,
+    client: Arc<RemotingClient>,
+}
+
+impl Served {
+    async fn start(config: ServerConfig, router: Router) -> Self {
+        let (server, addr) = start_server(config, router).await;
+        Self { server, addr, client: Arc::new(client(SerializeType::Json)) }
+    }
+
+    /// The answer to `request`, sent through the client.
+    async fn call(&self, request: RemotingCommand) -> RemotingCommand {
+        self.client.invoke(&self.addr, request, STEP).await.expect("answered")
+    }
+
+    /// The answer to an ECHO of `value`.
+    async fn echo(&self, value: &str) -> RemotingCommand {
+        self.call(echo_request(value)).await
+    }
+
+    /// The client's connection to the server.
+    async fn connection(&self) -> Connection {
+        self.client.connection(&self.addr).await.expect("connected")
+    }
+
+    async fn shutdown(self) {
+        self.client.shutdown().await;
+        self.server.shutdown().await;
+    }
+}
+
 /// Polls `condition` every 20 ms, at most `polls` times; whether it came true.
 async fn eventually(polls: usize, condition: impl Fn() -> bool) -> bool {
     for _ in 0..polls {
@@ -221,13 +255,11 @@ async fn request_and_response_in_both_serializations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_code_is_not_supported() {
     bounded(async {
-        let (server, addr) = start_server(loopback_config(), router(0, None)).await;
-        let client = client(SerializeType::Json);
-        let response = client.invoke(&addr, RemotingCommand::request(4242), STEP).await.expect("answered");
+        let served = Served::start(loopback_config(), router(0, None)).await;
+        let response = served.call(RemotingCommand::request(4242)).await;
         assert_eq!(response.code, response_code::REQUEST_CODE_NOT_SUPPORTED);
         assert_eq!(response.remark.as_deref(), Some(" request type 4242 not supported"));
-        client.shutdown().await;
-        server.shutdown().await;
+        served.shutdown().await;
     })
     .await;
 }
@@ -244,16 +276,15 @@ async fn oneway_requests_get_no_response() {
             let _ = seen.send(request.flag);
             async move { Some(RemotingCommand::success_for(&request).with_remark("must not be sent")) }
         });
-        let (server, addr) = start_server(loopback_config(), router).await;
+        let served = Served::start(loopback_config(), router).await;
 
         // Through the client: the flag reaches the handler.
-        let client = client(SerializeType::Json);
-        client.invoke_oneway(&addr, RemotingCommand::request(3000)).await.expect("queued");
+        served.client.invoke_oneway(&served.addr, RemotingCommand::request(3000)).await.expect("queued");
         let flag = tokio::time::timeout(STEP, seen_rx.recv()).await.expect("handled").expect("flag");
         assert_eq!(flag & FLAG_ONEWAY, FLAG_ONEWAY);
 
         // Raw: after a oneway request, the next frame is the answer to the next request.
-        let mut framed = raw(&addr).await;
+        let mut framed = raw(&served.addr).await;
         let mut oneway = RemotingCommand::request(3000);
         oneway.opaque = 1;
         oneway.mark_oneway();
@@ -267,8 +298,7 @@ async fn oneway_requests_get_no_response() {
         assert_eq!(response.opaque, 2);
         assert_eq!(handled.load(Ordering::SeqCst), 2);
 
-        client.shutdown().await;
-        server.shutdown().await;
+        served.shutdown().await;
     })
     .await;
 }
@@ -277,24 +307,22 @@ async fn oneway_requests_get_no_response() {
 async fn a_held_request_does_not_block_the_connection() {
     bounded(async {
         let (started, mut started_rx) = mpsc::unbounded_channel();
-        let (server, addr) = start_server(loopback_config(), router(1_500, Some(started))).await;
-        let client = Arc::new(client(SerializeType::Json));
-        let connection = client.connection(&addr).await.expect("connected");
+        let served = Served::start(loopback_config(), router(1_500, Some(started))).await;
+        let connection = served.connection().await;
 
-        let slow = slow_call_in_flight(&client, &addr, STEP, &mut started_rx).await;
+        let slow = slow_call_in_flight(&served.client, &served.addr, STEP, &mut started_rx).await;
 
         let begun = Instant::now();
-        let quick = client.invoke(&addr, echo_request("quick"), STEP).await.expect("answered");
+        let quick = served.echo("quick").await;
         assert_eq!(&quick.body[..], b"quick");
         assert!(begun.elapsed() < Duration::from_millis(1_000), "quick request waited for the slow one");
         assert_eq!(connection.pending_requests(), 1, "the slow call is still pending on the same connection");
 
         let slow = slow.await.expect("task").expect("answered");
         assert_eq!(slow.remark.as_deref(), Some("slept"));
-        assert_eq!(client.connection(&addr).await.expect("connected").id(), connection.id());
+        assert_eq!(served.connection().await.id(), connection.id());
 
-        client.shutdown().await;
-        server.shutdown().await;
+        served.shutdown().await;
     })
     .await;
 }
@@ -330,19 +358,19 @@ async fn server_calls_the_client_back_on_its_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_remove_the_pending_call() {
     bounded(async {
-        let (server, addr) = start_server(loopback_config(), router(600, None)).await;
-        let client = client(SerializeType::Json);
-        let connection = client.connection(&addr).await.expect("connected");
+        let served = Served::start(loopback_config(), router(600, None)).await;
+        let connection = served.connection().await;
         let begun = Instant::now();
-        let error = client
-            .invoke(&addr, RemotingCommand::request(SLOW), Duration::from_millis(100))
+        let error = served
+            .client
+            .invoke(&served.addr, RemotingCommand::request(SLOW), Duration::from_millis(100))
             .await
             .expect_err("times out");
         let waited = begun.elapsed();
         assert!(waited >= Duration::from_millis(100) && waited < Duration::from_millis(500), "{waited:?}");
         match error {
             RemotingError::Timeout { addr: timed_out, timeout_ms } => {
-                assert_eq!(timed_out, addr);
+                assert_eq!(timed_out, served.addr);
                 assert_eq!(timeout_ms, 100);
             }
             other => panic!("expected a timeout, got {other}"),
@@ -351,22 +379,21 @@ async fn timeouts_remove_the_pending_call() {
 
         // The late response is dropped; the connection keeps working.
         tokio::time::sleep(Duration::from_millis(800)).await;
-        let response = client.invoke(&addr, echo_request("later"), STEP).await.expect("answered");
+        let response = served.echo("later").await;
         assert_eq!(&response.body[..], b"later");
-        assert_eq!(client.connection(&addr).await.expect("connected").id(), connection.id());
+        assert_eq!(served.connection().await.id(), connection.id());
 
         // Connecting to a port nobody listens on fails fast and names the address.
         let closed_port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             listener.local_addr().expect("addr").to_string()
         };
-        match client.invoke(&closed_port, echo_request("x"), STEP).await {
+        match served.client.invoke(&closed_port, echo_request("x"), STEP).await {
             Err(RemotingError::Connect { addr: failed, .. }) => assert_eq!(failed, closed_port),
             other => panic!("expected a connect error, got {other:?}"),
         }
 
-        client.shutdown().await;
-        server.shutdown().await;
+        served.shutdown().await;
     })
     .await;
 }
@@ -436,9 +463,9 @@ async fn malformed_input_closes_only_that_connection() {
         router.on_disconnect(move |_connection: &Connection| {
             counter.fetch_add(1, Ordering::SeqCst);
         });
-        let (server, addr) = start_server(loopback_config(), router).await;
-        let healthy = client(SerializeType::Json);
-        let healthy_connection = healthy.connection(&addr).await.expect("connected");
+        let served = Served::start(loopback_config(), router).await;
+        let addr = served.addr.clone();
+        let healthy_connection = served.connection().await;
 
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("length 0x80000000", frame_bytes(0x8000_0000, 0, b"{}")),
@@ -465,9 +492,7 @@ async fn malformed_input_closes_only_that_connection() {
             stream.write_all(&bytes).await.expect(name);
             assert_closed_by_server(&mut stream).await;
             closed += 1;
-            let response =
-                healthy.invoke(&addr, echo_request(name), STEP).await.expect("healthy connection served");
-            assert_eq!(response.ext("k"), Some(name));
+            assert_eq!(served.echo(name).await.ext("k"), Some(name), "healthy connection served");
         }
         // Random bytes; the half-close makes a merely incomplete frame an error too.
         for seed in 1..=16u32 {
@@ -486,7 +511,7 @@ async fn malformed_input_closes_only_that_connection() {
             stream.shutdown().await.expect("half-closed");
             assert_closed_by_server(&mut stream).await;
             closed += 1;
-            healthy.invoke(&addr, echo_request("noise"), STEP).await.expect("healthy connection served");
+            served.echo("noise").await;
         }
         // A frame cut short by the peer's close is an error too, not a silent drop.
         let mut stream = TcpStream::connect(&addr).await.expect("connects");
@@ -494,13 +519,12 @@ async fn malformed_input_closes_only_that_connection() {
         stream.shutdown().await.expect("half-closed");
         assert_closed_by_server(&mut stream).await;
         closed += 1;
-        assert_eq!(healthy.connection(&addr).await.expect("connected").id(), healthy_connection.id());
+        assert_eq!(served.connection().await.id(), healthy_connection.id());
         // Every bad connection ran the disconnect hooks.
         eventually(100, || disconnects.load(Ordering::SeqCst) >= closed).await;
         assert_eq!(disconnects.load(Ordering::SeqCst), closed);
 
-        healthy.shutdown().await;
-        server.shutdown().await;
+        served.shutdown().await;
     })
     .await;
 }
@@ -508,18 +532,16 @@ async fn malformed_input_closes_only_that_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_handler_is_answered_system_error() {
     bounded(async {
-        let (server, addr) = start_server(loopback_config(), router(0, None)).await;
-        let client = client(SerializeType::Json);
-        let connection = client.connection(&addr).await.expect("connected");
-        let response = client.invoke(&addr, RemotingCommand::request(PANIC), STEP).await.expect("answered");
+        let served = Served::start(loopback_config(), router(0, None)).await;
+        let connection = served.connection().await;
+        let response = served.call(RemotingCommand::request(PANIC)).await;
         assert_eq!(response.code, response_code::SYSTEM_ERROR);
         assert!(response.remark.as_deref().is_some_and(|remark| remark.contains("boom in handler")));
-        let response = client.invoke(&addr, echo_request("alive"), STEP).await.expect("answered");
+        let response = served.echo("alive").await;
         assert_eq!(&response.body[..], b"alive");
         assert!(!connection.is_closed());
         assert_eq!(connection.in_flight_requests(), 0);
-        client.shutdown().await;
-        server.shutdown().await;
+        served.shutdown().await;
     })
     .await;
 }
@@ -529,23 +551,20 @@ async fn too_many_requests_in_flight_are_answered_system_busy() {
     bounded(async {
         let config = ServerConfig { max_in_flight_per_connection: 2, ..loopback_config() };
         let (started, mut started_rx) = mpsc::unbounded_channel();
-        let (server, addr) = start_server(config, router(800, Some(started))).await;
-        let client = Arc::new(client(SerializeType::Json));
+        let served = Served::start(config, router(800, Some(started))).await;
         let mut calls = Vec::new();
         for _ in 0..2 {
-            calls.push(slow_call_in_flight(&client, &addr, STEP, &mut started_rx).await);
+            calls.push(slow_call_in_flight(&served.client, &served.addr, STEP, &mut started_rx).await);
         }
-        let busy = client.invoke(&addr, RemotingCommand::request(SLOW), STEP).await.expect("answered");
+        let busy = served.call(RemotingCommand::request(SLOW)).await;
         assert_eq!(busy.code, response_code::SYSTEM_BUSY);
         assert_eq!(busy.remark.as_deref(), Some(OVERLOAD_REMARK));
         for call in calls {
             assert_eq!(call.await.expect("task").expect("answered").code, response_code::SUCCESS);
         }
         // Slots are given back.
-        let response = client.invoke(&addr, echo_request("again"), STEP).await.expect("answered");
-        assert_eq!(response.code, response_code::SUCCESS);
-        client.shutdown().await;
-        server.shutdown().await;
+        assert_eq!(served.echo("again").await.code, response_code::SUCCESS);
+        served.shutdown().await;
     })
     .await;
 }
@@ -559,17 +578,15 @@ async fn idle_connections_are_closed_and_hooks_run() {
             let _ = gone.send(connection.remote_addr());
         });
         let config = ServerConfig { idle_timeout_ms: 300, ..loopback_config() };
-        let (server, addr) = start_server(config, router).await;
-        let client = client(SerializeType::Json);
-        client.invoke(&addr, echo_request("once"), STEP).await.expect("answered");
-        let connection = client.connection(&addr).await.expect("connected");
+        let served = Served::start(config, router).await;
+        served.echo("once").await;
+        let connection = served.connection().await;
         let peer = tokio::time::timeout(STEP, gone_rx.recv()).await.expect("idle close").expect("addr");
         assert_eq!(peer, connection.local_addr());
         assert!(eventually(100, || connection.is_closed()).await);
         // The next call makes a new connection.
-        client.invoke(&addr, echo_request("twice"), STEP).await.expect("answered");
-        client.shutdown().await;
-        server.shutdown().await;
+        served.echo("twice").await;
+        served.shutdown().await;
     })
     .await;
 }
@@ -578,15 +595,13 @@ async fn idle_connections_are_closed_and_hooks_run() {
 async fn connections_beyond_the_limit_are_closed() {
     bounded(async {
         let config = ServerConfig { max_connections: 1, ..loopback_config() };
-        let (server, addr) = start_server(config, router(0, None)).await;
-        let client = client(SerializeType::Json);
-        client.invoke(&addr, echo_request("first"), STEP).await.expect("answered");
-        let mut second = TcpStream::connect(&addr).await.expect("connects");
+        let served = Served::start(config, router(0, None)).await;
+        served.echo("first").await;
+        let mut second = TcpStream::connect(&served.addr).await.expect("connects");
         assert_closed_by_server(&mut second).await;
-        assert_eq!(server.connection_count(), 1);
-        client.invoke(&addr, echo_request("still"), STEP).await.expect("answered");
-        client.shutdown().await;
-        server.shutdown().await;
+        assert_eq!(served.server.connection_count(), 1);
+        served.echo("still").await;
+        served.shutdown().await;
     })
     .await;
 }
@@ -595,8 +610,8 @@ async fn connections_beyond_the_limit_are_closed() {
 async fn graceful_shutdown_lets_running_handlers_finish() {
     bounded(async {
         let (started, mut started_rx) = mpsc::unbounded_channel();
-        let (server, addr) = start_server(loopback_config(), router(400, Some(started))).await;
-        let client = Arc::new(client(SerializeType::Json));
+        let Served { server, addr, client } =
+            Served::start(loopback_config(), router(400, Some(started))).await;
         let call = slow_call_in_flight(&client, &addr, STEP, &mut started_rx).await;
         let begun = Instant::now();
         server.shutdown().await;
@@ -616,8 +631,7 @@ async fn shutdown_drops_handlers_that_outlive_the_grace_period() {
     bounded(async {
         let (started, mut started_rx) = mpsc::unbounded_channel();
         let config = ServerConfig { shutdown_grace_ms: 200, ..loopback_config() };
-        let (server, addr) = start_server(config, router(60_000, Some(started))).await;
-        let client = Arc::new(client(SerializeType::Json));
+        let Served { server, addr, client } = Served::start(config, router(60_000, Some(started))).await;
         let call = slow_call_in_flight(&client, &addr, Duration::from_secs(20), &mut started_rx).await;
         let begun = Instant::now();
         server.shutdown().await;
@@ -702,8 +716,8 @@ async fn oversized_requests_fail_before_they_are_sent() {
 async fn draining_server_tells_recent_clients_to_go_away() {
     bounded(async {
         let (started, mut started_rx) = mpsc::unbounded_channel();
-        let (server, addr) = start_server(loopback_config(), router(800, Some(started))).await;
-        let client = Arc::new(client(SerializeType::Json));
+        let Served { server, addr, client } =
+            Served::start(loopback_config(), router(800, Some(started))).await;
         let call = slow_call_in_flight(&client, &addr, STEP, &mut started_rx).await;
         let shutdown = tokio::spawn(server.shutdown());
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apogee_broker::{Broker, BrokerConfig, BrokerState};
+use apogee_common::message::property::{self, Properties};
 use apogee_common::TopicConfig;
 use apogee_namesrv::NameServer;
 use apogee_remoting::body::route::TopicRouteData;
 use apogee_remoting::client::{ClientConfig, RemotingClient};
 use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
+use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use apogee_remoting::router::Router;
 use apogee_remoting::{fastjson, request_code, response_code, RemotingCommand};
 use tempfile::TempDir;
@@ -215,6 +217,26 @@ impl Cluster {
             Ok(response) => response,
             Err(error) => panic!("broker {addr} does not answer: {error}"),
         }
+    }
+
+    /// Sends one message to broker `index` with SEND_MESSAGE_V2, as producer group `group`, with
+    /// `properties` (tags, keys…) as given; fails the test unless the broker stored it. Returns
+    /// the broker's answer header. For tests that need messages without a client SDK.
+    pub async fn send_v2(
+        &self,
+        index: usize,
+        group: &str,
+        topic: &str,
+        queue_id: i32,
+        properties: &Properties,
+        body: &[u8],
+    ) -> SendMessageResponseHeader {
+        let properties = property::encode(properties);
+        let header =
+            SendMessageRequestHeader::plain(group, topic, queue_id, &properties, self.broker_name(index));
+        let response = self.call_broker(index, header.into_v2_request(body.to_vec())).await;
+        assert_eq!(response.code, response_code::SUCCESS, "send refused: {:?}", response.remark);
+        response.decode_header().expect("send response header")
     }
 
     /// Sends `request` to the first NameServer, failing the test without an answer.

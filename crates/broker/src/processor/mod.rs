@@ -4,6 +4,38 @@
 //! its request codes to a router; the fast channel (`listenPort - 2`) gets everything but the
 //! long-polling pulls, as in Java.
 
+/// A routing table for handlers that compute an [`Outcome`](apogee_remoting::reply::Outcome):
+/// the response, or a failure answered with its code and remark. After the router and the
+/// state come the names the entries use for the state, the connection and the request; each
+/// entry is a [`request_code`](apogee_remoting::request_code) name and the expression
+/// computing its outcome (awaiting what it must), registered with [`route`]:
+///
+/// ```ignore
+/// routes!(router, state, |state, connection, request| {
+///     DELETE_TOPIC_IN_BROKER => topics::delete_topic(&state, &request).await;
+/// });
+/// ```
+macro_rules! routes {
+    ($router:expr, $state:expr, |$s:ident, $c:ident, $r:ident| {
+        $($code:ident => $outcome:expr;)*
+    }) => {
+        $(
+            $crate::processor::route(
+                $router,
+                apogee_remoting::request_code::$code,
+                $state,
+                |$s: std::sync::Arc<$crate::BrokerState>,
+                 $c: apogee_remoting::connection::Connection,
+                 $r: apogee_remoting::RemotingCommand| async move {
+                    let _ = &$c;
+                    let outcome = $outcome;
+                    Some(apogee_remoting::reply::finish(&$r, outcome))
+                },
+            );
+        )*
+    };
+}
+
 pub mod admin;
 pub mod consumer;
 pub mod pull;

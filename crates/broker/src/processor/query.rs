@@ -11,11 +11,10 @@ use apogee_remoting::header::consumer::{
     QueryMessageRequestHeader, QueryMessageResponseHeader, SearchOffsetRequestHeader,
     SearchOffsetResponseHeader, ViewMessageRequestHeader,
 };
-use apogee_remoting::reply::{finish, header, Outcome};
+use apogee_remoting::reply::{header, Outcome};
 use apogee_remoting::router::Router;
-use apogee_remoting::{request_code, response_code, RemotingCommand};
+use apogee_remoting::{response_code, RemotingCommand};
 
-use super::route;
 use crate::core::messages::{self, KeyQuery};
 use crate::core::offsets::{self, Boundary, QueueRef};
 use crate::BrokerState;
@@ -30,27 +29,13 @@ pub const MAX_QUERY_BODY_BYTES: usize = 12 * 1024 * 1024;
 
 /// Adds this module's request codes to `router`.
 pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
-    route(router, request_code::GET_MAX_OFFSET, state, |state, _, request| async move {
-        Some(finish(&request, max_offset(&state, &request)))
-    });
-    route(router, request_code::GET_MIN_OFFSET, state, |state, _, request| async move {
-        Some(finish(&request, min_offset(&state, &request)))
-    });
-    route(router, request_code::GET_EARLIEST_MSG_STORETIME, state, |state, _, request| async move {
-        let outcome = earliest_store_time(&state, &request).await;
-        Some(finish(&request, outcome))
-    });
-    route(router, request_code::SEARCH_OFFSET_BY_TIMESTAMP, state, |state, _, request| async move {
-        let outcome = search_offset(&state, &request).await;
-        Some(finish(&request, outcome))
-    });
-    route(router, request_code::VIEW_MESSAGE_BY_ID, state, |state, _, request| async move {
-        let outcome = view_message(&state, &request).await;
-        Some(finish(&request, outcome))
-    });
-    route(router, request_code::QUERY_MESSAGE, state, |state, _, request| async move {
-        let outcome = query_message(&state, &request).await;
-        Some(finish(&request, outcome))
+    routes!(router, state, |state, connection, request| {
+        GET_MAX_OFFSET => max_offset(&state, &request);
+        GET_MIN_OFFSET => min_offset(&state, &request);
+        GET_EARLIEST_MSG_STORETIME => earliest_store_time(&state, &request).await;
+        SEARCH_OFFSET_BY_TIMESTAMP => search_offset(&state, &request).await;
+        VIEW_MESSAGE_BY_ID => view_message(&state, &request).await;
+        QUERY_MESSAGE => query_message(&state, &request).await;
     });
 }
 

@@ -5,19 +5,17 @@ use std::sync::Arc;
 
 use apogee_remoting::connection::Connection;
 use apogee_remoting::header::consumer::ConsumerSendMsgBackRequestHeader;
-use apogee_remoting::reply::{finish, header, Outcome};
+use apogee_remoting::reply::{header, Outcome};
 use apogee_remoting::router::Router;
-use apogee_remoting::{request_code, RemotingCommand};
+use apogee_remoting::RemotingCommand;
 
-use super::route;
 use crate::core::send_back::{self, SendBackRequest};
 use crate::BrokerState;
 
 /// Adds this module's request codes to `router`.
 pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
-    route(router, request_code::CONSUMER_SEND_MSG_BACK, state, |state, connection, request| async move {
-        let outcome = send_back(&state, &connection, &request).await;
-        Some(finish(&request, outcome))
+    routes!(router, state, |state, connection, request| {
+        CONSUMER_SEND_MSG_BACK => send_back(&state, &connection, &request).await;
     });
 }
 

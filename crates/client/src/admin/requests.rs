@@ -15,9 +15,8 @@ use apogee_remoting::header::admin::{
 };
 use apogee_remoting::header::consumer::{
     GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, GetMinOffsetRequestHeader,
-    GetMinOffsetResponseHeader, QueryMessageRequestHeader, QueryMessageResponseHeader,
-    ResetOffsetRequestHeader, SearchOffsetRequestHeader, SearchOffsetResponseHeader,
-    UpdateConsumerOffsetRequestHeader, ViewMessageRequestHeader,
+    QueryMessageRequestHeader, QueryMessageResponseHeader, ResetOffsetRequestHeader,
+    SearchOffsetRequestHeader, UpdateConsumerOffsetRequestHeader, ViewMessageRequestHeader,
 };
 use apogee_remoting::header::namesrv::{
     DeleteTopicFromNamesrvRequestHeader, GetKVConfigRequestHeader, GetKVConfigResponseHeader,
@@ -293,12 +292,6 @@ pub(crate) fn search_offset(queue: &MessageQueue, timestamp_ms: i64) -> Remoting
     RemotingCommand::request(request_code::SEARCH_OFFSET_BY_TIMESTAMP).with_header(&header)
 }
 
-/// The offset of a SEARCH_OFFSET_BY_TIMESTAMP answer.
-pub(crate) fn read_search_offset(addr: &str, response: RemotingCommand) -> Result<i64, ClientError> {
-    let response = expect_success(addr, response)?;
-    Ok(answer_header::<SearchOffsetResponseHeader>(addr, &response)?.offset)
-}
-
 /// GET_MIN_OFFSET (31) of one queue.
 pub(crate) fn min_offset(queue: &MessageQueue) -> RemotingCommand {
     let header = GetMinOffsetRequestHeader {
@@ -307,12 +300,6 @@ pub(crate) fn min_offset(queue: &MessageQueue) -> RemotingCommand {
         bname: Some(queue.broker_name.clone()),
     };
     RemotingCommand::request(request_code::GET_MIN_OFFSET).with_header(&header)
-}
-
-/// The offset of a GET_MIN_OFFSET answer.
-pub(crate) fn read_min_offset(addr: &str, response: RemotingCommand) -> Result<i64, ClientError> {
-    let response = expect_success(addr, response)?;
-    Ok(answer_header::<GetMinOffsetResponseHeader>(addr, &response)?.offset)
 }
 
 /// GET_MAX_OFFSET (30) of one queue.
@@ -326,8 +313,9 @@ pub(crate) fn max_offset(queue: &MessageQueue) -> RemotingCommand {
     RemotingCommand::request(request_code::GET_MAX_OFFSET).with_header(&header)
 }
 
-/// The offset of a GET_MAX_OFFSET answer.
-pub(crate) fn read_max_offset(addr: &str, response: RemotingCommand) -> Result<i64, ClientError> {
+/// The offset of a GET_MIN_OFFSET, GET_MAX_OFFSET or SEARCH_OFFSET_BY_TIMESTAMP answer: their
+/// three answer headers are alike, the `offset` alone, so one reader serves them all.
+pub(crate) fn read_offset(addr: &str, response: RemotingCommand) -> Result<i64, ClientError> {
     let response = expect_success(addr, response)?;
     Ok(answer_header::<GetMaxOffsetResponseHeader>(addr, &response)?.offset)
 }
@@ -546,10 +534,10 @@ mod tests {
     #[test]
     fn offsets_are_read_from_answers() {
         let answer = RemotingCommand::response(0, None).with_ext("offset", "12");
-        assert_eq!(read_search_offset("b", answer.clone()).unwrap(), 12);
-        assert_eq!(read_max_offset("b", answer).unwrap(), 12);
+        assert_eq!(read_offset("b", answer.clone()).unwrap(), 12);
+        assert_eq!(read_offset("b", answer).unwrap(), 12);
         assert!(matches!(
-            read_max_offset("b", RemotingCommand::response(0, None)),
+            read_offset("b", RemotingCommand::response(0, None)),
             Err(ClientError::Malformed(_))
         ));
     }

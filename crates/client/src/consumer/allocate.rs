@@ -44,6 +44,37 @@ pub trait AllocateStrategy: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Vec<MessageQueue>, AllocateError>;
 }
 
+/// A built-in strategy: after the checks every Java strategy makes first ([`position`]), the
+/// share of the client at `index` of `cid_all`. Its [`AllocateStrategy`] implementation is the
+/// blanket one below, so that the checks are written once.
+trait ShareByIndex: Send + Sync + fmt::Debug + 'static {
+    /// The strategy's name as Java reports it.
+    const NAME: &'static str;
+
+    /// The queues of `mq_all` that the client at `index` of `cid_all` consumes, in `mq_all`
+    /// order; both lists are non-empty.
+    fn share(&self, index: usize, mq_all: &[MessageQueue], cid_all: &[String]) -> Vec<MessageQueue>;
+}
+
+impl<T: ShareByIndex> AllocateStrategy for T {
+    fn name(&self) -> &str {
+        T::NAME
+    }
+
+    fn allocate(
+        &self,
+        _group: &str,
+        current_cid: &str,
+        mq_all: &[MessageQueue],
+        cid_all: &[String],
+    ) -> Result<Vec<MessageQueue>, AllocateError> {
+        Ok(match position(current_cid, mq_all, cid_all)? {
+            Some(index) => self.share(index, mq_all, cid_all),
+            None => Vec::new(),
+        })
+    }
+}
+
 /// The checks every Java strategy makes first: `Ok(None)` when the client is not in the list.
 fn position(
     current_cid: &str,
@@ -67,21 +98,10 @@ fn position(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Averagely;
 
-impl AllocateStrategy for Averagely {
-    fn name(&self) -> &str {
-        "AVG"
-    }
+impl ShareByIndex for Averagely {
+    const NAME: &'static str = "AVG";
 
-    fn allocate(
-        &self,
-        _group: &str,
-        current_cid: &str,
-        mq_all: &[MessageQueue],
-        cid_all: &[String],
-    ) -> Result<Vec<MessageQueue>, AllocateError> {
-        let Some(index) = position(current_cid, mq_all, cid_all)? else {
-            return Ok(Vec::new());
-        };
+    fn share(&self, index: usize, mq_all: &[MessageQueue], cid_all: &[String]) -> Vec<MessageQueue> {
         let (queues, clients) = (mq_all.len(), cid_all.len());
         let remainder = queues % clients;
         let bigger_block = remainder > 0 && index < remainder;
@@ -94,7 +114,7 @@ impl AllocateStrategy for Averagely {
         };
         let start = if bigger_block { index * size } else { index * size + remainder };
         let take = size.min(queues.saturating_sub(start));
-        Ok(mq_all.iter().skip(start).take(take).cloned().collect())
+        mq_all.iter().skip(start).take(take).cloned().collect()
     }
 }
 
@@ -103,28 +123,12 @@ impl AllocateStrategy for Averagely {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AveragelyByCircle;
 
-impl AllocateStrategy for AveragelyByCircle {
-    fn name(&self) -> &str {
-        "AVG_BY_CIRCLE"
-    }
+impl ShareByIndex for AveragelyByCircle {
+    const NAME: &'static str = "AVG_BY_CIRCLE";
 
-    fn allocate(
-        &self,
-        _group: &str,
-        current_cid: &str,
-        mq_all: &[MessageQueue],
-        cid_all: &[String],
-    ) -> Result<Vec<MessageQueue>, AllocateError> {
-        let Some(index) = position(current_cid, mq_all, cid_all)? else {
-            return Ok(Vec::new());
-        };
+    fn share(&self, index: usize, mq_all: &[MessageQueue], cid_all: &[String]) -> Vec<MessageQueue> {
         let clients = cid_all.len();
-        Ok(mq_all
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % clients == index)
-            .map(|(_, mq)| mq.clone())
-            .collect())
+        mq_all.iter().enumerate().filter(|(i, _)| i % clients == index).map(|(_, mq)| mq.clone()).collect()
     }
 }
 
@@ -160,21 +164,11 @@ impl Default for ConsistentHash {
     }
 }
 
-impl AllocateStrategy for ConsistentHash {
-    fn name(&self) -> &str {
-        "CONSISTENT_HASH"
-    }
+impl ShareByIndex for ConsistentHash {
+    const NAME: &'static str = "CONSISTENT_HASH";
 
-    fn allocate(
-        &self,
-        _group: &str,
-        current_cid: &str,
-        mq_all: &[MessageQueue],
-        cid_all: &[String],
-    ) -> Result<Vec<MessageQueue>, AllocateError> {
-        if position(current_cid, mq_all, cid_all)?.is_none() {
-            return Ok(Vec::new());
-        }
+    fn share(&self, index: usize, mq_all: &[MessageQueue], cid_all: &[String]) -> Vec<MessageQueue> {
+        let current_cid = &cid_all[index];
         // Point → index of the owning client. Clients are inserted in list order, so on a
         // hash collision the later client's point wins, as with Java's TreeMap.put.
         let mut ring: BTreeMap<u32, usize> = BTreeMap::new();
@@ -187,11 +181,11 @@ impl AllocateStrategy for ConsistentHash {
         for mq in mq_all {
             let point = ring_hash(&message_queue_string(mq));
             let owner = ring.range(point..).next().or_else(|| ring.iter().next()).map(|(_, owner)| *owner);
-            if owner.is_some_and(|owner| cid_all[owner] == current_cid) {
+            if owner.is_some_and(|owner| cid_all[owner] == *current_cid) {
                 mine.push(mq.clone());
             }
         }
-        Ok(mine)
+        mine
     }
 }
 

@@ -118,32 +118,9 @@ impl Default for LitePullConsumerBuilder {
 }
 
 impl LitePullConsumerBuilder {
-    /// The consumer group (required): offsets are kept per group, and a subscribing group
-    /// shares its queues among its members.
-    pub fn group(mut self, group: impl Into<String>) -> Self {
-        self.group = group.into();
-        self
-    }
+    crate::consumer::consumer_setters!();
 
-    /// NameServer addresses, `;`-separated; defaults to `NAMESRV_ADDR` or `127.0.0.1:9876`.
-    pub fn namesrv(mut self, addr: impl Into<String>) -> Self {
-        self.config.namesrv_addr = addr.into();
-        self
-    }
-
-    /// The instance name: consumers with the same name (and NameServers) share one client
-    /// instance, so two members of one group in one process need different names.
-    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
-        self.config.instance_name = name.into();
-        self
-    }
-
-    /// Replaces every client setting at once (timeouts, intervals), for callers that keep a
-    /// [`ClientConfig`] of their own.
-    pub fn client_config(mut self, config: ClientConfig) -> Self {
-        self.config = config;
-        self
-    }
+    crate::config::client_config_setters!(config);
 
     /// Whether consumed offsets are committed automatically (default true); without it only
     /// [`LitePullConsumer::commit_sync`] commits.
@@ -168,18 +145,6 @@ impl LitePullConsumerBuilder {
     /// The wait of [`LitePullConsumer::poll_default`] (default 5 s).
     pub fn poll_timeout(mut self, timeout: Duration) -> Self {
         self.poll_timeout = timeout;
-        self
-    }
-
-    /// Where queues without a committed offset start (default CONSUME_FROM_LAST_OFFSET).
-    pub fn consume_from_where(mut self, policy: ConsumeFromWhere) -> Self {
-        self.consume_from_where = policy;
-        self
-    }
-
-    /// The start time of CONSUME_FROM_TIMESTAMP, epoch ms (default: 30 minutes before start).
-    pub fn consume_timestamp_ms(mut self, timestamp_ms: i64) -> Self {
-        self.consume_timestamp_ms = Some(timestamp_ms);
         self
     }
 
@@ -790,7 +755,7 @@ impl Shared {
                 let addr = self.queue_master_addr(queue).await?;
                 let request = requests::search_offset(queue, timestamp_ms);
                 let response = self.instance.invoke(&addr, request, self.api_timeout()).await?;
-                requests::read_search_offset(&addr, response)
+                requests::read_offset(&addr, response)
             }
         }
     }
@@ -812,14 +777,14 @@ impl Shared {
     async fn min_offset(&self, queue: &MessageQueue) -> Result<i64, ClientError> {
         let addr = self.queue_master_addr(queue).await?;
         let response = self.instance.invoke(&addr, requests::min_offset(queue), self.api_timeout()).await?;
-        requests::read_min_offset(&addr, response)
+        requests::read_offset(&addr, response)
     }
 
     /// The queue's max offset, exclusive (GET_MAX_OFFSET).
     async fn max_offset(&self, queue: &MessageQueue) -> Result<i64, ClientError> {
         let addr = self.queue_master_addr(queue).await?;
         let response = self.instance.invoke(&addr, requests::max_offset(queue), self.api_timeout()).await?;
-        requests::read_max_offset(&addr, response)
+        requests::read_offset(&addr, response)
     }
 
     /// One LITE_PULL_MESSAGE of `queue` from `offset`.

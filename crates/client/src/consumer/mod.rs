@@ -11,3 +11,32 @@ pub mod offset_store;
 pub mod process_queue;
 pub mod push;
 pub mod subscription;
+
+/// The setters both consumer builders share (`group`, `consume_from_where`,
+/// `consume_timestamp_ms`): who consumes, and where a queue without a committed offset starts.
+/// They mean the same for push and lite pull consumers (as for Java's two consumers), so they
+/// are defined once; each builder has the fields of the same names.
+macro_rules! consumer_setters {
+    () => {
+        /// The consumer group (required): offsets are kept per group, and a clustering push
+        /// group or a subscribing lite pull group shares its queues among its members.
+        pub fn group(mut self, group: impl Into<String>) -> Self {
+            self.group = group.into();
+            self
+        }
+
+        /// Where a queue without a committed offset starts (default CONSUME_FROM_LAST_OFFSET).
+        pub fn consume_from_where(mut self, from: apogee_remoting::body::enums::ConsumeFromWhere) -> Self {
+            self.consume_from_where = from;
+            self
+        }
+
+        /// The store time (epoch ms) CONSUME_FROM_TIMESTAMP starts at (default: 30 minutes
+        /// before start).
+        pub fn consume_timestamp_ms(mut self, epoch_ms: i64) -> Self {
+            self.consume_timestamp_ms = Some(epoch_ms);
+            self
+        }
+    };
+}
+pub(crate) use consumer_setters;

@@ -5,6 +5,7 @@
 //! its checker.
 
 use std::collections::HashMap;
+use std::future::{ready, Future};
 use std::sync::Arc;
 
 use apogee_common::message::record;
@@ -16,6 +17,7 @@ use apogee_remoting::header::consumer::{
     ConsumeMessageDirectlyResultRequestHeader, GetConsumerRunningInfoRequestHeader,
     NotifyConsumerIdsChangedRequestHeader, ResetOffsetRequestHeader,
 };
+use apogee_remoting::header::CommandHeader;
 use apogee_remoting::router::Router;
 use apogee_remoting::RemotingCommand;
 use parking_lot::RwLock;
@@ -40,145 +42,124 @@ pub(crate) fn router(consumers: &ConsumerTable, checkers: &CheckerTable) -> Rout
             async move { None }
         },
     );
-    let table = Arc::clone(consumers);
-    router.register(
-        request_code::NOTIFY_CONSUMER_IDS_CHANGED,
-        move |_: Connection, request: RemotingCommand| {
-            let answer = notify_consumer_ids_changed(&table, &request);
-            async move { Some(answer) }
-        },
-    );
-    let table = Arc::clone(consumers);
-    router.register(
-        request_code::RESET_CONSUMER_CLIENT_OFFSET,
-        move |_: Connection, request: RemotingCommand| {
-            let answer = reset_offset(&table, &request);
-            async move { Some(answer) }
-        },
-    );
-    let table = Arc::clone(consumers);
-    router.register(
-        request_code::GET_CONSUMER_RUNNING_INFO,
-        move |_: Connection, request: RemotingCommand| {
-            let table = Arc::clone(&table);
-            async move { Some(running_info(&table, &request).await) }
-        },
-    );
-    let table = Arc::clone(consumers);
-    router.register(
-        request_code::CONSUME_MESSAGE_DIRECTLY,
-        move |_: Connection, request: RemotingCommand| {
-            let table = Arc::clone(&table);
-            async move { Some(consume_directly(&table, &request).await) }
-        },
-    );
+    route(&mut router, request_code::NOTIFY_CONSUMER_IDS_CHANGED, consumers, |table, request| {
+        ready(notify_consumer_ids_changed(&table, &request))
+    });
+    route(&mut router, request_code::RESET_CONSUMER_CLIENT_OFFSET, consumers, |table, request| {
+        ready(reset_offset(&table, &request))
+    });
+    route(&mut router, request_code::GET_CONSUMER_RUNNING_INFO, consumers, |table, request| async move {
+        running_info(&table, &request).await
+    });
+    route(&mut router, request_code::CONSUME_MESSAGE_DIRECTLY, consumers, |table, request| async move {
+        consume_directly(&table, &request).await
+    });
     router
 }
+
+/// Routes the broker's requests with `code` to `handler`, which answers each from the consumer
+/// table; a refusal is the answer too.
+fn route<F, Fut>(router: &mut Router, code: i32, consumers: &ConsumerTable, handler: F)
+where
+    F: Fn(ConsumerTable, RemotingCommand) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Answer> + Send + 'static,
+{
+    let table = Arc::clone(consumers);
+    router.register(code, move |_: Connection, request: RemotingCommand| {
+        let answer = handler(Arc::clone(&table), request);
+        async move { Some(answer.await.unwrap_or_else(|refusal| *refusal)) }
+    });
+}
+
+/// What a handler answers: success, or a refusal (boxed, a command being large) that `?`
+/// returns early.
+pub(crate) type Answer = Result<RemotingCommand, Box<RemotingCommand>>;
 
 fn lookup(table: &ConsumerTable, group: &str) -> Option<Arc<dyn ConsumerHandle>> {
     table.read().get(group).cloned()
 }
 
-fn error(request: &RemotingCommand, remark: String) -> RemotingCommand {
-    RemotingCommand::respond_to(request, response_code::SYSTEM_ERROR, Some(remark))
+fn error(request: &RemotingCommand, remark: String) -> Box<RemotingCommand> {
+    Box::new(RemotingCommand::respond_to(request, response_code::SYSTEM_ERROR, Some(remark)))
 }
 
-fn no_such_group(request: &RemotingCommand, group: &str) -> RemotingCommand {
-    error(request, format!("The Consumer Group <{group}> not exist in this consumer"))
+/// The header of `request` and the registered consumer of the group `group` names in it, or
+/// the refusal (malformed header, unknown group).
+fn addressed<H: CommandHeader>(
+    table: &ConsumerTable,
+    request: &RemotingCommand,
+    group: impl FnOnce(&H) -> &str,
+) -> Result<(H, Arc<dyn ConsumerHandle>), Box<RemotingCommand>> {
+    let header = request.decode_header::<H>().map_err(|err| error(request, err.to_string()))?;
+    let group = group(&header);
+    let consumer = lookup(table, group)
+        .ok_or_else(|| error(request, format!("The Consumer Group <{group}> not exist in this consumer")))?;
+    Ok((header, consumer))
 }
 
 /// NOTIFY_CONSUMER_IDS_CHANGED (oneway): wake the group's rebalance.
-pub(crate) fn notify_consumer_ids_changed(
-    table: &ConsumerTable,
-    request: &RemotingCommand,
-) -> RemotingCommand {
-    let header = match request.decode_header::<NotifyConsumerIdsChangedRequestHeader>() {
-        Ok(header) => header,
-        Err(err) => return error(request, err.to_string()),
-    };
-    match lookup(table, &header.consumer_group) {
-        Some(consumer) => {
-            tracing::debug!(group = %header.consumer_group, "consumer ids changed; rebalancing now");
-            consumer.rebalance_now();
-            RemotingCommand::success_for(request)
-        }
-        None => no_such_group(request, &header.consumer_group),
-    }
+pub(crate) fn notify_consumer_ids_changed(table: &ConsumerTable, request: &RemotingCommand) -> Answer {
+    let (header, consumer) =
+        addressed(table, request, |header: &NotifyConsumerIdsChangedRequestHeader| &header.consumer_group)?;
+    tracing::debug!(group = %header.consumer_group, "consumer ids changed; rebalancing now");
+    consumer.rebalance_now();
+    Ok(RemotingCommand::success_for(request))
 }
 
 /// RESET_CONSUMER_CLIENT_OFFSET: restart the group's queues of a topic at the given offsets.
-pub(crate) fn reset_offset(table: &ConsumerTable, request: &RemotingCommand) -> RemotingCommand {
-    let header = match request.decode_header::<ResetOffsetRequestHeader>() {
-        Ok(header) => header,
-        Err(err) => return error(request, err.to_string()),
-    };
+pub(crate) fn reset_offset(table: &ConsumerTable, request: &RemotingCommand) -> Answer {
+    let (header, consumer) = addressed(table, request, |header: &ResetOffsetRequestHeader| &header.group)?;
     let offsets = if request.body.is_empty() {
         HashMap::new()
     } else {
-        match fastjson::from_slice::<ResetOffsetBody>(&request.body) {
-            Ok(body) => body.offset_table.into_iter().collect(),
-            Err(err) => return error(request, format!("malformed ResetOffsetBody: {err}")),
-        }
+        let body = fastjson::from_slice::<ResetOffsetBody>(&request.body)
+            .map_err(|err| error(request, format!("malformed ResetOffsetBody: {err}")))?;
+        body.offset_table.into_iter().collect()
     };
-    match lookup(table, &header.group) {
-        Some(consumer) => {
-            tracing::info!(group = %header.group, topic = %header.topic, queues = offsets.len(), "resetting offsets");
-            consumer.reset_offsets(&header.topic, offsets);
-            RemotingCommand::success_for(request)
-        }
-        None => no_such_group(request, &header.group),
-    }
+    tracing::info!(group = %header.group, topic = %header.topic, queues = offsets.len(), "resetting offsets");
+    consumer.reset_offsets(&header.topic, offsets);
+    Ok(RemotingCommand::success_for(request))
 }
 
 /// GET_CONSUMER_RUNNING_INFO: the consumer's ConsumerRunningInfo JSON as the body.
-pub(crate) async fn running_info(table: &ConsumerTable, request: &RemotingCommand) -> RemotingCommand {
-    let header = match request.decode_header::<GetConsumerRunningInfoRequestHeader>() {
-        Ok(header) => header,
-        Err(err) => return error(request, err.to_string()),
-    };
-    let Some(consumer) = lookup(table, &header.consumer_group) else {
-        return no_such_group(request, &header.consumer_group);
-    };
+pub(crate) async fn running_info(table: &ConsumerTable, request: &RemotingCommand) -> Answer {
+    let (_, consumer) =
+        addressed(table, request, |header: &GetConsumerRunningInfoRequestHeader| &header.consumer_group)?;
     // The consumer may walk large tables; keep that off the connection's reactor thread.
-    let info = match tokio::task::spawn_blocking(move || consumer.running_info()).await {
-        Ok(info) => info,
-        Err(err) => return error(request, format!("running info failed: {err}")),
-    };
-    json_response(request, &info)
+    answer_from_blocking(request, "running info", move || consumer.running_info()).await
 }
 
 /// CONSUME_MESSAGE_DIRECTLY: decode the stored record in the body and hand it to the consumer.
-pub(crate) async fn consume_directly(table: &ConsumerTable, request: &RemotingCommand) -> RemotingCommand {
-    let header = match request.decode_header::<ConsumeMessageDirectlyResultRequestHeader>() {
-        Ok(header) => header,
-        Err(err) => return error(request, err.to_string()),
-    };
-    let Some(consumer) = lookup(table, &header.consumer_group) else {
-        return no_such_group(request, &header.consumer_group);
-    };
+pub(crate) async fn consume_directly(table: &ConsumerTable, request: &RemotingCommand) -> Answer {
+    let (_, consumer) = addressed(table, request, |header: &ConsumeMessageDirectlyResultRequestHeader| {
+        &header.consumer_group
+    })?;
     let mut message = match record::decode_all(&request.body).map(|messages| messages.into_iter().next()) {
         Ok(Some(message)) => message,
-        Ok(None) => return error(request, "no message in the request body".to_owned()),
-        Err(err) => return error(request, format!("malformed message: {err}")),
+        Ok(None) => return Err(error(request, "no message in the request body".to_owned())),
+        Err(err) => return Err(error(request, format!("malformed message: {err}"))),
     };
-    if let Err(err) = message.decompress_body() {
-        return error(request, format!("message body cannot be inflated: {err}"));
-    }
+    message
+        .decompress_body()
+        .map_err(|err| error(request, format!("message body cannot be inflated: {err}")))?;
     // User code runs here and may block for as long as it likes.
-    let result = match tokio::task::spawn_blocking(move || consumer.consume_directly(message)).await {
-        Ok(result) => result,
-        Err(err) => return error(request, format!("consume directly failed: {err}")),
-    };
-    json_response(request, &result)
+    answer_from_blocking(request, "consume directly", move || consumer.consume_directly(message)).await
 }
 
-fn json_response(request: &RemotingCommand, value: &serde_json::Value) -> RemotingCommand {
-    match fastjson::to_vec(value, Dialect::Fastjson) {
-        Ok(body) => RemotingCommand::success_for(request).with_body(body),
-        Err(err) => error(request, format!("cannot encode the answer: {err}")),
-    }
+/// Runs `work` (consumer code that may block) on the blocking pool and answers `request` with
+/// its JSON, or refuses it naming `what` when the work panicked.
+async fn answer_from_blocking(
+    request: &RemotingCommand,
+    what: &str,
+    work: impl FnOnce() -> serde_json::Value + Send + 'static,
+) -> Answer {
+    let value = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| error(request, format!("{what} failed: {err}")))?;
+    let body = fastjson::to_vec(&value, Dialect::Fastjson)
+        .map_err(|err| error(request, format!("cannot encode the answer: {err}")))?;
+    Ok(RemotingCommand::success_for(request).with_body(body))
 }
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -228,17 +209,22 @@ mod tests {
         table
     }
 
+    /// The command a handler's answer sends, success or refusal.
+    fn flat(answer: Answer) -> RemotingCommand {
+        answer.unwrap_or_else(|refusal| *refusal)
+    }
+
     #[test]
     fn notify_reaches_the_group() {
         let probe = Arc::new(Probe::default());
         let table = table_with(&probe);
         let request = RemotingCommand::request(40).with_ext("consumerGroup", "G");
-        assert_eq!(notify_consumer_ids_changed(&table, &request).code, 0);
+        assert_eq!(flat(notify_consumer_ids_changed(&table, &request)).code, 0);
         assert_eq!(probe.rebalances.load(Ordering::SeqCst), 1);
         let other = RemotingCommand::request(40).with_ext("consumerGroup", "X");
-        assert_eq!(notify_consumer_ids_changed(&table, &other).code, response_code::SYSTEM_ERROR);
+        assert_eq!(flat(notify_consumer_ids_changed(&table, &other)).code, response_code::SYSTEM_ERROR);
         let bad = RemotingCommand::request(40);
-        assert_eq!(notify_consumer_ids_changed(&table, &bad).code, response_code::SYSTEM_ERROR);
+        assert_eq!(flat(notify_consumer_ids_changed(&table, &bad)).code, response_code::SYSTEM_ERROR);
     }
 
     #[test]
@@ -252,12 +238,12 @@ mod tests {
             .with_ext("timestamp", "0")
             .with_ext("isForce", "true")
             .with_body(fastjson::to_vec(&body, Dialect::Fastjson).unwrap());
-        assert_eq!(reset_offset(&table, &request).code, 0);
+        assert_eq!(flat(reset_offset(&table, &request)).code, 0);
         let resets = probe.resets.lock();
         assert_eq!(resets[0].0, "T");
         assert_eq!(resets[0].1[&MessageQueue::new("T", "b", 1)], 42);
         let garbage = request.clone().with_body(&b"{{{"[..]);
-        assert_eq!(reset_offset(&table, &garbage).code, response_code::SYSTEM_ERROR);
+        assert_eq!(flat(reset_offset(&table, &garbage)).code, response_code::SYSTEM_ERROR);
     }
 
     #[tokio::test]
@@ -265,7 +251,7 @@ mod tests {
         let probe = Arc::new(Probe::default());
         let table = table_with(&probe);
         let request = RemotingCommand::request(307).with_ext("consumerGroup", "G").with_ext("clientId", "c");
-        let answer = running_info(&table, &request).await;
+        let answer = flat(running_info(&table, &request).await);
         assert_eq!(answer.code, 0);
         let info: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
         assert_eq!(info["properties"]["consumeType"], "CONSUME_PASSIVELY");
@@ -279,15 +265,15 @@ mod tests {
         };
         record::encode(&ext, &mut stored).unwrap();
         let request = RemotingCommand::request(309).with_ext("consumerGroup", "G").with_body(stored);
-        let answer = consume_directly(&table, &request).await;
+        let answer = flat(consume_directly(&table, &request).await);
         assert_eq!(answer.code, 0, "{:?}", answer.remark);
         let consumed = probe.consumed.lock().remove(0);
         assert_eq!(&consumed.message.body[..], b"direct");
         assert_eq!(consumed.message.tags(), Some("A"));
 
         let truncated = request.clone().with_body(&b"\0\0\0\x40"[..]);
-        assert_eq!(consume_directly(&table, &truncated).await.code, response_code::SYSTEM_ERROR);
+        assert_eq!(flat(consume_directly(&table, &truncated).await).code, response_code::SYSTEM_ERROR);
         let unknown = RemotingCommand::request(309).with_ext("consumerGroup", "nobody");
-        assert_eq!(consume_directly(&table, &unknown).await.code, response_code::SYSTEM_ERROR);
+        assert_eq!(flat(consume_directly(&table, &unknown).await).code, response_code::SYSTEM_ERROR);
     }
 }

@@ -250,23 +250,7 @@ impl ProducerBuilder {
         self
     }
 
-    /// NameServer addresses, `;`-separated (default: `NAMESRV_ADDR` or 127.0.0.1:9876).
-    pub fn namesrv(mut self, namesrv_addr: impl Into<String>) -> Self {
-        self.client.namesrv_addr = namesrv_addr.into();
-        self
-    }
-
-    /// Instance name (default `DEFAULT`, replaced by `<pid>#<nanos>` at start).
-    pub fn instance_name(mut self, instance_name: impl Into<String>) -> Self {
-        self.client.instance_name = instance_name.into();
-        self
-    }
-
-    /// All client-instance settings at once (NameServers, instance name, periods, ACL).
-    pub fn client_config(mut self, client: ClientConfig) -> Self {
-        self.client = client;
-        self
-    }
+    crate::config::client_config_setters!(client);
 
     /// All producer settings at once; the group set before is replaced by `config.group`.
     pub fn config(mut self, config: ProducerConfig) -> Self {
@@ -337,18 +321,6 @@ impl ProducerBuilder {
     /// Template topic for auto-creation (default TBW102).
     pub fn create_topic_key(mut self, topic: impl Into<String>) -> Self {
         self.config.create_topic_key = topic.into();
-        self
-    }
-
-    /// Timeout of route and heartbeat calls (default 3 s).
-    pub fn api_timeout(mut self, timeout: Duration) -> Self {
-        self.client.api_timeout = timeout;
-        self
-    }
-
-    /// Signs every request with ACL 1.0 credentials.
-    pub fn credentials(mut self, credentials: apogee_remoting::acl::SessionCredentials) -> Self {
-        self.client.credentials = Some(credentials);
         self
     }
 
@@ -483,8 +455,7 @@ impl Producer {
     ) -> Result<SendResult, ClientError> {
         let started = Instant::now();
         self.check_running()?;
-        let mut prepared = prepare::prepare_single(message, self.inner.config.max_message_size_bytes)?;
-        self.compress(&mut prepared).await;
+        let prepared = self.prepare(message).await?;
         self.send_with_retries(&prepared, timeout, started).await
     }
 
@@ -528,8 +499,7 @@ impl Producer {
         let started = Instant::now();
         self.check_running()?;
         let timeout = self.inner.config.send_timeout;
-        let mut prepared = prepare::prepare_single(message, self.inner.config.max_message_size_bytes)?;
-        self.compress(&mut prepared).await;
+        let prepared = self.prepare(message).await?;
         let info = self.publish_info_within(&prepared.topic, timeout, started).await?;
         let queue = self.pick(&prepared.topic, &info, None, false)?;
         let remaining = remaining(timeout, started).ok_or_else(|| timed_out(&prepared.topic, timeout))?;
@@ -556,8 +526,7 @@ impl Producer {
             )));
         }
         let timeout = self.inner.config.send_timeout;
-        let mut prepared = prepare::prepare_single(message, self.inner.config.max_message_size_bytes)?;
-        self.compress(&mut prepared).await;
+        let prepared = self.prepare(message).await?;
         self.inner.instance.add_producer_topic(&self.inner.config.group, &prepared.topic);
         let remaining = remaining(timeout, started).ok_or_else(|| timed_out(&prepared.topic, timeout))?;
         self.send_once(&prepared, &queue, remaining, Mode::Sync).await?.ok_or_else(no_result)
@@ -582,8 +551,7 @@ impl Producer {
                 info.queues.len()
             ))
         })?;
-        let mut prepared = prepare::prepare_single(message, self.inner.config.max_message_size_bytes)?;
-        self.compress(&mut prepared).await;
+        let prepared = self.prepare(message).await?;
         let remaining = remaining(timeout, started).ok_or_else(|| timed_out(&prepared.topic, timeout))?;
         self.send_once(&prepared, &queue, remaining, Mode::Sync).await?.ok_or_else(no_result)
     }
@@ -680,8 +648,7 @@ impl Producer {
         self.check_running()?;
         let config = &self.inner.config;
         let timeout = config.send_timeout;
-        let mut prepared = prepare::prepare_single(message, config.max_message_size_bytes)?;
-        self.compress(&mut prepared).await;
+        let prepared = self.prepare(message).await?;
         let info = self.publish_info_within(&prepared.topic, timeout, started).await?;
         let attempts = config.retry_times_when_send_async_failed.saturating_add(1);
         let mut last_broker: Option<String> = None;
@@ -787,25 +754,27 @@ impl Producer {
             .ok_or_else(|| ClientError::NoRoute { topic: topic.to_owned() })
     }
 
-    /// Compresses a prepared body when it reaches the threshold; large bodies on the blocking
-    /// pool.
-    async fn compress(&self, prepared: &mut Prepared) {
+    /// What every single-message send does first: checks `message` and prepares it, then
+    /// compresses its body when it reaches the threshold (large bodies on the blocking pool).
+    async fn prepare(&self, message: Message) -> Result<Prepared, ClientError> {
+        let mut prepared = prepare::prepare_single(message, self.inner.config.max_message_size_bytes)?;
         let settings = self.inner.config.compression();
-        if !prepare::wants_compression(prepared, &settings) {
-            return;
+        if !prepare::wants_compression(&prepared, &settings) {
+            return Ok(prepared);
         }
         if prepared.body.len() < COMPRESS_OFF_THREAD_BYTES {
-            prepare::compress(prepared, &settings);
-            return;
+            prepare::compress(&mut prepared, &settings);
+            return Ok(prepared);
         }
         let body = prepared.body.clone();
         let compressed =
             tokio::task::spawn_blocking(move || compression::compress(&body, settings.kind, settings.level))
                 .await;
         match compressed {
-            Ok(compressed) => prepare::apply_compressed(prepared, Bytes::from(compressed), &settings),
-            Err(_) => prepare::compress(prepared, &settings),
+            Ok(compressed) => prepare::apply_compressed(&mut prepared, Bytes::from(compressed), &settings),
+            Err(_) => prepare::compress(&mut prepared, &settings),
         }
+        Ok(prepared)
     }
 
     /// [`Self::publish_info`] within what is left of the send's budget.

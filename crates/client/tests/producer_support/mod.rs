@@ -45,6 +45,14 @@ impl Cluster {
         Self { cluster }
     }
 
+    /// Starts a NameServer and one broker named `broker_name` with the test settings, holding
+    /// `topic` of `queues` read/write queues, routed.
+    pub async fn with_topic(broker_name: &str, topic: &str, queues: i32) -> Self {
+        let cluster = Self::start(&[broker_name], |_| {}).await;
+        cluster.create_topic(topic, queues).await;
+        cluster
+    }
+
     /// `ip:port` of the NameServer.
     pub fn namesrv_addr(&self) -> String {
         self.cluster.namesrv_addr().to_owned()

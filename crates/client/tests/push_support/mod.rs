@@ -15,7 +15,6 @@ use apogee_remoting::body::admin::ConsumerConnection;
 use apogee_remoting::code::{request_code, response_code};
 use apogee_remoting::fastjson;
 use apogee_remoting::header::admin::GetConsumerConnectionListRequestHeader;
-use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use apogee_remoting::RemotingCommand;
 use apogee_testkit::Cluster as TestCluster;
 
@@ -84,18 +83,9 @@ impl Cluster {
         if let Some(tags) = tags {
             properties.insert(property::TAGS, tags);
         }
-        let header = SendMessageRequestHeader::plain(
-            "PG_PUSH_TEST",
-            topic,
-            queue_id,
-            &property::encode(&properties),
-            BROKER_NAME,
-        );
-        let request = header.into_v2_request(body.as_bytes().to_vec());
-        let response = self.cluster.call_broker(0, request).await;
-        assert_eq!(response.code, response_code::SUCCESS, "send refused: {:?}", response.remark);
-        let header: SendMessageResponseHeader = response.decode_header().expect("send response header");
-        header.queue_offset
+        let sent =
+            self.cluster.send_v2(0, "PG_PUSH_TEST", topic, queue_id, &properties, body.as_bytes()).await;
+        sent.queue_offset
     }
 
     /// Sends `request` to the broker and returns the answer.
@@ -182,6 +172,17 @@ impl Log {
 /// The queues of `topic` a consumer holds.
 pub fn queues_of(consumer: &PushConsumer, topic: &str) -> BTreeSet<MessageQueue> {
     consumer.assigned_queues().into_iter().filter(|mq| mq.topic == topic).collect()
+}
+
+/// Waits until `consumer` holds all `count` queues of `topic`, failing the test after `limit`.
+pub async fn wait_for_every_queue(
+    what: &str,
+    limit: Duration,
+    consumer: &PushConsumer,
+    topic: &str,
+    count: i32,
+) {
+    wait_until(what, limit, || queues_of(consumer, topic) == all_queues(topic, count)).await;
 }
 
 /// Every queue of `topic` on the test broker.

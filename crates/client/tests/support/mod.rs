@@ -7,13 +7,13 @@
 use std::time::{Duration, Instant};
 
 use apogee_client::consumer::lite_pull::LitePullConsumerBuilder;
-use apogee_client::{ClientError, LitePullConsumer, MessageExt, MessageQueue};
+use apogee_client::{Admin, ClientError, LitePullConsumer, MessageExt, MessageQueue};
 use apogee_common::message::msg_id::UniqIdGenerator;
 use apogee_common::message::property::{self, Properties};
 use apogee_remoting::body::enums::ConsumeFromWhere;
 use apogee_remoting::client::{ClientConfig, RemotingClient};
 use apogee_remoting::header::consumer::UpdateConsumerOffsetRequestHeader;
-use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
+use apogee_remoting::header::send::SendMessageResponseHeader;
 use apogee_remoting::router::Router;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use apogee_testkit::Cluster;
@@ -50,6 +50,13 @@ impl TestCluster {
         }
     }
 
+    /// Starts both servers holding `topic` of `queues` queues, routed.
+    pub async fn with_topic(topic: &str, queues: i32) -> Self {
+        let cluster = Self::start().await;
+        cluster.create_topic(topic, queues).await;
+        cluster
+    }
+
     /// Creates `topic` with `queues` queues on the broker and waits for its route.
     pub async fn create_topic(&self, topic: &str, queues: i32) {
         self.cluster.create_topic(topic, queues, apogee_common::perm::READ_WRITE).await;
@@ -72,18 +79,15 @@ impl TestCluster {
             properties.insert(property::KEYS, keys);
         }
         properties.insert(property::UNIQ_KEY, UniqIdGenerator::global().next_id());
-        let header = SendMessageRequestHeader::plain(
-            "PG_CLIENT_TEST",
-            topic,
-            queue_id,
-            &property::encode(&properties),
-            BROKER_NAME,
-        );
-        let request = header.into_v2_request(body.as_bytes().to_vec());
-        let response =
-            self.client.invoke(&self.broker_addr, request, CALL_TIMEOUT).await.expect("broker answers");
-        assert_eq!(response.code, response_code::SUCCESS, "message stored: {:?}", response.remark);
-        response.decode_header().expect("send response header")
+        self.cluster.send_v2(0, "PG_CLIENT_TEST", topic, queue_id, &properties, body.as_bytes()).await
+    }
+
+    /// Sends `count` messages without tags or keys to queue `queue_id` of `topic`, with bodies
+    /// `{prefix}0`, `{prefix}1`, …: the numbered backlog most tests start from.
+    pub async fn send_numbered(&self, topic: &str, queue_id: i32, prefix: &str, count: usize) {
+        for index in 0..count {
+            self.send(topic, queue_id, None, None, &format!("{prefix}{index}")).await;
+        }
     }
 
     /// Commits `offset` for `group` on `queue` directly.
@@ -109,6 +113,11 @@ impl TestCluster {
             .namesrv(self.namesrv_addr.clone())
             .instance_name(instance)
             .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+    }
+
+    /// An admin client of this cluster.
+    pub async fn admin(&self) -> Admin {
+        Admin::builder().namesrv(self.namesrv_addr.clone()).start().await.expect("admin starts")
     }
 
     /// A queue of `topic` on the test broker.

@@ -62,10 +62,10 @@ where
             _ => Value::Bool(false),
         },
         Expr::And(left, right) => {
-            and(condition(evaluate(left, property)?)?, || condition(evaluate(right, property)?))?
+            junction(AND, condition(evaluate(left, property)?)?, || condition(evaluate(right, property)?))?
         }
         Expr::Or(left, right) => {
-            or(condition(evaluate(left, property)?)?, || condition(evaluate(right, property)?))?
+            junction(OR, condition(evaluate(left, property)?)?, || condition(evaluate(right, property)?))?
         }
         Expr::IsNull(operand) => Value::Bool(evaluate(operand, property)? == Value::Null),
         Expr::Compare(Comparison::Equal, left, right) => {
@@ -85,13 +85,13 @@ where
         }
         Expr::Between { value, low, high, negated: false } => {
             let value = evaluate(value, property)?;
-            and(condition(order(Comparison::GreaterOrEqual, value, low, property)?)?, || {
+            junction(AND, condition(order(Comparison::GreaterOrEqual, value, low, property)?)?, || {
                 condition(order(Comparison::LessOrEqual, value, high, property)?)
             })?
         }
         Expr::Between { value, low, high, negated: true } => {
             let value = evaluate(value, property)?;
-            or(condition(order(Comparison::Less, value, low, property)?)?, || {
+            junction(OR, condition(order(Comparison::Less, value, low, property)?)?, || {
                 condition(order(Comparison::Greater, value, high, property)?)
             })?
         }
@@ -118,34 +118,25 @@ where
     })
 }
 
-/// `left AND right`: false if either is false, else unknown if either is, else true. The right
-/// side is not evaluated when the left is false.
-fn and(
-    left: Option<bool>,
-    right: impl FnOnce() -> Result<Option<bool>, EvalError>,
-) -> Result<Value<'static>, EvalError> {
-    if left == Some(false) {
-        return Ok(Value::Bool(false));
-    }
-    Ok(match (left, right()?) {
-        (_, Some(false)) => Value::Bool(false),
-        (Some(true), Some(true)) => Value::Bool(true),
-        _ => Value::Null,
-    })
-}
+/// The decisive truth value of AND, for [`junction`]: one false side makes it false.
+const AND: bool = false;
+/// The decisive truth value of OR, for [`junction`]: one true side makes it true.
+const OR: bool = true;
 
-/// `left OR right`: true if either is true, else unknown if either is, else false. The right
-/// side is not evaluated when the left is true.
-fn or(
+/// SQL's three-valued [`AND`] and [`OR`], which mirror each other around their decisive value:
+/// `decisive` if either side is, else unknown if either is, else the other truth value. The
+/// right side is not evaluated when the left is already decisive.
+fn junction(
+    decisive: bool,
     left: Option<bool>,
     right: impl FnOnce() -> Result<Option<bool>, EvalError>,
 ) -> Result<Value<'static>, EvalError> {
-    if left == Some(true) {
-        return Ok(Value::Bool(true));
+    if left == Some(decisive) {
+        return Ok(Value::Bool(decisive));
     }
     Ok(match (left, right()?) {
-        (_, Some(true)) => Value::Bool(true),
-        (Some(false), Some(false)) => Value::Bool(false),
+        (_, Some(value)) if value == decisive => Value::Bool(decisive),
+        (Some(_), Some(_)) => Value::Bool(!decisive),
         _ => Value::Null,
     })
 }

@@ -134,19 +134,25 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Tree, SqlError> {
-        let mut left = self.and()?;
-        while self.eat_keyword(Keyword::Or) {
-            let right = self.and()?;
-            left = Tree::binary(as_condition(left)?, as_condition(right)?, Expr::Or)?;
-        }
-        Ok(left)
+        self.logical(Keyword::Or, Expr::Or, Self::and)
     }
 
     fn and(&mut self) -> Result<Tree, SqlError> {
-        let mut left = self.equality()?;
-        while self.eat_keyword(Keyword::And) {
-            let right = self.equality()?;
-            left = Tree::binary(as_condition(left)?, as_condition(right)?, Expr::And)?;
+        self.logical(Keyword::And, Expr::And, Self::equality)
+    }
+
+    /// One level of a left-associative logical operator, `operand (keyword operand)*`, whose
+    /// operands must be conditions.
+    fn logical(
+        &mut self,
+        keyword: Keyword,
+        make: fn(Box<Expr>, Box<Expr>) -> Expr,
+        operand: fn(&mut Self) -> Result<Tree, SqlError>,
+    ) -> Result<Tree, SqlError> {
+        let mut left = operand(self)?;
+        while self.eat_keyword(keyword) {
+            let right = operand(self)?;
+            left = Tree::binary(as_condition(left)?, as_condition(right)?, make)?;
         }
         Ok(left)
     }

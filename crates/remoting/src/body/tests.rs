@@ -465,145 +465,108 @@ where
     proptest::collection::btree_set(element, 0..3)
 }
 
+/// A strategy for a struct that draws each field from its own strategy, naming each field once
+/// (instead of once in a tuple pattern and again in the struct literal). The strategies are
+/// nested in pairs, so a struct may have more fields than proptest has tuple sizes.
+macro_rules! strategy_of {
+    ($struct:ident { $($field:ident: $strategy:expr),+ $(,)? }) => {
+        strategy_of!(@nest $($strategy),+).prop_map(|strategy_of!(@bind $($field),+)| $struct { $($field),+ })
+    };
+    (@nest $last:expr) => { $last };
+    (@nest $first:expr, $($rest:expr),+) => { ($first, strategy_of!(@nest $($rest),+)) };
+    (@bind $last:ident) => { $last };
+    (@bind $first:ident, $($rest:ident),+) => { ($first, strategy_of!(@bind $($rest),+)) };
+}
+
 fn any_queue() -> impl Strategy<Value = MessageQueue> {
     (any_text(), any_text(), any::<i32>())
         .prop_map(|(topic, broker, id)| MessageQueue::new(topic, broker, id))
 }
 
 fn any_data_version() -> impl Strategy<Value = DataVersion> {
-    (any::<i64>(), any::<i64>(), any::<i64>()).prop_map(|(counter, state_version, timestamp)| DataVersion {
-        counter,
-        state_version,
-        timestamp,
-    })
+    strategy_of!(DataVersion { counter: any::<i64>(), state_version: any::<i64>(), timestamp: any::<i64>() })
 }
 
 fn any_topic_config(name: impl Strategy<Value = String>) -> impl Strategy<Value = TopicConfig> {
-    (
-        small_map(any_text(), any_text()),
-        any::<bool>(),
-        any::<i32>(),
-        any::<i32>(),
-        any::<bool>(),
-        name,
-        any::<i32>(),
-        any::<i32>(),
-    )
-        .prop_map(|(attributes, order, perm, read, multi, name, sys_flag, write)| TopicConfig {
-            attributes,
-            order,
-            perm,
-            read_queue_nums: read,
-            topic_filter_type: if multi { TopicFilterType::MultiTag } else { TopicFilterType::SingleTag },
-            topic_name: name,
-            topic_sys_flag: sys_flag,
-            write_queue_nums: write,
-        })
+    let filter_type = prop_oneof![Just(TopicFilterType::SingleTag), Just(TopicFilterType::MultiTag)];
+    strategy_of!(TopicConfig {
+        attributes: small_map(any_text(), any_text()),
+        order: any::<bool>(),
+        perm: any::<i32>(),
+        read_queue_nums: any::<i32>(),
+        topic_filter_type: filter_type,
+        topic_name: name,
+        topic_sys_flag: any::<i32>(),
+        write_queue_nums: any::<i32>(),
+    })
 }
 
 fn any_mapping_info() -> impl Strategy<Value = TopicQueueMappingInfo> {
-    (
-        proptest::option::of(any_text()),
-        small_map(any::<i32>(), any::<i32>()),
-        any::<bool>(),
-        any::<i64>(),
-        any_text(),
-        proptest::option::of(any_text()),
-        any::<i32>(),
-    )
-        .prop_map(|(bname, curr_id_map, dirty, epoch, scope, topic, total_queues)| {
-            TopicQueueMappingInfo { bname, curr_id_map, dirty, epoch, scope, topic, total_queues }
-        })
+    strategy_of!(TopicQueueMappingInfo {
+        bname: proptest::option::of(any_text()),
+        curr_id_map: small_map(any::<i32>(), any::<i32>()),
+        dirty: any::<bool>(),
+        epoch: any::<i64>(),
+        scope: any_text(),
+        topic: proptest::option::of(any_text()),
+        total_queues: any::<i32>(),
+    })
 }
 
 fn any_mapping_item() -> impl Strategy<Value = LogicQueueMappingItem> {
-    (
-        proptest::option::of(any_text()),
-        any::<i64>(),
-        any::<i32>(),
-        any::<i64>(),
-        any::<i32>(),
-        any::<i64>(),
-        any::<i64>(),
-        any::<i64>(),
-    )
-        .prop_map(
-            |(bname, end_offset, gen, logic_offset, queue_id, start_offset, time_of_end, time_of_start)| {
-                LogicQueueMappingItem {
-                    bname,
-                    end_offset,
-                    gen,
-                    logic_offset,
-                    queue_id,
-                    start_offset,
-                    time_of_end,
-                    time_of_start,
-                }
-            },
-        )
+    strategy_of!(LogicQueueMappingItem {
+        bname: proptest::option::of(any_text()),
+        end_offset: any::<i64>(),
+        gen: any::<i32>(),
+        logic_offset: any::<i64>(),
+        queue_id: any::<i32>(),
+        start_offset: any::<i64>(),
+        time_of_end: any::<i64>(),
+        time_of_start: any::<i64>(),
+    })
 }
 
 fn any_mapping_detail() -> impl Strategy<Value = TopicQueueMappingDetail> {
-    (any_mapping_info(), small_map(any::<i32>(), small_vec(any_mapping_item()))).prop_map(
-        |(info, hosted_queues)| TopicQueueMappingDetail {
-            bname: info.bname,
-            curr_id_map: info.curr_id_map,
-            dirty: info.dirty,
-            epoch: info.epoch,
-            hosted_queues,
-            scope: info.scope,
-            topic: info.topic,
-            total_queues: info.total_queues,
-        },
-    )
+    strategy_of!(TopicQueueMappingDetail {
+        bname: proptest::option::of(any_text()),
+        curr_id_map: small_map(any::<i32>(), any::<i32>()),
+        dirty: any::<bool>(),
+        epoch: any::<i64>(),
+        hosted_queues: small_map(any::<i32>(), small_vec(any_mapping_item())),
+        scope: any_text(),
+        topic: proptest::option::of(any_text()),
+        total_queues: any::<i32>(),
+    })
 }
 
 fn any_broker_data() -> impl Strategy<Value = BrokerData> {
-    (
-        small_map(any::<i64>(), any_text()),
-        any_text(),
-        any_text(),
-        any::<bool>(),
-        proptest::option::of(any_text()),
-    )
-        .prop_map(|(broker_addrs, broker_name, cluster, enable_acting_master, zone_name)| BrokerData {
-            broker_addrs,
-            broker_name,
-            cluster,
-            enable_acting_master,
-            zone_name,
-        })
+    strategy_of!(BrokerData {
+        broker_addrs: small_map(any::<i64>(), any_text()),
+        broker_name: any_text(),
+        cluster: any_text(),
+        enable_acting_master: any::<bool>(),
+        zone_name: proptest::option::of(any_text()),
+    })
 }
 
 fn any_queue_data() -> impl Strategy<Value = QueueData> {
-    (any_text(), any::<i32>(), any::<i32>(), any::<i32>(), any::<i32>()).prop_map(
-        |(broker_name, perm, read_queue_nums, topic_sys_flag, write_queue_nums)| QueueData {
-            broker_name,
-            perm,
-            read_queue_nums,
-            topic_sys_flag,
-            write_queue_nums,
-        },
-    )
+    strategy_of!(QueueData {
+        broker_name: any_text(),
+        perm: any::<i32>(),
+        read_queue_nums: any::<i32>(),
+        topic_sys_flag: any::<i32>(),
+        write_queue_nums: any::<i32>(),
+    })
 }
 
 fn any_route() -> impl Strategy<Value = TopicRouteData> {
-    (
-        small_vec(any_broker_data()),
-        small_map(any_text(), small_vec(any_text())),
-        proptest::option::of(any_text()),
-        small_vec(any_queue_data()),
-        proptest::option::of(small_map(any_text(), any_mapping_info())),
-    )
-        .prop_map(|(broker_datas, filter_server_table, order_topic_conf, queue_datas, mappings)| {
-            TopicRouteData {
-                broker_datas,
-                filter_server_table,
-                order_topic_conf,
-                queue_datas,
-                topic_queue_mapping_by_broker: mappings,
-            }
-        })
+    strategy_of!(TopicRouteData {
+        broker_datas: small_vec(any_broker_data()),
+        filter_server_table: small_map(any_text(), small_vec(any_text())),
+        order_topic_conf: proptest::option::of(any_text()),
+        queue_datas: small_vec(any_queue_data()),
+        topic_queue_mapping_by_broker: proptest::option::of(small_map(any_text(), any_mapping_info())),
+    })
 }
 
 fn any_expression_type() -> impl Strategy<Value = ExpressionType> {
@@ -618,192 +581,114 @@ fn any_expression_type() -> impl Strategy<Value = ExpressionType> {
 }
 
 fn any_subscription() -> impl Strategy<Value = SubscriptionData> {
-    (
-        any::<bool>(),
-        small_set(any::<i32>()),
-        any_expression_type(),
-        any_text(),
-        any::<i64>(),
-        small_set(any_text()),
-        any_text(),
-    )
-        .prop_map(
-            |(class_filter_mode, code_set, expression_type, sub_string, sub_version, tags_set, topic)| {
-                SubscriptionData {
-                    class_filter_mode,
-                    code_set,
-                    expression_type,
-                    filter_class_source: None,
-                    sub_string,
-                    sub_version,
-                    tags_set,
-                    topic,
-                }
-            },
-        )
+    strategy_of!(SubscriptionData {
+        class_filter_mode: any::<bool>(),
+        code_set: small_set(any::<i32>()),
+        expression_type: any_expression_type(),
+        filter_class_source: Just(None),
+        sub_string: any_text(),
+        sub_version: any::<i64>(),
+        tags_set: small_set(any_text()),
+        topic: any_text(),
+    })
 }
 
 fn any_consumer_data() -> impl Strategy<Value = ConsumerData> {
-    (
-        proptest::option::of(proptest::sample::select(ConsumeFromWhere::ALL)),
-        proptest::option::of(proptest::sample::select(ConsumeType::ALL)),
-        any_text(),
-        proptest::option::of(proptest::sample::select(MessageModel::ALL)),
-        small_vec(any_subscription()),
-        any::<bool>(),
-    )
-        .prop_map(
-            |(
-                consume_from_where,
-                consume_type,
-                group_name,
-                message_model,
-                subscription_data_set,
-                unit_mode,
-            )| {
-                ConsumerData {
-                    consume_from_where,
-                    consume_type,
-                    group_name,
-                    message_model,
-                    subscription_data_set,
-                    unit_mode,
-                }
-            },
-        )
+    strategy_of!(ConsumerData {
+        consume_from_where: proptest::option::of(proptest::sample::select(ConsumeFromWhere::ALL)),
+        consume_type: proptest::option::of(proptest::sample::select(ConsumeType::ALL)),
+        group_name: any_text(),
+        message_model: proptest::option::of(proptest::sample::select(MessageModel::ALL)),
+        subscription_data_set: small_vec(any_subscription()),
+        unit_mode: any::<bool>(),
+    })
 }
 
 fn any_heartbeat() -> impl Strategy<Value = HeartbeatData> {
-    (any_text(), small_vec(any_consumer_data()), any::<i32>(), small_vec(any_text()), any::<bool>()).prop_map(
-        |(client_id, consumer_data_set, heartbeat_fingerprint, producer_groups, without_sub)| HeartbeatData {
-            client_id,
-            consumer_data_set,
-            heartbeat_fingerprint,
-            producer_data_set: producer_groups
-                .into_iter()
-                .map(|group_name| ProducerData { group_name })
-                .collect(),
-            without_sub,
-        },
-    )
+    strategy_of!(HeartbeatData {
+        client_id: any_text(),
+        consumer_data_set: small_vec(any_consumer_data()),
+        heartbeat_fingerprint: any::<i32>(),
+        producer_data_set: small_vec(any_text().prop_map(|group_name| ProducerData { group_name })),
+        without_sub: any::<bool>(),
+    })
 }
 
 fn any_connection() -> impl Strategy<Value = Connection> {
-    (any_text(), any_text(), proptest::option::of(0u8..14), any::<i32>()).prop_map(
-        |(client_addr, client_id, language, version)| Connection {
-            client_addr,
-            client_id,
-            language: language.map(LanguageCode::from_code),
-            version,
-        },
-    )
+    strategy_of!(Connection {
+        client_addr: any_text(),
+        client_id: any_text(),
+        language: proptest::option::of((0u8..14).prop_map(LanguageCode::from_code)),
+        version: any::<i32>(),
+    })
 }
 
 fn any_offset_wrapper() -> impl Strategy<Value = OffsetWrapper> {
-    (any::<i64>(), any::<i64>(), any::<i64>(), any::<i64>()).prop_map(
-        |(broker_offset, consumer_offset, last_timestamp, pull_offset)| OffsetWrapper {
-            broker_offset,
-            consumer_offset,
-            last_timestamp,
-            pull_offset,
-        },
-    )
+    strategy_of!(OffsetWrapper {
+        broker_offset: any::<i64>(),
+        consumer_offset: any::<i64>(),
+        last_timestamp: any::<i64>(),
+        pull_offset: any::<i64>(),
+    })
 }
 
 fn any_topic_offset() -> impl Strategy<Value = TopicOffset> {
-    (any::<i64>(), any::<i64>(), any::<i64>()).prop_map(|(last_update_timestamp, max_offset, min_offset)| {
-        TopicOffset { last_update_timestamp, max_offset, min_offset }
+    strategy_of!(TopicOffset {
+        last_update_timestamp: any::<i64>(),
+        max_offset: any::<i64>(),
+        min_offset: any::<i64>(),
     })
 }
 
 fn any_retry_policy() -> impl Strategy<Value = GroupRetryPolicy> {
-    (
-        proptest::option::of(small_vec(any::<i64>()).prop_map(|next| CustomizedRetryPolicy { next })),
-        proptest::option::of(
-            (any::<i64>(), any::<i64>(), any::<i64>())
-                .prop_map(|(initial, max, multiplier)| ExponentialRetryPolicy { initial, max, multiplier }),
+    let exponential = strategy_of!(ExponentialRetryPolicy {
+        initial: any::<i64>(),
+        max: any::<i64>(),
+        multiplier: any::<i64>()
+    });
+    strategy_of!(GroupRetryPolicy {
+        customized_retry_policy: proptest::option::of(
+            small_vec(any::<i64>()).prop_map(|next| CustomizedRetryPolicy { next })
         ),
-        proptest::sample::select(GroupRetryPolicyType::ALL),
-    )
-        .prop_map(|(customized_retry_policy, exponential_retry_policy, policy_type)| GroupRetryPolicy {
-            customized_retry_policy,
-            exponential_retry_policy,
-            policy_type,
-        })
+        exponential_retry_policy: proptest::option::of(exponential),
+        policy_type: proptest::sample::select(GroupRetryPolicyType::ALL),
+    })
 }
 
 fn any_group_config() -> impl Strategy<Value = SubscriptionGroupConfig> {
-    (
-        (
-            small_map(any_text(), any_text()),
-            any::<i64>(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-        ),
-        (
-            any::<i32>(),
-            any_text(),
-            any_retry_policy(),
-            any::<i32>(),
-            any::<bool>(),
-            any::<i32>(),
-            any::<i32>(),
-        ),
-        proptest::option::of(small_vec((any_text(), any_expression_type(), any_text(), any::<i64>()))),
-        any::<i64>(),
-    )
-        .prop_map(|(flags, numbers, subscriptions, slow_broker)| {
-            let (attributes, broker_id, broadcast, enable, from_min, orderly) = flags;
-            let (timeout, group_name, group_retry_policy, sys_flag, notify, retry_max, retry_queues) =
-                numbers;
-            SubscriptionGroupConfig {
-                attributes,
-                broker_id,
-                consume_broadcast_enable: broadcast,
-                consume_enable: enable,
-                consume_from_min_enable: from_min,
-                consume_message_orderly: orderly,
-                consume_timeout_minute: timeout,
-                group_name,
-                group_retry_policy,
-                group_sys_flag: sys_flag,
-                notify_consumer_ids_changed_enable: notify,
-                retry_max_times: retry_max,
-                retry_queue_nums: retry_queues,
-                subscription_data_set: subscriptions.map(|list| {
-                    list.into_iter()
-                        .map(|(expression, expression_type, topic, version)| SimpleSubscriptionData {
-                            expression,
-                            expression_type,
-                            topic,
-                            version,
-                        })
-                        .collect()
-                }),
-                which_broker_when_consume_slowly: slow_broker,
-            }
-        })
+    let subscription = strategy_of!(SimpleSubscriptionData {
+        expression: any_text(),
+        expression_type: any_expression_type(),
+        topic: any_text(),
+        version: any::<i64>(),
+    });
+    strategy_of!(SubscriptionGroupConfig {
+        attributes: small_map(any_text(), any_text()),
+        broker_id: any::<i64>(),
+        consume_broadcast_enable: any::<bool>(),
+        consume_enable: any::<bool>(),
+        consume_from_min_enable: any::<bool>(),
+        consume_message_orderly: any::<bool>(),
+        consume_timeout_minute: any::<i32>(),
+        group_name: any_text(),
+        group_retry_policy: any_retry_policy(),
+        group_sys_flag: any::<i32>(),
+        notify_consumer_ids_changed_enable: any::<bool>(),
+        retry_max_times: any::<i32>(),
+        retry_queue_nums: any::<i32>(),
+        subscription_data_set: proptest::option::of(small_vec(subscription)),
+        which_broker_when_consume_slowly: any::<i64>(),
+    })
 }
 
 fn any_mapping_wrapper() -> impl Strategy<Value = TopicConfigAndMappingSerializeWrapper> {
-    (
-        any_data_version(),
-        any_data_version(),
-        small_map(any_text(), any_topic_config(any_text())),
-        small_map(any_text(), any_mapping_detail()),
-        small_map(any_text(), any_mapping_info()),
-    )
-        .prop_map(|(data_version, mapping_data_version, topics, details, infos)| {
-            TopicConfigAndMappingSerializeWrapper {
-                data_version,
-                mapping_data_version,
-                topic_config_table: topics,
-                topic_queue_mapping_detail_map: details,
-                topic_queue_mapping_info_map: infos,
-            }
-        })
+    strategy_of!(TopicConfigAndMappingSerializeWrapper {
+        data_version: any_data_version(),
+        mapping_data_version: any_data_version(),
+        topic_config_table: small_map(any_text(), any_topic_config(any_text())),
+        topic_queue_mapping_detail_map: small_map(any_text(), any_mapping_detail()),
+        topic_queue_mapping_info_map: small_map(any_text(), any_mapping_info()),
+    })
 }
 
 /// A registration the compressed form carries without loss: what it drops is left at defaults,

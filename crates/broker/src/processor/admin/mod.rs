@@ -16,7 +16,6 @@ use std::sync::Arc;
 use apogee_common::DataVersion;
 use apogee_remoting::command_header;
 use apogee_remoting::fastjson;
-use apogee_remoting::reply::finish;
 use apogee_remoting::request_code;
 use apogee_remoting::router::Router;
 
@@ -55,87 +54,29 @@ command_header! {
 
 /// Adds this module's request codes to `router`.
 pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
-    route(router, request_code::UPDATE_AND_CREATE_TOPIC, state, |state, _, request| async move {
-        let outcome = topics::update_and_create_topic(&state, &request).await;
-        Some(finish(&request, outcome))
+    routes!(router, state, |state, connection, request| {
+        UPDATE_AND_CREATE_TOPIC => topics::update_and_create_topic(&state, &request).await;
+        UPDATE_AND_CREATE_TOPIC_LIST => topics::update_and_create_topic_list(&state, &request).await;
+        DELETE_TOPIC_IN_BROKER => topics::delete_topic(&state, &request).await;
+        GET_ALL_TOPIC_CONFIG => topics::all_topic_config(&state, &request);
+        GET_TOPIC_CONFIG => topics::topic_config(&state, &request);
+        GET_TOPIC_STATS_INFO => stats::topic_stats(&state, &request).await;
+        GET_CONSUME_STATS => stats::consume_stats(&state, &request).await;
+        GET_CONSUMER_CONNECTION_LIST => stats::consumer_connections(&state, &request);
+        GET_PRODUCER_CONNECTION_LIST => stats::producer_connections(&state, &request);
+        UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => groups::update_and_create_group(&state, &request).await;
+        UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST =>
+            groups::update_and_create_group_list(&state, &request).await;
+        GET_ALL_SUBSCRIPTIONGROUP_CONFIG => groups::all_group_config(&state, &request);
+        GET_SUBSCRIPTIONGROUP_CONFIG => groups::group_config(&state, &request);
+        DELETE_SUBSCRIPTIONGROUP => groups::delete_group(&state, &request).await;
+        GET_BROKER_RUNTIME_INFO => broker::runtime_info(&state, &request).await;
+        QUERY_TOPIC_CONSUME_BY_WHO => stats::topic_consumed_by(&state, &request);
+        QUERY_TOPICS_BY_CONSUMER => stats::topics_of_consumer(&state, &request);
+        GET_ALL_DELAY_OFFSET => broker::delay_offsets(&state, &request);
+        DELETE_EXPIRED_COMMITLOG => broker::delete_expired_commit_log(&state, &request).await;
+        INVOKE_BROKER_TO_RESET_OFFSET => reset::reset_offset(&state, &connection, &request).await;
     });
-    route(router, request_code::UPDATE_AND_CREATE_TOPIC_LIST, state, |state, _, request| async move {
-        let outcome = topics::update_and_create_topic_list(&state, &request).await;
-        Some(finish(&request, outcome))
-    });
-    route(router, request_code::DELETE_TOPIC_IN_BROKER, state, |state, _, request| async move {
-        let outcome = topics::delete_topic(&state, &request).await;
-        Some(finish(&request, outcome))
-    });
-    route(router, request_code::GET_ALL_TOPIC_CONFIG, state, |state, _, request| async move {
-        Some(finish(&request, topics::all_topic_config(&state, &request)))
-    });
-    route(router, request_code::GET_TOPIC_CONFIG, state, |state, _, request| async move {
-        Some(finish(&request, topics::topic_config(&state, &request)))
-    });
-    route(router, request_code::GET_TOPIC_STATS_INFO, state, |state, _, request| async move {
-        let outcome = stats::topic_stats(&state, &request).await;
-        Some(finish(&request, outcome))
-    });
-    route(router, request_code::GET_CONSUME_STATS, state, |state, _, request| async move {
-        let outcome = stats::consume_stats(&state, &request).await;
-        Some(finish(&request, outcome))
-    });
-    route(router, request_code::GET_CONSUMER_CONNECTION_LIST, state, |state, _, request| async move {
-        Some(finish(&request, stats::consumer_connections(&state, &request)))
-    });
-    route(router, request_code::GET_PRODUCER_CONNECTION_LIST, state, |state, _, request| async move {
-        Some(finish(&request, stats::producer_connections(&state, &request)))
-    });
-    route(router, request_code::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, state, |state, _, request| async move {
-        let outcome = groups::update_and_create_group(&state, &request).await;
-        Some(finish(&request, outcome))
-    });
-    route(
-        router,
-        request_code::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST,
-        state,
-        |state, _, request| async move {
-            let outcome = groups::update_and_create_group_list(&state, &request).await;
-            Some(finish(&request, outcome))
-        },
-    );
-    route(router, request_code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, state, |state, _, request| async move {
-        Some(finish(&request, groups::all_group_config(&state, &request)))
-    });
-    route(router, request_code::GET_SUBSCRIPTIONGROUP_CONFIG, state, |state, _, request| async move {
-        Some(finish(&request, groups::group_config(&state, &request)))
-    });
-    route(router, request_code::DELETE_SUBSCRIPTIONGROUP, state, |state, _, request| async move {
-        let outcome = groups::delete_group(&state, &request).await;
-        Some(finish(&request, outcome))
-    });
-    route(router, request_code::GET_BROKER_RUNTIME_INFO, state, |state, _, request| async move {
-        let outcome = broker::runtime_info(&state, &request).await;
-        Some(finish(&request, outcome))
-    });
-    route(router, request_code::QUERY_TOPIC_CONSUME_BY_WHO, state, |state, _, request| async move {
-        Some(finish(&request, stats::topic_consumed_by(&state, &request)))
-    });
-    route(router, request_code::QUERY_TOPICS_BY_CONSUMER, state, |state, _, request| async move {
-        Some(finish(&request, stats::topics_of_consumer(&state, &request)))
-    });
-    route(router, request_code::GET_ALL_DELAY_OFFSET, state, |state, _, request| async move {
-        Some(finish(&request, broker::delay_offsets(&state, &request)))
-    });
-    route(router, request_code::DELETE_EXPIRED_COMMITLOG, state, |state, _, request| async move {
-        let outcome = broker::delete_expired_commit_log(&state, &request).await;
-        Some(finish(&request, outcome))
-    });
-    route(
-        router,
-        request_code::INVOKE_BROKER_TO_RESET_OFFSET,
-        state,
-        |state, connection, request| async move {
-            let outcome = reset::reset_offset(&state, &connection, &request).await;
-            Some(finish(&request, outcome))
-        },
-    );
     route(router, request_code::GET_BROKER_CONFIG, state, |state, _, request| async move {
         Some(broker::config(&state, &request))
     });

@@ -362,6 +362,13 @@ mod tests {
         message
     }
 
+    /// Adds queue `id` to `queues`, its pulls starting at `offset`; returns its generation.
+    fn started(queues: &mut Queues, id: i32, offset: i64) -> u64 {
+        let generation = queues.add(queue(id)).unwrap();
+        queues.set_start(&queue(id), generation, offset);
+        generation
+    }
+
     fn found(offsets: std::ops::Range<i64>) -> PullOutcome {
         PullOutcome {
             status: PullStatus::Found(offsets.clone().map(|offset| message(offset, 10)).collect()),
@@ -392,8 +399,7 @@ mod tests {
     #[test]
     fn polled_batches_move_the_consumed_offset() {
         let mut queues = Queues::default();
-        let generation = queues.add(queue(0)).unwrap();
-        queues.set_start(&queue(0), generation, 0);
+        let generation = started(&mut queues, 0, 0);
         assert_eq!(queues.apply(&queue(0), generation, found(0..3)), Some(true));
         assert_eq!(queues.apply(&queue(0), generation, found(3..5)), Some(true));
         assert_eq!(queues.get(&queue(0)).unwrap().pull_offset, Some(5));
@@ -411,8 +417,7 @@ mod tests {
     #[test]
     fn empty_answers_advance_the_consumed_offset_only_with_an_empty_cache() {
         let mut queues = Queues::default();
-        let generation = queues.add(queue(0)).unwrap();
-        queues.set_start(&queue(0), generation, 0);
+        let generation = started(&mut queues, 0, 0);
         queues.apply(&queue(0), generation, nothing(PullStatus::NoMatchedMessage, 8));
         assert_eq!(queues.consumed_offsets(), [(queue(0), 8)]);
         queues.apply(&queue(0), generation, found(8..10));
@@ -428,8 +433,7 @@ mod tests {
     #[test]
     fn a_restart_discards_the_cache_and_stale_answers() {
         let mut queues = Queues::default();
-        let old = queues.add(queue(0)).unwrap();
-        queues.set_start(&queue(0), old, 0);
+        let old = started(&mut queues, 0, 0);
         queues.apply(&queue(0), old, found(0..4));
         let (new, _task) = queues.restart_at(&queue(0), 2).unwrap();
         assert_ne!(old, new);
@@ -447,10 +451,8 @@ mod tests {
     #[test]
     fn removing_a_queue_drops_its_ready_batches_only() {
         let mut queues = Queues::default();
-        let zero = queues.add(queue(0)).unwrap();
-        let one = queues.add(queue(1)).unwrap();
-        queues.set_start(&queue(0), zero, 0);
-        queues.set_start(&queue(1), one, 0);
+        let zero = started(&mut queues, 0, 0);
+        let one = started(&mut queues, 1, 0);
         queues.apply(&queue(0), zero, found(0..2));
         queues.apply(&queue(1), one, found(0..3));
         assert_eq!(queues.ready_messages(), 5);
@@ -464,8 +466,7 @@ mod tests {
     fn full_caches_and_pauses_hold_the_pulls() {
         let limits = CacheLimits { max_messages_per_queue: 3, ..CacheLimits::default() };
         let mut queues = Queues::default();
-        let generation = queues.add(queue(0)).unwrap();
-        queues.set_start(&queue(0), generation, 0);
+        let generation = started(&mut queues, 0, 0);
         queues.apply(&queue(0), generation, found(0..4));
         assert_eq!(queues.plan(&queue(0), generation, &limits), Plan::Wait(FLOW_CONTROL_RECHECK));
         queues.take_batch();
@@ -475,8 +476,7 @@ mod tests {
 
         let bytes = CacheLimits { max_bytes_per_queue: 15, ..CacheLimits::default() };
         let mut queues = Queues::default();
-        let generation = queues.add(queue(0)).unwrap();
-        queues.set_start(&queue(0), generation, 0);
+        let generation = started(&mut queues, 0, 0);
         queues.apply(&queue(0), generation, found(0..2));
         assert_eq!(queues.plan(&queue(0), generation, &bytes), Plan::Wait(FLOW_CONTROL_RECHECK));
 
@@ -487,8 +487,7 @@ mod tests {
     #[test]
     fn the_suggested_broker_is_remembered() {
         let mut queues = Queues::default();
-        let generation = queues.add(queue(0)).unwrap();
-        queues.set_start(&queue(0), generation, 0);
+        let generation = started(&mut queues, 0, 0);
         let mut outcome = nothing(PullStatus::NoNewMessage, 0);
         outcome.suggest_broker_id = 1;
         queues.apply(&queue(0), generation, outcome);

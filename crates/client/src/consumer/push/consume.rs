@@ -197,13 +197,9 @@ impl Shared {
                 }
                 continue;
             }
-            let guard = tokio::select! {
-                _ = pq.cancelled() => return,
-                guard = pq.consume_lock().lock() => guard,
-            };
-            if pq.is_dropped() {
+            let Some(guard) = lock_live_queue(&pq).await else {
                 return;
-            }
+            };
             if self.settings.clustering() && (!pq.is_locked() || pq.is_lock_expired()) {
                 drop(guard);
                 if !self.pause(&pq, ORDERLY_RELOCK_DELAY).await {
@@ -211,13 +207,9 @@ impl Shared {
                 }
                 // Locking under the consume lock: a rebalance releasing the queue waits for
                 // it, so its unlock cannot overtake this lock request.
-                let guard = tokio::select! {
-                    _ = pq.cancelled() => return,
-                    guard = pq.consume_lock().lock() => guard,
-                };
-                if pq.is_dropped() {
+                let Some(guard) = lock_live_queue(&pq).await else {
                     return;
-                }
+                };
                 let locked = self.lock_queue(&mq, &pq).await;
                 drop(guard);
                 let wait = if locked { ORDERLY_LOCKED_RESUME_DELAY } else { ORDERLY_NOT_LOCKED_DELAY };
@@ -382,6 +374,16 @@ fn run_to_completion(future: super::ListenerFuture) -> Option<ConsumeResult> {
     .join()
     .ok()
     .flatten()
+}
+
+/// Takes `pq`'s consume lock for an orderly batch: `None`, which ends the queue's orderly loop,
+/// when the queue is cancelled while waiting or dropped by the time the lock is held.
+async fn lock_live_queue(pq: &ProcessQueue) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    let guard = tokio::select! {
+        _ = pq.cancelled() => return None,
+        guard = pq.consume_lock().lock() => guard,
+    };
+    (!pq.is_dropped()).then_some(guard)
 }
 
 #[cfg(test)]

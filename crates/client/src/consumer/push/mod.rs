@@ -169,30 +169,9 @@ impl Default for PushConsumerBuilder {
 }
 
 impl PushConsumerBuilder {
-    /// The consumer group (required).
-    pub fn group(mut self, group: impl Into<String>) -> Self {
-        self.group = group.into();
-        self
-    }
+    crate::consumer::consumer_setters!();
 
-    /// NameServer addresses, `;`-separated.
-    pub fn namesrv(mut self, addr: impl Into<String>) -> Self {
-        self.client_config.namesrv_addr = addr.into();
-        self
-    }
-
-    /// Instance name (part of the client id). Left at `DEFAULT`, a clustering consumer
-    /// replaces it by `<pid>#<nanos>` so that consumers in one process get distinct ids.
-    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
-        self.client_config.instance_name = name.into();
-        self
-    }
-
-    /// All client settings at once (NameServer, instance name, timeouts, intervals).
-    pub fn client_config(mut self, config: ClientConfig) -> Self {
-        self.client_config = config;
-        self
-    }
+    crate::config::client_config_setters!(client_config);
 
     /// Subscribes `topic` with a tag expression: `*` (everything) or `TagA || TagB`.
     /// Repeatable; a second call for the same topic replaces the first.
@@ -218,19 +197,6 @@ impl PushConsumerBuilder {
     /// How queues are shared in clustering mode (default [`Averagely`]).
     pub fn allocate_strategy(mut self, strategy: impl AllocateStrategy) -> Self {
         self.allocate_strategy = Arc::new(strategy);
-        self
-    }
-
-    /// Where a queue without a committed offset starts (default CONSUME_FROM_LAST_OFFSET).
-    pub fn consume_from_where(mut self, from: ConsumeFromWhere) -> Self {
-        self.consume_from_where = from;
-        self
-    }
-
-    /// The store time (epoch ms) CONSUME_FROM_TIMESTAMP starts at (default: 30 minutes
-    /// before start).
-    pub fn consume_timestamp_ms(mut self, epoch_ms: i64) -> Self {
-        self.consume_timestamp_ms = Some(epoch_ms);
         self
     }
 

@@ -423,9 +423,6 @@ impl Shared {
         broker_name: &str,
         queues: BTreeSet<MessageQueue>,
     ) -> Result<BTreeSet<MessageQueue>, ClientError> {
-        let Some(addr) = self.instance.master_addr(broker_name) else {
-            return Err(ClientError::NoBroker { broker_name: broker_name.to_owned() });
-        };
         let body = LockBatchRequestBody {
             client_id: self.client_id.clone(),
             consumer_group: self.group.clone(),
@@ -434,10 +431,7 @@ impl Shared {
         };
         let header = LockBatchMqRequestHeader { bname: Some(broker_name.to_owned()) };
         let command = request(request_code::LOCK_BATCH_MQ, &header).with_body(json_body(&body)?);
-        let response = self.instance.invoke(&addr, command, self.settings.api_timeout).await?;
-        if response.code != response_code::SUCCESS {
-            return Err(refused(response, addr));
-        }
+        let response = self.call_master(broker_name, command).await?;
         let locked: LockBatchResponseBody = fastjson::from_slice(&response.body)
             .map_err(|error| ClientError::Malformed(format!("LOCK_BATCH_MQ response: {error}")))?;
         Ok(locked.lock_ok_mq_set)
@@ -505,9 +499,6 @@ impl Shared {
         queues: BTreeSet<MessageQueue>,
         oneway: bool,
     ) -> Result<(), ClientError> {
-        let Some(addr) = self.instance.master_addr(broker_name) else {
-            return Err(ClientError::NoBroker { broker_name: broker_name.to_owned() });
-        };
         let body = UnlockBatchRequestBody {
             client_id: self.client_id.clone(),
             consumer_group: self.group.clone(),
@@ -517,13 +508,30 @@ impl Shared {
         let header = UnlockBatchMqRequestHeader { bname: Some(broker_name.to_owned()) };
         let command = request(request_code::UNLOCK_BATCH_MQ, &header).with_body(json_body(&body)?);
         if oneway {
-            return self.instance.invoke_oneway(&addr, command).await;
+            return self.instance.invoke_oneway(&self.master_addr_of(broker_name)?, command).await;
         }
+        self.call_master(broker_name, command).await.map(drop)
+    }
+
+    /// Sends `command` to the master of `broker_name` and returns its successful answer.
+    async fn call_master(
+        &self,
+        broker_name: &str,
+        command: RemotingCommand,
+    ) -> Result<RemotingCommand, ClientError> {
+        let addr = self.master_addr_of(broker_name)?;
         let response = self.instance.invoke(&addr, command, self.settings.api_timeout).await?;
         if response.code != response_code::SUCCESS {
             return Err(refused(response, addr));
         }
-        Ok(())
+        Ok(response)
+    }
+
+    /// The address of the master of `broker_name`, which the queue locks live on.
+    fn master_addr_of(&self, broker_name: &str) -> Result<String, ClientError> {
+        self.instance
+            .master_addr(broker_name)
+            .ok_or_else(|| ClientError::NoBroker { broker_name: broker_name.to_owned() })
     }
 
     /// Releases one queue's broker lock.
