@@ -5,7 +5,6 @@ Usage: broker_cpp_client.py PATH_TO_APOGEE_BINARY
 """
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -13,73 +12,9 @@ import time
 
 from rocketmq.client import Message, MessageModel, Producer, PushConsumer, SendStatus
 
-from remoting_wire import Connection
+from apogee_process import WAIT_S, Apogee, create_topic
 
-UPDATE_AND_CREATE_TOPIC, GET_ROUTEINFO_BY_TOPIC = 17, 105
 SUCCESS = 0
-WAIT_S = 60
-
-
-def listening_port(line):
-    """The port of an `apogee ... listening on IP:PORT` line."""
-    return int(line.rsplit(":", 1)[1])
-
-
-class Apogee:
-    """`apogee standalone` on ports the system chose (port 0), stopped with SIGTERM."""
-
-    def __init__(self, binary, data_dir):
-        self.binary, self.data_dir = binary, data_dir
-        self.namesrv_port = None
-        self.broker_port = None
-        self.process = None
-
-    @property
-    def namesrv(self):
-        return f"127.0.0.1:{self.namesrv_port}"
-
-    @property
-    def broker(self):
-        return ("127.0.0.1", self.broker_port)
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [self.binary, "standalone", "--data-dir", self.data_dir,
-             "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0"],
-            stdout=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                raise RuntimeError("apogee exited during start")
-            if "apogee namesrv listening on" in line:
-                self.namesrv_port = listening_port(line.strip())
-            if "apogee broker listening on" in line:
-                self.broker_port = listening_port(line.strip())
-                return
-        raise RuntimeError("apogee did not start")
-
-    def stop(self):
-        self.process.terminate()
-        code = self.process.wait(timeout=30)
-        assert code == 0, f"apogee exited with {code}"
-
-
-def create_topic(apogee, topic, queues=4, order=False):
-    """UPDATE_AND_CREATE_TOPIC as mqadmin sends it, then wait for the NameServer route."""
-    conn = Connection(apogee.broker)
-    response, _ = conn.request(UPDATE_AND_CREATE_TOPIC, {
-        "topic": topic, "defaultTopic": "TBW102", "readQueueNums": str(queues),
-        "writeQueueNums": str(queues), "perm": "6", "topicFilterType": "SINGLE_TAG",
-        "topicSysFlag": "0", "order": "true" if order else "false"})
-    conn.close()
-    assert response["code"] == SUCCESS, response
-    namesrv = Connection(("127.0.0.1", apogee.namesrv_port))
-    deadline = time.monotonic() + WAIT_S
-    while namesrv.request(GET_ROUTEINFO_BY_TOPIC, {"topic": topic})[0]["code"] != SUCCESS:
-        assert time.monotonic() < deadline, f"route of {topic} never appeared"
-        time.sleep(0.1)
-    namesrv.close()
 
 
 def producer(apogee, group):

@@ -48,3 +48,8 @@ fn namesrv_speaks_rocketmq_to_an_independent_python_peer() {
 fn broker_serves_the_official_cpp_client() {
     run_python_suite("broker_cpp_client.py");
 }
+
+#[test]
+fn broker_serves_transactions_and_replies_to_a_raw_protocol_peer() {
+    run_python_suite("broker_wire_peer.py");
+}

@@ -502,6 +502,19 @@ impl ClientManager {
             .unwrap_or_default()
     }
 
+    /// The live channel of the producer with `client_id`, whatever its group (Java's
+    /// `ProducerManager.findChannel`): where a reply to that client's request goes. A scan, as
+    /// producer groups are few.
+    pub fn find_producer_channel(&self, client_id: &str) -> Option<ClientChannel> {
+        let producers = self.producers.read();
+        producers
+            .values()
+            .flat_map(|channels| channels.values())
+            .filter(|channel| channel.client_id == client_id && !channel.connection.is_closed())
+            .max_by_key(|channel| channel.last_update_ms)
+            .cloned()
+    }
+
     /// GET_PRODUCER_CONNECTION_LIST's body for a group, `None` when it has no live member.
     pub fn producer_connection(&self, group: &str) -> Option<ProducerConnection> {
         let producers = self.producers.read();

@@ -69,6 +69,9 @@ pub struct BrokerConfig {
     pub transaction_check_max: u32,
     /// `transactionCheckInterval`: the period of the check-back service.
     pub transaction_check_interval_ms: u64,
+    /// `storeReplyMessageEnable`: a reply is stored in the reply topic as well as pushed to
+    /// its requester.
+    pub store_reply_message_enable: bool,
     /// `useServerSideResetOffset`: an admin's offset reset waits for the group's next pull
     /// (true, the 5.x way) instead of being pushed to its online consumers.
     pub use_server_side_reset_offset: bool,
@@ -113,6 +116,7 @@ impl Default for BrokerConfig {
             transaction_timeout_ms: 6_000,
             transaction_check_max: 15,
             transaction_check_interval_ms: 30_000,
+            store_reply_message_enable: true,
             use_server_side_reset_offset: true,
             enable_property_filter: false,
             default_max_reconsume_times: 16,
@@ -190,6 +194,7 @@ impl BrokerConfig {
             "transactionTimeOut" => self.transaction_timeout_ms = number()?,
             "transactionCheckMax" => self.transaction_check_max = text.parse().map_err(|_| invalid())?,
             "transactionCheckInterval" => self.transaction_check_interval_ms = number()?,
+            "storeReplyMessageEnable" => self.store_reply_message_enable = flag()?,
             "useServerSideResetOffset" => self.use_server_side_reset_offset = flag()?,
             "enablePropertyFilter" => self.enable_property_filter = flag()?,
             "fastChannelEnable" => self.fast_channel_enable = flag()?,

@@ -37,6 +37,7 @@ use crate::{ClientConfig, ClientError, MessageExt};
 pub(crate) mod handlers;
 pub mod route;
 
+use crate::producer::request::ReplyTable;
 use handlers::{CheckerTable, ConsumerTable};
 use route::RouteTable;
 
@@ -121,6 +122,8 @@ pub struct ClientInstance {
     consumers: ConsumerTable,
     /// Transaction checkers by producer group.
     checkers: CheckerTable,
+    /// Requests waiting for their reply, by correlation id.
+    replies: ReplyTable,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     released: AtomicBool,
     /// One heartbeat round at a time.
@@ -164,9 +167,11 @@ impl ClientInstance {
     fn new(config: ClientConfig, key: InstanceKey) -> Self {
         let consumers: ConsumerTable = Arc::default();
         let checkers: CheckerTable = Arc::default();
+        let replies: ReplyTable = Arc::default();
         let remoting_config =
             RemotingConfig { credentials: config.credentials.clone(), ..RemotingConfig::default() };
-        let remoting = RemotingClient::new(remoting_config, handlers::router(&consumers, &checkers));
+        let remoting =
+            RemotingClient::new(remoting_config, handlers::router(&consumers, &checkers, &replies));
         let namesrv_addrs = config.namesrv_addrs();
         // Spread clients over the NameServers, as Java's random start index does.
         let start = usize::try_from(crate::producer::random_u32()).unwrap_or(0) % namesrv_addrs.len().max(1);
@@ -179,6 +184,7 @@ impl ClientInstance {
             producers: Mutex::default(),
             consumers,
             checkers,
+            replies,
             tasks: Mutex::default(),
             released: AtomicBool::new(false),
             heartbeat_round: tokio::sync::Mutex::new(()),
@@ -400,6 +406,11 @@ impl ClientInstance {
     /// Answers the brokers' transaction checks for producer `group` with `listener`.
     pub fn register_transaction_checker(&self, group: &str, listener: Arc<dyn TransactionListener>) {
         self.checkers.write().insert(group.to_owned(), Checker::new(listener));
+    }
+
+    /// Where requests of this instance wait for their replies.
+    pub(crate) fn reply_table(&self) -> &ReplyTable {
+        &self.replies
     }
 
     /// Stops answering transaction checks for producer `group`.

@@ -39,6 +39,6 @@ pub use consumer::lite_pull::LitePullConsumer;
 pub use consumer::push::{ConsumeResult, PushConsumer};
 pub use error::ClientError;
 pub use producer::{
-    LocalTransactionState, Producer, SendResult, SendStatus, TransactionListener, TransactionProducer,
-    TransactionSendResult,
+    create_reply_message, LocalTransactionState, Producer, SendResult, SendStatus, TransactionListener,
+    TransactionProducer, TransactionSendResult,
 };

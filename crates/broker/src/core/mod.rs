@@ -8,7 +8,8 @@
 //! wait for arrival behind long polling), [`offsets`] (consumer offsets and queue bounds), [`offset_reset`] (an admin's reset of a
 //! group's offsets),
 //! [`messages`] (lookups by offset and key), [`clients`] (the client registry and queue locks),
-//! [`transaction`] (half messages, their end and the check-back service)
+//! [`transaction`] (half messages, their end and the check-back service), [`reply`] (replies
+//! handed to their requester)
 //! and [`admin`] (topics, groups, statistics, broker information and maintenance).
 
 pub mod admin;
@@ -19,6 +20,7 @@ pub mod messages;
 pub mod offset_reset;
 pub mod offsets;
 pub mod pull;
+pub mod reply;
 pub mod send;
 pub mod send_back;
 pub mod transaction;

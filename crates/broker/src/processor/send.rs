@@ -1,5 +1,7 @@
 //! The producer's requests over remoting: SEND_MESSAGE (10, long header keys),
-//! SEND_MESSAGE_V2 (310, one-letter keys) and SEND_BATCH_MESSAGE (320) (protocol spec §3.3).
+//! SEND_MESSAGE_V2 (310, one-letter keys) and SEND_BATCH_MESSAGE (320) (protocol spec §3.3),
+//! and the replies of request–reply, SEND_REPLY_MESSAGE (324) and its V2 (325), which take
+//! the same headers and go to [`core::reply`](crate::core::reply).
 //! The adapter decodes the header, lends its texts to [`core::send`](crate::core::send) and
 //! encodes the result; every response, failures included, carries the `MSG_REGION` and
 //! `TRACE_ON` extFields the Java client reads unconditionally.
@@ -35,9 +37,13 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
         super::route(router, code, state, handle);
     }
     router.register_fast_path(&codes, SendFastPath(Arc::clone(state)));
+    for code in [request_code::SEND_REPLY_MESSAGE, request_code::SEND_REPLY_MESSAGE_V2] {
+        super::route(router, code, state, handle);
+    }
 }
 
-/// Serves one send request; the response always carries `MSG_REGION` and `TRACE_ON`.
+/// Serves one send or reply request; the response always carries `MSG_REGION` and
+/// `TRACE_ON`.
 async fn handle(
     state: Arc<BrokerState>,
     connection: Connection,
@@ -46,7 +52,14 @@ async fn handle(
     let answer = match decode_send_message_header(&request) {
         Ok(header) => {
             let caller = super::caller(&connection, &request);
-            core_send::send(&state, &caller, &send_request(&header, &request)).await.map_err(Failure::from)
+            let send = send_request(&header, &request);
+            let result = match request.code {
+                request_code::SEND_REPLY_MESSAGE | request_code::SEND_REPLY_MESSAGE_V2 => {
+                    crate::core::reply::reply(&state, &caller, &send).await
+                }
+                _ => core_send::send(&state, &caller, &send).await,
+            };
+            result.map_err(Failure::from)
         }
         Err(error) => Err(Failure::from(error)),
     };

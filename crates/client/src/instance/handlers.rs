@@ -1,6 +1,6 @@
 //! The requests brokers send to a client over the client's own connections (protocol §3.4,
 //! §3.5): rebalance now, reset offsets, report running info, consume one message directly,
-//! check a transaction. Each is routed by its group: a consumer request by `consumerGroup` to
+//! check a transaction, take a reply. Each is routed by its group: a consumer request by `consumerGroup` to
 //! the registered [`ConsumerHandle`], a transaction check by the message's producer group to
 //! its checker.
 
@@ -23,6 +23,7 @@ use apogee_remoting::RemotingCommand;
 use parking_lot::RwLock;
 
 use super::ConsumerHandle;
+use crate::producer::request::{self, ReplyTable};
 use crate::producer::transaction::{self, Checker};
 
 /// The consumers of an instance by group, shared between the instance and its router.
@@ -32,8 +33,16 @@ pub(crate) type ConsumerTable = Arc<RwLock<HashMap<String, Arc<dyn ConsumerHandl
 pub(crate) type CheckerTable = Arc<RwLock<HashMap<String, Checker>>>;
 
 /// The router of an instance's remoting client.
-pub(crate) fn router(consumers: &ConsumerTable, checkers: &CheckerTable) -> Router {
+pub(crate) fn router(consumers: &ConsumerTable, checkers: &CheckerTable, replies: &ReplyTable) -> Router {
     let mut router = Router::new();
+    let replies = Arc::clone(replies);
+    router.register(
+        request_code::PUSH_REPLY_MESSAGE_TO_CLIENT,
+        move |_: Connection, request: RemotingCommand| {
+            let answer = request::answer_push(&replies, &request);
+            async move { Some(answer) }
+        },
+    );
     let checkers = Arc::clone(checkers);
     router.register(
         request_code::CHECK_TRANSACTION_STATE,

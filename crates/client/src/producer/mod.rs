@@ -43,6 +43,7 @@ use crate::{ClientConfig, ClientError, Message, MessageQueue};
 mod latency;
 mod prepare;
 mod publish;
+pub mod request;
 pub mod selector;
 pub mod transaction;
 
@@ -52,6 +53,7 @@ pub use latency::{
 };
 pub use prepare::{validate_message, Compression, NOT_ALLOWED_SEND_TOPICS};
 pub use publish::{borrow_template_route, RouteSource, TopicPublishInfo, MAX_PUBLISH_QUEUES};
+pub use request::{create_reply_message, is_reply};
 pub use selector::{select_by_hash, select_by_hash_code, select_random};
 pub use transaction::{
     LocalTransactionState, TransactionListener, TransactionProducer, TransactionSendResult,

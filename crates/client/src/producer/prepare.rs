@@ -52,6 +52,9 @@ pub struct Prepared {
     pub max_reconsume_times: Option<i32>,
     /// Whether the body is a batch.
     pub batch: bool,
+    /// Whether the message answers a request (`MSG_TYPE` `reply`): sent as
+    /// SEND_REPLY_MESSAGE_V2.
+    pub reply: bool,
     /// The client message id(s) (`UNIQ_KEY`), comma-joined for a batch.
     pub msg_id: String,
 }
@@ -99,6 +102,7 @@ pub fn prepare_single(mut message: Message, max_message_size_bytes: usize) -> Re
     validate_message(&message, max_message_size_bytes)?;
     ensure_uniq_key(&mut message);
     let msg_id = message.uniq_key().unwrap_or_default().to_owned();
+    let reply = super::request::is_reply(&message);
     let mut sys_flag = 0;
     if message.property(property::TRAN_MSG).is_some_and(|flag| flag.eq_ignore_ascii_case("true")) {
         sys_flag |= sysflag::TRANSACTION_PREPARED_TYPE;
@@ -123,6 +127,7 @@ pub fn prepare_single(mut message: Message, max_message_size_bytes: usize) -> Re
         reconsume_times,
         max_reconsume_times,
         batch: false,
+        reply,
         msg_id,
     })
 }
@@ -209,6 +214,7 @@ pub fn prepare_batch(messages: Vec<Message>, max_message_size_bytes: usize) -> R
         reconsume_times: 0,
         max_reconsume_times: None,
         batch: true,
+        reply: false,
         msg_id: ids.join(","),
     })
 }
@@ -225,7 +231,8 @@ pub struct Sender<'a> {
     pub default_topic_queue_nums: i32,
 }
 
-/// The SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE) request of `prepared` to `queue`.
+/// The SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE, or SEND_REPLY_MESSAGE_V2) request of
+/// `prepared` to `queue`.
 pub fn send_request(
     sender: Sender<'_>,
     prepared: &Prepared,
@@ -248,7 +255,13 @@ pub fn send_request(
         batch: Some(prepared.batch),
         bname: Some(queue.broker_name.as_str().into()),
     };
-    let code = if prepared.batch { request_code::SEND_BATCH_MESSAGE } else { request_code::SEND_MESSAGE_V2 };
+    let code = if prepared.batch {
+        request_code::SEND_BATCH_MESSAGE
+    } else if prepared.reply {
+        request_code::SEND_REPLY_MESSAGE_V2
+    } else {
+        request_code::SEND_MESSAGE_V2
+    };
     RemotingCommand::request(code)
         .with_header(&SendMessageRequestHeaderV2::from(header))
         .with_body(prepared.body.clone())

@@ -189,7 +189,9 @@ pub fn decode_send_message_header(
     command: &RemotingCommand,
 ) -> Result<SendMessageRequestHeader, HeaderError> {
     match command.code {
-        request_code::SEND_MESSAGE_V2 | request_code::SEND_BATCH_MESSAGE => {
+        request_code::SEND_MESSAGE_V2
+        | request_code::SEND_BATCH_MESSAGE
+        | request_code::SEND_REPLY_MESSAGE_V2 => {
             command.decode_header::<SendMessageRequestHeaderV2>().map(SendMessageRequestHeader::from)
         }
         _ => command.decode_header::<SendMessageRequestHeader>(),
@@ -258,6 +260,42 @@ command_header! {
         offset_msg_id: Option<String> => "offsetMsgId",
         /// Name of the broker asking, so the answer goes back to it.
         bname: Option<String> => "bname",
+    }
+}
+
+command_header! {
+    /// PUSH_REPLY_MESSAGE_TO_CLIENT (326): the broker hands a reply (sent with
+    /// SEND_REPLY_MESSAGE) to the requesting client's connection; the body is the reply's body
+    /// as sent. The send header's fields, plus where and when the broker took the reply.
+    pub struct ReplyMessageRequestHeader {
+        /// The replying producer's group.
+        producer_group: String => "producerGroup",
+        /// The reply topic (`<cluster>_REPLY_TOPIC`).
+        topic: String => "topic",
+        /// The reply send's template topic.
+        default_topic: String => "defaultTopic",
+        /// The reply send's `defaultTopicQueueNums`.
+        default_topic_queue_nums: i32 => "defaultTopicQueueNums",
+        /// The queue the reply send named.
+        queue_id: i32 => "queueId",
+        /// MessageSysFlag bits of the reply (compression).
+        sys_flag: i32 => "sysFlag",
+        /// The replier's clock at send time, in ms.
+        born_timestamp: i64 => "bornTimestamp",
+        /// User flag.
+        flag: i32 => "flag",
+        /// The reply's properties, with `PUSH_REPLY_TIME` added.
+        properties: Option<String> => "properties",
+        /// Reconsume times of the reply send.
+        reconsume_times: Option<i32> => "reconsumeTimes",
+        /// Unit mode of the reply send.
+        unit_mode: Option<bool> => "unitMode",
+        /// The replier's address (`ip:port`).
+        born_host: String => "bornHost",
+        /// The broker's address (`ip:port`).
+        store_host: String => "storeHost",
+        /// When the broker took the reply, in ms.
+        store_timestamp: i64 => "storeTimestamp",
     }
 }
 

@@ -78,7 +78,7 @@ fn rust_headers() -> Vec<RustHeader> {
         }
         send {
             SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
-            EndTransactionRequestHeader, CheckTransactionStateRequestHeader,
+            EndTransactionRequestHeader, CheckTransactionStateRequestHeader, ReplyMessageRequestHeader,
         }
     }
 }

@@ -156,9 +156,10 @@ pub fn config_properties(config: &BrokerConfig) -> Vec<(&'static str, String)> {
         ("registerBrokerTimeoutMills", config.register_broker_timeout_ms.to_string()),
         ("registerNameServerPeriod", config.register_name_server_period_ms.to_string()),
         ("rejectTransactionMessage", config.reject_transaction_message.to_string()),
-        ("useServerSideResetOffset", config.use_server_side_reset_offset.to_string()),
         ("shortPollingTimeMills", config.short_polling_time_ms.to_string()),
+        ("storeReplyMessageEnable", config.store_reply_message_enable.to_string()),
         ("traceOn", config.trace_on.to_string()),
+        ("useServerSideResetOffset", config.use_server_side_reset_offset.to_string()),
     ];
     if let Some(addr) = &config.namesrv_addr {
         // Java leaves unset (null) settings out.

@@ -143,6 +143,13 @@ impl Receipt {
     /// A receipt that holds nothing and allocated nothing, for boxes kept as spares.
     pub const EMPTY: Receipt = Receipt(Answer::One { queue_id: 0, uniq_key: IdText::new() });
 
+    /// The queue the producer chose, which the answer names wherever the message is parked.
+    pub fn queue_id(&self) -> i32 {
+        match self.0 {
+            Answer::One { queue_id, .. } | Answer::Batch { queue_id, .. } => queue_id,
+        }
+    }
+
     /// The result once the store has answered `result`.
     pub fn result(self, state: &BrokerState, result: PutResult) -> CoreResult<SendResult> {
         let append = stored(state, result)?;
