@@ -69,6 +69,8 @@ pub struct BrokerConfig {
     pub transaction_check_max: u32,
     /// `transactionCheckInterval`: the period of the check-back service.
     pub transaction_check_interval_ms: u64,
+    /// `grpcServerPort`: the port of the embedded gRPC 5.x endpoint (0 lets the system choose).
+    pub grpc_server_port: u16,
     /// `storeReplyMessageEnable`: a reply is stored in the reply topic as well as pushed to
     /// its requester.
     pub store_reply_message_enable: bool,
@@ -85,6 +87,8 @@ pub struct BrokerConfig {
 
 /// Default broker remoting port.
 pub const DEFAULT_LISTEN_PORT: u16 = 10911;
+/// Default port of the embedded gRPC 5.x endpoint (the proxy's `grpcServerPort`).
+pub const DEFAULT_GRPC_SERVER_PORT: u16 = 8081;
 
 impl Default for BrokerConfig {
     fn default() -> Self {
@@ -116,6 +120,7 @@ impl Default for BrokerConfig {
             transaction_timeout_ms: 6_000,
             transaction_check_max: 15,
             transaction_check_interval_ms: 30_000,
+            grpc_server_port: DEFAULT_GRPC_SERVER_PORT,
             store_reply_message_enable: true,
             use_server_side_reset_offset: true,
             enable_property_filter: false,
@@ -194,6 +199,7 @@ impl BrokerConfig {
             "transactionTimeOut" => self.transaction_timeout_ms = number()?,
             "transactionCheckMax" => self.transaction_check_max = text.parse().map_err(|_| invalid())?,
             "transactionCheckInterval" => self.transaction_check_interval_ms = number()?,
+            "grpcServerPort" => self.grpc_server_port = text.parse().map_err(|_| invalid())?,
             "storeReplyMessageEnable" => self.store_reply_message_enable = flag()?,
             "useServerSideResetOffset" => self.use_server_side_reset_offset = flag()?,
             "enablePropertyFilter" => self.enable_property_filter = flag()?,
