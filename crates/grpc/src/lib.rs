@@ -12,6 +12,7 @@
 
 pub mod clients;
 pub mod context;
+pub mod convert;
 pub mod names;
 pub mod route;
 pub mod send;

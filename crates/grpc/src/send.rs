@@ -34,62 +34,6 @@ pub const MAX_DELIVERY_AHEAD_MS: i64 = 24 * 3_600 * 1_000;
 /// Queue count of a topic created on first send (the send header's `defaultTopicQueueNums`).
 const DEFAULT_TOPIC_QUEUE_NUMS: i32 = 4;
 
-/// Property keys RocketMQ reserves for itself (Java `MessageConst.STRING_HASH_SET`), sorted: a
-/// user property may not use them.
-const RESERVED_PROPERTY_KEYS: [&str; 51] = [
-    "1ST_POP_TIME",
-    "ARRIVE_TIME",
-    "BORN_TIMESTAMP",
-    "BUYER_ID",
-    "CLUSTER",
-    "CONSUME_START_TIME",
-    "CORRECTION_FLAG",
-    "CORRELATION_ID",
-    "DELAY",
-    "DLQ_ORIGIN_MESSAGE_ID",
-    "DLQ_ORIGIN_TOPIC",
-    "DUP_INFO",
-    "EXTEND_UNIQ_INFO",
-    "INNER_MULTI_QUEUE_OFFSET",
-    "INSTANCE_ID",
-    "KEYS",
-    "MAX_OFFSET",
-    "MAX_RECONSUME_TIMES",
-    "MIN_OFFSET",
-    "MQ2_FLAG",
-    "MSG_REGION",
-    "MSG_TYPE",
-    "ORIGIN_MESSAGE_ID",
-    "PGROUP",
-    "POP_CK",
-    "POP_CK_OFFSET",
-    "PUSH_REPLY_TIME",
-    "REAL_QID",
-    "REAL_TOPIC",
-    "RECONSUME_TIME",
-    "REPLY_TO_CLIENT",
-    "RETRY_TOPIC",
-    "TAGS",
-    "TIMER_DELAY_LEVEL",
-    "TIMER_DELAY_MS",
-    "TIMER_DELAY_SEC",
-    "TIMER_DELIVER_MS",
-    "TIMER_DEL_UNIQKEY",
-    "TIMER_DEQUEUE_MS",
-    "TIMER_ENQUEUE_MS",
-    "TIMER_OUT_MS",
-    "TIMER_ROLL_TIMES",
-    "TRACE_ON",
-    "TRANSFER_FLAG",
-    "TRAN_MSG",
-    "TRAN_PREPARED_QUEUE_OFFSET",
-    "TTL",
-    "UNIQ_KEY",
-    "WAIT",
-    "__BORNHOST",
-    "__CRC32#",
-];
-
 /// One message as the broker core will store it.
 struct Outgoing {
     properties: String,
@@ -332,7 +276,7 @@ fn check_user_properties(message: &Message) -> Result<(), Refusal> {
         ));
     }
     for (key, value) in &message.user_properties {
-        if RESERVED_PROPERTY_KEYS.binary_search(&key.as_str()).is_ok() {
+        if crate::convert::is_reserved(key) {
             return Err(Refusal::new(
                 Code::IllegalMessagePropertyKey,
                 format!("property '{key}' is reserved for RocketMQ"),
@@ -422,14 +366,6 @@ pub(crate) fn consistent_hash(input: i64, buckets: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reserved_keys_are_sorted_for_search() {
-        let mut sorted = RESERVED_PROPERTY_KEYS;
-        sorted.sort_unstable();
-        assert_eq!(sorted, RESERVED_PROPERTY_KEYS);
-        assert!(RESERVED_PROPERTY_KEYS.binary_search(&"UNIQ_KEY").is_ok());
-    }
 
     #[test]
     fn consistent_hash_matches_guava() {

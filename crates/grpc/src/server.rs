@@ -36,7 +36,13 @@ impl GrpcServer {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let endpoint = Endpoint { host: state.config.broker_ip1.to_string(), port: local_addr.port() };
-        let messaging = Arc::new(Messaging::new(state, endpoint));
+        let messaging = Arc::new(Messaging::new(Arc::clone(&state), endpoint));
+        let checks = crate::transaction::TransactionChecks(Arc::downgrade(&messaging));
+        if !state.fronts.attach_producers(Arc::new(checks)) {
+            tracing::warn!(
+                "another front already serves this broker's producers; grpc producers get no checks"
+            );
+        }
         let (stop, stopped) = watch::channel(false);
         let service = MessagingServiceServer::new(Service(Arc::clone(&messaging)))
             .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES);

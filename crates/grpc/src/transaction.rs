@@ -71,3 +71,44 @@ impl Messaging {
             })
     }
 }
+
+/// The gRPC front's producers, as the broker's transaction check reaches them: a
+/// `RecoverOrphanedTransactionCommand` on the Telemetry stream of one producer of the topic
+/// (a gRPC producer's group is its topic, spec §6.1). Held weakly, so the broker state that
+/// holds it does not keep the endpoint alive.
+#[derive(Debug)]
+pub struct TransactionChecks(pub std::sync::Weak<Messaging>);
+
+impl apogee_broker::core::fronts::ProducerCallbacks for TransactionChecks {
+    fn check_transaction(&self, group: &str, half: &apogee_common::message::MessageExt) -> bool {
+        let Some(messaging) = self.0.upgrade() else { return false };
+        let producers = messaging.clients.producers_of(group);
+        if producers.is_empty() {
+            return false;
+        }
+        let turn = messaging.send_turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (client_id, commands) = &producers[usize::try_from(turn).unwrap_or(0) % producers.len()];
+        let transaction_id = half
+            .message
+            .properties
+            .get(apogee_common::message::property::UNIQ_KEY)
+            .unwrap_or_default()
+            .to_owned();
+        let command = crate::pb::TelemetryCommand {
+            status: None,
+            command: Some(crate::pb::telemetry_command::Command::RecoverOrphanedTransactionCommand(
+                crate::pb::RecoverOrphanedTransactionCommand {
+                    message: Some(crate::convert::to_pb_message(half, None)),
+                    transaction_id,
+                },
+            )),
+        };
+        match commands.try_send(Ok(command)) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(client = %client_id, %error, "transaction check not queued for a grpc producer");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+"""Drives `apogee standalone`'s gRPC endpoint with the official Apache RocketMQ 5.x Python
+client (PyPI `rocketmq-python-client`), the way a 5.x application would. What the client sends
+is checked on the broker side by pulling the topics over remoting and decoding the records.
+
+Usage: grpc_python_client.py PATH_TO_APOGEE_BINARY
+"""
+import sys
+import tempfile
+import threading
+import time
+
+from rocketmq import (ClientConfiguration, Credentials, Message, Producer, TransactionChecker,
+                      TransactionResolution)
+
+from apogee_process import WAIT_S, Apogee, create_topic, pull_all
+
+# Checks come quickly: a round every 500 ms for halves older than 1 s.
+BROKER_CONF = "transactionCheckInterval=500\ntransactionTimeOut=1000\n"
+QUEUES = 4
+# How long an undecided or rolled-back half is watched for a wrong delivery.
+QUIET_S = 3
+
+
+def config(apogee):
+    return ClientConfiguration(apogee.grpc, Credentials(), request_timeout=10)
+
+
+def pull_topic(apogee, topic, group):
+    got = []
+    for queue_id in range(QUEUES):
+        got += pull_all(apogee, topic, group, queue_id)
+    return got
+
+
+def normal(apogee):
+    topic = "GrpcNormalTopic"
+    create_topic(apogee, topic, queues=QUEUES)
+    producer = Producer(config(apogee), (topic,))
+    producer.startup()
+    sent = {}
+    try:
+        for index in range(8):
+            message = Message()
+            message.topic = topic
+            message.body = f"normal {index}".encode()
+            message.tag = "TagA"
+            message.keys = f"KEY{index}"
+            message.add_property("index", str(index))
+            receipt = producer.send(message)
+            assert len(receipt.message_id) == 34, receipt.message_id
+            sent[receipt.message_id] = (index, receipt.offset)
+    finally:
+        producer.shutdown()
+    stored = pull_topic(apogee, topic, "grpc-normal-reader")
+    assert len(stored) == len(sent), (len(stored), len(sent))
+    queues = set()
+    for record in stored:
+        props = record["properties"]
+        index, offset = sent[props["UNIQ_KEY"]]
+        assert record["body"] == f"normal {index}", record
+        assert props["TAGS"] == "TagA" and props["KEYS"] == f"KEY{index}", props
+        assert props["index"] == str(index) and props["PGROUP"] == topic, props
+        assert record["queue_offset"] == offset, (record, offset)
+        queues.add(record["queue_id"])
+    assert len(queues) > 1, f"sends without a group spread over the queues: {queues}"
+    print(f"normal: {len(sent)} messages stored intact with the client's ids, over queues {sorted(queues)}")
+
+
+def fifo(apogee):
+    topic = "GrpcFifoTopic"
+    create_topic(apogee, topic, queues=QUEUES, message_type="FIFO")
+    producer = Producer(config(apogee), (topic,))
+    producer.startup()
+    try:
+        for index in range(24):
+            message = Message()
+            message.topic = topic
+            message.body = f"g{index % 3} #{index // 3}".encode()
+            message.message_group = f"group-{index % 3}"
+            producer.send(message)
+    finally:
+        producer.shutdown()
+    queue_of = {}
+    for queue_id in range(QUEUES):
+        bodies = [r["body"] for r in pull_all(apogee, topic, "grpc-fifo-reader", queue_id)]
+        for group in ("g0", "g1", "g2"):
+            mine = [body for body in bodies if body.startswith(group + " ")]
+            if mine:
+                assert group not in queue_of, f"{group} is split over queues {queue_of[group]} and {queue_id}"
+                queue_of[group] = queue_id
+                assert mine == [f"{group} #{n}" for n in range(8)], f"{group} out of order: {mine}"
+    assert sorted(queue_of) == ["g0", "g1", "g2"], queue_of
+    print(f"fifo: each message group in one queue, in send order: {queue_of}")
+
+
+class Checker(TransactionChecker):
+    """Commits what the body says to commit; records what was asked."""
+
+    def __init__(self):
+        self.asked = []
+        self.lock = threading.Lock()
+
+    def check(self, message):
+        with self.lock:
+            self.asked.append(message.body.decode())
+        if message.body.startswith(b"commit"):
+            return TransactionResolution.COMMIT
+        return TransactionResolution.ROLLBACK
+
+
+def transactions(apogee):
+    topic = "GrpcTxTopic"
+    create_topic(apogee, topic, queues=QUEUES, message_type="TRANSACTION")
+    checker = Checker()
+    producer = Producer(config(apogee), (topic,), checker)
+    producer.startup()
+    try:
+        for body, decide in [("commit now", "commit"), ("rollback now", "rollback"),
+                             ("commit on check", None), ("rollback on check", None)]:
+            transaction = producer.begin_transaction()
+            message = Message()
+            message.topic = topic
+            message.body = body.encode()
+            producer.send(message, transaction)
+            if decide == "commit":
+                transaction.commit()
+            elif decide == "rollback":
+                transaction.rollback()
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            with checker.lock:
+                if {"commit on check", "rollback on check"} <= set(checker.asked):
+                    break
+            time.sleep(0.2)
+        time.sleep(QUIET_S)
+    finally:
+        producer.shutdown()
+    with checker.lock:
+        asked = sorted(set(checker.asked))
+    assert asked == ["commit on check", "rollback on check"], f"the checker was asked about {asked}"
+    delivered = sorted(r["body"] for r in pull_topic(apogee, topic, "grpc-tx-reader"))
+    assert delivered == ["commit now", "commit on check"], delivered
+    print("transactions: commit and rollback by the producer, and by its checker on the server's check")
+
+
+def main():
+    binary = sys.argv[1]
+    with tempfile.TemporaryDirectory() as data_dir:
+        apogee = Apogee(binary, data_dir, broker_conf=BROKER_CONF)
+        apogee.start()
+        try:
+            normal(apogee)
+            fifo(apogee)
+            transactions(apogee)
+        finally:
+            apogee.stop()
+
+
+if __name__ == "__main__":
+    main()
