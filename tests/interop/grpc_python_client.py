@@ -4,6 +4,7 @@ is checked on the broker side by pulling the topics over remoting and decoding t
 
 Usage: grpc_python_client.py PATH_TO_APOGEE_BINARY
 """
+import os
 import sys
 import tempfile
 import threading
@@ -19,6 +20,29 @@ BROKER_CONF = "transactionCheckInterval=500\ntransactionTimeOut=1000\n"
 QUEUES = 4
 # How long an undecided or rolled-back half is watched for a wrong delivery.
 QUIET_S = 3
+
+
+def tls(apogee):
+    """The same port speaks TLS: a producer with TLS on, trusting the certificate Apogee
+    generated (the Python client verifies certificates; Java, Go, C# and C++ accept any)."""
+    cert = os.path.join(apogee.data_dir, "store", "tls", "apogee-self-signed.crt")
+    assert os.path.exists(cert), f"no generated certificate at {cert}"
+    # gRPC reads its default trust store from this variable when it first needs one.
+    os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = cert
+    topic = "GrpcTlsTopic"
+    create_topic(apogee, topic, queues=QUEUES)
+    producer = Producer(config(apogee), (topic,), tls_enable=True)
+    producer.startup()
+    try:
+        message = Message()
+        message.topic = topic
+        message.body = b"over tls"
+        receipt = producer.send(message)
+    finally:
+        producer.shutdown()
+    stored = pull_topic(apogee, topic, "grpc-tls-reader")
+    assert [(r["body"], r["properties"]["UNIQ_KEY"]) for r in stored] == [("over tls", receipt.message_id)], stored
+    print("tls: a producer with TLS on is served on the plaintext port")
 
 
 def config(apogee):
@@ -152,6 +176,7 @@ def main():
             normal(apogee)
             fifo(apogee)
             transactions(apogee)
+            tls(apogee)
         finally:
             apogee.stop()
 

@@ -7,8 +7,9 @@
 //! Modules: [`context`] (who calls: the `x-mq-*` headers), [`status`] (body statuses and the
 //! broker-code mapping), [`names`] (topic and group rules), [`route`] (QueryRoute,
 //! QueryAssignment), [`send`] (SendMessage), [`transaction`] (EndTransaction), [`clients`]
-//! (Settings, heartbeats, command streams), [`service`] (the tonic service and Telemetry) and
-//! [`server`] (the listener).
+//! (Settings, heartbeats, command streams), [`convert`] (stored messages as protocol messages),
+//! [`service`] (the tonic service and Telemetry), [`server`] (the listener) and [`tls`]
+//! (plaintext and TLS on one port).
 
 pub mod clients;
 pub mod context;
@@ -19,6 +20,7 @@ pub mod send;
 pub mod server;
 pub mod service;
 pub mod status;
+pub mod tls;
 pub mod topic_type;
 pub mod transaction;
 

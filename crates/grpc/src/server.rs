@@ -10,11 +10,11 @@ use apogee_common::time::now_ms;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::pb::messaging_service_server::MessagingServiceServer;
 use crate::service::Service;
-use crate::{Endpoint, Messaging};
+use crate::{tls, Endpoint, Messaging};
 
 /// Largest request accepted, in bytes (`grpcMaxInboundMessageSize`, 130 MiB).
 pub const MAX_INBOUND_MESSAGE_BYTES: usize = 130 * 1024 * 1024;
@@ -43,6 +43,8 @@ impl GrpcServer {
                 "another front already serves this broker's producers; grpc producers get no checks"
             );
         }
+        let tls = tls::acceptor(&certificate_source(&state))?;
+        let incoming = tls::accept_loop(listener, tls);
         let (stop, stopped) = watch::channel(false);
         let service = MessagingServiceServer::new(Service(Arc::clone(&messaging)))
             .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES);
@@ -53,7 +55,7 @@ impl GrpcServer {
             };
             let result = tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown)
                 .await;
             if let Err(error) = result {
                 tracing::error!(%error, "grpc server failed");
@@ -80,6 +82,17 @@ impl GrpcServer {
         for task in self.tasks {
             let _ = task.await;
         }
+    }
+}
+
+/// The configured certificate, or a generated one beside the store.
+fn certificate_source(state: &BrokerState) -> tls::CertificateSource {
+    match (&state.config.tls_cert_path, &state.config.tls_key_path) {
+        (Some(cert), Some(key)) => tls::CertificateSource::Files { cert: cert.clone(), key: key.clone() },
+        _ => tls::CertificateSource::SelfSigned {
+            hosts: tls::self_signed_hosts(&state.config.broker_ip1.to_string()),
+            write_to: tls::self_signed_path(&state.config.store.store_path_root_dir),
+        },
     }
 }
 
