@@ -8,7 +8,8 @@
 //! wait for arrival behind long polling), [`offsets`] (consumer offsets and queue bounds), [`offset_reset`] (an admin's reset of a
 //! group's offsets),
 //! [`messages`] (lookups by offset and key), [`clients`] (the client registry and queue locks),
-//! [`transaction`] (half messages, their end and the check-back service)
+//! [`transaction`] (half messages, their end and the check-back service), [`pop`] (POP
+//! consumption: pops, acks, check points and their revive service)
 //! and [`admin`] (topics, groups, statistics, broker information and maintenance).
 
 pub mod admin;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod messages;
 pub mod offset_reset;
 pub mod offsets;
+pub mod pop;
 pub mod pull;
 pub mod send;
 pub mod send_back;

@@ -74,10 +74,9 @@ impl BitSet {
 
     /// The set bits, in increasing order.
     pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
-        self.bytes
-            .iter()
-            .enumerate()
-            .flat_map(|(byte, bits)| (0..8).filter(move |bit| bits & (1 << bit) != 0).map(move |bit| byte * 8 + bit))
+        self.bytes.iter().enumerate().flat_map(|(byte, bits)| {
+            (0..8).filter(move |bit| bits & (1 << bit) != 0).map(move |bit| byte * 8 + bit)
+        })
     }
 
     /// Whether no bit is set.
