@@ -37,6 +37,7 @@ pub use apogee_common::MessageQueue;
 pub use config::ClientConfig;
 pub use consumer::lite_pull::LitePullConsumer;
 pub use consumer::push::{ConsumeResult, PushConsumer};
+pub use consumer::simple::{FilterExpression, ReceivedMessage, SimpleConsumer};
 pub use error::ClientError;
 pub use producer::{
     LocalTransactionState, Producer, SendResult, SendStatus, TransactionListener, TransactionProducer,

@@ -12,7 +12,6 @@ use apogee_common::time::now_ms;
 use apogee_remoting::body::pop::BatchAck;
 use apogee_remoting::code::response_code;
 
-use super::extra_info::ExtraInfo;
 use super::order::OrderlyAck;
 use super::records::{self, AckRecord, CheckPoint};
 use super::ORDER_REVIVE_QUEUE;
@@ -20,6 +19,7 @@ use crate::core::error::{CoreResult, Error};
 use crate::core::send::put_error;
 use crate::message;
 use crate::BrokerState;
+use apogee_remoting::receipt::ExtraInfo;
 
 /// An ack or change of invisible time, as the consumer sent it.
 #[derive(Debug, Clone, Copy)]

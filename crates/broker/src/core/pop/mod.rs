@@ -4,7 +4,7 @@
 //! queue from the group's committed offset, writes a check point for what it hands out to a
 //! revive queue ([`records`]), and only then moves the committed offset past it, all under a
 //! per (topic, group, queue) lock, so no message is handed out twice and none is skipped. The
-//! consumer acknowledges each message by its receipt handle ([`extra_info`]) within the
+//! consumer acknowledges each message by its receipt handle (`apogee_remoting::receipt`) within the
 //! invisible time ([`ack`]), which writes an ack record next to the check point. The revive
 //! service ([`revive`]) merges acks into check points and, when a check point's time passes,
 //! stores every un-acked message again in the group's pop retry topic with one more
@@ -20,7 +20,6 @@
 
 pub mod ack;
 pub mod config;
-pub mod extra_info;
 pub mod notify;
 pub mod order;
 pub mod polling;
@@ -32,34 +31,16 @@ use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use apogee_common::topic::RETRY_GROUP_TOPIC_PREFIX;
 use parking_lot::Mutex;
 
+pub use apogee_remoting::receipt::{retry_topic, ORDER_REVIVE_QUEUE};
 pub use config::PopConfig;
-
-/// The revive queue id that marks an orderly pop's receipt handle (Java
-/// `KeyBuilder.POP_ORDER_REVIVE_QUEUE`).
-pub const ORDER_REVIVE_QUEUE: i32 = 999;
 /// The group whose offsets on the revive topic say how far each revive queue is settled.
 pub const REVIVE_GROUP: &str = "CID_RMQ_SYS_REVIVE_GROUP";
 /// Most messages one pop returns.
 pub const MAX_POP_MESSAGES: i32 = 32;
-/// Separator of v1 pop retry topics, `%RETRY%<group>_<topic>`.
-pub const RETRY_TOPIC_V1_SEPARATOR: char = '_';
-/// Separator of v2 pop retry topics, `%RETRY%<group>+<topic>` (read, never created).
-pub const RETRY_TOPIC_V2_SEPARATOR: char = '+';
 /// `initMode` starting a new group at the first message.
 pub const INIT_MODE_MIN: i32 = 0;
-
-/// The pop retry topic of `group` consuming `topic` (v1 naming, Java's default).
-pub fn retry_topic(topic: &str, group: &str) -> String {
-    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}{RETRY_TOPIC_V1_SEPARATOR}{topic}")
-}
-
-/// The v2 name of the pop retry topic.
-pub fn retry_topic_v2(topic: &str, group: &str) -> String {
-    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}{RETRY_TOPIC_V2_SEPARATOR}{topic}")
-}
 
 /// The revive topic of the broker's cluster, `rmq_sys_REVIVE_LOG_<cluster>`.
 pub fn revive_topic(config: &crate::BrokerConfig) -> String {

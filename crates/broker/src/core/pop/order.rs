@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use parking_lot::Mutex;
 
-use super::extra_info::OffsetInfo;
+use apogee_remoting::receipt::OffsetInfo;
 
 /// (topic, group, queue).
 type QueueKey = (String, String, i32);

@@ -18,7 +18,6 @@ use apogee_remoting::code::response_code;
 use apogee_store::{GetMessageResult, GetMessageStatus};
 use bytes::Bytes;
 
-use super::extra_info::{ExtraInfo, OffsetInfo};
 use super::polling::ParkRefused;
 use super::records::{self, CheckPoint};
 use super::{retry_topic, INIT_MODE_MIN, MAX_POP_MESSAGES, ORDER_REVIVE_QUEUE};
@@ -27,6 +26,7 @@ use crate::core::error::{CoreResult, Error};
 use crate::core::pull::{PullFilter, MAX_HOLD_MS};
 use crate::message;
 use crate::BrokerState;
+use apogee_remoting::receipt::{ExtraInfo, OffsetInfo};
 
 /// A pop as the consumer asked for it.
 #[derive(Debug, Clone, Copy)]
@@ -439,7 +439,7 @@ fn as_original_topic(
             pop_time_ms,
             invisible_ms,
             revive_qid,
-            retry_flag: super::extra_info::retry_flag(&ext.message.topic).to_owned(),
+            retry_flag: apogee_remoting::receipt::retry_flag(&ext.message.topic).to_owned(),
             broker_name: state.config.broker_name.clone(),
             queue_id: ext.queue_id,
             queue_offset: Some(ext.queue_offset),

@@ -1,15 +1,34 @@
-//! The receipt handle of a popped message (Java `ExtraInfoUtil`), built exactly as Java
-//! builds it since official clients parse it: space-separated
+//! The receipt handle of a popped message (Java `ExtraInfoUtil`), defined once for the broker
+//! that builds it and the clients that parse it, exactly as Java builds it since official
+//! clients parse it too: space-separated
 //! `<ck start offset> <pop time> <invisible time> <revive qid> <retry flag> <broker name>
 //! <queue id> <queue offset>`. The retry flag is `0` for the topic itself and `1` for its pop
 //! retry topic (`2`, retry topics v2, is read but never written). The response header's
 //! `startOffsetInfo`, `msgOffsetInfo` and `orderCountInfo` are per-queue lists of the same
 //! pieces, from which the client builds each message's handle.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::RETRY_TOPIC_V2_SEPARATOR;
 use apogee_common::topic::RETRY_GROUP_TOPIC_PREFIX;
+
+/// Separator of v1 pop retry topics, `%RETRY%<group>_<topic>` (Java's default).
+pub const RETRY_TOPIC_V1_SEPARATOR: char = '_';
+/// Separator of v2 pop retry topics, `%RETRY%<group>+<topic>` (read, never created).
+pub const RETRY_TOPIC_V2_SEPARATOR: char = '+';
+/// The revive queue id that marks an orderly pop's receipt handle (Java
+/// `KeyBuilder.POP_ORDER_REVIVE_QUEUE`).
+pub const ORDER_REVIVE_QUEUE: i32 = 999;
+
+/// The pop retry topic of `group` consuming `topic` (v1 naming).
+pub fn retry_topic(topic: &str, group: &str) -> String {
+    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}{RETRY_TOPIC_V1_SEPARATOR}{topic}")
+}
+
+/// The v2 name of the pop retry topic.
+pub fn retry_topic_v2(topic: &str, group: &str) -> String {
+    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}{RETRY_TOPIC_V2_SEPARATOR}{topic}")
+}
 
 /// Retry flag of a message from the topic itself.
 pub const NORMAL_TOPIC_FLAG: &str = "0";
@@ -102,8 +121,8 @@ impl ExtraInfo {
     /// The topic the message was read from: the consumed topic, or its pop retry topic.
     pub fn real_topic(&self, topic: &str, group: &str) -> String {
         match self.retry_flag.as_str() {
-            RETRY_TOPIC_FLAG => super::retry_topic(topic, group),
-            RETRY_TOPIC_V2_FLAG => super::retry_topic_v2(topic, group),
+            RETRY_TOPIC_FLAG => retry_topic(topic, group),
+            RETRY_TOPIC_V2_FLAG => retry_topic_v2(topic, group),
             _ => topic.to_owned(),
         }
     }
@@ -156,6 +175,37 @@ impl OffsetInfo {
     }
 }
 
+/// The `startOffsetInfo` of a pop response: `<flag>@<queueId>` → start offset. Malformed
+/// entries are left out.
+pub fn parse_start_offsets(text: &str) -> HashMap<String, i64> {
+    entries(text).filter_map(|(key, value)| Some((key, value.parse().ok()?))).collect()
+}
+
+/// The `orderCountInfo` of a pop response: `<flag>@<queueId>` or `<flag>@qo<queueId>%<offset>`
+/// → earlier deliveries. Malformed entries are left out.
+pub fn parse_order_counts(text: &str) -> HashMap<String, u32> {
+    entries(text).filter_map(|(key, value)| Some((key, value.parse().ok()?))).collect()
+}
+
+/// The key of a queue in the parsed lists.
+pub fn queue_key(topic: &str, queue_id: i32) -> String {
+    format!("{}@{queue_id}", retry_flag(topic))
+}
+
+/// The key of one message in the parsed order counts.
+pub fn offset_key(topic: &str, queue_id: i32, offset: i64) -> String {
+    format!("{}@qo{queue_id}%{offset}", retry_flag(topic))
+}
+
+/// `a b c;d e f` as (`a@b`, `c`) pairs.
+fn entries(text: &str) -> impl Iterator<Item = (String, &str)> {
+    text.split(';').filter_map(|entry| {
+        let mut parts = entry.split(' ');
+        let (flag, queue, value) = (parts.next()?, parts.next()?, parts.next()?);
+        Some((format!("{flag}@{queue}"), value))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +242,8 @@ mod tests {
         info.add_offset_count("T", 2, 10, 1);
         info.add_queue_count("T", 2, 1);
         assert_eq!(info.order_count, "0 qo2%10 1;0 2 1");
+        assert_eq!(parse_start_offsets(&info.start)[&queue_key("%RETRY%G_T", 0)], 4);
+        let counts = parse_order_counts(&info.order_count);
+        assert_eq!((counts[&offset_key("T", 2, 10)], counts[&queue_key("T", 2)]), (1, 1));
     }
 }
