@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -105,6 +105,7 @@ pub struct SimpleConsumerBuilder {
     await_duration: Duration,
     invisible_duration: Duration,
     consume_from_where: ConsumeFromWhere,
+    fifo: bool,
 }
 
 impl Default for SimpleConsumerBuilder {
@@ -116,6 +117,7 @@ impl Default for SimpleConsumerBuilder {
             await_duration: DEFAULT_AWAIT_DURATION,
             invisible_duration: DEFAULT_INVISIBLE_DURATION,
             consume_from_where: ConsumeFromWhere::ConsumeFromLastOffset,
+            fifo: false,
         }
     }
 }
@@ -153,6 +155,16 @@ impl SimpleConsumerBuilder {
     /// anything else at its last one (the broker's choice, as Java's `initMode`).
     pub fn consume_from_where(mut self, from: ConsumeFromWhere) -> Self {
         self.consume_from_where = from;
+        self
+    }
+
+    /// FIFO consumption (orderly POP): the broker hands out one batch per queue at a time and
+    /// holds the queue's later messages back until the batch is acked or its invisible
+    /// duration passes, so the messages of a queue (of one message group, when producers
+    /// pick the queue by group) are received in order. A batch not acked in time comes again,
+    /// from its first un-acked message, each message counting one more reconsume time.
+    pub fn fifo(mut self, enabled: bool) -> Self {
+        self.fifo = enabled;
         self
     }
 
@@ -195,7 +207,9 @@ impl SimpleConsumerBuilder {
             } else {
                 INIT_MODE_MAX
             },
+            fifo: self.fifo,
             next: AtomicUsize::new(0),
+            attempts: AtomicU64::new(0),
             running: AtomicBool::new(true),
         });
         let registration = Registration { group: self.group, shared: Arc::downgrade(&shared) };
@@ -289,8 +303,11 @@ struct Shared {
     await_duration: Duration,
     invisible_duration: Duration,
     init_mode: i32,
+    fifo: bool,
     /// Which (topic, broker) a receive tries first, round-robin.
     next: AtomicUsize,
+    /// Numbers the attempt ids of FIFO receives.
+    attempts: AtomicU64,
     running: AtomicBool,
 }
 
@@ -563,8 +580,11 @@ impl Shared {
             init_mode: self.init_mode,
             exp_type: Some(expression_type.name().to_owned()),
             exp: Some(expression.to_owned()),
-            order: Some(false),
-            attempt_id: None,
+            order: Some(self.fifo),
+            attempt_id: self.fifo.then(|| {
+                let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
+                format!("{}-{}-{attempt}", self.instance.client_id(), self.group)
+            }),
             bname: Some(source.broker_name.clone()),
         };
         let request = RemotingCommand::request(request_code::POP_MESSAGE).with_header(&header);

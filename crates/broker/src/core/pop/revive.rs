@@ -7,8 +7,10 @@
 //! The revive offset (the `CID_RMQ_SYS_REVIVE_GROUP` offset of each revive queue) is moved
 //! only up to the oldest check point not yet settled, so after a restart or a kill -9 the
 //! service reads again every check point that may still owe a redelivery, with every ack
-//! written after it: nothing un-acked is lost and nothing acked comes back (a crash between a
-//! redelivery and the offset's move can redeliver a message once more: at least once).
+//! written after it: nothing un-acked is lost and nothing acked comes back. A round that
+//! stored redeliveries writes the offsets to disk before the next round, so a crash does not
+//! revive them again (a crash between a redelivery and that write can redeliver a message
+//! once more: at least once).
 //!
 //! Memory is bounded by `popCkMaxBufferSize` check points per revive queue: at the cap the
 //! service stops reading that queue until check points are settled; acks behind the cap are
@@ -170,18 +172,30 @@ async fn round(state: &Arc<BrokerState>, topic: &str, queue: &mut ReviveQueue) {
         .filter(|(_, pending)| pending.ck.revive_time_ms() <= now)
         .map(|(position, _)| *position)
         .collect();
+    let mut revived = 0usize;
     for position in due {
         let Some(pending) = queue.pending.get(&position).cloned() else { continue };
         if !revive(state, &pending).await {
             // Stored nothing for good: the next round tries again, the offset stays before it.
             break;
         }
+        revived += 1;
         queue.pending.remove(&position);
         queue.by_key.remove(&pending.ck.key());
     }
     let settled = queue.settled_offset();
     if state.offsets.query(REVIVE_GROUP, topic, queue.queue_id) != Some(settled) {
         state.offsets.commit(REVIVE_GROUP, topic, queue.queue_id, settled);
+    }
+    if revived > 0 {
+        // Redeliveries are stored: the offset past their check points must reach the disk
+        // now, or a crash before the next periodic write would revive them a second time.
+        let owner = Arc::clone(state);
+        match tokio::task::spawn_blocking(move || owner.offsets.persist()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "revive offsets not persisted"),
+            Err(error) => tracing::error!(%error, "revive offset writer failed"),
+        }
     }
 }
 
