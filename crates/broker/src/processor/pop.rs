@@ -20,7 +20,7 @@ use bytes::BytesMut;
 
 use crate::core::pop::ack::{self, AckRequest};
 use crate::core::pop::notify::{self, NotificationRequest};
-use crate::core::pop::pop::{self, PopRequest, PopResult, PopStatus};
+use crate::core::pop::pop_message::{self as pop, PopRequest, PopResult, PopStatus};
 use crate::BrokerState;
 
 /// How late a pop may arrive (its `bornTime` plus `pollTime`) before it is answered

@@ -1,6 +1,6 @@
 //! POP consumption (5.x, behaviour spec §4.15 and §8.4), whatever front it came from.
 //!
-//! The broker, not the client, keeps a POP group's place. A pop ([`pop::pop`]) reads a
+//! The broker, not the client, keeps a POP group's place. A pop ([`pop_message::pop`]) reads a
 //! queue from the group's committed offset, writes a check point for what it hands out to a
 //! revive queue ([`records`]), and only then moves the committed offset past it, all under a
 //! per (topic, group, queue) lock, so no message is handed out twice and none is skipped. The
@@ -23,7 +23,7 @@ pub mod config;
 pub mod notify;
 pub mod order;
 pub mod polling;
-pub mod pop;
+pub mod pop_message;
 pub mod records;
 pub mod revive;
 
