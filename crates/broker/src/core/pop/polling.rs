@@ -14,13 +14,16 @@ use apogee_store::ArrivalListener;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+/// The one-shot wake-up of a parked pop, shared by its entries under each topic it reads.
+type Wake = Arc<Mutex<Option<oneshot::Sender<()>>>>;
+
 /// One parked pop, as the waker sees it.
 #[derive(Debug)]
 struct Waiter {
     id: u64,
     /// The queue it reads, or -1 for any.
     queue_id: i32,
-    wake: Option<oneshot::Sender<()>>,
+    wake: Wake,
 }
 
 /// Why a pop could not be parked.
@@ -90,14 +93,10 @@ impl PopPolling {
                 drop(table);
                 return Err(ParkRefused::Full);
             }
-            // One sender wakes the pop; the other topics' entries only point at it by id.
-            let mut wake = Some(wake);
+            let wake: Wake = Arc::new(Mutex::new(Some(wake)));
             for topic in topics {
-                table.entry((*topic).to_owned()).or_default().push(Waiter {
-                    id,
-                    queue_id,
-                    wake: wake.take(),
-                });
+                let waiter = Waiter { id, queue_id, wake: Arc::clone(&wake) };
+                table.entry((*topic).to_owned()).or_default().push(waiter);
             }
         }
         if self.stopped.load(Ordering::Acquire) {
@@ -108,18 +107,16 @@ impl PopPolling {
 
     /// Wakes the pops waiting on `topic` (any queue, or `queue_id`).
     pub fn wake_topic(&self, topic: &str, queue_id: i32) {
-        let woken: Vec<u64> = {
+        let woken: Vec<Wake> = {
             let table = self.topics.lock();
             let Some(waiters) = table.get(topic) else { return };
             waiters
                 .iter()
                 .filter(|w| queue_id < 0 || w.queue_id < 0 || w.queue_id == queue_id)
-                .map(|w| w.id)
+                .map(|w| Arc::clone(&w.wake))
                 .collect()
         };
-        for id in woken {
-            self.wake_id(id);
-        }
+        fire(woken);
     }
 
     /// Wakes every parked pop and refuses new ones (broker stopping).
@@ -129,25 +126,9 @@ impl PopPolling {
     }
 
     fn wake_all(&self) {
-        let ids: Vec<u64> = self.topics.lock().values().flatten().map(|waiter| waiter.id).collect();
-        for id in ids {
-            self.wake_id(id);
-        }
-    }
-
-    /// Fires the one sender of pop `id`, wherever it sits.
-    fn wake_id(&self, id: u64) {
-        let sender = {
-            let mut table = self.topics.lock();
-            table
-                .values_mut()
-                .flatten()
-                .filter(|waiter| waiter.id == id)
-                .find_map(|waiter| waiter.wake.take())
-        };
-        if let Some(sender) = sender {
-            let _ = sender.send(());
-        }
+        let woken: Vec<Wake> =
+            self.topics.lock().values().flatten().map(|waiter| Arc::clone(&waiter.wake)).collect();
+        fire(woken);
     }
 
     fn unpark(&self, topics: &[String], id: u64) {
@@ -159,6 +140,17 @@ impl PopPolling {
                     table.remove(topic);
                 }
             }
+        }
+    }
+}
+
+/// Fires wake-ups, outside the table's lock; a pop already woken (through another of its
+/// topics) is skipped.
+fn fire(woken: Vec<Wake>) {
+    for wake in woken {
+        if let Some(sender) = wake.lock().take() {
+            // The pop may have timed out meanwhile; nothing to do then.
+            let _ = sender.send(());
         }
     }
 }
