@@ -492,3 +492,32 @@ async fn after_a_restart_with_lagging_offsets_nothing_popped_is_popped_again() {
     assert_eq!(back[0].message.reconsume_times, 1);
     stop(client, broker).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql92_pops_filter_by_properties_and_a_full_parking_answers_polling_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, addr, client) = start_with_topic(dir.path(), 1, |config| {
+        quick(config);
+        config.set("enablePropertyFilter", "true").unwrap();
+        config.set("maxPopPollingSize", "0").unwrap();
+    })
+    .await;
+    for (index, region) in ["eu", "us", "eu"].iter().enumerate() {
+        put_with(&broker, "T", 0, &[("region", region)], &format!("m{index}")).await;
+    }
+    let mut selected = pop_header("SG", 0, 32, 10_000, 0);
+    selected.exp_type = Some("SQL92".into());
+    selected.exp = Some("region = 'eu'".into());
+    let got = popped(&pop(&client, &addr, &selected).await, "SG");
+    assert_eq!(got.iter().map(body_of).collect::<Vec<_>>(), ["m0", "m2"]);
+    selected.exp = Some("region = ".into());
+    let refused = pop(&client, &addr, &selected).await;
+    assert_eq!(refused.code, response_code::SUBSCRIPTION_PARSE_FAILED);
+
+    // Nothing left, a poll time, and no room to park: POLLING_FULL at once.
+    let started = Instant::now();
+    let full = pop(&client, &addr, &pop_header("SG", 0, 32, 10_000, 5_000)).await;
+    assert_eq!(full.code, response_code::POLLING_FULL);
+    assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
+    stop(client, broker).await;
+}
