@@ -17,6 +17,11 @@ use apogee_remoting::receipt::OffsetInfo;
 /// (topic, group, queue).
 type QueueKey = (String, String, i32);
 
+/// Queues whose last batch is remembered before the ones no longer blocking are forgotten
+/// (their delivery counts restart at 0 if they come again). Batches still in flight are
+/// kept: they are bounded by what consumers hold at once.
+pub const MAX_REMEMBERED_QUEUES: usize = 100_000;
+
 /// The batch in flight of one queue.
 #[derive(Debug, Clone)]
 struct Batch {
@@ -99,6 +104,9 @@ impl OrderInfos {
         info: &mut OffsetInfo,
     ) {
         let mut table = self.table.lock();
+        if table.len() >= MAX_REMEMBERED_QUEUES {
+            table.retain(|_, batch| batch.blocks(pop_time_ms));
+        }
         let queue_key = key(topic, group, queue_id);
         let mut delivered_before = HashMap::new();
         if let Some(previous) = table.get(&queue_key) {

@@ -86,7 +86,8 @@ pub struct PopResult {
 }
 
 impl PopResult {
-    /// Java's remark: the store status name of the last read.
+    /// The remark: Java's store status name, `FOUND` with messages, else
+    /// `NO_MESSAGE_IN_QUEUE` (what Java sets when it answers without messages).
     pub fn remark(&self) -> &'static str {
         match self.status {
             PopStatus::Found => "FOUND",
