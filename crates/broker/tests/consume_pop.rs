@@ -521,3 +521,33 @@ async fn sql92_pops_filter_by_properties_and_a_full_parking_answers_polling_full
     assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
     stop(client, broker).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_check_point_cap_the_revive_service_still_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, addr, client) = start_with_topic(dir.path(), 1, |config| {
+        quick(config);
+        config.set("reviveQueueNum", "1").unwrap();
+        config.set("popCkMaxBufferSize", "1").unwrap();
+    })
+    .await;
+    for body in ["c0", "c1", "c2"] {
+        put(&broker, "T", 0, None, body).await;
+    }
+    // Three pops, three check points in the one revive queue; the service holds one at a time.
+    for expected in ["c0", "c1", "c2"] {
+        let got = popped(&pop(&client, &addr, &pop_header("PG", 0, 1, 300, 0)).await, "PG");
+        assert_eq!(got.iter().map(body_of).collect::<Vec<_>>(), [expected]);
+    }
+    let mut back = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while back.len() < 3 && Instant::now() < deadline {
+        let response = pop(&client, &addr, &pop_header("PG", -1, 32, 10_000, 1_000)).await;
+        if response.code == response_code::SUCCESS {
+            back.extend(popped(&response, "PG").iter().map(body_of));
+        }
+    }
+    back.sort();
+    assert_eq!(back, ["c0", "c1", "c2"], "every un-acked message came back once");
+    stop(client, broker).await;
+}
