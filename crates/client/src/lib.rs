@@ -18,7 +18,8 @@
 //!   heartbeats, requests brokers send to clients);
 //! - [`producer`]: [`Producer`], with its builder, selectors and send results, and
 //!   [`TransactionProducer`] for transactional messages;
-//! - [`consumer`]: [`PushConsumer`], [`LitePullConsumer`], allocation strategies, offset stores;
+//! - [`consumer`]: [`PushConsumer`], [`LitePullConsumer`], [`SimpleConsumer`] (POP), allocation
+//!   strategies, offset stores;
 //! - [`admin`]: [`Admin`], what an mqadmin-style tool needs;
 //! - [`error`]: [`ClientError`], the one error type.
 
