@@ -162,7 +162,10 @@ impl Popper {
             AckMode::Batch => {
                 let mut by_check_point: BTreeMap<(i32, i64), BitSet> = BTreeMap::new();
                 for (queue_id, start, offset, _) in &popped {
-                    let bit = usize::try_from(offset - start).map_err(|_| "offset before its start")?;
+                    let bit = offset
+                        .checked_sub(*start)
+                        .and_then(|diff| usize::try_from(diff).ok())
+                        .ok_or("offset before its start")?;
                     by_check_point.entry((*queue_id, *start)).or_default().set(bit);
                 }
                 let acks = by_check_point

@@ -46,7 +46,7 @@ async fn pop_message(
 ) -> Outcome {
     let popped: PopMessageRequestHeader = header(request)?;
     let born_ms = if popped.born_time > 0 { popped.born_time } else { apogee_common::time::now_ms() };
-    if apogee_common::time::now_ms() - born_ms - popped.poll_time > TOO_LATE_MS {
+    if apogee_common::time::now_ms().saturating_sub(born_ms).saturating_sub(popped.poll_time) > TOO_LATE_MS {
         return Err(Failure::new(
             response_code::POLLING_TIMEOUT,
             format!("the broker[{}] pop message is timeout too much", state.config.broker_ip1),

@@ -399,8 +399,12 @@ impl SimpleConsumer {
         for message in messages {
             let handle = message.handle()?;
             let offset = handle.queue_offset.unwrap_or(message.message.queue_offset);
-            let bit = usize::try_from(offset - handle.ck_start_offset)
-                .map_err(|_| ClientError::IllegalArgument("receipt handle offset before its start".into()))?;
+            let bit = offset
+                .checked_sub(handle.ck_start_offset)
+                .and_then(|diff| usize::try_from(diff).ok())
+                .ok_or_else(|| {
+                    ClientError::IllegalArgument("receipt handle offset before its start".into())
+                })?;
             let key = CheckPointKey {
                 topic: message.message.message.topic.clone(),
                 retry_flag: handle.retry_flag.clone(),

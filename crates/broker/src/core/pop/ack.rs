@@ -98,7 +98,7 @@ pub async fn batch_ack(state: &Arc<BrokerState>, acks: &[BatchAck], broker_name:
         let offsets: Vec<i64> = entry
             .bit_set
             .ones()
-            .map(|bit| entry.start_offset + i64::try_from(bit).unwrap_or(i64::MAX - entry.start_offset))
+            .map(|bit| entry.start_offset.saturating_add(i64::try_from(bit).unwrap_or(i64::MAX)))
             .filter(|offset| (min..=max).contains(offset))
             .collect();
         if entry.revive_queue_id == ORDER_REVIVE_QUEUE {

@@ -74,12 +74,14 @@ impl CheckPoint {
 
     /// Queue offset of message `index`.
     pub fn offset_at(&self, index: usize) -> Option<i64> {
-        self.offset_diffs.get(index).map(|diff| self.start_offset + i64::from(*diff))
+        self.offset_diffs.get(index).map(|diff| self.start_offset.saturating_add(i64::from(*diff)))
     }
 
     /// The offset after the last message: where the group's pops go on.
     pub fn end_offset(&self) -> i64 {
-        self.offset_diffs.last().map_or(self.start_offset, |diff| self.start_offset + i64::from(*diff) + 1)
+        self.offset_diffs.last().map_or(self.start_offset, |diff| {
+            self.start_offset.saturating_add(i64::from(*diff)).saturating_add(1)
+        })
     }
 
     /// What identifies the check point to its acks.
