@@ -401,56 +401,44 @@ async fn pop_queue(
     }
     gathered.info.add_queue(topic, queue_id, start, &read.queue_offsets);
     gathered.rest_num += read.max_offset - read.next_begin_offset;
+    let shared = ExtraInfo {
+        ck_start_offset: start,
+        pop_time_ms: gathered.pop_time_ms,
+        invisible_ms: request.invisible_ms,
+        revive_qid: gathered.revive_qid,
+        retry_flag: apogee_remoting::receipt::retry_flag(topic).to_owned(),
+        broker_name: state.config.broker_name.clone(),
+        queue_id,
+        queue_offset: None,
+    };
     for slice in read.messages {
-        if is_retry {
-            gathered.records.push(as_original_topic(
-                state,
-                request,
-                &gathered_handle(gathered, start, request),
-                slice.as_slice(),
-            )?);
-        } else {
+        if !is_retry {
             gathered.records.push(slice.into_bytes());
+            continue;
+        }
+        match as_original_topic(request.topic, &shared, slice.as_slice()) {
+            Ok(record) => gathered.records.push(record),
+            // Its check point is stored: the message comes back after the invisible time.
+            Err(error) => tracing::error!(topic, queue_id, %error, "retry message left out of a pop"),
         }
     }
     Ok(())
 }
 
-/// The receipt-handle pieces every message of this queue read shares.
-fn gathered_handle(gathered: &Gathered, start: i64, request: &PopRequest<'_>) -> (i64, i64, i64, i32) {
-    (start, gathered.pop_time_ms, request.invisible_ms, gathered.revive_qid)
-}
-
 /// A message of the pop retry topic as the consumer gets it (Java rewrites it): the
-/// consumed topic's name, and its receipt handle in `POP_CK`, since the client cannot tell
-/// from the topic that it came from the retry topic.
-fn as_original_topic(
-    state: &BrokerState,
-    request: &PopRequest<'_>,
-    handle: &(i64, i64, i64, i32),
-    stored: &[u8],
-) -> CoreResult<Bytes> {
-    let view = RecordView::parse(stored, false)
-        .map_err(|error| Error::system(format!("retry message unreadable: {error}")))?;
+/// consumed topic's name, and its receipt handle in `POP_CK` (the pieces of `shared` and its
+/// own offset), since the client cannot tell from the topic that it came from the retry
+/// topic.
+fn as_original_topic(consumed_topic: &str, shared: &ExtraInfo, stored: &[u8]) -> Result<Bytes, String> {
+    let view = RecordView::parse(stored, false).map_err(|error| format!("unreadable: {error}"))?;
     let mut ext = view.to_message_ext();
-    let (start, pop_time_ms, invisible_ms, revive_qid) = *handle;
     if !ext.message.properties.contains_key(property::POP_CK) {
-        let info = ExtraInfo {
-            ck_start_offset: start,
-            pop_time_ms,
-            invisible_ms,
-            revive_qid,
-            retry_flag: apogee_remoting::receipt::retry_flag(&ext.message.topic).to_owned(),
-            broker_name: state.config.broker_name.clone(),
-            queue_id: ext.queue_id,
-            queue_offset: Some(ext.queue_offset),
-        };
-        ext.message.properties.insert(property::POP_CK, info.to_text());
+        let handle = ExtraInfo { queue_offset: Some(ext.queue_offset), ..shared.clone() };
+        ext.message.properties.insert(property::POP_CK, handle.to_text());
     }
-    ext.message.topic = request.topic.to_owned();
+    ext.message.topic = consumed_topic.to_owned();
     let mut out = Vec::new();
-    record::encode(&ext, &mut out)
-        .map_err(|error| Error::system(format!("retry message not re-encoded: {error}")))?;
+    record::encode(&ext, &mut out).map_err(|error| format!("not re-encoded: {error}"))?;
     Ok(Bytes::from(out))
 }
 
