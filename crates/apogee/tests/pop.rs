@@ -1,6 +1,7 @@
 //! POP consumption end to end on the real binary with the Rust SDK's `SimpleConsumer`:
 //! receive, ack, batch ack and change of invisible duration; redelivery after the invisible
-//! time with its reconsume count; FIFO order per message group; kill -9 and restart with
+//! time with its reconsume count; FIFO order per message group; members of a group sharing
+//! the messages; kill -9 and restart with
 //! nothing acked redelivered and nothing un-acked lost; a POP group and a PULL group side by
 //! side. Every case compares what the consumer got with what was sent.
 
@@ -301,5 +302,56 @@ async fn a_pop_group_and_a_pull_group_each_get_every_message_once() {
     assert!(late.is_empty(), "pop group got messages again: {late:?}");
     pull.shutdown().await;
     pop.shutdown().await;
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_of_one_group_share_the_messages_each_once() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let apogee = standalone::start_configured(config_dir.path(), QUICK_REVIVE);
+    let topic = "PopShared";
+    let producer = producer(&apogee, "pop-shared-producer").await;
+    // The topic exists (routes to find) before the members start; they all wait for messages
+    // when the rest is sent.
+    let mut bodies = send(&producer, topic, "shared", 1).await;
+    let mut members = Vec::new();
+    for name in ["member-a", "member-b", "member-c"] {
+        let consumer = SimpleConsumer::builder()
+            .group("pop-shared")
+            .namesrv(apogee.namesrv_addr())
+            .instance_name(name)
+            .subscribe(topic, FilterExpression::tag("TagPop"))
+            .await_duration(AWAIT)
+            .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+            .start()
+            .await
+            .expect("member started");
+        members.push(tokio::spawn(async move {
+            // Small batches, so the members take turns at the queues.
+            let mut got = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(8);
+            while Instant::now() < deadline {
+                for message in consumer.receive(3, Duration::from_secs(30)).await.expect("received") {
+                    consumer.ack(&message).await.expect("acked");
+                    got.push(message);
+                }
+            }
+            consumer.shutdown().await;
+            got
+        }));
+    }
+    for index in 1..60 {
+        let body = format!("shared-{index}");
+        let message = Message::new(topic, body.clone().into_bytes())
+            .with_tags("TagPop")
+            .with_keys([format!("K{index}")]);
+        producer.send(message).await.expect("sent");
+        bodies.push(body);
+    }
+    let mut all = Vec::new();
+    for member in members {
+        all.extend(member.await.unwrap());
+    }
+    assert_exactly(&all, &bodies, 0);
     producer.shutdown().await;
 }
