@@ -1,9 +1,9 @@
 //! POP consumption end to end on the real binary with the Rust SDK's `SimpleConsumer`:
 //! receive, ack, batch ack and change of invisible duration; redelivery after the invisible
 //! time with its reconsume count; FIFO order per message group; members of a group sharing
-//! the messages; kill -9 and restart with
-//! nothing acked redelivered and nothing un-acked lost; a POP group and a PULL group side by
-//! side. Every case compares what the consumer got with what was sent.
+//! the messages; kill -9 and restart with nothing acked redelivered and nothing un-acked
+//! lost; a POP group and a PULL group side by side. Every case compares what the consumer got
+//! with what was sent.
 
 mod standalone;
 
