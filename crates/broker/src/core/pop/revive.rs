@@ -240,10 +240,12 @@ async fn read_records(
 /// stored may then come twice).
 async fn revive(state: &Arc<BrokerState>, pending: &Pending) -> bool {
     let ck = &pending.ck;
-    if !state.topics.contains(&ck.topic) {
-        tracing::info!(topic = %ck.topic, group = %ck.group, "check point of a topic that no longer exists; dropped");
+    if !state.topics.contains(&ck.topic) || !state.groups.contains(&ck.group) {
+        // As Java: nobody consumes these any more.
+        tracing::info!(topic = %ck.topic, group = %ck.group, "check point of a topic or group that no longer exists; dropped");
         return true;
     }
+
     let retry = if is_retry_topic(&ck.topic) { ck.topic.clone() } else { retry_topic(&ck.topic, &ck.group) };
     if !state.topics.contains(&retry) {
         let owner = Arc::clone(state);
