@@ -551,3 +551,38 @@ async fn at_the_check_point_cap_the_revive_service_still_loses_nothing() {
     assert_eq!(back, ["c0", "c1", "c2"], "every un-acked message came back once");
     stop(client, broker).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orderly_acks_survive_a_restart_whose_offsets_lagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, addr, client) = start_pop_broker(dir.path(), 1).await;
+    for body in ["f0", "f1", "f2"] {
+        put(&broker, "T", 0, None, body).await;
+    }
+    let offsets_file = broker.state().config.config_dir().join("consumerOffset.json");
+    let orderly = |attempt: &str| {
+        let mut header = pop_header("FG", 0, 2, 60_000, 0);
+        header.order = Some(true);
+        header.attempt_id = Some(attempt.into());
+        header
+    };
+    // The group's offset is committed and on disk before the batch: what a crash would leave.
+    let batch = popped(&pop(&client, &addr, &orderly("a1")).await, "FG");
+    assert_eq!(batch.iter().map(body_of).collect::<Vec<_>>(), ["f0", "f1"]);
+    broker.state().offsets.persist().unwrap();
+    let before_acks = std::fs::read(&offsets_file).unwrap();
+    for message in &batch {
+        assert_eq!(ack(&client, &addr, "FG", message).await.code, response_code::SUCCESS);
+    }
+    assert_eq!(broker.state().offsets.query("FG", "T", 0), Some(2));
+    stop(client, broker).await;
+    std::fs::write(&offsets_file, before_acks).unwrap();
+    let _ = std::fs::remove_file(offsets_file.with_extension("json.bak"));
+
+    let (broker, addr) = start(dir.path(), quick).await;
+    let client = new_client();
+    assert_eq!(broker.state().offsets.query("FG", "T", 0), Some(2), "the acks' commit read back");
+    let next = popped(&pop(&client, &addr, &orderly("a2")).await, "FG");
+    assert_eq!(next.iter().map(body_of).collect::<Vec<_>>(), ["f2"], "nothing acked comes again");
+    stop(client, broker).await;
+}

@@ -13,7 +13,7 @@ use apogee_remoting::body::pop::BatchAck;
 use apogee_remoting::code::response_code;
 
 use super::order::OrderlyAck;
-use super::records::{self, AckRecord, CheckPoint};
+use super::records::{self, AckRecord, CheckPoint, OrderAckRecord};
 use super::ORDER_REVIVE_QUEUE;
 use crate::core::error::{CoreResult, Error};
 use crate::core::send::put_error;
@@ -275,6 +275,18 @@ async fn ack_orderly(
         OrderlyAck::Commit(next) => {
             if !state.offsets.has_reset_offset(group, topic, queue_id) {
                 state.offsets.commit(group, topic, queue_id, next);
+                // Stored before the answer, read back after a crash (`revive::recover`).
+                let record = OrderAckRecord {
+                    group: group.to_owned(),
+                    offset: next,
+                    queue_id,
+                    topic: topic.to_owned(),
+                };
+                let stored =
+                    message::put_message(state, &records::order_ack_record(state, &record), false).await;
+                if !stored.status.is_stored() {
+                    return Err(put_error(state, stored.status));
+                }
             }
             if !state.pop.order.is_blocked(topic, group, queue_id, None, now_ms()) {
                 state.pop.polling.wake_topic(topic, queue_id);

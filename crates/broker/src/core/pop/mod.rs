@@ -9,14 +9,15 @@
 //! service ([`revive`]) merges acks into check points and, when a check point's time passes,
 //! stores every un-acked message again in the group's pop retry topic with one more
 //! reconsume time, where later pops find it. Orderly pops ([`order`]) write no check point:
-//! they block the queue until the batch is acked and commit offsets as acks arrive.
+//! they block the queue until the batch is acked and commit offsets as acks arrive, each
+//! commit also stored as a record of the revive topic until the offsets are on disk.
 //!
 //! Everything that must survive a crash is in the store: check points and acks in the revive
 //! topic, how far each revive queue is settled as the `CID_RMQ_SYS_REVIVE_GROUP` offset of
 //! that queue. After a restart [`revive::recover`] re-reads the unsettled part of each revive
 //! queue before the broker serves, raising each group's offset past what its check points
-//! handed out, so a consumer offset persisted before the crash never hands a message out
-//! again.
+//! handed out and to what its orderly acks committed, so a consumer offset persisted before
+//! the crash never hands a message out again.
 
 pub mod ack;
 pub mod config;

@@ -6,7 +6,8 @@
 //! batch again instead of waiting, so a client's retry of a lost response is harmless.
 //!
 //! The table is in memory: after a restart every queue is unblocked and its un-acked messages
-//! are delivered again from the committed offset.
+//! are delivered again from the committed offset (which `ack` also stores as a revive record,
+//! so a crash does not lose it).
 
 use std::collections::HashMap;
 

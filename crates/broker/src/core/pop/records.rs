@@ -24,6 +24,11 @@ pub const CK_TAG: &str = "ck";
 pub const ACK_TAG: &str = "ack";
 /// Tag of a batch ack record.
 pub const BATCH_ACK_TAG: &str = "bAck";
+/// Tag of an orderly ack record: Apogee's own (Java keeps orderly progress only in its
+/// consumer offsets); Java's revive service skips records of tags it does not know.
+pub const ORDER_ACK_TAG: &str = "oAck";
+/// The revive queue orderly ack records go to (orderly pops have no revive queue of their own).
+pub const ORDER_ACK_QUEUE: i32 = 0;
 /// Most messages one check point covers (one pop reads at most 32).
 pub const MAX_CK_MESSAGES: usize = 32;
 
@@ -163,6 +168,26 @@ impl AckRecord {
     }
 }
 
+/// Where an orderly ack moved a group's offset: kept in the revive topic until the consumer
+/// offsets holding it are on disk, so a kill -9 before that write does not move the offset
+/// back and deliver acked messages again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OrderAckRecord {
+    /// Consumer group.
+    #[serde(rename = "c")]
+    pub group: String,
+    /// The offset committed.
+    #[serde(rename = "o")]
+    pub offset: i64,
+    /// Queue.
+    #[serde(rename = "q")]
+    pub queue_id: i32,
+    /// Topic.
+    #[serde(rename = "t")]
+    pub topic: String,
+}
+
 /// One record of the revive topic, read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReviveRecord {
@@ -170,6 +195,8 @@ pub enum ReviveRecord {
     CheckPoint(CheckPoint),
     /// An ack or batch ack.
     Ack(AckRecord),
+    /// An orderly ack's offset commit.
+    OrderAck(OrderAckRecord),
     /// Something else (a record of an unknown tag, or a body that does not parse): skipped.
     Other,
 }
@@ -180,6 +207,7 @@ pub fn parse(record: &[u8]) -> ReviveRecord {
     let parsed = match view.property(property::TAGS) {
         Some(CK_TAG) => serde_json::from_slice(view.body()).map(ReviveRecord::CheckPoint),
         Some(ACK_TAG | BATCH_ACK_TAG) => serde_json::from_slice(view.body()).map(ReviveRecord::Ack),
+        Some(ORDER_ACK_TAG) => serde_json::from_slice(view.body()).map(ReviveRecord::OrderAck),
         _ => return ReviveRecord::Other,
     };
     parsed.unwrap_or_else(|error| {
@@ -214,6 +242,13 @@ pub fn ack_record(state: &BrokerState, ack: &AckRecord, revive_qid: i32) -> Inne
     let unique_id = format!("{}@{}@{acked}@{}@{}@{tag}", ack.topic, ack.queue_id, ack.group, ack.pop_time_ms);
     let body = serde_json::to_vec(ack).unwrap_or_default();
     revive_record(state, revive_qid, tag, unique_id, body)
+}
+
+/// The record storing an orderly ack's offset commit.
+pub fn order_ack_record(state: &BrokerState, ack: &OrderAckRecord) -> InnerMessage {
+    let unique_id = format!("{}@{}@{}@{}@{ORDER_ACK_TAG}", ack.topic, ack.queue_id, ack.offset, ack.group);
+    let body = serde_json::to_vec(ack).unwrap_or_default();
+    revive_record(state, ORDER_ACK_QUEUE, ORDER_ACK_TAG, unique_id, body)
 }
 
 /// A message of the revive topic. Java's `UNIQ_KEY` of these records names what they are

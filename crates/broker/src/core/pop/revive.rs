@@ -12,6 +12,10 @@
 //! revive them again (a crash between a redelivery and that write can redeliver a message
 //! once more: at least once).
 //!
+//! Orderly acks leave records too (`oAck`, in revive queue 0): the service writes the
+//! consumer offsets after a round that read one, and only then lets the revive offset pass
+//! it, so [`recover`] finds every orderly commit that may not be on disk.
+//!
 //! Memory is bounded by `popCkMaxBufferSize` check points per revive queue: at the cap the
 //! service stops reading that queue until check points are settled; acks behind the cap are
 //! then read late and their messages may be redelivered once.
@@ -56,6 +60,9 @@ struct ReviveQueue {
     pending: BTreeMap<i64, Pending>,
     /// Where each pending check point sits, for its acks.
     by_key: HashMap<CkKey, i64>,
+    /// The first orderly ack record read since the consumer offsets were last written: the
+    /// revive offset stays before it until they are.
+    unpersisted_order_ack: Option<i64>,
 }
 
 impl ReviveQueue {
@@ -95,13 +102,18 @@ impl ReviveQueue {
                     self.by_key.remove(&key);
                 }
             }
+            ReviveRecord::OrderAck(_) => {
+                self.unpersisted_order_ack.get_or_insert(position);
+            }
             ReviveRecord::Other => {}
         }
     }
 
-    /// Where the revive offset may be: before the oldest pending check point.
+    /// Where the revive offset may be: before the oldest pending check point and the first
+    /// orderly ack not yet on disk.
     fn settled_offset(&self) -> i64 {
-        self.pending.keys().next().copied().unwrap_or(self.read_offset)
+        let oldest_check_point = self.pending.keys().next().copied().unwrap_or(self.read_offset);
+        self.unpersisted_order_ack.map_or(oldest_check_point, |order_ack| order_ack.min(oldest_check_point))
     }
 }
 
@@ -187,12 +199,19 @@ async fn round(state: &Arc<BrokerState>, topic: &str, queue: &mut ReviveQueue) {
     if state.offsets.query(REVIVE_GROUP, topic, queue.queue_id) != Some(settled) {
         state.offsets.commit(REVIVE_GROUP, topic, queue.queue_id, settled);
     }
-    if revived > 0 {
+    if revived > 0 || queue.unpersisted_order_ack.is_some() {
         // Redeliveries are stored: the offset past their check points must reach the disk
         // now, or a crash before the next periodic write would revive them a second time.
         let owner = Arc::clone(state);
         match tokio::task::spawn_blocking(move || owner.offsets.persist()).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                // The orderly commits read so far are on disk: the revive offset may pass them
+                // (this move itself reaches the disk with the next write; re-reading them after
+                // a crash commits nothing new).
+                if queue.unpersisted_order_ack.take().is_some() {
+                    state.offsets.commit(REVIVE_GROUP, topic, queue.queue_id, queue.settled_offset());
+                }
+            }
             Ok(Err(error)) => tracing::error!(%error, "revive offsets not persisted"),
             Err(error) => tracing::error!(%error, "revive offset writer failed"),
         }
@@ -313,8 +332,9 @@ fn retry_message(
 }
 
 /// Before the broker serves after a restart: raises each POP group's offset past what the
-/// unsettled check points handed out. Consumer offsets are persisted every few seconds, so
-/// after a crash the persisted ones can lag the pops whose check points are stored.
+/// unsettled check points handed out, and to what the orderly acks not yet on disk
+/// committed. Consumer offsets are persisted every few seconds, so after a crash the
+/// persisted ones can lag the pops and orderly acks whose records are stored.
 pub async fn recover(state: &Arc<BrokerState>) {
     let topic = revive_topic(&state.config);
     let mut ends: HashMap<(String, String, i32), i64> = HashMap::new();
@@ -324,12 +344,17 @@ pub async fn recover(state: &Arc<BrokerState>) {
         // Bounded by the queue's length: each read moves forward or ends the walk.
         while let Some((records, next)) = read_records(state, &topic, queue_id, offset).await {
             for (_, record) in records {
-                if let ReviveRecord::CheckPoint(ck) = record {
-                    check_points += 1;
-                    let end =
-                        ends.entry((ck.group.clone(), ck.topic.clone(), ck.queue_id)).or_insert(i64::MIN);
-                    *end = (*end).max(ck.end_offset());
-                }
+                let (key, end) = match record {
+                    ReviveRecord::CheckPoint(ck) => {
+                        check_points += 1;
+                        let end = ck.end_offset();
+                        ((ck.group, ck.topic, ck.queue_id), end)
+                    }
+                    ReviveRecord::OrderAck(ack) => ((ack.group, ack.topic, ack.queue_id), ack.offset),
+                    ReviveRecord::Ack(_) | ReviveRecord::Other => continue,
+                };
+                let raised = ends.entry(key).or_insert(i64::MIN);
+                *raised = (*raised).max(end);
             }
             if next <= offset {
                 break;
@@ -344,8 +369,8 @@ pub async fn recover(state: &Arc<BrokerState>) {
             raised += 1;
         }
     }
-    if check_points > 0 {
-        tracing::info!(check_points, raised, "pop offsets recovered from the unsettled check points");
+    if check_points > 0 || raised > 0 {
+        tracing::info!(check_points, raised, "pop offsets recovered from the unsettled revive records");
     }
 }
 
@@ -398,5 +423,12 @@ mod tests {
         queue.read_offset = 6;
         assert!(queue.pending.is_empty() && queue.by_key.is_empty());
         assert_eq!(queue.settled_offset(), 6);
+        // An orderly commit holds the offset until the consumer offsets are written.
+        queue.absorb(6, ReviveRecord::OrderAck(records::OrderAckRecord::default()));
+        queue.absorb(7, ReviveRecord::OrderAck(records::OrderAckRecord::default()));
+        queue.read_offset = 8;
+        assert_eq!(queue.settled_offset(), 6);
+        queue.unpersisted_order_ack = None;
+        assert_eq!(queue.settled_offset(), 8);
     }
 }
