@@ -2,7 +2,7 @@
 //! receive, ack, batch ack and change of invisible duration; redelivery after the invisible
 //! time with its reconsume count; FIFO order per message group; members of a group sharing
 //! the messages; kill -9 and restart with nothing acked redelivered and nothing un-acked
-//! lost; a POP group and a PULL group side by side. Every case compares what the consumer got
+//! lost (also for FIFO groups); a POP group and a PULL group side by side. Every case compares what the consumer got
 //! with what was sent.
 
 mod standalone;
@@ -354,4 +354,69 @@ async fn members_of_one_group_share_the_messages_each_once() {
     }
     assert_exactly(&all, &bodies, 0);
     producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_after_a_kill_9_resumes_at_the_first_unacked_message_of_each_group() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let mut apogee = standalone::start_configured(config_dir.path(), QUICK_REVIVE);
+    let topic = "PopFifoCrash";
+    let groups = ["fifo-a", "fifo-b", "fifo-c"];
+    const PER_GROUP: usize = 4;
+    const ACKED_PER_GROUP: usize = 2;
+    let producer = producer(&apogee, "pop-fifo-crash-producer").await;
+    for seq in 0..PER_GROUP {
+        for group in groups {
+            let message = Message::new(topic, format!("{group}:{seq}").into_bytes()).with_keys([group]);
+            producer.send_with_selector(message, select_by_hash(group)).await.expect("sent");
+        }
+    }
+    producer.shutdown().await;
+
+    // Before the kill: the first two of each group acked, the rest received and left in
+    // flight (invisible far longer than the test).
+    let consumer = simple_consumer(&apogee, "pop-fifo-crash", topic, true).await;
+    let mut acked: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut in_flight = BTreeSet::new();
+    let deadline = Instant::now() + RECEIVE_LIMIT;
+    while in_flight.len() < groups.len() * (PER_GROUP - ACKED_PER_GROUP) && Instant::now() < deadline {
+        for message in consumer.receive(32, Duration::from_secs(120)).await.expect("received") {
+            let text = body(&message);
+            let (group, seq) = text.split_once(':').unwrap();
+            let seq: usize = seq.parse().unwrap();
+            if seq < ACKED_PER_GROUP {
+                consumer.ack(&message).await.expect("acked");
+                acked.entry(group.to_owned()).or_default().push(seq);
+            } else {
+                in_flight.insert(text);
+            }
+        }
+    }
+    for group in groups {
+        assert_eq!(acked.get(group).cloned().unwrap_or_default(), [0, 1], "{group} acked before the kill");
+    }
+    assert_eq!(in_flight.len(), groups.len() * (PER_GROUP - ACKED_PER_GROUP));
+    consumer.shutdown().await;
+
+    apogee.kill_9();
+    apogee.restart();
+
+    // After it: each group again from its first un-acked message, in order, nothing acked.
+    let consumer = simple_consumer(&apogee, "pop-fifo-crash", topic, true).await;
+    let mut delivered: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let deadline = Instant::now() + RECEIVE_LIMIT;
+    while delivered.values().map(Vec::len).sum::<usize>() < in_flight.len() && Instant::now() < deadline {
+        for message in consumer.receive(32, Duration::from_secs(120)).await.expect("received") {
+            let text = body(&message);
+            let (group, seq) = text.split_once(':').unwrap();
+            delivered.entry(group.to_owned()).or_default().push(seq.parse().unwrap());
+            consumer.ack(&message).await.expect("acked");
+        }
+    }
+    for group in groups {
+        assert_eq!(delivered.get(group).cloned().unwrap_or_default(), [2, 3], "{group} after the kill");
+    }
+    let late = receive_for(&consumer, QUIET_PERIOD).await;
+    assert!(late.is_empty(), "delivered again: {late:?}");
+    consumer.shutdown().await;
 }
