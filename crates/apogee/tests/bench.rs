@@ -50,6 +50,14 @@ fn every_message_the_bench_sends_is_stored_and_consumed() {
     assert_eq!(messages(&batched) % 5, 0, "whole batches");
     let consumed = bench(namesrv, &["consume", "-t", "BenchCheck", "--until-drained", "-d", "60s"]);
     assert_eq!(messages(&consumed), sent, "consumed exactly what was acknowledged");
+    // POP groups, each acking what it pops: each gets every message once too.
+    for (group, ack) in [("bench-pop-batch", "batch"), ("bench-pop-single", "single")] {
+        let popped = bench(
+            namesrv,
+            &["pop", "-t", "BenchCheck", "-g", group, "--ack", ack, "--until-drained", "-d", "60s"],
+        );
+        assert_eq!(messages(&popped), sent, "{group} popped and acked exactly what was stored");
+    }
 }
 
 #[test]

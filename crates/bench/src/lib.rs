@@ -7,6 +7,8 @@
 //!   at a fixed rate (latency measured from the intended send time, so a stalled server cannot
 //!   hide its stall: no coordinated omission);
 //! - `consume`: pulls every queue of a topic from the start, as fast as the broker answers;
+//! - `pop`: POP-consumes a topic from the start and acknowledges every message (batch or
+//!   single acks), as fast as the broker answers;
 //! - `e2e`: produces at a fixed rate with the send time in the body and consumes with long
 //!   polling, measuring produce-to-consume latency.
 //!
@@ -14,6 +16,7 @@
 
 mod consume;
 mod e2e;
+mod pop;
 mod precise_timer;
 mod produce;
 mod send_frame;
@@ -44,6 +47,9 @@ enum Workload {
     Produce(ProduceArgs),
     /// Pull every queue of a topic from its start and measure throughput.
     Consume(ConsumeArgs),
+    /// POP every queue of a topic from its start, acknowledging each message, and measure
+    /// throughput.
+    Pop(PopArgs),
     /// Produce at a fixed rate and measure produce-to-consume latency.
     E2e(E2eArgs),
 }
@@ -117,6 +123,27 @@ struct ConsumeArgs {
 }
 
 #[derive(Debug, Args)]
+struct PopArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Consumer group (a new group starts at each queue's first message).
+    #[arg(short = 'g', long, default_value = "apogee-bench-pop")]
+    group: String,
+    /// Pop requests in flight (each pops then acks, then pops again).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Messages per pop request (at most 32).
+    #[arg(long, default_value_t = 32)]
+    pop_batch: i32,
+    /// How popped messages are acknowledged.
+    #[arg(long, value_enum, default_value_t = pop::AckMode::Batch)]
+    ack: pop::AckMode,
+    /// Stop when a pop finds nothing instead of waiting out the duration.
+    #[arg(long)]
+    until_drained: bool,
+}
+
+#[derive(Debug, Args)]
 struct E2eArgs {
     #[command(flatten)]
     target: Target,
@@ -141,6 +168,17 @@ impl BenchArgs {
         match self.workload {
             Workload::Produce(args) => produce::run(args.target, args.send.validated()?).await,
             Workload::Consume(args) => consume::run(args.target, args.pull_batch, args.until_drained).await,
+            Workload::Pop(args) => {
+                pop::run(
+                    args.target,
+                    args.group,
+                    args.concurrency,
+                    args.pop_batch,
+                    args.ack,
+                    args.until_drained,
+                )
+                .await
+            }
             Workload::E2e(args) => e2e::run(args.target, args.send.validated()?).await,
         }
     }

@@ -88,6 +88,8 @@ pub struct BrokerConfig {
     pub default_max_reconsume_times: i32,
     /// The store's settings.
     pub store: StoreConfig,
+    /// POP consumption settings (their own keys, see [`crate::core::pop::PopConfig`]).
+    pub pop: crate::core::pop::PopConfig,
 }
 
 /// Default broker remoting port.
@@ -133,6 +135,7 @@ impl Default for BrokerConfig {
             enable_property_filter: false,
             default_max_reconsume_times: 16,
             store: StoreConfig::default(),
+            pop: crate::core::pop::PopConfig::default(),
         }
     }
 }
@@ -213,6 +216,9 @@ impl BrokerConfig {
             "useServerSideResetOffset" => self.use_server_side_reset_offset = flag()?,
             "enablePropertyFilter" => self.enable_property_filter = flag()?,
             "fastChannelEnable" => self.fast_channel_enable = flag()?,
+            _ if crate::core::pop::config::is_pop_key(key) => {
+                self.pop.set(key, text).map_err(|_| invalid())?
+            }
             _ => {
                 return self.store.set(key, value).map_err(|error| match error {
                     StoreConfigError::UnknownKey(key) => ConfigError::UnknownKey(key),

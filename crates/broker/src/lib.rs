@@ -72,6 +72,8 @@ pub struct BrokerState {
     pub transactions: core::transaction::decided::Decided,
     /// Fronts other than remoting that the core calls back into (the gRPC endpoint).
     pub fronts: core::fronts::Fronts,
+    /// POP consumption: busy queues, orderly batches, parked pops.
+    pub pop: core::pop::PopState,
     /// Outbound connections to the NameServers.
     pub namesrv_client: RemotingClient,
     /// Flips to true when the broker stops; services watch it.
@@ -106,7 +108,10 @@ impl Broker {
         let store = Arc::new(store);
         let (stop, stopping) = watch::channel(false);
         let pulls = Arc::new(long_polling::PullRequestHoldService::new());
-        store.set_arrival_listener(Arc::clone(&pulls) as Arc<dyn apogee_store::ArrivalListener>);
+        let pop = core::pop::PopState::default();
+        store.set_arrival_listener(Arc::new(core::pop::polling::Arrivals {
+            listeners: vec![Arc::clone(&pulls) as _, Arc::clone(&pop.polling) as _],
+        }));
 
         let state = Arc::new(BrokerState {
             store_host: config.broker_addr(),
@@ -119,12 +124,15 @@ impl Broker {
             schedule: schedule::ScheduleMessageService::load(&config)?,
             transactions: core::transaction::decided::Decided::default(),
             fronts: core::fronts::Fronts::default(),
+            pop,
             namesrv_client: RemotingClient::new(ClientConfig::default(), Router::new()),
             config,
             store,
             stopping,
         });
 
+        // Before anyone pops: offsets past what the stored check points handed out.
+        core::pop::revive::recover(&state).await;
         let mut servers = Vec::new();
         let fast = listeners.fast.map(|listener| (listener, true));
         for (listener, fast_channel) in std::iter::once((listeners.main, false)).chain(fast) {
@@ -155,6 +163,7 @@ impl Broker {
             tokio::spawn(long_polling::run_checker(Arc::clone(&state))),
             tokio::spawn(schedule::run(Arc::clone(&state))),
             tokio::spawn(core::transaction::check::run(Arc::clone(&state))),
+            tokio::spawn(core::pop::revive::run(Arc::clone(&state))),
             tokio::spawn(persist_offsets(Arc::clone(&state))),
         ];
         Ok(Self { state, servers, stop, services })

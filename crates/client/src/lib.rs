@@ -18,7 +18,8 @@
 //!   heartbeats, requests brokers send to clients);
 //! - [`producer`]: [`Producer`], with its builder, selectors and send results, and
 //!   [`TransactionProducer`] for transactional messages;
-//! - [`consumer`]: [`PushConsumer`], [`LitePullConsumer`], allocation strategies, offset stores;
+//! - [`consumer`]: [`PushConsumer`], [`LitePullConsumer`], [`SimpleConsumer`] (POP), allocation
+//!   strategies, offset stores;
 //! - [`admin`]: [`Admin`], what an mqadmin-style tool needs;
 //! - [`error`]: [`ClientError`], the one error type.
 
@@ -37,6 +38,7 @@ pub use apogee_common::MessageQueue;
 pub use config::ClientConfig;
 pub use consumer::lite_pull::LitePullConsumer;
 pub use consumer::push::{ConsumeResult, PushConsumer};
+pub use consumer::simple::{FilterExpression, ReceivedMessage, SimpleConsumer};
 pub use error::ClientError;
 pub use producer::{
     create_reply_message, LocalTransactionState, Producer, SendResult, SendStatus, TransactionListener,

@@ -9,7 +9,8 @@
 //! group's offsets),
 //! [`messages`] (lookups by offset and key), [`clients`] (the client registry and queue locks),
 //! [`transaction`] (half messages, their end and the check-back service), [`reply`] (replies
-//! handed to their requester)
+//! handed to their requester), [`pop`] (POP consumption: pops, acks, check points and their
+//! revive service)
 //! and [`admin`] (topics, groups, statistics, broker information and maintenance).
 
 pub mod admin;
@@ -20,6 +21,7 @@ pub mod fronts;
 pub mod messages;
 pub mod offset_reset;
 pub mod offsets;
+pub mod pop;
 pub mod pull;
 pub mod reply;
 pub mod send;

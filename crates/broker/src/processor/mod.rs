@@ -38,6 +38,7 @@ macro_rules! routes {
 
 pub mod admin;
 pub mod consumer;
+pub mod pop;
 pub mod pull;
 pub mod query;
 pub mod send;
@@ -65,6 +66,7 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>, fast_channel: boo
     admin::register(router, state);
     if !fast_channel {
         pull::register(router, state);
+        pop::register(router, state);
     }
 }
 

@@ -1,4 +1,4 @@
-//! Consumers: push and lite pull, with their rebalance, allocation and offset stores.
+//! Consumers: push, lite pull and simple (POP), with their rebalance, allocation and offset stores.
 //!
 //! The pieces both consumers share are public here: [`allocate`] (queue allocation
 //! strategies), [`offset_store`] (broker and local-file offsets), [`process_queue`] (the
@@ -10,6 +10,7 @@ pub mod lite_pull;
 pub mod offset_store;
 pub mod process_queue;
 pub mod push;
+pub mod simple;
 pub mod subscription;
 
 /// The setters both consumer builders share (`group`, `consume_from_where`,

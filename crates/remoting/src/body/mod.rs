@@ -21,6 +21,7 @@ pub mod consumer;
 pub mod enums;
 pub mod heartbeat;
 pub mod namesrv;
+pub mod pop;
 pub mod route;
 pub mod static_topic;
 

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod consumer;
 pub mod namesrv;
+pub mod pop;
 pub mod send;
 #[cfg(test)]
 pub mod testkit;

@@ -10,7 +10,7 @@ mod oracle;
 
 use std::collections::BTreeSet;
 
-use apogee_remoting::header::{admin, consumer, namesrv, send, CommandHeader, HeaderError, HeaderKey};
+use apogee_remoting::header::{admin, consumer, namesrv, pop, send, CommandHeader, HeaderError, HeaderKey};
 use apogee_remoting::ExtFields;
 use oracle::{Difference, Oracle};
 
@@ -75,6 +75,12 @@ fn rust_headers() -> Vec<RustHeader> {
             GetKVListByNamespaceRequestHeader, WipeWritePermOfBrokerRequestHeader,
             WipeWritePermOfBrokerResponseHeader, AddWritePermOfBrokerRequestHeader,
             AddWritePermOfBrokerResponseHeader, GetBrokerMemberGroupRequestHeader,
+        }
+        pop {
+            PopMessageRequestHeader, PopMessageResponseHeader, AckMessageRequestHeader,
+            ChangeInvisibleTimeRequestHeader, ChangeInvisibleTimeResponseHeader,
+            NotificationRequestHeader, NotificationResponseHeader, PollingInfoRequestHeader,
+            PollingInfoResponseHeader,
         }
         send {
             SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
