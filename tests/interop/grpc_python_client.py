@@ -10,13 +10,13 @@ import tempfile
 import threading
 import time
 
-from rocketmq import (ClientConfiguration, Credentials, Message, Producer, TransactionChecker,
-                      TransactionResolution)
+from rocketmq import (ClientConfiguration, Credentials, FilterExpression, Message, Producer, SimpleConsumer,
+                      TransactionChecker, TransactionResolution)
 
 from apogee_process import WAIT_S, Apogee, create_topic, pull_all
 
 # Checks come quickly: a round every 500 ms for halves older than 1 s.
-BROKER_CONF = "transactionCheckInterval=500\ntransactionTimeOut=1000\n"
+BROKER_CONF = "transactionCheckInterval=500\ntransactionTimeOut=1000\nreviveInterval=200\n"
 QUEUES = 4
 # How long an undecided or rolled-back half is watched for a wrong delivery.
 QUIET_S = 3
@@ -43,6 +43,91 @@ def tls(apogee):
     stored = pull_topic(apogee, topic, "grpc-tls-reader")
     assert [(r["body"], r["properties"]["UNIQ_KEY"]) for r in stored] == [("over tls", receipt.message_id)], stored
     print("tls: a producer with TLS on is served on the plaintext port")
+
+
+# The shortest invisible time a receive may ask for, in seconds.
+INVISIBLE_S = 10
+# The shortest long poll, in seconds.
+AWAIT_S = 5
+
+
+def started_simple_consumer(apogee, group, topic, expression="*"):
+    """A SimpleConsumer whose group has its place: a group without an offset starts at the
+    queues' end on its first receive (as 5.x does), so one empty receive comes first."""
+    consumer = SimpleConsumer(config(apogee), group, {topic: FilterExpression(expression)}, await_duration=AWAIT_S)
+    consumer.startup()
+    assert consumer.receive(16, INVISIBLE_S) == [], "a new group starts after what was stored"
+    return consumer
+
+
+def receive_until(consumer, count, invisible_s=INVISIBLE_S, limit_s=WAIT_S):
+    got = []
+    deadline = time.monotonic() + limit_s
+    while len(got) < count and time.monotonic() < deadline:
+        got += consumer.receive(16, invisible_s)
+    return got
+
+
+def send_plain(apogee, topic, bodies, tag="TagA"):
+    producer = Producer(config(apogee), (topic,))
+    producer.startup()
+    try:
+        ids = {}
+        for body in bodies:
+            message = Message()
+            message.topic = topic
+            message.body = body.encode()
+            message.tag = tag
+            message.keys = "K-" + body.replace(" ", "-")
+            message.add_property("origin", "python")
+            ids[body] = producer.send(message).message_id
+        return ids
+    finally:
+        producer.shutdown()
+
+
+def simple_consumer(apogee):
+    """Receive and ack; a message left un-acked comes back after its invisible time with one
+    more attempt; a changed invisible time holds it longer and its new handle acks it."""
+    topic, group = "GrpcSimpleTopic", "grpc-simple-group"
+    create_topic(apogee, topic, queues=QUEUES)
+    consumer = started_simple_consumer(apogee, group, topic)
+    try:
+        bodies = [f"simple {n}" for n in range(6)]
+        ids = send_plain(apogee, topic, bodies)
+        got = receive_until(consumer, len(bodies))
+        assert sorted(m.body.decode() for m in got) == sorted(bodies), [m.body for m in got]
+        kept = None
+        changed = None
+        for message in got:
+            body = message.body.decode()
+            assert message.message_id == ids[body], (message.message_id, ids[body])
+            assert message.tag == "TagA" and set(message.keys) == {"K-" + body.replace(" ", "-")}, (message.tag, message.keys)
+            assert message.properties.get("origin") == "python", message.properties
+            assert message.delivery_attempt == 1, message.delivery_attempt
+            if kept is None:
+                kept = message  # never acked: must come back
+            elif changed is None:
+                changed = message
+                consumer.change_invisible_duration(message, INVISIBLE_S * 3)
+            else:
+                consumer.ack(message)
+        received_at = time.monotonic()
+        again = receive_until(consumer, 1, limit_s=INVISIBLE_S * 2 + 10)
+        waited = time.monotonic() - received_at
+        assert [m.body.decode() for m in again] == [kept.body.decode()], [m.body for m in again]
+        assert again[0].delivery_attempt == 2, again[0].delivery_attempt
+        assert waited >= INVISIBLE_S - 1, f"redelivered after {waited:.1f} s, before its invisible time"
+        assert waited < INVISIBLE_S + 15, f"redelivered only after {waited:.1f} s"
+        consumer.ack(again[0])
+        # The message whose invisible time was changed is acked with its new handle.
+        consumer.ack(changed)
+        # Nothing comes back: every message was acked.
+        late = receive_until(consumer, 1, limit_s=INVISIBLE_S * 3 + 5)
+        assert late == [], [m.body for m in late]
+    finally:
+        consumer.shutdown()
+    print("simple consumer: receive, ack, redelivery after the invisible time, change invisible duration")
 
 
 def config(apogee):
@@ -177,6 +262,7 @@ def main():
             fifo(apogee)
             transactions(apogee)
             tls(apogee)
+            simple_consumer(apogee)
         finally:
             apogee.stop()
 

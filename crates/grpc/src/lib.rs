@@ -6,12 +6,14 @@
 //!
 //! Modules: [`context`] (who calls: the `x-mq-*` headers), [`status`] (body statuses and the
 //! broker-code mapping), [`names`] (topic and group rules), [`route`] (QueryRoute,
-//! QueryAssignment), [`send`] (SendMessage), [`transaction`] (EndTransaction), [`clients`]
+//! QueryAssignment), [`send`] (SendMessage), [`consume`] (ReceiveMessage, AckMessage,
+//! ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue over POP), [`transaction`] (EndTransaction), [`clients`]
 //! (Settings, heartbeats, command streams), [`convert`] (stored messages as protocol messages),
 //! [`service`] (the tonic service and Telemetry), [`server`] (the listener) and [`tls`]
 //! (plaintext and TLS on one port).
 
 pub mod clients;
+pub mod consume;
 pub mod context;
 pub mod convert;
 pub mod names;

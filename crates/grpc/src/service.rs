@@ -1,7 +1,7 @@
 //! The tonic service: every RPC of `MessagingService`. Unary RPCs always end with gRPC OK and
 //! carry their outcome in the body's status (spec §2.6); the RPCs the reference does not serve
-//! (the pull-consumer ones) answer gRPC UNIMPLEMENTED, and so do those that need POP until the
-//! broker has it.
+//! (the pull-consumer ones) answer gRPC UNIMPLEMENTED, and so does RecallMessage until the
+//! broker has timer messages.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -104,25 +104,46 @@ impl MessagingService for Service {
 
     async fn receive_message(
         &self,
-        _request: Request<ReceiveMessageRequest>,
+        request: Request<ReceiveMessageRequest>,
     ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
-        Err(Status::unimplemented(
-            "ReceiveMessage needs POP consumption, which this broker does not serve yet",
-        ))
+        let frames = match CallContext::of(&request) {
+            Ok(context) => {
+                let remaining = crate::consume::remaining_deadline(request.metadata());
+                self.0.receive(&context, request.get_ref(), remaining).await
+            }
+            Err(refusal) => vec![
+                ReceiveMessageResponse {
+                    content: Some(receive_message_response::Content::Status(refusal.status())),
+                },
+                ReceiveMessageResponse {
+                    content: Some(receive_message_response::Content::DeliveryTimestamp(
+                        crate::convert::timestamp(now_ms()),
+                    )),
+                },
+            ],
+        };
+        Ok(Response::new(Box::pin(tokio_stream::iter(frames.into_iter().map(Ok)))))
     }
 
     async fn ack_message(
         &self,
-        _request: Request<AckMessageRequest>,
+        request: Request<AckMessageRequest>,
     ) -> Result<Response<AckMessageResponse>, Status> {
-        Err(Status::unimplemented("AckMessage needs POP consumption, which this broker does not serve yet"))
+        if let Err(refusal) = CallContext::of(&request) {
+            return answer(Err(refusal));
+        }
+        answer(self.0.ack_messages(request.get_ref()).await)
     }
 
     async fn forward_message_to_dead_letter_queue(
         &self,
-        _request: Request<ForwardMessageToDeadLetterQueueRequest>,
+        request: Request<ForwardMessageToDeadLetterQueueRequest>,
     ) -> Result<Response<ForwardMessageToDeadLetterQueueResponse>, Status> {
-        Err(Status::unimplemented("ForwardMessageToDeadLetterQueue needs POP consumption, not served yet"))
+        let context = match CallContext::of(&request) {
+            Ok(context) => context,
+            Err(refusal) => return answer(Err(refusal)),
+        };
+        answer(self.0.forward_to_dead_letter_queue(&context, request.get_ref()).await)
     }
 
     type PullMessageStream = ServerStream<PullMessageResponse>;
@@ -195,9 +216,12 @@ impl MessagingService for Service {
 
     async fn change_invisible_duration(
         &self,
-        _request: Request<ChangeInvisibleDurationRequest>,
+        request: Request<ChangeInvisibleDurationRequest>,
     ) -> Result<Response<ChangeInvisibleDurationResponse>, Status> {
-        Err(Status::unimplemented("ChangeInvisibleDuration needs POP consumption, not served yet"))
+        if let Err(refusal) = CallContext::of(&request) {
+            return answer(Err(refusal));
+        }
+        answer(self.0.change_invisible_duration(request.get_ref()).await)
     }
 
     async fn recall_message(
