@@ -7,7 +7,7 @@ import time
 from remoting_wire import Connection, decode_records
 
 PULL_MESSAGE, UPDATE_AND_CREATE_TOPIC, GET_ROUTEINFO_BY_TOPIC = 11, 17, 105
-SUCCESS, PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY = 0, 19, 20
+SUCCESS, TOPIC_NOT_EXIST, PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY = 0, 17, 19, 20
 WAIT_S = 60
 
 
@@ -90,8 +90,9 @@ def create_topic(apogee, topic, queues=4, order=False, message_type=None):
     namesrv.close()
 
 
-def pull_all(apogee, topic, group, queue_id=0):
-    """Every message in queue `queue_id` of `topic`, read from offset 0 until the queue's end."""
+def pull_all(apogee, topic, group, queue_id=0, absent_ok=False):
+    """Every message in queue `queue_id` of `topic`, read from offset 0 until the queue's end
+    (none when the topic does not exist yet and `absent_ok`)."""
     conn = Connection(apogee.broker)
     got, offset = [], 0
     deadline = time.monotonic() + WAIT_S
@@ -105,6 +106,8 @@ def pull_all(apogee, topic, group, queue_id=0):
             got += records
             offset = int(response["extFields"]["nextBeginOffset"])
             continue
+        if absent_ok and response["code"] == TOPIC_NOT_EXIST:
+            break
         assert response["code"] in (PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY), response
         break
     conn.close()

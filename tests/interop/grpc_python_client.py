@@ -4,19 +4,22 @@ is checked on the broker side by pulling the topics over remoting and decoding t
 
 Usage: grpc_python_client.py PATH_TO_APOGEE_BINARY
 """
+import json
 import os
 import sys
 import tempfile
 import threading
 import time
 
-from rocketmq import (ClientConfiguration, Credentials, FilterExpression, Message, Producer, SimpleConsumer,
-                      TransactionChecker, TransactionResolution)
+from rocketmq import (ClientConfiguration, ConsumeResult, Credentials, FilterExpression, Message, MessageListener,
+                      Producer, PushConsumer, SimpleConsumer, TransactionChecker, TransactionResolution)
+from rocketmq.grpc_protocol import FilterType
 
-from apogee_process import WAIT_S, Apogee, create_topic, pull_all
+from apogee_process import SUCCESS, WAIT_S, Apogee, create_topic, pull_all
+from remoting_wire import Connection
 
 # Checks come quickly: a round every 500 ms for halves older than 1 s.
-BROKER_CONF = "transactionCheckInterval=500\ntransactionTimeOut=1000\nreviveInterval=200\n"
+BROKER_CONF = "transactionCheckInterval=500\ntransactionTimeOut=1000\nreviveInterval=200\nenablePropertyFilter=true\n"
 QUEUES = 4
 # How long an undecided or rolled-back half is watched for a wrong delivery.
 QUIET_S = 3
@@ -128,6 +131,117 @@ def simple_consumer(apogee):
     finally:
         consumer.shutdown()
     print("simple consumer: receive, ack, redelivery after the invisible time, change invisible duration")
+
+
+POLLING_INFO, UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200055, 200
+
+
+def wait_parked(apogee, group, topic, count):
+    """Waits until `count` receives wait on `topic` (POLLING_INFO): the consumers have made
+    their first pop, so their groups start from there."""
+    conn = Connection(apogee.broker)
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while True:
+            response, _ = conn.request(POLLING_INFO, {"consumerGroup": group, "topic": topic, "queueId": "-1"})
+            assert response["code"] == SUCCESS, response
+            if int(response["extFields"]["pollingNum"]) >= count:
+                return
+            assert time.monotonic() < deadline, f"{count} parked receives on {topic} never came"
+            time.sleep(0.2)
+    finally:
+        conn.close()
+
+
+def create_group(apogee, group, retry_max_times):
+    """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP as mqadmin sends it."""
+    conn = Connection(apogee.broker)
+    body = json.dumps({"groupName": group, "consumeEnable": True, "consumeFromMinEnable": False,
+                       "consumeBroadcastEnable": True, "retryQueueNums": 1,
+                       "retryMaxTimes": retry_max_times, "brokerId": 0, "whichBrokerWhenConsumeSlowly": 1,
+                       "notifyConsumerIdsChangedEnable": True}).encode()
+    response, _ = conn.request(UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, {}, body)
+    conn.close()
+    assert response["code"] == SUCCESS, response
+
+
+class Collecting(MessageListener):
+    """Records every delivery; fails every delivery when `fail` is set."""
+
+    def __init__(self, fail=False):
+        self.lock = threading.Lock()
+        self.deliveries = []
+        self.fail = fail
+
+    def consume(self, message):
+        with self.lock:
+            self.deliveries.append((message.body.decode(), message.delivery_attempt))
+        return ConsumeResult.FAILURE if self.fail else ConsumeResult.SUCCESS
+
+    def wait(self, predicate, limit_s=WAIT_S):
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate(list(self.deliveries)):
+                    return
+            time.sleep(0.2)
+        with self.lock:
+            raise AssertionError(f"deliveries never matched: {self.deliveries}")
+
+
+def push_consumers(apogee):
+    """PushConsumers with a tag filter and a SQL92 filter each get exactly their messages; a
+    consumer that always fails sees each message as often as its group allows, then the
+    message is in the group's dead-letter queue."""
+    topic = "GrpcPushTopic"
+    create_topic(apogee, topic, queues=QUEUES)
+    create_group(apogee, "grpc-push-dlq", retry_max_times=1)
+    tagged, selected, failing = Collecting(), Collecting(), Collecting(fail=True)
+    consumers = [
+        PushConsumer(config(apogee), "grpc-push-tag", tagged, {topic: FilterExpression("TagA")}),
+        PushConsumer(config(apogee), "grpc-push-sql", selected, {topic: FilterExpression("n > 5", FilterType.SQL)}),
+        PushConsumer(config(apogee), "grpc-push-dlq", failing, {topic: FilterExpression("TagB")}),
+    ]
+    for consumer in consumers:
+        consumer.startup()
+    try:
+        wait_parked(apogee, "grpc-push-tag", topic, len(consumers))
+        producer = Producer(config(apogee), (topic,))
+        producer.startup()
+        try:
+            for n in range(10):
+                message = Message()
+                message.topic = topic
+                message.body = f"push {n}".encode()
+                message.tag = "TagA" if n % 2 == 0 else "TagB"
+                message.add_property("n", str(n))
+                producer.send(message)
+        finally:
+            producer.shutdown()
+        even = sorted(f"push {n}" for n in range(0, 10, 2))
+        tagged.wait(lambda got: sorted(body for body, _ in got) == even)
+        above_five = sorted(f"push {n}" for n in range(6, 10))
+        selected.wait(lambda got: sorted(body for body, _ in got) == above_five)
+        odd = sorted(f"push {n}" for n in range(1, 10, 2))
+        dlq_topic = "%DLQ%grpc-push-dlq"
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            dead = sorted(r["body"] for r in pull_all(apogee, dlq_topic, "grpc-dlq-reader", absent_ok=True))
+            if dead == odd or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert dead == odd, f"dead letters {dead}, deliveries {failing.deliveries}"
+        time.sleep(QUIET_S)
+    finally:
+        for consumer in consumers:
+            consumer.shutdown()
+    with tagged.lock, selected.lock, failing.lock:
+        assert sorted(b for b, _ in tagged.deliveries) == even, tagged.deliveries
+        assert sorted(b for b, _ in selected.deliveries) == above_five, selected.deliveries
+        attempts = sorted(failing.deliveries)
+    # retryMaxTimes 1: two attempts each, the second counted as such.
+    assert attempts == sorted([(b, 1) for b in odd] + [(b, 2) for b in odd]), attempts
+    print("push consumers: tag and SQL92 filters exact; failures retried once, then dead-lettered")
 
 
 def config(apogee):
@@ -263,6 +377,7 @@ def main():
             transactions(apogee)
             tls(apogee)
             simple_consumer(apogee)
+            push_consumers(apogee)
         finally:
             apogee.stop()
 

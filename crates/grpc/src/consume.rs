@@ -371,16 +371,17 @@ impl Messaging {
         }
     }
 
-    /// Delivery attempts a group allows: the client's Settings, else the group's retries + 1.
+    /// Delivery attempts a group allows: the group's retries + 1 (what the Settings answer
+    /// tells consumers), else the client's own Settings, else RocketMQ's default.
     fn max_attempts(&self, context: &CallContext, group_retries: Option<i32>) -> i32 {
-        let from_settings = self
-            .clients
+        if let Some(retries) = group_retries {
+            return retries.saturating_add(1);
+        }
+        self.clients
             .touch(&context.client_id, now_ms())
             .and_then(|settings| settings.backoff_policy)
             .map(|policy| policy.max_attempts)
-            .filter(|attempts| *attempts > 0);
-        from_settings
-            .or(group_retries.map(|retries| retries.saturating_add(1)))
+            .filter(|attempts| *attempts > 0)
             .unwrap_or(DEFAULT_MAX_ATTEMPTS)
     }
 }
