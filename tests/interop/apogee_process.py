@@ -4,10 +4,10 @@ import os
 import subprocess
 import time
 
-from remoting_wire import Connection
+from remoting_wire import Connection, decode_records
 
-UPDATE_AND_CREATE_TOPIC, GET_ROUTEINFO_BY_TOPIC = 17, 105
-SUCCESS = 0
+PULL_MESSAGE, UPDATE_AND_CREATE_TOPIC, GET_ROUTEINFO_BY_TOPIC = 11, 17, 105
+SUCCESS, TOPIC_NOT_EXIST, PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY = 0, 17, 19, 20
 WAIT_S = 60
 
 
@@ -24,6 +24,7 @@ class Apogee:
         self.broker_conf = broker_conf
         self.namesrv_port = None
         self.broker_port = None
+        self.grpc_port = None
         self.process = None
 
     @property
@@ -31,12 +32,17 @@ class Apogee:
         return f"127.0.0.1:{self.namesrv_port}"
 
     @property
+    def grpc(self):
+        """The gRPC endpoint as the 5.x clients take it: `host:port`."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
     def broker(self):
         return ("127.0.0.1", self.broker_port)
 
     def start(self):
         command = [self.binary, "standalone", "--data-dir", self.data_dir,
-                   "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0"]
+                   "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "--grpc-port", "0"]
         if self.broker_conf is not None:
             path = os.path.join(self.data_dir, "broker.conf")
             with open(path, "w", encoding="utf-8") as conf:
@@ -52,6 +58,8 @@ class Apogee:
                 self.namesrv_port = listening_port(line.strip())
             if "apogee broker listening on" in line:
                 self.broker_port = listening_port(line.strip())
+            if "apogee grpc listening on" in line:
+                self.grpc_port = listening_port(line.strip())
                 return
         raise RuntimeError("apogee did not start")
 
@@ -61,13 +69,17 @@ class Apogee:
         assert code == 0, f"apogee exited with {code}"
 
 
-def create_topic(apogee, topic, queues=4, order=False):
-    """UPDATE_AND_CREATE_TOPIC as mqadmin sends it, then wait for the NameServer route."""
+def create_topic(apogee, topic, queues=4, order=False, message_type=None):
+    """UPDATE_AND_CREATE_TOPIC as mqadmin sends it (with `+message.type=` when given), then
+    wait for the NameServer route."""
     conn = Connection(apogee.broker)
-    response, _ = conn.request(UPDATE_AND_CREATE_TOPIC, {
+    fields = {
         "topic": topic, "defaultTopic": "TBW102", "readQueueNums": str(queues),
         "writeQueueNums": str(queues), "perm": "6", "topicFilterType": "SINGLE_TAG",
-        "topicSysFlag": "0", "order": "true" if order else "false"})
+        "topicSysFlag": "0", "order": "true" if order else "false"}
+    if message_type is not None:
+        fields["attributes"] = f"+message.type={message_type}"
+    response, _ = conn.request(UPDATE_AND_CREATE_TOPIC, fields)
     conn.close()
     assert response["code"] == SUCCESS, response
     namesrv = Connection(("127.0.0.1", apogee.namesrv_port))
@@ -76,3 +88,27 @@ def create_topic(apogee, topic, queues=4, order=False):
         assert time.monotonic() < deadline, f"route of {topic} never appeared"
         time.sleep(0.1)
     namesrv.close()
+
+
+def pull_all(apogee, topic, group, queue_id=0, absent_ok=False):
+    """Every message in queue `queue_id` of `topic`, read from offset 0 until the queue's end
+    (none when the topic does not exist yet and `absent_ok`)."""
+    conn = Connection(apogee.broker)
+    got, offset = [], 0
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        response, body = conn.request(PULL_MESSAGE, {
+            "consumerGroup": group, "topic": topic, "queueId": str(queue_id), "queueOffset": str(offset),
+            "maxMsgNums": "32", "sysFlag": "4", "commitOffset": "0", "suspendTimeoutMillis": "0",
+            "subscription": "*", "subVersion": "0", "expressionType": "TAG"})
+        if response["code"] == SUCCESS:
+            records = decode_records(body)
+            got += records
+            offset = int(response["extFields"]["nextBeginOffset"])
+            continue
+        if absent_ok and response["code"] == TOPIC_NOT_EXIST:
+            break
+        assert response["code"] in (PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY), response
+        break
+    conn.close()
+    return got

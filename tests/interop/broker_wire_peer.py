@@ -8,84 +8,25 @@ the stored records here.
 Usage: broker_wire_peer.py PATH_TO_APOGEE_BINARY
 """
 import json
-import struct
 import sys
 import tempfile
 import threading
 import time
 import uuid
 
-from apogee_process import WAIT_S, Apogee, create_topic
-from remoting_wire import JSON, Connection, encode_header, frame
+from apogee_process import WAIT_S, Apogee, create_topic, pull_all
+from remoting_wire import (JSON, Connection, decode_records, encode_header, frame, parse_properties,
+                           properties_text)
 
-SEND_MESSAGE, PULL_MESSAGE, HEARTBEAT, END_TRANSACTION = 10, 11, 34, 37
+SEND_MESSAGE, HEARTBEAT, END_TRANSACTION = 10, 34, 37
 CHECK_TRANSACTION_STATE = 39
 SEND_REPLY_MESSAGE, SEND_REPLY_MESSAGE_V2, PUSH_REPLY_MESSAGE_TO_CLIENT = 324, 325, 326
-SUCCESS, SYSTEM_ERROR, PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY = 0, 1, 19, 20
+SUCCESS, SYSTEM_ERROR = 0, 1
 PREPARED, COMMIT, ROLLBACK = 4, 8, 12
 # The broker checks halves older than 1 s every 500 ms.
 BROKER_CONF = "transactionCheckInterval=500\ntransactionTimeOut=1000\n"
 # How long a rolled-back or undecided half is watched for a wrong delivery: several check rounds.
 QUIET_S = 4
-
-
-def properties_text(pairs):
-    return "".join(f"{key}\x01{value}\x02" for key, value in pairs.items())
-
-
-def parse_properties(text):
-    pairs = {}
-    for item in text.split("\x02"):
-        if "\x01" in item:
-            key, value = item.split("\x01", 1)
-            pairs[key] = value
-    return pairs
-
-
-def decode_records(data):
-    """Stored message records (the PULL body and the CHECK body), IPv4 hosts."""
-    records, at = [], 0
-    while at + 4 <= len(data):
-        (total,) = struct.unpack_from(">i", data, at)
-        record = data[at:at + total]
-        (queue_id, flag, queue_offset, commit_log_offset, sys_flag) = struct.unpack_from(">iiqqi", record, 12)
-        cursor = 12 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8  # through the store host
-        (reconsume_times, prepared_offset, body_len) = struct.unpack_from(">iqi", record, cursor)
-        cursor += 16
-        body = record[cursor:cursor + body_len]
-        cursor += body_len
-        topic_len = record[cursor]
-        topic = record[cursor + 1:cursor + 1 + topic_len].decode()
-        cursor += 1 + topic_len
-        (props_len,) = struct.unpack_from(">h", record, cursor)
-        props = parse_properties(record[cursor + 2:cursor + 2 + props_len].decode())
-        records.append({"topic": topic, "queue_id": queue_id, "queue_offset": queue_offset,
-                        "commit_log_offset": commit_log_offset, "sys_flag": sys_flag,
-                        "body": body.decode(), "properties": props, "flag": flag,
-                        "reconsume_times": reconsume_times})
-        at += total
-    return records
-
-
-def pull_all(apogee, topic, group):
-    """Every message in queue 0 of `topic`, read from offset 0 until the queue's end."""
-    conn = Connection(apogee.broker)
-    got, offset = [], 0
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        response, body = conn.request(PULL_MESSAGE, {
-            "consumerGroup": group, "topic": topic, "queueId": "0", "queueOffset": str(offset),
-            "maxMsgNums": "32", "sysFlag": "4", "commitOffset": "0", "suspendTimeoutMillis": "0",
-            "subscription": "*", "subVersion": "0", "expressionType": "TAG"})
-        if response["code"] == SUCCESS:
-            records = decode_records(body)
-            got += records
-            offset = int(response["extFields"]["nextBeginOffset"])
-            continue
-        assert response["code"] in (PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY), response
-        break
-    conn.close()
-    return got
 
 
 def heartbeat_as_producer(conn, client_id, group):

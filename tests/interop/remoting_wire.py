@@ -115,3 +115,41 @@ class Connection:
             return False
         except ConnectionResetError:
             return True
+
+
+def properties_text(pairs):
+    return "".join(f"{key}\x01{value}\x02" for key, value in pairs.items())
+
+
+def parse_properties(text):
+    pairs = {}
+    for item in text.split("\x02"):
+        if "\x01" in item:
+            key, value = item.split("\x01", 1)
+            pairs[key] = value
+    return pairs
+
+
+def decode_records(data):
+    """Stored message records (the PULL body and the CHECK body), IPv4 hosts."""
+    records, at = [], 0
+    while at + 4 <= len(data):
+        (total,) = struct.unpack_from(">i", data, at)
+        record = data[at:at + total]
+        (queue_id, flag, queue_offset, commit_log_offset, sys_flag) = struct.unpack_from(">iiqqi", record, 12)
+        cursor = 12 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8  # through the store host
+        (reconsume_times, prepared_offset, body_len) = struct.unpack_from(">iqi", record, cursor)
+        cursor += 16
+        body = record[cursor:cursor + body_len]
+        cursor += body_len
+        topic_len = record[cursor]
+        topic = record[cursor + 1:cursor + 1 + topic_len].decode()
+        cursor += 1 + topic_len
+        (props_len,) = struct.unpack_from(">h", record, cursor)
+        props = parse_properties(record[cursor + 2:cursor + 2 + props_len].decode())
+        records.append({"topic": topic, "queue_id": queue_id, "queue_offset": queue_offset,
+                        "commit_log_offset": commit_log_offset, "sys_flag": sys_flag,
+                        "body": body.decode(), "properties": props, "flag": flag,
+                        "reconsume_times": reconsume_times})
+        at += total
+    return records

@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use std::sync::Arc;
+
 use apogee_broker::{Broker, BrokerConfig};
+use apogee_grpc::GrpcServer;
 use apogee_namesrv::{NameServer, NamesrvConfig};
 use clap::{Args, Parser, Subcommand};
 
@@ -45,6 +48,10 @@ struct StandaloneArgs {
     /// A broker.conf or broker.toml applied to the embedded broker.
     #[arg(short = 'c', long = "config-file")]
     config_file: Option<PathBuf>,
+    /// Port of the gRPC 5.x endpoint (`grpcServerPort`; 0 picks a free port) [default: the
+    /// config file's, else 8081].
+    #[arg(long)]
+    grpc_port: Option<u16>,
     #[command(flatten)]
     ports_file: PortsFileArg,
 }
@@ -83,6 +90,9 @@ struct BrokerArgs {
     /// `storePathRootDir`.
     #[arg(long)]
     store_dir: Option<PathBuf>,
+    /// Port of the gRPC 5.x endpoint (`grpcServerPort`; 0 picks a free port).
+    #[arg(long)]
+    grpc_port: Option<u16>,
     #[command(flatten)]
     ports_file: PortsFileArg,
 }
@@ -165,6 +175,9 @@ impl Cli {
                 if let Some(dir) = args.store_dir {
                     config.store.store_path_root_dir = dir;
                 }
+                if let Some(port) = args.grpc_port {
+                    config.grpc_server_port = port;
+                }
                 if config.namesrv_addrs().is_empty() {
                     anyhow::bail!(
                         "no NameServer: pass -n ADDR, set namesrvAddr in the config file, or NAMESRV_ADDR"
@@ -188,27 +201,53 @@ async fn run_namesrv(config: NamesrvConfig, ports_file: &PortsFileArg) -> Result
     Ok(())
 }
 
-async fn start_broker(config: BrokerConfig) -> Result<Broker> {
+/// A broker with its gRPC endpoint.
+struct RunningBroker {
+    broker: Broker,
+    grpc: GrpcServer,
+}
+
+impl RunningBroker {
+    async fn shutdown(self) {
+        self.grpc.shutdown().await;
+        self.broker.shutdown().await;
+    }
+}
+
+async fn start_broker(config: BrokerConfig) -> Result<RunningBroker> {
     let addr = config.broker_addr();
+    let grpc_addr = SocketAddr::new(config.broker_ip1, config.grpc_server_port);
     let broker = Broker::start(config).await.with_context(|| format!("starting the broker on {addr}"))?;
     // The address registered with the NameServers, with the port actually bound.
     println!("apogee broker listening on {}", broker.state().store_host);
-    Ok(broker)
+    let grpc = match GrpcServer::start(Arc::clone(broker.state()), grpc_addr).await {
+        Ok(grpc) => grpc,
+        Err(error) => {
+            broker.shutdown().await;
+            return Err(error).with_context(|| format!("starting the gRPC endpoint on {grpc_addr}"));
+        }
+    };
+    println!("apogee grpc listening on {}", grpc.local_addr());
+    Ok(RunningBroker { broker, grpc })
+}
+
+fn broker_addrs(running: &RunningBroker) -> BoundAddrs {
+    BoundAddrs {
+        broker: running.broker.local_addr(),
+        broker_fast: running.broker.fast_channel_addr(),
+        grpc: Some(running.grpc.local_addr()),
+        ..BoundAddrs::default()
+    }
 }
 
 async fn run_broker(config: BrokerConfig, ports_file: &PortsFileArg) -> Result<()> {
-    let broker = start_broker(config).await?;
-    let addrs = BoundAddrs {
-        broker: broker.local_addr(),
-        broker_fast: broker.fast_channel_addr(),
-        ..BoundAddrs::default()
-    };
-    if let Err(error) = ports_file.write(&addrs) {
-        broker.shutdown().await;
+    let running = start_broker(config).await?;
+    if let Err(error) = ports_file.write(&broker_addrs(&running)) {
+        running.shutdown().await;
         return Err(error);
     }
     wait_for_shutdown_signal().await?;
-    broker.shutdown().await;
+    running.shutdown().await;
     Ok(())
 }
 
@@ -231,25 +270,24 @@ async fn run_standalone(args: StandaloneArgs) -> Result<()> {
     config.listen_port = args.broker_port;
     config.namesrv_addr = Some(namesrv.local_addr().to_string());
     config.store.store_path_root_dir = args.data_dir.join("store");
-    let broker = match start_broker(config).await {
-        Ok(broker) => broker,
+    if let Some(port) = args.grpc_port {
+        config.grpc_server_port = port;
+    }
+    let running = match start_broker(config).await {
+        Ok(running) => running,
         Err(error) => {
             namesrv.shutdown().await;
             return Err(error);
         }
     };
-    let addrs = BoundAddrs {
-        namesrv: Some(namesrv.local_addr()),
-        broker: broker.local_addr(),
-        broker_fast: broker.fast_channel_addr(),
-    };
+    let addrs = BoundAddrs { namesrv: Some(namesrv.local_addr()), ..broker_addrs(&running) };
     if let Err(error) = args.ports_file.write(&addrs) {
-        broker.shutdown().await;
+        running.shutdown().await;
         namesrv.shutdown().await;
         return Err(error);
     }
     wait_for_shutdown_signal().await?;
-    broker.shutdown().await;
+    running.shutdown().await;
     namesrv.shutdown().await;
     Ok(())
 }

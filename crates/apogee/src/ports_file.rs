@@ -16,13 +16,21 @@ pub struct BoundAddrs {
     pub broker: Option<SocketAddr>,
     /// The broker's fast channel, when `fastChannelEnable` is on.
     pub broker_fast: Option<SocketAddr>,
+    /// The gRPC 5.x endpoint.
+    pub grpc: Option<SocketAddr>,
 }
 
 impl BoundAddrs {
-    /// The JSON object written: `{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port"}`.
+    /// The JSON object written:
+    /// `{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port","grpc":"ip:port"}`.
     fn to_json(&self) -> serde_json::Value {
         let mut object = serde_json::Map::new();
-        let entries = [("namesrv", self.namesrv), ("broker", self.broker), ("brokerFast", self.broker_fast)];
+        let entries = [
+            ("namesrv", self.namesrv),
+            ("broker", self.broker),
+            ("brokerFast", self.broker_fast),
+            ("grpc", self.grpc),
+        ];
         for (key, addr) in entries {
             if let Some(addr) = addr {
                 object.insert(key.to_owned(), addr.to_string().into());

@@ -275,7 +275,17 @@ fn a_full_disk_refuses_sends_survives_kill_9_and_keeps_every_acknowledged_messag
 
     let started = Instant::now();
     let config_arg = config_file.to_str().unwrap();
-    let args = ["standalone", "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "-c", config_arg];
+    let args = [
+        "standalone",
+        "--namesrv-listen",
+        "127.0.0.1:0",
+        "--broker-port",
+        "0",
+        "--grpc-port",
+        "0",
+        "-c",
+        config_arg,
+    ];
     let mut apogee = ApogeeProcess::start_on(env!("CARGO_BIN_EXE_apogee"), &args, &data_dir);
     let fill = runtime.block_on(fill(apogee.namesrv_addr(), Instant::now() + FILL_LIMIT));
     let fill_ms = started.elapsed().as_millis();

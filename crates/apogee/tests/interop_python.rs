@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn run_python_suite(script: &str) {
+    run_suite_with(&python::interpreter(), script);
+}
+
+fn run_suite_with(python: &str, script: &str) {
     let interop_dir = python::interop_dir();
-    let python = python::interpreter();
-    let mut child = Command::new(&python)
+    let mut child = Command::new(python)
         .arg("-u")
         .arg(interop_dir.join(script))
         .arg(env!("CARGO_BIN_EXE_apogee"))
@@ -52,4 +55,9 @@ fn broker_serves_the_official_cpp_client() {
 #[test]
 fn broker_serves_transactions_and_replies_to_a_raw_protocol_peer() {
     run_python_suite("broker_wire_peer.py");
+}
+
+#[test]
+fn grpc_endpoint_serves_the_official_python_5x_client() {
+    run_suite_with(&python::grpc_interpreter(), "grpc_python_client.py");
 }

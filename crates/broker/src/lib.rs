@@ -70,6 +70,8 @@ pub struct BrokerState {
     pub schedule: schedule::ScheduleMessageService,
     /// Transactions decided lately, so none is decided twice.
     pub transactions: core::transaction::decided::Decided,
+    /// Fronts other than remoting that the core calls back into (the gRPC endpoint).
+    pub fronts: core::fronts::Fronts,
     /// POP consumption: busy queues, orderly batches, parked pops.
     pub pop: core::pop::PopState,
     /// Outbound connections to the NameServers.
@@ -121,6 +123,7 @@ impl Broker {
             pulls,
             schedule: schedule::ScheduleMessageService::load(&config)?,
             transactions: core::transaction::decided::Decided::default(),
+            fronts: core::fronts::Fronts::default(),
             pop,
             namesrv_client: RemotingClient::new(ClientConfig::default(), Router::new()),
             config,

@@ -128,6 +128,50 @@ impl ExtraInfo {
     }
 }
 
+/// What a pop response says of all its messages, from which each message's handle is built.
+#[derive(Debug, Clone, Copy)]
+pub struct PopHeader<'a> {
+    /// `startOffsetInfo`, parsed ([`parse_start_offsets`]).
+    pub start_offsets: &'a HashMap<String, i64>,
+    /// Pop time, epoch ms.
+    pub pop_time_ms: i64,
+    /// Invisible time, in ms.
+    pub invisible_ms: i64,
+    /// Revive queue of the pop's check points.
+    pub revive_qid: i32,
+    /// The broker that popped.
+    pub broker_name: &'a str,
+}
+
+/// The receipt handle of one popped message, as Java's client builds it: the record's own
+/// `POP_CK` when it carries one (a redelivery from the retry topic), else from the pop's start
+/// offset of the message's queue. `None` when the response names no start offset for it.
+pub fn popped_handle(
+    header: &PopHeader<'_>,
+    topic: &str,
+    queue_id: i32,
+    queue_offset: i64,
+    pop_ck: Option<&str>,
+) -> Option<String> {
+    if let Some(handle) = pop_ck {
+        return Some(handle.to_owned());
+    }
+    let start = header.start_offsets.get(&queue_key(topic, queue_id))?;
+    Some(
+        ExtraInfo {
+            ck_start_offset: *start,
+            pop_time_ms: header.pop_time_ms,
+            invisible_ms: header.invisible_ms,
+            revive_qid: header.revive_qid,
+            retry_flag: retry_flag(topic).to_owned(),
+            broker_name: header.broker_name.to_owned(),
+            queue_id,
+            queue_offset: Some(queue_offset),
+        }
+        .to_text(),
+    )
+}
+
 /// The per-queue lists of a pop response, appended to queue by queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OffsetInfo {

@@ -38,6 +38,8 @@ pub struct BoundAddrs {
     pub namesrv: Option<String>,
     /// The broker's `ip:port` (`apogee standalone`, `apogee broker`).
     pub broker: Option<String>,
+    /// The gRPC endpoint's `ip:port` (`apogee standalone`, `apogee broker`).
+    pub grpc: Option<String>,
 }
 
 impl BoundAddrs {
@@ -47,7 +49,7 @@ impl BoundAddrs {
         let text = std::fs::read_to_string(path).ok()?;
         let json: serde_json::Value = serde_json::from_str(&text).ok()?;
         let field = |key: &str| json.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
-        Some(Self { namesrv: field("namesrv"), broker: field("broker") })
+        Some(Self { namesrv: field("namesrv"), broker: field("broker"), grpc: field("grpc") })
     }
 }
 
@@ -70,7 +72,8 @@ impl ApogeeProcess {
     /// `apogee standalone` (NameServer and broker) on free loopback ports over a fresh data
     /// directory; returns once both serve.
     pub fn standalone(binary: impl Into<PathBuf>) -> Self {
-        let args = ["standalone", "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0"];
+        let args =
+            ["standalone", "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "--grpc-port", "0"];
         Self::start(binary, &args)
     }
 
@@ -113,6 +116,11 @@ impl ApogeeProcess {
     /// The broker address the child reported.
     pub fn broker_addr(&self) -> &str {
         self.addrs.broker.as_deref().expect("the process runs a broker")
+    }
+
+    /// The gRPC endpoint address the child reported.
+    pub fn grpc_addr(&self) -> &str {
+        self.addrs.grpc.as_deref().expect("the process runs a gRPC endpoint")
     }
 
     /// The data directory (`--data-dir`), kept across restarts.

@@ -24,7 +24,17 @@ pub fn start_configured(config_dir: &std::path::Path, broker_conf: &str) -> Apog
     let config = config.to_str().expect("a UTF-8 path").to_owned();
     ApogeeProcess::start(
         env!("CARGO_BIN_EXE_apogee"),
-        &["standalone", "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "-c", &config],
+        &[
+            "standalone",
+            "--namesrv-listen",
+            "127.0.0.1:0",
+            "--broker-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "-c",
+            &config,
+        ],
     )
 }
 

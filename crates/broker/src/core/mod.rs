@@ -17,6 +17,7 @@ pub mod admin;
 pub mod caller;
 pub mod clients;
 pub mod error;
+pub mod fronts;
 pub mod messages;
 pub mod offset_reset;
 pub mod offsets;

@@ -623,27 +623,23 @@ impl Shared {
             decode_all_shared(&response.body).map_err(|error| ClientError::Malformed(error.to_string()))?;
         let mut received = Vec::with_capacity(messages.len());
         for mut message in messages {
-            let handle = match message.message.properties.get(property::POP_CK) {
-                Some(handle) => handle.to_owned(),
-                None => {
-                    let key = receipt::queue_key(&message.message.topic, message.queue_id);
-                    let Some(start) = starts.get(&key) else {
-                        return Err(ClientError::Malformed(format!(
-                            "pop response names no start offset for {key}"
-                        )));
-                    };
-                    ExtraInfo {
-                        ck_start_offset: *start,
-                        pop_time_ms: header.pop_time,
-                        invisible_ms: header.invisible_time,
-                        revive_qid: header.revive_qid,
-                        retry_flag: receipt::retry_flag(&message.message.topic).to_owned(),
-                        broker_name: source.broker_name.clone(),
-                        queue_id: message.queue_id,
-                        queue_offset: Some(message.queue_offset),
-                    }
-                    .to_text()
-                }
+            let pop_header = receipt::PopHeader {
+                start_offsets: &starts,
+                pop_time_ms: header.pop_time,
+                invisible_ms: header.invisible_time,
+                revive_qid: header.revive_qid,
+                broker_name: &source.broker_name,
+            };
+            let pop_ck = message.message.properties.get(property::POP_CK);
+            let key = receipt::queue_key(&message.message.topic, message.queue_id);
+            let Some(handle) = receipt::popped_handle(
+                &pop_header,
+                &message.message.topic,
+                message.queue_id,
+                message.queue_offset,
+                pop_ck,
+            ) else {
+                return Err(ClientError::Malformed(format!("pop response names no start offset for {key}")));
             };
             let count = counts
                 .get(&receipt::offset_key(&message.message.topic, message.queue_id, message.queue_offset))

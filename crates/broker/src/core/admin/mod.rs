@@ -4,7 +4,7 @@
 //! progress, live connections, who consumes what) and [`broker`] (runtime figures,
 //! configuration, delay progress, maintenance).
 
-mod attributes;
+pub mod attributes;
 pub mod broker;
 pub mod groups;
 pub mod paging;

@@ -389,14 +389,26 @@ async fn check(state: &Arc<BrokerState>, half: MessageExt, times: u32, next_chan
     true
 }
 
-/// Sends CHECK_TRANSACTION_STATE about `half` (as stored now) to one live producer of its
-/// group, oneway, with the message under its real topic and queue as the body.
+/// Asks one live producer of `half`'s group about it (as stored now): a remoting producer with
+/// CHECK_TRANSACTION_STATE, oneway, the message under its real topic and queue as the body; a
+/// group with no remoting producer is asked through another front (gRPC), if one serves it.
 async fn ask_producer(state: &BrokerState, half: &MessageExt, next_channel: &AtomicUsize) {
     let properties = &half.message.properties;
     let group = properties.get(property::PGROUP).unwrap_or_default();
+    let asked = under_real_topic(half);
     let channels = state.clients.producer_channels(group);
     if channels.is_empty() {
-        tracing::warn!(group, "transaction check not sent: no live producer in the group");
+        let through_front =
+            state.fronts.producers().is_some_and(|front| front.check_transaction(group, &asked));
+        if through_front {
+            tracing::info!(
+                group,
+                queue_offset = half.queue_offset,
+                "transaction check sent through another front"
+            );
+        } else {
+            tracing::warn!(group, "transaction check not sent: no live producer in the group");
+        }
         return;
     }
     let channel = &channels[next_channel.fetch_add(1, Ordering::Relaxed) % channels.len()];
@@ -411,15 +423,8 @@ async fn ask_producer(state: &BrokerState, half: &MessageExt, next_channel: &Ato
         offset_msg_id: Some(offset_msg_id),
         bname: Some(state.config.broker_name.clone()),
     };
-    let mut body_message = half.clone();
-    if let Some(real_topic) = properties.get(property::REAL_TOPIC) {
-        body_message.message.topic = real_topic.to_owned();
-    }
-    if let Some(real_queue) = properties.get(property::REAL_QID).and_then(|queue| queue.trim().parse().ok()) {
-        body_message.queue_id = real_queue;
-    }
     let mut body = Vec::new();
-    if let Err(error) = record::encode(&body_message, &mut body) {
+    if let Err(error) = record::encode(&asked, &mut body) {
         tracing::error!(%error, group, "transaction check not sent: the half cannot be encoded");
         return;
     }
@@ -435,6 +440,19 @@ async fn ask_producer(state: &BrokerState, half: &MessageExt, next_channel: &Ato
             tracing::warn!(group, client = %channel.client_id, %error, "transaction check not delivered")
         }
     }
+}
+
+/// `half` as its producer knows it: under its real topic and queue.
+fn under_real_topic(half: &MessageExt) -> MessageExt {
+    let properties = &half.message.properties;
+    let mut asked = half.clone();
+    if let Some(real_topic) = properties.get(property::REAL_TOPIC) {
+        asked.message.topic = real_topic.to_owned();
+    }
+    if let Some(real_queue) = properties.get(property::REAL_QID).and_then(|queue| queue.trim().parse().ok()) {
+        asked.queue_id = real_queue;
+    }
+    asked
 }
 
 #[cfg(test)]

@@ -1,0 +1,359 @@
+//! The tonic service: every RPC of `MessagingService`. Unary RPCs always end with gRPC OK and
+//! carry their outcome in the body's status (spec §2.6); the RPCs the reference does not serve
+//! (the pull-consumer ones) answer gRPC UNIMPLEMENTED, and so does RecallMessage until the
+//! broker has timer messages.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use apogee_common::time::now_ms;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::clients::{self, SettingsRefused};
+use crate::context::CallContext;
+use crate::pb::messaging_service_server::MessagingService;
+use crate::pb::*;
+use crate::status::{ok, Refusal};
+use crate::{names, Messaging};
+
+/// Commands waiting to be written to one client's Telemetry stream; a client that does not read
+/// them is not waited for (a command that does not fit is dropped and logged).
+pub const TELEMETRY_QUEUE: usize = 64;
+
+/// A response that carries a body status.
+trait WithStatus: Default {
+    fn with_status(status: crate::pb::Status) -> Self;
+}
+
+macro_rules! with_status {
+    ($($response:ty),* $(,)?) => {
+        $(impl WithStatus for $response {
+            #[allow(clippy::needless_update)]
+            fn with_status(status: crate::pb::Status) -> Self {
+                Self { status: Some(status), ..Self::default() }
+            }
+        })*
+    };
+}
+
+with_status!(
+    QueryRouteResponse,
+    HeartbeatResponse,
+    SendMessageResponse,
+    QueryAssignmentResponse,
+    AckMessageResponse,
+    ForwardMessageToDeadLetterQueueResponse,
+    EndTransactionResponse,
+    NotifyClientTerminationResponse,
+    ChangeInvisibleDurationResponse,
+    RecallMessageResponse,
+);
+
+/// The answer of a unary RPC: its response, or its refusal in the body.
+fn answer<T: WithStatus>(outcome: Result<T, Refusal>) -> Result<Response<T>, Status> {
+    Ok(Response::new(outcome.unwrap_or_else(|refusal| {
+        tracing::debug!(code = ?refusal.code, message = %refusal.message, "grpc request refused");
+        T::with_status(refusal.status())
+    })))
+}
+
+/// The service tonic serves.
+#[derive(Debug, Clone)]
+pub struct Service(pub Arc<Messaging>);
+
+type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl MessagingService for Service {
+    async fn query_route(
+        &self,
+        request: Request<QueryRouteRequest>,
+    ) -> Result<Response<QueryRouteResponse>, Status> {
+        answer(CallContext::of(&request).and_then(|_| self.0.query_route(request.get_ref())))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        answer(CallContext::of(&request).and_then(|context| self.0.heartbeat(&context, request.get_ref())))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<SendMessageRequest>,
+    ) -> Result<Response<SendMessageResponse>, Status> {
+        let context = match CallContext::of(&request) {
+            Ok(context) => context,
+            Err(refusal) => return answer(Err(refusal)),
+        };
+        answer(self.0.send_message(&context, request.into_inner()).await)
+    }
+
+    async fn query_assignment(
+        &self,
+        request: Request<QueryAssignmentRequest>,
+    ) -> Result<Response<QueryAssignmentResponse>, Status> {
+        answer(CallContext::of(&request).and_then(|_| self.0.query_assignment(request.get_ref())))
+    }
+
+    type ReceiveMessageStream = ServerStream<ReceiveMessageResponse>;
+
+    async fn receive_message(
+        &self,
+        request: Request<ReceiveMessageRequest>,
+    ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
+        let frames = match CallContext::of(&request) {
+            Ok(context) => {
+                let remaining = crate::consume::remaining_deadline(request.metadata());
+                self.0.receive(&context, request.get_ref(), remaining).await
+            }
+            Err(refusal) => vec![
+                ReceiveMessageResponse {
+                    content: Some(receive_message_response::Content::Status(refusal.status())),
+                },
+                ReceiveMessageResponse {
+                    content: Some(receive_message_response::Content::DeliveryTimestamp(
+                        crate::convert::timestamp(now_ms()),
+                    )),
+                },
+            ],
+        };
+        Ok(Response::new(Box::pin(tokio_stream::iter(frames.into_iter().map(Ok)))))
+    }
+
+    async fn ack_message(
+        &self,
+        request: Request<AckMessageRequest>,
+    ) -> Result<Response<AckMessageResponse>, Status> {
+        if let Err(refusal) = CallContext::of(&request) {
+            return answer(Err(refusal));
+        }
+        answer(self.0.ack_messages(request.get_ref()).await)
+    }
+
+    async fn forward_message_to_dead_letter_queue(
+        &self,
+        request: Request<ForwardMessageToDeadLetterQueueRequest>,
+    ) -> Result<Response<ForwardMessageToDeadLetterQueueResponse>, Status> {
+        let context = match CallContext::of(&request) {
+            Ok(context) => context,
+            Err(refusal) => return answer(Err(refusal)),
+        };
+        answer(self.0.forward_to_dead_letter_queue(&context, request.get_ref()).await)
+    }
+
+    type PullMessageStream = ServerStream<PullMessageResponse>;
+
+    async fn pull_message(
+        &self,
+        _request: Request<PullMessageRequest>,
+    ) -> Result<Response<Self::PullMessageStream>, Status> {
+        Err(Status::unimplemented("PullMessage is not served (as in Apache RocketMQ's proxy)"))
+    }
+
+    async fn update_offset(
+        &self,
+        _request: Request<UpdateOffsetRequest>,
+    ) -> Result<Response<UpdateOffsetResponse>, Status> {
+        Err(Status::unimplemented("UpdateOffset is not served (as in Apache RocketMQ's proxy)"))
+    }
+
+    async fn get_offset(
+        &self,
+        _request: Request<GetOffsetRequest>,
+    ) -> Result<Response<GetOffsetResponse>, Status> {
+        Err(Status::unimplemented("GetOffset is not served (as in Apache RocketMQ's proxy)"))
+    }
+
+    async fn query_offset(
+        &self,
+        _request: Request<QueryOffsetRequest>,
+    ) -> Result<Response<QueryOffsetResponse>, Status> {
+        Err(Status::unimplemented("QueryOffset is not served (as in Apache RocketMQ's proxy)"))
+    }
+
+    async fn end_transaction(
+        &self,
+        request: Request<EndTransactionRequest>,
+    ) -> Result<Response<EndTransactionResponse>, Status> {
+        if let Err(refusal) = CallContext::of(&request) {
+            return answer(Err(refusal));
+        }
+        answer(self.0.end_transaction(request.get_ref()).await)
+    }
+
+    type TelemetryStream = ServerStream<TelemetryCommand>;
+
+    async fn telemetry(
+        &self,
+        request: Request<Streaming<TelemetryCommand>>,
+    ) -> Result<Response<Self::TelemetryStream>, Status> {
+        let (sender, receiver) = mpsc::channel(TELEMETRY_QUEUE);
+        match CallContext::of(&request) {
+            Ok(context) => {
+                let messaging = Arc::clone(&self.0);
+                tokio::spawn(read_telemetry(messaging, context, request.into_inner(), sender));
+            }
+            Err(refusal) => {
+                // One status, then the server completes the stream (spec §2.6).
+                let _ =
+                    sender.try_send(Ok(TelemetryCommand { status: Some(refusal.status()), command: None }));
+            }
+        }
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn notify_client_termination(
+        &self,
+        request: Request<NotifyClientTerminationRequest>,
+    ) -> Result<Response<NotifyClientTerminationResponse>, Status> {
+        answer(CallContext::of(&request).and_then(|context| self.0.terminate(&context, request.get_ref())))
+    }
+
+    async fn change_invisible_duration(
+        &self,
+        request: Request<ChangeInvisibleDurationRequest>,
+    ) -> Result<Response<ChangeInvisibleDurationResponse>, Status> {
+        if let Err(refusal) = CallContext::of(&request) {
+            return answer(Err(refusal));
+        }
+        answer(self.0.change_invisible_duration(request.get_ref()).await)
+    }
+
+    async fn recall_message(
+        &self,
+        _request: Request<RecallMessageRequest>,
+    ) -> Result<Response<RecallMessageResponse>, Status> {
+        Err(Status::unimplemented("RecallMessage needs timer messages, not served yet"))
+    }
+
+    async fn sync_lite_subscription(
+        &self,
+        _request: Request<SyncLiteSubscriptionRequest>,
+    ) -> Result<Response<SyncLiteSubscriptionResponse>, Status> {
+        Err(Status::unimplemented("SyncLiteSubscription is not served (as in Apache RocketMQ's proxy)"))
+    }
+}
+
+/// Reads one client's Telemetry stream until it ends: each Settings is stored and answered on
+/// the stream; the other client commands answer server requests this endpoint does not send
+/// yet, and are logged.
+async fn read_telemetry(
+    messaging: Arc<Messaging>,
+    context: CallContext,
+    mut inbound: Streaming<TelemetryCommand>,
+    sender: mpsc::Sender<Result<TelemetryCommand, Status>>,
+) {
+    while let Some(command) = inbound.next().await {
+        let command = match command {
+            Ok(command) => command,
+            Err(error) => {
+                tracing::debug!(client = %context.client_id, %error, "telemetry stream ended");
+                return;
+            }
+        };
+        match command.command {
+            Some(telemetry_command::Command::Settings(settings)) => {
+                let reply = match messaging.take_settings(&context, &settings, sender.clone()) {
+                    Ok(answer) => Ok(TelemetryCommand {
+                        status: Some(ok()),
+                        command: Some(telemetry_command::Command::Settings(answer)),
+                    }),
+                    Err(refusal) => Err(Status::invalid_argument(refusal.message)),
+                };
+                let failed = reply.is_err();
+                if sender.send(reply).await.is_err() || failed {
+                    return;
+                }
+            }
+            Some(other) => {
+                tracing::debug!(client = %context.client_id, ?other, "telemetry command not awaited")
+            }
+            None => tracing::debug!(client = %context.client_id, "empty telemetry command"),
+        }
+    }
+}
+
+impl Messaging {
+    /// Stores a client's Settings and computes the answer (spec §4.6, §4.7).
+    fn take_settings(
+        &self,
+        context: &CallContext,
+        settings: &Settings,
+        sender: clients::CommandSender,
+    ) -> Result<Settings, Refusal> {
+        match &settings.pub_sub {
+            Some(settings::PubSub::Publishing(publishing)) => {
+                for topic in &publishing.topics {
+                    names::topic(Some(topic))?;
+                }
+            }
+            Some(settings::PubSub::Subscription(subscription)) => {
+                names::group(subscription.group.as_ref())?;
+            }
+            None => {}
+        }
+        self.clients.store_settings(&context.client_id, settings, sender, now_ms()).map_err(|refused| {
+            match refused {
+                SettingsRefused::NoPubSub => {
+                    Refusal::new(Code::BadRequest, "there is no publishing or subscription data in settings")
+                }
+                SettingsRefused::TooManyClients => Refusal::new(Code::TooManyRequests, "too many clients"),
+            }
+        })?;
+        let stored = self.clients.touch(&context.client_id, now_ms()).unwrap_or_else(|| settings.clone());
+        let group = match &stored.pub_sub {
+            Some(settings::PubSub::Subscription(subscription)) => {
+                subscription.group.as_ref().and_then(|group| self.state.groups.get(&group.name))
+            }
+            _ => None,
+        };
+        Ok(clients::answer(&stored, self.max_body_bytes(), group.as_ref()))
+    }
+
+    /// Heartbeat: the client must have sent Settings; a consumer names a legal group.
+    fn heartbeat(
+        &self,
+        context: &CallContext,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, Refusal> {
+        let Some(settings) = self.clients.touch(&context.client_id, now_ms()) else {
+            return Err(Refusal::new(
+                Code::UnrecognizedClientType,
+                "cannot find client settings for this client",
+            ));
+        };
+        match clients::client_type(&settings) {
+            ClientType::Producer => {}
+            ClientType::PushConsumer | ClientType::SimpleConsumer => {
+                names::group(request.group.as_ref())?;
+            }
+            other => {
+                return Err(Refusal::new(Code::UnrecognizedClientType, other.as_str_name()));
+            }
+        }
+        Ok(HeartbeatResponse { status: Some(ok()) })
+    }
+
+    /// NotifyClientTermination: the client leaves.
+    fn terminate(
+        &self,
+        context: &CallContext,
+        request: &NotifyClientTerminationRequest,
+    ) -> Result<NotifyClientTerminationResponse, Refusal> {
+        let Some(settings) = self.clients.remove(&context.client_id) else {
+            return Err(Refusal::new(
+                Code::UnrecognizedClientType,
+                "cannot find client settings for this client",
+            ));
+        };
+        if matches!(clients::client_type(&settings), ClientType::PushConsumer | ClientType::SimpleConsumer) {
+            names::group(request.group.as_ref())?;
+        }
+        Ok(NotifyClientTerminationResponse { status: Some(ok()) })
+    }
+}
