@@ -2,6 +2,8 @@
 SIGTERM, and the one way a suite makes a topic and waits for its route."""
 import os
 import subprocess
+import sys
+import tempfile
 import time
 
 from remoting_wire import Connection, decode_records
@@ -112,3 +114,17 @@ def pull_all(apogee, topic, group, queue_id=0, absent_ok=False):
         break
     conn.close()
     return got
+
+
+def run_scenarios(scenarios, broker_conf=None):
+    """Runs each scenario (a function of the running Apogee) against one `apogee standalone`
+    started from the binary named on the command line, then stops it."""
+    binary = sys.argv[1]
+    with tempfile.TemporaryDirectory() as data_dir:
+        apogee = Apogee(binary, data_dir, broker_conf=broker_conf)
+        apogee.start()
+        try:
+            for scenario in scenarios:
+                scenario(apogee)
+        finally:
+            apogee.stop()

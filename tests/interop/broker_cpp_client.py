@@ -4,7 +4,6 @@
 Usage: broker_cpp_client.py PATH_TO_APOGEE_BINARY
 """
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -323,7 +322,7 @@ def offsets_survive_restart(apogee):
     p.shutdown()
     second = Collector()
     c = consumer(apogee, group, topic, second)
-    got = second.wait_for(10)
+    second.wait_for(10)
     time.sleep(3)
     c.shutdown()
     seqs = sorted(int(m["seq"]) for m in second.messages)

@@ -8,13 +8,11 @@ the stored records here.
 Usage: broker_wire_peer.py PATH_TO_APOGEE_BINARY
 """
 import json
-import sys
-import tempfile
 import threading
 import time
 import uuid
 
-from apogee_process import WAIT_S, Apogee, create_topic, pull_all
+from apogee_process import WAIT_S, create_topic, pull_all, run_scenarios
 from remoting_wire import (JSON, Connection, decode_records, encode_header, frame, parse_properties,
                            properties_text)
 
@@ -170,17 +168,5 @@ def request_reply(apogee):
     print("request-reply: the reply reached its requester and was stored; an unknown requester is refused")
 
 
-def main():
-    binary = sys.argv[1]
-    with tempfile.TemporaryDirectory() as data_dir:
-        apogee = Apogee(binary, data_dir, broker_conf=BROKER_CONF)
-        apogee.start()
-        try:
-            transactions(apogee)
-            request_reply(apogee)
-        finally:
-            apogee.stop()
-
-
 if __name__ == "__main__":
-    main()
+    run_scenarios([transactions, request_reply], broker_conf=BROKER_CONF)

@@ -6,8 +6,6 @@ Usage: grpc_python_client.py PATH_TO_APOGEE_BINARY
 """
 import json
 import os
-import sys
-import tempfile
 import threading
 import time
 
@@ -15,7 +13,7 @@ from rocketmq import (ClientConfiguration, ConsumeResult, Credentials, FilterExp
                       Producer, PushConsumer, SimpleConsumer, TransactionChecker, TransactionResolution)
 from rocketmq.grpc_protocol import FilterType
 
-from apogee_process import SUCCESS, WAIT_S, Apogee, create_topic, pull_all
+from apogee_process import SUCCESS, WAIT_S, create_topic, pull_all, run_scenarios
 from remoting_wire import Connection
 
 # Checks come quickly: a round every 500 ms for halves older than 1 s.
@@ -37,10 +35,7 @@ def tls(apogee):
     producer = Producer(config(apogee), (topic,), tls_enable=True)
     producer.startup()
     try:
-        message = Message()
-        message.topic = topic
-        message.body = b"over tls"
-        receipt = producer.send(message)
+        receipt = producer.send(message(topic, "over tls"))
     finally:
         producer.shutdown()
     stored = pull_topic(apogee, topic, "grpc-tls-reader")
@@ -71,22 +66,12 @@ def receive_until(consumer, count, invisible_s=INVISIBLE_S, limit_s=WAIT_S):
     return got
 
 
-def send_plain(apogee, topic, bodies, tag="TagA"):
-    producer = Producer(config(apogee), (topic,))
-    producer.startup()
-    try:
-        ids = {}
-        for body in bodies:
-            message = Message()
-            message.topic = topic
-            message.body = body.encode()
-            message.tag = tag
-            message.keys = "K-" + body.replace(" ", "-")
-            message.add_property("origin", "python")
-            ids[body] = producer.send(message).message_id
-        return ids
-    finally:
-        producer.shutdown()
+def send_plain(apogee, topic, bodies):
+    """Sends each body with a tag, a key and a property; their message ids by body."""
+    receipts = send_all(apogee, topic, [
+        message(topic, body, tag="TagA", keys="K-" + body.replace(" ", "-"), properties={"origin": "python"})
+        for body in bodies])
+    return {body: receipt.message_id for body, receipt in zip(bodies, receipts)}
 
 
 def simple_consumer(apogee):
@@ -207,18 +192,8 @@ def push_consumers(apogee):
         consumer.startup()
     try:
         wait_parked(apogee, "grpc-push-tag", topic, len(consumers))
-        producer = Producer(config(apogee), (topic,))
-        producer.startup()
-        try:
-            for n in range(10):
-                message = Message()
-                message.topic = topic
-                message.body = f"push {n}".encode()
-                message.tag = "TagA" if n % 2 == 0 else "TagB"
-                message.add_property("n", str(n))
-                producer.send(message)
-        finally:
-            producer.shutdown()
+        send_all(apogee, topic, [message(topic, f"push {n}", tag="TagA" if n % 2 == 0 else "TagB",
+                                         properties={"n": str(n)}) for n in range(10)])
         even = sorted(f"push {n}" for n in range(0, 10, 2))
         tagged.wait(lambda got: sorted(body for body, _ in got) == even)
         above_five = sorted(f"push {n}" for n in range(6, 10))
@@ -265,17 +240,7 @@ def fifo_consumer(apogee):
     consumer.startup()
     try:
         wait_parked(apogee, group, topic, 1)
-        producer = Producer(config(apogee), (topic,))
-        producer.startup()
-        try:
-            for index in range(15):
-                message = Message()
-                message.topic = topic
-                message.body = f"g{index % 3} #{index // 3}".encode()
-                message.message_group = f"group-{index % 3}"
-                producer.send(message)
-        finally:
-            producer.shutdown()
+        send_all(apogee, topic, fifo_messages(topic, 15))
         listener.wait(lambda got: len({body for body, _ in got}) == 15)
         time.sleep(QUIET_S)
     finally:
@@ -288,6 +253,37 @@ def fifo_consumer(apogee):
         expected = [f"{group_name} #{n}" for n in (0, 1, 2, 2, 3, 4)]
         assert mine == expected, f"{group_name}: {mine}"
     print("fifo consumer: each message group in order, a failed message retried in place")
+
+
+def message(topic, body, tag=None, keys=None, group=None, properties=None):
+    """A 5.x client message."""
+    built = Message()
+    built.topic = topic
+    built.body = body.encode()
+    if tag is not None:
+        built.tag = tag
+    if keys is not None:
+        built.keys = keys
+    if group is not None:
+        built.message_group = group
+    for key, value in (properties or {}).items():
+        built.add_property(key, value)
+    return built
+
+
+def send_all(apogee, topic, messages):
+    """Sends `messages` with one producer of `topic`; their receipts, in order."""
+    producer = Producer(config(apogee), (topic,))
+    producer.startup()
+    try:
+        return [producer.send(each) for each in messages]
+    finally:
+        producer.shutdown()
+
+
+def fifo_messages(topic, count):
+    """`count` messages over three message groups, numbered within each group."""
+    return [message(topic, f"g{n % 3} #{n // 3}", group=f"group-{n % 3}") for n in range(count)]
 
 
 def config(apogee):
@@ -304,22 +300,12 @@ def pull_topic(apogee, topic, group):
 def normal(apogee):
     topic = "GrpcNormalTopic"
     create_topic(apogee, topic, queues=QUEUES)
-    producer = Producer(config(apogee), (topic,))
-    producer.startup()
+    receipts = send_all(apogee, topic, [
+        message(topic, f"normal {n}", tag="TagA", keys=f"KEY{n}", properties={"index": str(n)}) for n in range(8)])
     sent = {}
-    try:
-        for index in range(8):
-            message = Message()
-            message.topic = topic
-            message.body = f"normal {index}".encode()
-            message.tag = "TagA"
-            message.keys = f"KEY{index}"
-            message.add_property("index", str(index))
-            receipt = producer.send(message)
-            assert len(receipt.message_id) == 34, receipt.message_id
-            sent[receipt.message_id] = (index, receipt.offset)
-    finally:
-        producer.shutdown()
+    for index, receipt in enumerate(receipts):
+        assert len(receipt.message_id) == 34, receipt.message_id
+        sent[receipt.message_id] = (index, receipt.offset)
     stored = pull_topic(apogee, topic, "grpc-normal-reader")
     assert len(stored) == len(sent), (len(stored), len(sent))
     queues = set()
@@ -338,17 +324,7 @@ def normal(apogee):
 def fifo(apogee):
     topic = "GrpcFifoTopic"
     create_topic(apogee, topic, queues=QUEUES, message_type="FIFO")
-    producer = Producer(config(apogee), (topic,))
-    producer.startup()
-    try:
-        for index in range(24):
-            message = Message()
-            message.topic = topic
-            message.body = f"g{index % 3} #{index // 3}".encode()
-            message.message_group = f"group-{index % 3}"
-            producer.send(message)
-    finally:
-        producer.shutdown()
+    send_all(apogee, topic, fifo_messages(topic, 24))
     queue_of = {}
     for queue_id in range(QUEUES):
         bodies = [r["body"] for r in pull_all(apogee, topic, "grpc-fifo-reader", queue_id)]
@@ -387,10 +363,7 @@ def transactions(apogee):
         for body, decide in [("commit now", "commit"), ("rollback now", "rollback"),
                              ("commit on check", None), ("rollback on check", None)]:
             transaction = producer.begin_transaction()
-            message = Message()
-            message.topic = topic
-            message.body = body.encode()
-            producer.send(message, transaction)
+            producer.send(message(topic, body), transaction)
             if decide == "commit":
                 transaction.commit()
             elif decide == "rollback":
@@ -412,22 +385,5 @@ def transactions(apogee):
     print("transactions: commit and rollback by the producer, and by its checker on the server's check")
 
 
-def main():
-    binary = sys.argv[1]
-    with tempfile.TemporaryDirectory() as data_dir:
-        apogee = Apogee(binary, data_dir, broker_conf=BROKER_CONF)
-        apogee.start()
-        try:
-            normal(apogee)
-            fifo(apogee)
-            transactions(apogee)
-            tls(apogee)
-            simple_consumer(apogee)
-            push_consumers(apogee)
-            fifo_consumer(apogee)
-        finally:
-            apogee.stop()
-
-
 if __name__ == "__main__":
-    main()
+    run_scenarios([normal, fifo, transactions, tls, simple_consumer, push_consumers, fifo_consumer], broker_conf=BROKER_CONF)

@@ -90,6 +90,37 @@ impl Handle {
     }
 }
 
+/// What an ack or a change of invisible time names on the broker, read from a handle: the
+/// topic the message was popped from (its pop retry topic for a redelivery), the broker's part
+/// of the handle, the queue and the offset.
+struct AckTarget {
+    real_topic: String,
+    extra: String,
+    queue_id: i32,
+    offset: i64,
+}
+
+impl AckTarget {
+    fn of(handle: &Handle, topic: &str, group: &str) -> Self {
+        AckTarget {
+            real_topic: handle.extra.real_topic(topic, group),
+            extra: handle.extra.to_text(),
+            queue_id: handle.extra.queue_id,
+            offset: handle.queue_offset(),
+        }
+    }
+
+    fn request<'a>(&'a self, group: &'a str) -> AckRequest<'a> {
+        AckRequest {
+            group,
+            topic: &self.real_topic,
+            queue_id: self.queue_id,
+            extra_info: &self.extra,
+            offset: self.offset,
+        }
+    }
+}
+
 impl Messaging {
     /// ReceiveMessage: the frames of the answer, status first and delivery timestamp last.
     pub(crate) async fn receive(
@@ -245,16 +276,8 @@ impl Messaging {
     async fn ack_one(&self, group: &str, topic: &str, text: &str) -> Result<(), Refusal> {
         let handle = Handle::parse(text)?;
         handle.check_unexpired(now_ms())?;
-        let real_topic = handle.extra.real_topic(topic, group);
-        let extra = handle.extra.to_text();
-        let request = AckRequest {
-            group,
-            topic: &real_topic,
-            queue_id: handle.extra.queue_id,
-            extra_info: &extra,
-            offset: handle.queue_offset(),
-        };
-        ack::ack(&self.state, &request).await.map_err(|error| {
+        let target = AckTarget::of(&handle, topic, group);
+        ack::ack(&self.state, &target.request(group)).await.map_err(|error| {
             Refusal::new(
                 Code::InternalServerError,
                 format!("ack failed: status is abnormal: {}", error.remark),
@@ -281,17 +304,10 @@ impl Messaging {
         check_invisible(invisible_ms, 0)?;
         let handle = Handle::parse(&request.receipt_handle)?;
         handle.check_unexpired(now_ms())?;
-        let real_topic = handle.extra.real_topic(topic, group);
-        let extra = handle.extra.to_text();
-        let ack_request = AckRequest {
-            group,
-            topic: &real_topic,
-            queue_id: handle.extra.queue_id,
-            extra_info: &extra,
-            offset: handle.queue_offset(),
-        };
-        let changed =
-            ack::change_invisible(&self.state, &ack_request, invisible_ms).await.map_err(|error| {
+        let target = AckTarget::of(&handle, topic, group);
+        let changed = ack::change_invisible(&self.state, &target.request(group), invisible_ms)
+            .await
+            .map_err(|error| {
                 Refusal::new(
                     Code::InternalServerError,
                     format!("changeInvisibleDuration failed: status is abnormal: {}", error.remark),
@@ -303,7 +319,7 @@ impl Messaging {
                 pop_time_ms: changed.pop_time_ms,
                 invisible_ms: changed.invisible_ms,
                 revive_qid: changed.revive_qid,
-                retry_flag: receipt::retry_flag(&real_topic).to_owned(),
+                retry_flag: receipt::retry_flag(&target.real_topic).to_owned(),
                 broker_name: handle.extra.broker_name.clone(),
                 queue_id: handle.extra.queue_id,
                 queue_offset: handle.extra.queue_offset,

@@ -16,6 +16,7 @@ pub mod clients;
 pub mod consume;
 pub mod context;
 pub mod convert;
+pub mod metrics;
 pub mod names;
 pub mod route;
 pub mod send;
@@ -56,12 +57,25 @@ pub struct Messaging {
     clients: clients::Clients,
     /// Round-robin position of sends without a message group.
     send_turn: AtomicU64,
+    /// Per-RPC counters and latencies.
+    metrics: metrics::RpcMetrics,
 }
 
 impl Messaging {
     /// The service over `state`, reached at `endpoint`.
     pub fn new(state: Arc<BrokerState>, endpoint: Endpoint) -> Self {
-        Self { state, endpoint, clients: clients::Clients::default(), send_turn: AtomicU64::new(0) }
+        Self {
+            state,
+            endpoint,
+            clients: clients::Clients::default(),
+            send_turn: AtomicU64::new(0),
+            metrics: metrics::RpcMetrics::default(),
+        }
+    }
+
+    /// Per-RPC counters and latencies, for the metrics exporter.
+    pub fn metrics(&self) -> &metrics::RpcMetrics {
+        &self.metrics
     }
 
     /// The clients this endpoint knows.

@@ -5,6 +5,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use apogee_common::time::now_ms;
 use tokio::sync::mpsc;
@@ -14,6 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::clients::{self, SettingsRefused};
 use crate::context::CallContext;
+use crate::metrics::Rpc;
 use crate::pb::messaging_service_server::MessagingService;
 use crate::pb::*;
 use crate::status::{ok, Refusal};
@@ -26,6 +28,8 @@ pub const TELEMETRY_QUEUE: usize = 64;
 /// A response that carries a body status.
 trait WithStatus: Default {
     fn with_status(status: crate::pb::Status) -> Self;
+    /// The body status code (0 when unset).
+    fn status_code(&self) -> i32;
 }
 
 macro_rules! with_status {
@@ -34,6 +38,10 @@ macro_rules! with_status {
             #[allow(clippy::needless_update)]
             fn with_status(status: crate::pb::Status) -> Self {
                 Self { status: Some(status), ..Self::default() }
+            }
+
+            fn status_code(&self) -> i32 {
+                self.status.as_ref().map_or(0, |status| status.code)
             }
         })*
     };
@@ -52,17 +60,26 @@ with_status!(
     RecallMessageResponse,
 );
 
-/// The answer of a unary RPC: its response, or its refusal in the body.
-fn answer<T: WithStatus>(outcome: Result<T, Refusal>) -> Result<Response<T>, Status> {
-    Ok(Response::new(outcome.unwrap_or_else(|refusal| {
-        tracing::debug!(code = ?refusal.code, message = %refusal.message, "grpc request refused");
-        T::with_status(refusal.status())
-    })))
-}
-
 /// The service tonic serves.
 #[derive(Debug, Clone)]
 pub struct Service(pub Arc<Messaging>);
+
+impl Service {
+    /// The answer of a unary RPC: its response, or its refusal in the body; counted.
+    fn answer<T: WithStatus>(
+        &self,
+        rpc: Rpc,
+        started: Instant,
+        outcome: Result<T, Refusal>,
+    ) -> Result<Response<T>, Status> {
+        let response = outcome.unwrap_or_else(|refusal| {
+            tracing::debug!(code = ?refusal.code, message = %refusal.message, "grpc request refused");
+            T::with_status(refusal.status())
+        });
+        self.0.metrics.record(rpc, started.elapsed(), response.status_code() == Code::Ok as i32);
+        Ok(Response::new(response))
+    }
+}
 
 type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -72,32 +89,48 @@ impl MessagingService for Service {
         &self,
         request: Request<QueryRouteRequest>,
     ) -> Result<Response<QueryRouteResponse>, Status> {
-        answer(CallContext::of(&request).and_then(|_| self.0.query_route(request.get_ref())))
+        let started = Instant::now();
+        self.answer(
+            Rpc::QueryRoute,
+            started,
+            CallContext::of(&request).and_then(|_| self.0.query_route(request.get_ref())),
+        )
     }
 
     async fn heartbeat(
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
-        answer(CallContext::of(&request).and_then(|context| self.0.heartbeat(&context, request.get_ref())))
+        let started = Instant::now();
+        self.answer(
+            Rpc::Heartbeat,
+            started,
+            CallContext::of(&request).and_then(|context| self.0.heartbeat(&context, request.get_ref())),
+        )
     }
 
     async fn send_message(
         &self,
         request: Request<SendMessageRequest>,
     ) -> Result<Response<SendMessageResponse>, Status> {
+        let started = Instant::now();
         let context = match CallContext::of(&request) {
             Ok(context) => context,
-            Err(refusal) => return answer(Err(refusal)),
+            Err(refusal) => return self.answer(Rpc::SendMessage, started, Err(refusal)),
         };
-        answer(self.0.send_message(&context, request.into_inner()).await)
+        self.answer(Rpc::SendMessage, started, self.0.send_message(&context, request.into_inner()).await)
     }
 
     async fn query_assignment(
         &self,
         request: Request<QueryAssignmentRequest>,
     ) -> Result<Response<QueryAssignmentResponse>, Status> {
-        answer(CallContext::of(&request).and_then(|_| self.0.query_assignment(request.get_ref())))
+        let started = Instant::now();
+        self.answer(
+            Rpc::QueryAssignment,
+            started,
+            CallContext::of(&request).and_then(|_| self.0.query_assignment(request.get_ref())),
+        )
     }
 
     type ReceiveMessageStream = ServerStream<ReceiveMessageResponse>;
@@ -106,6 +139,7 @@ impl MessagingService for Service {
         &self,
         request: Request<ReceiveMessageRequest>,
     ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
+        let started = Instant::now();
         let frames = match CallContext::of(&request) {
             Ok(context) => {
                 let remaining = crate::consume::remaining_deadline(request.metadata());
@@ -122,6 +156,12 @@ impl MessagingService for Service {
                 },
             ],
         };
+        let succeeded = matches!(
+            frames.first().and_then(|frame| frame.content.as_ref()),
+            Some(receive_message_response::Content::Status(status))
+                if status.code == Code::Ok as i32 || status.code == Code::MessageNotFound as i32
+        );
+        self.0.metrics.record(Rpc::ReceiveMessage, started.elapsed(), succeeded);
         Ok(Response::new(Box::pin(tokio_stream::iter(frames.into_iter().map(Ok)))))
     }
 
@@ -129,21 +169,27 @@ impl MessagingService for Service {
         &self,
         request: Request<AckMessageRequest>,
     ) -> Result<Response<AckMessageResponse>, Status> {
+        let started = Instant::now();
         if let Err(refusal) = CallContext::of(&request) {
-            return answer(Err(refusal));
+            return self.answer(Rpc::AckMessage, started, Err(refusal));
         }
-        answer(self.0.ack_messages(request.get_ref()).await)
+        self.answer(Rpc::AckMessage, started, self.0.ack_messages(request.get_ref()).await)
     }
 
     async fn forward_message_to_dead_letter_queue(
         &self,
         request: Request<ForwardMessageToDeadLetterQueueRequest>,
     ) -> Result<Response<ForwardMessageToDeadLetterQueueResponse>, Status> {
+        let started = Instant::now();
         let context = match CallContext::of(&request) {
             Ok(context) => context,
-            Err(refusal) => return answer(Err(refusal)),
+            Err(refusal) => return self.answer(Rpc::ForwardMessageToDeadLetterQueue, started, Err(refusal)),
         };
-        answer(self.0.forward_to_dead_letter_queue(&context, request.get_ref()).await)
+        self.answer(
+            Rpc::ForwardMessageToDeadLetterQueue,
+            started,
+            self.0.forward_to_dead_letter_queue(&context, request.get_ref()).await,
+        )
     }
 
     type PullMessageStream = ServerStream<PullMessageResponse>;
@@ -180,10 +226,11 @@ impl MessagingService for Service {
         &self,
         request: Request<EndTransactionRequest>,
     ) -> Result<Response<EndTransactionResponse>, Status> {
+        let started = Instant::now();
         if let Err(refusal) = CallContext::of(&request) {
-            return answer(Err(refusal));
+            return self.answer(Rpc::EndTransaction, started, Err(refusal));
         }
-        answer(self.0.end_transaction(request.get_ref()).await)
+        self.answer(Rpc::EndTransaction, started, self.0.end_transaction(request.get_ref()).await)
     }
 
     type TelemetryStream = ServerStream<TelemetryCommand>;
@@ -211,17 +258,27 @@ impl MessagingService for Service {
         &self,
         request: Request<NotifyClientTerminationRequest>,
     ) -> Result<Response<NotifyClientTerminationResponse>, Status> {
-        answer(CallContext::of(&request).and_then(|context| self.0.terminate(&context, request.get_ref())))
+        let started = Instant::now();
+        self.answer(
+            Rpc::NotifyClientTermination,
+            started,
+            CallContext::of(&request).and_then(|context| self.0.terminate(&context, request.get_ref())),
+        )
     }
 
     async fn change_invisible_duration(
         &self,
         request: Request<ChangeInvisibleDurationRequest>,
     ) -> Result<Response<ChangeInvisibleDurationResponse>, Status> {
+        let started = Instant::now();
         if let Err(refusal) = CallContext::of(&request) {
-            return answer(Err(refusal));
+            return self.answer(Rpc::ChangeInvisibleDuration, started, Err(refusal));
         }
-        answer(self.0.change_invisible_duration(request.get_ref()).await)
+        self.answer(
+            Rpc::ChangeInvisibleDuration,
+            started,
+            self.0.change_invisible_duration(request.get_ref()).await,
+        )
     }
 
     async fn recall_message(
