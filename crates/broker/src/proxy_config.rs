@@ -73,18 +73,21 @@ pub fn is_proxy_key(key: &str) -> bool {
     KEYS.contains(&key)
 }
 
+/// A setting whose text does not parse (or a key that is not one of [`KEYS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidSetting;
+
 impl ProxyConfig {
-    /// Sets the setting `key` (one of [`KEYS`]) from its text; `Err` when the text does not
-    /// parse.
-    pub fn set(&mut self, key: &str, text: &str) -> Result<(), ()> {
-        let number = || text.parse::<u64>().map_err(|_| ());
+    /// Sets the setting `key` (one of [`KEYS`]) from its text.
+    pub fn set(&mut self, key: &str, text: &str) -> Result<(), InvalidSetting> {
+        let number = || text.parse::<u64>().map_err(|_| InvalidSetting);
         let flag = || match text {
             t if t.eq_ignore_ascii_case("true") => Ok(true),
             t if t.eq_ignore_ascii_case("false") => Ok(false),
-            _ => Err(()),
+            _ => Err(InvalidSetting),
         };
         match key {
-            "grpcServerPort" => self.grpc_server_port = text.parse().map_err(|_| ())?,
+            "grpcServerPort" => self.grpc_server_port = text.parse().map_err(|_| InvalidSetting)?,
             "tlsCertPath" => self.tls_cert_path = Some(PathBuf::from(text)),
             "tlsKeyPath" => self.tls_key_path = Some(PathBuf::from(text)),
             "enableTopicMessageTypeCheck" => self.enable_topic_message_type_check = flag()?,
@@ -93,9 +96,9 @@ impl ProxyConfig {
             "renewSchedulePeriodMillis" => self.renew_schedule_period_ms = number()?,
             "renewAheadTimeMillis" => self.renew_ahead_time_ms = number()?,
             "renewMaxTimeMillis" => self.renew_max_time_ms = number()?,
-            "maxRenewRetryTimes" => self.max_renew_retry_times = text.parse().map_err(|_| ())?,
+            "maxRenewRetryTimes" => self.max_renew_retry_times = text.parse().map_err(|_| InvalidSetting)?,
             "invisibleTimeMillisWhenClear" => self.invisible_time_ms_when_clear = number()?,
-            _ => return Err(()),
+            _ => return Err(InvalidSetting),
         }
         Ok(())
     }
@@ -118,7 +121,7 @@ mod tests {
         }
         assert_eq!(config.grpc_server_port, 7);
         assert!(!config.enable_proxy_auto_renew);
-        assert_eq!(config.set("renewAheadTimeMillis", "soon"), Err(()));
-        assert_eq!(config.set("grpcServerPort", "70000"), Err(()));
+        assert_eq!(config.set("renewAheadTimeMillis", "soon"), Err(InvalidSetting));
+        assert_eq!(config.set("grpcServerPort", "70000"), Err(InvalidSetting));
     }
 }
