@@ -17,7 +17,9 @@ from apogee_process import SUCCESS, WAIT_S, create_topic, pull_all, run_scenario
 from remoting_wire import Connection
 
 # Checks come quickly: a round every 500 ms for halves older than 1 s.
-BROKER_CONF = "transactionCheckInterval=500\ntransactionTimeOut=1000\nreviveInterval=200\nenablePropertyFilter=true\n"
+BROKER_CONF = ("transactionCheckInterval=500\ntransactionTimeOut=1000\nreviveInterval=200\nenablePropertyFilter=true\n"
+               # Push consumers' messages are invisible 3 s at first, renewed from 1.5 s ahead.
+               "defaultInvisibleTimeMills=3000\nrenewSchedulePeriodMillis=500\nrenewAheadTimeMillis=1500\n")
 QUEUES = 4
 # How long an undecided or rolled-back half is watched for a wrong delivery.
 QUIET_S = 3
@@ -220,6 +222,35 @@ def push_consumers(apogee):
     print("push consumers: tag and SQL92 filters exact; failures retried once, then dead-lettered")
 
 
+def push_renewal(apogee):
+    """A push consumer working on messages far longer than their first invisible time (3 s)
+    gets each once: the endpoint renews their handles, and the ack with the handle the client
+    holds settles the renewed one."""
+    topic, group = "GrpcRenewTopic", "grpc-renew-group"
+    create_topic(apogee, topic, queues=QUEUES)
+
+    class Slow(Collecting):
+        def consume(self, message):
+            result = super().consume(message)
+            time.sleep(8)
+            return result
+
+    listener = Slow()
+    consumer = PushConsumer(config(apogee), group, listener, {topic: FilterExpression("*")})
+    consumer.startup()
+    try:
+        wait_parked(apogee, group, topic, 1)
+        send_all(apogee, topic, [message(topic, f"slow {n}") for n in range(3)])
+        listener.wait(lambda got: len(got) >= 3)
+        time.sleep(8 + QUIET_S)
+    finally:
+        consumer.shutdown()
+    with listener.lock:
+        deliveries = sorted(listener.deliveries)
+    assert deliveries == [(f"slow {n}", 1) for n in range(3)], deliveries
+    print("push renewal: messages held 8 s past a 3 s invisible time are delivered once")
+
+
 def fifo_consumer(apogee):
     """A FIFO topic read by an orderly group: each message group arrives in send order, even
     when a delivery fails and is retried."""
@@ -386,4 +417,4 @@ def transactions(apogee):
 
 
 if __name__ == "__main__":
-    run_scenarios([normal, fifo, transactions, tls, simple_consumer, push_consumers, fifo_consumer], broker_conf=BROKER_CONF)
+    run_scenarios([normal, fifo, transactions, tls, simple_consumer, push_consumers, push_renewal, fifo_consumer], broker_conf=BROKER_CONF)

@@ -176,7 +176,7 @@ impl Cli {
                     config.store.store_path_root_dir = dir;
                 }
                 if let Some(port) = args.grpc_port {
-                    config.grpc_server_port = port;
+                    config.proxy.grpc_server_port = port;
                 }
                 if config.namesrv_addrs().is_empty() {
                     anyhow::bail!(
@@ -216,7 +216,7 @@ impl RunningBroker {
 
 async fn start_broker(config: BrokerConfig) -> Result<RunningBroker> {
     let addr = config.broker_addr();
-    let grpc_addr = SocketAddr::new(config.broker_ip1, config.grpc_server_port);
+    let grpc_addr = SocketAddr::new(config.broker_ip1, config.proxy.grpc_server_port);
     let broker = Broker::start(config).await.with_context(|| format!("starting the broker on {addr}"))?;
     // The address registered with the NameServers, with the port actually bound.
     println!("apogee broker listening on {}", broker.state().store_host);
@@ -271,7 +271,7 @@ async fn run_standalone(args: StandaloneArgs) -> Result<()> {
     config.namesrv_addr = Some(namesrv.local_addr().to_string());
     config.store.store_path_root_dir = args.data_dir.join("store");
     if let Some(port) = args.grpc_port {
-        config.grpc_server_port = port;
+        config.proxy.grpc_server_port = port;
     }
     let running = match start_broker(config).await {
         Ok(running) => running,

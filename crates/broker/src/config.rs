@@ -69,13 +69,8 @@ pub struct BrokerConfig {
     pub transaction_check_max: u32,
     /// `transactionCheckInterval`: the period of the check-back service.
     pub transaction_check_interval_ms: u64,
-    /// `tlsCertPath`: the gRPC endpoint's certificate chain (PEM); without it and `tlsKeyPath`
-    /// a self-signed certificate is generated.
-    pub tls_cert_path: Option<PathBuf>,
-    /// `tlsKeyPath`: the private key of `tlsCertPath` (PEM).
-    pub tls_key_path: Option<PathBuf>,
-    /// `grpcServerPort`: the port of the embedded gRPC 5.x endpoint (0 lets the system choose).
-    pub grpc_server_port: u16,
+    /// The embedded gRPC endpoint's settings (their own keys, see [`crate::proxy_config`]).
+    pub proxy: crate::proxy_config::ProxyConfig,
     /// `storeReplyMessageEnable`: a reply is stored in the reply topic as well as pushed to
     /// its requester.
     pub store_reply_message_enable: bool,
@@ -94,8 +89,6 @@ pub struct BrokerConfig {
 
 /// Default broker remoting port.
 pub const DEFAULT_LISTEN_PORT: u16 = 10911;
-/// Default port of the embedded gRPC 5.x endpoint (the proxy's `grpcServerPort`).
-pub const DEFAULT_GRPC_SERVER_PORT: u16 = 8081;
 
 impl Default for BrokerConfig {
     fn default() -> Self {
@@ -127,9 +120,7 @@ impl Default for BrokerConfig {
             transaction_timeout_ms: 6_000,
             transaction_check_max: 15,
             transaction_check_interval_ms: 30_000,
-            grpc_server_port: DEFAULT_GRPC_SERVER_PORT,
-            tls_cert_path: None,
-            tls_key_path: None,
+            proxy: crate::proxy_config::ProxyConfig::default(),
             store_reply_message_enable: true,
             use_server_side_reset_offset: true,
             enable_property_filter: false,
@@ -209,13 +200,13 @@ impl BrokerConfig {
             "transactionTimeOut" => self.transaction_timeout_ms = number()?,
             "transactionCheckMax" => self.transaction_check_max = text.parse().map_err(|_| invalid())?,
             "transactionCheckInterval" => self.transaction_check_interval_ms = number()?,
-            "tlsCertPath" => self.tls_cert_path = Some(PathBuf::from(text)),
-            "tlsKeyPath" => self.tls_key_path = Some(PathBuf::from(text)),
-            "grpcServerPort" => self.grpc_server_port = text.parse().map_err(|_| invalid())?,
             "storeReplyMessageEnable" => self.store_reply_message_enable = flag()?,
             "useServerSideResetOffset" => self.use_server_side_reset_offset = flag()?,
             "enablePropertyFilter" => self.enable_property_filter = flag()?,
             "fastChannelEnable" => self.fast_channel_enable = flag()?,
+            _ if crate::proxy_config::is_proxy_key(key) => {
+                self.proxy.set(key, text).map_err(|_| invalid())?
+            }
             _ if crate::core::pop::config::is_pop_key(key) => {
                 self.pop.set(key, text).map_err(|_| invalid())?
             }

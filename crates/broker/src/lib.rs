@@ -26,6 +26,7 @@ pub mod long_polling;
 pub mod message;
 pub mod offset;
 pub mod processor;
+pub mod proxy_config;
 pub mod register;
 pub mod schedule;
 pub mod subscription_group;

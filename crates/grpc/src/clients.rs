@@ -120,12 +120,18 @@ impl Clients {
             .collect()
     }
 
-    /// Forgets clients silent for [`CLIENT_EXPIRY_MS`]; how many.
-    pub fn expire(&self, now_ms: i64) -> usize {
+    /// Forgets clients silent for [`CLIENT_EXPIRY_MS`]; their ids.
+    pub fn expire(&self, now_ms: i64) -> Vec<String> {
         let mut by_id = self.by_id.lock();
-        let before = by_id.len();
-        by_id.retain(|_, client| now_ms - client.last_seen_ms < CLIENT_EXPIRY_MS);
-        before - by_id.len()
+        let expired: Vec<String> = by_id
+            .iter()
+            .filter(|(_, client)| now_ms - client.last_seen_ms >= CLIENT_EXPIRY_MS)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            by_id.remove(id);
+        }
+        expired
     }
 }
 

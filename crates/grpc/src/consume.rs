@@ -23,6 +23,7 @@ use crate::pb::{
     ForwardMessageToDeadLetterQueueRequest, ForwardMessageToDeadLetterQueueResponse, ReceiveMessageRequest,
     ReceiveMessageResponse,
 };
+use crate::renew::RenewKey;
 use crate::status::{ok, status, Refusal};
 use crate::{names, Messaging};
 
@@ -30,8 +31,6 @@ use crate::{names, Messaging};
 pub const MIN_LONG_POLLING: Duration = Duration::from_secs(5);
 /// Longest long poll (`grpcClientConsumerMaxLongPollingTimeoutMillis`).
 pub const MAX_LONG_POLLING: Duration = crate::clients::CONSUMER_LONG_POLLING;
-/// Invisible time of messages the server is asked to renew (`defaultInvisibleTimeMills`).
-pub const AUTO_RENEW_INVISIBLE_MS: i64 = 60_000;
 /// Shortest invisible time a receive may ask for (`minInvisibleTimeMillsForRecv`).
 pub const MIN_INVISIBLE_MS: i64 = 10_000;
 /// Longest invisible time (`maxInvisibleTimeMills`).
@@ -93,7 +92,7 @@ impl Handle {
 /// What an ack or a change of invisible time names on the broker, read from a handle: the
 /// topic the message was popped from (its pop retry topic for a redelivery), the broker's part
 /// of the handle, the queue and the offset.
-struct AckTarget {
+pub(crate) struct AckTarget {
     real_topic: String,
     extra: String,
     queue_id: i32,
@@ -101,7 +100,7 @@ struct AckTarget {
 }
 
 impl AckTarget {
-    fn of(handle: &Handle, topic: &str, group: &str) -> Self {
+    pub(crate) fn of(handle: &Handle, topic: &str, group: &str) -> Self {
         AckTarget {
             real_topic: handle.extra.real_topic(topic, group),
             extra: handle.extra.to_text(),
@@ -110,13 +109,31 @@ impl AckTarget {
         }
     }
 
-    fn request<'a>(&'a self, group: &'a str) -> AckRequest<'a> {
+    pub(crate) fn request<'a>(&'a self, group: &'a str) -> AckRequest<'a> {
         AckRequest {
             group,
             topic: &self.real_topic,
             queue_id: self.queue_id,
             extra_info: &self.extra,
             offset: self.offset,
+        }
+    }
+
+    /// The handle of the message after the broker changed its invisible time: the message's
+    /// own offset as start, the new pop time, invisible time and revive queue.
+    pub(crate) fn renewed(&self, handle: &Handle, changed: ack::Changed) -> Handle {
+        Handle {
+            extra: ExtraInfo {
+                ck_start_offset: self.offset,
+                pop_time_ms: changed.pop_time_ms,
+                invisible_ms: changed.invisible_ms,
+                revive_qid: changed.revive_qid,
+                retry_flag: receipt::retry_flag(&self.real_topic).to_owned(),
+                broker_name: handle.extra.broker_name.clone(),
+                queue_id: self.queue_id,
+                queue_offset: Some(self.offset),
+            },
+            commit_log_offset: handle.commit_log_offset,
         }
     }
 }
@@ -160,8 +177,9 @@ impl Messaging {
         let queue = request.message_queue.as_ref();
         let topic = names::topic(queue.and_then(|queue| queue.topic.as_ref()))?;
         let group = names::group(request.group.as_ref())?;
-        let invisible_ms = if request.auto_renew {
-            AUTO_RENEW_INVISIBLE_MS
+        let renew = request.auto_renew && self.state.config.proxy.enable_proxy_auto_renew;
+        let invisible_ms = if renew {
+            i64::try_from(self.state.config.proxy.default_invisible_time_ms).unwrap_or(i64::MAX)
         } else {
             let asked = request.invisible_duration.as_ref().map(duration_ms).unwrap_or(0);
             check_invisible(asked, MIN_INVISIBLE_MS)?;
@@ -228,13 +246,21 @@ impl Messaging {
                 // The broker filters by tag hash: a colliding tag is acked and dropped here.
                 let tag = message.message.tags().unwrap_or_default();
                 if !wanted.iter().any(|wanted_tag| wanted_tag == tag) {
-                    self.ack_quietly(group, topic, &handle).await;
+                    self.ack_quietly(&context.client_id, group, topic, &handle).await;
                     continue;
                 }
             }
             if message.reconsume_times.saturating_add(1) > max_attempts {
                 self.dead_letter(context, group, topic, &handle, &message).await;
                 continue;
+            }
+            if renew {
+                if let Ok(parsed) = Handle::parse(&handle) {
+                    let key = RenewKey::of(&context.client_id, group, topic, &parsed);
+                    if !self.renewals.register(key, topic, parsed) {
+                        tracing::warn!(group, "renewal table full; a message keeps its first invisible time");
+                    }
+                }
             }
             message.message.topic = topic.to_owned();
             delivered.push(to_pb_message(&message, Some(handle)));
@@ -245,6 +271,7 @@ impl Messaging {
     /// AckMessage: each entry on its own; the top-level status is theirs when they agree.
     pub(crate) async fn ack_messages(
         &self,
+        context: &CallContext,
         request: &AckMessageRequest,
     ) -> Result<AckMessageResponse, Refusal> {
         let topic = names::topic(request.topic.as_ref())?;
@@ -254,7 +281,7 @@ impl Messaging {
         }
         let mut entries = Vec::with_capacity(request.entries.len());
         for entry in &request.entries {
-            let outcome = self.ack_one(group, topic, &entry.receipt_handle).await;
+            let outcome = self.ack_one(&context.client_id, group, topic, &entry.receipt_handle).await;
             entries.push(AckMessageResultEntry {
                 message_id: entry.message_id.clone(),
                 receipt_handle: entry.receipt_handle.clone(),
@@ -273,8 +300,8 @@ impl Messaging {
         Ok(AckMessageResponse { status: top, entries })
     }
 
-    async fn ack_one(&self, group: &str, topic: &str, text: &str) -> Result<(), Refusal> {
-        let handle = Handle::parse(text)?;
+    async fn ack_one(&self, client_id: &str, group: &str, topic: &str, text: &str) -> Result<(), Refusal> {
+        let handle = self.current_handle(client_id, group, topic, text)?;
         handle.check_unexpired(now_ms())?;
         let target = AckTarget::of(&handle, topic, group);
         ack::ack(&self.state, &target.request(group)).await.map_err(|error| {
@@ -286,8 +313,8 @@ impl Messaging {
     }
 
     /// Acks a message this endpoint decided not to deliver; a failure leaves it to redelivery.
-    async fn ack_quietly(&self, group: &str, topic: &str, handle: &str) {
-        if let Err(refusal) = self.ack_one(group, topic, handle).await {
+    async fn ack_quietly(&self, client_id: &str, group: &str, topic: &str, handle: &str) {
+        if let Err(refusal) = self.ack_one(client_id, group, topic, handle).await {
             tracing::warn!(group, topic, message = %refusal.message, "undelivered message not acked");
         }
     }
@@ -296,13 +323,14 @@ impl Messaging {
     /// answer carries the handle to use from now on.
     pub(crate) async fn change_invisible_duration(
         &self,
+        context: &CallContext,
         request: &ChangeInvisibleDurationRequest,
     ) -> Result<ChangeInvisibleDurationResponse, Refusal> {
         let topic = names::topic(request.topic.as_ref())?;
         let group = names::group(request.group.as_ref())?;
         let invisible_ms = request.invisible_duration.as_ref().map(duration_ms).unwrap_or(0);
         check_invisible(invisible_ms, 0)?;
-        let handle = Handle::parse(&request.receipt_handle)?;
+        let handle = self.current_handle(&context.client_id, group, topic, &request.receipt_handle)?;
         handle.check_unexpired(now_ms())?;
         let target = AckTarget::of(&handle, topic, group);
         let changed = ack::change_invisible(&self.state, &target.request(group), invisible_ms)
@@ -313,19 +341,7 @@ impl Messaging {
                     format!("changeInvisibleDuration failed: status is abnormal: {}", error.remark),
                 )
             })?;
-        let renewed = Handle {
-            extra: ExtraInfo {
-                ck_start_offset: handle.queue_offset(),
-                pop_time_ms: changed.pop_time_ms,
-                invisible_ms: changed.invisible_ms,
-                revive_qid: changed.revive_qid,
-                retry_flag: receipt::retry_flag(&target.real_topic).to_owned(),
-                broker_name: handle.extra.broker_name.clone(),
-                queue_id: handle.extra.queue_id,
-                queue_offset: handle.extra.queue_offset,
-            },
-            commit_log_offset: handle.commit_log_offset,
-        };
+        let renewed = target.renewed(&handle, changed);
         Ok(ChangeInvisibleDurationResponse { status: Some(ok()), receipt_handle: renewed.to_text() })
     }
 
@@ -348,7 +364,7 @@ impl Messaging {
         topic: &str,
         text: &str,
     ) -> Result<(), Refusal> {
-        let handle = Handle::parse(text)?;
+        let handle = self.current_handle(&context.client_id, group, topic, text)?;
         if handle.commit_log_offset < 0 {
             return Err(Refusal::new(Code::InvalidReceiptHandle, "commit log offset is empty"));
         }
@@ -363,7 +379,7 @@ impl Messaging {
         send_back::send_back(&self.state, &context.caller(), &request).await?;
         // The message is in the dead-letter queue; an ack that fails only means one more
         // delivery attempt, which ends there again.
-        self.ack_quietly(group, topic, text).await;
+        self.ack_quietly(&context.client_id, group, topic, &handle.to_text()).await;
         Ok(())
     }
 
@@ -385,6 +401,20 @@ impl Messaging {
             ),
             Err(refusal) => tracing::warn!(group, topic, message = %refusal.message, "dead-lettering failed"),
         }
+    }
+
+    /// The handle to act on for a handle a client sent: the latest renewal of it when the
+    /// endpoint was renewing it (renewal stops now), else the handle itself.
+    fn current_handle(
+        &self,
+        client_id: &str,
+        group: &str,
+        topic: &str,
+        text: &str,
+    ) -> Result<Handle, Refusal> {
+        let sent = Handle::parse(text)?;
+        let key = RenewKey::of(client_id, group, topic, &sent);
+        Ok(self.renewals.take(&key).unwrap_or(sent))
     }
 
     /// Delivery attempts a group allows: the group's retries + 1 (what the Settings answer

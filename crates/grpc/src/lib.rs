@@ -18,6 +18,7 @@ pub mod context;
 pub mod convert;
 pub mod metrics;
 pub mod names;
+pub mod renew;
 pub mod route;
 pub mod send;
 pub mod server;
@@ -59,6 +60,8 @@ pub struct Messaging {
     send_turn: AtomicU64,
     /// Per-RPC counters and latencies.
     metrics: metrics::RpcMetrics,
+    /// Receipt handles renewed for their consumers.
+    renewals: renew::Renewals,
 }
 
 impl Messaging {
@@ -70,6 +73,7 @@ impl Messaging {
             clients: clients::Clients::default(),
             send_turn: AtomicU64::new(0),
             metrics: metrics::RpcMetrics::default(),
+            renewals: renew::Renewals::default(),
         }
     }
 

@@ -64,7 +64,9 @@ impl Messaging {
             outgoing.push(prepare(message, &topic, context, max_body_bytes)?);
         }
         let config = self.topic_config(&topic)?;
-        check_type(&config, &outgoing[0])?;
+        if self.state.config.proxy.enable_topic_message_type_check {
+            check_type(&config, &outgoing[0])?;
+        }
         if !perm::is_writeable(config.perm) || config.write_queue_nums <= 0 {
             return Err(Refusal::new(Code::Forbidden, "no writable queue"));
         }

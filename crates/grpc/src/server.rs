@@ -61,9 +61,10 @@ impl GrpcServer {
                 tracing::error!(%error, "grpc server failed");
             }
         });
-        let expiry = tokio::spawn(expire_clients(Arc::clone(&messaging), stopped));
+        let expiry = tokio::spawn(expire_clients(Arc::clone(&messaging), stopped.clone()));
+        let renewal = tokio::spawn(crate::renew::run(Arc::clone(&messaging), stopped));
         tracing::info!(%local_addr, "apogee grpc listening on {local_addr}");
-        Ok(GrpcServer { local_addr, messaging, stop, tasks: vec![serve, expiry] })
+        Ok(GrpcServer { local_addr, messaging, stop, tasks: vec![serve, expiry, renewal] })
     }
 
     /// The bound address.
@@ -87,7 +88,7 @@ impl GrpcServer {
 
 /// The configured certificate, or a generated one beside the store.
 fn certificate_source(state: &BrokerState) -> tls::CertificateSource {
-    match (&state.config.tls_cert_path, &state.config.tls_key_path) {
+    match (&state.config.proxy.tls_cert_path, &state.config.proxy.tls_key_path) {
         (Some(cert), Some(key)) => tls::CertificateSource::Files { cert: cert.clone(), key: key.clone() },
         _ => tls::CertificateSource::SelfSigned {
             hosts: tls::self_signed_hosts(&state.config.broker_ip1.to_string()),
@@ -103,8 +104,11 @@ async fn expire_clients(messaging: Arc<Messaging>, mut stopped: watch::Receiver<
             _ = stopped.wait_for(|stop| *stop) => return,
         }
         let expired = messaging.clients().expire(now_ms());
-        if expired > 0 {
-            tracing::info!(expired, "grpc clients expired");
+        if !expired.is_empty() {
+            tracing::info!(expired = expired.len(), "grpc clients expired");
+        }
+        for client_id in expired {
+            messaging.release_client(&client_id).await;
         }
     }
 }

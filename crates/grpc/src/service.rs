@@ -170,10 +170,11 @@ impl MessagingService for Service {
         request: Request<AckMessageRequest>,
     ) -> Result<Response<AckMessageResponse>, Status> {
         let started = Instant::now();
-        if let Err(refusal) = CallContext::of(&request) {
-            return self.answer(Rpc::AckMessage, started, Err(refusal));
-        }
-        self.answer(Rpc::AckMessage, started, self.0.ack_messages(request.get_ref()).await)
+        let context = match CallContext::of(&request) {
+            Ok(context) => context,
+            Err(refusal) => return self.answer(Rpc::AckMessage, started, Err(refusal)),
+        };
+        self.answer(Rpc::AckMessage, started, self.0.ack_messages(&context, request.get_ref()).await)
     }
 
     async fn forward_message_to_dead_letter_queue(
@@ -259,11 +260,11 @@ impl MessagingService for Service {
         request: Request<NotifyClientTerminationRequest>,
     ) -> Result<Response<NotifyClientTerminationResponse>, Status> {
         let started = Instant::now();
-        self.answer(
-            Rpc::NotifyClientTermination,
-            started,
-            CallContext::of(&request).and_then(|context| self.0.terminate(&context, request.get_ref())),
-        )
+        let outcome = match CallContext::of(&request) {
+            Ok(context) => self.0.terminate(&context, request.get_ref()).await,
+            Err(refusal) => Err(refusal),
+        };
+        self.answer(Rpc::NotifyClientTermination, started, outcome)
     }
 
     async fn change_invisible_duration(
@@ -271,13 +272,14 @@ impl MessagingService for Service {
         request: Request<ChangeInvisibleDurationRequest>,
     ) -> Result<Response<ChangeInvisibleDurationResponse>, Status> {
         let started = Instant::now();
-        if let Err(refusal) = CallContext::of(&request) {
-            return self.answer(Rpc::ChangeInvisibleDuration, started, Err(refusal));
-        }
+        let context = match CallContext::of(&request) {
+            Ok(context) => context,
+            Err(refusal) => return self.answer(Rpc::ChangeInvisibleDuration, started, Err(refusal)),
+        };
         self.answer(
             Rpc::ChangeInvisibleDuration,
             started,
-            self.0.change_invisible_duration(request.get_ref()).await,
+            self.0.change_invisible_duration(&context, request.get_ref()).await,
         )
     }
 
@@ -396,8 +398,9 @@ impl Messaging {
         Ok(HeartbeatResponse { status: Some(ok()) })
     }
 
-    /// NotifyClientTermination: the client leaves.
-    fn terminate(
+    /// NotifyClientTermination: the client leaves; the messages renewed for it become visible
+    /// again soon.
+    async fn terminate(
         &self,
         context: &CallContext,
         request: &NotifyClientTerminationRequest,
@@ -411,6 +414,7 @@ impl Messaging {
         if matches!(clients::client_type(&settings), ClientType::PushConsumer | ClientType::SimpleConsumer) {
             names::group(request.group.as_ref())?;
         }
+        self.release_client(&context.client_id).await;
         Ok(NotifyClientTerminationResponse { status: Some(ok()) })
     }
 }

@@ -149,7 +149,7 @@ pub fn config_properties(config: &BrokerConfig) -> Vec<(&'static str, String)> {
         ("fastChannelEnable", config.fast_channel_enable.to_string()),
         ("flushConsumerOffsetInterval", config.flush_consumer_offset_interval_ms.to_string()),
         ("flushDelayOffsetInterval", config.flush_delay_offset_interval_ms.to_string()),
-        ("grpcServerPort", config.grpc_server_port.to_string()),
+        ("grpcServerPort", config.proxy.grpc_server_port.to_string()),
         ("listenPort", config.listen_port.to_string()),
         ("longPollingEnable", config.long_polling_enable.to_string()),
         ("notifyConsumerIdsChangedEnable", config.notify_consumer_ids_changed_enable.to_string()),
