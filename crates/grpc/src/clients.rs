@@ -96,12 +96,6 @@ impl Clients {
         self.by_id.lock().remove(client_id).map(|client| client.settings)
     }
 
-    /// The command stream of `client_id`, while it has one open.
-    pub fn commands(&self, client_id: &str) -> Option<CommandSender> {
-        let by_id = self.by_id.lock();
-        by_id.get(client_id)?.commands.clone().filter(|sender| !sender.is_closed())
-    }
-
     /// Producers of `topic` with an open command stream (where transaction checks go).
     pub fn producers_of(&self, topic: &str) -> Vec<(String, CommandSender)> {
         let by_id = self.by_id.lock();

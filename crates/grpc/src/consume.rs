@@ -413,6 +413,10 @@ impl Messaging {
         text: &str,
     ) -> Result<Handle, Refusal> {
         let sent = Handle::parse(text)?;
+        if self.renewals.is_empty() {
+            // Simple consumers never ask for renewal: no key to build.
+            return Ok(sent);
+        }
         let key = RenewKey::of(client_id, group, topic, &sent);
         Ok(self.renewals.take(&key).unwrap_or(sent))
     }

@@ -42,6 +42,9 @@ struct Outgoing {
     body: Bytes,
     message_id: String,
     message_group: Option<String>,
+    /// Its kind by its properties, for the topic-type check; `None` for a message carrying
+    /// `TRANSFER_FLAG`, which is not checked.
+    kind: Option<MessageType>,
 }
 
 impl Messaging {
@@ -258,6 +261,7 @@ fn prepare(
     } else {
         Bytes::copy_from_slice(&message.body)
     };
+    let kind = properties.get(property::TRANSFER_FLAG).is_none().then(|| topic_type::of_message(&properties));
     Ok(Outgoing {
         properties: property::encode(&properties),
         sys_flag,
@@ -265,6 +269,7 @@ fn prepare(
         body,
         message_id: system.message_id,
         message_group: group.map(str::to_owned),
+        kind,
     })
 }
 
@@ -296,11 +301,7 @@ fn check_user_properties(message: &Message) -> Result<(), Refusal> {
 
 /// The topic-type check (step 11): the first message's kind must be one the topic takes.
 fn check_type(config: &apogee_common::topic::TopicConfig, first: &Outgoing) -> Result<(), Refusal> {
-    let properties = property::decode(&first.properties);
-    if properties.get(property::TRANSFER_FLAG).is_some() {
-        return Ok(());
-    }
-    let kind = topic_type::of_message(&properties);
+    let Some(kind) = first.kind else { return Ok(()) };
     let accepted = topic_type::accepted(config);
     if accepted.contains(&kind) {
         return Ok(());

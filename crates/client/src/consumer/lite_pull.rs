@@ -1023,12 +1023,7 @@ impl ConsumerHandle for Registration {
     fn consumer_data(&self) -> ConsumerData {
         match self.shared.upgrade() {
             Some(shared) => shared.consumer_data(),
-            None => ConsumerData {
-                group_name: self.group.clone(),
-                consume_type: Some(ConsumeType::ConsumeActively),
-                message_model: Some(MessageModel::Clustering),
-                ..ConsumerData::default()
-            },
+            None => super::departed_consumer(&self.group, ConsumeType::ConsumeActively),
         }
     }
 

@@ -13,6 +13,20 @@ pub mod push;
 pub mod simple;
 pub mod subscription;
 
+use apogee_remoting::body::enums::{ConsumeType, MessageModel};
+use apogee_remoting::body::ConsumerData;
+
+/// What a heartbeat says of a consumer that was dropped but whose registration the client
+/// instance still holds for a moment: its group and kind, nothing to subscribe.
+pub(crate) fn departed_consumer(group: &str, consume_type: ConsumeType) -> ConsumerData {
+    ConsumerData {
+        group_name: group.to_owned(),
+        consume_type: Some(consume_type),
+        message_model: Some(MessageModel::Clustering),
+        ..ConsumerData::default()
+    }
+}
+
 /// The setters both consumer builders share (`group`, `consume_from_where`,
 /// `consume_timestamp_ms`): who consumes, and where a queue without a committed offset starts.
 /// They mean the same for push and lite pull consumers (as for Java's two consumers), so they

@@ -62,7 +62,12 @@ pub async fn ack(state: &Arc<BrokerState>, request: &AckRequest<'_>) -> CoreResu
         )
         .await;
     }
-    let record = AckRecord {
+    store_ack(state, &ack_record(request, &handle), handle.revive_qid).await
+}
+
+/// The ack record of the message `request` names, under the check point of `handle`.
+fn ack_record(request: &AckRequest<'_>, handle: &ExtraInfo) -> AckRecord {
+    AckRecord {
         ack_offset: request.offset,
         broker_name: Some(handle.broker_name.clone()),
         group: request.group.to_owned(),
@@ -71,8 +76,7 @@ pub async fn ack(state: &Arc<BrokerState>, request: &AckRequest<'_>) -> CoreResu
         start_offset: handle.ck_start_offset,
         topic: request.topic.to_owned(),
         ..AckRecord::default()
-    };
-    store_ack(state, &record, handle.revive_qid).await
+    }
 }
 
 /// BATCH_ACK_MESSAGE: each entry acks the set bits of one check point. Offsets outside their
@@ -178,17 +182,7 @@ pub async fn change_invisible(
     if !stored.status.is_stored() {
         return Err(put_error(state, stored.status));
     }
-    let old = AckRecord {
-        ack_offset: request.offset,
-        broker_name: Some(handle.broker_name.clone()),
-        group: request.group.to_owned(),
-        pop_time_ms: handle.pop_time_ms,
-        queue_id: request.queue_id,
-        start_offset: handle.ck_start_offset,
-        topic: request.topic.to_owned(),
-        ..AckRecord::default()
-    };
-    store_ack(state, &old, revive_qid).await?;
+    store_ack(state, &ack_record(request, &handle), revive_qid).await?;
     Ok(Changed { pop_time_ms: now, invisible_ms, revive_qid })
 }
 

@@ -157,7 +157,7 @@ fn fire(woken: Vec<Wake>) {
 
 impl ArrivalListener for PopPolling {
     fn arrived(&self, topic: &str, queue_id: i32, _max_offset: i64) {
-        // Cheap when nobody pops the topic: one map lookup under the lock.
+        // Cheap when nobody pops at all: one atomic load, no lock.
         if self.parked() == 0 {
             return;
         }
