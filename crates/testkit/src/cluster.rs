@@ -94,7 +94,7 @@ impl ClusterBuilder {
     /// Starts the NameServers, then the brokers (each registered with every NameServer when
     /// this returns). Fails the test if a server cannot start.
     pub async fn start(self) -> Cluster {
-        let dir = tempfile::tempdir().expect("a temporary directory for the cluster");
+        let dir = crate::data_dir();
         let mut namesrvs = Vec::with_capacity(self.namesrvs);
         for index in 0..self.namesrvs {
             let config = namesrv_config(&dir.path().join(format!("namesrv-{index}")));

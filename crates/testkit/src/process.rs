@@ -90,7 +90,7 @@ impl ApogeeProcess {
     }
 
     fn start_with_data(binary: impl Into<PathBuf>, args: &[&str], data_dir: Option<PathBuf>) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory for the process");
+        let dir = crate::data_dir();
         let mut process = Self {
             binary: binary.into(),
             args: args.iter().map(|arg| (*arg).to_owned()).collect(),
