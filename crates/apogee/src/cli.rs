@@ -228,6 +228,9 @@ async fn start_broker(config: BrokerConfig) -> Result<RunningBroker> {
         }
     };
     println!("apogee grpc listening on {}", grpc.local_addr());
+    if let Some(metrics) = broker.metrics_addr() {
+        println!("apogee metrics listening on http://{metrics}/metrics");
+    }
     Ok(RunningBroker { broker, grpc })
 }
 
@@ -236,6 +239,7 @@ fn broker_addrs(running: &RunningBroker) -> BoundAddrs {
         broker: running.broker.local_addr(),
         broker_fast: running.broker.fast_channel_addr(),
         grpc: Some(running.grpc.local_addr()),
+        metrics: running.broker.metrics_addr(),
         ..BoundAddrs::default()
     }
 }

@@ -18,11 +18,14 @@ pub struct BoundAddrs {
     pub broker_fast: Option<SocketAddr>,
     /// The gRPC 5.x endpoint.
     pub grpc: Option<SocketAddr>,
+    /// The Prometheus endpoint, when `metricsExporterType=PROM`.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl BoundAddrs {
     /// The JSON object written:
-    /// `{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port","grpc":"ip:port"}`.
+    /// `{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port","grpc":"ip:port",
+    /// "metrics":"ip:port"}`.
     fn to_json(&self) -> serde_json::Value {
         let mut object = serde_json::Map::new();
         let entries = [
@@ -30,6 +33,7 @@ impl BoundAddrs {
             ("broker", self.broker),
             ("brokerFast", self.broker_fast),
             ("grpc", self.grpc),
+            ("metrics", self.metrics),
         ];
         for (key, addr) in entries {
             if let Some(addr) = addr {

@@ -71,6 +71,8 @@ pub struct BrokerConfig {
     pub transaction_check_interval_ms: u64,
     /// The embedded gRPC endpoint's settings (their own keys, see [`crate::proxy_config`]).
     pub proxy: crate::proxy_config::ProxyConfig,
+    /// `metricsExporterType`, `metricsPromExporterHost`/`Port`, `metricsLabel`.
+    pub metrics: apogee_metrics::MetricsSettings,
     /// `storeReplyMessageEnable`: a reply is stored in the reply topic as well as pushed to
     /// its requester.
     pub store_reply_message_enable: bool,
@@ -121,6 +123,7 @@ impl Default for BrokerConfig {
             transaction_check_max: 15,
             transaction_check_interval_ms: 30_000,
             proxy: crate::proxy_config::ProxyConfig::default(),
+            metrics: apogee_metrics::MetricsSettings::default(),
             store_reply_message_enable: true,
             use_server_side_reset_offset: true,
             enable_property_filter: false,
@@ -204,6 +207,7 @@ impl BrokerConfig {
             "useServerSideResetOffset" => self.use_server_side_reset_offset = flag()?,
             "enablePropertyFilter" => self.enable_property_filter = flag()?,
             "fastChannelEnable" => self.fast_channel_enable = flag()?,
+            _ if self.metrics.set(key, text).map_err(|_| invalid())? => {}
             _ if crate::proxy_config::is_proxy_key(key) => {
                 self.proxy.set(key, text).map_err(|_| invalid())?
             }

@@ -24,6 +24,7 @@ pub mod core;
 pub mod lock;
 pub mod long_polling;
 pub mod message;
+pub mod metrics;
 pub mod offset;
 pub mod processor;
 pub mod proxy_config;
@@ -79,6 +80,8 @@ pub struct BrokerState {
     pub namesrv_client: RemotingClient,
     /// Flips to true when the broker stops; services watch it.
     pub stopping: watch::Receiver<bool>,
+    /// Traffic counters for the metrics endpoint (counting only when it is on).
+    pub metrics: metrics::BrokerMetrics,
 }
 
 /// A running broker.
@@ -88,6 +91,7 @@ pub struct Broker {
     servers: Vec<ServerHandle>,
     stop: watch::Sender<bool>,
     services: Vec<JoinHandle<()>>,
+    metrics_exporter: Option<apogee_metrics::PromExporter>,
 }
 
 /// How long shutdown lets in-flight requests (held pulls included) finish.
@@ -127,11 +131,13 @@ impl Broker {
             fronts: core::fronts::Fronts::default(),
             pop,
             namesrv_client: RemotingClient::new(ClientConfig::default(), Router::new()),
+            metrics: metrics::BrokerMetrics::new(config.metrics.serves_prometheus()),
             config,
             store,
             stopping,
         });
 
+        let metrics_exporter = metrics::start_exporter(&state).await?;
         // Before anyone pops: offsets past what the stored check points handed out.
         core::pop::revive::recover(&state).await;
         let mut servers = Vec::new();
@@ -167,7 +173,7 @@ impl Broker {
             tokio::spawn(core::pop::revive::run(Arc::clone(&state))),
             tokio::spawn(persist_offsets(Arc::clone(&state))),
         ];
-        Ok(Self { state, servers, stop, services })
+        Ok(Self { state, servers, stop, services, metrics_exporter })
     }
 
     /// The shared state (embedding, tests).
@@ -178,6 +184,11 @@ impl Broker {
     /// The address the main port is bound to.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.servers.first().map(ServerHandle::local_addr)
+    }
+
+    /// The address of the Prometheus endpoint, when `metricsExporterType=PROM`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_exporter.as_ref().map(apogee_metrics::PromExporter::local_addr)
     }
 
     /// The address the fast ("VIP") channel is bound to; `None` when `fastChannelEnable` is
@@ -191,6 +202,9 @@ impl Broker {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         register::unregister_all(&self.state).await;
+        if let Some(exporter) = self.metrics_exporter {
+            exporter.shutdown().await;
+        }
         for server in self.servers {
             server.shutdown().await;
         }

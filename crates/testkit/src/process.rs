@@ -40,6 +40,8 @@ pub struct BoundAddrs {
     pub broker: Option<String>,
     /// The gRPC endpoint's `ip:port` (`apogee standalone`, `apogee broker`).
     pub grpc: Option<String>,
+    /// The Prometheus endpoint's `ip:port`, when metrics are exported.
+    pub metrics: Option<String>,
 }
 
 impl BoundAddrs {
@@ -49,7 +51,12 @@ impl BoundAddrs {
         let text = std::fs::read_to_string(path).ok()?;
         let json: serde_json::Value = serde_json::from_str(&text).ok()?;
         let field = |key: &str| json.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
-        Some(Self { namesrv: field("namesrv"), broker: field("broker"), grpc: field("grpc") })
+        Some(Self {
+            namesrv: field("namesrv"),
+            broker: field("broker"),
+            grpc: field("grpc"),
+            metrics: field("metrics"),
+        })
     }
 }
 
@@ -121,6 +128,12 @@ impl ApogeeProcess {
     /// The gRPC endpoint address the child reported.
     pub fn grpc_addr(&self) -> &str {
         self.addrs.grpc.as_deref().expect("the process runs a gRPC endpoint")
+    }
+
+    /// The Prometheus endpoint address the child reported; `None` unless it exports metrics
+    /// (`metricsExporterType=PROM`).
+    pub fn metrics_addr(&self) -> Option<&str> {
+        self.addrs.metrics.as_deref()
     }
 
     /// The data directory (`--data-dir`), kept across restarts.

@@ -137,6 +137,7 @@ pub async fn send_back(
             copy.topic = dlq_topic;
             copy.queue_id = random_below(DLQ_QUEUE_NUMS);
             copy.properties.insert(property::DELAY, "0");
+            state.metrics.dead_lettered(&group_name, request.origin_topic.unwrap_or(&original.message.topic));
             tracing::info!(
                 group = %group_name,
                 origin_topic = request.origin_topic.unwrap_or(""),

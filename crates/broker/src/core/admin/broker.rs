@@ -73,13 +73,13 @@ fn runtime_figures(state: &BrokerState) -> BTreeMap<String, String> {
 
 /// Size and unallocated bytes of a partition.
 #[derive(Debug, Clone, Copy)]
-struct DiskSpace {
-    total: u64,
-    free: u64,
+pub(crate) struct DiskSpace {
+    pub(crate) total: u64,
+    pub(crate) free: u64,
 }
 
 /// `statvfs` of the partition holding `path`; `None` when the path does not exist.
-fn disk_space(path: &Path) -> Option<DiskSpace> {
+pub(crate) fn disk_space(path: &Path) -> Option<DiskSpace> {
     let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs is plain data; all-zero is a valid value.
     let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -166,6 +166,10 @@ pub fn config_properties(config: &BrokerConfig) -> Vec<(&'static str, String)> {
         // Java leaves unset (null) settings out.
         let at = broker.partition_point(|(key, _)| *key < "namesrvAddr");
         broker.insert(at, ("namesrvAddr", addr.clone()));
+    }
+    for entry in config.metrics.entries() {
+        let at = broker.partition_point(|(key, _)| *key < entry.0);
+        broker.insert(at, entry);
     }
     broker.extend(store_config_properties(&config.store));
     broker

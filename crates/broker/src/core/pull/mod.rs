@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apogee_common::perm;
+use apogee_common::{perm, topic};
 use apogee_remoting::body::enums::{ExpressionType, MessageModel};
 use apogee_remoting::code::response_code;
 use apogee_store::mapped_file::MappedSlice;
@@ -337,6 +337,10 @@ where
         ),
         None => {
             let read = read_store(state, request, filter, assemble).await?;
+            // Java's pull counts only what it hands out of ordinary topics.
+            if !topic::is_retry_topic(topic) && !topic.starts_with(topic::DLQ_GROUP_TOPIC_PREFIX) {
+                state.metrics.handed_out(group, topic, read.message_count, read.total_bytes);
+            }
             (read.status, read.next_begin_offset, read.min_offset, read.max_offset, read.messages)
         }
     };
@@ -460,6 +464,9 @@ struct StoreRead<M> {
     min_offset: i64,
     max_offset: i64,
     messages: M,
+    /// How many messages were read, and their bytes (for the outbound counters).
+    message_count: u64,
+    total_bytes: u64,
 }
 
 /// Reads within the store's per-pull budget (`maxTransferCountOnMessageInMemory`,
@@ -491,6 +498,8 @@ where
             next_begin_offset: result.next_begin_offset,
             min_offset: result.min_offset,
             max_offset: result.max_offset,
+            message_count: result.messages.len() as u64,
+            total_bytes: result.total_bytes,
             messages: assemble(result.messages, result.total_bytes),
         }
     };

@@ -115,7 +115,7 @@ pub(super) fn one(
         tracing::debug!(%error, topic = %ext.message.topic, "message refused: cannot encode");
         return Err(put_error(state, PutStatus::MessageIllegal));
     }
-    Ok(PreparedSend { records, wait_store_ok, receipt: Receipt(Answer::One { queue_id, uniq_key }) })
+    Ok(PreparedSend { records, wait_store_ok, receipt: Receipt::new(Answer::One { queue_id, uniq_key }) })
 }
 
 /// [`one`] for the common message, without a properties map: the producer's string is stored
@@ -148,7 +148,7 @@ pub(super) fn as_sent(
     Ok(Some(PreparedSend {
         records,
         wait_store_ok: wait_store_ok(properties.get(property::WAIT)),
-        receipt: Receipt(Answer::One {
+        receipt: Receipt::new(Answer::One {
             queue_id,
             uniq_key: IdText::from(properties.get(property::UNIQ_KEY).unwrap_or_default()),
         }),
@@ -360,7 +360,7 @@ pub(super) fn batch(
     Ok(PreparedSend {
         records,
         wait_store_ok: wait_store_ok(batch_properties.get(property::WAIT)),
-        receipt: Receipt(Answer::Batch {
+        receipt: Receipt::new(Answer::Batch {
             queue_id,
             record_lengths,
             transaction_id: batch_properties.get(property::UNIQ_KEY).map(IdText::from),

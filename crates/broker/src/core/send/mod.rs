@@ -30,6 +30,7 @@ use bytes::Bytes;
 
 use super::caller::Caller;
 use super::error::{CoreResult, Error};
+use crate::metrics::SendTally;
 use crate::topic_config::{self, AutoCreateRequest, TOPIC_SYS_FLAG_UNIT, TOPIC_SYS_FLAG_UNIT_SUB};
 use crate::{message, BrokerState};
 
@@ -129,7 +130,11 @@ impl PreparedSend {
 
 /// What the result of a stored send needs besides the store's answer.
 #[derive(Debug)]
-pub struct Receipt(Answer);
+pub struct Receipt {
+    answer: Answer,
+    /// The topic's inbound counters, when metrics are exported.
+    tally: Option<SendTally>,
+}
 
 #[derive(Debug)]
 enum Answer {
@@ -141,11 +146,16 @@ enum Answer {
 
 impl Receipt {
     /// A receipt that holds nothing and allocated nothing, for boxes kept as spares.
-    pub const EMPTY: Receipt = Receipt(Answer::One { queue_id: 0, uniq_key: IdText::new() });
+    pub const EMPTY: Receipt =
+        Receipt { answer: Answer::One { queue_id: 0, uniq_key: IdText::new() }, tally: None };
+
+    fn new(answer: Answer) -> Self {
+        Self { answer, tally: None }
+    }
 
     /// The queue the producer chose, which the answer names wherever the message is parked.
     pub fn queue_id(&self) -> i32 {
-        match self.0 {
+        match self.answer {
             Answer::One { queue_id, .. } | Answer::Batch { queue_id, .. } => queue_id,
         }
     }
@@ -153,11 +163,14 @@ impl Receipt {
     /// The result once the store has answered `result`.
     pub fn result(self, state: &BrokerState, result: PutResult) -> CoreResult<SendResult> {
         let append = stored(state, result)?;
+        if let Some(tally) = &self.tally {
+            tally.stored(append.message_count, append.wrote_bytes);
+        }
         let status = match result.status {
             PutStatus::FlushDiskTimeout => SendStatus::FlushDiskTimeout,
             _ => SendStatus::Ok,
         };
-        Ok(match self.0 {
+        Ok(match self.answer {
             Answer::One { queue_id, uniq_key } => SendResult {
                 status,
                 msg_id: offset_msg_id_text(state.store_host, offset_i64(append.commit_log_offset)),
@@ -231,6 +244,24 @@ pub async fn prepare(
     caller: &Caller,
     request: &SendRequest<'_>,
 ) -> CoreResult<PreparedSend> {
+    prepare_records(state, caller, request).await.map(|prepared| prepared.metered(state, request))
+}
+
+impl PreparedSend {
+    /// Attaches the inbound counters of the send's topic, when metrics are exported.
+    fn metered(mut self, state: &BrokerState, request: &SendRequest<'_>) -> Self {
+        if state.metrics.enabled() {
+            self.receipt.tally = state.metrics.send_tally(request.topic, request.properties);
+        }
+        self
+    }
+}
+
+async fn prepare_records(
+    state: &Arc<BrokerState>,
+    caller: &Caller,
+    request: &SendRequest<'_>,
+) -> CoreResult<PreparedSend> {
     check_topic_name(state, request.topic)?;
     let config = match state.topics.lookup(request.topic) {
         Some(config) => config,
@@ -257,6 +288,15 @@ pub async fn prepare(
 /// [`prepare`] for sends that need no waiting: `Ok(None)` when the topic must be created or
 /// the message is a retry (both wait for state-file work), which [`prepare`] then does.
 pub fn prepare_without_waiting(
+    state: &BrokerState,
+    caller: &Caller,
+    request: &SendRequest<'_>,
+) -> CoreResult<Option<PreparedSend>> {
+    Ok(prepare_records_without_waiting(state, caller, request)?
+        .map(|prepared| prepared.metered(state, request)))
+}
+
+fn prepare_records_without_waiting(
     state: &BrokerState,
     caller: &Caller,
     request: &SendRequest<'_>,

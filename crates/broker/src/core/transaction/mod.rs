@@ -164,6 +164,7 @@ pub async fn end(state: &Arc<BrokerState>, request: &EndRequest<'_>) -> CoreResu
     }
     // A lost op record only makes the broker ask again; the claim keeps a second delivery out.
     op::mark_done(state, half.queue_offset, transaction_id.as_deref()).await?;
+    state.metrics.transaction_ended(half.message.properties.get(property::REAL_TOPIC).unwrap_or(""), commit);
     Ok(if commit { Ended::Committed } else { Ended::RolledBack })
 }
 

@@ -1,0 +1,90 @@
+//! The Prometheus scrape endpoint: `GET /metrics` (and `/`, as Java's exporter answers both) in
+//! the OpenMetrics text format, and `/-/healthy` for liveness probes.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::registry::Registry;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Content type of the text the endpoint serves.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A running scrape endpoint; stops with [`PromExporter::shutdown`] or when dropped.
+#[derive(Debug)]
+pub struct PromExporter {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl PromExporter {
+    /// Binds `addr` (port 0: one the system chooses) and serves `registry` from it.
+    pub async fn start(addr: SocketAddr, registry: Registry) -> io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let registry = Arc::new(registry);
+        let scrape = move || {
+            let registry = Arc::clone(&registry);
+            async move { scrape(&registry) }
+        };
+        let router = Router::new()
+            .route("/metrics", get(scrape.clone()))
+            .route("/", get(scrape))
+            .route("/-/healthy", get(|| async { "Exporter is healthy.\n" }));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(error) = served.await {
+                tracing::error!(%error, "metrics endpoint failed");
+            }
+        });
+        tracing::info!(addr = %local_addr, "metrics endpoint serving Prometheus text on /metrics");
+        Ok(Self { local_addr, stop: Some(stop), task: Some(task) })
+    }
+
+    /// The address bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops serving and waits for the listener to close.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for PromExporter {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// One scrape: the registry as text, or a 500 naming the failure.
+fn scrape(registry: &Registry) -> axum::response::Response {
+    let mut text = String::with_capacity(16 * 1024);
+    match prometheus_client::encoding::text::encode(&mut text, registry) {
+        Ok(()) => ([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "metrics could not be encoded");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("metrics could not be encoded: {error}\n"))
+                .into_response()
+        }
+    }
+}
