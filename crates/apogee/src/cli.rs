@@ -195,7 +195,14 @@ async fn run_namesrv(config: NamesrvConfig, ports_file: &PortsFileArg) -> Result
         NameServer::start(config).await.with_context(|| format!("starting the name server on {listen}"))?;
     // Scripts and tests read this line (or the ports file) to learn the bound port.
     println!("apogee namesrv listening on {}", namesrv.local_addr());
-    ports_file.write(&BoundAddrs { namesrv: Some(namesrv.local_addr()), ..BoundAddrs::default() })?;
+    if let Some(metrics) = namesrv.metrics_addr() {
+        println!("apogee namesrv metrics listening on http://{metrics}/metrics");
+    }
+    ports_file.write(&BoundAddrs {
+        namesrv: Some(namesrv.local_addr()),
+        metrics: namesrv.metrics_addr(),
+        ..BoundAddrs::default()
+    })?;
     wait_for_shutdown_signal().await?;
     namesrv.shutdown().await;
     Ok(())

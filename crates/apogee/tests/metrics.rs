@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use apogee_client::consumer::lite_pull::ConsumeFromWhere;
 use apogee_client::{LitePullConsumer, Message, Producer};
+use apogee_testkit::ApogeeProcess;
 
 /// Metrics on, on a port the system picks, on loopback, with one constant label of our own.
 const METRICS_ON: &str = "metricsExporterType=PROM\nmetricsPromExporterHost=127.0.0.1\n\
@@ -127,6 +128,33 @@ async fn a_scrape_counts_every_message_sent_and_handed_out() {
     assert!((0.0..=total as f64).contains(&lag), "lag {lag}");
     consumer.shutdown().await;
     producer.shutdown().await;
+}
+
+#[test]
+fn the_name_server_exports_its_route_table_and_process() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("namesrv.conf");
+    std::fs::write(&config, METRICS_ON).unwrap();
+    let binary = env!("CARGO_BIN_EXE_apogee");
+    let namesrv =
+        ApogeeProcess::start(binary, &["namesrv", "--listen", "127.0.0.1:0", "-c", config.to_str().unwrap()]);
+    let metrics = namesrv.metrics_addr().expect("metrics exported").to_owned();
+    let broker = ApogeeProcess::start(
+        binary,
+        &["broker", "-n", namesrv.namesrv_addr(), "--listen-port", "0", "--grpc-port", "0"],
+    );
+    let deadline = Instant::now() + IO_LIMIT;
+    let brokers = loop {
+        let (_, scrape) = http_get(&metrics, "/metrics");
+        let brokers =
+            sample(&scrape, "rocketmq_namesrv_brokers", &[("node_type", "namesrv"), ("dc", "test-dc")]);
+        if brokers == Some(1.0) || Instant::now() > deadline {
+            assert!(sample(&scrape, "process_open_fds", &[]).unwrap() > 0.0, "{scrape}");
+            break brokers;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(brokers, Some(1.0), "the broker at {} registered", broker.broker_addr());
 }
 
 #[test]

@@ -30,6 +30,8 @@ pub struct NamesrvConfig {
     pub idle_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_ms: u64,
+    /// `metricsExporterType`, `metricsPromExporterHost`/`Port`, `metricsLabel`.
+    pub metrics: apogee_metrics::MetricsSettings,
 }
 
 /// Default NameServer port.
@@ -50,6 +52,7 @@ impl Default for NamesrvConfig {
             delete_topic_with_broker_registration: false,
             idle_timeout_ms: 120_000,
             shutdown_grace_ms: 3_000,
+            metrics: apogee_metrics::MetricsSettings::default(),
         }
     }
 }
@@ -84,6 +87,9 @@ impl NamesrvConfig {
             _ => Err(invalid()),
         };
         let number = || value.trim().parse::<u64>().map_err(|_| invalid());
+        if self.metrics.set(key, value).map_err(|_| invalid())? {
+            return Ok(());
+        }
         match key {
             "listenPort" => {
                 let port = value.trim().parse::<u16>().map_err(|_| invalid())?;
@@ -121,7 +127,7 @@ impl NamesrvConfig {
 
     /// Every setting by its Apache RocketMQ name, as GET_NAMESRV_CONFIG reports them.
     pub fn to_properties(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut properties = vec![
             ("bindAddress", self.listen.ip().to_string()),
             ("deleteTopicWithBrokerRegistration", self.delete_topic_with_broker_registration.to_string()),
             ("enableAllTopicList", self.enable_all_topic_list.to_string()),
@@ -132,7 +138,10 @@ impl NamesrvConfig {
             ("returnOrderTopicConfigToBroker", self.return_order_topic_config_to_broker.to_string()),
             ("scanNotActiveBrokerInterval", self.scan_not_active_broker_interval_ms.to_string()),
             ("serverChannelMaxIdleTimeSeconds", (self.idle_timeout_ms / 1000).to_string()),
-        ]
+        ];
+        properties.extend(self.metrics.entries());
+        properties.sort_by_key(|(key, _)| *key);
+        properties
     }
 }
 

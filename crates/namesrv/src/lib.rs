@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod kv;
+mod metrics;
 pub mod processor;
 pub mod route;
 
@@ -47,6 +48,7 @@ pub struct NameServer {
     state: Arc<NamesrvState>,
     stop_scan: watch::Sender<bool>,
     scan_task: JoinHandle<()>,
+    metrics_exporter: Option<apogee_metrics::PromExporter>,
 }
 
 impl NameServer {
@@ -89,12 +91,25 @@ impl NameServer {
 
         let (stop_scan, stopped) = watch::channel(false);
         let scan_task = tokio::spawn(scan_not_active_brokers(Arc::clone(&state), scan_period, stopped));
-        Ok(Self { server, state, stop_scan, scan_task })
+        let metrics_exporter = match metrics::start_exporter(&state, server.local_addr()).await {
+            Ok(exporter) => exporter,
+            Err(error) => {
+                let _ = stop_scan.send(true);
+                server.shutdown().await;
+                return Err(error);
+            }
+        };
+        Ok(Self { server, state, stop_scan, scan_task, metrics_exporter })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// The address of the Prometheus endpoint, when `metricsExporterType=PROM`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_exporter.as_ref().map(apogee_metrics::PromExporter::local_addr)
     }
 
     /// The shared state, for embedding (standalone mode) and tests.
@@ -105,6 +120,9 @@ impl NameServer {
     /// Stops the expiry scan and the server, letting in-flight requests finish.
     pub async fn shutdown(self) {
         let _ = self.stop_scan.send(true);
+        if let Some(exporter) = self.metrics_exporter {
+            exporter.shutdown().await;
+        }
         if let Err(error) = self.scan_task.await {
             tracing::warn!(%error, "broker expiry scan ended abnormally");
         }
