@@ -126,8 +126,38 @@ async fn a_scrape_counts_every_message_sent_and_handed_out() {
         sample(&scrape, "rocketmq_consumer_lag_messages", &[("consumer_group", group), ("topic", topic)])
             .expect("a lag gauge for the online group");
     assert!((0.0..=total as f64).contains(&lag), "lag {lag}");
+    assert_dashboard_reads_only_exported_metrics(&scrape);
     consumer.shutdown().await;
     producer.shutdown().await;
+}
+
+/// Every metric the Grafana dashboard in docs/ queries is one this scrape describes, so the
+/// dashboard cannot drift from the names exported.
+fn assert_dashboard_reads_only_exported_metrics(scrape: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/grafana/apogee-dashboard.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let described: Vec<&str> =
+        scrape.lines().filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    let exported = |name: &str| {
+        let family = ["_total", "_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        described.contains(&family) || described.contains(&name)
+    };
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("a query");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("rocketmq_") || word.starts_with("process_") {
+                    assert!(exported(word), "the dashboard queries {word}, which is not exported");
+                    queried += 1;
+                }
+            }
+        }
+    }
+    assert!(queried >= 12, "the dashboard queries {queried} metrics");
 }
 
 #[test]
