@@ -100,6 +100,14 @@ async fn a_scrape_counts_every_message_sent_and_handed_out() {
     assert_eq!(sample(&scrape, "rocketmq_broker_permission", &[]), Some(6.0));
     assert!(sample(&scrape, "rocketmq_storage_size_bytes", &[("storage_type", "local")]).unwrap() > 0.0);
     assert!(sample(&scrape, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+    // Every send was answered SEND_OK, and timed: 26 single or batch puts of SEND_MESSAGE_V2
+    // or SEND_MESSAGE (the client's choice), and one batch.
+    let timed = |code: &str| {
+        let labels = [("request_code", code), ("response_code", "success"), ("result", "success")];
+        sample(&scrape, "rocketmq_rpc_latency_milliseconds_count", &labels).unwrap_or(0.0)
+    };
+    assert_eq!(timed("send_message_v2") + timed("send_message"), 26.0, "{scrape}");
+    assert_eq!(timed("send_batch_message"), 1.0, "{scrape}");
 
     let group = "metrics-consumer";
     let consumer = LitePullConsumer::builder()

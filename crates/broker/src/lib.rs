@@ -145,6 +145,9 @@ impl Broker {
         for (listener, fast_channel) in std::iter::once((listeners.main, false)).chain(fast) {
             let mut router = Router::new();
             processor::register(&mut router, &state, fast_channel);
+            if let Some(observer) = state.metrics.request_observer() {
+                router.observe_requests(observer);
+            }
             let server_config = ServerConfig {
                 idle_timeout_ms: state.config.channel_expired_timeout_ms,
                 shutdown_grace_ms: SHUTDOWN_GRACE_MS,

@@ -37,8 +37,8 @@ pub fn not_supported_remark(code: i32) -> String {
 /// [`crate::router::FastPath::end_of_batch`]).
 pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) -> bool {
     connection.record_serialize_type(request.serialize_type);
-    let key = RequestKey::of(&request);
     let endpoint = connection.endpoint().clone();
+    let key = RequestKey::of(&request, endpoint.router.observer().is_some());
     if endpoint.draining.is_cancelled() && request.version > GO_AWAY_MIN_VERSION_EXCLUSIVE {
         let answer = RemotingCommand::response(response_code::GO_AWAY, Some(GO_AWAY_REMARK.into()));
         respond(connection, key, answer).await;
@@ -133,7 +133,7 @@ pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) 
 /// Writes `answer` as the response to the request `key` describes, unless that request was
 /// oneway.
 async fn respond(connection: &Connection, key: RequestKey, answer: RemotingCommand) {
-    let Some(response) = key.dress(answer) else { return };
+    let Some(response) = key.dress_observed(connection, answer) else { return };
     if connection.enqueue(Outgoing::Response(response)).await.is_err() {
         tracing::debug!(
             connection = connection.id(),

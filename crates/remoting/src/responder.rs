@@ -6,6 +6,7 @@
 //! with the append still queued) answers SYSTEM_ERROR, so no caller waits for its timeout.
 
 use std::fmt;
+use std::time::Instant;
 
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
@@ -13,6 +14,7 @@ use crate::code::response_code;
 use crate::command::{RemotingCommand, SerializeType, CURRENT_VERSION, FLAG_ONEWAY, FLAG_RESPONSE};
 use crate::connection::outbound::Outgoing;
 use crate::connection::{Connection, InFlightSlot};
+use crate::router::RequestOutcome;
 
 /// Remark of the SYSTEM_ERROR a responder dropped without an answer sends.
 pub const DROPPED_REMARK: &str = "the request was dropped before it was answered";
@@ -24,17 +26,31 @@ pub(crate) struct RequestKey {
     pub opaque: i32,
     pub oneway: bool,
     pub serialize_type: SerializeType,
+    /// When dispatch began, if the server's router times requests.
+    pub started: Option<Instant>,
 }
 
 impl RequestKey {
-    /// The key of `request`.
-    pub fn of(request: &RemotingCommand) -> Self {
+    /// The key of `request`; `timed` when the server observes its requests.
+    pub fn of(request: &RemotingCommand, timed: bool) -> Self {
         Self {
             code: request.code,
             opaque: request.opaque,
             oneway: request.is_oneway(),
             serialize_type: request.serialize_type,
+            started: timed.then(Instant::now),
         }
+    }
+
+    /// [`Self::dress`], and the request's outcome told to `connection`'s observer when it is
+    /// timed.
+    pub fn dress_observed(self, connection: &Connection, answer: RemotingCommand) -> Option<RemotingCommand> {
+        let outcome =
+            if self.oneway { RequestOutcome::Oneway } else { RequestOutcome::Answered(answer.code) };
+        if let (Some(started), Some(observer)) = (self.started, connection.endpoint().router.observer()) {
+            observer.observe(self.code, outcome, started.elapsed());
+        }
+        self.dress(answer)
     }
 
     /// `answer` made the response to this request; `None` for a oneway request, which gets
@@ -100,7 +116,7 @@ impl Responder {
     /// back-pressure to their connection this way).
     pub(crate) async fn respond_waiting(mut self, answer: RemotingCommand) {
         let Some(pending) = self.pending.take() else { return };
-        let Some(response) = pending.key.dress(answer) else { return };
+        let Some(response) = pending.key.dress_observed(&pending.connection, answer) else { return };
         if pending.connection.enqueue(Outgoing::Response(response)).await.is_err() {
             tracing::debug!(
                 connection = pending.connection.id(),
@@ -119,7 +135,7 @@ impl Responder {
 
 impl Pending {
     fn send(self, answer: RemotingCommand) {
-        let Some(response) = self.key.dress(answer) else { return };
+        let Some(response) = self.key.dress_observed(&self.connection, answer) else { return };
         let connection = self.connection.clone();
         connection.enqueue_response_now(Outgoing::Response(response), self);
     }

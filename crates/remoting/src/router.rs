@@ -10,6 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::command::RemotingCommand;
 use crate::connection::Connection;
@@ -69,6 +70,23 @@ pub struct Declined {
     pub responder: Responder,
 }
 
+/// How a served request ended, for a [`RequestObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestOutcome {
+    /// Answered with this response code.
+    Answered(i32),
+    /// A oneway request: nothing is sent back.
+    Oneway,
+}
+
+/// Told of every request a server answers, with the time from its dispatch to its response
+/// being queued for writing: the input of `rocketmq_rpc_latency`. Called on the answering
+/// thread (an append round, a writer task), so it must be quick and never block.
+pub trait RequestObserver: Send + Sync + 'static {
+    /// Request `request_code` ended with `outcome` after `elapsed`.
+    fn observe(&self, request_code: i32, outcome: RequestOutcome, elapsed: Duration);
+}
+
 /// A hook run once when a connection ends, whatever the reason; lets the owner forget
 /// per-connection state (registered clients, brokers, held long polls).
 type DisconnectHook = Arc<dyn Fn(&Connection) + Send + Sync + 'static>;
@@ -81,6 +99,7 @@ pub struct Router {
     /// Each registered fast path once, for [`Router::end_of_batch`].
     distinct_fast_paths: Vec<Arc<dyn FastPath>>,
     disconnect_hooks: Vec<DisconnectHook>,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl Router {
@@ -108,6 +127,17 @@ impl Router {
     /// error, shutdown). Hooks run in registration order, on the connection's reader task.
     pub fn on_disconnect(&mut self, hook: impl Fn(&Connection) + Send + Sync + 'static) {
         self.disconnect_hooks.push(Arc::new(hook));
+    }
+
+    /// Times every request this router's server answers (metrics); without one nothing is
+    /// timed.
+    pub fn observe_requests(&mut self, observer: Arc<dyn RequestObserver>) {
+        self.observer = Some(observer);
+    }
+
+    /// The request observer, if any.
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn RequestObserver>> {
+        self.observer.as_ref()
     }
 
     /// The handler for `code`, if one is registered.

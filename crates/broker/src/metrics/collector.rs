@@ -59,6 +59,7 @@ impl Collector for BrokerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let Some(state) = self.state.upgrade() else { return Ok(()) };
         encode_traffic(&state.metrics, &mut encoder)?;
+        state.metrics.rpc.encode(&mut encoder)?;
         encode_broker(&state, &mut encoder)?;
         encode_connections(&state, &mut encoder)?;
         encode_lag(&state, &mut encoder)?;

@@ -9,6 +9,7 @@
 
 pub mod collector;
 pub mod keyed;
+pub mod rpc;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -154,12 +155,19 @@ pub struct BrokerMetrics {
     dead_lettered: Keyed<Keyed<AtomicU64>>,
     commits: Keyed<AtomicU64>,
     rollbacks: Keyed<AtomicU64>,
+    /// Remoting request latencies, told by the transport.
+    rpc: Arc<rpc::RpcLatency>,
 }
 
 impl BrokerMetrics {
     /// Counters that count when `enabled`.
     pub fn new(enabled: bool) -> Self {
         Self { enabled, ..Self::default() }
+    }
+
+    /// What the remoting servers tell of each request, when metrics are on.
+    pub fn request_observer(&self) -> Option<Arc<dyn apogee_remoting::router::RequestObserver>> {
+        self.enabled.then(|| Arc::clone(&self.rpc) as Arc<dyn apogee_remoting::router::RequestObserver>)
     }
 
     /// Whether anything is counted.

@@ -276,7 +276,7 @@ impl Writer<'_> {
                             Some("building the response failed".into()),
                         )
                     });
-                if let Some(response) = key.dress(answer) {
+                if let Some(response) = key.dress_observed(self.connection, answer) {
                     let body = self.encode_response_head(&response);
                     self.put_bytes(body).await?;
                 }
