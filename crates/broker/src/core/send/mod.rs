@@ -96,6 +96,8 @@ pub struct SendResult {
     pub queue_offset: i64,
     /// The message's `UNIQ_KEY` (single sends), or the batch's own when it names one.
     pub transaction_id: Option<IdText>,
+    /// For a timer message, the handle that recalls it (RECALL_MESSAGE) before it is due.
+    pub recall_handle: Option<String>,
 }
 
 /// The region every send answer names, success or failure: the Java client reads both.
@@ -134,14 +136,15 @@ pub struct Receipt(Answer);
 #[derive(Debug)]
 enum Answer {
     /// A single message.
-    One { queue_id: i32, uniq_key: IdText },
+    One { queue_id: i32, uniq_key: IdText, recall_handle: Option<String> },
     /// A batch: one offset id per record.
     Batch { queue_id: i32, record_lengths: Vec<usize>, transaction_id: Option<IdText> },
 }
 
 impl Receipt {
     /// A receipt that holds nothing and allocated nothing, for boxes kept as spares.
-    pub const EMPTY: Receipt = Receipt(Answer::One { queue_id: 0, uniq_key: IdText::new() });
+    pub const EMPTY: Receipt =
+        Receipt(Answer::One { queue_id: 0, uniq_key: IdText::new(), recall_handle: None });
 
     /// The queue the producer chose, which the answer names wherever the message is parked.
     pub fn queue_id(&self) -> i32 {
@@ -158,12 +161,13 @@ impl Receipt {
             _ => SendStatus::Ok,
         };
         Ok(match self.0 {
-            Answer::One { queue_id, uniq_key } => SendResult {
+            Answer::One { queue_id, uniq_key, recall_handle } => SendResult {
                 status,
                 msg_id: offset_msg_id_text(state.store_host, offset_i64(append.commit_log_offset)),
                 queue_id,
                 queue_offset: append.queue_offset,
                 transaction_id: Some(uniq_key),
+                recall_handle,
             },
             Answer::Batch { queue_id, record_lengths, transaction_id } => SendResult {
                 status,
@@ -171,6 +175,7 @@ impl Receipt {
                 queue_id,
                 queue_offset: append.queue_offset,
                 transaction_id,
+                recall_handle: None,
             },
         })
     }
