@@ -155,6 +155,7 @@ impl Engine {
         let mut pos = scan_from;
         let mut last_unit = None;
         let mut revised_units = 0u64;
+        let mut torn = false;
         while let Some(bytes) = self.log.bytes_at(pos) {
             match Unit::decode(bytes) {
                 Ok(unit) => {
@@ -168,11 +169,13 @@ impl Engine {
                 Err(UnitError::Empty) => break,
                 Err(error) => {
                     tracing::warn!(pos, %error, "timer log ends in a torn or corrupt unit; cut there");
+                    torn = true;
                     break;
                 }
             }
         }
-        self.log.set_write_pos(pos)?;
+        self.log.set_write_pos(pos, torn)?;
+        revised_units += self.relink_cut_slots(pos);
         let mut queue_offset = saved.map_or(0, |saved| saved.last_timer_queue_offset);
         if let Some(after_last) = last_unit.and_then(|unit| queue_offset_of(unit.commit_log_offset)) {
             queue_offset = queue_offset.max(after_last + 1);
@@ -186,6 +189,56 @@ impl Engine {
             read_time_ms: self.read_time_ms,
             queue_offset: self.queue_offset,
         })
+    }
+
+    /// Slots whose list starts past the log's end (their newest units were cut or lost) are
+    /// rebuilt from the units still there, in log order, as Java's `checkPhyPos` recheck does.
+    /// Reads one wheel turn of slots; returns the units relinked.
+    fn relink_cut_slots(&mut self, end: u64) -> u64 {
+        let end = end as i64;
+        let mut cut = HashSet::new();
+        let mut scan_from = end;
+        for step in 0..SLOTS_TOTAL {
+            let time = self.read_time_ms + step * self.precision_ms;
+            let slot = self.wheel.slot(time);
+            if slot.is_empty() || slot.last_pos < end {
+                continue;
+            }
+            cut.insert(time);
+            if (0..end).contains(&slot.first_pos) {
+                scan_from = scan_from.min(slot.first_pos);
+            }
+            self.wheel.put(&Slot { first_pos: -1, last_pos: -1, num: 0, ..slot });
+        }
+        if cut.is_empty() {
+            return 0;
+        }
+        tracing::warn!(slots = cut.len(), end, "timer slots pointed past the timer log's end; relinked");
+        let mut relinked = 0;
+        let mut pos = u64::try_from(scan_from).unwrap_or(0).max(self.log.min_pos());
+        let file_size = self.log.file_size_bytes();
+        while let Some(bytes) = self.log.bytes_at(pos) {
+            match Unit::decode(bytes) {
+                Ok(unit) => {
+                    let time = self.floor(unit.slot_time_ms());
+                    if cut.contains(&time) {
+                        let slot = self.wheel.slot(time);
+                        let count = if unit.is_delete() { -1 } else { 1 };
+                        self.wheel.put(&Slot {
+                            first_pos: if slot.first_pos < 0 { pos as i64 } else { slot.first_pos },
+                            last_pos: pos as i64,
+                            num: slot.num.saturating_add(count),
+                            ..slot
+                        });
+                        relinked += 1;
+                    }
+                    pos += UNIT_SIZE_BYTES as u64;
+                }
+                Err(UnitError::Blank) | Err(UnitError::Short(_)) => pos = pos - pos % file_size + file_size,
+                Err(_) => break,
+            }
+        }
+        relinked
     }
 
     /// Links the unit at `pos` into its slot if the slot does not know it (its update was
@@ -551,6 +604,30 @@ mod tests {
         write_at(file, 52, &broken);
         assert_eq!(drain(&mut engine, NOW + 2_000), vec![3]);
         assert_eq!(engine.read_time_ms(), NOW + 2_000);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_its_slot_keeps_the_units_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut engine = engine(dir.path(), 2 * 86_400);
+            engine.recover(NOW, (0, 0), |_| None).unwrap();
+            for offset in 1..=3 {
+                engine.enqueue(&item(offset, NOW + 2_000), NOW).unwrap();
+            }
+            // The third unit is torn: its size field is garbage.
+            let mut torn = engine.log.bytes_at(104).unwrap().to_vec();
+            torn[0..4].copy_from_slice(&9i32.to_be_bytes());
+            write_at(&mut engine.log, 104, &torn);
+            engine.log.flush().unwrap();
+        }
+        let mut engine = engine(dir.path(), 2 * 86_400);
+        let recovered = engine.recover(NOW + 1_000, (0, 0), |_| None).unwrap();
+        assert_eq!(recovered.log_end, 104);
+        assert_eq!(engine.wheel.slot(NOW + 2_000).num, 2);
+        // New units go where the torn one was.
+        assert_eq!(engine.enqueue(&item(4, NOW + 2_000), NOW + 1_000).unwrap(), Placed::InWheel(104));
+        assert_eq!(drain(&mut engine, NOW + 3_000), vec![4, 2, 1]);
     }
 
     fn write_at(log: &mut TimerLog, pos: u64, bytes: &[u8]) {

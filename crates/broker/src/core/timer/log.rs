@@ -260,9 +260,10 @@ impl TimerLog {
         self.files.iter().map(|file| file.start).collect()
     }
 
-    /// Moves the write position (recovery: just past the last valid unit), zeroing everything
-    /// after it so a stale unit is never read as a live one, and removing files past it.
-    pub fn set_write_pos(&mut self, pos: u64) -> io::Result<()> {
+    /// Moves the write position (recovery: just past the last valid unit) and removes files
+    /// past it; with `zero_rest` (the log ended in a torn or corrupt unit) everything after it
+    /// in its file is zeroed, so a stale unit is never read as a live one.
+    pub fn set_write_pos(&mut self, pos: u64, zero_rest: bool) -> io::Result<()> {
         while let Some(last) = self.files.last() {
             if last.start > pos || (last.start == pos && pos != 0 && self.files.len() > 1) {
                 let last = self.files.pop().expect("checked above");
@@ -273,7 +274,7 @@ impl TimerLog {
                 break;
             }
         }
-        if let Some(last) = self.files.last_mut() {
+        if let Some(last) = self.files.last_mut().filter(|_| zero_rest) {
             let from = pos.saturating_sub(last.start).min(self.file_size_bytes);
             if from < self.file_size_bytes {
                 file_space::zero_in_place(&last.file, from, self.file_size_bytes - from)?;
@@ -453,7 +454,7 @@ mod tests {
         drop(log);
         let mut log = TimerLog::open(dir.path(), size).unwrap();
         assert_eq!(log.file_starts(), vec![0, size]);
-        log.set_write_pos(end).unwrap();
+        log.set_write_pos(end, false).unwrap();
         for (index, pos) in positions.iter().enumerate() {
             let read = log.unit_at(*pos as i64).unwrap().unwrap();
             assert_eq!(read.prev_pos, index as i64);
