@@ -579,7 +579,7 @@ mod tests {
             engine.log.flush().unwrap();
         }
         let mut engine = engine(dir.path(), 2 * 86_400);
-        let recovered = engine.recover(NOW + 3_000, (0, 7), |offset| Some(offset)).unwrap();
+        let recovered = engine.recover(NOW + 3_000, (0, 7), Some).unwrap();
         assert_eq!(recovered.revised_units, 1);
         // After the last unit's message (queue offset 6 here).
         assert_eq!(recovered.queue_offset, 7);
