@@ -10,7 +10,9 @@
 //! - `pop`: POP-consumes a topic from the start and acknowledges every message (batch or
 //!   single acks), as fast as the broker answers;
 //! - `e2e`: produces at a fixed rate with the send time in the body and consumes with long
-//!   polling, measuring produce-to-consume latency.
+//!   polling, measuring produce-to-consume latency;
+//! - `timer`: schedules many timer messages due at one moment, then reports the scheduling
+//!   rate, the broker's memory with them pending and the delivery rate when they come due.
 //!
 //! Every run ends with a summary and one JSON line (`{"kind":"apogee-bench",...}`) for scripts.
 
@@ -22,6 +24,7 @@ mod produce;
 mod send_frame;
 mod setup;
 mod stats;
+mod timer;
 
 use std::time::Duration;
 
@@ -52,6 +55,42 @@ enum Workload {
     Pop(PopArgs),
     /// Produce at a fixed rate and measure produce-to-consume latency.
     E2e(E2eArgs),
+    /// Schedule timer messages due at one moment; measure scheduling, memory and delivery.
+    Timer(TimerArgs),
+}
+
+#[derive(Debug, Args)]
+struct TimerArgs {
+    /// NameServer address.
+    #[arg(short = 'n', long, default_value = "127.0.0.1:9876")]
+    namesrv: String,
+    /// Topic (created with `queues` queues when missing; must be empty).
+    #[arg(short = 't', long, default_value = "BenchTimerTopic")]
+    topic: String,
+    /// Queues of the topic when the bench creates it.
+    #[arg(long, default_value_t = 8)]
+    queues: i32,
+    /// Timers to schedule.
+    #[arg(long, default_value_t = 1_000_000)]
+    count: u64,
+    /// When they are all due, from the start, e.g. `90s`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    due_in: Duration,
+    /// Body size in bytes.
+    #[arg(short = 's', long, default_value_t = 128)]
+    size: usize,
+    /// Concurrent senders.
+    #[arg(short = 'c', long, default_value_t = 4)]
+    connections: usize,
+    /// Requests in flight per sender.
+    #[arg(short = 'i', long, default_value_t = 64)]
+    in_flight: usize,
+    /// The broker's process id: its RssAnon and VmRSS are read with the timers pending.
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    /// Longest wait for every timer after the due time, e.g. `120s`.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    delivery_limit: Duration,
 }
 
 /// Where and what: shared by every workload.
@@ -180,6 +219,29 @@ impl BenchArgs {
                 .await
             }
             Workload::E2e(args) => e2e::run(args.target, args.send.validated()?).await,
+            Workload::Timer(args) => {
+                anyhow::ensure!(
+                    (1..=MAX_BODY_BYTES).contains(&args.size),
+                    "--size must be 1..={MAX_BODY_BYTES}"
+                );
+                anyhow::ensure!(
+                    args.connections * args.in_flight <= MAX_CONNECTIONS * 16,
+                    "too many senders"
+                );
+                timer::run(timer::TimerBench {
+                    namesrv: args.namesrv,
+                    topic: args.topic,
+                    queues: args.queues,
+                    count: args.count,
+                    due_in: args.due_in,
+                    size_bytes: args.size,
+                    connections: args.connections,
+                    in_flight: args.in_flight,
+                    broker_pid: args.broker_pid,
+                    delivery_limit: args.delivery_limit,
+                })
+                .await
+            }
         }
     }
 }

@@ -87,6 +87,9 @@ pub struct BrokerConfig {
     pub store: StoreConfig,
     /// POP consumption settings (their own keys, see [`crate::core::pop::PopConfig`]).
     pub pop: crate::core::pop::PopConfig,
+    /// Timer message settings (Java's `timer*` store keys and `recallMessageEnable`, see
+    /// [`crate::core::timer::TimerConfig`]).
+    pub timer: crate::core::timer::TimerConfig,
 }
 
 /// Default broker remoting port.
@@ -130,6 +133,7 @@ impl Default for BrokerConfig {
             default_max_reconsume_times: 16,
             store: StoreConfig::default(),
             pop: crate::core::pop::PopConfig::default(),
+            timer: crate::core::timer::TimerConfig::default(),
         }
     }
 }
@@ -210,6 +214,9 @@ impl BrokerConfig {
             _ if self.metrics.set(key, text).map_err(|_| invalid())? => {}
             _ if crate::proxy_config::is_proxy_key(key) => {
                 self.proxy.set(key, text).map_err(|_| invalid())?
+            }
+            _ if crate::core::timer::config::is_timer_key(key) => {
+                self.timer.set(key, text).map_err(|_| invalid())?
             }
             _ if crate::core::pop::config::is_pop_key(key) => {
                 self.pop.set(key, text).map_err(|_| invalid())?

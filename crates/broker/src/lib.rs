@@ -15,6 +15,7 @@
 //! - [`lock`]: ordered-consumption queue locks;
 //! - [`long_polling`]: pulls parked until a message arrives;
 //! - [`schedule`]: delay levels (`SCHEDULE_TOPIC_XXXX`, `config/delayOffset.json`);
+//! - [`core::timer`]: timer messages (`timerlog/`, `timerwheel`, `config/timercheck`);
 //! - [`register`]: registration with the NameServers;
 //! - [`message`]: storing messages from async code.
 
@@ -76,6 +77,8 @@ pub struct BrokerState {
     pub fronts: core::fronts::Fronts,
     /// POP consumption: busy queues, orderly batches, parked pops.
     pub pop: core::pop::PopState,
+    /// Timer messages: the timer store and its figures.
+    pub timer: core::timer::TimerState,
     /// Outbound connections to the NameServers.
     pub namesrv_client: RemotingClient,
     /// Flips to true when the broker stops; services watch it.
@@ -92,6 +95,9 @@ pub struct Broker {
     stop: watch::Sender<bool>,
     services: Vec<JoinHandle<()>>,
     metrics_exporter: Option<apogee_metrics::PromExporter>,
+    /// The timer service's own thread (it reads the mapped commit log and waits for the
+    /// store), joined at shutdown.
+    timer_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// How long shutdown lets in-flight requests (held pulls included) finish.
@@ -111,6 +117,11 @@ impl Broker {
             .map_err(io::Error::other)?
             .map_err(io::Error::other)?;
         let store = Arc::new(store);
+        let (timer_root, timer_config) = (config.store.store_path_root_dir.clone(), config.timer.clone());
+        let timer =
+            tokio::task::spawn_blocking(move || core::timer::TimerState::open(&timer_root, &timer_config))
+                .await
+                .map_err(io::Error::other)??;
         let (stop, stopping) = watch::channel(false);
         let pulls = Arc::new(long_polling::PullRequestHoldService::new());
         let pop = core::pop::PopState::default();
@@ -130,6 +141,7 @@ impl Broker {
             transactions: core::transaction::decided::Decided::default(),
             fronts: core::fronts::Fronts::default(),
             pop,
+            timer,
             namesrv_client: RemotingClient::new(ClientConfig::default(), Router::new()),
             metrics: metrics::BrokerMetrics::new(config.metrics.serves_prometheus()),
             config,
@@ -176,7 +188,8 @@ impl Broker {
             tokio::spawn(core::pop::revive::run(Arc::clone(&state))),
             tokio::spawn(persist_offsets(Arc::clone(&state))),
         ];
-        Ok(Self { state, servers, stop, services, metrics_exporter })
+        let timer_thread = core::timer::service::start(&state);
+        Ok(Self { state, servers, stop, services, metrics_exporter, timer_thread })
     }
 
     /// The shared state (embedding, tests).
@@ -214,6 +227,13 @@ impl Broker {
         for service in self.services {
             if let Err(error) = service.await {
                 tracing::warn!(%error, "broker service ended abnormally");
+            }
+        }
+        if let Some(thread) = self.timer_thread {
+            // It finishes its step, flushes and returns once it sees the stop.
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::warn!("timer service ended abnormally");
             }
         }
         let state = Arc::clone(&self.state);

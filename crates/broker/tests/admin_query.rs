@@ -5,7 +5,7 @@ mod admin_support;
 
 use std::time::Duration;
 
-use admin_support::TestBroker;
+use admin_support::{inner, TestBroker};
 use apogee_common::message::msg_id::{decode_offset_msg_id, offset_msg_id};
 use apogee_common::message::record;
 use apogee_common::MessageQueue;
@@ -211,16 +211,38 @@ async fn runtime_info_reports_only_what_the_broker_measures() {
         Some("true"),
         "a serving broker is active"
     );
-    // No timer wheel and no send-acceptance setting: nothing to report, rather than zeros.
-    for absent in [
-        "timerReadBehind",
-        "timerOffsetBehind",
-        "timerCongestNum",
-        "timerEnqueueTps",
-        "timerDequeueTps",
-        "startAcceptSendRequestTimeStamp",
-    ] {
-        assert!(!info.table.contains_key(absent), "{absent} reported: {:?}", info.table.get(absent));
+    // No send-acceptance setting: nothing to report, rather than a made-up value.
+    assert!(!info.table.contains_key("startAcceptSendRequestTimeStamp"));
+    // The timer store's figures, measured: an idle wheel first.
+    let figure = |info: &apogee_remoting::body::namesrv::KVTable, key: &str| {
+        info.table.get(key).cloned().unwrap_or_else(|| panic!("{key} not reported"))
+    };
+    assert_eq!(figure(&info, "timerOffsetBehind"), "0");
+    assert_eq!(figure(&info, "timerCongestNum"), "0");
+    assert_eq!(figure(&info, "timerEnqueueTps"), "0.0");
+    assert_eq!(figure(&info, "timerDequeueTps"), "0.0");
+    let read_behind: i64 = figure(&info, "timerReadBehind").parse().unwrap();
+    assert!((0..=1).contains(&read_behind), "an idle wheel reads the slot that last ended: {read_behind}");
+    // One timer parked a minute ahead: one pending, none left to enqueue.
+    let out_ms = (apogee_common::time::now_ms() / 1_000 + 60) * 1_000;
+    let out = out_ms.to_string();
+    let parked = inner(
+        "rmq_sys_wheel_timer",
+        0,
+        "later",
+        &[("TIMER_OUT_MS", out.as_str()), ("REAL_TOPIC", "Later"), ("REAL_QID", "0")],
+    );
+    broker.store_inner(&parked).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = broker.call(RemotingCommand::request(request_code::GET_BROKER_RUNTIME_INFO)).await;
+        let info: apogee_remoting::body::namesrv::KVTable = fastjson::from_slice(&response.body).unwrap();
+        if figure(&info, "timerCongestNum") == "1" {
+            assert_eq!(figure(&info, "timerOffsetBehind"), "0");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the parked timer never counted: {:?}", info.table);
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     broker.stop().await;
 }

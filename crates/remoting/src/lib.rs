@@ -26,6 +26,7 @@ pub mod frame;
 pub mod header;
 pub mod json_header;
 pub mod language;
+pub mod recall;
 pub mod receipt;
 pub mod reply;
 pub mod responder;

@@ -10,7 +10,8 @@
 //! [`messages`] (lookups by offset and key), [`clients`] (the client registry and queue locks),
 //! [`transaction`] (half messages, their end and the check-back service), [`reply`] (replies
 //! handed to their requester), [`pop`] (POP consumption: pops, acks, check points and their
-//! revive service)
+//! revive service), [`timer`] (timer messages: the send-side rewrite, the timer store and its
+//! service, recalls)
 //! and [`admin`] (topics, groups, statistics, broker information and maintenance).
 
 pub mod admin;
@@ -26,6 +27,7 @@ pub mod pull;
 pub mod reply;
 pub mod send;
 pub mod send_back;
+pub mod timer;
 pub mod transaction;
 
 pub use caller::Caller;

@@ -59,6 +59,7 @@ pub async fn reply(
         queue_id,
         queue_offset: 0,
         transaction_id: None,
+        recall_handle: None,
     }))
 }
 

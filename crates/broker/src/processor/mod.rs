@@ -41,6 +41,7 @@ pub mod consumer;
 pub mod pop;
 pub mod pull;
 pub mod query;
+pub mod recall;
 pub mod send;
 pub mod send_back;
 pub mod transaction;
@@ -61,6 +62,7 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>, fast_channel: boo
     send::register(router, state);
     send_back::register(router, state);
     transaction::register(router, state);
+    recall::register(router, state);
     consumer::register(router, state);
     query::register(router, state);
     admin::register(router, state);

@@ -225,7 +225,7 @@ fn response(result: SendResult) -> RemotingCommand {
         queue_offset: result.queue_offset,
         transaction_id: result.transaction_id,
         batch_uniq_id: None,
-        recall_handle: None,
+        recall_handle: result.recall_handle,
     };
     RemotingCommand::response(code, None).with_header(&header)
 }

@@ -32,7 +32,9 @@ use apogee_common::message::compression::{
 use apogee_common::topic::{self, AUTO_CREATE_TOPIC_KEY, GROUP_MAX_LENGTH};
 use apogee_remoting::body::route::TopicRouteData;
 use apogee_remoting::client::RemotingError;
-use apogee_remoting::response_code;
+use apogee_remoting::header::send::{RecallMessageRequestHeader, RecallMessageResponseHeader};
+use apogee_remoting::recall::RecallHandle;
+use apogee_remoting::{request_code, response_code, RemotingCommand};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
@@ -135,6 +137,8 @@ pub struct SendResult {
     pub transaction_id: Option<String>,
     /// The broker's region (`MSG_REGION`), for tracing.
     pub region_id: Option<String>,
+    /// For a timer message, what [`Producer::recall`] takes to cancel it before it is due.
+    pub recall_handle: Option<String>,
 }
 
 /// Every producer setting, with Java's names and defaults.
@@ -567,6 +571,34 @@ impl Producer {
             .await?
             .queues
             .clone())
+    }
+
+    /// Recalls a timer message not yet delivered (RECALL_MESSAGE, Java `recallMessage`): the
+    /// broker named in `recall_handle` (a send result's) stores a delete marker and the
+    /// message is never delivered. Returns the recalled message's id. The broker refuses with
+    /// NO_PERMISSION unless `recallMessageEnable` is on, and with ILLEGAL_OPERATION for a
+    /// handle of another topic or broker or a time already passed.
+    pub async fn recall(&self, topic: &str, recall_handle: &str) -> Result<String, ClientError> {
+        self.check_running()?;
+        let handle = RecallHandle::decode(recall_handle)
+            .map_err(|error| ClientError::IllegalArgument(error.to_string()))?;
+        let queue = MessageQueue::new(topic.to_owned(), handle.broker_name.clone(), 0);
+        let addr = self.inner.instance.master_addr_of(&queue).await?;
+        let header = RecallMessageRequestHeader {
+            producer_group: Some(self.inner.config.group.clone()),
+            topic: topic.to_owned(),
+            recall_handle: recall_handle.to_owned(),
+            bname: Some(handle.broker_name),
+        };
+        let request = RemotingCommand::request(request_code::RECALL_MESSAGE).with_header(&header);
+        let response = self.inner.instance.invoke(&addr, request, self.inner.config.send_timeout).await?;
+        if response.code != response_code::SUCCESS {
+            return Err(ClientError::from_response(&response, &addr));
+        }
+        let answer: RecallMessageResponseHeader = response
+            .decode_header()
+            .map_err(|error| ClientError::Malformed(format!("recall response from {addr}: {error}")))?;
+        Ok(answer.msg_id)
     }
 
     /// Stops the producer: later sends fail with [`ClientError::ShutDown`], the brokers are told

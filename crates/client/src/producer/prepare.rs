@@ -297,6 +297,7 @@ pub fn parse_send_response(
         queue_offset: header.queue_offset,
         transaction_id: header.transaction_id.map(String::from),
         region_id: response.ext(property::MSG_REGION).map(str::to_owned),
+        recall_handle: header.recall_handle,
     })
 }
 

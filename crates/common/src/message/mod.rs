@@ -134,6 +134,36 @@ impl Message {
         self.properties.insert(property::DELAY, level.to_string());
     }
 
+    /// Makes this a timer message delivered at `deliver_ms` (epoch milliseconds;
+    /// [`property::TIMER_DELIVER_MS`], Java `setDeliverTimeMs`). The broker delivers it no
+    /// earlier and within its `timerPrecisionMs` after; at most `timerMaxDelaySec` ahead.
+    pub fn set_deliver_time_ms(&mut self, deliver_ms: i64) {
+        self.properties.insert(property::TIMER_DELIVER_MS, deliver_ms.to_string());
+    }
+
+    /// [`Self::set_deliver_time_ms`] as a builder.
+    pub fn with_deliver_time_ms(mut self, deliver_ms: i64) -> Self {
+        self.set_deliver_time_ms(deliver_ms);
+        self
+    }
+
+    /// Makes this a timer message delivered `delay_ms` after the broker receives it
+    /// ([`property::TIMER_DELAY_MS`], Java `setDelayTimeMs`).
+    pub fn set_delay_ms(&mut self, delay_ms: i64) {
+        self.properties.insert(property::TIMER_DELAY_MS, delay_ms.to_string());
+    }
+
+    /// Makes this a timer message delivered `delay_sec` seconds after the broker receives it
+    /// ([`property::TIMER_DELAY_SEC`], Java `setDelayTimeSec`).
+    pub fn set_delay_sec(&mut self, delay_sec: i64) {
+        self.properties.insert(property::TIMER_DELAY_SEC, delay_sec.to_string());
+    }
+
+    /// The absolute delivery time asked for with [`Self::set_deliver_time_ms`], if any.
+    pub fn deliver_time_ms(&self) -> Option<i64> {
+        self.properties.get(property::TIMER_DELIVER_MS).and_then(|time| time.parse().ok())
+    }
+
     /// Whether the send should wait for flush/replication ([`property::WAIT`]): true when
     /// absent, else whether the value is `true` in any case (Java `Boolean.parseBoolean`).
     pub fn wait_store_msg_ok(&self) -> bool {

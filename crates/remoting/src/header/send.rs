@@ -218,6 +218,29 @@ command_header! {
 }
 
 command_header! {
+    /// RECALL_MESSAGE (370, 5.3): cancels a timer message not yet delivered, by the recall
+    /// handle its send response carried.
+    pub struct RecallMessageRequestHeader {
+        /// The recalling producer's group (stored with the delete marker).
+        producer_group: Option<String> => "producerGroup",
+        /// The topic the timer message was sent to; must match the handle's.
+        topic: String => "topic",
+        /// The handle from the send response (see [`crate::recall`]).
+        recall_handle: String => "recallHandle",
+        /// Name of the broker the client addressed.
+        bname: Option<String> => "bname",
+    }
+}
+
+command_header! {
+    /// Answer to RECALL_MESSAGE: the recalled message's id.
+    pub struct RecallMessageResponseHeader {
+        /// The recalled message's `UNIQ_KEY`.
+        msg_id: String => "msgId",
+    }
+}
+
+command_header! {
     /// END_TRANSACTION (37): the producer commits or rolls back a half message, on its own or
     /// in answer to CHECK_TRANSACTION_STATE.
     pub struct EndTransactionRequestHeader {

@@ -85,6 +85,7 @@ fn rust_headers() -> Vec<RustHeader> {
         send {
             SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
             EndTransactionRequestHeader, CheckTransactionStateRequestHeader, ReplyMessageRequestHeader,
+            RecallMessageRequestHeader, RecallMessageResponseHeader,
         }
     }
 }

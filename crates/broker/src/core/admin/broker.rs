@@ -26,8 +26,10 @@ pub async fn runtime_info(state: &Arc<BrokerState>) -> CoreResult<BTreeMap<Strin
 }
 
 /// The runtime figures Apogee can give truthfully: version, whether it serves, store offsets
-/// and disk use, earliest message, delay-level progress. Left out: the timer wheel's figures
-/// (Apogee has none; Java's readers skip them when absent), `startAcceptSendRequestTimeStamp`
+/// and disk use, earliest message, delay-level progress, the timer store's figures (as Java
+/// reports them with the wheel on: read lag in seconds, entries not yet enqueued, timers
+/// waiting, enqueued and delivered per second over the last second). Left out:
+/// `startAcceptSendRequestTimeStamp`
 /// (a Java setting Apogee does not have), throughput counters and thread-pool figures (until
 /// the broker keeps them).
 fn runtime_figures(state: &BrokerState) -> BTreeMap<String, String> {
@@ -64,11 +66,36 @@ fn runtime_figures(state: &BrokerState) -> BTreeMap<String, String> {
         })
         .unwrap_or(-1);
     put("earliestMessageTimeStamp", earliest.to_string());
+    timer_figures(state, &mut put);
     for (level, offset) in state.schedule.offsets() {
         let queue_max = store.max_offset(topic_names::SCHEDULE_TOPIC, level - 1);
         put(&format!("scheduleMessageOffset_{level}"), format!("{offset},{queue_max}"));
     }
     table
+}
+
+/// The timer store's figures under Java's keys (`0` and `0.0` with the wheel off, as Java).
+fn timer_figures(state: &BrokerState, put: &mut impl FnMut(&str, String)) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &state.timer.stats;
+    if !state.timer.config.wheel_enable || !stats.running.load(Relaxed) {
+        for key in ["timerReadBehind", "timerOffsetBehind", "timerCongestNum"] {
+            put(key, "0".to_owned());
+        }
+        put("timerEnqueueTps", "0.0".to_owned());
+        put("timerDequeueTps", "0.0".to_owned());
+        return;
+    }
+    let now = apogee_common::time::now_ms();
+    // Java: (now - currReadTimeMs) / 1000, the read time being the slot not yet delivered.
+    let read_behind_sec = (now - stats.read_time_ms.load(Relaxed)).max(0) / 1000;
+    let queue_max = state.store.max_offset(topic_names::TIMER_TOPIC, 0);
+    let offset_behind = (queue_max - stats.queue_offset.load(Relaxed)).max(0);
+    put("timerReadBehind", read_behind_sec.to_string());
+    put("timerOffsetBehind", offset_behind.to_string());
+    put("timerCongestNum", stats.pending.load(Relaxed).max(0).to_string());
+    put("timerEnqueueTps", java_double(stats.enqueue_per_sec.load(Relaxed) as f64));
+    put("timerDequeueTps", java_double(stats.dequeue_per_sec.load(Relaxed) as f64));
 }
 
 /// Size and unallocated bytes of a partition.

@@ -4,10 +4,10 @@
 //! revive topic and the other way round.
 //!
 //! Java stores them as timer messages due at the check point's revive time, so its revive
-//! service reads each one when it is due. Apogee has no timer messages yet: the records are
-//! ordinary messages of the revive queue, read as soon as they are stored, and the revive
-//! service waits for the revive time itself (`revive.rs`). Switching to timer delivery later
-//! changes only `revive_record`'s destination and when the service sees a record.
+//! service reads each one when it is due. Apogee's records are ordinary messages of the
+//! revive queue, read as soon as they are stored, and the revive service waits for the revive
+//! time itself (`revive.rs`). Switching to timer delivery (`core::timer` exists now) changes
+//! only `revive_record`'s destination and when the service sees a record.
 
 use apogee_common::message::property::{self, Properties};
 use apogee_common::message::record::RecordView;

@@ -1,5 +1,5 @@
-//! Turning a send into stored records: one message after the delay rewrite (a transaction
-//! half message parked in the half topic), the common message with its properties kept as
+//! Turning a send into stored records: one message after the delay or timer rewrite (a
+//! transaction half message parked in the half topic), the common message with its properties kept as
 //! sent, and batches.
 
 use std::net::SocketAddr;
@@ -10,13 +10,16 @@ use apogee_common::message::msg_id::UniqIdGenerator;
 use apogee_common::message::property::{self, Properties, RecordProperties, SentProperties};
 use apogee_common::message::record::{self, RecordParts};
 use apogee_common::message::{sysflag, IdText, Message, MessageExt};
+use apogee_common::time::now_ms;
 use apogee_common::topic::{self, TopicConfig, TopicFilterType};
 use apogee_remoting::code::response_code;
+use apogee_remoting::recall::RecallHandle;
 use apogee_store::PutStatus;
 
 use super::{put_error, Answer, PreparedSend, Receipt, SendRequest};
 use crate::core::caller::Caller;
 use crate::core::error::{CoreResult, Error};
+use crate::core::timer::{self, Ingress};
 use crate::core::transaction;
 use crate::BrokerState;
 
@@ -63,6 +66,7 @@ pub(super) fn one(
     properties.insert(property::CLUSTER, state.config.broker_cluster_name.as_str());
 
     let mut sys_flag = stored_sys_flag(request.sys_flag, &destination.config);
+    let mut timer_out_ms = None;
     let delay_level = delay_level(properties.get(property::DELAY));
     if is_half_message(&properties, sys_flag, reconsume_times, delay_level) {
         if state.config.reject_transaction_message {
@@ -74,22 +78,32 @@ pub(super) fn one(
             &mut properties,
             &mut sys_flag,
         );
-    } else if delay_level > 0
-        && matches!(
-            sysflag::transaction_type(sys_flag),
-            sysflag::TRANSACTION_NOT_TYPE | sysflag::TRANSACTION_COMMIT_TYPE
-        )
-    {
-        crate::schedule::redirect_fields_to_schedule_topic(
+    } else if matches!(
+        sysflag::transaction_type(sys_flag),
+        sysflag::TRANSACTION_NOT_TYPE | sysflag::TRANSACTION_COMMIT_TYPE
+    ) {
+        if delay_level > 0 {
+            // The level wins: the redirect drops any timer property, as Java does.
+            crate::schedule::redirect_fields_to_schedule_topic(
+                &mut destination.topic,
+                &mut destination.queue_id,
+                &mut properties,
+                delay_level,
+                state.schedule.max_level(),
+            );
+        } else if let Ingress::Parked { out_ms } = timer::apply_on_send(
+            &state.timer,
             &mut destination.topic,
             &mut destination.queue_id,
             &mut properties,
-            delay_level,
-            state.schedule.max_level(),
-        );
+            now_ms(),
+        )? {
+            timer_out_ms = Some(out_ms);
+        }
     }
 
     let wait_store_ok = wait_store_ok(properties.get(property::WAIT));
+    let recall_handle = recall_handle(state, &properties, timer_out_ms, &uniq_key);
     let ext = MessageExt {
         message: Message {
             topic: destination.topic,
@@ -115,7 +129,29 @@ pub(super) fn one(
         tracing::debug!(%error, topic = %ext.message.topic, "message refused: cannot encode");
         return Err(put_error(state, PutStatus::MessageIllegal));
     }
-    Ok(PreparedSend { records, wait_store_ok, receipt: Receipt::new(Answer::One { queue_id, uniq_key }) })
+    Ok(PreparedSend {
+        records,
+        wait_store_ok,
+        receipt: Receipt::new(Answer::One { queue_id, uniq_key, recall_handle }),
+    })
+}
+
+/// The recall handle of a message parked in the timer topic until `timer_out_ms` (Java
+/// `attachRecallHandle`): none for other messages and for retry topics.
+fn recall_handle(
+    state: &BrokerState,
+    properties: &Properties,
+    timer_out_ms: Option<i64>,
+    uniq_key: &str,
+) -> Option<String> {
+    let out_ms = timer_out_ms?;
+    let real_topic = properties.get(property::REAL_TOPIC)?;
+    if topic::is_retry_topic(real_topic) {
+        return None;
+    }
+    // One past the slot time, so the recall's own timer rounds into the same slot.
+    let timestamp = out_ms.saturating_add(1).to_string();
+    Some(RecallHandle::build(real_topic, &state.config.broker_name, &timestamp, uniq_key))
 }
 
 /// [`one`] for the common message, without a properties map: the producer's string is stored
@@ -140,6 +176,10 @@ pub(super) fn as_sent(
     if prepared || sent.get(property::TRAN_MSG).is_some() || sent.get(property::DELAY).is_some() {
         return Ok(None);
     }
+    let timer = [property::TIMER_DELIVER_MS, property::TIMER_DELAY_SEC, property::TIMER_DELAY_MS];
+    if timer.iter().any(|key| sent.get(key).is_some()) {
+        return Ok(None);
+    }
     let mut generated = None;
     let Some(properties) = stamp_sent(state, sent, &mut generated) else { return Ok(None) };
     let template = RecordTemplate::new(state, caller, request, config, queue_id);
@@ -151,6 +191,7 @@ pub(super) fn as_sent(
         receipt: Receipt::new(Answer::One {
             queue_id,
             uniq_key: IdText::from(properties.get(property::UNIQ_KEY).unwrap_or_default()),
+            recall_handle: None,
         }),
     }))
 }

@@ -97,6 +97,8 @@ pub struct SendResult {
     pub queue_offset: i64,
     /// The message's `UNIQ_KEY` (single sends), or the batch's own when it names one.
     pub transaction_id: Option<IdText>,
+    /// For a timer message, the handle that recalls it (RECALL_MESSAGE) before it is due.
+    pub recall_handle: Option<String>,
 }
 
 /// The region every send answer names, success or failure: the Java client reads both.
@@ -139,15 +141,17 @@ pub struct Receipt {
 #[derive(Debug)]
 enum Answer {
     /// A single message.
-    One { queue_id: i32, uniq_key: IdText },
+    One { queue_id: i32, uniq_key: IdText, recall_handle: Option<String> },
     /// A batch: one offset id per record.
     Batch { queue_id: i32, record_lengths: Vec<usize>, transaction_id: Option<IdText> },
 }
 
 impl Receipt {
     /// A receipt that holds nothing and allocated nothing, for boxes kept as spares.
-    pub const EMPTY: Receipt =
-        Receipt { answer: Answer::One { queue_id: 0, uniq_key: IdText::new() }, tally: None };
+    pub const EMPTY: Receipt = Receipt {
+        answer: Answer::One { queue_id: 0, uniq_key: IdText::new(), recall_handle: None },
+        tally: None,
+    };
 
     fn new(answer: Answer) -> Self {
         Self { answer, tally: None }
@@ -171,12 +175,13 @@ impl Receipt {
             _ => SendStatus::Ok,
         };
         Ok(match self.answer {
-            Answer::One { queue_id, uniq_key } => SendResult {
+            Answer::One { queue_id, uniq_key, recall_handle } => SendResult {
                 status,
                 msg_id: offset_msg_id_text(state.store_host, offset_i64(append.commit_log_offset)),
                 queue_id,
                 queue_offset: append.queue_offset,
                 transaction_id: Some(uniq_key),
+                recall_handle,
             },
             Answer::Batch { queue_id, record_lengths, transaction_id } => SendResult {
                 status,
@@ -184,6 +189,7 @@ impl Receipt {
                 queue_id,
                 queue_offset: append.queue_offset,
                 transaction_id,
+                recall_handle: None,
             },
         })
     }
