@@ -12,11 +12,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apogee_broker::core::pop::ack;
 use apogee_common::time::now_ms;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::backend::Backend;
 use crate::consume::{AckTarget, Handle};
 use crate::Messaging;
 
@@ -119,7 +119,7 @@ impl Renewals {
 impl Messaging {
     /// One renewal round: every handle due soon gets its next invisible time.
     pub(crate) async fn renew_due(&self) {
-        let config = &self.state.config.proxy;
+        let config = &self.settings;
         let now = now_ms();
         let ahead = i64::try_from(config.renew_ahead_time_ms).unwrap_or(i64::MAX);
         let max_hold = i64::try_from(config.renew_max_time_ms).unwrap_or(i64::MAX);
@@ -155,10 +155,11 @@ impl Messaging {
         }
     }
 
-    /// A client left: its renewed messages become visible again soon, for other consumers.
+    /// A client left: its renewed messages become visible again soon, for other consumers,
+    /// and what the backend announced for it is withdrawn.
     pub(crate) async fn release_client(&self, client_id: &str) {
-        let invisible_ms =
-            i64::try_from(self.state.config.proxy.invisible_time_ms_when_clear).unwrap_or(1_000);
+        self.backend.client_left(client_id).await;
+        let invisible_ms = i64::try_from(self.settings.invisible_time_ms_when_clear).unwrap_or(1_000);
         for (key, renewal) in self.renewals.take_client(client_id) {
             if let Err(remark) =
                 self.change_handle(&key.group, &renewal.topic, &renewal.handle, invisible_ms).await
@@ -177,16 +178,14 @@ impl Messaging {
         invisible_ms: i64,
     ) -> Result<Handle, String> {
         let target = AckTarget::of(handle, topic, group);
-        let changed = ack::change_invisible(&self.state, &target.request(group), invisible_ms)
-            .await
-            .map_err(|error| error.remark)?;
+        let changed = self.backend.change_invisible(group, &target, invisible_ms).await?;
         Ok(target.renewed(handle, changed))
     }
 }
 
 /// Renews due handles every `renewSchedulePeriodMillis` until `stopped`.
 pub async fn run(messaging: Arc<Messaging>, mut stopped: watch::Receiver<bool>) {
-    let period = Duration::from_millis(messaging.state.config.proxy.renew_schedule_period_ms.max(10));
+    let period = Duration::from_millis(messaging.settings.renew_schedule_period_ms.max(10));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
