@@ -69,7 +69,9 @@ class Cluster:
 
     def spawn(self, what, args):
         ports = os.path.join(self.data_dir, f"{what}.ports")
-        process = subprocess.Popen([self.binary] + args + ["--ports-file", ports], stdout=subprocess.DEVNULL)
+        with open(os.path.join(self.data_dir, f"{what}.log"), "w", encoding="utf-8") as log:
+            process = subprocess.Popen([self.binary] + args + ["--ports-file", ports], stdout=log,
+                                       stderr=subprocess.STDOUT)
         self.processes.append(process)
         return read_ports(ports, process, what)
 
@@ -285,12 +287,47 @@ def fifo(cluster):
     print(f"fifo: each message group in one queue, in order: {place}")
 
 
+def broker_down(cluster):
+    """With one broker group stopped, sends through the proxy still succeed (the stopped
+    group's queues are passed over once it failed to answer) and land on the group left, and a
+    consumer receives them all once."""
+    topic, group = "ClusterDownTopic", "cluster-down-group"
+    create_topic(cluster, topic)
+    consumer = SimpleConsumer(config(cluster), group, {topic: FilterExpression("*")}, await_duration=AWAIT_S)
+    consumer.startup()
+    try:
+        assert consumer.receive(16, INVISIBLE_S) == [], "a new group starts after what was stored"
+        stopped = cluster.processes[2]  # the second broker group
+        stopped.terminate()
+        assert stopped.wait(timeout=30) == 0
+        bodies = [f"down {n}" for n in range(12)]
+        receipts = send_all(cluster, topic, [message(topic, body) for body in bodies])
+        sent = {receipt.message_id: body for receipt, body in zip(receipts, bodies)}
+        left = cluster.brokers[0]
+        stored = [r for queue_id in range(QUEUES) for r in pull_all(left, topic, "cluster-down-reader", queue_id)]
+        assert {r["properties"]["UNIQ_KEY"]: r["body"] for r in stored} == sent, stored
+        got = []
+        deadline = time.monotonic() + WAIT_S
+        while len(got) < len(bodies) and time.monotonic() < deadline:
+            for received in consumer.receive(16, INVISIBLE_S):
+                got.append((received.message_id, received.body.decode()))
+                consumer.ack(received)
+        assert sorted(got) == sorted(sent.items()), f"received {sorted(got)}"
+    finally:
+        consumer.shutdown()
+    print(f"broker down: {len(bodies)} messages sent and received through the group left")
+
+
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as data:
         running = Cluster(sys.argv[1], data)
         try:
             running.start()
-            for scenario in (spread, receive_all, transactions, fifo):
+            for scenario in (spread, receive_all, transactions, fifo, broker_down):
                 scenario(running)
+        except BaseException:
+            with open(os.path.join(data, "proxy.log"), encoding="utf-8", errors="replace") as log:
+                print("proxy log (end):\n" + "".join(log.readlines()[-60:]))
+            raise
         finally:
             running.stop()

@@ -54,6 +54,9 @@ pub const MAX_PENDING_TRANSACTIONS: usize = 100_000;
 /// How long an undecided half is remembered (a producer answering later than this must wait
 /// for the broker's next check, which is remembered again).
 pub const TRANSACTION_MEMORY: Duration = Duration::from_secs(3_600);
+/// How long a broker that did not answer is passed over by sends without a message group
+/// and tried last by receives (then it is tried again).
+pub const BROKER_DOWN_PAUSE: Duration = Duration::from_secs(10);
 /// Clients whose producer groups are announced at once.
 pub const MAX_ANNOUNCED_CLIENTS: usize = 100_000;
 
@@ -115,6 +118,8 @@ pub struct Remote {
     halves: Mutex<HashMap<(String, String), HalfPlace>>,
     /// The producer groups announced for each client.
     announced: tokio::sync::Mutex<HashMap<String, Vec<String>>>,
+    /// Brokers that did not answer, with when they are tried first again.
+    down_until: Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -160,7 +165,24 @@ impl Remote {
             groups: MetadataCache::new(),
             halves: Mutex::new(HashMap::new()),
             announced: tokio::sync::Mutex::new(HashMap::new()),
+            down_until: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Notes a call to `broker` that got no answer (connection refused, closed, timed out).
+    fn note_failure(&self, broker: &str, error: &ClientError) {
+        if error.is_transport() {
+            let mut down = self.down_until.lock();
+            if down.len() >= MAX_CACHED_METADATA {
+                down.clear();
+            }
+            down.insert(broker.to_owned(), Instant::now() + BROKER_DOWN_PAUSE);
+        }
+    }
+
+    /// Whether `broker` failed to answer within the last [`BROKER_DOWN_PAUSE`].
+    fn is_down(&self, broker: &str) -> bool {
+        self.down_until.lock().get(broker).is_some_and(|until| *until > Instant::now())
     }
 
     /// The relay underneath.
@@ -277,12 +299,11 @@ impl Remote {
         }
         let mut entries = Vec::with_capacity(messages.len());
         for message in messages {
-            let turn = if message.message_group.is_none() {
-                self.send_turn.fetch_add(1, Ordering::Relaxed)
-            } else {
-                0
+            let position = match message.message_group.as_deref() {
+                // A message group keeps its queue, whatever its broker's state.
+                Some(group) => queue_position(Some(group), count, 0),
+                None => self.next_send_position(&queues, count),
             };
-            let position = queue_position(message.message_group.as_deref(), count, turn);
             let Some((broker, queue_id)) = usize::try_from(position).ok().and_then(|index| queues.get(index))
             else {
                 entries.push(crate::send::failed_entry(Refusal::new(
@@ -294,6 +315,26 @@ impl Remote {
             entries.push(self.send_one(topic, broker, *queue_id, message).await);
         }
         Ok(entries)
+    }
+
+    /// The next queue in turn, passing over the queues of brokers that did not answer lately
+    /// (at most one round; when every broker is down, the next queue in turn).
+    fn next_send_position(&self, queues: &[(String, i32)], count: i32) -> i32 {
+        let first = queue_position(None, count, self.send_turn.fetch_add(1, Ordering::Relaxed));
+        for step in 0..count {
+            let position = (first + step) % count;
+            let up = usize::try_from(position)
+                .ok()
+                .and_then(|index| queues.get(index))
+                .is_some_and(|(broker, _)| !self.is_down(broker));
+            if up {
+                if step > 0 {
+                    self.send_turn.fetch_add(u64::try_from(step).unwrap_or(0), Ordering::Relaxed);
+                }
+                return position;
+            }
+        }
+        first
     }
 
     async fn send_one(&self, topic: &str, broker: &str, queue_id: i32, message: Outgoing) -> SendResultEntry {
@@ -353,6 +394,7 @@ impl Remote {
             }
             Err(error) => {
                 tracing::debug!(broker, topic, %error, "relayed send failed");
+                self.note_failure(broker, &error);
                 crate::send::failed_entry(refusal_of(&error, broker))
             }
         }
@@ -368,13 +410,18 @@ impl Remote {
         if brokers.is_empty() {
             return Err(Refusal::new(Code::Forbidden, "no readable queue"));
         }
+        let started = Instant::now();
         let first = usize::try_from(self.pop_turn.fetch_add(1, Ordering::Relaxed)).unwrap_or(0);
+        // In turn, brokers that did not answer lately last.
+        let mut order: Vec<&String> =
+            (0..brokers.len()).map(|step| &brokers[(first + step) % brokers.len()]).collect();
+        order.sort_by_key(|broker| self.is_down(broker));
         let mut last_error = None;
         let mut reachable = Vec::with_capacity(brokers.len());
         let mut full = false;
-        // Every broker at once without waiting; then a long poll on the first one that answered.
-        for step in 0..brokers.len() {
-            let broker = &brokers[(first + step) % brokers.len()];
+        // Every broker without waiting; then a long poll, for what is left of the budget, on
+        // the first one that answered.
+        for broker in order {
             match self.relay.pop(broker, pop_header(pop, broker, 0)).await {
                 Ok(RelayPop::Found(found)) if !found.is_empty() => {
                     return Ok(PopOutcome::Found(popped(found)))
@@ -386,6 +433,7 @@ impl Remote {
                 Ok(_) => reachable.push(broker),
                 Err(error) => {
                     tracing::debug!(broker, topic = pop.topic, %error, "pop failed");
+                    self.note_failure(broker, &error);
                     last_error = Some(refusal_of(&error, broker));
                 }
             }
@@ -395,14 +443,19 @@ impl Remote {
                 last_error.unwrap_or_else(|| Refusal::new(Code::InternalServerError, "no broker answered"))
             );
         };
-        if pop.poll_ms <= 0 {
+        let spent_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let poll_ms = pop.poll_ms.saturating_sub(spent_ms);
+        if poll_ms <= 0 {
             return Ok(if full { PopOutcome::PollingFull } else { PopOutcome::NotFound });
         }
-        match self.relay.pop(broker, pop_header(pop, broker, pop.poll_ms)).await {
+        match self.relay.pop(broker, pop_header(pop, broker, poll_ms)).await {
             Ok(RelayPop::Found(found)) => Ok(PopOutcome::Found(popped(found))),
             Ok(RelayPop::NotFound) => Ok(PopOutcome::NotFound),
             Ok(RelayPop::PollingFull) => Ok(PopOutcome::PollingFull),
-            Err(error) => Err(refusal_of(&error, broker)),
+            Err(error) => {
+                self.note_failure(broker, &error);
+                Err(refusal_of(&error, broker))
+            }
         }
     }
 
@@ -415,7 +468,10 @@ impl Remote {
             offset: target.offset,
             bname: Some(target.broker_name.clone()),
         };
-        self.relay.ack(&target.broker_name, header).await.map_err(|error| error.to_string())
+        self.relay.ack(&target.broker_name, header).await.map_err(|error| {
+            self.note_failure(&target.broker_name, &error);
+            format!("broker {}: {error}", target.broker_name)
+        })
     }
 
     pub(super) async fn change_invisible(
