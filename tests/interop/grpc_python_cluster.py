@@ -287,6 +287,60 @@ def fifo(cluster):
     print(f"fifo: each message group in one queue, in order: {place}")
 
 
+UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200
+
+
+def create_orderly_group(cluster, group):
+    """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP with consumeMessageOrderly on every broker, as
+    mqadmin sends it."""
+    body = json.dumps({"groupName": group, "consumeEnable": True, "consumeFromMinEnable": False,
+                       "consumeBroadcastEnable": True, "retryQueueNums": 1, "retryMaxTimes": 16, "brokerId": 0,
+                       "whichBrokerWhenConsumeSlowly": 1, "notifyConsumerIdsChangedEnable": True,
+                       "consumeMessageOrderly": True}).encode()
+    for broker in cluster.brokers:
+        conn = Connection(broker.broker)
+        response, _ = conn.request(UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, {}, body)
+        conn.close()
+        assert response["code"] == SUCCESS, response
+
+
+def fifo_consumer(cluster):
+    """An orderly group's FIFO messages through the proxy (the group's config read from the
+    brokers): while the first message of a message group is received and not acked, the next
+    one is held back; it comes again after its invisible time, then the rest in order."""
+    topic, group = "ClusterFifoConsumeTopic", "cluster-fifo-group"
+    create_topic(cluster, topic, message_type="FIFO")
+    create_orderly_group(cluster, group)
+    consumer = SimpleConsumer(config(cluster), group, {topic: FilterExpression("*")}, await_duration=AWAIT_S)
+    consumer.startup()
+    try:
+        assert consumer.receive(1, INVISIBLE_S) == [], "a new group starts after what was stored"
+        bodies = [f"ordered #{n}" for n in range(4)]
+        send_all(cluster, topic, [message(topic, body, group="the-group") for body in bodies])
+        first = []
+        deadline = time.monotonic() + WAIT_S
+        while not first and time.monotonic() < deadline:
+            first = consumer.receive(1, INVISIBLE_S)
+        assert [(m.body.decode(), m.delivery_attempt) for m in first] == [("ordered #0", 1)], first
+        held_at = time.monotonic()
+        # Not acked: the message group's queue is held, so nothing else comes for now.
+        blocked = consumer.receive(1, INVISIBLE_S)
+        assert blocked == [], f"delivered past an un-acked FIFO message: {[m.body for m in blocked]}"
+        got = []
+        deadline = time.monotonic() + WAIT_S
+        while len(got) < len(bodies) and time.monotonic() < deadline:
+            for received in consumer.receive(1, INVISIBLE_S):
+                got.append((received.body.decode(), received.delivery_attempt, time.monotonic() - held_at))
+                consumer.ack(received)
+        assert [(body, attempt) for body, attempt, _ in got] == \
+            [("ordered #0", 2)] + [(body, 1) for body in bodies[1:]], got
+        assert got[0][2] >= INVISIBLE_S - 1, f"redelivered after {got[0][2]:.1f} s, before its invisible time"
+    finally:
+        consumer.shutdown()
+    print("fifo consumer: a held FIFO message blocks its group until redelivered, then the rest in order",
+          [(body, round(at, 1)) for body, _, at in got])
+
+
 def broker_down(cluster):
     """With one broker group stopped, sends through the proxy still succeed (the stopped
     group's queues are passed over once it failed to answer) and land on the group left, and a
@@ -323,7 +377,7 @@ if __name__ == "__main__":
         running = Cluster(sys.argv[1], data)
         try:
             running.start()
-            for scenario in (spread, receive_all, transactions, fifo, broker_down):
+            for scenario in (spread, receive_all, transactions, fifo, fifo_consumer, broker_down):
                 scenario(running)
         except BaseException:
             with open(os.path.join(data, "proxy.log"), encoding="utf-8", errors="replace") as log:

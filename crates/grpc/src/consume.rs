@@ -288,9 +288,7 @@ impl Messaging {
         let handle = self.current_handle(client_id, group, topic, text)?;
         handle.check_unexpired(now_ms())?;
         let target = AckTarget::of(&handle, topic, group);
-        self.backend.ack(group, &target).await.map_err(|remark| {
-            Refusal::new(Code::InternalServerError, format!("ack failed: status is abnormal: {remark}"))
-        })
+        self.backend.ack(group, &target).await
     }
 
     /// Acks a message this endpoint decided not to deliver; a failure leaves it to redelivery.
@@ -314,13 +312,7 @@ impl Messaging {
         let handle = self.current_handle(&context.client_id, group, topic, &request.receipt_handle)?;
         handle.check_unexpired(now_ms())?;
         let target = AckTarget::of(&handle, topic, group);
-        let changed =
-            self.backend.change_invisible(group, &target, invisible_ms).await.map_err(|remark| {
-                Refusal::new(
-                    Code::InternalServerError,
-                    format!("changeInvisibleDuration failed: status is abnormal: {remark}"),
-                )
-            })?;
+        let changed = self.backend.change_invisible(group, &target, invisible_ms).await?;
         let renewed = target.renewed(&handle, changed);
         Ok(ChangeInvisibleDurationResponse { status: Some(ok()), receipt_handle: renewed.to_text() })
     }

@@ -178,7 +178,11 @@ impl Messaging {
         invisible_ms: i64,
     ) -> Result<Handle, String> {
         let target = AckTarget::of(handle, topic, group);
-        let changed = self.backend.change_invisible(group, &target, invisible_ms).await?;
+        let changed = self
+            .backend
+            .change_invisible(group, &target, invisible_ms)
+            .await
+            .map_err(|refusal| refusal.message)?;
         Ok(target.renewed(handle, changed))
     }
 }

@@ -17,7 +17,10 @@ use apogee_common::topic::{TopicConfig, AUTO_CREATE_TOPIC_KEY, TRANS_HALF_TOPIC}
 use apogee_remoting::body::SubscriptionGroupConfig;
 use apogee_remoting::receipt::{self, PopHeader};
 
-use super::{check_type, queue_position, BrokerQueues, EndTransaction, PopOutcome, Popped, TopicRoute};
+use super::{
+    ack_refused, change_refused, check_type, queue_position, BrokerQueues, EndTransaction, PopOutcome,
+    Popped, TopicRoute,
+};
 use crate::consume::{filter_refusal, AckTarget, Handle, DEAD_LETTER_DELAY_LEVEL};
 use crate::context::CallContext;
 use crate::pb::{Code, SendResultEntry, Settings};
@@ -195,8 +198,8 @@ impl Local {
         Ok(PopOutcome::Found(found))
     }
 
-    pub(super) async fn ack(&self, group: &str, target: &AckTarget) -> Result<(), String> {
-        ack::ack(&self.state, &target.request(group)).await.map_err(|error| error.remark)
+    pub(super) async fn ack(&self, group: &str, target: &AckTarget) -> Result<(), Refusal> {
+        ack::ack(&self.state, &target.request(group)).await.map_err(|error| ack_refused(&error.remark))
     }
 
     pub(super) async fn change_invisible(
@@ -204,10 +207,10 @@ impl Local {
         group: &str,
         target: &AckTarget,
         invisible_ms: i64,
-    ) -> Result<Changed, String> {
+    ) -> Result<Changed, Refusal> {
         ack::change_invisible(&self.state, &target.request(group), invisible_ms)
             .await
-            .map_err(|error| error.remark)
+            .map_err(|error| change_refused(&error.remark))
     }
 
     pub(super) async fn dead_letter(

@@ -117,17 +117,17 @@ pub trait Backend: Send + Sync + 'static {
         pop: &PopRequest<'_>,
     ) -> impl Future<Output = Result<PopOutcome, Refusal>> + Send;
 
-    /// Acks the message of `target` for `group`; the broker's remark on failure.
-    fn ack(&self, group: &str, target: &AckTarget) -> impl Future<Output = Result<(), String>> + Send;
+    /// Acks the message of `target` for `group`.
+    fn ack(&self, group: &str, target: &AckTarget) -> impl Future<Output = Result<(), Refusal>> + Send;
 
     /// Changes the invisible time of the message of `target`; the broker's new check point
-    /// values, or its remark on failure.
+    /// values.
     fn change_invisible(
         &self,
         group: &str,
         target: &AckTarget,
         invisible_ms: i64,
-    ) -> impl Future<Output = Result<Changed, String>> + Send;
+    ) -> impl Future<Output = Result<Changed, Refusal>> + Send;
 
     /// Sends the message of `handle` (popped from `real_topic`) to `%DLQ%<group>`.
     fn dead_letter(
@@ -198,7 +198,7 @@ impl Backend for Brokers {
         }
     }
 
-    async fn ack(&self, group: &str, target: &AckTarget) -> Result<(), String> {
+    async fn ack(&self, group: &str, target: &AckTarget) -> Result<(), Refusal> {
         match self {
             Brokers::Local(local) => local.ack(group, target).await,
             Brokers::Remote(remote) => remote.ack(group, target).await,
@@ -210,7 +210,7 @@ impl Backend for Brokers {
         group: &str,
         target: &AckTarget,
         invisible_ms: i64,
-    ) -> Result<Changed, String> {
+    ) -> Result<Changed, Refusal> {
         match self {
             Brokers::Local(local) => local.change_invisible(group, target, invisible_ms).await,
             Brokers::Remote(remote) => remote.change_invisible(group, target, invisible_ms).await,
@@ -277,6 +277,19 @@ pub(crate) fn check_type(accepted: &[MessageType], first: Option<MessageType>) -
             crate::topic_type::name(kind)
         ),
     ))
+}
+
+/// The refusal of a broker that answered an ack with a failure (the reference's message).
+pub(crate) fn ack_refused(remark: &str) -> Refusal {
+    Refusal::new(crate::pb::Code::InternalServerError, format!("ack failed: status is abnormal: {remark}"))
+}
+
+/// The refusal of a broker that answered a change of invisible time with a failure.
+pub(crate) fn change_refused(remark: &str) -> Refusal {
+    Refusal::new(
+        crate::pb::Code::InternalServerError,
+        format!("changeInvisibleDuration failed: status is abnormal: {remark}"),
+    )
 }
 
 /// The queue position (among `count` writable queues) of a message: a message group hashes

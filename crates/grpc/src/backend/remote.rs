@@ -35,7 +35,10 @@ use apogee_remoting::header::send::{EndTransactionRequestHeader, SendMessageRequ
 use apogee_remoting::response_code;
 use parking_lot::Mutex;
 
-use super::{check_type, queue_position, BrokerQueues, EndTransaction, PopOutcome, Popped, TopicRoute};
+use super::{
+    ack_refused, change_refused, check_type, queue_position, BrokerQueues, EndTransaction, PopOutcome,
+    Popped, TopicRoute,
+};
 use crate::consume::{AckTarget, Handle, DEAD_LETTER_DELAY_LEVEL};
 use crate::context::CallContext;
 use crate::pb::{settings, Code, MessageType, SendResultEntry, Settings};
@@ -143,6 +146,9 @@ pub fn refusal_of(error: &ClientError, broker: &str) -> Refusal {
         | ClientError::Timeout { .. } => {
             Refusal::new(Code::ProxyTimeout, format!("broker {broker} did not answer in time: {error}"))
         }
+        ClientError::NoBroker { broker_name } => {
+            Refusal::new(Code::BadRequest, format!("cannot find broker {broker_name}"))
+        }
         ClientError::TooManyRequests { .. } => {
             Refusal::new(Code::TooManyRequests, format!("too many requests to broker {broker}: {error}"))
         }
@@ -178,6 +184,12 @@ impl Remote {
             }
             down.insert(broker.to_owned(), Instant::now() + BROKER_DOWN_PAUSE);
         }
+    }
+
+    /// The refusal of a call to `broker` that got no answer, noted.
+    fn call_refused(&self, broker: &str, error: &ClientError) -> Refusal {
+        self.note_failure(broker, error);
+        refusal_of(error, broker)
     }
 
     /// Whether `broker` failed to answer within the last [`BROKER_DOWN_PAUSE`].
@@ -459,7 +471,7 @@ impl Remote {
         }
     }
 
-    pub(super) async fn ack(&self, group: &str, target: &AckTarget) -> Result<(), String> {
+    pub(super) async fn ack(&self, group: &str, target: &AckTarget) -> Result<(), Refusal> {
         let header = AckMessageRequestHeader {
             consumer_group: group.to_owned(),
             topic: target.real_topic.clone(),
@@ -468,9 +480,9 @@ impl Remote {
             offset: target.offset,
             bname: Some(target.broker_name.clone()),
         };
-        self.relay.ack(&target.broker_name, header).await.map_err(|error| {
-            self.note_failure(&target.broker_name, &error);
-            format!("broker {}: {error}", target.broker_name)
+        self.relay.ack(&target.broker_name, header).await.map_err(|error| match &error {
+            ClientError::Broker { remark, .. } => ack_refused(remark),
+            _ => self.call_refused(&target.broker_name, &error),
         })
     }
 
@@ -479,7 +491,7 @@ impl Remote {
         group: &str,
         target: &AckTarget,
         invisible_ms: i64,
-    ) -> Result<Changed, String> {
+    ) -> Result<Changed, Refusal> {
         let header = ChangeInvisibleTimeRequestHeader {
             consumer_group: group.to_owned(),
             topic: target.real_topic.clone(),
@@ -489,11 +501,11 @@ impl Remote {
             invisible_time: invisible_ms,
             bname: Some(target.broker_name.clone()),
         };
-        let changed = self
-            .relay
-            .change_invisible(&target.broker_name, header)
-            .await
-            .map_err(|error| error.to_string())?;
+        let changed =
+            self.relay.change_invisible(&target.broker_name, header).await.map_err(|error| match &error {
+                ClientError::Broker { remark, .. } => change_refused(remark),
+                _ => self.call_refused(&target.broker_name, &error),
+            })?;
         Ok(Changed {
             pop_time_ms: changed.pop_time,
             invisible_ms: changed.invisible_time,
@@ -526,8 +538,9 @@ impl Remote {
         let key = (end.topic.to_owned(), end.transaction_id.to_owned());
         let place = self.halves.lock().get(&key).cloned();
         let Some(place) = place else {
+            // As the reference proxy: its TRANSACTION_DATA_NOT_FOUND has no code of its own.
             return Err(Refusal::new(
-                Code::InvalidTransactionId,
+                Code::InternalServerError,
                 format!("cannot found transaction data: {}", end.transaction_id),
             ));
         };
@@ -757,5 +770,10 @@ mod tests {
         let busy =
             ClientError::Broker { code: response_code::SYSTEM_BUSY, remark: "busy".into(), addr: "x".into() };
         assert_eq!(refusal_of(&busy, "broker-b"), Refusal::new(Code::TooManyRequests, "busy"));
+        let unknown = ClientError::NoBroker { broker_name: "broker-z".into() };
+        assert_eq!(
+            refusal_of(&unknown, "broker-z"),
+            Refusal::new(Code::BadRequest, "cannot find broker broker-z")
+        );
     }
 }
