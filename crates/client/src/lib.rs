@@ -44,7 +44,7 @@ pub use consumer::push::{ConsumeResult, PushConsumer};
 pub use consumer::simple::{FilterExpression, ReceivedMessage, SimpleConsumer};
 pub use error::ClientError;
 pub use producer::{
-    create_reply_message, LocalTransactionState, Producer, SendResult, SendStatus, TransactionListener,
-    TransactionProducer, TransactionSendResult,
+    create_reply_message, LocalTransactionState, Producer, SendResult, SendStatus, TransactionCheck,
+    TransactionCheckForwarder, TransactionListener, TransactionProducer, TransactionSendResult,
 };
 pub use relay::Relay;

@@ -57,6 +57,9 @@ pub const MAX_PENDING_TRANSACTIONS: usize = 100_000;
 /// How long an undecided half is remembered (a producer answering later than this must wait
 /// for the broker's next check, which is remembered again).
 pub const TRANSACTION_MEMORY: Duration = Duration::from_secs(3_600);
+/// Most queues of one broker group a route may announce for a topic; a route announcing
+/// more is cut (a NameServer's numbers are not trusted with the proxy's memory).
+pub const MAX_QUEUES_PER_BROKER: i32 = 65_536;
 /// How long a broker that did not answer is passed over by sends without a message group
 /// and tried last by receives (then it is tried again).
 pub const BROKER_DOWN_PAUSE: Duration = Duration::from_secs(10);
@@ -255,8 +258,8 @@ impl Remote {
             .map(|queues| BrokerQueues {
                 broker_name: queues.broker_name.clone(),
                 perm: queues.perm,
-                read_queue_nums: queues.read_queue_nums,
-                write_queue_nums: queues.write_queue_nums,
+                read_queue_nums: queues.read_queue_nums.clamp(0, MAX_QUEUES_PER_BROKER),
+                write_queue_nums: queues.write_queue_nums.clamp(0, MAX_QUEUES_PER_BROKER),
             })
             .collect();
         brokers.sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
@@ -277,9 +280,10 @@ impl Remote {
         if let Some(config) = self.groups.fresh(group) {
             return config;
         }
-        let route = self.fresh_route(topic?).await.ok()?;
+        let topic = topic?;
+        let route = self.fresh_route(topic).await.ok()?;
         for broker in master_names(&route) {
-            match self.relay.group_config(&broker, &route_topic(topic), group).await {
+            match self.relay.group_config(&broker, topic, group).await {
                 Ok(config) => {
                     self.groups.put(group, config.clone());
                     return config;
@@ -710,13 +714,10 @@ fn writable_queues(route: &TopicRouteData) -> Vec<(String, i32)> {
     datas
         .into_iter()
         .flat_map(|queues| {
-            (0..queues.write_queue_nums.max(0)).map(move |id| (queues.broker_name.clone(), id))
+            (0..queues.write_queue_nums.clamp(0, MAX_QUEUES_PER_BROKER))
+                .map(move |id| (queues.broker_name.clone(), id))
         })
         .collect()
-}
-
-fn route_topic(topic: Option<&str>) -> String {
-    topic.unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]
