@@ -13,8 +13,8 @@ import tempfile
 import threading
 import time
 
-from rocketmq import (ClientConfiguration, Credentials, FilterExpression, Message, Producer, SimpleConsumer,
-                      TransactionChecker, TransactionResolution)
+from rocketmq import (ClientConfiguration, ConsumeResult, Credentials, FilterExpression, Message, MessageListener,
+                      Producer, PushConsumer, SimpleConsumer, TransactionChecker, TransactionResolution)
 
 from apogee_process import SUCCESS, WAIT_S, pull_all
 from remoting_wire import Connection
@@ -125,9 +125,11 @@ def create_topic(cluster, topic, message_type=None):
         namesrv.close()
 
 
-def per_broker(cluster, topic, reader):
-    """Every record of `topic` on each broker, by broker name."""
-    return {broker.name: [record for queue_id in range(QUEUES) for record in pull_all(broker, topic, reader, queue_id)]
+def per_broker(cluster, topic, reader, queues=QUEUES, absent_ok=False):
+    """Every record of `topic` on each broker, by broker name (none where the topic does not
+    exist yet, when `absent_ok`)."""
+    return {broker.name: [record for queue_id in range(queues)
+                          for record in pull_all(broker, topic, reader, queue_id, absent_ok=absent_ok)]
             for broker in cluster.brokers}
 
 
@@ -198,6 +200,9 @@ def receive_all(cluster):
             for received in consumer.receive(16, INVISIBLE_S):
                 got.append((received.message_id, received.body.decode()))
                 brokers.add(received.receipt_handle.split(" ")[5])
+                if len(got) % 2 == 0:
+                    # A new invisible time on the message's broker; its new handle acks it.
+                    consumer.change_invisible_duration(received, INVISIBLE_S * 3)
                 consumer.ack(received)
         assert sorted(got) == sorted(ids.items()), f"received {sorted(got)}"
         assert brokers == set(BROKERS), f"handles named {brokers}"
@@ -290,13 +295,12 @@ def fifo(cluster):
 UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200
 
 
-def create_orderly_group(cluster, group):
-    """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP with consumeMessageOrderly on every broker, as
-    mqadmin sends it."""
+def create_group(cluster, group, orderly=False, retry_max_times=16):
+    """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP on every broker, as mqadmin sends it."""
     body = json.dumps({"groupName": group, "consumeEnable": True, "consumeFromMinEnable": False,
-                       "consumeBroadcastEnable": True, "retryQueueNums": 1, "retryMaxTimes": 16, "brokerId": 0,
-                       "whichBrokerWhenConsumeSlowly": 1, "notifyConsumerIdsChangedEnable": True,
-                       "consumeMessageOrderly": True}).encode()
+                       "consumeBroadcastEnable": True, "retryQueueNums": 1, "retryMaxTimes": retry_max_times,
+                       "brokerId": 0, "whichBrokerWhenConsumeSlowly": 1, "notifyConsumerIdsChangedEnable": True,
+                       "consumeMessageOrderly": orderly}).encode()
     for broker in cluster.brokers:
         conn = Connection(broker.broker)
         response, _ = conn.request(UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, {}, body)
@@ -310,7 +314,7 @@ def fifo_consumer(cluster):
     one is held back; it comes again after its invisible time, then the rest in order."""
     topic, group = "ClusterFifoConsumeTopic", "cluster-fifo-group"
     create_topic(cluster, topic, message_type="FIFO")
-    create_orderly_group(cluster, group)
+    create_group(cluster, group, orderly=True)
     consumer = SimpleConsumer(config(cluster), group, {topic: FilterExpression("*")}, await_duration=AWAIT_S)
     consumer.startup()
     try:
@@ -339,6 +343,79 @@ def fifo_consumer(cluster):
         consumer.shutdown()
     print("fifo consumer: a held FIFO message blocks its group until redelivered, then the rest in order",
           [(body, round(at, 1)) for body, _, at in got])
+
+
+POLLING_INFO = 200055
+
+
+def wait_parked(cluster, group, topic):
+    """Waits until a receive of `group` long-polls on one of the brokers (POLLING_INFO): the proxy
+    asked every broker once before, so the group has its place on each."""
+    conns = [Connection(broker.broker) for broker in cluster.brokers]
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while True:
+            parked = 0
+            for conn in conns:
+                response, _ = conn.request(POLLING_INFO, {"consumerGroup": group, "topic": topic, "queueId": "-1"})
+                assert response["code"] == SUCCESS, response
+                parked += int(response["extFields"]["pollingNum"])
+            if parked >= 1:
+                return
+            assert time.monotonic() < deadline, f"no receive of {group} ever waited on {topic}"
+            time.sleep(0.2)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+class Failing(MessageListener):
+    """Fails every delivery; records each with its attempt."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.deliveries = []
+
+    def consume(self, message):
+        with self.lock:
+            self.deliveries.append((message.body.decode(), message.delivery_attempt))
+        return ConsumeResult.FAILURE
+
+
+def push_dead_letters(cluster):
+    """A push consumer through the proxy whose deliveries all fail sees each message as often as
+    its group allows (the group's retries read from the brokers, each failure a new invisible
+    time on the message's broker); then each message is in the group's dead-letter queue on the
+    broker that held it."""
+    topic, group = "ClusterPushTopic", "cluster-push-dlq"
+    create_topic(cluster, topic)
+    create_group(cluster, group, retry_max_times=1)
+    listener = Failing()
+    consumer = PushConsumer(config(cluster), group, listener, {topic: FilterExpression("*")})
+    consumer.startup()
+    try:
+        wait_parked(cluster, group, topic)
+        bodies = [f"dead {n}" for n in range(6)]
+        send_all(cluster, topic, [message(topic, body) for body in bodies])
+        stored = {name: sorted(r["body"] for r in records)
+                  for name, records in per_broker(cluster, topic, "cluster-push-reader").items()}
+        assert all(stored.values()), f"sends did not reach both groups: {stored}"
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            dead = {name: sorted(r["body"] for r in records) for name, records in
+                    per_broker(cluster, f"%DLQ%{group}", "cluster-dlq-reader", 1, True).items()}
+            if dead == stored or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert dead == stored, f"dead letters {dead}, stored {stored}"
+        time.sleep(QUIET_S)
+    finally:
+        consumer.shutdown()
+    with listener.lock:
+        attempts = sorted(listener.deliveries)
+    # retryMaxTimes 1: two attempts each, the second counted as such.
+    assert attempts == sorted([(b, 1) for b in bodies] + [(b, 2) for b in bodies]), attempts
+    print(f"push dead letters: each message tried twice, then in the dead-letter queue of its broker {dead}")
 
 
 def broker_down(cluster):
@@ -377,7 +454,7 @@ if __name__ == "__main__":
         running = Cluster(sys.argv[1], data)
         try:
             running.start()
-            for scenario in (spread, receive_all, transactions, fifo, fifo_consumer, broker_down):
+            for scenario in (spread, receive_all, transactions, fifo, fifo_consumer, push_dead_letters, broker_down):
                 scenario(running)
         except BaseException:
             with open(os.path.join(data, "proxy.log"), encoding="utf-8", errors="replace") as log:
