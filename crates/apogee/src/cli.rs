@@ -432,3 +432,57 @@ async fn wait_for_shutdown_signal() -> Result<()> {
     tracing::info!("shutdown signal received");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy_args(line: &[&str]) -> ProxyArgs {
+        let cli = Cli::try_parse_from(line).expect("arguments parse");
+        match cli.command {
+            Command::Proxy(args) => args,
+            other => panic!("not the proxy command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn proxy_settings_come_from_the_config_file_and_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("proxy.conf");
+        std::fs::write(
+            &conf,
+            "proxyMode=cluster\nnamesrvAddr=10.0.0.1:9876\ngrpcServerPort=9081\nmaxMessageSize=1024\n\
+             enableTopicMessageTypeCheck=false\n",
+        )
+        .unwrap();
+        let conf_arg = conf.to_str().unwrap();
+        let settings = proxy_args(&["apogee", "proxy", "-c", conf_arg]).to_settings().unwrap();
+        assert_eq!(settings.namesrv_addr, "10.0.0.1:9876");
+        assert_eq!(settings.endpoint.grpc_server_port, 9081);
+        assert_eq!(settings.max_message_size_bytes, 1024);
+        assert!(!settings.endpoint.enable_topic_message_type_check);
+        let overridden =
+            proxy_args(&["apogee", "proxy", "-c", conf_arg, "-n", "127.0.0.1:1", "--grpc-port", "0"])
+                .to_settings()
+                .unwrap();
+        assert_eq!(overridden.namesrv_addr, "127.0.0.1:1");
+        assert_eq!(overridden.endpoint.grpc_server_port, 0);
+    }
+
+    #[test]
+    fn a_local_proxy_mode_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("local.conf");
+        std::fs::write(&local, "proxyMode=LOCAL\n").unwrap();
+        let error = proxy_args(&["apogee", "proxy", "-n", "x:1", "-c", local.to_str().unwrap()])
+            .to_settings()
+            .unwrap_err();
+        assert!(error.to_string().contains("proxyMode LOCAL"), "{error}");
+        let bad = dir.path().join("bad.conf");
+        std::fs::write(&bad, "renewAheadTimeMillis=soon\n").unwrap();
+        let error = proxy_args(&["apogee", "proxy", "-n", "x:1", "-c", bad.to_str().unwrap()])
+            .to_settings()
+            .unwrap_err();
+        assert!(error.to_string().contains("renewAheadTimeMillis"), "{error}");
+    }
+}
