@@ -123,7 +123,7 @@ pub struct Remote {
     /// Half messages by (producer group, transaction id).
     halves: Mutex<HashMap<(String, String), HalfPlace>>,
     /// The producer groups announced for each client.
-    announced: tokio::sync::Mutex<HashMap<String, Vec<String>>>,
+    announced: Mutex<HashMap<String, Vec<String>>>,
     /// Brokers that did not answer, with when they are tried first again.
     down_until: Mutex<HashMap<String, Instant>>,
 }
@@ -173,7 +173,7 @@ impl Remote {
             accepted: MetadataCache::new(),
             groups: MetadataCache::new(),
             halves: Mutex::new(HashMap::new()),
-            announced: tokio::sync::Mutex::new(HashMap::new()),
+            announced: Mutex::new(HashMap::new()),
             down_until: Mutex::new(HashMap::new()),
         }
     }
@@ -589,9 +589,14 @@ impl Remote {
 
     pub(super) async fn client_settled(&self, client_id: &str, settings: &Settings) {
         let Some(settings::PubSub::Publishing(publishing)) = &settings.pub_sub else { return };
-        let mut announced = self.announced.lock().await;
-        if announced.contains_key(client_id) || announced.len() >= MAX_ANNOUNCED_CLIENTS {
-            return;
+        {
+            // Claimed before any call, so a client's Settings sent again are not announced
+            // twice, and no lock is held across the calls.
+            let mut announced = self.announced.lock();
+            if announced.contains_key(client_id) || announced.len() >= MAX_ANNOUNCED_CLIENTS {
+                return;
+            }
+            announced.insert(client_id.to_owned(), Vec::new());
         }
         let forwarder: Arc<dyn TransactionCheckForwarder> = Arc::new(CheckForwarder(self.messaging.clone()));
         let mut held = Vec::new();
@@ -605,11 +610,22 @@ impl Remote {
                 }
             }
         }
-        announced.insert(client_id.to_owned(), held);
+        let left_meanwhile = match self.announced.lock().get_mut(client_id) {
+            Some(entry) => {
+                entry.clone_from(&held);
+                false
+            }
+            None => true,
+        };
+        if left_meanwhile {
+            for group in held {
+                self.relay.release_producer(&group).await;
+            }
+        }
     }
 
     pub(super) async fn client_left(&self, client_id: &str) {
-        let held = self.announced.lock().await.remove(client_id);
+        let held = self.announced.lock().remove(client_id);
         for group in held.unwrap_or_default() {
             self.relay.release_producer(&group).await;
         }
