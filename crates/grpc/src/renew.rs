@@ -25,11 +25,13 @@ pub const RENEW_STEPS_MS: [i64; 6] = [60_000, 180_000, 300_000, 600_000, 1_800_0
 /// Handles renewed at once; beyond, a receive's messages keep only their first invisible time.
 pub const MAX_RENEWED_HANDLES: usize = 200_000;
 
-/// What identifies a delivered message for its client: the handle's broker, queue and offset.
+/// What identifies a delivered message for its client: the handle's broker, queue and offset
+/// (behind a proxy, two broker groups hold the same queue ids and offsets of a topic).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RenewKey {
     client_id: String,
     group: String,
+    broker_name: String,
     queue_id: i32,
     queue_offset: i64,
     real_topic: String,
@@ -41,6 +43,7 @@ impl RenewKey {
         RenewKey {
             client_id: client_id.to_owned(),
             group: group.to_owned(),
+            broker_name: handle.extra.broker_name.clone(),
             queue_id: handle.extra.queue_id,
             queue_offset: handle.extra.queue_offset.unwrap_or(-1),
             real_topic: handle.extra.real_topic(topic, group),
@@ -198,5 +201,24 @@ pub async fn run(messaging: Arc<Messaging>, mut stopped: watch::Receiver<bool>) 
         if !messaging.renewals.is_empty() {
             messaging.renew_due().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_queue_and_offset_on_two_brokers_are_two_messages() {
+        let on_a = Handle::parse("5 1000 60000 0 0 broker-a 1 5 100").expect("a handle");
+        let on_b = Handle::parse("5 1000 60000 0 0 broker-b 1 5 900").expect("a handle");
+        let key_a = RenewKey::of("client", "group", "T", &on_a);
+        let key_b = RenewKey::of("client", "group", "T", &on_b);
+        assert_ne!(key_a, key_b);
+        let renewals = Renewals::default();
+        assert!(renewals.register(key_a.clone(), "T", on_a.clone()));
+        assert!(renewals.register(key_b.clone(), "T", on_b.clone()));
+        assert_eq!(renewals.take(&key_a), Some(on_a));
+        assert_eq!(renewals.take(&key_b), Some(on_b));
     }
 }
