@@ -29,8 +29,36 @@ enum Command {
     Namesrv(NamesrvArgs),
     /// A broker: stores messages and serves producers and consumers.
     Broker(BrokerArgs),
+    /// The gRPC 5.x endpoint in front of every broker group a NameServer knows (Apache's
+    /// "cluster" proxy mode), reaching the brokers over remoting.
+    Proxy(ProxyArgs),
     /// Load generators: produce, consume, e2e.
     Bench(apogee_bench::BenchArgs),
+}
+
+/// `apogee proxy`: one gRPC endpoint in front of many broker groups.
+#[derive(Debug, Args)]
+struct ProxyArgs {
+    /// NameServer addresses, `host:port` separated by `;` (else `namesrvAddr` in the config
+    /// file, else the `NAMESRV_ADDR` environment variable).
+    #[arg(short = 'n', long = "namesrv-addr")]
+    namesrv_addr: Option<String>,
+    /// A proxy.conf of Java `ProxyConfig` keys (`proxyMode`, `namesrvAddr`, `grpcServerPort`,
+    /// the endpoint's TLS and renewal settings, `maxMessageSize`).
+    #[arg(short = 'c', long = "config-file")]
+    config_file: Option<PathBuf>,
+    /// The gRPC port (`grpcServerPort`, 8081; 0 lets the system choose).
+    #[arg(long)]
+    grpc_port: Option<u16>,
+    /// The address the endpoint listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_addr: std::net::IpAddr,
+    /// Where the generated self-signed TLS certificate is written (`<dir>/tls`) when no
+    /// `tlsCertPath`/`tlsKeyPath` is configured.
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    ports_file: PortsFileArg,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +188,7 @@ impl Cli {
         match self.command {
             Command::Namesrv(args) => run_namesrv(args.to_config()?, &args.ports_file).await,
             Command::Standalone(args) => run_standalone(args).await,
+            Command::Proxy(args) => run_proxy(args).await,
             Command::Bench(args) => args.run().await,
             Command::Broker(args) => {
                 let mut config = BrokerConfig::default();
@@ -303,6 +332,107 @@ async fn run_standalone(args: StandaloneArgs) -> Result<()> {
     Ok(())
 }
 
+/// The settings of `apogee proxy`, from its config file and arguments.
+#[derive(Debug)]
+struct ProxySettings {
+    namesrv_addr: String,
+    endpoint: apogee_broker::proxy_config::ProxyConfig,
+    max_message_size_bytes: usize,
+}
+
+/// The body limit of a proxy without `maxMessageSize` (RocketMQ's 4 MiB).
+const DEFAULT_MAX_MESSAGE_SIZE_BYTES: usize = 4 * 1024 * 1024;
+
+impl ProxyArgs {
+    fn to_settings(&self) -> Result<ProxySettings> {
+        let mut endpoint = apogee_broker::proxy_config::ProxyConfig::default();
+        let mut namesrv_addr = None;
+        let mut max_message_size_bytes = DEFAULT_MAX_MESSAGE_SIZE_BYTES;
+        if let Some(path) = &self.config_file {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let entries = apogee_common::properties::parse(&text)
+                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+            for (key, value) in entries {
+                let value = value.trim();
+                match key.as_str() {
+                    "proxyMode" if value.eq_ignore_ascii_case("cluster") => {}
+                    "proxyMode" => anyhow::bail!(
+                        "{}: proxyMode {value} is not served by `apogee proxy` (local mode is the endpoint \
+                         `apogee broker` runs itself)",
+                        path.display()
+                    ),
+                    "namesrvAddr" => namesrv_addr = Some(value.to_owned()),
+                    "maxMessageSize" => {
+                        max_message_size_bytes = value
+                            .parse()
+                            .with_context(|| format!("{}: maxMessageSize {value}", path.display()))?
+                    }
+                    key if apogee_broker::proxy_config::is_proxy_key(key) => endpoint
+                        .set(key, value)
+                        .map_err(|_| anyhow::anyhow!("{}: {key} cannot be {value:?}", path.display()))?,
+                    other => tracing::warn!(key = other, "proxy setting not used by apogee proxy"),
+                }
+            }
+        }
+        if let Some(port) = self.grpc_port {
+            endpoint.grpc_server_port = port;
+        }
+        let namesrv_addr = self
+            .namesrv_addr
+            .clone()
+            .or(namesrv_addr)
+            .or_else(|| std::env::var("NAMESRV_ADDR").ok())
+            .filter(|addr| !addr.trim().is_empty())
+            .context("no NameServer: pass -n ADDR, set namesrvAddr in the config file, or NAMESRV_ADDR")?;
+        Ok(ProxySettings { namesrv_addr, endpoint, max_message_size_bytes })
+    }
+}
+
+async fn run_proxy(args: ProxyArgs) -> Result<()> {
+    let settings = args.to_settings()?;
+    let grpc_addr = SocketAddr::new(args.bind_addr, settings.endpoint.grpc_server_port);
+    let listener = std::net::TcpListener::bind(grpc_addr)
+        .with_context(|| format!("binding the gRPC endpoint on {grpc_addr}"))?;
+    let advertised = if args.bind_addr.is_unspecified() {
+        apogee_client::instance::local_ip().to_string()
+    } else {
+        args.bind_addr.to_string()
+    };
+    let certificate = match (&settings.endpoint.tls_cert_path, &settings.endpoint.tls_key_path) {
+        (Some(cert), Some(key)) => {
+            apogee_grpc::tls::CertificateSource::Files { cert: cert.clone(), key: key.clone() }
+        }
+        _ => apogee_grpc::tls::CertificateSource::SelfSigned {
+            hosts: apogee_grpc::tls::self_signed_hosts(&advertised),
+            write_to: apogee_grpc::tls::self_signed_path(&args.data_dir),
+        },
+    };
+    let client_config = apogee_client::ClientConfig::new(settings.namesrv_addr.clone())
+        .with_instance_name(format!("apogee-proxy-{}", std::process::id()));
+    let relay = apogee_client::Relay::start(&client_config)
+        .await
+        .with_context(|| format!("starting the relay to {}", settings.namesrv_addr))?;
+    let grpc = GrpcServer::start_proxy(
+        listener,
+        relay,
+        settings.endpoint,
+        advertised,
+        &certificate,
+        settings.max_message_size_bytes,
+    )
+    .with_context(|| format!("starting the gRPC endpoint on {grpc_addr}"))?;
+    println!("apogee grpc listening on {}", grpc.local_addr());
+    let addrs = BoundAddrs { grpc: Some(grpc.local_addr()), ..BoundAddrs::default() };
+    if let Err(error) = args.ports_file.write(&addrs) {
+        grpc.shutdown().await;
+        return Err(error);
+    }
+    wait_for_shutdown_signal().await?;
+    grpc.shutdown().await;
+    Ok(())
+}
+
 async fn wait_for_shutdown_signal() -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -312,4 +442,58 @@ async fn wait_for_shutdown_signal() -> Result<()> {
     }
     tracing::info!("shutdown signal received");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy_args(line: &[&str]) -> ProxyArgs {
+        let cli = Cli::try_parse_from(line).expect("arguments parse");
+        match cli.command {
+            Command::Proxy(args) => args,
+            other => panic!("not the proxy command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn proxy_settings_come_from_the_config_file_and_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("proxy.conf");
+        std::fs::write(
+            &conf,
+            "proxyMode=cluster\nnamesrvAddr=10.0.0.1:9876\ngrpcServerPort=9081\nmaxMessageSize=1024\n\
+             enableTopicMessageTypeCheck=false\n",
+        )
+        .unwrap();
+        let conf_arg = conf.to_str().unwrap();
+        let settings = proxy_args(&["apogee", "proxy", "-c", conf_arg]).to_settings().unwrap();
+        assert_eq!(settings.namesrv_addr, "10.0.0.1:9876");
+        assert_eq!(settings.endpoint.grpc_server_port, 9081);
+        assert_eq!(settings.max_message_size_bytes, 1024);
+        assert!(!settings.endpoint.enable_topic_message_type_check);
+        let overridden =
+            proxy_args(&["apogee", "proxy", "-c", conf_arg, "-n", "127.0.0.1:1", "--grpc-port", "0"])
+                .to_settings()
+                .unwrap();
+        assert_eq!(overridden.namesrv_addr, "127.0.0.1:1");
+        assert_eq!(overridden.endpoint.grpc_server_port, 0);
+    }
+
+    #[test]
+    fn a_local_proxy_mode_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("local.conf");
+        std::fs::write(&local, "proxyMode=LOCAL\n").unwrap();
+        let error = proxy_args(&["apogee", "proxy", "-n", "x:1", "-c", local.to_str().unwrap()])
+            .to_settings()
+            .unwrap_err();
+        assert!(error.to_string().contains("proxyMode LOCAL"), "{error}");
+        let bad = dir.path().join("bad.conf");
+        std::fs::write(&bad, "renewAheadTimeMillis=soon\n").unwrap();
+        let error = proxy_args(&["apogee", "proxy", "-n", "x:1", "-c", bad.to_str().unwrap()])
+            .to_settings()
+            .unwrap_err();
+        assert!(error.to_string().contains("renewAheadTimeMillis"), "{error}");
+    }
 }

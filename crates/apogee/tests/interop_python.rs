@@ -61,3 +61,8 @@ fn broker_serves_transactions_and_replies_to_a_raw_protocol_peer() {
 fn grpc_endpoint_serves_the_official_python_5x_client() {
     run_suite_with(&python::grpc_interpreter(), "grpc_python_client.py");
 }
+
+#[test]
+fn grpc_proxy_serves_the_official_python_5x_client_over_two_broker_groups() {
+    run_suite_with(&python::grpc_interpreter(), "grpc_python_cluster.py");
+}

@@ -408,6 +408,16 @@ impl ClientInstance {
         self.checkers.write().insert(group.to_owned(), Checker::new(listener));
     }
 
+    /// Hands the brokers' transaction checks for producer `group` to `forwarder`, which
+    /// answers them later on its own (a relay whose decisions come from its own clients).
+    pub fn register_transaction_check_forwarder(
+        &self,
+        group: &str,
+        forwarder: Arc<dyn crate::producer::transaction::TransactionCheckForwarder>,
+    ) {
+        self.checkers.write().insert(group.to_owned(), Checker::Forward(forwarder));
+    }
+
     /// Where requests of this instance wait for their replies.
     pub(crate) fn reply_table(&self) -> &ReplyTable {
         &self.replies

@@ -21,6 +21,8 @@
 //! - [`consumer`]: [`PushConsumer`], [`LitePullConsumer`], [`SimpleConsumer`] (POP), allocation
 //!   strategies, offset stores;
 //! - [`admin`]: [`Admin`], what an mqadmin-style tool needs;
+//! - [`relay`]: [`Relay`], requests to a named broker group for relays that choose brokers
+//!   and queues themselves (the gRPC proxy in cluster mode);
 //! - [`error`]: [`ClientError`], the one error type.
 
 pub mod admin;
@@ -29,6 +31,7 @@ pub mod consumer;
 pub mod error;
 pub mod instance;
 pub mod producer;
+pub mod relay;
 #[cfg(test)]
 mod test_data;
 
@@ -41,6 +44,7 @@ pub use consumer::push::{ConsumeResult, PushConsumer};
 pub use consumer::simple::{FilterExpression, ReceivedMessage, SimpleConsumer};
 pub use error::ClientError;
 pub use producer::{
-    create_reply_message, LocalTransactionState, Producer, SendResult, SendStatus, TransactionListener,
-    TransactionProducer, TransactionSendResult,
+    create_reply_message, LocalTransactionState, Producer, SendResult, SendStatus, TransactionCheck,
+    TransactionCheckForwarder, TransactionListener, TransactionProducer, TransactionSendResult,
 };
+pub use relay::Relay;

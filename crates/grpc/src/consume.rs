@@ -8,12 +8,13 @@
 use std::time::Duration;
 
 use apogee_broker::core::pop::ack::{self, AckRequest};
-use apogee_broker::core::pop::pop_message::{self, PopRequest, PopStatus};
-use apogee_broker::core::send_back::{self, SendBackRequest};
-use apogee_common::message::{property, record, MessageExt};
+use apogee_broker::core::pop::pop_message::PopRequest;
+use apogee_common::message::MessageExt;
 use apogee_common::time::now_ms;
 use apogee_filter::tags::TagExpression;
-use apogee_remoting::receipt::{self, ExtraInfo, PopHeader};
+use apogee_remoting::receipt::{self, ExtraInfo};
+
+use crate::backend::{Backend, PopOutcome};
 
 use crate::context::CallContext;
 use crate::convert::{timestamp, to_pb_message};
@@ -40,7 +41,7 @@ pub const MAX_BATCH: i32 = 32;
 /// Pop `initMode` of a group without an offset: start at the queue's end (new messages only).
 const INIT_MODE_MAX: i32 = 1;
 /// Delay level that sends a message straight to the dead-letter queue.
-const DEAD_LETTER_DELAY_LEVEL: i32 = -1;
+pub(crate) const DEAD_LETTER_DELAY_LEVEL: i32 = -1;
 /// Attempts a group allows when neither the client nor the group says (`retryMaxTimes` 16 + 1).
 const DEFAULT_MAX_ATTEMPTS: i32 = 17;
 
@@ -92,20 +93,29 @@ impl Handle {
 /// What an ack or a change of invisible time names on the broker, read from a handle: the
 /// topic the message was popped from (its pop retry topic for a redelivery), the broker's part
 /// of the handle, the queue and the offset.
-pub(crate) struct AckTarget {
-    real_topic: String,
-    extra: String,
-    queue_id: i32,
-    offset: i64,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckTarget {
+    /// The topic the message was popped from (its pop retry topic for a redelivery).
+    pub real_topic: String,
+    /// The broker's part of the handle (its extra info).
+    pub extra: String,
+    /// The queue of the message.
+    pub queue_id: i32,
+    /// The queue offset of the message.
+    pub offset: i64,
+    /// The broker holding the message (the handle's broker name).
+    pub broker_name: String,
 }
 
 impl AckTarget {
-    pub(crate) fn of(handle: &Handle, topic: &str, group: &str) -> Self {
+    /// The target of `handle`, delivered from `topic` to `group`.
+    pub fn of(handle: &Handle, topic: &str, group: &str) -> Self {
         AckTarget {
             real_topic: handle.extra.real_topic(topic, group),
             extra: handle.extra.to_text(),
             queue_id: handle.extra.queue_id,
             offset: handle.queue_offset(),
+            broker_name: handle.extra.broker_name.clone(),
         }
     }
 
@@ -177,9 +187,9 @@ impl Messaging {
         let queue = request.message_queue.as_ref();
         let topic = names::topic(queue.and_then(|queue| queue.topic.as_ref()))?;
         let group = names::group(request.group.as_ref())?;
-        let renew = request.auto_renew && self.state.config.proxy.enable_proxy_auto_renew;
+        let renew = request.auto_renew && self.settings.enable_proxy_auto_renew;
         let invisible_ms = if renew {
-            i64::try_from(self.state.config.proxy.default_invisible_time_ms).unwrap_or(i64::MAX)
+            i64::try_from(self.settings.default_invisible_time_ms).unwrap_or(i64::MAX)
         } else {
             let asked = request.invisible_duration.as_ref().map(duration_ms).unwrap_or(0);
             check_invisible(asked, MIN_INVISIBLE_MS)?;
@@ -188,7 +198,7 @@ impl Messaging {
         let filter = request.filter_expression.clone().unwrap_or_default();
         let expression_type = if filter.r#type == FilterType::Sql as i32 { "SQL92" } else { "TAG" };
         let expression = if filter.expression.trim().is_empty() { "*" } else { filter.expression.as_str() };
-        let group_config = self.state.groups.get(group);
+        let group_config = self.backend.group_config(group, Some(topic)).await;
         let fifo = group_config.as_ref().is_some_and(|config| config.consume_message_orderly);
         let max_attempts =
             self.max_attempts(context, group_config.as_ref().map(|config| config.retry_max_times));
@@ -205,43 +215,17 @@ impl Messaging {
             order: fifo,
             attempt_id: request.attempt_id.as_deref().filter(|id| !id.is_empty()),
         };
-        let popped = pop_message::pop(&self.state, &context.caller(), &pop).await.map_err(filter_refusal)?;
-        match popped.status {
-            PopStatus::Found => {}
-            PopStatus::PollingTimeout => return Ok(Vec::new()),
-            PopStatus::PollingFull => return Err(Refusal::new(Code::TooManyRequests, "polling full")),
-        }
-        let start_offsets = receipt::parse_start_offsets(&popped.info.start);
-        let header = PopHeader {
-            start_offsets: &start_offsets,
-            pop_time_ms: popped.pop_time_ms,
-            invisible_ms: popped.invisible_ms,
-            revive_qid: popped.revive_qid,
-            broker_name: &self.state.config.broker_name,
+        let popped = match self.backend.pop(context, &pop).await? {
+            PopOutcome::Found(popped) => popped,
+            PopOutcome::NotFound => return Ok(Vec::new()),
+            PopOutcome::PollingFull => return Err(Refusal::new(Code::TooManyRequests, "polling full")),
         };
         let wanted_tags = match TagExpression::parse(expression) {
             Ok(TagExpression::Tags(list)) if expression_type == "TAG" => Some(list),
             _ => None,
         };
-        let mut delivered = Vec::with_capacity(popped.records.len());
-        for stored in &popped.records {
-            let Ok(mut decoded) = record::decode_all_shared(stored) else {
-                tracing::warn!(topic, group, "a popped record cannot be decoded; left to redelivery");
-                continue;
-            };
-            let Some(mut message) = decoded.pop() else { continue };
-            let pop_ck = message.message.properties.get(property::POP_CK).map(str::to_owned);
-            let Some(extra) = receipt::popped_handle(
-                &header,
-                &message.message.topic,
-                message.queue_id,
-                message.queue_offset,
-                pop_ck.as_deref(),
-            ) else {
-                tracing::warn!(topic, group, "a popped message has no start offset; left to redelivery");
-                continue;
-            };
-            let handle = format!("{extra} {}", message.commit_log_offset);
+        let mut delivered = Vec::with_capacity(popped.len());
+        for crate::backend::Popped { mut message, handle } in popped {
             if let Some(wanted) = &wanted_tags {
                 // The broker filters by tag hash: a colliding tag is acked and dropped here.
                 let tag = message.message.tags().unwrap_or_default();
@@ -304,12 +288,7 @@ impl Messaging {
         let handle = self.current_handle(client_id, group, topic, text)?;
         handle.check_unexpired(now_ms())?;
         let target = AckTarget::of(&handle, topic, group);
-        ack::ack(&self.state, &target.request(group)).await.map_err(|error| {
-            Refusal::new(
-                Code::InternalServerError,
-                format!("ack failed: status is abnormal: {}", error.remark),
-            )
-        })
+        self.backend.ack(group, &target).await
     }
 
     /// Acks a message this endpoint decided not to deliver; a failure leaves it to redelivery.
@@ -333,14 +312,7 @@ impl Messaging {
         let handle = self.current_handle(&context.client_id, group, topic, &request.receipt_handle)?;
         handle.check_unexpired(now_ms())?;
         let target = AckTarget::of(&handle, topic, group);
-        let changed = ack::change_invisible(&self.state, &target.request(group), invisible_ms)
-            .await
-            .map_err(|error| {
-                Refusal::new(
-                    Code::InternalServerError,
-                    format!("changeInvisibleDuration failed: status is abnormal: {}", error.remark),
-                )
-            })?;
+        let changed = self.backend.change_invisible(group, &target, invisible_ms).await?;
         let renewed = target.renewed(&handle, changed);
         Ok(ChangeInvisibleDurationResponse { status: Some(ok()), receipt_handle: renewed.to_text() })
     }
@@ -369,14 +341,7 @@ impl Messaging {
             return Err(Refusal::new(Code::InvalidReceiptHandle, "commit log offset is empty"));
         }
         let real_topic = handle.extra.real_topic(topic, group);
-        let request = SendBackRequest {
-            group,
-            commit_log_offset: handle.commit_log_offset,
-            delay_level: DEAD_LETTER_DELAY_LEVEL,
-            max_reconsume_times: Some(0),
-            origin_topic: Some(&real_topic),
-        };
-        send_back::send_back(&self.state, &context.caller(), &request).await?;
+        self.backend.dead_letter(context, group, &real_topic, &handle).await?;
         // The message is in the dead-letter queue; an ack that fails only means one more
         // delivery attempt, which ends there again.
         self.ack_quietly(&context.client_id, group, topic, &handle.to_text()).await;
@@ -483,7 +448,7 @@ fn check_invisible(invisible_ms: i64, min_ms: i64) -> Result<(), Refusal> {
 }
 
 /// A pop refusal, with a filter that does not compile named as such.
-fn filter_refusal(error: apogee_broker::core::Error) -> Refusal {
+pub(crate) fn filter_refusal(error: apogee_broker::core::Error) -> Refusal {
     if error.code == apogee_remoting::code::response_code::SUBSCRIPTION_PARSE_FAILED {
         return Refusal::new(Code::IllegalFilterExpression, error.remark);
     }

@@ -1,8 +1,9 @@
 //! The RocketMQ 5.x gRPC endpoint: `apache.rocketmq.v2.MessagingService`, the only protocol the
 //! official 5.x clients speak (spec grpc-v5.md). It is a second front beside the broker's
-//! remoting processors: each RPC decodes its protobuf, calls `apogee_broker::core` and encodes
-//! the result, and it never builds a remoting command. It runs inside the broker process, as
-//! Apache's proxy does in "local" mode, so the route it gives is this broker's.
+//! remoting processors: each RPC decodes its protobuf, asks its [`backend`] and encodes the
+//! result. In "local" mode (inside the broker process) the backend calls
+//! `apogee_broker::core` directly and the route it gives is this broker's; in "cluster" mode
+//! (`apogee proxy`) it reaches every broker group a NameServer knows over remoting.
 //!
 //! Modules: [`context`] (who calls: the `x-mq-*` headers), [`status`] (body statuses and the
 //! broker-code mapping), [`names`] (topic and group rules), [`route`] (QueryRoute,
@@ -12,6 +13,7 @@
 //! [`service`] (the tonic service and Telemetry), [`server`] (the listener) and [`tls`]
 //! (plaintext and TLS on one port).
 
+pub mod backend;
 pub mod clients;
 pub mod consume;
 pub mod context;
@@ -31,7 +33,10 @@ pub mod transaction;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use apogee_broker::proxy_config::ProxyConfig;
 use apogee_broker::BrokerState;
+
+use crate::backend::{Brokers, Local, Remote};
 
 pub use server::GrpcServer;
 
@@ -50,14 +55,16 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-/// The state behind every RPC.
+/// The state behind every RPC: the front's own tables and the backend its calls go to.
 #[derive(Debug)]
 pub struct Messaging {
-    state: Arc<BrokerState>,
+    backend: Brokers,
+    /// The endpoint's settings (Java `ProxyConfig` names).
+    settings: ProxyConfig,
     endpoint: Endpoint,
     clients: clients::Clients,
-    /// Round-robin position of sends without a message group.
-    send_turn: AtomicU64,
+    /// Round-robin position among a topic's producers for transaction checks.
+    check_turn: AtomicU64,
     /// Per-RPC counters and latencies.
     metrics: metrics::RpcMetrics,
     /// Receipt handles renewed for their consumers.
@@ -65,13 +72,33 @@ pub struct Messaging {
 }
 
 impl Messaging {
-    /// The service over `state`, reached at `endpoint`.
+    /// The service over the broker `state` it runs in (local mode), reached at `endpoint`.
     pub fn new(state: Arc<BrokerState>, endpoint: Endpoint) -> Self {
+        let settings = state.config.proxy.clone();
+        Self::with_backend(Brokers::Local(Local::new(state)), settings, endpoint)
+    }
+
+    /// The service in front of the broker groups `relay` reaches (cluster mode), reached at
+    /// `endpoint`, taking bodies up to `max_body_bytes`.
+    pub fn cluster(
+        relay: apogee_client::Relay,
+        settings: ProxyConfig,
+        endpoint: Endpoint,
+        max_body_bytes: usize,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|messaging| {
+            let remote = Remote::new(relay, messaging.clone(), max_body_bytes);
+            Self::with_backend(Brokers::Remote(Box::new(remote)), settings, endpoint)
+        })
+    }
+
+    fn with_backend(backend: Brokers, settings: ProxyConfig, endpoint: Endpoint) -> Self {
         Self {
-            state,
+            backend,
+            settings,
             endpoint,
             clients: clients::Clients::default(),
-            send_turn: AtomicU64::new(0),
+            check_turn: AtomicU64::new(0),
             metrics: metrics::RpcMetrics::default(),
             renewals: renew::Renewals::default(),
         }
@@ -85,5 +112,15 @@ impl Messaging {
     /// The clients this endpoint knows.
     pub fn clients(&self) -> &clients::Clients {
         &self.clients
+    }
+
+    /// The backend the calls go to.
+    pub fn backend(&self) -> &Brokers {
+        &self.backend
+    }
+
+    /// The endpoint's settings.
+    pub fn settings(&self) -> &ProxyConfig {
+        &self.settings
     }
 }

@@ -12,11 +12,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apogee_broker::core::pop::ack;
 use apogee_common::time::now_ms;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::backend::Backend;
 use crate::consume::{AckTarget, Handle};
 use crate::Messaging;
 
@@ -25,11 +25,13 @@ pub const RENEW_STEPS_MS: [i64; 6] = [60_000, 180_000, 300_000, 600_000, 1_800_0
 /// Handles renewed at once; beyond, a receive's messages keep only their first invisible time.
 pub const MAX_RENEWED_HANDLES: usize = 200_000;
 
-/// What identifies a delivered message for its client: the handle's broker, queue and offset.
+/// What identifies a delivered message for its client: the handle's broker, queue and offset
+/// (behind a proxy, two broker groups hold the same queue ids and offsets of a topic).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RenewKey {
     client_id: String,
     group: String,
+    broker_name: String,
     queue_id: i32,
     queue_offset: i64,
     real_topic: String,
@@ -41,6 +43,7 @@ impl RenewKey {
         RenewKey {
             client_id: client_id.to_owned(),
             group: group.to_owned(),
+            broker_name: handle.extra.broker_name.clone(),
             queue_id: handle.extra.queue_id,
             queue_offset: handle.extra.queue_offset.unwrap_or(-1),
             real_topic: handle.extra.real_topic(topic, group),
@@ -119,7 +122,7 @@ impl Renewals {
 impl Messaging {
     /// One renewal round: every handle due soon gets its next invisible time.
     pub(crate) async fn renew_due(&self) {
-        let config = &self.state.config.proxy;
+        let config = &self.settings;
         let now = now_ms();
         let ahead = i64::try_from(config.renew_ahead_time_ms).unwrap_or(i64::MAX);
         let max_hold = i64::try_from(config.renew_max_time_ms).unwrap_or(i64::MAX);
@@ -155,10 +158,11 @@ impl Messaging {
         }
     }
 
-    /// A client left: its renewed messages become visible again soon, for other consumers.
+    /// A client left: its renewed messages become visible again soon, for other consumers,
+    /// and what the backend announced for it is withdrawn.
     pub(crate) async fn release_client(&self, client_id: &str) {
-        let invisible_ms =
-            i64::try_from(self.state.config.proxy.invisible_time_ms_when_clear).unwrap_or(1_000);
+        self.backend.client_left(client_id).await;
+        let invisible_ms = i64::try_from(self.settings.invisible_time_ms_when_clear).unwrap_or(1_000);
         for (key, renewal) in self.renewals.take_client(client_id) {
             if let Err(remark) =
                 self.change_handle(&key.group, &renewal.topic, &renewal.handle, invisible_ms).await
@@ -177,16 +181,18 @@ impl Messaging {
         invisible_ms: i64,
     ) -> Result<Handle, String> {
         let target = AckTarget::of(handle, topic, group);
-        let changed = ack::change_invisible(&self.state, &target.request(group), invisible_ms)
+        let changed = self
+            .backend
+            .change_invisible(group, &target, invisible_ms)
             .await
-            .map_err(|error| error.remark)?;
+            .map_err(|refusal| refusal.message)?;
         Ok(target.renewed(handle, changed))
     }
 }
 
 /// Renews due handles every `renewSchedulePeriodMillis` until `stopped`.
 pub async fn run(messaging: Arc<Messaging>, mut stopped: watch::Receiver<bool>) {
-    let period = Duration::from_millis(messaging.state.config.proxy.renew_schedule_period_ms.max(10));
+    let period = Duration::from_millis(messaging.settings.renew_schedule_period_ms.max(10));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
@@ -195,5 +201,24 @@ pub async fn run(messaging: Arc<Messaging>, mut stopped: watch::Receiver<bool>) 
         if !messaging.renewals.is_empty() {
             messaging.renew_due().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_queue_and_offset_on_two_brokers_are_two_messages() {
+        let on_a = Handle::parse("5 1000 60000 0 0 broker-a 1 5 100").expect("a handle");
+        let on_b = Handle::parse("5 1000 60000 0 0 broker-b 1 5 900").expect("a handle");
+        let key_a = RenewKey::of("client", "group", "T", &on_a);
+        let key_b = RenewKey::of("client", "group", "T", &on_b);
+        assert_ne!(key_a, key_b);
+        let renewals = Renewals::default();
+        assert!(renewals.register(key_a.clone(), "T", on_a.clone()));
+        assert!(renewals.register(key_b.clone(), "T", on_b.clone()));
+        assert_eq!(renewals.take(&key_a), Some(on_a));
+        assert_eq!(renewals.take(&key_b), Some(on_b));
     }
 }

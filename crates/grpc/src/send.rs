@@ -4,21 +4,18 @@
 //! with the client's own message id.
 
 use std::io::Read;
-use std::sync::atomic::Ordering;
 
-use apogee_broker::core::send::{self, SendRequest, SendStatus};
-use apogee_common::hash::java_string_hash;
 use apogee_common::message::{property, sysflag, Properties};
-use apogee_common::perm;
 use apogee_common::time::now_ms;
-use apogee_common::topic::AUTO_CREATE_TOPIC_KEY;
 use bytes::Bytes;
+
+use crate::backend::Backend;
 
 use crate::context::CallContext;
 use crate::pb::{
     Code, Encoding, Message, MessageType, SendMessageRequest, SendMessageResponse, SendResultEntry,
 };
-use crate::status::{ok, status, Refusal};
+use crate::status::{status, Refusal};
 use crate::{names, topic_type, Messaging};
 
 /// Most user properties a message may carry.
@@ -32,19 +29,23 @@ pub const MAX_TRANSACTION_RECOVERY_SECS: i64 = 3_600;
 /// Furthest ahead a delivery time may lie, in ms (`maxDelayTimeMills`).
 pub const MAX_DELIVERY_AHEAD_MS: i64 = 24 * 3_600 * 1_000;
 /// Queue count of a topic created on first send (the send header's `defaultTopicQueueNums`).
-const DEFAULT_TOPIC_QUEUE_NUMS: i32 = 4;
+pub(crate) const DEFAULT_TOPIC_QUEUE_NUMS: i32 = 4;
 
-/// One message as the broker core will store it.
-struct Outgoing {
-    properties: String,
-    sys_flag: i32,
-    born_timestamp_ms: i64,
-    body: Bytes,
-    message_id: String,
-    message_group: Option<String>,
+/// One checked message as a backend stores it: its properties string (spec §6.2), flags and
+/// body, with what the queue choice and the type check need.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The properties string to store.
+    pub(crate) properties: String,
+    pub(crate) sys_flag: i32,
+    pub(crate) born_timestamp_ms: i64,
+    pub(crate) body: Bytes,
+    /// The client's message id (`UNIQ_KEY`).
+    pub(crate) message_id: String,
+    pub(crate) message_group: Option<String>,
     /// Its kind by its properties, for the topic-type check; `None` for a message carrying
     /// `TRANSFER_FLAG`, which is not checked.
-    kind: Option<MessageType>,
+    pub(crate) kind: Option<MessageType>,
 }
 
 impl Messaging {
@@ -66,85 +67,36 @@ impl Messaging {
             }
             outgoing.push(prepare(message, &topic, context, max_body_bytes)?);
         }
-        let config = self.topic_config(&topic)?;
-        if self.state.config.proxy.enable_topic_message_type_check {
-            check_type(&config, &outgoing[0])?;
-        }
-        if !perm::is_writeable(config.perm) || config.write_queue_nums <= 0 {
-            return Err(Refusal::new(Code::Forbidden, "no writable queue"));
-        }
-        let mut entries = Vec::with_capacity(outgoing.len());
-        for message in outgoing {
-            let queue_id = match &message.message_group {
-                Some(group) => consistent_hash(i64::from(java_string_hash(group)), config.write_queue_nums),
-                None => {
-                    let turn = self.send_turn.fetch_add(1, Ordering::Relaxed);
-                    i32::try_from(turn % u64::try_from(config.write_queue_nums).unwrap_or(1)).unwrap_or(0)
-                }
-            };
-            entries.push(self.store_one(context, &topic, queue_id, message).await);
-        }
-        let first_code = entries[0].status.as_ref().map(|status| status.code);
+        let check_type = self.settings.enable_topic_message_type_check;
+        let entries = self.backend.send(context, &topic, outgoing, check_type).await?;
+        let Some(first_entry) = entries.first() else {
+            return Err(Refusal::new(Code::InternalServerError, "no message was sent"));
+        };
+        let first_code = first_entry.status.as_ref().map(|status| status.code);
         let top = if entries.iter().all(|entry| entry.status.as_ref().map(|status| status.code) == first_code)
         {
-            entries[0].status.clone()
+            first_entry.status.clone()
         } else {
             Some(status(Code::MultipleResults, "MULTIPLE_RESULTS"))
         };
         Ok(SendMessageResponse { status: top, entries })
     }
 
-    async fn store_one(
-        &self,
-        context: &CallContext,
-        topic: &str,
-        queue_id: i32,
-        message: Outgoing,
-    ) -> SendResultEntry {
-        let request = SendRequest {
-            producer_group: topic,
-            topic,
-            default_topic: AUTO_CREATE_TOPIC_KEY,
-            default_topic_queue_nums: DEFAULT_TOPIC_QUEUE_NUMS,
-            queue_id,
-            sys_flag: message.sys_flag,
-            born_timestamp_ms: message.born_timestamp_ms,
-            flag: 0,
-            properties: Some(&message.properties),
-            reconsume_times: Some(0),
-            unit_mode: false,
-            max_reconsume_times: None,
-            batch: false,
-            body: &message.body,
-        };
-        match send::send(&self.state, &context.caller(), &request).await {
-            Ok(result) => {
-                let code = match result.status {
-                    SendStatus::Ok => Code::Ok,
-                    SendStatus::FlushDiskTimeout => Code::MasterPersistenceTimeout,
-                };
-                SendResultEntry {
-                    status: Some(if code == Code::Ok { ok() } else { status(code, "flush disk timeout") }),
-                    message_id: message.message_id.clone(),
-                    transaction_id: message.message_id,
-                    offset: result.queue_offset,
-                    recall_handle: String::new(),
-                }
-            }
-            Err(error) => SendResultEntry {
-                status: Some(Refusal::from(error).status()),
-                message_id: String::new(),
-                transaction_id: String::new(),
-                offset: 0,
-                recall_handle: String::new(),
-            },
-        }
-    }
-
     /// The largest body a producer may send (`maxMessageSize`), which the Settings answer
     /// tells producers too.
     pub(crate) fn max_body_bytes(&self) -> usize {
-        usize::try_from(self.state.config.store.max_message_size).unwrap_or(usize::MAX)
+        self.backend.max_body_bytes()
+    }
+}
+
+/// The entry of a message that was not stored.
+pub(crate) fn failed_entry(refusal: Refusal) -> SendResultEntry {
+    SendResultEntry {
+        status: Some(refusal.status()),
+        message_id: String::new(),
+        transaction_id: String::new(),
+        offset: 0,
+        recall_handle: String::new(),
     }
 }
 
@@ -299,23 +251,6 @@ fn check_user_properties(message: &Message) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The topic-type check (step 11): the first message's kind must be one the topic takes.
-fn check_type(config: &apogee_common::topic::TopicConfig, first: &Outgoing) -> Result<(), Refusal> {
-    let Some(kind) = first.kind else { return Ok(()) };
-    let accepted = topic_type::accepted(config);
-    if accepted.contains(&kind) {
-        return Ok(());
-    }
-    let expected = if accepted.len() > 1 { "MIXED" } else { topic_type::name(accepted[0]) };
-    Err(Refusal::new(
-        Code::MessagePropertyConflictWithType,
-        format!(
-            "TopicMessageType validate failed, the expected type is {expected}, but actual type is {}",
-            topic_type::name(kind)
-        ),
-    ))
-}
-
 /// Whether `text` holds an ISO control character.
 fn has_control(text: &str) -> bool {
     text.chars().any(char::is_control)
@@ -369,6 +304,7 @@ pub(crate) fn consistent_hash(input: i64, buckets: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apogee_common::hash::java_string_hash;
 
     #[test]
     fn consistent_hash_matches_guava() {

@@ -31,7 +31,7 @@ pub struct GrpcServer {
 }
 
 impl GrpcServer {
-    /// Binds `addr` and serves the broker `state` on it.
+    /// Binds `addr` and serves the broker `state` on it (local mode).
     pub async fn start(state: Arc<BrokerState>, addr: SocketAddr) -> std::io::Result<GrpcServer> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
@@ -44,6 +44,35 @@ impl GrpcServer {
             );
         }
         let tls = tls::acceptor(&certificate_source(&state))?;
+        Ok(Self::serve(listener, local_addr, messaging, tls))
+    }
+
+    /// Serves the broker groups behind `relay` on `listener` (cluster mode, `apogee proxy`):
+    /// `advertised_host` is the host routes name when a client's request names none,
+    /// `certificate` the TLS certificate, `max_body_bytes` the body limit.
+    pub fn start_proxy(
+        listener: std::net::TcpListener,
+        relay: apogee_client::Relay,
+        settings: apogee_broker::proxy_config::ProxyConfig,
+        advertised_host: String,
+        certificate: &tls::CertificateSource,
+        max_body_bytes: usize,
+    ) -> std::io::Result<GrpcServer> {
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        let local_addr = listener.local_addr()?;
+        let endpoint = Endpoint { host: advertised_host, port: local_addr.port() };
+        let messaging = Messaging::cluster(relay, settings, endpoint, max_body_bytes);
+        let tls = tls::acceptor(certificate)?;
+        Ok(Self::serve(listener, local_addr, messaging, tls))
+    }
+
+    fn serve(
+        listener: TcpListener,
+        local_addr: SocketAddr,
+        messaging: Arc<Messaging>,
+        tls: tokio_rustls::TlsAcceptor,
+    ) -> GrpcServer {
         let incoming = tls::accept_loop(listener, tls);
         let (stop, stopped) = watch::channel(false);
         let service = MessagingServiceServer::new(Service(Arc::clone(&messaging)))
@@ -64,7 +93,7 @@ impl GrpcServer {
         let expiry = tokio::spawn(expire_clients(Arc::clone(&messaging), stopped.clone()));
         let renewal = tokio::spawn(crate::renew::run(Arc::clone(&messaging), stopped));
         tracing::info!(%local_addr, "apogee grpc listening on {local_addr}");
-        Ok(GrpcServer { local_addr, messaging, stop, tasks: vec![serve, expiry, renewal] })
+        GrpcServer { local_addr, messaging, stop, tasks: vec![serve, expiry, renewal] }
     }
 
     /// The bound address.
@@ -77,11 +106,14 @@ impl GrpcServer {
         &self.messaging
     }
 
-    /// Stops serving and waits for the tasks.
+    /// Stops serving and waits for the tasks; a proxy's relay then leaves the brokers.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        if let crate::backend::Brokers::Remote(remote) = self.messaging.backend() {
+            remote.relay().shutdown().await;
         }
     }
 }

@@ -13,6 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::backend::Backend;
 use crate::clients::{self, SettingsRefused};
 use crate::context::CallContext;
 use crate::metrics::Rpc;
@@ -93,7 +94,10 @@ impl MessagingService for Service {
         self.answer(
             Rpc::QueryRoute,
             started,
-            CallContext::of(&request).and_then(|_| self.0.query_route(request.get_ref())),
+            match CallContext::of(&request) {
+                Ok(_) => self.0.query_route(request.get_ref()).await,
+                Err(refusal) => Err(refusal),
+            },
         )
     }
 
@@ -129,7 +133,10 @@ impl MessagingService for Service {
         self.answer(
             Rpc::QueryAssignment,
             started,
-            CallContext::of(&request).and_then(|_| self.0.query_assignment(request.get_ref())),
+            match CallContext::of(&request) {
+                Ok(_) => self.0.query_assignment(request.get_ref()).await,
+                Err(refusal) => Err(refusal),
+            },
         )
     }
 
@@ -317,7 +324,7 @@ async fn read_telemetry(
         };
         match command.command {
             Some(telemetry_command::Command::Settings(settings)) => {
-                let reply = match messaging.take_settings(&context, &settings, sender.clone()) {
+                let reply = match messaging.take_settings(&context, &settings, sender.clone()).await {
                     Ok(answer) => Ok(TelemetryCommand {
                         status: Some(ok()),
                         command: Some(telemetry_command::Command::Settings(answer)),
@@ -338,8 +345,9 @@ async fn read_telemetry(
 }
 
 impl Messaging {
-    /// Stores a client's Settings and computes the answer (spec §4.6, §4.7).
-    fn take_settings(
+    /// Stores a client's Settings and computes the answer (spec §4.6, §4.7); a producer is
+    /// announced to the brokers (cluster mode) so their transaction checks come here.
+    async fn take_settings(
         &self,
         context: &CallContext,
         settings: &Settings,
@@ -365,10 +373,18 @@ impl Messaging {
             }
         })?;
         let stored = self.clients.touch(&context.client_id, now_ms()).unwrap_or_else(|| settings.clone());
+        self.backend.client_settled(&context.client_id, &stored).await;
         let group = match &stored.pub_sub {
-            Some(settings::PubSub::Subscription(subscription)) => {
-                subscription.group.as_ref().and_then(|group| self.state.groups.get(&group.name))
-            }
+            Some(settings::PubSub::Subscription(subscription)) => match &subscription.group {
+                Some(group) => {
+                    let topic = subscription
+                        .subscriptions
+                        .iter()
+                        .find_map(|entry| entry.topic.as_ref().map(|topic| topic.name.as_str()));
+                    self.backend.group_config(&group.name, topic).await
+                }
+                None => None,
+            },
             _ => None,
         };
         Ok(clients::answer(&stored, self.max_body_bytes(), group.as_ref()))

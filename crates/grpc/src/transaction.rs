@@ -1,13 +1,11 @@
-//! EndTransaction (spec §5.11, §6.6). The reference proxy remembers each half message's
-//! offsets for 30 s after the send; an integrated endpoint finds the half itself, by its unique
-//! key in the half topic's index, so a commit that comes late (or after a restart) still finds
-//! it. The latest copy wins: a check-back stores copies of a half, and the broker decides each
-//! transaction once whichever copy is named.
+//! EndTransaction (spec §5.11, §6.6) and the check-back: the backend finds the half (embedded
+//! in a broker, by its unique key in the half topic's index; as a proxy, where the send or the
+//! broker's check said it is), and a broker's check reaches one gRPC producer of the topic as
+//! a `RecoverOrphanedTransactionCommand` on its Telemetry stream.
 
-use apogee_broker::core::messages::{self, KeyQuery};
-use apogee_broker::core::transaction::{self, Decision, EndRequest};
-use apogee_common::message::RecordView;
-use apogee_common::topic::TRANS_HALF_TOPIC;
+use apogee_broker::core::transaction::Decision;
+
+use crate::backend::{Backend, EndTransaction};
 
 use crate::pb::{
     Code, EndTransactionRequest, EndTransactionResponse, TransactionResolution, TransactionSource,
@@ -31,62 +29,26 @@ impl Messaging {
             Ok(TransactionResolution::Rollback) => Decision::Rollback,
             _ => Decision::Unknown,
         };
-        let (queue_offset, commit_log_offset) = self.find_half(transaction_id).await?;
-        let end = EndRequest {
-            producer_group: topic,
-            tran_state_table_offset: queue_offset,
-            commit_log_offset,
+        let end = EndTransaction {
+            topic,
+            transaction_id,
+            message_id: &request.message_id,
             decision,
             from_transaction_check: request.source == TransactionSource::SourceServerCheck as i32,
-            msg_id: &request.message_id,
         };
-        transaction::end(&self.state, &end).await?;
+        self.backend.end_transaction(end).await?;
         Ok(EndTransactionResponse { status: Some(ok()) })
     }
 
-    /// The queue and commit-log offsets of the latest stored copy of the half message with
-    /// unique key `transaction_id`.
-    async fn find_half(&self, transaction_id: &str) -> Result<(i64, i64), Refusal> {
-        let query = KeyQuery {
-            topic: TRANS_HALF_TOPIC,
-            key: transaction_id,
-            unique_key: true,
-            max_num: messages::DEFAULT_QUERY_MAX_NUM,
-            begin_timestamp_ms: 0,
-            end_timestamp_ms: i64::MAX,
-        };
-        let found = messages::by_key(&self.state, &query).await?;
-        found
-            .messages
-            .iter()
-            .filter_map(|record| RecordView::parse(record.as_ref(), false).ok())
-            .filter(|view| view.property(apogee_common::message::property::UNIQ_KEY) == Some(transaction_id))
-            .map(|view| (view.queue_offset(), view.physical_offset()))
-            .max_by_key(|(_, commit_log_offset)| *commit_log_offset)
-            .ok_or_else(|| {
-                Refusal::new(
-                    Code::InternalServerError,
-                    format!("cannot found transaction data: {transaction_id}"),
-                )
-            })
-    }
-}
-
-/// The gRPC front's producers, as the broker's transaction check reaches them: a
-/// `RecoverOrphanedTransactionCommand` on the Telemetry stream of one producer of the topic
-/// (a gRPC producer's group is its topic, spec §6.1). Held weakly, so the broker state that
-/// holds it does not keep the endpoint alive.
-#[derive(Debug)]
-pub struct TransactionChecks(pub std::sync::Weak<Messaging>);
-
-impl apogee_broker::core::fronts::ProducerCallbacks for TransactionChecks {
-    fn check_transaction(&self, group: &str, half: &apogee_common::message::MessageExt) -> bool {
-        let Some(messaging) = self.0.upgrade() else { return false };
-        let producers = messaging.clients.producers_of(group);
+    /// Asks one producer of `group` (a gRPC producer's group is its topic, spec §6.1) about
+    /// the half message `half`: a `RecoverOrphanedTransactionCommand` on its Telemetry stream.
+    /// False when no producer of the group has an open stream or its stream is full.
+    pub(crate) fn forward_check(&self, group: &str, half: &apogee_common::message::MessageExt) -> bool {
+        let producers = self.clients.producers_of(group);
         if producers.is_empty() {
             return false;
         }
-        let turn = messaging.send_turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let turn = self.check_turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (client_id, commands) = &producers[usize::try_from(turn).unwrap_or(0) % producers.len()];
         let transaction_id = half
             .message
@@ -110,5 +72,18 @@ impl apogee_broker::core::fronts::ProducerCallbacks for TransactionChecks {
                 false
             }
         }
+    }
+}
+
+/// The gRPC front's producers, as the broker's transaction check reaches them: a
+/// `RecoverOrphanedTransactionCommand` on the Telemetry stream of one producer of the topic
+/// (a gRPC producer's group is its topic, spec §6.1). Held weakly, so the broker state that
+/// holds it does not keep the endpoint alive.
+#[derive(Debug)]
+pub struct TransactionChecks(pub std::sync::Weak<Messaging>);
+
+impl apogee_broker::core::fronts::ProducerCallbacks for TransactionChecks {
+    fn check_transaction(&self, group: &str, half: &apogee_common::message::MessageExt) -> bool {
+        self.0.upgrade().is_some_and(|messaging| messaging.forward_check(group, half))
     }
 }

@@ -261,6 +261,12 @@ impl ReceivedMessage {
         &self.broker_name
     }
 
+    /// The topic an ack or a change of invisible time names: the consumed topic, or its pop
+    /// retry topic when this delivery is a redelivery.
+    pub fn ack_topic(&self) -> &str {
+        &self.ack_topic
+    }
+
     fn handle(&self) -> Result<ExtraInfo, ClientError> {
         ExtraInfo::parse(&self.receipt_handle).ok_or_else(|| {
             ClientError::IllegalArgument(format!("receipt handle {:?} is malformed", self.receipt_handle))
@@ -311,12 +317,12 @@ struct Shared {
     running: AtomicBool,
 }
 
-/// One place a receive may pop from.
+/// One place a receive may pop from: a topic on one broker.
 #[derive(Debug, Clone)]
-struct Source {
-    topic: String,
-    broker_name: String,
-    broker_addr: String,
+pub(crate) struct Source {
+    pub(crate) topic: String,
+    pub(crate) broker_name: String,
+    pub(crate) broker_addr: String,
 }
 
 impl SimpleConsumer {
@@ -595,7 +601,7 @@ impl Shared {
         let timeout = poll + self.instance.config().api_timeout;
         let response = self.instance.invoke(&source.broker_addr, request, timeout).await?;
         match response.code {
-            response_code::SUCCESS => self.popped(source, &response),
+            response_code::SUCCESS => popped(&self.group, source, &response),
             response_code::POLLING_TIMEOUT | response_code::POLLING_FULL | response_code::PULL_NOT_FOUND => {
                 Ok(Vec::new())
             }
@@ -605,64 +611,6 @@ impl Shared {
                 addr: source.broker_addr.clone(),
             }),
         }
-    }
-
-    /// The messages of a SUCCESS pop, each with its receipt handle built as Java's client
-    /// builds it: the broker's `POP_CK` when present (redeliveries), else from the header's
-    /// per-queue start offsets.
-    fn popped(
-        &self,
-        source: &Source,
-        response: &RemotingCommand,
-    ) -> Result<Vec<ReceivedMessage>, ClientError> {
-        let header: PopMessageResponseHeader =
-            response.decode_header().map_err(|error| ClientError::Malformed(error.to_string()))?;
-        let starts = receipt::parse_start_offsets(header.start_offset_info.as_deref().unwrap_or(""));
-        let counts = receipt::parse_order_counts(header.order_count_info.as_deref().unwrap_or(""));
-        let messages =
-            decode_all_shared(&response.body).map_err(|error| ClientError::Malformed(error.to_string()))?;
-        let mut received = Vec::with_capacity(messages.len());
-        for mut message in messages {
-            let pop_header = receipt::PopHeader {
-                start_offsets: &starts,
-                pop_time_ms: header.pop_time,
-                invisible_ms: header.invisible_time,
-                revive_qid: header.revive_qid,
-                broker_name: &source.broker_name,
-            };
-            let pop_ck = message.message.properties.get(property::POP_CK);
-            let key = receipt::queue_key(&message.message.topic, message.queue_id);
-            let Some(handle) = receipt::popped_handle(
-                &pop_header,
-                &message.message.topic,
-                message.queue_id,
-                message.queue_offset,
-                pop_ck,
-            ) else {
-                return Err(ClientError::Malformed(format!("pop response names no start offset for {key}")));
-            };
-            let count = counts
-                .get(&receipt::offset_key(&message.message.topic, message.queue_id, message.queue_offset))
-                .or_else(|| counts.get(&receipt::queue_key(&message.message.topic, message.queue_id)));
-            if let Some(count) = count.filter(|count| **count > 0) {
-                message.reconsume_times = i32::try_from(*count).unwrap_or(i32::MAX);
-            }
-            if !message.message.properties.contains_key(property::FIRST_POP_TIME) {
-                message.message.properties.insert(property::FIRST_POP_TIME, header.pop_time.to_string());
-            }
-            let parsed = ExtraInfo::parse(&handle)
-                .ok_or_else(|| ClientError::Malformed(format!("receipt handle {handle:?} is malformed")))?;
-            let ack_topic = parsed.real_topic(&source.topic, &self.group);
-            message.message.topic = source.topic.clone();
-            received.push(ReceivedMessage {
-                message,
-                receipt_handle: handle,
-                ack_topic,
-                broker_name: source.broker_name.clone(),
-                broker_addr: source.broker_addr.clone(),
-            });
-        }
-        Ok(received)
     }
 
     fn consumer_data(&self) -> ConsumerData {
@@ -679,6 +627,64 @@ impl Shared {
             unit_mode: false,
         }
     }
+}
+
+/// The messages of a SUCCESS pop of `source` for `group`, each with its receipt handle built
+/// as Java's client builds it: the broker's `POP_CK` when present (redeliveries), else from the
+/// header's per-queue start offsets. Shared by [`SimpleConsumer`] and the relay's pop.
+pub(crate) fn popped(
+    group: &str,
+    source: &Source,
+    response: &RemotingCommand,
+) -> Result<Vec<ReceivedMessage>, ClientError> {
+    let header: PopMessageResponseHeader =
+        response.decode_header().map_err(|error| ClientError::Malformed(error.to_string()))?;
+    let starts = receipt::parse_start_offsets(header.start_offset_info.as_deref().unwrap_or(""));
+    let counts = receipt::parse_order_counts(header.order_count_info.as_deref().unwrap_or(""));
+    let messages =
+        decode_all_shared(&response.body).map_err(|error| ClientError::Malformed(error.to_string()))?;
+    let mut received = Vec::with_capacity(messages.len());
+    for mut message in messages {
+        let pop_header = receipt::PopHeader {
+            start_offsets: &starts,
+            pop_time_ms: header.pop_time,
+            invisible_ms: header.invisible_time,
+            revive_qid: header.revive_qid,
+            broker_name: &source.broker_name,
+        };
+        let pop_ck = message.message.properties.get(property::POP_CK);
+        let key = receipt::queue_key(&message.message.topic, message.queue_id);
+        let Some(handle) = receipt::popped_handle(
+            &pop_header,
+            &message.message.topic,
+            message.queue_id,
+            message.queue_offset,
+            pop_ck,
+        ) else {
+            return Err(ClientError::Malformed(format!("pop response names no start offset for {key}")));
+        };
+        let count = counts
+            .get(&receipt::offset_key(&message.message.topic, message.queue_id, message.queue_offset))
+            .or_else(|| counts.get(&receipt::queue_key(&message.message.topic, message.queue_id)));
+        if let Some(count) = count.filter(|count| **count > 0) {
+            message.reconsume_times = i32::try_from(*count).unwrap_or(i32::MAX);
+        }
+        if !message.message.properties.contains_key(property::FIRST_POP_TIME) {
+            message.message.properties.insert(property::FIRST_POP_TIME, header.pop_time.to_string());
+        }
+        let parsed = ExtraInfo::parse(&handle)
+            .ok_or_else(|| ClientError::Malformed(format!("receipt handle {handle:?} is malformed")))?;
+        let ack_topic = parsed.real_topic(&source.topic, group);
+        message.message.topic = source.topic.clone();
+        received.push(ReceivedMessage {
+            message,
+            receipt_handle: handle,
+            ack_topic,
+            broker_name: source.broker_name.clone(),
+            broker_addr: source.broker_addr.clone(),
+        });
+    }
+    Ok(received)
 }
 
 /// The consumer as the client instance sees it (heartbeats, broker callbacks).

@@ -58,7 +58,8 @@ pub use publish::{borrow_template_route, RouteSource, TopicPublishInfo, MAX_PUBL
 pub use request::{create_reply_message, is_reply};
 pub use selector::{select_by_hash, select_by_hash_code, select_random};
 pub use transaction::{
-    LocalTransactionState, TransactionListener, TransactionProducer, TransactionSendResult,
+    LocalTransactionState, TransactionCheck, TransactionCheckForwarder, TransactionListener,
+    TransactionProducer, TransactionSendResult,
 };
 
 use prepare::{Prepared, Sender};

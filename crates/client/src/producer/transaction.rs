@@ -173,17 +173,41 @@ impl TransactionProducer {
     }
 }
 
-/// A producer group's checker, with the bound on its pending checks.
+/// A broker's CHECK_TRANSACTION_STATE as it arrived, for a relay that answers it later
+/// through someone else (a gRPC proxy asks its own producer, who ends the transaction with
+/// its own request): the check's header, the half message, and the broker's address.
+#[derive(Debug, Clone)]
+pub struct TransactionCheck {
+    /// The check's header: the half's offsets, its transaction id and the broker's name.
+    pub header: CheckTransactionStateRequestHeader,
+    /// The half message the broker asks about.
+    pub message: MessageExt,
+    /// The address of the broker that asked.
+    pub broker_addr: std::net::SocketAddr,
+}
+
+/// Receives the transaction checks of a producer group instead of a [`TransactionListener`]:
+/// for relays whose decisions come from elsewhere and reach the broker as END_TRANSACTION
+/// sent on their own. Called on the connection's task, so it must not block.
+pub trait TransactionCheckForwarder: Send + Sync + 'static {
+    /// Takes one check; nothing is answered on the broker's connection.
+    fn forward(&self, check: TransactionCheck);
+}
+
+/// A producer group's checker: a listener with the bound on its pending checks, or a
+/// forwarder.
 #[derive(Clone)]
-pub(crate) struct Checker {
-    listener: Arc<dyn TransactionListener>,
-    pending: Arc<Semaphore>,
+pub(crate) enum Checker {
+    /// Answered here, on a blocking thread.
+    Listener { listener: Arc<dyn TransactionListener>, pending: Arc<Semaphore> },
+    /// Handed over as it came.
+    Forward(Arc<dyn TransactionCheckForwarder>),
 }
 
 impl Checker {
     /// A checker answering with `listener`.
     pub(crate) fn new(listener: Arc<dyn TransactionListener>) -> Self {
-        Self { listener, pending: Arc::new(Semaphore::new(MAX_PENDING_CHECKS)) }
+        Self::Listener { listener, pending: Arc::new(Semaphore::new(MAX_PENDING_CHECKS)) }
     }
 }
 
@@ -209,13 +233,19 @@ pub(crate) fn answer_check(checkers: &CheckerTable, connection: Connection, requ
         tracing::warn!(group, "transaction check for a producer group without a checker ignored");
         return;
     };
-    let Ok(permit) = Arc::clone(&checker.pending).try_acquire_owned() else {
+    let (listener, pending) = match checker {
+        Checker::Listener { listener, pending } => (listener, pending),
+        Checker::Forward(forwarder) => {
+            forwarder.forward(TransactionCheck { header, message, broker_addr: connection.remote_addr() });
+            return;
+        }
+    };
+    let Ok(permit) = pending.try_acquire_owned() else {
         tracing::warn!(group, "transaction check dropped: {MAX_PENDING_CHECKS} checks pending");
         return;
     };
     tokio::spawn(async move {
         let _permit = permit;
-        let listener = Arc::clone(&checker.listener);
         let uniq_key = message.message.uniq_key().unwrap_or_default().to_owned();
         let checked = tokio::task::spawn_blocking(move || listener.check_local_transaction(&message)).await;
         let state = checked.unwrap_or_else(|error| {
