@@ -806,3 +806,39 @@ async fn a_call_whose_frame_waits_for_room_in_the_writer_queue_still_times_out()
     })
     .await;
 }
+
+/// Refuses requests whose `k` extField is `"deny"`, counting the ones it sees.
+struct DenyGuard(Arc<AtomicUsize>);
+
+impl apogee_remoting::router::RequestGuard for DenyGuard {
+    fn refuse(&self, _connection: &Connection, request: &RemotingCommand) -> Option<RemotingCommand> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        (request.ext("k") == Some("deny"))
+            .then(|| RemotingCommand::response(response_code::NO_PERMISSION, Some("denied by test".into())))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_refuses_before_the_handler_runs() {
+    bounded(async {
+        let checked = Arc::new(AtomicUsize::new(0));
+        let mut guarded = router(0, None);
+        guarded.guard_requests(Arc::new(DenyGuard(checked.clone())));
+        let (server, addr) = start_server(loopback_config(), guarded).await;
+        let client = client(SerializeType::Json);
+        let refused = client.invoke(&addr, echo_request("deny"), STEP).await.expect("answered");
+        assert_eq!(refused.code, response_code::NO_PERMISSION);
+        assert_eq!(refused.remark.as_deref(), Some("denied by test"));
+        assert!(refused.body.is_empty(), "the echo handler must not have run");
+        let served = client.invoke(&addr, echo_request("allow"), STEP).await.expect("answered");
+        assert_eq!(served.code, response_code::SUCCESS);
+        assert_eq!(&served.body[..], b"allow");
+        // Codes without a handler are answered before the guard is asked.
+        let unknown = client.invoke(&addr, RemotingCommand::request(4242), STEP).await.expect("answered");
+        assert_eq!(unknown.code, response_code::REQUEST_CODE_NOT_SUPPORTED);
+        assert_eq!(checked.load(Ordering::Relaxed), 2);
+        client.shutdown().await;
+        server.shutdown().await;
+    })
+    .await;
+}
