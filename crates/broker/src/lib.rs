@@ -16,8 +16,10 @@
 //! - [`long_polling`]: pulls parked until a message arrives;
 //! - [`schedule`]: delay levels (`SCHEDULE_TOPIC_XXXX`, `config/delayOffset.json`);
 //! - [`register`]: registration with the NameServers;
-//! - [`message`]: storing messages from async code.
+//! - [`message`]: storing messages from async code;
+//! - [`acl`]: ACL 1.0 (`aclEnable`, `plain_acl.yml`) checked before every remoting request.
 
+pub mod acl;
 pub mod client_manager;
 pub mod config;
 pub mod core;
@@ -82,6 +84,8 @@ pub struct BrokerState {
     pub stopping: watch::Receiver<bool>,
     /// Traffic counters for the metrics endpoint (counting only when it is on).
     pub metrics: metrics::BrokerMetrics,
+    /// The ACL check of every remoting request, when `aclEnable` is on.
+    pub acl: Option<Arc<acl::AclValidator>>,
 }
 
 /// A running broker.
@@ -114,6 +118,13 @@ impl Broker {
         let (stop, stopping) = watch::channel(false);
         let pulls = Arc::new(long_polling::PullRequestHoldService::new());
         let pop = core::pop::PopState::default();
+        let acl = if config.acl_enable {
+            let validator =
+                acl::AclValidator::load(&config.acl_plain_file_path()).map_err(io::Error::other)?;
+            Some(Arc::new(validator))
+        } else {
+            None
+        };
         store.set_arrival_listener(Arc::new(core::pop::polling::Arrivals {
             listeners: vec![Arc::clone(&pulls) as _, Arc::clone(&pop.polling) as _],
         }));
@@ -132,6 +143,7 @@ impl Broker {
             pop,
             namesrv_client: RemotingClient::new(ClientConfig::default(), Router::new()),
             metrics: metrics::BrokerMetrics::new(config.metrics.serves_prometheus()),
+            acl,
             config,
             store,
             stopping,
@@ -147,6 +159,9 @@ impl Broker {
             processor::register(&mut router, &state, fast_channel);
             if let Some(observer) = state.metrics.request_observer() {
                 router.observe_requests(observer);
+            }
+            if let Some(validator) = &state.acl {
+                router.guard_requests(Arc::clone(validator) as _);
             }
             let server_config = ServerConfig {
                 idle_timeout_ms: state.config.channel_expired_timeout_ms,
@@ -167,7 +182,7 @@ impl Broker {
             "broker started"
         );
 
-        let services = vec![
+        let mut services = vec![
             tokio::spawn(register::run(Arc::clone(&state))),
             tokio::spawn(client_manager::run_expiry(Arc::clone(&state))),
             tokio::spawn(long_polling::run_checker(Arc::clone(&state))),
@@ -176,6 +191,14 @@ impl Broker {
             tokio::spawn(core::pop::revive::run(Arc::clone(&state))),
             tokio::spawn(persist_offsets(Arc::clone(&state))),
         ];
+        if let Some(validator) = &state.acl {
+            let interval = Duration::from_millis(state.config.acl_file_watch_interval_ms);
+            services.push(tokio::spawn(acl::watch_file(
+                Arc::clone(validator),
+                interval,
+                state.stopping.clone(),
+            )));
+        }
         Ok(Self { state, servers, stop, services, metrics_exporter })
     }
 
