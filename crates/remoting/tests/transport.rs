@@ -842,3 +842,85 @@ async fn a_guard_refuses_before_the_handler_runs() {
     })
     .await;
 }
+
+mod tls {
+    use super::*;
+    use apogee_remoting::tls::{self, ClientTls, ServerTls, ServerTrust, TlsMode};
+
+    /// A server in `mode` with a generated certificate written under `dir`, and that file.
+    async fn tls_server(mode: TlsMode, dir: &std::path::Path) -> (ServerHandle, String, std::path::PathBuf) {
+        let cert = dir.join(format!("{mode:?}.crt"));
+        let source = tls::CertificateSource::SelfSigned {
+            hosts: tls::self_signed_hosts("127.0.0.1"),
+            write_to: cert.clone(),
+        };
+        let server_tls = ServerTls::new(mode, &source).expect("server TLS");
+        let config = ServerConfig { tls: Some(Arc::new(server_tls)), ..loopback_config() };
+        let (server, addr) = start_server(config, router(0, None)).await;
+        (server, addr, cert)
+    }
+
+    fn tls_client(trust: ServerTrust) -> RemotingClient {
+        let tls = ClientTls::new(trust).expect("client TLS");
+        let config =
+            ClientConfig { tls: Some(Arc::new(tls)), connect_timeout_ms: 3_000, ..ClientConfig::default() };
+        RemotingClient::new(config, Router::new())
+    }
+
+    async fn echoes(client: &RemotingClient, addr: &str) -> bool {
+        match client.invoke(addr, echo_request("secret"), STEP).await {
+            Ok(response) => response.code == response_code::SUCCESS && &response.body[..] == b"secret",
+            Err(_) => false,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn permissive_serves_tls_and_plaintext_on_one_port() {
+        bounded(async {
+            let dir = tempfile::tempdir().unwrap();
+            let (server, addr, cert) = tls_server(TlsMode::Permissive, dir.path()).await;
+            let verifying = tls_client(ServerTrust::Certificates(cert));
+            assert!(echoes(&verifying, &addr).await, "a client trusting the written certificate");
+            let trusting = tls_client(ServerTrust::Anything);
+            assert!(echoes(&trusting, &addr).await, "a client in test mode");
+            let plain = client(SerializeType::Json);
+            assert!(echoes(&plain, &addr).await, "plaintext in permissive mode");
+            for client in [verifying, trusting, plain] {
+                client.shutdown().await;
+            }
+            server.shutdown().await;
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn enforcing_refuses_plaintext_and_clients_refuse_unknown_servers() {
+        bounded(async {
+            let dir = tempfile::tempdir().unwrap();
+            let (server, addr, _) = tls_server(TlsMode::Enforcing, dir.path()).await;
+            let trusting = tls_client(ServerTrust::Anything);
+            assert!(echoes(&trusting, &addr).await, "TLS in enforcing mode");
+            let plain = client(SerializeType::Json);
+            let refused = plain.invoke(&addr, echo_request("x"), STEP).await;
+            assert!(refused.is_err(), "plaintext must be refused: {refused:?}");
+            // A raw plaintext peer sees the connection closed.
+            let mut raw = TcpStream::connect(&addr).await.unwrap();
+            raw.write_all(&frame_bytes(20, 0, &[0u8; 16])).await.unwrap();
+            assert_closed_by_server(&mut raw).await;
+            // A client that verifies against some other certificate refuses this server.
+            let (other, _other_addr, other_cert) = tls_server(TlsMode::Permissive, dir.path()).await;
+            let doubting = tls_client(ServerTrust::Certificates(other_cert));
+            assert!(!echoes(&doubting, &addr).await, "an unknown certificate must not be believed");
+            // A TLS client cannot talk to a plaintext-only server.
+            let (plain_server, plain_addr) = start_server(loopback_config(), router(0, None)).await;
+            assert!(!echoes(&trusting, &plain_addr).await);
+            for client in [trusting, plain, doubting] {
+                client.shutdown().await;
+            }
+            for server in [server, other, plain_server] {
+                server.shutdown().await;
+            }
+        })
+        .await;
+    }
+}
