@@ -1,22 +1,25 @@
 //! Security on the remoting protocol, end to end over loopback: ACL 1.0 from
 //! `plain_acl.yml` (signed SDK clients served, wrong secrets, unsigned clients and denied
-//! topics refused with NO_PERMISSION, file edits taking effect without a restart).
+//! topics refused with NO_PERMISSION, file edits taking effect without a restart), and TLS
+//! (permissive and enforcing modes, trust by certificate or test mode).
 //!
-//! 127.0.0.1 is not whitelisted in these files, so every request must carry a signature.
+//! 127.0.0.1 is not whitelisted in the ACL files, so every request must carry a signature.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use apogee_client::{ClientError, ConsumeResult, Message, MessageExt, Producer, PushConsumer};
+use apogee_client::{Admin, ClientError, ConsumeResult, Message, MessageExt, Producer, PushConsumer};
 use apogee_common::perm;
+use apogee_common::topic::TopicConfig;
 use apogee_remoting::acl::{self, SessionCredentials};
 use apogee_remoting::body::enums::ConsumeFromWhere;
 use apogee_remoting::client::{ClientConfig, RemotingClient};
 use apogee_remoting::code::response_code;
 use apogee_remoting::header::send::SendMessageRequestHeader;
 use apogee_remoting::router::Router;
+use apogee_remoting::tls::{self, ClientTls, ServerTrust};
 use apogee_remoting::RemotingCommand;
-use apogee_testkit::{eventually, Cluster};
+use apogee_testkit::{eventually, ApogeeProcess, Cluster};
 use tokio::sync::mpsc;
 
 /// Poll period of the ACL file in these tests.
@@ -221,4 +224,147 @@ async fn file_edits_take_effect_without_a_restart() {
     .await;
     newcomer.shutdown().await;
     cluster.shutdown().await;
+}
+
+// ---- TLS on the remoting port ----
+
+/// A producer of group `group` over TLS believing `trust`, or over plaintext.
+async fn tls_producer(namesrv: &str, group: &str, tls: Option<ServerTrust>) -> Producer {
+    let mut builder = Producer::builder().group(group).namesrv(namesrv).instance_name(group);
+    if let Some(trust) = tls {
+        builder = builder.tls(trust);
+    }
+    builder.start().await.expect("producer started")
+}
+
+async fn sends(producer: &Producer, topic: &str) -> Result<(), ClientError> {
+    producer.send(Message::new(topic, &b"over the wire"[..])).await.map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissive_mode_serves_tls_and_plaintext_clients() {
+    // Java's default: tls.server.mode=permissive with a generated certificate.
+    let cluster = Cluster::builder().start().await;
+    cluster.create_topic("TlsTopic", 2, perm::READ_WRITE).await;
+    let encrypted = tls_producer(cluster.namesrv_addr(), "tls-producer", Some(ServerTrust::Anything)).await;
+    sends(&encrypted, "TlsTopic").await.expect("a TLS client sends");
+    let plain = tls_producer(cluster.namesrv_addr(), "plain-producer", None).await;
+    sends(&plain, "TlsTopic").await.expect("a plaintext client sends");
+    encrypted.shutdown().await;
+    plain.shutdown().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforcing_mode_refuses_plaintext_and_verifying_clients_trust_the_written_certificate() {
+    let cluster = Cluster::builder()
+        .configure(|_, config| config.tls.set("tls.server.mode", "enforcing").expect("a TLS key"))
+        .start()
+        .await;
+    cluster.create_topic("EnforcedTopic", 2, perm::READ_WRITE).await;
+    let broker = cluster.broker_addr(0);
+
+    // Plaintext is closed on the broker port: a raw call gets no answer.
+    let plain_raw = raw_client(None);
+    let refused = plain_raw.invoke(&broker, send_request(&cluster, "EnforcedTopic"), STEP).await;
+    assert!(refused.is_err(), "plaintext must be refused, got {refused:?}");
+    let plain = tls_producer(cluster.namesrv_addr(), "enforced-plain", None).await;
+    assert!(sends(&plain, "EnforcedTopic").await.is_err(), "a plaintext producer must fail");
+
+    // A TLS client in test mode is served.
+    let tls_raw = RemotingClient::new(
+        ClientConfig {
+            tls: Some(std::sync::Arc::new(ClientTls::new(ServerTrust::Anything).expect("client TLS"))),
+            ..ClientConfig::default()
+        },
+        Router::new(),
+    );
+    let served =
+        tls_raw.invoke(&broker, send_request(&cluster, "EnforcedTopic"), STEP).await.expect("answered");
+    assert_eq!(served.code, response_code::SUCCESS, "{:?}", served.remark);
+
+    // A verifying SDK client given the broker's and the NameServer's generated certificates.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trust = dir.path().join("trusted.pem");
+    let broker_cert = cluster.broker_state(0).config.remoting_self_signed_cert_path();
+    let namesrv_cert = cluster.dir().join("namesrv-0").join("tls").join(tls::SELF_SIGNED_CERT_FILE);
+    let bundle = format!(
+        "{}{}",
+        std::fs::read_to_string(&broker_cert).expect("the broker's certificate is written"),
+        std::fs::read_to_string(&namesrv_cert).expect("the NameServer's certificate is written"),
+    );
+    std::fs::write(&trust, bundle).expect("trust file written");
+    let verifying =
+        tls_producer(cluster.namesrv_addr(), "enforced-verifying", Some(ServerTrust::Certificates(trust)))
+            .await;
+    sends(&verifying, "EnforcedTopic").await.expect("a verifying TLS producer sends");
+
+    // A client believing only an unrelated certificate refuses the broker.
+    let stranger = dir.path().join("stranger.pem");
+    tls::certified_key(&tls::CertificateSource::SelfSigned {
+        hosts: tls::self_signed_hosts("127.0.0.1"),
+        write_to: stranger.clone(),
+    })
+    .expect("a certificate");
+    let doubting = RemotingClient::new(
+        ClientConfig {
+            tls: Some(std::sync::Arc::new(
+                ClientTls::new(ServerTrust::Certificates(stranger)).expect("client TLS"),
+            )),
+            ..ClientConfig::default()
+        },
+        Router::new(),
+    );
+    assert!(doubting.invoke(&broker, send_request(&cluster, "EnforcedTopic"), STEP).await.is_err());
+
+    for client in [plain_raw, tls_raw, doubting] {
+        client.shutdown().await;
+    }
+    plain.shutdown().await;
+    verifying.shutdown().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_enforcing_tls_with_tls_enable_registers_and_serves() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conf = dir.path().join("broker.conf");
+    std::fs::write(&conf, "tls.server.mode=enforcing\ntls.enable=true\n").expect("conf written");
+    let conf = conf.display().to_string();
+    let args = [
+        "standalone",
+        "--namesrv-listen",
+        "127.0.0.1:0",
+        "--broker-port",
+        "0",
+        "--grpc-port",
+        "0",
+        "-c",
+        conf.as_str(),
+    ];
+    let apogee = ApogeeProcess::start(env!("CARGO_BIN_EXE_apogee"), &args);
+    // The topic is created over TLS, and its route appears only once the broker registered it
+    // with the enforcing NameServer, over TLS too.
+    let admin = Admin::builder()
+        .namesrv(apogee.namesrv_addr().to_owned())
+        .tls(ServerTrust::Anything)
+        .start()
+        .await
+        .expect("admin started");
+    let topic = "StandaloneTlsTopic";
+    let config = TopicConfig::with_queues(topic, 2, 2, perm::READ_WRITE);
+    admin.create_topic(apogee.broker_addr(), &config).await.expect("topic created over TLS");
+    eventually("the topic's route", STEP, || async { admin.topic_route(topic).await.ok() }).await;
+    let producer = tls_producer(apogee.namesrv_addr(), "standalone-tls", Some(ServerTrust::Anything)).await;
+    sends(&producer, topic).await.expect("a TLS producer sends");
+    let plain = raw_client(None);
+    let request = RemotingCommand::request(apogee_remoting::code::request_code::GET_ROUTEINFO_BY_TOPIC)
+        .with_ext("topic", "TBW102");
+    assert!(
+        plain.invoke(apogee.namesrv_addr(), request, STEP).await.is_err(),
+        "plaintext NameServer call refused"
+    );
+    plain.shutdown().await;
+    producer.shutdown().await;
+    drop(admin);
 }

@@ -92,6 +92,9 @@ pub struct BrokerConfig {
     /// `aclFileWatchIntervalMs` (Apogee's own; Java polls every 5 s): how often the ACL file
     /// is checked for changes.
     pub acl_file_watch_interval_ms: u64,
+    /// TLS of both remoting ports and of the connections to the NameServers: Java's
+    /// `TlsSystemConfig` keys (`tls.server.mode`, `tls.server.certPath`, `tls.enable`…).
+    pub tls: apogee_remoting::tls::TlsSettings,
     /// The store's settings.
     pub store: StoreConfig,
     /// POP consumption settings (their own keys, see [`crate::core::pop::PopConfig`]).
@@ -140,6 +143,7 @@ impl Default for BrokerConfig {
             acl_enable: false,
             acl_plain_file: PathBuf::from(crate::acl::DEFAULT_PLAIN_FILE),
             acl_file_watch_interval_ms: 5_000,
+            tls: apogee_remoting::tls::TlsSettings::default(),
             store: StoreConfig::default(),
             pop: crate::core::pop::PopConfig::default(),
         }
@@ -222,6 +226,12 @@ impl BrokerConfig {
             "aclEnable" => self.acl_enable = flag()?,
             "rocketmq.acl.plain.file" => self.acl_plain_file = PathBuf::from(text),
             "aclFileWatchIntervalMs" => self.acl_file_watch_interval_ms = number()?,
+            _ if apogee_remoting::tls::TlsSettings::is_key(key) => {
+                self.tls.set(key, text).map_err(|error| {
+                    tracing::error!(%error, "TLS setting refused");
+                    invalid()
+                })?
+            }
             _ if self.metrics.set(key, text).map_err(|_| invalid())? => {}
             _ if crate::proxy_config::is_proxy_key(key) => {
                 self.proxy.set(key, text).map_err(|_| invalid())?
@@ -309,6 +319,11 @@ impl BrokerConfig {
         }
         let root = &self.store.store_path_root_dir;
         root.parent().unwrap_or(root).join(&self.acl_plain_file)
+    }
+
+    /// Where a generated remoting TLS certificate is written: `<storePathRootDir>/tls/`.
+    pub fn remoting_self_signed_cert_path(&self) -> PathBuf {
+        self.store.store_path_root_dir.join("tls").join(apogee_remoting::tls::SELF_SIGNED_CERT_FILE)
     }
 
     /// Where topics, groups and offsets are persisted (`<storePathRootDir>/config`).

@@ -118,6 +118,14 @@ impl Broker {
         let (stop, stopping) = watch::channel(false);
         let pulls = Arc::new(long_polling::PullRequestHoldService::new());
         let pop = core::pop::PopState::default();
+        let server_tls = config
+            .tls
+            .server(
+                apogee_remoting::tls::self_signed_hosts(&config.broker_ip1.to_string()),
+                config.remoting_self_signed_cert_path(),
+            )?
+            .map(Arc::new);
+        let namesrv_tls = config.tls.client()?.map(Arc::new);
         let acl = if config.acl_enable {
             let validator =
                 acl::AclValidator::load(&config.acl_plain_file_path()).map_err(io::Error::other)?;
@@ -141,7 +149,10 @@ impl Broker {
             transactions: core::transaction::decided::Decided::default(),
             fronts: core::fronts::Fronts::default(),
             pop,
-            namesrv_client: RemotingClient::new(ClientConfig::default(), Router::new()),
+            namesrv_client: RemotingClient::new(
+                ClientConfig { tls: namesrv_tls, ..ClientConfig::default() },
+                Router::new(),
+            ),
             metrics: metrics::BrokerMetrics::new(config.metrics.serves_prometheus()),
             acl,
             config,
@@ -166,6 +177,7 @@ impl Broker {
             let server_config = ServerConfig {
                 idle_timeout_ms: state.config.channel_expired_timeout_ms,
                 shutdown_grace_ms: SHUTDOWN_GRACE_MS,
+                tls: server_tls.clone(),
                 ..ServerConfig::default()
             };
             servers.push(RemotingServer::serve(listener, server_config, router)?);

@@ -37,8 +37,8 @@ pub const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// How long a new connection may take to send its first byte, and then to finish a TLS
 /// handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Name of a generated certificate's file.
-pub const SELF_SIGNED_CERT_FILE: &str = "apogee-self-signed.crt";
+/// Name of the file a generated remoting certificate is written to.
+pub const SELF_SIGNED_CERT_FILE: &str = "remoting-self-signed.crt";
 
 /// `tls.server.mode`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
