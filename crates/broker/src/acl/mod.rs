@@ -299,6 +299,32 @@ accounts:
         assert!(AclValidator::load(&dir.path().join("missing.yml")).unwrap().policy().accounts.is_empty());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_request_is_judged_without_panic(
+            code in proptest::prop_oneof![0i32..400, 200_000i32..200_200],
+            fields in proptest::collection::vec(("[a-zA-Z]{1,12}", ".{0,16}"), 0..6),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            sign in proptest::prelude::any::<bool>(),
+            octets in proptest::prelude::any::<[u8; 4]>(),
+        ) {
+            let (_dir, acl) = validator(FILE);
+            let mut request = RemotingCommand::request(code).with_body(body);
+            for (key, value) in &fields {
+                request.ext_fields_mut().insert(key.as_str(), value.as_str());
+            }
+            if sign {
+                acl::sign(&mut request, &acl::SessionCredentials::new("producer-key", "producer-secret"));
+            }
+            let remote = IpAddr::V4(std::net::Ipv4Addr::from(octets));
+            let verdict = acl.validate(remote, &request);
+            // Unsigned requests pass only from the global whitelist.
+            if !sign && !fields.iter().any(|(key, _)| key == acl::ACCESS_KEY) {
+                proptest::prop_assert_eq!(verdict.is_ok(), octets[..3] == [10, 10, 103]);
+            }
+        }
+    }
+
     #[test]
     fn malformed_requests_are_refused_without_panic() {
         let (_dir, acl) = validator(FILE);
