@@ -129,6 +129,9 @@ impl Broker {
         let acl = if config.acl_enable {
             let validator =
                 acl::AclValidator::load(&config.acl_plain_file_path()).map_err(io::Error::other)?;
+            tracing::warn!(
+                "aclEnable checks the remoting ports only: the gRPC endpoint, when it runs, does not"
+            );
             Some(Arc::new(validator))
         } else {
             None
