@@ -292,9 +292,15 @@ async fn run_broker(config: BrokerConfig, ports_file: &PortsFileArg) -> Result<(
 }
 
 async fn run_standalone(args: StandaloneArgs) -> Result<()> {
+    let mut config = BrokerConfig::default();
+    if let Some(path) = &args.config_file {
+        config.load_file(path)?;
+    }
     let namesrv_config = NamesrvConfig {
         listen: args.namesrv_listen,
         kv_config_path: args.data_dir.join("namesrv").join("kvConfig.json"),
+        // One process, one set of tls.* keys for both servers.
+        tls: config.tls.clone(),
         ..NamesrvConfig::default()
     };
     let listen = namesrv_config.listen;
@@ -303,10 +309,6 @@ async fn run_standalone(args: StandaloneArgs) -> Result<()> {
         .with_context(|| format!("starting the name server on {listen}"))?;
     println!("apogee namesrv listening on {}", namesrv.local_addr());
 
-    let mut config = BrokerConfig::default();
-    if let Some(path) = &args.config_file {
-        config.load_file(path)?;
-    }
     config.listen_port = args.broker_port;
     config.namesrv_addr = Some(namesrv.local_addr().to_string());
     config.store.store_path_root_dir = args.data_dir.join("store");

@@ -53,6 +53,11 @@ fn broker_serves_the_official_cpp_client() {
 }
 
 #[test]
+fn broker_checks_acl_signatures_of_the_official_cpp_client() {
+    run_python_suite("broker_cpp_acl.py");
+}
+
+#[test]
 fn broker_serves_transactions_and_replies_to_a_raw_protocol_peer() {
     run_python_suite("broker_wire_peer.py");
 }

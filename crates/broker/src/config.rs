@@ -83,6 +83,18 @@ pub struct BrokerConfig {
     pub enable_property_filter: bool,
     /// `maxReconsumeTimes` default of groups (`retryMaxTimes` of a subscription group wins).
     pub default_max_reconsume_times: i32,
+    /// `aclEnable`: check every remoting request against `plain_acl.yml` (see [`crate::acl`]).
+    pub acl_enable: bool,
+    /// `rocketmq.acl.plain.file` (Java's system property of the same name): the ACL file. A
+    /// relative path is resolved against the parent of `storePathRootDir`, which stands in
+    /// for Java's RocketMQ home: by default `<storePathRootDir>/../conf/plain_acl.yml`.
+    pub acl_plain_file: PathBuf,
+    /// `aclFileWatchIntervalMs` (Apogee's own; Java polls every 5 s): how often the ACL file
+    /// is checked for changes.
+    pub acl_file_watch_interval_ms: u64,
+    /// TLS of both remoting ports and of the connections to the NameServers: Java's
+    /// `TlsSystemConfig` keys (`tls.server.mode`, `tls.server.certPath`, `tls.enable`…).
+    pub tls: apogee_remoting::tls::TlsSettings,
     /// The store's settings.
     pub store: StoreConfig,
     /// POP consumption settings (their own keys, see [`crate::core::pop::PopConfig`]).
@@ -131,6 +143,10 @@ impl Default for BrokerConfig {
             use_server_side_reset_offset: true,
             enable_property_filter: false,
             default_max_reconsume_times: 16,
+            acl_enable: false,
+            acl_plain_file: PathBuf::from(crate::acl::DEFAULT_PLAIN_FILE),
+            acl_file_watch_interval_ms: 5_000,
+            tls: apogee_remoting::tls::TlsSettings::default(),
             store: StoreConfig::default(),
             pop: crate::core::pop::PopConfig::default(),
             timer: crate::core::timer::TimerConfig::default(),
@@ -211,6 +227,15 @@ impl BrokerConfig {
             "useServerSideResetOffset" => self.use_server_side_reset_offset = flag()?,
             "enablePropertyFilter" => self.enable_property_filter = flag()?,
             "fastChannelEnable" => self.fast_channel_enable = flag()?,
+            "aclEnable" => self.acl_enable = flag()?,
+            "rocketmq.acl.plain.file" => self.acl_plain_file = PathBuf::from(text),
+            "aclFileWatchIntervalMs" => self.acl_file_watch_interval_ms = number()?,
+            _ if apogee_remoting::tls::TlsSettings::is_key(key) => {
+                self.tls.set(key, text).map_err(|error| {
+                    tracing::error!(%error, "TLS setting refused");
+                    invalid()
+                })?
+            }
             _ if self.metrics.set(key, text).map_err(|_| invalid())? => {}
             _ if crate::proxy_config::is_proxy_key(key) => {
                 self.proxy.set(key, text).map_err(|_| invalid())?
@@ -293,6 +318,21 @@ impl BrokerConfig {
             .collect()
     }
 
+    /// The ACL file: `rocketmq.acl.plain.file`, a relative one under the parent of
+    /// `storePathRootDir`.
+    pub fn acl_plain_file_path(&self) -> PathBuf {
+        if self.acl_plain_file.is_absolute() {
+            return self.acl_plain_file.clone();
+        }
+        let root = &self.store.store_path_root_dir;
+        root.parent().unwrap_or(root).join(&self.acl_plain_file)
+    }
+
+    /// Where a generated remoting TLS certificate is written: `<storePathRootDir>/tls/`.
+    pub fn remoting_self_signed_cert_path(&self) -> PathBuf {
+        self.store.store_path_root_dir.join("tls").join(apogee_remoting::tls::SELF_SIGNED_CERT_FILE)
+    }
+
     /// Where topics, groups and offsets are persisted (`<storePathRootDir>/config`).
     pub fn config_dir(&self) -> PathBuf {
         self.store.store_path_root_dir.join("config")
@@ -344,5 +384,18 @@ mod tests {
         assert_eq!((config.broker_name.as_str(), config.listen_port), ("b", 10931));
         assert!(!config.auto_create_topic_enable);
         assert!(config.clone().set("listenPort", "x").is_err());
+    }
+
+    #[test]
+    fn acl_file_defaults_beside_the_store() {
+        let mut config = BrokerConfig::default();
+        config.store.store_path_root_dir = PathBuf::from("/srv/rocketmq/store");
+        assert!(!config.acl_enable);
+        assert_eq!(config.acl_plain_file_path(), PathBuf::from("/srv/rocketmq/conf/plain_acl.yml"));
+        config.set("rocketmq.acl.plain.file", "conf/acl/mine.yml").unwrap();
+        assert_eq!(config.acl_plain_file_path(), PathBuf::from("/srv/rocketmq/conf/acl/mine.yml"));
+        config.set("rocketmq.acl.plain.file", "/etc/acl.yml").unwrap();
+        config.set("aclEnable", "true").unwrap();
+        assert_eq!((config.acl_plain_file_path(), config.acl_enable), (PathBuf::from("/etc/acl.yml"), true));
     }
 }

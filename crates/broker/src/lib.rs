@@ -17,8 +17,10 @@
 //! - [`schedule`]: delay levels (`SCHEDULE_TOPIC_XXXX`, `config/delayOffset.json`);
 //! - [`core::timer`]: timer messages (`timerlog/`, `timerwheel`, `config/timercheck`);
 //! - [`register`]: registration with the NameServers;
-//! - [`message`]: storing messages from async code.
+//! - [`message`]: storing messages from async code;
+//! - [`acl`]: ACL 1.0 (`aclEnable`, `plain_acl.yml`) checked before every remoting request.
 
+pub mod acl;
 pub mod client_manager;
 pub mod config;
 pub mod core;
@@ -85,6 +87,8 @@ pub struct BrokerState {
     pub stopping: watch::Receiver<bool>,
     /// Traffic counters for the metrics endpoint (counting only when it is on).
     pub metrics: metrics::BrokerMetrics,
+    /// The ACL check of every remoting request, when `aclEnable` is on.
+    pub acl: Option<Arc<acl::AclValidator>>,
 }
 
 /// A running broker.
@@ -125,6 +129,24 @@ impl Broker {
         let (stop, stopping) = watch::channel(false);
         let pulls = Arc::new(long_polling::PullRequestHoldService::new());
         let pop = core::pop::PopState::default();
+        let server_tls = config
+            .tls
+            .server(
+                apogee_remoting::tls::self_signed_hosts(&config.broker_ip1.to_string()),
+                config.remoting_self_signed_cert_path(),
+            )?
+            .map(Arc::new);
+        let namesrv_tls = config.tls.client()?.map(Arc::new);
+        let acl = if config.acl_enable {
+            let validator =
+                acl::AclValidator::load(&config.acl_plain_file_path()).map_err(io::Error::other)?;
+            tracing::warn!(
+                "aclEnable checks the remoting ports only: the gRPC endpoint, when it runs, does not"
+            );
+            Some(Arc::new(validator))
+        } else {
+            None
+        };
         store.set_arrival_listener(Arc::new(core::pop::polling::Arrivals {
             listeners: vec![Arc::clone(&pulls) as _, Arc::clone(&pop.polling) as _],
         }));
@@ -142,8 +164,12 @@ impl Broker {
             fronts: core::fronts::Fronts::default(),
             pop,
             timer,
-            namesrv_client: RemotingClient::new(ClientConfig::default(), Router::new()),
+            namesrv_client: RemotingClient::new(
+                ClientConfig { tls: namesrv_tls, ..ClientConfig::default() },
+                Router::new(),
+            ),
             metrics: metrics::BrokerMetrics::new(config.metrics.serves_prometheus()),
+            acl,
             config,
             store,
             stopping,
@@ -160,9 +186,13 @@ impl Broker {
             if let Some(observer) = state.metrics.request_observer() {
                 router.observe_requests(observer);
             }
+            if let Some(validator) = &state.acl {
+                router.guard_requests(Arc::clone(validator) as _);
+            }
             let server_config = ServerConfig {
                 idle_timeout_ms: state.config.channel_expired_timeout_ms,
                 shutdown_grace_ms: SHUTDOWN_GRACE_MS,
+                tls: server_tls.clone(),
                 ..ServerConfig::default()
             };
             servers.push(RemotingServer::serve(listener, server_config, router)?);
@@ -179,7 +209,7 @@ impl Broker {
             "broker started"
         );
 
-        let services = vec![
+        let mut services = vec![
             tokio::spawn(register::run(Arc::clone(&state))),
             tokio::spawn(client_manager::run_expiry(Arc::clone(&state))),
             tokio::spawn(long_polling::run_checker(Arc::clone(&state))),
@@ -188,6 +218,14 @@ impl Broker {
             tokio::spawn(core::pop::revive::run(Arc::clone(&state))),
             tokio::spawn(persist_offsets(Arc::clone(&state))),
         ];
+        if let Some(validator) = &state.acl {
+            let interval = Duration::from_millis(state.config.acl_file_watch_interval_ms);
+            services.push(tokio::spawn(acl::watch_file(
+                Arc::clone(validator),
+                interval,
+                state.stopping.clone(),
+            )));
+        }
         let timer_thread = core::timer::service::start(&state);
         Ok(Self { state, servers, stop, services, metrics_exporter, timer_thread })
     }

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apogee_remoting::acl::SessionCredentials;
+use apogee_remoting::tls::ServerTrust;
 
 use crate::ClientError;
 
@@ -37,6 +38,10 @@ pub struct ClientConfig {
     pub persist_consumer_offset_interval: Duration,
     /// ACL 1.0 credentials; when set, every request of the instance is signed (protocol §5).
     pub credentials: Option<SessionCredentials>,
+    /// TLS to the NameServers and brokers (Java `useTLS`), and which servers to believe:
+    /// [`ServerTrust::Certificates`] verifies them against a CA file, [`ServerTrust::Anything`]
+    /// (Java's `tls.test.mode.enable`) accepts any certificate. `None`: plaintext.
+    pub tls: Option<ServerTrust>,
 }
 
 impl Default for ClientConfig {
@@ -49,6 +54,7 @@ impl Default for ClientConfig {
             heartbeat_broker_interval: Duration::from_secs(30),
             persist_consumer_offset_interval: Duration::from_secs(5),
             credentials: None,
+            tls: None,
         }
     }
 }
@@ -98,6 +104,12 @@ impl ClientConfig {
     /// Builder form: signs every request with these ACL credentials.
     pub fn with_credentials(mut self, credentials: SessionCredentials) -> Self {
         self.credentials = Some(credentials);
+        self
+    }
+
+    /// Builder form: connects over TLS, believing servers by `trust`.
+    pub fn with_tls(mut self, trust: ServerTrust) -> Self {
+        self.tls = Some(trust);
         self
     }
 
@@ -176,6 +188,14 @@ macro_rules! client_config_setters {
         /// Signs every request with ACL 1.0 credentials.
         pub fn credentials(mut self, credentials: apogee_remoting::acl::SessionCredentials) -> Self {
             self.$field.credentials = Some(credentials);
+            self
+        }
+
+        /// Connects over TLS (Java `useTLS`), believing servers by `trust`: a CA file, or any
+        /// certificate ([`apogee_remoting::tls::ServerTrust::Anything`], Java's
+        /// `tls.test.mode.enable`).
+        pub fn tls(mut self, trust: apogee_remoting::tls::ServerTrust) -> Self {
+            self.$field.tls = Some(trust);
             self
         }
 

@@ -24,6 +24,7 @@ use apogee_remoting::code::{request_code, response_code};
 use apogee_remoting::fastjson::{self, Dialect};
 use apogee_remoting::header::consumer::{HeartbeatRequestHeader, UnregisterClientRequestHeader};
 use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
+use apogee_remoting::tls::ClientTls;
 use apogee_remoting::RemotingCommand;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -151,25 +152,32 @@ impl ClientInstance {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| ClientError::IllegalArgument("a client instance needs a tokio runtime".into()))?;
         let key: InstanceKey = (config.namesrv_addrs().join(";"), config.instance_name.clone());
+        let tls = match &config.tls {
+            Some(trust) => Some(Arc::new(
+                ClientTls::new(trust.clone())
+                    .map_err(|error| ClientError::IllegalArgument(format!("TLS settings: {error}")))?,
+            )),
+            None => None,
+        };
         let mut registry = registry().lock();
         if let Some(existing) = registry.get(&key) {
             if !existing.is_released() {
                 return Ok(Arc::clone(existing));
             }
         }
-        let instance = Arc::new(ClientInstance::new(config.clone(), key.clone()));
+        let instance = Arc::new(ClientInstance::new(config.clone(), key.clone(), tls));
         instance.start_tasks(&runtime);
         registry.insert(key, Arc::clone(&instance));
         tracing::info!(client_id = %instance.client_id, namesrv = %instance.key.0, "client instance started");
         Ok(instance)
     }
 
-    fn new(config: ClientConfig, key: InstanceKey) -> Self {
+    fn new(config: ClientConfig, key: InstanceKey, tls: Option<Arc<ClientTls>>) -> Self {
         let consumers: ConsumerTable = Arc::default();
         let checkers: CheckerTable = Arc::default();
         let replies: ReplyTable = Arc::default();
         let remoting_config =
-            RemotingConfig { credentials: config.credentials.clone(), ..RemotingConfig::default() };
+            RemotingConfig { credentials: config.credentials.clone(), tls, ..RemotingConfig::default() };
         let remoting =
             RemotingClient::new(remoting_config, handlers::router(&consumers, &checkers, &replies));
         let namesrv_addrs = config.namesrv_addrs();

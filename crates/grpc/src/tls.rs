@@ -5,7 +5,8 @@
 //!
 //! The certificate comes from `tlsCertPath` / `tlsKeyPath` (PEM); without them a self-signed
 //! certificate for the advertised host, `localhost` and loopback is generated at start and
-//! written beside the store (`tls/apogee-self-signed.crt`) for clients that verify.
+//! written beside the store (`tls/apogee-self-signed.crt`) for clients that verify. Reading and
+//! generating certificates is `apogee_remoting::tls`'s, shared with the remoting port.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -14,12 +15,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::{Connected, TcpConnectInfo};
@@ -89,79 +87,13 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// Where the certificate comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CertificateSource {
-    /// PEM files: the chain and its private key.
-    Files {
-        /// `tlsCertPath`.
-        cert: PathBuf,
-        /// `tlsKeyPath`.
-        key: PathBuf,
-    },
-    /// Generated at start for these host names and addresses, written to `write_to`.
-    SelfSigned {
-        /// Subject alternative names.
-        hosts: Vec<String>,
-        /// Where the certificate (PEM) is written for clients that verify.
-        write_to: PathBuf,
-    },
-}
+/// Where the certificate comes from (shared with the remoting port).
+pub use apogee_remoting::tls::{self_signed_hosts, CertificateSource};
 
-/// The TLS side of the port.
+/// The TLS side of the port: the remoting crate's certificate handling, offering ALPN `h2`.
 pub fn acceptor(source: &CertificateSource) -> io::Result<TlsAcceptor> {
-    let (chain, key) = match source {
-        CertificateSource::Files { cert, key } => (read_chain(cert)?, read_key(key)?),
-        CertificateSource::SelfSigned { hosts, write_to } => self_signed(hosts, write_to)?,
-    };
-    // ring builds with cargo alone (aws-lc-rs, rustls' preferred provider, needs cmake); the
-    // post-quantum key exchanges ring lacks are not what the 5.x clients' TLS stacks rely on.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(io::Error::other)?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    let config = apogee_remoting::tls::server_config(source, &[b"h2"])?;
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-fn read_chain(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
-    let invalid = |error: rustls_pki_types::pem::Error| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", path.display()))
-    };
-    let chain = CertificateDer::pem_file_iter(path)
-        .map_err(invalid)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(invalid)?;
-    if chain.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: no certificate", path.display()),
-        ));
-    }
-    Ok(chain)
-}
-
-fn read_key(path: &Path) -> io::Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", path.display())))
-}
-
-fn self_signed(
-    hosts: &[String],
-    write_to: &Path,
-) -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
-    let generated = rcgen::generate_simple_self_signed(hosts.to_vec()).map_err(io::Error::other)?;
-    if let Some(dir) = write_to.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(write_to, generated.cert.pem())?;
-    tracing::info!(cert = %write_to.display(), "grpc TLS uses a generated self-signed certificate");
-    let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der()).map_err(io::Error::other)?;
-    Ok((vec![generated.cert.der().clone()], key))
 }
 
 /// Accepts connections on `listener` until the receiver is dropped, deciding each one's
@@ -220,15 +152,6 @@ async fn classify(stream: TcpStream, tls: &TlsAcceptor) -> io::Result<Conn> {
     } else {
         Ok(Conn::Plain(stream))
     }
-}
-
-/// The names a generated certificate covers: the advertised host, `localhost` and loopback.
-pub fn self_signed_hosts(advertised: &str) -> Vec<String> {
-    let mut hosts =
-        vec![advertised.to_owned(), "localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-    hosts.sort();
-    hosts.dedup();
-    hosts
 }
 
 /// Where a broker whose store is at `store_root` writes a generated certificate.

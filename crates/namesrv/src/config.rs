@@ -32,6 +32,9 @@ pub struct NamesrvConfig {
     pub shutdown_grace_ms: u64,
     /// `metricsExporterType`, `metricsPromExporterHost`/`Port`, `metricsLabel`.
     pub metrics: apogee_metrics::MetricsSettings,
+    /// TLS of the remoting port: Java's `TlsSystemConfig` keys (`tls.server.mode`…). A
+    /// generated certificate is written beside the KV config, under `tls/`.
+    pub tls: apogee_remoting::tls::TlsSettings,
 }
 
 /// Default NameServer port.
@@ -53,6 +56,7 @@ impl Default for NamesrvConfig {
             idle_timeout_ms: 120_000,
             shutdown_grace_ms: 3_000,
             metrics: apogee_metrics::MetricsSettings::default(),
+            tls: apogee_remoting::tls::TlsSettings::default(),
         }
     }
 }
@@ -106,6 +110,12 @@ impl NamesrvConfig {
             "enableTopicList" => self.enable_topic_list = flag()?,
             "deleteTopicWithBrokerRegistration" => self.delete_topic_with_broker_registration = flag()?,
             "serverChannelMaxIdleTimeSeconds" => self.idle_timeout_ms = number()?.saturating_mul(1000),
+            _ if apogee_remoting::tls::TlsSettings::is_key(key) => {
+                self.tls.set(key, value).map_err(|error| {
+                    tracing::error!(%error, "TLS setting refused");
+                    invalid()
+                })?
+            }
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
         }
         Ok(())

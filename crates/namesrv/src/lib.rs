@@ -59,8 +59,20 @@ impl NameServer {
             Duration::from_millis(config.broker_expiry_ms),
             config.delete_topic_with_broker_registration,
         );
+        let tls_dir = config
+            .kv_config_path
+            .parent()
+            .map_or_else(|| std::path::PathBuf::from("tls"), |dir| dir.join("tls"));
+        let tls = config
+            .tls
+            .server(
+                apogee_remoting::tls::self_signed_hosts(&config.listen.ip().to_string()),
+                tls_dir.join(apogee_remoting::tls::SELF_SIGNED_CERT_FILE),
+            )?
+            .map(Arc::new);
         let server_config = ServerConfig {
             listen: config.listen,
+            tls,
             idle_timeout_ms: config.idle_timeout_ms,
             shutdown_grace_ms: config.shutdown_grace_ms,
             ..ServerConfig::default()

@@ -15,10 +15,11 @@ use tokio::net::TcpStream;
 use crate::acl::SessionCredentials;
 use crate::command::{RemotingCommand, SerializeType, CURRENT_VERSION};
 use crate::connection::endpoint::{ConnectionLimits, Endpoint};
-use crate::connection::Connection;
+use crate::connection::{Connection, Stream};
 use crate::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::language::LanguageCode;
 use crate::router::Router;
+use crate::tls::ClientTls;
 
 pub use crate::error::RemotingError;
 
@@ -40,6 +41,8 @@ pub struct ClientConfig {
     /// Requests from the server whose handler runs at once on one connection; more are
     /// answered SYSTEM_BUSY.
     pub max_in_flight_per_connection: usize,
+    /// When set, every connection runs over TLS (Java's `useTLS` / `tls.enable`).
+    pub tls: Option<Arc<ClientTls>>,
 }
 
 impl Default for ClientConfig {
@@ -51,6 +54,7 @@ impl Default for ClientConfig {
             credentials: None,
             idle_timeout_ms: 120_000,
             max_in_flight_per_connection: 1_024,
+            tls: None,
         }
     }
 }
@@ -64,6 +68,7 @@ impl fmt::Debug for ClientConfig {
             .field("credentials", &self.credentials)
             .field("idle_timeout_ms", &self.idle_timeout_ms)
             .field("max_in_flight_per_connection", &self.max_in_flight_per_connection)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -80,6 +85,7 @@ pub struct RemotingClient {
     endpoint: Arc<Endpoint>,
     connect_timeout: Duration,
     serialize_type: SerializeType,
+    tls: Option<Arc<ClientTls>>,
     slots: Mutex<HashMap<String, Slot>>,
 }
 
@@ -96,6 +102,7 @@ impl RemotingClient {
             endpoint: Endpoint::new("client", router, limits, config.credentials),
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             serialize_type: config.serialize_type,
+            tls: config.tls,
             slots: Mutex::new(HashMap::new()),
         }
     }
@@ -193,7 +200,15 @@ impl RemotingClient {
     }
 
     async fn connect(&self, addr: &str) -> Result<Connection, RemotingError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
+        let connecting = async {
+            let stream = TcpStream::connect(addr).await?;
+            match &self.tls {
+                Some(tls) => tls.connect(addr, stream).await,
+                None => Ok(Stream::Plain(stream)),
+            }
+        };
+        // The timeout covers the TLS handshake too.
+        let stream = tokio::time::timeout(self.connect_timeout, connecting)
             .await
             .map_err(|_| RemotingError::ConnectTimeout {
                 addr: addr.to_owned(),

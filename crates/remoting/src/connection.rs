@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +24,9 @@ use crate::frame;
 mod driver;
 pub(crate) mod endpoint;
 pub(crate) mod outbound;
+mod stream;
+
+pub use stream::Stream;
 
 use endpoint::Endpoint;
 use outbound::{Outgoing, TryQueueError};
@@ -80,20 +82,23 @@ struct Inner {
     /// Set while requests are being refused for the in-flight limit, so only the first
     /// refusal of an overload episode is logged as a warning.
     overloaded: AtomicBool,
+    /// Whether the connection is encrypted.
+    tls: bool,
 }
 
 impl Connection {
     /// Wraps an established stream and starts its reader and writer tasks. `keep_alive` is
     /// dropped when the connection has ended (the server counts connections with it).
     pub(crate) fn spawn(
-        stream: TcpStream,
+        stream: Stream,
         endpoint: Arc<Endpoint>,
         keep_alive: impl Send + 'static,
     ) -> std::io::Result<Self> {
         let remote_addr = stream.peer_addr()?;
         let local_addr = stream.local_addr()?;
+        let tls = stream.is_tls();
         // Small request/response frames: latency matters more than packet count.
-        stream.set_nodelay(true)?;
+        stream.set_nodelay()?;
         let (outbound, outbound_rx) =
             outbound::channel(endpoint.limits.writer_queue_frames, endpoint.limits.writer_queue_bytes);
         let connection = Self {
@@ -114,11 +119,17 @@ impl Connection {
                 last_activity_ms: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
                 overloaded: AtomicBool::new(false),
+                tls,
             }),
         };
-        let (read_half, write_half) = stream.into_split();
+        let (read_half, write_half) = stream.split();
         driver::start(connection.clone(), read_half, write_half, outbound_rx, keep_alive);
         Ok(connection)
+    }
+
+    /// Whether the connection runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.inner.tls
     }
 
     /// Process-unique id of this connection; stable for its whole life.

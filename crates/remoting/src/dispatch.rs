@@ -1,8 +1,9 @@
 //! Serving one inbound request: find its handler, run it in its own task within the
 //! connection's in-flight limit, and write back what it returns, dressed as the response to
 //! that very request; or first offering it to the code's fast path, which answers through a
-//! [`Responder`] without a task. Also the framework's own answers (spec §1.9): unsupported code,
-//! overload, handler failure, go-away during shutdown.
+//! [`Responder`] without a task. Before either, the router's [`crate::router::RequestGuard`]
+//! (the broker's ACL), when it has one, may refuse the request. Also the framework's own
+//! answers (spec §1.9): unsupported code, overload, handler failure, go-away during shutdown.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -53,6 +54,18 @@ pub(crate) async fn dispatch(connection: &Connection, request: RemotingCommand) 
         respond(connection, key, answer).await;
         return false;
     };
+    if let Some(guard) = endpoint.router.guard() {
+        // A guard that panics refuses the request rather than taking the reader down.
+        let refusal = std::panic::catch_unwind(AssertUnwindSafe(|| guard.refuse(connection, &request)))
+            .unwrap_or_else(|panic| {
+                tracing::error!(code = key.code, panic = %panic_message(panic.as_ref()), "request guard panicked");
+                Some(RemotingCommand::response(response_code::SYSTEM_ERROR, Some("request check failed".into())))
+            });
+        if let Some(refusal) = refusal {
+            respond(connection, key, refusal).await;
+            return false;
+        }
+    }
     let Some(slot) = connection.try_begin_request() else {
         if connection.note_overload() {
             tracing::warn!(

@@ -8,7 +8,8 @@
 //!   they carry;
 //! - [`body`] and [`fastjson`]: request and response bodies in the JSON dialect Java peers use;
 //! - [`server`] and [`client`]: the tokio transport;
-//! - [`acl`]: ACL 1.0 request signing.
+//! - [`acl`]: ACL 1.0 request signing;
+//! - [`tls`]: TLS on the remoting port (Java's `TlsSystemConfig` settings).
 
 pub mod acl;
 pub mod binary_header;
@@ -32,6 +33,7 @@ pub mod reply;
 pub mod responder;
 pub mod router;
 pub mod server;
+pub mod tls;
 
 pub use code::{request_code, response_code};
 pub use command::{RemotingCommand, SerializeType, CURRENT_VERSION};

@@ -87,6 +87,15 @@ pub trait RequestObserver: Send + Sync + 'static {
     fn observe(&self, request_code: i32, outcome: RequestOutcome, elapsed: Duration);
 }
 
+/// Decides, before a request reaches its fast path or handler, whether the peer may make it
+/// at all: the broker's ACL. Runs on the connection's reader for every request whose code has
+/// a handler, so it must be quick and never block; a router without one pays nothing.
+pub trait RequestGuard: Send + Sync + 'static {
+    /// `None` lets `request`, received on `connection`, through; otherwise the response that
+    /// refuses it (its code and remark; the transport dresses it as the answer).
+    fn refuse(&self, connection: &Connection, request: &RemotingCommand) -> Option<RemotingCommand>;
+}
+
 /// A hook run once when a connection ends, whatever the reason; lets the owner forget
 /// per-connection state (registered clients, brokers, held long polls).
 type DisconnectHook = Arc<dyn Fn(&Connection) + Send + Sync + 'static>;
@@ -100,6 +109,7 @@ pub struct Router {
     distinct_fast_paths: Vec<Arc<dyn FastPath>>,
     disconnect_hooks: Vec<DisconnectHook>,
     observer: Option<Arc<dyn RequestObserver>>,
+    guard: Option<Arc<dyn RequestGuard>>,
 }
 
 impl Router {
@@ -133,6 +143,17 @@ impl Router {
     /// timed.
     pub fn observe_requests(&mut self, observer: Arc<dyn RequestObserver>) {
         self.observer = Some(observer);
+    }
+
+    /// Checks every request with `guard` before it is served (access control); without one
+    /// every request is served.
+    pub fn guard_requests(&mut self, guard: Arc<dyn RequestGuard>) {
+        self.guard = Some(guard);
+    }
+
+    /// The request guard, if any.
+    pub(crate) fn guard(&self) -> Option<&Arc<dyn RequestGuard>> {
+        self.guard.as_ref()
     }
 
     /// The request observer, if any.
@@ -171,6 +192,7 @@ impl fmt::Debug for Router {
             .field("codes", &codes)
             .field("fast_paths", &self.fast_paths.len())
             .field("disconnect_hooks", &self.disconnect_hooks.len())
+            .field("guarded", &self.guard.is_some())
             .finish()
     }
 }

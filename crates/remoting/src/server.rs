@@ -14,9 +14,10 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::connection::endpoint::{ConnectionLimits, Endpoint};
-use crate::connection::Connection;
+use crate::connection::{Connection, Stream};
 use crate::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::router::Router;
+use crate::tls::ServerTls;
 
 /// Listen backlog of the server socket.
 const LISTEN_BACKLOG: u32 = 1024;
@@ -42,6 +43,8 @@ pub struct ServerConfig {
     /// On shutdown, how long running handlers may take to finish before every connection is
     /// closed and the remaining handlers are dropped.
     pub shutdown_grace_ms: u64,
+    /// TLS (`tls.server.mode` permissive or enforcing); `None` serves plaintext only.
+    pub tls: Option<Arc<ServerTls>>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +56,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_in_flight_per_connection: 4_096,
             shutdown_grace_ms: 5_000,
+            tls: None,
         }
     }
 }
@@ -92,8 +96,10 @@ impl RemotingServer {
             endpoint.clone(),
             active.clone(),
             config.max_connections,
+            config.tls.clone(),
         ));
-        tracing::info!(%local_addr, "remoting server listening");
+        let tls = config.tls.as_ref().map(|tls| tls.mode());
+        tracing::info!(%local_addr, ?tls, "remoting server listening");
         Ok(ServerHandle {
             local_addr,
             endpoint,
@@ -125,6 +131,7 @@ async fn accept_loop(
     endpoint: Arc<Endpoint>,
     active: Arc<AtomicUsize>,
     max_connections: usize,
+    tls: Option<Arc<ServerTls>>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -151,12 +158,35 @@ async fn accept_loop(
             continue;
         }
         let count = ConnectionCount(active.clone());
-        match Connection::spawn(stream, endpoint.clone(), count) {
-            Ok(connection) => tracing::debug!(connection = connection.id(), %peer, "connection accepted"),
-            Err(error) => tracing::warn!(%peer, %error, "cannot set up accepted connection"),
-        }
+        let Some(tls) = &tls else {
+            start_connection(Stream::Plain(stream), peer, &endpoint, count);
+            continue;
+        };
+        // The first byte and the handshake are awaited on a task of their own, so a slow or
+        // silent peer delays nobody else; the connection counts from now on.
+        let (tls, endpoint) = (Arc::clone(tls), endpoint.clone());
+        endpoint.io_tasks.clone().spawn(async move {
+            let stopped = endpoint.hard_stop.clone();
+            let decided = tokio::select! {
+                decided = tls.accept(stream) => decided,
+                _ = stopped.cancelled() => return,
+            };
+            match decided {
+                Ok(stream) => start_connection(stream, peer, &endpoint, count),
+                Err(error) => tracing::debug!(%peer, %error, "connection closed before serving"),
+            }
+        });
     }
     tracing::info!("remoting server stopped accepting");
+}
+
+/// Serves an accepted (and, with TLS, classified) connection.
+fn start_connection(stream: Stream, peer: SocketAddr, endpoint: &Arc<Endpoint>, count: ConnectionCount) {
+    let tls = stream.is_tls();
+    match Connection::spawn(stream, endpoint.clone(), count) {
+        Ok(connection) => tracing::debug!(connection = connection.id(), %peer, tls, "connection accepted"),
+        Err(error) => tracing::warn!(%peer, %error, "cannot set up accepted connection"),
+    }
 }
 
 /// The running server: its address, and the way to stop it.

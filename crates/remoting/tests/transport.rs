@@ -806,3 +806,121 @@ async fn a_call_whose_frame_waits_for_room_in_the_writer_queue_still_times_out()
     })
     .await;
 }
+
+/// Refuses requests whose `k` extField is `"deny"`, counting the ones it sees.
+struct DenyGuard(Arc<AtomicUsize>);
+
+impl apogee_remoting::router::RequestGuard for DenyGuard {
+    fn refuse(&self, _connection: &Connection, request: &RemotingCommand) -> Option<RemotingCommand> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        (request.ext("k") == Some("deny"))
+            .then(|| RemotingCommand::response(response_code::NO_PERMISSION, Some("denied by test".into())))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_refuses_before_the_handler_runs() {
+    bounded(async {
+        let checked = Arc::new(AtomicUsize::new(0));
+        let mut guarded = router(0, None);
+        guarded.guard_requests(Arc::new(DenyGuard(checked.clone())));
+        let (server, addr) = start_server(loopback_config(), guarded).await;
+        let client = client(SerializeType::Json);
+        let refused = client.invoke(&addr, echo_request("deny"), STEP).await.expect("answered");
+        assert_eq!(refused.code, response_code::NO_PERMISSION);
+        assert_eq!(refused.remark.as_deref(), Some("denied by test"));
+        assert!(refused.body.is_empty(), "the echo handler must not have run");
+        let served = client.invoke(&addr, echo_request("allow"), STEP).await.expect("answered");
+        assert_eq!(served.code, response_code::SUCCESS);
+        assert_eq!(&served.body[..], b"allow");
+        // Codes without a handler are answered before the guard is asked.
+        let unknown = client.invoke(&addr, RemotingCommand::request(4242), STEP).await.expect("answered");
+        assert_eq!(unknown.code, response_code::REQUEST_CODE_NOT_SUPPORTED);
+        assert_eq!(checked.load(Ordering::Relaxed), 2);
+        client.shutdown().await;
+        server.shutdown().await;
+    })
+    .await;
+}
+
+mod tls {
+    use super::*;
+    use apogee_remoting::tls::{self, ClientTls, ServerTls, ServerTrust, TlsMode};
+
+    /// A server in `mode` with a generated certificate written under `dir`, and that file.
+    async fn tls_server(mode: TlsMode, dir: &std::path::Path) -> (ServerHandle, String, std::path::PathBuf) {
+        let cert = dir.join(format!("{mode:?}.crt"));
+        let source = tls::CertificateSource::SelfSigned {
+            hosts: tls::self_signed_hosts("127.0.0.1"),
+            write_to: cert.clone(),
+        };
+        let server_tls = ServerTls::new(mode, &source).expect("server TLS");
+        let config = ServerConfig { tls: Some(Arc::new(server_tls)), ..loopback_config() };
+        let (server, addr) = start_server(config, router(0, None)).await;
+        (server, addr, cert)
+    }
+
+    fn tls_client(trust: ServerTrust) -> RemotingClient {
+        let tls = ClientTls::new(trust).expect("client TLS");
+        let config =
+            ClientConfig { tls: Some(Arc::new(tls)), connect_timeout_ms: 3_000, ..ClientConfig::default() };
+        RemotingClient::new(config, Router::new())
+    }
+
+    async fn echoes(client: &RemotingClient, addr: &str) -> bool {
+        match client.invoke(addr, echo_request("secret"), STEP).await {
+            Ok(response) => response.code == response_code::SUCCESS && &response.body[..] == b"secret",
+            Err(_) => false,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn permissive_serves_tls_and_plaintext_on_one_port() {
+        bounded(async {
+            let dir = tempfile::tempdir().unwrap();
+            let (server, addr, cert) = tls_server(TlsMode::Permissive, dir.path()).await;
+            let verifying = tls_client(ServerTrust::Certificates(cert));
+            assert!(echoes(&verifying, &addr).await, "a client trusting the written certificate");
+            let trusting = tls_client(ServerTrust::Anything);
+            assert!(echoes(&trusting, &addr).await, "a client in test mode");
+            let plain = client(SerializeType::Json);
+            assert!(echoes(&plain, &addr).await, "plaintext in permissive mode");
+            for client in [verifying, trusting, plain] {
+                client.shutdown().await;
+            }
+            server.shutdown().await;
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn enforcing_refuses_plaintext_and_clients_refuse_unknown_servers() {
+        bounded(async {
+            let dir = tempfile::tempdir().unwrap();
+            let (server, addr, _) = tls_server(TlsMode::Enforcing, dir.path()).await;
+            let trusting = tls_client(ServerTrust::Anything);
+            assert!(echoes(&trusting, &addr).await, "TLS in enforcing mode");
+            let plain = client(SerializeType::Json);
+            let refused = plain.invoke(&addr, echo_request("x"), STEP).await;
+            assert!(refused.is_err(), "plaintext must be refused: {refused:?}");
+            // A raw plaintext peer sees the connection closed.
+            let mut raw = TcpStream::connect(&addr).await.unwrap();
+            raw.write_all(&frame_bytes(20, 0, &[0u8; 16])).await.unwrap();
+            assert_closed_by_server(&mut raw).await;
+            // A client that verifies against some other certificate refuses this server.
+            let (other, _other_addr, other_cert) = tls_server(TlsMode::Permissive, dir.path()).await;
+            let doubting = tls_client(ServerTrust::Certificates(other_cert));
+            assert!(!echoes(&doubting, &addr).await, "an unknown certificate must not be believed");
+            // A TLS client cannot talk to a plaintext-only server.
+            let (plain_server, plain_addr) = start_server(loopback_config(), router(0, None)).await;
+            assert!(!echoes(&trusting, &plain_addr).await);
+            for client in [trusting, plain, doubting] {
+                client.shutdown().await;
+            }
+            for server in [server, other, plain_server] {
+                server.shutdown().await;
+            }
+        })
+        .await;
+    }
+}

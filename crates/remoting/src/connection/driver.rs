@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::outbound::{Outgoing, Queued};
+use super::stream::{ReadHalf as OwnedReadHalf, WriteHalf as OwnedWriteHalf};
 use super::Connection;
 use crate::code::response_code;
 use crate::command::RemotingCommand;

@@ -161,6 +161,7 @@ fn human_bytes(bytes: u64) -> String {
 /// (GET_BROKER_CONFIG), broker settings then store settings, each sorted by name.
 pub fn config_properties(config: &BrokerConfig) -> Vec<(&'static str, String)> {
     let mut broker: Vec<(&'static str, String)> = vec![
+        ("aclEnable", config.acl_enable.to_string()),
         ("autoCreateSubscriptionGroup", config.auto_create_subscription_group.to_string()),
         ("autoCreateTopicEnable", config.auto_create_topic_enable.to_string()),
         ("brokerClusterName", config.broker_cluster_name.clone()),
