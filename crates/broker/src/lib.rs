@@ -82,6 +82,16 @@ pub struct BrokerState {
     pub stopping: watch::Receiver<bool>,
     /// Traffic counters for the metrics endpoint (counting only when it is on).
     pub metrics: metrics::BrokerMetrics,
+    /// The settings an admin may change while the broker runs (UPDATE_BROKER_CONFIG); they
+    /// start as `config` has them and are read from here, not from `config`.
+    pub runtime: core::admin::broker::RuntimeSettings,
+}
+
+impl BrokerState {
+    /// `brokerPermission` as it is now: the configured value until an admin changes it.
+    pub fn broker_permission(&self) -> i32 {
+        self.runtime.broker_permission()
+    }
 }
 
 /// A running broker.
@@ -132,6 +142,7 @@ impl Broker {
             pop,
             namesrv_client: RemotingClient::new(ClientConfig::default(), Router::new()),
             metrics: metrics::BrokerMetrics::new(config.metrics.serves_prometheus()),
+            runtime: core::admin::broker::RuntimeSettings::new(&config),
             config,
             store,
             stopping,
