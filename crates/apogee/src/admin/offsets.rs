@@ -59,7 +59,7 @@ pub(super) async fn reset_offset_by_time(ctx: &Ctx, args: ResetOffsetByTime) -> 
 }
 
 /// Single-queue mode (-b and -q): the offset given with -o, else the one at the time,
-/// committed with UPDATE_CONSUMER_OFFSET.
+/// committed and reset on the broker.
 async fn reset_one_queue(
     ctx: &Ctx,
     args: &ResetOffsetByTime,
@@ -87,8 +87,11 @@ async fn reset_one_queue(
         }
     };
     call(
-        ctx.admin.update_consumer_offset(&args.group, &queue, offset),
-        format!("UPDATE_CONSUMER_OFFSET (15) of {} on {}:{queue_id} at {addr}", args.group, args.topic),
+        ctx.admin.reset_queue_offset(&args.group, &queue, offset),
+        format!(
+            "UPDATE_CONSUMER_OFFSET (15) / INVOKE_BROKER_TO_RESET_OFFSET (222) of {} on {}:{queue_id} at {addr}",
+            args.group, args.topic
+        ),
     )
     .await?;
     println!("reset consumer offset to {offset}");

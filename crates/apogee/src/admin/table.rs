@@ -13,9 +13,11 @@ pub struct Table {
 }
 
 impl Table {
-    /// A table of columns `(header, width)`; prints the header row.
+    /// A table of columns `(header, width)`; prints the header row. A column is at least as
+    /// wide as its header, so rows line up under the headers.
     pub fn start(columns: &[(&str, usize)]) -> Self {
-        let table = Table { widths: columns.iter().map(|(_, width)| *width).collect() };
+        let table =
+            Table { widths: columns.iter().map(|(header, width)| (*width).max(header.len())).collect() };
         let headers: Vec<String> = columns.iter().map(|(header, _)| (*header).to_owned()).collect();
         table.row(&headers);
         table

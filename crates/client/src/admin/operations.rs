@@ -269,6 +269,29 @@ impl Admin {
         requests::expect_success(&addr, self.instance.invoke(&addr, request, self.timeout()).await?).map(drop)
     }
 
+    /// Moves `group`'s offset of one queue to exactly `offset` (`mqadmin resetOffsetByTime`
+    /// with `-b` and `-q`): UPDATE_CONSUMER_OFFSET, then INVOKE_BROKER_TO_RESET_OFFSET for
+    /// that queue, so a broker that resets on the server side (whose pending reset would
+    /// otherwise win over the commit) and the group's online clients take it too. A broker
+    /// that answers the second with CONSUMER_NOT_ONLINE or REQUEST_CODE_NOT_SUPPORTED has the
+    /// commit alone, which is then all there is to do.
+    pub async fn reset_queue_offset(
+        &self,
+        group: &str,
+        queue: &MessageQueue,
+        offset: i64,
+    ) -> Result<(), ClientError> {
+        let addr = self.queue_broker_addr(queue).await?;
+        let request = requests::update_consumer_offset(group, queue, offset);
+        requests::expect_success(&addr, self.instance.invoke(&addr, request, self.timeout()).await?)?;
+        let request = requests::reset_queue_offset(group, queue, offset);
+        let response = self.instance.invoke(&addr, request, self.timeout()).await?;
+        match response.code {
+            response_code::CONSUMER_NOT_ONLINE | response_code::REQUEST_CODE_NOT_SUPPORTED => Ok(()),
+            _ => requests::expect_success(&addr, response).map(drop),
+        }
+    }
+
     /// Reads up to `max_messages` (at most [`MAX_PULL_BATCH`]) of `queue` from `offset` as
     /// `group` (PULL_MESSAGE without a hold, `expression` a tag expression, `*` for all):
     /// what `mqadmin queryMsgByOffset`, `printMsg` and `consumeMessage` read with. Nothing is

@@ -288,6 +288,21 @@ pub(crate) fn reset_offset(
     RemotingCommand::request(request_code::INVOKE_BROKER_TO_RESET_OFFSET).with_header(&header)
 }
 
+/// INVOKE_BROKER_TO_RESET_OFFSET (222) of `group` on one queue to exactly `offset` (Java's
+/// `resetOffsetByQueueId`; the timestamp is unused then).
+pub(crate) fn reset_queue_offset(group: &str, queue: &MessageQueue, offset: i64) -> RemotingCommand {
+    let header = ResetOffsetRequestHeader {
+        group: group.to_owned(),
+        topic: queue.topic.clone(),
+        queue_id: Some(queue.queue_id),
+        offset: Some(offset),
+        timestamp: 0,
+        is_force: true,
+        bname: Some(queue.broker_name.clone()),
+    };
+    RemotingCommand::request(request_code::INVOKE_BROKER_TO_RESET_OFFSET).with_header(&header)
+}
+
 /// SEARCH_OFFSET_BY_TIMESTAMP (29) of one queue.
 pub(crate) fn search_offset(queue: &MessageQueue, timestamp_ms: i64) -> RemotingCommand {
     let header = SearchOffsetRequestHeader {
@@ -694,6 +709,11 @@ mod tests {
         assert_eq!(
             (stats.code, stats.ext("statsName"), stats.ext("statsKey")),
             (315, Some("TOPIC_PUT_NUMS"), Some("T"))
+        );
+        let one = reset_queue_offset("G", &MessageQueue::new("T", "b", 2), 7);
+        assert_eq!(
+            (one.code, one.ext("queueId"), one.ext("offset"), one.ext("group")),
+            (222, Some("2"), Some("7"), Some("G"))
         );
         let unique = query_message_by_unique_key("T", "ID", 32, "b");
         assert_eq!(
