@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use apogee_client::{Message, Producer};
+use apogee_client::{LitePullConsumer, Message, Producer};
 use apogee_testkit::ApogeeProcess;
 
 /// Longest a route change may take to reach the NameServer (the broker registers at once).
@@ -449,6 +449,28 @@ fn group_and_offset_commands() {
         assert!(cells[2].starts_with("127.0.0.1:"), "{out}");
         assert_eq!(out.lines().count(), 1, "{out}");
         producer.shutdown().await;
+
+        let consumer =
+            LitePullConsumer::builder().group("AdminLive").namesrv(fx.namesrv()).start().await.unwrap();
+        consumer.subscribe("AdminO", "TagX || TagY").await.unwrap();
+        let started = Instant::now();
+        let out = loop {
+            let output = fx.run(&["consumerConnection", "-g", "AdminLive"]);
+            if output.status.success() {
+                break String::from_utf8_lossy(&output.stdout).into_owned();
+            }
+            assert!(started.elapsed() < ROUTE_WAIT, "the consumer never showed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let clients = table(&out, &["#ClientId", "#ClientAddr", "#Language", "#Version"]);
+        assert_eq!(clients.len(), 1, "{out}");
+        assert_eq!((clients[0][2].as_str(), clients[0][3].as_str()), ("RUST", "V5_3_3"), "{out}");
+        assert_eq!(table(&out, &["#Topic", "#SubExpression"]), [["AdminO", "TagX || TagY"]], "{out}");
+        assert!(
+            out.contains("ConsumeType: CONSUME_ACTIVELY") && out.contains("MessageModel: CLUSTERING"),
+            "{out}"
+        );
+        consumer.shutdown().await;
     });
 
     // A group nobody runs: the error names the request, the broker's code and its meaning.
