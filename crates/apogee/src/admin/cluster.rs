@@ -100,10 +100,18 @@ async fn print_cluster_list(ctx: &Ctx, args: &ClusterList) -> Result<()> {
                     table.row(&[
                         cluster.clone(),
                         name.clone(),
-                        (total("msgPutTotalTodayMorning") - total("msgPutTotalYesterdayMorning")).to_string(),
-                        (total("msgGetTotalTodayMorning") - total("msgGetTotalYesterdayMorning")).to_string(),
-                        (total("msgPutTotalTodayNow") - total("msgPutTotalTodayMorning")).to_string(),
-                        (total("msgGetTotalTodayNow") - total("msgGetTotalTodayMorning")).to_string(),
+                        total("msgPutTotalTodayMorning")
+                            .saturating_sub(total("msgPutTotalYesterdayMorning"))
+                            .to_string(),
+                        total("msgGetTotalTodayMorning")
+                            .saturating_sub(total("msgGetTotalYesterdayMorning"))
+                            .to_string(),
+                        total("msgPutTotalTodayNow")
+                            .saturating_sub(total("msgPutTotalTodayMorning"))
+                            .to_string(),
+                        total("msgGetTotalTodayNow")
+                            .saturating_sub(total("msgGetTotalTodayMorning"))
+                            .to_string(),
                     ]);
                     continue;
                 }
@@ -133,7 +141,7 @@ async fn print_cluster_list(ctx: &Ctx, args: &ClusterList) -> Result<()> {
                 };
                 let earliest = total("earliestMessageTimeStamp");
                 let hours = if earliest > 0 {
-                    (apogee_common::time::now_ms() - earliest) as f64 / 3_600_000.0
+                    apogee_common::time::now_ms().saturating_sub(earliest) as f64 / 3_600_000.0
                 } else {
                     0.0
                 };
@@ -447,8 +455,8 @@ pub(super) async fn stats_all(ctx: &Ctx, args: StatsAll) -> Result<()> {
                 Ok(stats) => stats
                     .offset_table
                     .values()
-                    .map(|offsets| offsets.broker_offset - offsets.consumer_offset)
-                    .sum::<i64>()
+                    .map(|offsets| offsets.broker_offset.saturating_sub(offsets.consumer_offset))
+                    .fold(0_i64, i64::saturating_add)
                     .to_string(),
                 Err(error) => {
                     eprintln!("GET_CONSUME_STATS (208) of {group} on {name} failed: {}", describe(&error));

@@ -223,10 +223,10 @@ pub(super) async fn consumer_progress(ctx: &Ctx, args: ConsumerProgress) -> Resu
     ]);
     let (mut diff_total, mut inflight_total) = (0_i64, 0_i64);
     for (queue, offsets) in &stats.offset_table {
-        let diff = offsets.broker_offset - offsets.consumer_offset;
-        let inflight = offsets.pull_offset - offsets.consumer_offset;
-        diff_total += diff;
-        inflight_total += inflight;
+        let diff = offsets.broker_offset.saturating_sub(offsets.consumer_offset);
+        let inflight = offsets.pull_offset.saturating_sub(offsets.consumer_offset);
+        diff_total = diff_total.saturating_add(diff);
+        inflight_total = inflight_total.saturating_add(inflight);
         let last = if offsets.last_timestamp == 0 {
             "N/A".to_owned()
         } else {
@@ -279,8 +279,8 @@ async fn all_groups_progress(ctx: &Ctx) -> Result<()> {
                 let diff: i64 = stats
                     .offset_table
                     .values()
-                    .map(|offsets| offsets.broker_offset - offsets.consumer_offset)
-                    .sum();
+                    .map(|offsets| offsets.broker_offset.saturating_sub(offsets.consumer_offset))
+                    .fold(0, i64::saturating_add);
                 (stats.consume_tps, diff)
             }
             Err(error) => {

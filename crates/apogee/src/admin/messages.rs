@@ -404,7 +404,8 @@ async fn print_queue(
     let mut printed = 0;
     let mut status = PulledStatus::NoNewMsg;
     while offset < to && printed < limit {
-        let want = i32::try_from((to - offset).min(i64::from(MAX_PULL_BATCH))).unwrap_or(MAX_PULL_BATCH);
+        let want =
+            i32::try_from(to.saturating_sub(offset).min(i64::from(MAX_PULL_BATCH))).unwrap_or(MAX_PULL_BATCH);
         let pulled = pull(ctx, group, queue, expression, offset, want).await?;
         status = pulled.status;
         for message in pulled.messages.iter().filter(|message| message.queue_offset < to) {
@@ -600,7 +601,8 @@ pub(super) async fn consume_message(ctx: &Ctx, args: ConsumeMessage) -> Result<(
             break;
         }
         let (min, max) = offset_range(ctx, queue, begin, end).await?;
-        let from = args.offset.map_or(min, |offset| offset.clamp(min, max));
+        // Not `clamp`: a begin time after the end time gives min > max (then nothing is read).
+        let from = args.offset.map_or(min, |offset| offset.min(max).max(min));
         if args.offset.is_some_and(|offset| offset < min || offset > max) {
             println!(
                 "The offset {} is outside [{min}, {max}] of {}; reading from {from}",

@@ -163,7 +163,7 @@ pub fn parse_time_ms(text: &str) -> Result<i64, String> {
     if seconds == -1 {
         return Err(invalid());
     }
-    Ok(seconds * 1000 + i64::from(*millis))
+    seconds.checked_mul(1000).and_then(|ms| ms.checked_add(i64::from(*millis))).ok_or_else(invalid)
 }
 
 #[cfg(test)]
@@ -196,7 +196,14 @@ mod tests {
         assert_eq!(format_seconds(parsed), "2024-03-05 06:07:08");
         let now = apogee_common::time::now_ms();
         assert!((parse_time_ms("now").unwrap() - now).abs() < 60_000);
-        for bad in ["", "yesterday", "2024-13-01#00:00:00:000", "2024-01-01#00:00:00", "2024-01-01"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01#00:00:00:000",
+            "2024-01-01#00:00:00",
+            "2024-01-01",
+            "2147483647-01-01#00:00:00:000",
+        ] {
             assert!(parse_time_ms(bad).is_err(), "{bad}");
         }
     }

@@ -251,7 +251,7 @@ pub(super) async fn topic_route(ctx: &Ctx, args: TopicRoute) -> Result<()> {
         ("#Perm", 5),
     ];
     let table = Table::start(&columns);
-    let (mut reads, mut writes) = (0, 0);
+    let (mut reads, mut writes) = (0_i32, 0_i32);
     let mut brokers = route.broker_datas.clone();
     brokers.sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
     for broker in &brokers {
@@ -260,8 +260,8 @@ pub(super) async fn topic_route(ctx: &Ctx, args: TopicRoute) -> Result<()> {
         let queues = route.queue_datas.iter().find(|queue| queue.broker_name == broker.broker_name);
         let (read, write, perm) =
             queues.map_or((0, 0, 0), |q| (q.read_queue_nums, q.write_queue_nums, q.perm));
-        reads += read;
-        writes += write;
+        reads = reads.saturating_add(read);
+        writes = writes.saturating_add(write);
         table.row(&[
             broker.cluster.clone(),
             broker.broker_name.clone(),
