@@ -34,6 +34,8 @@ enum Command {
     Proxy(ProxyArgs),
     /// Load generators: produce, consume, e2e.
     Bench(apogee_bench::BenchArgs),
+    /// mqadmin's commands (`apogee admin updateTopic -n ADDR -c CLUSTER -t TOPIC`).
+    Admin(crate::admin::AdminArgs),
 }
 
 /// `apogee proxy`: one gRPC endpoint in front of many broker groups.
@@ -184,12 +186,22 @@ impl Cli {
         }
     }
 
+    /// The log level when `APOGEE_LOG` is unset: `warn` for `admin`, whose output is the
+    /// tables on standard output, `info` for the servers.
+    pub fn default_log_level(&self) -> &'static str {
+        match &self.command {
+            Command::Admin(_) => crate::admin::DEFAULT_LOG_LEVEL,
+            _ => "info",
+        }
+    }
+
     pub async fn run(self) -> Result<()> {
         match self.command {
             Command::Namesrv(args) => run_namesrv(args.to_config()?, &args.ports_file).await,
             Command::Standalone(args) => run_standalone(args).await,
             Command::Proxy(args) => run_proxy(args).await,
             Command::Bench(args) => args.run().await,
+            Command::Admin(args) => args.run().await,
             Command::Broker(args) => {
                 let mut config = BrokerConfig::default();
                 if let Some(path) = &args.config_file {

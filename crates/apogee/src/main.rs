@@ -1,5 +1,6 @@
 //! The `apogee` command: every Apogee process in one binary.
 
+mod admin;
 mod alloc_count;
 mod cli;
 mod ports_file;
@@ -12,7 +13,7 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("APOGEE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.default_log_level())),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)

@@ -89,6 +89,16 @@ pub struct BrokerState {
     pub metrics: metrics::BrokerMetrics,
     /// The ACL check of every remoting request, when `aclEnable` is on.
     pub acl: Option<Arc<acl::AclValidator>>,
+    /// The settings an admin may change while the broker runs (UPDATE_BROKER_CONFIG); they
+    /// start as `config` has them and are read from here, not from `config`.
+    pub runtime: core::admin::broker::RuntimeSettings,
+}
+
+impl BrokerState {
+    /// `brokerPermission` as it is now: the configured value until an admin changes it.
+    pub fn broker_permission(&self) -> i32 {
+        self.runtime.broker_permission()
+    }
 }
 
 /// A running broker.
@@ -170,6 +180,7 @@ impl Broker {
             ),
             metrics: metrics::BrokerMetrics::new(config.metrics.serves_prometheus()),
             acl,
+            runtime: core::admin::broker::RuntimeSettings::new(&config),
             config,
             store,
             stopping,

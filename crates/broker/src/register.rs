@@ -133,7 +133,7 @@ pub async fn unregister_all(state: &BrokerState) {
 /// is not read-write), uncompressed, with the body's CRC.
 pub fn register_request(state: &BrokerState) -> Result<RemotingCommand, fastjson::BodyError> {
     let mut wrapper = state.topics.serialize_wrapper();
-    let broker_perm = state.config.broker_permission;
+    let broker_perm = state.broker_permission();
     if !(perm::is_readable(broker_perm) && perm::is_writeable(broker_perm)) {
         for config in wrapper.topic_config_table.values_mut() {
             config.perm &= broker_perm;

@@ -332,6 +332,13 @@ impl TopicConfigManager {
         apogee_common::fs::write_atomically(&self.path, &bytes)
     }
 
+    /// Moves the data version on without changing a topic, so the NameServers take the next
+    /// registration's topic configs again (after the broker's permission changed, which
+    /// narrows every registered topic's).
+    pub fn bump_data_version(&self) {
+        self.edit_table(|_| true);
+    }
+
     /// Applies `edit` to the table under its lock and, when `edit` says it changed anything,
     /// bumps the data version with it, so the two never drift apart. Whether anything changed.
     fn edit_table(&self, edit: impl FnOnce(&mut Table) -> bool) -> bool {

@@ -264,3 +264,41 @@ async fn topic_and_group_lists() {
     assert_eq!(state.groups.get("GID_list2").unwrap().retry_max_times, 16);
     broker.stop().await;
 }
+
+/// UPDATE_BROKER_CONFIG with Java properties text as the body.
+fn update_config(text: &str) -> RemotingCommand {
+    RemotingCommand::request(request_code::UPDATE_BROKER_CONFIG).with_body(text.as_bytes().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_permission_changes_at_runtime_and_other_keys_are_refused() {
+    let broker = TestBroker::start().await;
+    let response = broker.call(update_config("brokerPermission=4\n")).await;
+    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    // What sends and pulls check from now on, and what GET_BROKER_CONFIG reports.
+    assert_eq!(broker.broker().state().broker_permission(), 4);
+    let response = broker.call(RemotingCommand::request(request_code::GET_BROKER_CONFIG)).await;
+    let text = String::from_utf8(response.body.to_vec()).unwrap();
+    assert!(text.contains("\nbrokerPermission=4\n"), "{text}");
+
+    // Nothing is applied when one key of the update cannot be.
+    let response = broker.call(update_config("brokerPermission=6\nlistenPort=1\n")).await;
+    assert_eq!(response.code, response_code::SYSTEM_ERROR);
+    assert!(
+        response.remark.as_deref().unwrap_or("").starts_with("listenPort cannot be changed"),
+        "{:?}",
+        response.remark
+    );
+    assert_eq!(broker.broker().state().broker_permission(), 4);
+    let response = broker.call(update_config("brokerConfigPath=/x\n")).await;
+    assert_eq!(response.code, response_code::NO_PERMISSION);
+    assert_eq!(response.remark.as_deref(), Some("Can not update config in black list."));
+    let response = broker.call(update_config("brokerPermission=9\n")).await;
+    assert_eq!(response.code, response_code::SYSTEM_ERROR);
+    assert_eq!(broker.broker().state().broker_permission(), 4);
+
+    let response = broker.call(update_config("brokerPermission=6\n")).await;
+    assert_eq!(response.code, response_code::SUCCESS);
+    assert_eq!(broker.broker().state().broker_permission(), 6);
+    broker.stop().await;
+}

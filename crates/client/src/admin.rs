@@ -19,6 +19,7 @@
 //! ```
 
 mod merge;
+mod operations;
 pub(crate) mod requests;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,9 @@ use apogee_remoting::body::route::{ClusterInfo, TopicRouteData};
 use apogee_remoting::{response_code, RemotingCommand};
 
 pub use self::merge::{ConsumerProgress, QueryResult, QueueProgress};
+pub use self::operations::{
+    BrokerStatsData, BrokerStatsItem, PulledMessages, PulledStatus, MAX_PULL_BATCH, TOOLS_CONSUMER_GROUP,
+};
 use crate::instance::ClientInstance;
 use crate::{ClientConfig, ClientError, MessageExt};
 

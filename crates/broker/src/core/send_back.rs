@@ -87,7 +87,7 @@ pub async fn send_back(
             format!("subscription group not exist, {group_name}"),
         )
     })?;
-    if !perm::is_writeable(state.config.broker_permission) {
+    if !perm::is_writeable(state.broker_permission()) {
         return Err(Error::new(
             response_code::NO_PERMISSION,
             format!("the broker[{}] sending message is forbidden", state.config.broker_ip1),

@@ -184,7 +184,7 @@ fn encode_broker(state: &BrokerState, encoder: &mut DescriptorEncoder) -> fmt::R
         (
             "rocketmq_broker_permission",
             "The broker's permission (2 read, 4 write, 6 both).",
-            i64::from(state.config.broker_permission),
+            i64::from(state.broker_permission()),
         ),
         ("rocketmq_topic_number", "Topics in the topic table.", topics),
         ("rocketmq_consumer_group_number", "Groups in the subscription-group table.", groups),

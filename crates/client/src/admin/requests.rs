@@ -4,23 +4,31 @@
 use std::collections::BTreeMap;
 
 use apogee_common::message::record::decode_all_shared;
+use apogee_common::properties;
 use apogee_common::topic::AUTO_CREATE_TOPIC_KEY;
 use apogee_common::{MessageQueue, TopicConfig};
 use apogee_remoting::acl::UNIQUE_KEY_QUERY;
 use apogee_remoting::body::admin::SubscriptionGroupConfig;
+use apogee_remoting::body::heartbeat::SubscriptionData;
 use apogee_remoting::fastjson::{self, Dialect};
+use apogee_remoting::flags::pull as pull_sys_flag;
 use apogee_remoting::header::admin::{
     CreateTopicRequestHeader, DeleteSubscriptionGroupRequestHeader, DeleteTopicRequestHeader,
-    GetConsumeStatsRequestHeader, GetConsumerConnectionListRequestHeader, GetTopicStatsInfoRequestHeader,
+    GetConsumeStatsRequestHeader, GetConsumerConnectionListRequestHeader,
+    GetProducerConnectionListRequestHeader, GetTopicStatsInfoRequestHeader,
+    QueryTopicConsumeByWhoRequestHeader,
 };
 use apogee_remoting::header::consumer::{
     GetMaxOffsetRequestHeader, GetMaxOffsetResponseHeader, GetMinOffsetRequestHeader,
-    QueryMessageRequestHeader, QueryMessageResponseHeader, ResetOffsetRequestHeader,
-    SearchOffsetRequestHeader, UpdateConsumerOffsetRequestHeader, ViewMessageRequestHeader,
+    PullMessageRequestHeader, QueryMessageRequestHeader, QueryMessageResponseHeader,
+    ResetOffsetRequestHeader, SearchOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
+    ViewMessageRequestHeader,
 };
 use apogee_remoting::header::namesrv::{
+    AddWritePermOfBrokerRequestHeader, AddWritePermOfBrokerResponseHeader,
     DeleteTopicFromNamesrvRequestHeader, GetKVConfigRequestHeader, GetKVConfigResponseHeader,
-    GetRouteInfoRequestHeader, PutKVConfigRequestHeader,
+    GetRouteInfoRequestHeader, PutKVConfigRequestHeader, WipeWritePermOfBrokerRequestHeader,
+    WipeWritePermOfBrokerResponseHeader,
 };
 use apogee_remoting::header::CommandHeader;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
@@ -280,6 +288,21 @@ pub(crate) fn reset_offset(
     RemotingCommand::request(request_code::INVOKE_BROKER_TO_RESET_OFFSET).with_header(&header)
 }
 
+/// INVOKE_BROKER_TO_RESET_OFFSET (222) of `group` on one queue to exactly `offset` (Java's
+/// `resetOffsetByQueueId`; the timestamp is unused then).
+pub(crate) fn reset_queue_offset(group: &str, queue: &MessageQueue, offset: i64) -> RemotingCommand {
+    let header = ResetOffsetRequestHeader {
+        group: group.to_owned(),
+        topic: queue.topic.clone(),
+        queue_id: Some(queue.queue_id),
+        offset: Some(offset),
+        timestamp: 0,
+        is_force: true,
+        bname: Some(queue.broker_name.clone()),
+    };
+    RemotingCommand::request(request_code::INVOKE_BROKER_TO_RESET_OFFSET).with_header(&header)
+}
+
 /// SEARCH_OFFSET_BY_TIMESTAMP (29) of one queue.
 pub(crate) fn search_offset(queue: &MessageQueue, timestamp_ms: i64) -> RemotingCommand {
     let header = SearchOffsetRequestHeader {
@@ -355,6 +378,137 @@ pub(crate) fn put_kv_config(namespace: &str, key: &str, value: &str) -> Remoting
         value: value.to_owned(),
     };
     RemotingCommand::request(request_code::PUT_KV_CONFIG).with_header(&header)
+}
+
+/// GET_BROKER_CONFIG (26).
+pub(crate) fn broker_config() -> RemotingCommand {
+    RemotingCommand::request(request_code::GET_BROKER_CONFIG)
+}
+
+/// UPDATE_BROKER_CONFIG (25): the entries as Java properties text in the body.
+pub(crate) fn update_broker_config(entries: &BTreeMap<String, String>) -> RemotingCommand {
+    RemotingCommand::request(request_code::UPDATE_BROKER_CONFIG).with_body(properties_body(entries))
+}
+
+/// GET_NAMESRV_CONFIG (319).
+pub(crate) fn namesrv_config() -> RemotingCommand {
+    RemotingCommand::request(request_code::GET_NAMESRV_CONFIG)
+}
+
+/// UPDATE_NAMESRV_CONFIG (318): the entries as Java properties text in the body.
+pub(crate) fn update_namesrv_config(entries: &BTreeMap<String, String>) -> RemotingCommand {
+    RemotingCommand::request(request_code::UPDATE_NAMESRV_CONFIG).with_body(properties_body(entries))
+}
+
+/// `key=value` lines, as Java's `MixAll.properties2String` writes a config update.
+fn properties_body(entries: &BTreeMap<String, String>) -> Vec<u8> {
+    properties::render(entries.iter().map(|(key, value)| (key.as_str(), value.clone()))).into_bytes()
+}
+
+/// The properties text body of a GET_BROKER_CONFIG or GET_NAMESRV_CONFIG answer.
+pub(crate) fn read_config(
+    addr: &str,
+    response: RemotingCommand,
+) -> Result<BTreeMap<String, String>, ClientError> {
+    let response = expect_success(addr, response)?;
+    let text = std::str::from_utf8(&response.body)
+        .map_err(|_| ClientError::Malformed(format!("config from {addr} is not UTF-8")))?;
+    properties::parse(text).map_err(|error| ClientError::Malformed(format!("config from {addr}: {error}")))
+}
+
+/// WIPE_WRITE_PERM_OF_BROKER (205) of broker group `broker_name`.
+pub(crate) fn wipe_write_perm(broker_name: &str) -> RemotingCommand {
+    let header = WipeWritePermOfBrokerRequestHeader { broker_name: broker_name.to_owned() };
+    RemotingCommand::request(request_code::WIPE_WRITE_PERM_OF_BROKER).with_header(&header)
+}
+
+/// The topic count of a WIPE_WRITE_PERM_OF_BROKER answer.
+pub(crate) fn read_wipe_write_perm(addr: &str, response: RemotingCommand) -> Result<i32, ClientError> {
+    let response = expect_success(addr, response)?;
+    Ok(answer_header::<WipeWritePermOfBrokerResponseHeader>(addr, &response)?.wipe_topic_count)
+}
+
+/// ADD_WRITE_PERM_OF_BROKER (327) of broker group `broker_name`.
+pub(crate) fn add_write_perm(broker_name: &str) -> RemotingCommand {
+    let header = AddWritePermOfBrokerRequestHeader { broker_name: broker_name.to_owned() };
+    RemotingCommand::request(request_code::ADD_WRITE_PERM_OF_BROKER).with_header(&header)
+}
+
+/// The topic count of an ADD_WRITE_PERM_OF_BROKER answer.
+pub(crate) fn read_add_write_perm(addr: &str, response: RemotingCommand) -> Result<i32, ClientError> {
+    let response = expect_success(addr, response)?;
+    Ok(answer_header::<AddWritePermOfBrokerResponseHeader>(addr, &response)?.add_topic_count)
+}
+
+/// GET_PRODUCER_CONNECTION_LIST (204).
+pub(crate) fn producer_connections(group: &str, broker_name: &str) -> RemotingCommand {
+    let header = GetProducerConnectionListRequestHeader {
+        producer_group: group.to_owned(),
+        bname: Some(broker_name.to_owned()),
+    };
+    RemotingCommand::request(request_code::GET_PRODUCER_CONNECTION_LIST).with_header(&header)
+}
+
+/// QUERY_TOPIC_CONSUME_BY_WHO (300).
+pub(crate) fn topic_consumed_by(topic: &str, broker_name: &str) -> RemotingCommand {
+    let header =
+        QueryTopicConsumeByWhoRequestHeader { topic: topic.to_owned(), bname: Some(broker_name.to_owned()) };
+    RemotingCommand::request(request_code::QUERY_TOPIC_CONSUME_BY_WHO).with_header(&header)
+}
+
+/// VIEW_BROKER_STATS_DATA (315) of one statistic (`TOPIC_PUT_NUMS`, `GROUP_GET_NUMS`, ...)
+/// and key (a topic, or `topic@group`).
+pub(crate) fn view_broker_stats(stats_name: &str, stats_key: &str) -> RemotingCommand {
+    RemotingCommand::request(request_code::VIEW_BROKER_STATS_DATA)
+        .with_ext("statsName", stats_name)
+        .with_ext("statsKey", stats_key)
+}
+
+/// QUERY_MESSAGE (12) by the client id `UNIQ_KEY`: the broker's unique-key index, any time.
+pub(crate) fn query_message_by_unique_key(
+    topic: &str,
+    id: &str,
+    max: i32,
+    broker_name: &str,
+) -> RemotingCommand {
+    let header = QueryMessageRequestHeader {
+        topic: topic.to_owned(),
+        key: id.to_owned(),
+        max_num: max,
+        begin_timestamp: 0,
+        end_timestamp: i64::MAX,
+        bname: Some(broker_name.to_owned()),
+    };
+    RemotingCommand::request(request_code::QUERY_MESSAGE)
+        .with_header(&header)
+        .with_ext(UNIQUE_KEY_QUERY, "true")
+}
+
+/// PULL_MESSAGE (11) of up to `max_messages` from `offset`, as Java's pull consumer sends it
+/// for admin tools: the subscription in the request, no hold, no offset commit.
+pub(crate) fn pull_message(
+    group: &str,
+    queue: &MessageQueue,
+    subscription: &SubscriptionData,
+    offset: i64,
+    max_messages: i32,
+) -> RemotingCommand {
+    let header = PullMessageRequestHeader {
+        consumer_group: group.to_owned(),
+        topic: queue.topic.clone(),
+        queue_id: queue.queue_id,
+        queue_offset: offset,
+        max_msg_nums: max_messages,
+        sys_flag: pull_sys_flag::SUBSCRIPTION,
+        commit_offset: 0,
+        suspend_timeout_millis: 0,
+        subscription: Some(subscription.sub_string.clone()),
+        sub_version: 0,
+        expression_type: Some(subscription.expression_type.name().to_owned()),
+        bname: Some(queue.broker_name.clone()),
+        ..PullMessageRequestHeader::default()
+    };
+    RemotingCommand::request(request_code::PULL_MESSAGE).with_header(&header)
 }
 
 #[cfg(test)]
@@ -529,6 +683,43 @@ mod tests {
             .with_ext("indexLastUpdatePhyoffset", "1000")
             .with_body(records(&[stored(1, "k1")]).slice(..40));
         assert!(matches!(read_query_message("b", truncated), Err(ClientError::Malformed(_))));
+    }
+
+    #[test]
+    fn config_perm_and_connection_requests() {
+        let entries = BTreeMap::from([("brokerPermission".to_owned(), "4".to_owned())]);
+        let update = update_broker_config(&entries);
+        assert_eq!((update.code, &update.body[..]), (25, &b"brokerPermission=4\n"[..]));
+        assert_eq!(update_namesrv_config(&entries).code, 318);
+        assert_eq!((broker_config().code, namesrv_config().code), (26, 319));
+        let answer = RemotingCommand::response(0, None).with_body(&b"a=1\nb=x y\n"[..]);
+        let config = read_config("b", answer).unwrap();
+        assert_eq!(config.get("b").map(String::as_str), Some("x y"));
+        let wipe = wipe_write_perm("broker-a");
+        assert_eq!((wipe.code, wipe.ext("brokerName")), (205, Some("broker-a")));
+        let count = RemotingCommand::response(0, None).with_ext("wipeTopicCount", "3");
+        assert_eq!(read_wipe_write_perm("n", count).unwrap(), 3);
+        assert_eq!(add_write_perm("broker-a").code, 327);
+        let count = RemotingCommand::response(0, None).with_ext("addTopicCount", "2");
+        assert_eq!(read_add_write_perm("n", count).unwrap(), 2);
+        let producers = producer_connections("P", "b");
+        assert_eq!((producers.code, producers.ext("producerGroup")), (204, Some("P")));
+        assert_eq!(topic_consumed_by("T", "b").code, 300);
+        let stats = view_broker_stats("TOPIC_PUT_NUMS", "T");
+        assert_eq!(
+            (stats.code, stats.ext("statsName"), stats.ext("statsKey")),
+            (315, Some("TOPIC_PUT_NUMS"), Some("T"))
+        );
+        let one = reset_queue_offset("G", &MessageQueue::new("T", "b", 2), 7);
+        assert_eq!(
+            (one.code, one.ext("queueId"), one.ext("offset"), one.ext("group")),
+            (222, Some("2"), Some("7"), Some("G"))
+        );
+        let unique = query_message_by_unique_key("T", "ID", 32, "b");
+        assert_eq!(
+            (unique.code, unique.ext("_UNIQUE_KEY_QUERY"), unique.ext("key")),
+            (12, Some("true"), Some("ID"))
+        );
     }
 
     #[test]

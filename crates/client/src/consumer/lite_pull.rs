@@ -27,7 +27,7 @@
 //! # }
 //! ```
 
-mod pull;
+pub(crate) mod pull;
 mod queues;
 #[cfg(test)]
 mod tests;

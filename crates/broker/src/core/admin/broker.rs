@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use apogee_common::message::record::RecordView;
@@ -237,6 +238,86 @@ fn store_config_properties(store: &StoreConfig) -> Vec<(&'static str, String)> {
         ("storePathRootDir", store.store_path_root_dir.display().to_string()),
         ("syncFlushTimeout", store.sync_flush_timeout_ms.to_string()),
     ]
+}
+
+/// Keys UPDATE_BROKER_CONFIG never changes (Java's default `configBlackList`).
+const CONFIG_BLACK_LIST: [&str; 2] = ["configBlackList", "brokerConfigPath"];
+
+/// The settings UPDATE_BROKER_CONFIG (`mqadmin updateBrokerConfig`) can change while the
+/// broker runs. Only those whose every reader looks here take effect at once, so only they
+/// are accepted; the rest of [`BrokerConfig`] is fixed from start to stop.
+#[derive(Debug)]
+pub struct RuntimeSettings {
+    /// `brokerPermission` (perm bits: 2 write, 4 read, 6 both).
+    broker_permission: AtomicI32,
+}
+
+impl RuntimeSettings {
+    /// The settings as `config` starts them.
+    pub fn new(config: &BrokerConfig) -> Self {
+        Self { broker_permission: AtomicI32::new(config.broker_permission) }
+    }
+
+    /// The current `brokerPermission`.
+    pub fn broker_permission(&self) -> i32 {
+        self.broker_permission.load(Ordering::Relaxed)
+    }
+}
+
+/// The configuration GET_BROKER_CONFIG shows: [`config_properties`] with the settings an
+/// admin changed at runtime in place of their start values.
+pub fn effective_config_properties(state: &BrokerState) -> Vec<(&'static str, String)> {
+    let mut entries = config_properties(&state.config);
+    for (key, value) in &mut entries {
+        if *key == "brokerPermission" {
+            *value = state.broker_permission().to_string();
+        }
+    }
+    entries
+}
+
+/// UPDATE_BROKER_CONFIG: applies `key=value` properties to the running broker. All are checked
+/// before any is applied: a black-listed key is refused with NO_PERMISSION (as Java does), a
+/// key Apogee cannot change while running or an unusable value with SYSTEM_ERROR naming it.
+/// A new `brokerPermission` is registered with the NameServers at once (with a new data
+/// version, so they narrow the topics' permissions), as Java's broker does. Changes last until
+/// the broker stops; they are not written back to its config file.
+pub async fn update_config(state: &BrokerState, properties: &BTreeMap<String, String>) -> CoreResult<()> {
+    if properties.keys().any(|key| CONFIG_BLACK_LIST.contains(&key.as_str())) {
+        return Err(Error::new(
+            apogee_remoting::response_code::NO_PERMISSION,
+            "Can not update config in black list.",
+        ));
+    }
+    let mut permission = None;
+    for (key, value) in properties {
+        match key.as_str() {
+            "brokerPermission" => {
+                let bits = value.trim().parse::<i32>().ok().filter(|bits| (0..=7).contains(bits));
+                let bits = bits.ok_or_else(|| {
+                    Error::system(format!(
+                        "brokerPermission {value:?} is not a permission (0..=7, 6 = read-write)"
+                    ))
+                })?;
+                permission = Some(bits);
+            }
+            other => {
+                return Err(Error::system(format!(
+                    "{other} cannot be changed while the broker runs (changeable: brokerPermission); \
+                     set it in the broker's config file and restart"
+                )))
+            }
+        }
+    }
+    if let Some(bits) = permission {
+        let old = state.runtime.broker_permission.swap(bits, Ordering::Relaxed);
+        if old != bits {
+            tracing::warn!(old, new = bits, "brokerPermission changed by an admin");
+            state.topics.bump_data_version();
+            crate::register::register_all(state).await;
+        }
+    }
+    Ok(())
 }
 
 /// The delay levels' progress, as `delayOffset.json` holds it.

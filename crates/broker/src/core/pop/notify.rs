@@ -43,7 +43,7 @@ pub struct Notification {
 /// Java's checks shared by NOTIFICATION and POLLING_INFO: broker and topic readable, the
 /// queue one of the topic's, the group known and allowed to consume.
 fn check(state: &BrokerState, group: &str, topic: &str, queue_id: i32) -> CoreResult<i32> {
-    if !perm::is_readable(state.config.broker_permission) {
+    if !perm::is_readable(state.broker_permission()) {
         return Err(Error::new(
             response_code::NO_PERMISSION,
             format!("the broker[{}] peeking message is forbidden", state.config.broker_ip1),

@@ -149,7 +149,7 @@ struct Plan {
 /// Java's checks, in its order, with its codes and remarks.
 fn check(state: &BrokerState, caller: &Caller, request: &PopRequest<'_>) -> CoreResult<Plan> {
     let broker_ip = state.config.broker_ip1;
-    if !perm::is_readable(state.config.broker_permission) {
+    if !perm::is_readable(state.broker_permission()) {
         return Err(Error::new(
             response_code::NO_PERMISSION,
             format!("the broker[{broker_ip}] pop message is forbidden"),

@@ -292,7 +292,7 @@ where
     M: Send + 'static,
 {
     let (group, topic, queue_id) = (request.group, request.topic, request.queue_id);
-    if !perm::is_readable(state.config.broker_permission) {
+    if !perm::is_readable(state.broker_permission()) {
         let remark = format!("the broker[{}] pulling message is forbidden", state.config.broker_ip1);
         return Err(forbidden(Forbidden::Broker, remark));
     }

@@ -329,7 +329,7 @@ fn prepare_records_without_waiting(
 
 /// The topic checks of behaviour spec §2.6 (3–5) that need no topic config.
 fn check_topic_name(state: &BrokerState, topic: &str) -> CoreResult<()> {
-    let broker_writable = perm::is_writeable(state.config.broker_permission);
+    let broker_writable = perm::is_writeable(state.broker_permission());
     if !broker_writable && state.topics.is_order_topic(topic) {
         return Err(broker_forbidden(state));
     }
@@ -353,7 +353,7 @@ fn check_topic_config(
     config: &TopicConfig,
 ) -> CoreResult<()> {
     let topic = request.topic;
-    let broker_writable = perm::is_writeable(state.config.broker_permission);
+    let broker_writable = perm::is_writeable(state.broker_permission());
     let valid_queues = config.write_queue_nums.max(config.read_queue_nums);
     if request.queue_id >= valid_queues {
         return Err(Error::new(

@@ -71,6 +71,7 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
         GET_SUBSCRIPTIONGROUP_CONFIG => groups::group_config(&state, &request);
         DELETE_SUBSCRIPTIONGROUP => groups::delete_group(&state, &request).await;
         GET_BROKER_RUNTIME_INFO => broker::runtime_info(&state, &request).await;
+        UPDATE_BROKER_CONFIG => broker::update_config(&state, &request).await;
         QUERY_TOPIC_CONSUME_BY_WHO => stats::topic_consumed_by(&state, &request);
         QUERY_TOPICS_BY_CONSUMER => stats::topics_of_consumer(&state, &request);
         GET_ALL_DELAY_OFFSET => broker::delay_offsets(&state, &request);
