@@ -17,7 +17,7 @@ from apogee_process import SUCCESS, WAIT_S, create_topic, pull_all, run_scenario
 from remoting_wire import Connection
 
 # Checks come quickly: a round every 500 ms for halves older than 1 s.
-BROKER_CONF = ("transactionCheckInterval=500\ntransactionTimeOut=1000\nreviveInterval=200\nenablePropertyFilter=true\n"
+BROKER_CONF = ("recallMessageEnable=true\ntransactionCheckInterval=500\ntransactionTimeOut=1000\nreviveInterval=200\nenablePropertyFilter=true\n"
                # Push consumers' messages are invisible 3 s at first, renewed from 1.5 s ahead.
                "defaultInvisibleTimeMills=3000\nrenewSchedulePeriodMillis=500\nrenewAheadTimeMillis=1500\n")
 QUEUES = 4
@@ -369,6 +369,56 @@ def fifo(apogee):
     print(f"fifo: each message group in one queue, in send order: {queue_of}")
 
 
+def delay(apogee):
+    """Delay messages by delivery timestamp: none arrives before its time, each within the
+    broker's precision after it, with the id the send gave; a recalled one never arrives, and
+    recalling a delivered one fails."""
+    topic, group = "GrpcDelayTopic", "grpc-delay-group"
+    create_topic(apogee, topic, queues=QUEUES, message_type="DELAY")
+    consumer = started_simple_consumer(apogee, group, topic)
+    producer = Producer(config(apogee), (topic,))
+    producer.startup()
+    try:
+        due_ms = {}
+        receipts = {}
+        # This client copies `delivery_timestamp` into the protobuf Timestamp's seconds, so it
+        # is given in seconds (a value in ms would be read as ~50,000 years ahead).
+        now_s = int(time.time())
+        for body, delay_s in [("due in 2 s", 2), ("due in 4 s", 4), ("recalled", 3)]:
+            built = message(topic, body, tag="TagDelay")
+            built.delivery_timestamp = now_s + delay_s
+            receipts[body] = producer.send(built)
+            due_ms[body] = (now_s + delay_s) * 1000
+            assert receipts[body].recall_handle, f"no recall handle for {body}"
+        recalled_id = producer.recall_message(topic, receipts["recalled"].recall_handle)
+        assert recalled_id == receipts["recalled"].message_id, (recalled_id, receipts["recalled"].message_id)
+        arrived = {}
+        deadline = time.monotonic() + 15
+        while len(arrived) < 2 and time.monotonic() < deadline:
+            for got in consumer.receive(16, INVISIBLE_S):
+                arrived[got.body.decode()] = (int(time.time() * 1000), got)
+                consumer.ack(got)
+        assert sorted(arrived) == ["due in 2 s", "due in 4 s"], sorted(arrived)
+        for body, (at_ms, got) in arrived.items():
+            assert got.message_id == receipts[body].message_id, (got.message_id, receipts[body].message_id)
+            assert at_ms >= due_ms[body], f"{body} arrived {due_ms[body] - at_ms} ms early"
+            # One precision (1 s) of rounding, plus a receive's long poll and scheduling.
+            assert at_ms - due_ms[body] < 2500, f"{body} arrived {at_ms - due_ms[body]} ms late"
+        late = receive_until(consumer, 1, limit_s=QUIET_S)
+        assert late == [], [m.body for m in late]
+        try:
+            producer.recall_message(topic, receipts["due in 2 s"].recall_handle)
+            raise AssertionError("recalling a delivered message succeeded")
+        except AssertionError:
+            raise
+        except Exception as error:
+            print(f"delay: recalling a delivered message refused: {error}")
+    finally:
+        producer.shutdown()
+        consumer.shutdown()
+    print("delay: on time and never early, with their ids; a recalled one never arrives")
+
+
 class Checker(TransactionChecker):
     """Commits what the body says to commit; records what was asked."""
 
@@ -417,4 +467,4 @@ def transactions(apogee):
 
 
 if __name__ == "__main__":
-    run_scenarios([normal, fifo, transactions, tls, simple_consumer, push_consumers, push_renewal, fifo_consumer], broker_conf=BROKER_CONF)
+    run_scenarios([normal, fifo, transactions, delay, tls, simple_consumer, push_consumers, push_renewal, fifo_consumer], broker_conf=BROKER_CONF)

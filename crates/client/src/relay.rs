@@ -26,8 +26,8 @@ use apogee_remoting::header::pop::{
     PopMessageRequestHeader,
 };
 use apogee_remoting::header::send::{
-    EndTransactionRequestHeader, SendMessageRequestHeader, SendMessageRequestHeaderV2,
-    SendMessageResponseHeader,
+    EndTransactionRequestHeader, RecallMessageRequestHeader, RecallMessageResponseHeader,
+    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
 };
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use bytes::Bytes;
@@ -163,6 +163,32 @@ impl Relay {
             response_code::SUBSCRIPTION_GROUP_NOT_EXIST => Ok(None),
             _ => Err(ClientError::from_response(&response, &addr)),
         }
+    }
+
+    /// Recalls the timer message `recall_handle` names on `broker_name` (RECALL_MESSAGE) and
+    /// gives the recalled message's id.
+    pub async fn recall(
+        &self,
+        broker_name: &str,
+        topic: &str,
+        recall_handle: &str,
+        producer_group: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let header = RecallMessageRequestHeader {
+            producer_group: producer_group.map(str::to_owned),
+            topic: topic.to_owned(),
+            recall_handle: recall_handle.to_owned(),
+            bname: Some(broker_name.to_owned()),
+        };
+        let request = RemotingCommand::request(request_code::RECALL_MESSAGE).with_header(&header);
+        let (addr, response) = self.call(broker_name, topic, request, self.api_timeout()).await?;
+        if response.code != response_code::SUCCESS {
+            return Err(ClientError::from_response(&response, &addr));
+        }
+        let answer: RecallMessageResponseHeader = response
+            .decode_header()
+            .map_err(|error| ClientError::Malformed(format!("recall response from {addr}: {error}")))?;
+        Ok(answer.msg_id)
     }
 
     /// Sends one message, or a batch body, to the queue `header.queue_id` of `broker_name`

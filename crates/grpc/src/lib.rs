@@ -20,6 +20,7 @@ pub mod context;
 pub mod convert;
 pub mod metrics;
 pub mod names;
+pub mod recall;
 pub mod renew;
 pub mod route;
 pub mod send;

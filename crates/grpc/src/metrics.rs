@@ -28,11 +28,13 @@ pub enum Rpc {
     NotifyClientTermination,
     /// ChangeInvisibleDuration.
     ChangeInvisibleDuration,
+    /// RecallMessage.
+    RecallMessage,
 }
 
 impl Rpc {
     /// Every measured RPC, in the service's order.
-    pub const ALL: [Rpc; 10] = [
+    pub const ALL: [Rpc; 11] = [
         Rpc::QueryRoute,
         Rpc::Heartbeat,
         Rpc::SendMessage,
@@ -43,6 +45,7 @@ impl Rpc {
         Rpc::EndTransaction,
         Rpc::NotifyClientTermination,
         Rpc::ChangeInvisibleDuration,
+        Rpc::RecallMessage,
     ];
 
     /// The RPC's name in the protocol.
@@ -58,6 +61,7 @@ impl Rpc {
             Rpc::EndTransaction => "EndTransaction",
             Rpc::NotifyClientTermination => "NotifyClientTermination",
             Rpc::ChangeInvisibleDuration => "ChangeInvisibleDuration",
+            Rpc::RecallMessage => "RecallMessage",
         }
     }
 }

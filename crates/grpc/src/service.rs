@@ -1,7 +1,6 @@
 //! The tonic service: every RPC of `MessagingService`. Unary RPCs always end with gRPC OK and
 //! carry their outcome in the body's status (spec §2.6); the RPCs the reference does not serve
-//! (the pull-consumer ones) answer gRPC UNIMPLEMENTED, and so does RecallMessage until the
-//! broker has timer messages.
+//! (the pull-consumer ones) answer gRPC UNIMPLEMENTED.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -292,9 +291,14 @@ impl MessagingService for Service {
 
     async fn recall_message(
         &self,
-        _request: Request<RecallMessageRequest>,
+        request: Request<RecallMessageRequest>,
     ) -> Result<Response<RecallMessageResponse>, Status> {
-        Err(Status::unimplemented("RecallMessage needs timer messages, not served yet"))
+        let started = Instant::now();
+        let context = match CallContext::of(&request) {
+            Ok(context) => context,
+            Err(refusal) => return self.answer(Rpc::RecallMessage, started, Err(refusal)),
+        };
+        self.answer(Rpc::RecallMessage, started, self.0.recall_message(&context, request.get_ref()).await)
     }
 
     async fn sync_lite_subscription(

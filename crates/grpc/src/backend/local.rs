@@ -9,6 +9,7 @@ use apogee_broker::core::pop::ack::{self, Changed};
 use apogee_broker::core::pop::pop_message::{self, PopRequest, PopStatus};
 use apogee_broker::core::send::{self, SendRequest, SendStatus};
 use apogee_broker::core::send_back::{self, SendBackRequest};
+use apogee_broker::core::timer::recall::{self as timer_recall, RecallRequest};
 use apogee_broker::core::transaction::{self, EndRequest};
 use apogee_broker::BrokerState;
 use apogee_common::message::{property, record, RecordView};
@@ -140,11 +141,22 @@ impl Local {
                     message_id: message.message_id.clone(),
                     transaction_id: message.message_id,
                     offset: result.queue_offset,
-                    recall_handle: String::new(),
+                    recall_handle: result.recall_handle.unwrap_or_default(),
                 }
             }
             Err(error) => crate::send::failed_entry(Refusal::from(error)),
         }
+    }
+
+    pub(super) async fn recall(
+        &self,
+        context: &CallContext,
+        topic: &str,
+        recall_handle: &str,
+    ) -> Result<String, Refusal> {
+        let request = RecallRequest { producer_group: None, topic, recall_handle };
+        let recalled = timer_recall::recall(&self.state, &context.caller(), &request).await?;
+        Ok(recalled.msg_id)
     }
 
     pub(super) async fn pop(

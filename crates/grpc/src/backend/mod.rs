@@ -110,6 +110,14 @@ pub trait Backend: Send + Sync + 'static {
         check_type: bool,
     ) -> impl Future<Output = Result<Vec<SendResultEntry>, Refusal>> + Send;
 
+    /// Recalls the timer message `recall_handle` names (RecallMessage); gives its message id.
+    fn recall(
+        &self,
+        context: &CallContext,
+        topic: &str,
+        recall_handle: &str,
+    ) -> impl Future<Output = Result<String, Refusal>> + Send;
+
     /// Pops for a receive, long polling at most `pop.poll_ms`.
     fn pop(
         &self,
@@ -188,6 +196,18 @@ impl Backend for Brokers {
         match self {
             Brokers::Local(local) => local.send(context, topic, messages, check_type).await,
             Brokers::Remote(remote) => remote.send(context, topic, messages, check_type).await,
+        }
+    }
+
+    async fn recall(
+        &self,
+        context: &CallContext,
+        topic: &str,
+        recall_handle: &str,
+    ) -> Result<String, Refusal> {
+        match self {
+            Brokers::Local(local) => local.recall(context, topic, recall_handle).await,
+            Brokers::Remote(remote) => remote.recall(topic, recall_handle).await,
         }
     }
 

@@ -32,6 +32,7 @@ use apogee_remoting::header::pop::{
     AckMessageRequestHeader, ChangeInvisibleTimeRequestHeader, PopMessageRequestHeader,
 };
 use apogee_remoting::header::send::{EndTransactionRequestHeader, SendMessageRequestHeader};
+use apogee_remoting::recall::RecallHandle;
 use apogee_remoting::response_code;
 use parking_lot::Mutex;
 
@@ -405,7 +406,7 @@ impl Remote {
                     message_id: message.message_id.clone(),
                     transaction_id: message.message_id,
                     offset: header.queue_offset,
-                    recall_handle: String::new(),
+                    recall_handle: header.recall_handle.unwrap_or_default(),
                 }
             }
             Err(error) => {
@@ -536,6 +537,18 @@ impl Remote {
             bname: Some(broker.clone()),
         };
         self.relay.send_back(broker, real_topic, header).await.map_err(|error| refusal_of(&error, broker))
+    }
+
+    /// Forwards the recall to the broker the handle names, as the reference proxy does.
+    pub(super) async fn recall(&self, topic: &str, recall_handle: &str) -> Result<String, Refusal> {
+        let handle = RecallHandle::decode(recall_handle).map_err(|error| {
+            Refusal::new(Code::InternalServerError, format!("recall handle is invalid: {error}"))
+        })?;
+        let broker = handle.broker_name.as_str();
+        self.relay
+            .recall(broker, topic, recall_handle, None)
+            .await
+            .map_err(|error| refusal_of(&error, broker))
     }
 
     pub(super) async fn end_transaction(&self, end: EndTransaction<'_>) -> Result<(), Refusal> {
