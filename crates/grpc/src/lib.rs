@@ -18,6 +18,8 @@ pub mod clients;
 pub mod consume;
 pub mod context;
 pub mod convert;
+#[cfg(test)]
+mod malformed_tests;
 pub mod metrics;
 pub mod names;
 pub mod recall;

@@ -101,7 +101,7 @@ pub(crate) fn failed_entry(refusal: Refusal) -> SendResultEntry {
 }
 
 /// Checks one message (spec §5.5 steps 2–10) and maps it onto stored properties (§6.2).
-fn prepare(
+pub(crate) fn prepare(
     message: &Message,
     topic: &str,
     context: &CallContext,
@@ -155,7 +155,7 @@ fn prepare(
     }
     let now = now_ms();
     let deliver_ms = system.delivery_timestamp.as_ref().map(timestamp_ms);
-    if deliver_ms.is_some_and(|deliver| deliver - now > MAX_DELIVERY_AHEAD_MS) {
+    if deliver_ms.is_some_and(|deliver| deliver.saturating_sub(now) > MAX_DELIVERY_AHEAD_MS) {
         return Err(Refusal::new(
             Code::IllegalDeliveryTime,
             format!("the delivery time cannot be more than {MAX_DELIVERY_AHEAD_MS} ms ahead"),
