@@ -15,12 +15,7 @@ QUEUES=${QUEUES:-8}
 LIMIT=${LIMIT:-120s}
 source scripts/lib/standalone.sh
 
-if [[ -n ${APOGEE_BIN:-} ]]; then
-  bin=$APOGEE_BIN
-else
-  cargo build --release -p apogee >/dev/null
-  bin=${CARGO_TARGET_DIR:-target}/release/apogee
-fi
+bin=$(release_binary)
 standalone_init apogee-bench-pop
 start_standalone "$bin" ASYNC_FLUSH
 sleep 1

@@ -16,12 +16,7 @@ CONNECTIONS=${CONNECTIONS:-4}
 IN_FLIGHT=${IN_FLIGHT:-64}
 source scripts/lib/standalone.sh
 
-if [[ -n ${APOGEE_BIN:-} ]]; then
-  bin=$APOGEE_BIN
-else
-  cargo build --release -p apogee >/dev/null
-  bin=${CARGO_TARGET_DIR:-target}/release/apogee
-fi
+bin=$(release_binary)
 standalone_init apogee-bench-timer
 start_standalone "$bin" ASYNC_FLUSH
 sleep 1

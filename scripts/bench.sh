@@ -13,12 +13,7 @@ DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-2s}
 source scripts/lib/standalone.sh
 
-if [[ -n ${APOGEE_BIN:-} ]]; then
-  bin=$APOGEE_BIN
-else
-  cargo build --release -p apogee >/dev/null
-  bin=${CARGO_TARGET_DIR:-target}/release/apogee
-fi
+bin=$(release_binary)
 standalone_init apogee-bench
 
 # The runs write several GB. Past 85 % disk use the store deletes old files early and past 90 %

@@ -16,6 +16,15 @@ BROKER_PORT=${BROKER_PORT:-30911}
 NAMESRV=127.0.0.1:$NAMESRV_PORT
 broker_pid=
 
+release_binary() { # the binary to measure: $APOGEE_BIN, else a release build of this tree
+  if [[ -n ${APOGEE_BIN:-} ]]; then
+    echo "$APOGEE_BIN"
+  else
+    cargo build --release -p apogee >/dev/null
+    echo "${CARGO_TARGET_DIR:-target}/release/apogee"
+  fi
+}
+
 standalone_init() { # $1 = prefix of the scratch directory
   work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
   trap 'stop_standalone; rm -rf "$work"' EXIT

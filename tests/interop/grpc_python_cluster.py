@@ -13,10 +13,10 @@ import tempfile
 import threading
 import time
 
-from rocketmq import (ClientConfiguration, ConsumeResult, Credentials, FilterExpression, Message, MessageListener,
-                      Producer, PushConsumer, SimpleConsumer, TransactionChecker, TransactionResolution)
+from rocketmq import (ConsumeResult, FilterExpression, MessageListener, Producer, PushConsumer, SimpleConsumer)
 
 from apogee_process import SUCCESS, WAIT_S, pull_all
+from grpc_python_client import Checker, config, message, send_all
 from remoting_wire import Connection
 
 UPDATE_AND_CREATE_TOPIC, GET_ROUTEINFO_BY_TOPIC = 17, 105
@@ -133,30 +133,6 @@ def per_broker(cluster, topic, reader, queues=QUEUES, absent_ok=False):
             for broker in cluster.brokers}
 
 
-def config(cluster):
-    return ClientConfiguration(cluster.grpc, Credentials(), request_timeout=10)
-
-
-def message(topic, body, group=None, tag=None):
-    built = Message()
-    built.topic = topic
-    built.body = body.encode()
-    if group is not None:
-        built.message_group = group
-    if tag is not None:
-        built.tag = tag
-    return built
-
-
-def send_all(cluster, topic, messages):
-    producer = Producer(config(cluster), (topic,))
-    producer.startup()
-    try:
-        return [producer.send(each) for each in messages]
-    finally:
-        producer.shutdown()
-
-
 def spread(cluster):
     """A producer's messages through the proxy land on both broker groups, intact, each with the
     client's id; together the groups hold exactly what was sent."""
@@ -215,21 +191,6 @@ def receive_all(cluster):
     finally:
         consumer.shutdown()
     print(f"receive: {len(bodies)} messages from both groups received once and acked; none came back")
-
-
-class Checker(TransactionChecker):
-    """Commits what the body says to commit; records what was asked."""
-
-    def __init__(self):
-        self.asked = []
-        self.lock = threading.Lock()
-
-    def check(self, message):
-        with self.lock:
-            self.asked.append(message.body.decode())
-        if message.body.startswith(b"commit"):
-            return TransactionResolution.COMMIT
-        return TransactionResolution.ROLLBACK
 
 
 def transactions(cluster):

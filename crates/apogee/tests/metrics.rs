@@ -8,8 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use apogee_client::consumer::lite_pull::ConsumeFromWhere;
-use apogee_client::{LitePullConsumer, Message, Producer};
+use apogee_client::{Message, Producer};
 use apogee_testkit::ApogeeProcess;
 
 /// Metrics on, on a port the system picks, on loopback, with one constant label of our own.
@@ -110,14 +109,7 @@ async fn a_scrape_counts_every_message_sent_and_handed_out() {
     assert_eq!(timed("send_batch_message"), 1.0, "{scrape}");
 
     let group = "metrics-consumer";
-    let consumer = LitePullConsumer::builder()
-        .group(group)
-        .namesrv(apogee.namesrv_addr())
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .start()
-        .await
-        .unwrap();
-    consumer.subscribe(topic, "*").await.unwrap();
+    let consumer = standalone::pull_consumer(&apogee, group, topic).await;
     let total = sent_normal as usize + 1;
     let mut received = 0;
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -9,8 +9,7 @@ mod standalone;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use apogee_client::consumer::lite_pull::ConsumeFromWhere;
-use apogee_client::{LitePullConsumer, Message, MessageExt, Producer};
+use apogee_client::{Message, MessageExt, Producer};
 use apogee_common::time::now_ms;
 use apogee_testkit::ApogeeProcess;
 
@@ -40,14 +39,7 @@ async fn receive(
     expected: usize,
     limit: Duration,
 ) -> BTreeMap<String, Vec<Delivery>> {
-    let consumer = LitePullConsumer::builder()
-        .group(group)
-        .namesrv(apogee.namesrv_addr())
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .start()
-        .await
-        .expect("consumer started");
-    consumer.subscribe(topic, "*").await.expect("subscribed");
+    let consumer = standalone::pull_consumer(apogee, group, topic).await;
     let mut got: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
     let deadline = Instant::now() + limit;
     let mut quiet_until = None;

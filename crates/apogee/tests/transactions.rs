@@ -11,10 +11,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use apogee_client::consumer::lite_pull::ConsumeFromWhere;
 use apogee_client::{
-    LitePullConsumer, LocalTransactionState, Message, MessageExt, Producer, TransactionListener,
-    TransactionProducer,
+    LocalTransactionState, Message, MessageExt, Producer, TransactionListener, TransactionProducer,
 };
 use apogee_testkit::ApogeeProcess;
 
@@ -73,14 +71,7 @@ async fn receive(
     topic: &str,
     expected: usize,
 ) -> BTreeMap<String, Vec<MessageExt>> {
-    let consumer = LitePullConsumer::builder()
-        .group(group)
-        .namesrv(apogee.namesrv_addr())
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .start()
-        .await
-        .expect("consumer started");
-    consumer.subscribe(topic, "*").await.expect("subscribed");
+    let consumer = standalone::pull_consumer(apogee, group, topic).await;
     let mut got: BTreeMap<String, Vec<MessageExt>> = BTreeMap::new();
     let deadline = Instant::now() + RECEIVE_LIMIT;
     while got.len() < expected && Instant::now() < deadline {

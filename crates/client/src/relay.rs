@@ -26,8 +26,8 @@ use apogee_remoting::header::pop::{
     PopMessageRequestHeader,
 };
 use apogee_remoting::header::send::{
-    EndTransactionRequestHeader, RecallMessageRequestHeader, RecallMessageResponseHeader,
-    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
+    EndTransactionRequestHeader, SendMessageRequestHeader, SendMessageRequestHeaderV2,
+    SendMessageResponseHeader,
 };
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use bytes::Bytes;
@@ -174,21 +174,10 @@ impl Relay {
         recall_handle: &str,
         producer_group: Option<&str>,
     ) -> Result<String, ClientError> {
-        let header = RecallMessageRequestHeader {
-            producer_group: producer_group.map(str::to_owned),
-            topic: topic.to_owned(),
-            recall_handle: recall_handle.to_owned(),
-            bname: Some(broker_name.to_owned()),
-        };
-        let request = RemotingCommand::request(request_code::RECALL_MESSAGE).with_header(&header);
+        let request =
+            crate::producer::recall::recall_request(topic, recall_handle, broker_name, producer_group);
         let (addr, response) = self.call(broker_name, topic, request, self.api_timeout()).await?;
-        if response.code != response_code::SUCCESS {
-            return Err(ClientError::from_response(&response, &addr));
-        }
-        let answer: RecallMessageResponseHeader = response
-            .decode_header()
-            .map_err(|error| ClientError::Malformed(format!("recall response from {addr}: {error}")))?;
-        Ok(answer.msg_id)
+        crate::producer::recall::recalled_id(&response, &addr)
     }
 
     /// Sends one message, or a batch body, to the queue `header.queue_id` of `broker_name`

@@ -1,8 +1,9 @@
 //! The Prometheus scrape endpoint: `GET /metrics` (and `/`, as Java's exporter answers both) in
 //! the OpenMetrics text format, and `/-/healthy` for liveness probes.
 
+use std::borrow::Cow;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::http::header::CONTENT_TYPE;
@@ -10,9 +11,53 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use prometheus_client::collector::Collector;
 use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use crate::settings::{ExporterType, MetricsSettings};
+
+/// Starts the endpoint `settings` ask for, serving `collectors` under `node_labels` plus the
+/// settings' `metricsLabel` pairs and the process figures; `None` unless
+/// `metricsExporterType=PROM`. A blank `metricsPromExporterHost` binds `default_host`.
+pub async fn start_configured(
+    settings: &MetricsSettings,
+    default_host: IpAddr,
+    node_labels: Vec<(String, String)>,
+    collectors: Vec<Box<dyn Collector>>,
+) -> io::Result<Option<PromExporter>> {
+    match settings.exporter_type {
+        ExporterType::Prom => {}
+        ExporterType::Disable => return Ok(None),
+        other => {
+            tracing::warn!(
+                exporter = other.name(),
+                "only the PROM metrics exporter is built; metrics not exported"
+            );
+            return Ok(None);
+        }
+    }
+    let host = match settings.prom_host.as_str() {
+        "" => default_host,
+        host => host.parse().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("metricsPromExporterHost '{host}' is not an IP address"),
+            )
+        })?,
+    };
+    let labels = node_labels
+        .into_iter()
+        .chain(settings.labels.iter().cloned())
+        .map(|(key, value)| (Cow::Owned(key), Cow::Owned(value)));
+    let mut registry = Registry::with_labels(labels);
+    for collector in collectors {
+        registry.register_collector(collector);
+    }
+    registry.register_collector(Box::new(crate::process::ProcessCollector));
+    PromExporter::start(SocketAddr::new(host, settings.prom_port), registry).await.map(Some)
+}
 
 /// Content type of the text the endpoint serves.
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

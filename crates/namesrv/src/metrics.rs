@@ -9,8 +9,7 @@ use std::sync::{Arc, Weak};
 use apogee_metrics::prometheus_client::collector::Collector;
 use apogee_metrics::prometheus_client::encoding::DescriptorEncoder;
 use apogee_metrics::prometheus_client::metrics::MetricType;
-use apogee_metrics::prometheus_client::registry::Registry;
-use apogee_metrics::{ExporterType, PromExporter};
+use apogee_metrics::PromExporter;
 
 use crate::NamesrvState;
 
@@ -53,31 +52,8 @@ pub(crate) async fn start_exporter(
     listen: SocketAddr,
 ) -> std::io::Result<Option<PromExporter>> {
     let settings = state.config.read().metrics.clone();
-    match settings.exporter_type {
-        ExporterType::Prom => {}
-        ExporterType::Disable => return Ok(None),
-        other => {
-            tracing::warn!(
-                exporter = other.name(),
-                "only the PROM metrics exporter is built; metrics not exported"
-            );
-            return Ok(None);
-        }
-    }
-    let host = match settings.prom_host.as_str() {
-        "" => listen.ip(),
-        host => host.parse().map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("metricsPromExporterHost '{host}' is not an IP address"),
-            )
-        })?,
-    };
-    let mut labels =
-        vec![("node_type".into(), "namesrv".into()), ("node_id".into(), listen.to_string().into())];
-    labels.extend(settings.labels.iter().map(|(key, value)| (key.clone().into(), value.clone().into())));
-    let mut registry = Registry::with_labels(labels.into_iter());
-    registry.register_collector(Box::new(RouteCollector { state: Arc::downgrade(state) }));
-    registry.register_collector(Box::new(apogee_metrics::process::ProcessCollector));
-    PromExporter::start(SocketAddr::new(host, settings.prom_port), registry).await.map(Some)
+    let node =
+        vec![("node_type".to_owned(), "namesrv".to_owned()), ("node_id".to_owned(), listen.to_string())];
+    let collector = Box::new(RouteCollector { state: Arc::downgrade(state) });
+    apogee_metrics::exporter::start_configured(&settings, listen.ip(), node, vec![collector]).await
 }

@@ -42,3 +42,21 @@ pub fn start_configured(config_dir: &std::path::Path, broker_conf: &str) -> Apog
 pub fn run(command: Command) -> Output {
     apogee_testkit::run_bounded(command, CHILD_TIMEOUT)
 }
+
+/// A lite pull consumer of `group` reading `topic` from its first message: how the tests read
+/// back what a broker stored.
+pub async fn pull_consumer(
+    apogee: &ApogeeProcess,
+    group: &str,
+    topic: &str,
+) -> apogee_client::LitePullConsumer {
+    let consumer = apogee_client::LitePullConsumer::builder()
+        .group(group)
+        .namesrv(apogee.namesrv_addr())
+        .consume_from_where(apogee_client::consumer::lite_pull::ConsumeFromWhere::ConsumeFromFirstOffset)
+        .start()
+        .await
+        .expect("consumer started");
+    consumer.subscribe(topic, "*").await.expect("subscribed");
+    consumer
+}

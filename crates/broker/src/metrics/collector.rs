@@ -16,7 +16,7 @@ use apogee_metrics::prometheus_client::metrics::MetricType;
 use apogee_metrics::prometheus_client::registry::Unit;
 use apogee_remoting::body::ConsumeType;
 
-use super::{is_system_group, is_system_topic, BrokerMetrics, MessageType};
+use super::{is_system_group, is_system_topic, BrokerMetrics, Inbound, MessageType};
 use crate::BrokerState;
 
 /// Encodes the broker's metrics on each scrape; holds the state weakly so a stopped broker is
@@ -70,27 +70,26 @@ impl Collector for BrokerCollector {
 /// Counters of what came in and went out.
 fn encode_traffic(metrics: &BrokerMetrics, encoder: &mut DescriptorEncoder) -> fmt::Result {
     let inbound = metrics.inbound.snapshot();
-    let per_type = |topic: &str| {
-        MessageType::ALL.map(|kind| {
-            [
-                ("topic", topic.to_owned()),
-                ("message_type", kind.label().to_owned()),
-                ("is_system", flag(is_system_topic(topic)).to_owned()),
-            ]
+    // Every (topic, message type) that stored something, with its labels, read once for the
+    // three inbound families.
+    let series: Vec<([(&str, &str); 3], &Inbound)> = inbound
+        .iter()
+        .flat_map(|(topic, counters)| {
+            let is_system = flag(is_system_topic(topic));
+            MessageType::ALL.iter().zip(&counters.by_type).map(move |(kind, inbound)| {
+                ([("topic", &**topic), ("message_type", kind.label()), ("is_system", is_system)], inbound)
+            })
         })
-    };
+        .filter(|(_, inbound)| load(&inbound.messages) > 0)
+        .collect();
     let mut metric = encoder.encode_descriptor(
         "rocketmq_messages_in",
         "Messages stored by producers' puts.",
         None,
         MetricType::Counter,
     )?;
-    for (topic, counters) in &inbound {
-        for (labels, inbound) in per_type(topic).iter().zip(&counters.by_type) {
-            if load(&inbound.messages) > 0 {
-                counter(&mut metric, labels, load(&inbound.messages))?;
-            }
-        }
+    for (labels, inbound) in &series {
+        counter(&mut metric, labels, load(&inbound.messages))?;
     }
     let mut metric = encoder.encode_descriptor(
         "rocketmq_throughput_in",
@@ -98,12 +97,8 @@ fn encode_traffic(metrics: &BrokerMetrics, encoder: &mut DescriptorEncoder) -> f
         None,
         MetricType::Counter,
     )?;
-    for (topic, counters) in &inbound {
-        for (labels, inbound) in per_type(topic).iter().zip(&counters.by_type) {
-            if load(&inbound.messages) > 0 {
-                counter(&mut metric, labels, load(&inbound.bytes))?;
-            }
-        }
+    for (labels, inbound) in &series {
+        counter(&mut metric, labels, load(&inbound.bytes))?;
     }
     let mut metric = encoder.encode_descriptor(
         "rocketmq_message_size",
@@ -111,12 +106,8 @@ fn encode_traffic(metrics: &BrokerMetrics, encoder: &mut DescriptorEncoder) -> f
         None,
         MetricType::Histogram,
     )?;
-    for (topic, counters) in &inbound {
-        for (labels, inbound) in per_type(topic).iter().zip(&counters.by_type) {
-            if inbound.size_bytes.count() > 0 {
-                inbound.size_bytes.encode(metric.encode_family(labels)?)?;
-            }
-        }
+    for (labels, inbound) in &series {
+        inbound.size_bytes.encode(metric.encode_family(labels)?)?;
     }
 
     let outbound: Vec<_> = metrics

@@ -11,13 +11,11 @@ pub mod collector;
 pub mod keyed;
 pub mod rpc;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use apogee_common::message::property;
 use apogee_common::topic;
-use apogee_metrics::prometheus_client::registry::Registry;
 use apogee_metrics::{FixedHistogram, PromExporter};
 
 use crate::BrokerState;
@@ -221,37 +219,15 @@ impl BrokerMetrics {
 
 /// Starts the Prometheus endpoint when `metricsExporterType=PROM`; `None` otherwise.
 pub async fn start_exporter(state: &Arc<BrokerState>) -> std::io::Result<Option<PromExporter>> {
-    let settings = &state.config.metrics;
-    match settings.exporter_type {
-        apogee_metrics::ExporterType::Prom => {}
-        apogee_metrics::ExporterType::Disable => return Ok(None),
-        other => {
-            tracing::warn!(
-                exporter = other.name(),
-                "only the PROM metrics exporter is built; metrics not exported"
-            );
-            return Ok(None);
-        }
-    }
-    let host = match settings.prom_host.as_str() {
-        "" => state.config.broker_ip1,
-        host => host.parse().map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("metricsPromExporterHost '{host}' is not an IP address"),
-            )
-        })?,
-    };
-    let mut labels = vec![
-        ("cluster".into(), state.config.broker_cluster_name.clone().into()),
-        ("node_type".into(), "broker".into()),
-        ("node_id".into(), state.config.broker_name.clone().into()),
+    let config = &state.config;
+    let node = vec![
+        ("cluster".to_owned(), config.broker_cluster_name.clone()),
+        ("node_type".to_owned(), "broker".to_owned()),
+        ("node_id".to_owned(), config.broker_name.clone()),
     ];
-    labels.extend(settings.labels.iter().map(|(key, value)| (key.clone().into(), value.clone().into())));
-    let mut registry = Registry::with_labels(labels.into_iter());
-    registry.register_collector(Box::new(collector::BrokerCollector::new(Arc::downgrade(state))));
-    registry.register_collector(Box::new(apogee_metrics::process::ProcessCollector));
-    PromExporter::start(SocketAddr::new(host, settings.prom_port), registry).await.map(Some)
+    let collector = Box::new(collector::BrokerCollector::new(Arc::downgrade(state)));
+    apogee_metrics::exporter::start_configured(&config.metrics, config.broker_ip1, node, vec![collector])
+        .await
 }
 
 #[cfg(test)]

@@ -32,9 +32,8 @@ use apogee_common::message::compression::{
 use apogee_common::topic::{self, AUTO_CREATE_TOPIC_KEY, GROUP_MAX_LENGTH};
 use apogee_remoting::body::route::TopicRouteData;
 use apogee_remoting::client::RemotingError;
-use apogee_remoting::header::send::{RecallMessageRequestHeader, RecallMessageResponseHeader};
 use apogee_remoting::recall::RecallHandle;
-use apogee_remoting::{request_code, response_code, RemotingCommand};
+use apogee_remoting::response_code;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
@@ -45,6 +44,7 @@ use crate::{ClientConfig, ClientError, Message, MessageQueue};
 mod latency;
 mod prepare;
 mod publish;
+pub(crate) mod recall;
 pub mod request;
 pub mod selector;
 pub mod transaction;
@@ -585,21 +585,10 @@ impl Producer {
             .map_err(|error| ClientError::IllegalArgument(error.to_string()))?;
         let queue = MessageQueue::new(topic.to_owned(), handle.broker_name.clone(), 0);
         let addr = self.inner.instance.master_addr_of(&queue).await?;
-        let header = RecallMessageRequestHeader {
-            producer_group: Some(self.inner.config.group.clone()),
-            topic: topic.to_owned(),
-            recall_handle: recall_handle.to_owned(),
-            bname: Some(handle.broker_name),
-        };
-        let request = RemotingCommand::request(request_code::RECALL_MESSAGE).with_header(&header);
+        let request =
+            recall::recall_request(topic, recall_handle, &handle.broker_name, Some(&self.inner.config.group));
         let response = self.inner.instance.invoke(&addr, request, self.inner.config.send_timeout).await?;
-        if response.code != response_code::SUCCESS {
-            return Err(ClientError::from_response(&response, &addr));
-        }
-        let answer: RecallMessageResponseHeader = response
-            .decode_header()
-            .map_err(|error| ClientError::Malformed(format!("recall response from {addr}: {error}")))?;
-        Ok(answer.msg_id)
+        recall::recalled_id(&response, &addr)
     }
 
     /// Stops the producer: later sends fail with [`ClientError::ShutDown`], the brokers are told
