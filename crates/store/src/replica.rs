@@ -183,7 +183,7 @@ fn write_replica(inner: &StoreInner, offset: u64, bytes: &[u8]) -> Result<u64, R
     let file_size = commit_log.file_size_bytes();
     let local_end = commit_log.max_offset();
     let empty = commit_log.files().is_empty();
-    if empty && offset % file_size != 0 {
+    if empty && !offset.is_multiple_of(file_size) {
         return Err(ReplicaAppendError::Invalid(format!(
             "an empty log must start at a file boundary, not at {offset}"
         )));
