@@ -114,6 +114,18 @@ impl MessageStore {
         self.inner.replica_only.load(Ordering::Acquire)
     }
 
+    /// Every topic with consume queues, and the number of queues each needs (highest queue
+    /// id + 1): what a slave knows of topics from the messages alone.
+    pub fn queue_topics(&self) -> Vec<(String, i32)> {
+        let mut topics: std::collections::BTreeMap<String, i32> = std::collections::BTreeMap::new();
+        for queue in self.inner.queues.all() {
+            let needed = queue.queue_id().saturating_add(1);
+            let entry = topics.entry(queue.topic().to_owned()).or_insert(needed);
+            *entry = (*entry).max(needed);
+        }
+        topics.into_iter().collect()
+    }
+
     /// Up to `max_bytes` of published commit log from `offset` on, never across a file end
     /// (Java `getCommitLogData`). `None` when nothing is published there yet, or `offset` is
     /// below the oldest stored byte.
