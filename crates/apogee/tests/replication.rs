@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use apogee_client::consumer::lite_pull::ConsumeFromWhere;
 use apogee_client::producer::SendStatus;
 use apogee_client::{LitePullConsumer, Message, Producer};
+use apogee_testkit::netns::{self, Link, Netns};
 use apogee_testkit::ApogeeProcess;
 use parking_lot::Mutex;
 
@@ -46,24 +47,51 @@ struct Group {
     _dir: tempfile::TempDir,
 }
 
+/// Where a group's processes listen: loopback for most tests, the two ends of a link
+/// between network namespaces for a partition.
+struct Sites<'a> {
+    /// Address of the NameServer and the master.
+    master_ip: &'a str,
+    /// Address of the slave.
+    slave_ip: &'a str,
+    /// The namespace the slave runs in, when not the caller's.
+    slave_netns: Option<&'a Netns>,
+}
+
+const LOOPBACK: Sites<'static> = Sites { master_ip: "127.0.0.1", slave_ip: "127.0.0.1", slave_netns: None };
+
 impl Group {
     fn start(role: &str) -> Self {
+        Self::start_on(role, &LOOPBACK)
+    }
+
+    fn start_on(role: &str, sites: &Sites<'_>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let namesrv = ApogeeProcess::start(binary(), &["namesrv", "--listen", "127.0.0.1:0"]);
+        let namesrv_listen = format!("{}:0", sites.master_ip);
+        let namesrv = ApogeeProcess::start(binary(), &["namesrv", "--listen", &namesrv_listen]);
         let common = "brokerClusterName=HaCluster\nbrokerName=ha-a\nhaListenPort=0\n\
                       haSendHeartbeatInterval=1000\nhaHousekeepingInterval=5000\nslaveTimeout=1000\n\
                       flushDiskType=ASYNC_FLUSH\n";
         let master_conf = dir.path().join("master.conf");
-        std::fs::write(&master_conf, format!("{common}brokerId=0\nbrokerRole={role}\n")).unwrap();
+        std::fs::write(
+            &master_conf,
+            format!("{common}brokerId=0\nbrokerRole={role}\nbrokerIP1={}\n", sites.master_ip),
+        )
+        .unwrap();
         let slave_conf = dir.path().join("slave.conf");
-        std::fs::write(&slave_conf, format!("{common}brokerId=1\nbrokerRole=SLAVE\n")).unwrap();
+        std::fs::write(
+            &slave_conf,
+            format!("{common}brokerId=1\nbrokerRole=SLAVE\nbrokerIP1={}\n", sites.slave_ip),
+        )
+        .unwrap();
+        let namesrv_addr = namesrv.namesrv_addr().to_owned();
         let broker = |conf: &std::path::Path| {
             ApogeeProcess::start(
                 binary(),
                 &[
                     "broker",
                     "-n",
-                    namesrv.namesrv_addr(),
+                    &namesrv_addr,
                     "-c",
                     conf.to_str().unwrap(),
                     "--listen-port",
@@ -75,7 +103,10 @@ impl Group {
         };
         // The master first: the slave learns its HA address when it registers.
         let master = broker(&master_conf);
-        let slave = broker(&slave_conf);
+        let slave = match sites.slave_netns {
+            Some(netns) => netns.run(|| broker(&slave_conf)),
+            None => broker(&slave_conf),
+        };
         Self { namesrv, master, slave, _dir: dir }
     }
 
@@ -188,6 +219,8 @@ async fn read_from_slave(namesrv: &str, wanted: &BTreeMap<u64, Placement>) -> Re
         .group("ha_reader")
         .namesrv(namesrv)
         .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .pull_batch_size(256)
+        .pull_threshold_messages_per_queue(4096)
         .start()
         .await
         .expect("consumer starts");
@@ -255,18 +288,27 @@ fn assert_unique_offsets(read: &ReadBack) {
     }
 }
 
-/// What a cycle does to the group while the producers run.
+/// What a cycle does to the group while the producers run, before it kills the master
+/// with SIGKILL (every cycle ends so).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
-    /// SIGKILL to the master.
-    KillMaster,
-    /// SIGKILL to the slave, a restart of it on its data, then SIGKILL to the master.
-    RestartSlaveThenKillMaster,
+    /// Nothing before.
+    None,
+    /// SIGKILL to the slave, then a restart of it on its data.
+    SlaveRestart,
+    /// The link between master and slave cut for a while, then healed.
+    Partition,
 }
 
 /// One cycle: load, the fault, read-back from the slave. Returns the acknowledged sequences
 /// the slave lacks.
-async fn kill_cycle(group: &mut Group, cycle: u32, role: &str, fault: Fault) -> Vec<u64> {
+async fn kill_cycle(
+    group: &mut Group,
+    cycle: u32,
+    role: &str,
+    fault: Fault,
+    link: Option<&Link>,
+) -> Vec<u64> {
     let namesrv = group.namesrv.namesrv_addr().to_owned();
     let producer = Arc::new(producer(&namesrv).await);
     let sequence = Arc::new(AtomicU64::new(u64::from(cycle) * 10_000_000));
@@ -276,7 +318,7 @@ async fn kill_cycle(group: &mut Group, cycle: u32, role: &str, fault: Fault) -> 
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(run_load(Arc::clone(&producer), Arc::clone(&sequence), Arc::clone(&stop)));
     tokio::time::sleep(LOAD_BEFORE_KILL).await;
-    if fault == Fault::RestartSlaveThenKillMaster {
+    if fault == Fault::SlaveRestart {
         group.slave.kill_9();
         // Longer than slaveTimeout: sends in flight time out, later ones find no slave.
         tokio::time::sleep(LOAD_BEFORE_KILL).await;
@@ -285,6 +327,15 @@ async fn kill_cycle(group: &mut Group, cycle: u32, role: &str, fault: Fault) -> 
         // Long enough for the slave to catch up and confirm sends again.
         tokio::time::sleep(LOAD_BEFORE_KILL * 2).await;
     }
+    if fault == Fault::Partition {
+        let link = link.expect("a partition needs a link");
+        link.cut().expect("link cut");
+        // Longer than slaveTimeout: sends time out while the slave is unreachable.
+        tokio::time::sleep(LOAD_BEFORE_KILL * 2).await;
+        link.heal().expect("link healed");
+        // The slave reconnects (or its connection resumes) and catches up.
+        tokio::time::sleep(LOAD_BEFORE_KILL * 4).await;
+    }
     let killed_at = Instant::now();
     group.master.kill_9();
     tokio::time::sleep(LOAD_AFTER_KILL).await;
@@ -292,19 +343,20 @@ async fn kill_cycle(group: &mut Group, cycle: u32, role: &str, fault: Fault) -> 
     let load = load.await.expect("load task");
     producer.shutdown().await;
     assert!(!load.acked.is_empty(), "cycle {cycle}: nothing acknowledged before the kill\n{}", group.logs());
-    if fault == Fault::RestartSlaveThenKillMaster {
+    if fault != Fault::None {
         let unconfirmed = ["SlaveNotAvailable", "FlushSlaveTimeout"]
             .iter()
             .filter_map(|status| load.other.get(*status))
             .sum::<u64>();
         assert!(
             unconfirmed > 0,
-            "cycle {cycle}: no send was left unconfirmed while the slave was down: {:?}",
+            "cycle {cycle}: no send was left unconfirmed while the slave was away: {:?}",
             load.other
         );
     }
 
     wait_for_slave_route(&namesrv, group).await;
+    let route_ms = killed_at.elapsed().as_millis() as u64;
     let read = read_from_slave(&namesrv, &load.acked).await;
     let missing: Vec<u64> =
         load.acked.keys().copied().filter(|sequence| !read.placements.contains_key(sequence)).collect();
@@ -320,7 +372,7 @@ async fn kill_cycle(group: &mut Group, cycle: u32, role: &str, fault: Fault) -> 
             "role": role, "fault": format!("{fault:?}"), "cycle": cycle, "acked": load.acked.len(), "other": load.other,
             "read_from_slave": read.placements.len(), "missing": missing.len(), "misplaced": misplaced.len(),
             "duplicates": read.duplicates, "corrupt": read.corrupt,
-            "read_back_ms": killed_at.elapsed().as_millis() as u64,
+            "slave_route_ms": route_ms, "read_back_ms": killed_at.elapsed().as_millis() as u64,
         })
     );
     if std::env::var_os("APOGEE_HA_DUMP_LOGS").is_some() {
@@ -349,7 +401,7 @@ fn a_sync_master_killed_under_load_loses_no_acknowledged_message() {
     let runtime = runtime();
     let mut group = Group::start("SYNC_MASTER");
     for cycle in 0..cycles() {
-        let missing = runtime.block_on(kill_cycle(&mut group, cycle, "SYNC_MASTER", Fault::KillMaster));
+        let missing = runtime.block_on(kill_cycle(&mut group, cycle, "SYNC_MASTER", Fault::None, None));
         assert!(
             missing.is_empty(),
             "cycle {cycle}: {} acknowledged messages are not on the slave, first {:?}\n{}",
@@ -368,7 +420,7 @@ fn an_async_master_killed_under_load_loses_at_most_its_window() {
     let mut group = Group::start("ASYNC_MASTER");
     for cycle in 0..cycles() {
         // The loss window is what the cycle prints; what the slave has is checked whole.
-        let _missing = runtime.block_on(kill_cycle(&mut group, cycle, "ASYNC_MASTER", Fault::KillMaster));
+        let _missing = runtime.block_on(kill_cycle(&mut group, cycle, "ASYNC_MASTER", Fault::None, None));
         group.master.restart();
     }
 }
@@ -377,8 +429,7 @@ fn an_async_master_killed_under_load_loses_at_most_its_window() {
 fn a_slave_killed_and_restarted_mid_stream_keeps_every_acknowledged_message() {
     let runtime = runtime();
     let mut group = Group::start("SYNC_MASTER");
-    let missing =
-        runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::RestartSlaveThenKillMaster));
+    let missing = runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::SlaveRestart, None));
     assert!(
         missing.is_empty(),
         "{} acknowledged messages are not on the slave, first {:?}\n{}",
@@ -386,6 +437,32 @@ fn a_slave_killed_and_restarted_mid_stream_keeps_every_acknowledged_message() {
         &missing[..missing.len().min(10)],
         group.logs()
     );
+}
+
+#[test]
+fn a_partition_between_master_and_slave_loses_no_acknowledged_message() {
+    if let Err(why) = netns::available() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let (master_side, slave_side) = (Netns::create("ha-m").unwrap(), Netns::create("ha-s").unwrap());
+    let link = Link::connect(&master_side, &slave_side).unwrap();
+    let (master_ip, slave_ip) = (link.first_ip(), link.second_ip());
+    // The test itself (its producers and readers) and the master run on the master's side.
+    master_side.run(|| {
+        let runtime = runtime();
+        let sites = Sites { master_ip: &master_ip, slave_ip: &slave_ip, slave_netns: Some(&slave_side) };
+        let mut group = Group::start_on("SYNC_MASTER", &sites);
+        let missing =
+            runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::Partition, Some(&link)));
+        assert!(
+            missing.is_empty(),
+            "{} acknowledged messages are not on the slave, first {:?}\n{}",
+            missing.len(),
+            &missing[..missing.len().min(10)],
+            group.logs()
+        );
+    });
 }
 
 #[test]

@@ -5,13 +5,15 @@
 //!   removed on drop.
 //! - [`ApogeeProcess`]: the real `apogee` binary as a child process on port 0, for
 //!   whole-system tests; it can be killed with SIGKILL and restarted on the same data.
-//! - [`eventually`] and [`wait_for`]: bounded polling, since every wait in a test must end.
+//! - [`eventually`] and [`wait_for`]: bounded polling, since every wait in a test must end;
+//! - [`netns`]: network namespaces joined by a link a test can cut (partitions).
 //!
 //! A dev-dependency only: nothing here is part of a product.
 
 mod cluster;
 mod config;
 mod data_dir;
+pub mod netns;
 mod process;
 mod wait;
 
