@@ -66,6 +66,8 @@ start_group() { # $1 = bin, $2 = role, $3 = extra config lines
   start_slave "$1" "${3:-}"
 }
 
-commit_log_end() { # $1 = broker address
-  "$bin" admin brokerStatus -n "$NAMESRV" -b "$1" 2>/dev/null | awk '$1 == "commitLogMaxOffset" {print $3}'
+commit_log_end() { # $1 = broker address; prints its commitLogMaxOffset (0 when unknown)
+  local end
+  end=$("$bin" admin brokerStatus -n "$NAMESRV" -b "$1" 2>/dev/null | awk -F': ' '$1 ~ /^commitLogMaxOffset/ {print $2}')
+  echo "${end:-0}"
 }
