@@ -20,6 +20,7 @@ use apogee_client::consumer::lite_pull::ConsumeFromWhere;
 use apogee_client::producer::SendStatus;
 use apogee_client::{LitePullConsumer, Message, Producer};
 use apogee_testkit::netns::{self, Link, Netns};
+use apogee_testkit::volume::SmallVolume;
 use apogee_testkit::ApogeeProcess;
 use parking_lot::Mutex;
 
@@ -32,6 +33,8 @@ const LOAD_BEFORE_KILL: Duration = Duration::from_millis(1_500);
 const LOAD_AFTER_KILL: Duration = Duration::from_millis(500);
 /// Longest the read-back may run.
 const READ_LIMIT: Duration = Duration::from_secs(60);
+/// How long producers fill the slave's small disk before the kill.
+const SLAVE_DISK_FILL_LOAD: Duration = Duration::from_secs(12);
 /// Longest the slave may take to connect and confirm a first send.
 const CONNECT_LIMIT: Duration = Duration::from_secs(30);
 
@@ -44,6 +47,8 @@ struct Group {
     namesrv: ApogeeProcess,
     master: ApogeeProcess,
     slave: ApogeeProcess,
+    /// Bytes every message body has at least.
+    body_floor: u64,
     _dir: tempfile::TempDir,
 }
 
@@ -56,9 +61,22 @@ struct Sites<'a> {
     slave_ip: &'a str,
     /// The namespace the slave runs in, when not the caller's.
     slave_netns: Option<&'a Netns>,
+    /// Where the slave keeps its data, when not in a temporary directory of its own.
+    slave_data_dir: Option<&'a std::path::Path>,
+    /// More broker.conf lines, for both brokers.
+    extra_conf: &'a str,
+    /// Bytes every message body has at least.
+    body_floor: u64,
 }
 
-const LOOPBACK: Sites<'static> = Sites { master_ip: "127.0.0.1", slave_ip: "127.0.0.1", slave_netns: None };
+const LOOPBACK: Sites<'static> = Sites {
+    master_ip: "127.0.0.1",
+    slave_ip: "127.0.0.1",
+    slave_netns: None,
+    slave_data_dir: None,
+    extra_conf: "",
+    body_floor: 0,
+};
 
 impl Group {
     fn start(role: &str) -> Self {
@@ -71,7 +89,9 @@ impl Group {
         let namesrv = ApogeeProcess::start(binary(), &["namesrv", "--listen", &namesrv_listen]);
         let common = "brokerClusterName=HaCluster\nbrokerName=ha-a\nhaListenPort=0\n\
                       haSendHeartbeatInterval=1000\nhaHousekeepingInterval=5000\nslaveTimeout=1000\n\
-                      flushDiskType=ASYNC_FLUSH\n";
+                      flushDiskType=ASYNC_FLUSH\n"
+            .to_owned()
+            + sites.extra_conf;
         let master_conf = dir.path().join("master.conf");
         std::fs::write(
             &master_conf,
@@ -85,29 +105,21 @@ impl Group {
         )
         .unwrap();
         let namesrv_addr = namesrv.namesrv_addr().to_owned();
-        let broker = |conf: &std::path::Path| {
-            ApogeeProcess::start(
-                binary(),
-                &[
-                    "broker",
-                    "-n",
-                    &namesrv_addr,
-                    "-c",
-                    conf.to_str().unwrap(),
-                    "--listen-port",
-                    "0",
-                    "--grpc-port",
-                    "0",
-                ],
-            )
+        let broker = |conf: &std::path::Path, data_dir: Option<&std::path::Path>| {
+            let conf = conf.to_str().unwrap();
+            let args = ["broker", "-n", &namesrv_addr, "-c", conf, "--listen-port", "0", "--grpc-port", "0"];
+            match data_dir {
+                Some(data_dir) => ApogeeProcess::start_on(binary(), &args, data_dir),
+                None => ApogeeProcess::start(binary(), &args),
+            }
         };
         // The master first: the slave learns its HA address when it registers.
-        let master = broker(&master_conf);
+        let master = broker(&master_conf, None);
         let slave = match sites.slave_netns {
-            Some(netns) => netns.run(|| broker(&slave_conf)),
-            None => broker(&slave_conf),
+            Some(netns) => netns.run(|| broker(&slave_conf, sites.slave_data_dir)),
+            None => broker(&slave_conf, sites.slave_data_dir),
         };
-        Self { namesrv, master, slave, _dir: dir }
+        Self { namesrv, master, slave, body_floor: sites.body_floor, _dir: dir }
     }
 
     fn logs(&self) -> String {
@@ -135,8 +147,10 @@ fn key_of(sequence: u64) -> String {
     format!("ha-{sequence}")
 }
 
-fn body_of(sequence: u64) -> Vec<u8> {
-    format!("{sequence:016}:{}", "m".repeat((sequence % 200) as usize)).into_bytes()
+/// The body of message `sequence`: its number, then at least `floor_bytes` of padding.
+fn body_of(sequence: u64, floor_bytes: u64) -> Vec<u8> {
+    let padding = (sequence % 200).max(floor_bytes) as usize;
+    format!("{sequence:016}:{}", "m".repeat(padding)).into_bytes()
 }
 
 async fn producer(namesrv: &str) -> Producer {
@@ -153,10 +167,11 @@ async fn producer(namesrv: &str) -> Producer {
 /// Sends until a send is acknowledged SEND_OK: under SYNC_MASTER that proves the slave is
 /// connected and confirming.
 async fn wait_for_confirmed_send(producer: &Producer, sequence: &AtomicU64, group: &Group) {
+    let body_floor = group.body_floor;
     let deadline = Instant::now() + CONNECT_LIMIT;
     loop {
         let next = sequence.fetch_add(1, Ordering::Relaxed);
-        let message = Message::new(TOPIC, body_of(next)).with_keys([key_of(next)]);
+        let message = Message::new(TOPIC, body_of(next, body_floor)).with_keys([key_of(next)]);
         if let Ok(result) = producer.send(message).await {
             if result.status == SendStatus::SendOk {
                 return;
@@ -168,7 +183,12 @@ async fn wait_for_confirmed_send(producer: &Producer, sequence: &AtomicU64, grou
 }
 
 /// Runs [`SENDERS`] producers until `stop`; records every acknowledgement.
-async fn run_load(producer: Arc<Producer>, sequence: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> Load {
+async fn run_load(
+    producer: Arc<Producer>,
+    sequence: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    body_floor: u64,
+) -> Load {
     let load = Arc::new(Mutex::new(Load::default()));
     let mut senders = Vec::new();
     for _ in 0..SENDERS {
@@ -178,7 +198,7 @@ async fn run_load(producer: Arc<Producer>, sequence: Arc<AtomicU64>, stop: Arc<A
             // Bounded: a send takes at most its timeout, and the stop comes within seconds.
             while !stop.load(Ordering::Acquire) {
                 let next = sequence.fetch_add(1, Ordering::Relaxed);
-                let message = Message::new(TOPIC, body_of(next)).with_keys([key_of(next)]);
+                let message = Message::new(TOPIC, body_of(next, body_floor)).with_keys([key_of(next)]);
                 match producer.send(message).await {
                     Ok(result) if result.status == SendStatus::SendOk => {
                         let placement =
@@ -214,7 +234,7 @@ struct ReadBack {
 /// Reads the topic through the NameServer (which, with the master dead, lists only the
 /// slave) until every sequence in `wanted` arrived or the time limit passed. The group keeps
 /// its offsets (on the slave) from cycle to cycle, so each cycle reads what is new.
-async fn read_from_slave(namesrv: &str, wanted: &BTreeMap<u64, Placement>) -> ReadBack {
+async fn read_from_slave(namesrv: &str, wanted: &BTreeMap<u64, Placement>, body_floor: u64) -> ReadBack {
     let consumer = LitePullConsumer::builder()
         .group("ha_reader")
         .namesrv(namesrv)
@@ -239,7 +259,7 @@ async fn read_from_slave(namesrv: &str, wanted: &BTreeMap<u64, Placement>) -> Re
                 read.corrupt += 1;
                 continue;
             };
-            if body != body_of(sequence) {
+            if body != body_of(sequence, body_floor) {
                 read.corrupt += 1;
             }
             let placement = Placement { queue_id: message.queue_id, queue_offset: message.queue_offset };
@@ -298,6 +318,8 @@ enum Fault {
     SlaveRestart,
     /// The link between master and slave cut for a while, then healed.
     Partition,
+    /// Long enough a load that the slave's disk fills.
+    SlaveDiskFull,
 }
 
 /// One cycle: load, the fault, read-back from the slave. Returns the acknowledged sequences
@@ -316,7 +338,12 @@ async fn kill_cycle(
         wait_for_confirmed_send(&producer, &sequence, group).await;
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(run_load(Arc::clone(&producer), Arc::clone(&sequence), Arc::clone(&stop)));
+    let load = tokio::spawn(run_load(
+        Arc::clone(&producer),
+        Arc::clone(&sequence),
+        Arc::clone(&stop),
+        group.body_floor,
+    ));
     tokio::time::sleep(LOAD_BEFORE_KILL).await;
     if fault == Fault::SlaveRestart {
         group.slave.kill_9();
@@ -336,6 +363,9 @@ async fn kill_cycle(
         // The slave reconnects (or its connection resumes) and catches up.
         tokio::time::sleep(LOAD_BEFORE_KILL * 4).await;
     }
+    if fault == Fault::SlaveDiskFull {
+        tokio::time::sleep(SLAVE_DISK_FILL_LOAD).await;
+    }
     let killed_at = Instant::now();
     group.master.kill_9();
     tokio::time::sleep(LOAD_AFTER_KILL).await;
@@ -343,21 +373,10 @@ async fn kill_cycle(
     let load = load.await.expect("load task");
     producer.shutdown().await;
     assert!(!load.acked.is_empty(), "cycle {cycle}: nothing acknowledged before the kill\n{}", group.logs());
-    if fault != Fault::None {
-        let unconfirmed = ["SlaveNotAvailable", "FlushSlaveTimeout"]
-            .iter()
-            .filter_map(|status| load.other.get(*status))
-            .sum::<u64>();
-        assert!(
-            unconfirmed > 0,
-            "cycle {cycle}: no send was left unconfirmed while the slave was away: {:?}",
-            load.other
-        );
-    }
 
     wait_for_slave_route(&namesrv, group).await;
     let route_ms = killed_at.elapsed().as_millis() as u64;
-    let read = read_from_slave(&namesrv, &load.acked).await;
+    let read = read_from_slave(&namesrv, &load.acked, group.body_floor).await;
     let missing: Vec<u64> =
         load.acked.keys().copied().filter(|sequence| !read.placements.contains_key(sequence)).collect();
     let misplaced: Vec<u64> = load
@@ -377,6 +396,17 @@ async fn kill_cycle(
     );
     if std::env::var_os("APOGEE_HA_DUMP_LOGS").is_some() {
         println!("{}", group.logs());
+    }
+    if fault != Fault::None {
+        let unconfirmed = ["SlaveNotAvailable", "FlushSlaveTimeout"]
+            .iter()
+            .filter_map(|status| load.other.get(*status))
+            .sum::<u64>();
+        assert!(
+            unconfirmed > 0,
+            "cycle {cycle}: no send was left unconfirmed while the slave was away: {:?}",
+            load.other
+        );
     }
     assert_eq!(read.corrupt, 0, "cycle {cycle}: bodies read back differ from what was sent");
     assert_eq!(read.duplicates, 0, "cycle {cycle}: a message was served twice");
@@ -451,7 +481,8 @@ fn a_partition_between_master_and_slave_loses_no_acknowledged_message() {
     // The test itself (its producers and readers) and the master run on the master's side.
     master_side.run(|| {
         let runtime = runtime();
-        let sites = Sites { master_ip: &master_ip, slave_ip: &slave_ip, slave_netns: Some(&slave_side) };
+        let sites =
+            Sites { master_ip: &master_ip, slave_ip: &slave_ip, slave_netns: Some(&slave_side), ..LOOPBACK };
         let mut group = Group::start_on("SYNC_MASTER", &sites);
         let missing =
             runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::Partition, Some(&link)));
@@ -463,6 +494,37 @@ fn a_partition_between_master_and_slave_loses_no_acknowledged_message() {
             group.logs()
         );
     });
+}
+
+#[test]
+fn a_slave_whose_disk_fills_keeps_every_acknowledged_message() {
+    let volume = match SmallVolume::mount(32) {
+        Ok(volume) => volume,
+        Err(why) => {
+            eprintln!("SKIPPED: no small volume could be mounted (needs root): {why}");
+            return;
+        }
+    };
+    let data_dir = volume.path().join("slave");
+    // Small files, so 32 MB holds a store; ~2 KB bodies fill it within seconds.
+    let extra = "mapedFileSizeCommitLog=2097152\nmappedFileSizeConsumeQueue=300000\n\
+                 maxHashSlotNum=10000\nmaxIndexNum=50000\ncleanFileForciblyEnable=false\n\
+                 timerWheelEnable=false\n";
+    let sites = Sites { slave_data_dir: Some(&data_dir), extra_conf: extra, body_floor: 2_000, ..LOOPBACK };
+    let runtime = runtime();
+    let mut group = Group::start_on("SYNC_MASTER", &sites);
+    let missing = runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::SlaveDiskFull, None));
+    let (used_percent, _) = volume.usage();
+    println!("slave volume ({}) {used_percent}% used", volume.kind());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages are not on the slave, first {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        group.logs()
+    );
+    assert!(used_percent >= 75, "the slave's disk never filled ({used_percent}%): the test tested nothing");
+    drop(group);
 }
 
 #[test]

@@ -177,10 +177,16 @@ impl Replicas {
                 }
             }
         }
+        let late: Vec<u64> = answers
+            .iter()
+            .filter(|waiter| waiter.result.status == PutStatus::FlushSlaveTimeout)
+            .map(|waiter| waiter.next_offset)
+            .collect();
+        if let (Some(first), Some(last)) = (late.first(), late.last()) {
+            // One line per tick, not one per send: a lost slave times out every send.
+            tracing::warn!(sends = late.len(), first, last, "sends not confirmed by a slave in time");
+        }
         for waiter in answers {
-            if waiter.result.status == PutStatus::FlushSlaveTimeout {
-                tracing::warn!(next_offset = waiter.next_offset, "send not confirmed by a slave in time");
-            }
             waiter.callback.done(waiter.result);
         }
     }

@@ -146,6 +146,14 @@ impl MessageStore {
         if bytes.is_empty() || bytes.len() > MAX_REPLICA_APPEND_BYTES {
             return Err(ReplicaAppendError::Invalid(format!("{} bytes", bytes.len())));
         }
+        if self.inner.running.is_set(crate::running::DISK_FULL) {
+            // The same room the guard keeps for ordinary appends: index and queue files of
+            // what is already here must still fit.
+            return Err(ReplicaAppendError::Io(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "the slave's disk is above diskSpaceWarningLevelRatio",
+            )));
+        }
         self.appends.run_exclusive(|rounds| {
             let inner = &self.inner;
             let written = write_replica(inner, offset, bytes)?;

@@ -6,7 +6,8 @@
 //! - [`ApogeeProcess`]: the real `apogee` binary as a child process on port 0, for
 //!   whole-system tests; it can be killed with SIGKILL and restarted on the same data.
 //! - [`eventually`] and [`wait_for`]: bounded polling, since every wait in a test must end;
-//! - [`netns`]: network namespaces joined by a link a test can cut (partitions).
+//! - [`netns`]: network namespaces joined by a link a test can cut (partitions);
+//! - [`volume`]: a small file system to fill (a full disk for real).
 //!
 //! A dev-dependency only: nothing here is part of a product.
 
@@ -15,6 +16,7 @@ mod config;
 mod data_dir;
 pub mod netns;
 mod process;
+pub mod volume;
 mod wait;
 
 pub use cluster::{Cluster, ClusterBuilder};
