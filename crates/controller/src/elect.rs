@@ -117,9 +117,9 @@ mod tests {
     fn keeps_a_live_old_master_and_honours_a_designated_one() {
         let set = BTreeSet::from([1, 2]);
         let table = Table(BTreeMap::from([(1, info(1, 0, 0)), (2, info(9, 9, 0))]));
-        assert_eq!(elect(&table, "c", "b", &set, Some(1), None, None), Some(1));
-        assert_eq!(elect(&table, "c", "b", &set, Some(1), Some(2), None), Some(2));
-        assert_eq!(elect(&table, "c", "b", &set, Some(1), Some(7), None), None);
+        assert_eq!(elect(&table, "c", "b", &set, None, Some(1), None), Some(1));
+        assert_eq!(elect(&table, "c", "b", &set, None, Some(1), Some(2)), Some(2));
+        assert_eq!(elect(&table, "c", "b", &set, None, Some(1), Some(7)), None);
     }
 
     #[test]

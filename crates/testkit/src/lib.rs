@@ -5,17 +5,21 @@
 //!   removed on drop.
 //! - [`ApogeeProcess`]: the real `apogee` binary as a child process on port 0, for
 //!   whole-system tests; it can be killed with SIGKILL and restarted on the same data.
+//! - [`ControllerGroup`]: N controllers (controller mode) in this process, each stoppable and
+//!   restartable on its address and data directory.
 //! - [`eventually`] and [`wait_for`]: bounded polling, since every wait in a test must end.
 //!
 //! A dev-dependency only: nothing here is part of a product.
 
 mod cluster;
 mod config;
+mod controllers;
 mod data_dir;
 mod process;
 mod wait;
 
 pub use cluster::{Cluster, ClusterBuilder};
+pub use controllers::{controller_test_config, ControllerGroup, LEADER_WAIT};
 pub use config::{broker_config, namesrv_config, start_broker, LOOPBACK};
 pub use data_dir::{data_dir, DATA_DIR_PREFIX};
 pub use process::{apogee_binary, run_bounded, ApogeeProcess, BoundAddrs};
