@@ -319,6 +319,11 @@ impl Controller {
         self.shared.raft.metrics().borrow().last_applied.map(|id| id.index)
     }
 
+    /// Index of the last raft entry removed from the log because a snapshot covers it.
+    pub fn purged_index(&self) -> Option<u64> {
+        self.shared.raft.metrics().borrow().purged.map(|id| id.index)
+    }
+
     /// Everything the handlers share (for embedding).
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared

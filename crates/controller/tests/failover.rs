@@ -199,6 +199,18 @@ async fn a_silent_master_is_replaced_and_the_state_survives_leader_loss_and_rest
 
     broker_2.beating.store(false, Ordering::Release);
     beats_2.await.unwrap();
+
+    // Every controller stops; one restarted alone (no peer to learn from) holds the whole state
+    // from its own log, vote and snapshot files.
+    for index in 0..3 {
+        group.stop(index).await;
+    }
+    group.restart(first_leader).await.unwrap();
+    eventually("the lone controller reapplied its log", Duration::from_secs(5), || async {
+        (group.controller(first_leader)?.state() == expected).then_some(())
+    })
+    .await;
+
     client.shutdown().await;
     group.shutdown().await;
     for broker in [broker_1, broker_2, broker_3] {
@@ -237,4 +249,52 @@ async fn a_follower_refuses_with_not_leader_and_names_the_leader() {
     raw.shutdown().await;
     client.shutdown().await;
     group.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_controller_catches_up_from_a_snapshot_and_keeps_it() {
+    // A snapshot every 2 entries and only 2 entries kept after it: a controller that misses
+    // ten decisions can only catch up by installing the leader's snapshot.
+    let mut group = ControllerGroup::start(3, |config| config.snapshot_every_entries = 2).await.unwrap();
+    let leader = group.wait_leader().await;
+    let lagging = (leader + 1) % 3;
+    group.stop(lagging).await;
+    let client = client(&group);
+    let mut brokers = Vec::new();
+    for expected_id in 1..=10 {
+        let broker = TestBroker::start().await;
+        assert_eq!(take_id(&client, &broker).await, expected_id);
+        brokers.push(broker);
+    }
+    let leader_controller = group.controller(leader).unwrap();
+    let expected = leader_controller.state();
+    assert_eq!(expected.set(SET).unwrap().replicas.brokers.len(), 10);
+
+    let purged = eventually("the leader purged its log", Duration::from_secs(5), || async {
+        group.controller(leader)?.purged_index().filter(|index| *index >= 5)
+    })
+    .await;
+    eprintln!("leader log purged up to index {purged}");
+
+    group.restart(lagging).await.unwrap();
+    eventually("the lagging controller installed the snapshot", Duration::from_secs(15), || async {
+        (group.controller(lagging)?.state() == expected).then_some(())
+    })
+    .await;
+    let snapshot = group.data_dir(lagging).unwrap().join("raft-snapshot.json");
+    assert!(snapshot.exists(), "no snapshot file at {}", snapshot.display());
+
+    for index in 0..3 {
+        group.stop(index).await;
+    }
+    group.restart(lagging).await.unwrap();
+    eventually("the lone controller restored its snapshot", Duration::from_secs(5), || async {
+        (group.controller(lagging)?.state() == expected).then_some(())
+    })
+    .await;
+    client.shutdown().await;
+    group.shutdown().await;
+    for broker in brokers {
+        broker.server.shutdown().await;
+    }
 }
