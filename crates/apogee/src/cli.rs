@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use std::sync::Arc;
 
 use apogee_broker::{Broker, BrokerConfig};
+use apogee_controller::{Controller, ControllerConfig};
 use apogee_grpc::GrpcServer;
 use apogee_namesrv::{NameServer, NamesrvConfig};
 use clap::{Args, Parser, Subcommand};
@@ -27,6 +28,9 @@ enum Command {
     Standalone(StandaloneArgs),
     /// The NameServer: the route registry brokers register with and clients ask.
     Namesrv(NamesrvArgs),
+    /// A controller of controller mode (RIP-44): broker ids, SyncStateSets and master
+    /// elections per broker set, replicated by raft among the controllers named in `--peers`.
+    Controller(ControllerArgs),
     /// A broker: stores messages and serves producers and consumers.
     Broker(BrokerArgs),
     /// The gRPC 5.x endpoint in front of every broker group a NameServer knows (Apache's
@@ -90,7 +94,8 @@ struct StandaloneArgs {
 #[derive(Debug, Args)]
 struct PortsFileArg {
     /// Once serving, write the bound addresses here as JSON
-    /// (`{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port"}`, those that apply),
+    /// (`{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port","controller":"ip:port"}`,
+    /// those that apply),
     /// atomically: for supervisors of a process started on port 0.
     #[arg(long = "ports-file")]
     path: Option<PathBuf>,
@@ -151,6 +156,61 @@ struct NamesrvArgs {
     ports_file: PortsFileArg,
 }
 
+/// `apogee controller`.
+#[derive(Debug, Args)]
+struct ControllerArgs {
+    /// A controller.conf (Java `ControllerConfig` keys: `controllerDLegerPeers`,
+    /// `controllerDLegerSelfId`, `controllerStorePath`, `scanNotActiveBrokerInterval`,
+    /// `enableElectUncleanMaster`, …); flags below override it.
+    #[arg(short = 'c', long = "config-file")]
+    config_file: Option<PathBuf>,
+    /// Listen address [default: this controller's entry in `--peers`, else 127.0.0.1:9878].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// This controller's id (`1`, or DLedger's `n1`).
+    #[arg(long)]
+    id: Option<String>,
+    /// Every controller, this one included: `1=host:port,2=host:port,3=host:port`.
+    #[arg(long)]
+    peers: Option<String>,
+    /// Where the raft log, vote and snapshots live (`controllerStorePath`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    ports_file: PortsFileArg,
+}
+
+impl ControllerArgs {
+    fn to_config(&self) -> Result<ControllerConfig> {
+        let mut config = ControllerConfig::default();
+        if let Some(path) = &self.config_file {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            config.apply_properties(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        }
+        if let Some(id) = &self.id {
+            config.id = apogee_controller::config::parse_id(id)
+                .ok_or_else(|| anyhow::anyhow!("--id {id:?} is not a controller id"))?;
+        }
+        if let Some(peers) = &self.peers {
+            config.peers = apogee_controller::config::parse_peers(peers).map_err(|error| anyhow::anyhow!("--{error}"))?;
+        }
+        match self.listen {
+            Some(listen) => config.listen = listen,
+            None => {
+                if let Some(own) = config.peers.get(&config.id).and_then(|addr| addr.parse::<SocketAddr>().ok()) {
+                    config.listen = own;
+                }
+            }
+        }
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        config.validate().map_err(|error| anyhow::anyhow!("controller settings: {error}"))?;
+        Ok(config)
+    }
+}
+
 impl NamesrvArgs {
     fn to_config(&self) -> Result<NamesrvConfig> {
         let mut config = NamesrvConfig::default();
@@ -198,6 +258,7 @@ impl Cli {
     pub async fn run(self) -> Result<()> {
         match self.command {
             Command::Namesrv(args) => run_namesrv(args.to_config()?, &args.ports_file).await,
+            Command::Controller(args) => run_controller(args.to_config()?, &args.ports_file).await,
             Command::Standalone(args) => run_standalone(args).await,
             Command::Proxy(args) => run_proxy(args).await,
             Command::Bench(args) => args.run().await,
@@ -246,6 +307,23 @@ async fn run_namesrv(config: NamesrvConfig, ports_file: &PortsFileArg) -> Result
     })?;
     wait_for_shutdown_signal().await?;
     namesrv.shutdown().await;
+    Ok(())
+}
+
+async fn run_controller(config: ControllerConfig, ports_file: &PortsFileArg) -> Result<()> {
+    let listen = config.listen;
+    let controller =
+        Controller::start(config).await.with_context(|| format!("starting the controller on {listen}"))?;
+    // Scripts and tests read this line (or the ports file) to learn the bound port.
+    println!("apogee controller {} listening on {}", controller.id(), controller.local_addr());
+    if let Err(error) =
+        ports_file.write(&BoundAddrs { controller: Some(controller.local_addr()), ..BoundAddrs::default() })
+    {
+        controller.shutdown().await;
+        return Err(error);
+    }
+    wait_for_shutdown_signal().await?;
+    controller.shutdown().await;
     Ok(())
 }
 

@@ -233,8 +233,18 @@ impl Controller {
 
     /// Starts on an already bound listener (its address must be this controller's entry in
     /// `config.peers`): tests bind every controller's port first, then tell each the others.
-    pub async fn start_on(listener: TcpListener, config: ControllerConfig) -> io::Result<Self> {
+    ///
+    /// This controller's own peer entry may name port 0 (a lone controller started on a port
+    /// the system chooses): it is replaced by the address actually bound.
+    pub async fn start_on(listener: TcpListener, mut config: ControllerConfig) -> io::Result<Self> {
         config.validate().map_err(io::Error::other)?;
+        let bound = listener.local_addr()?;
+        if let Some(own) = config.peers.get_mut(&config.id) {
+            if own.parse::<SocketAddr>().is_ok_and(|addr| addr.port() == 0) {
+                *own = bound.to_string();
+            }
+        }
+        config.listen = bound;
         let raft_config = openraft::Config {
             cluster_name: config.group.clone(),
             heartbeat_interval: config.raft_heartbeat_interval_ms,
