@@ -193,12 +193,15 @@ impl ControllerArgs {
                 .ok_or_else(|| anyhow::anyhow!("--id {id:?} is not a controller id"))?;
         }
         if let Some(peers) = &self.peers {
-            config.peers = apogee_controller::config::parse_peers(peers).map_err(|error| anyhow::anyhow!("--{error}"))?;
+            config.peers = apogee_controller::config::parse_peers(peers)
+                .map_err(|error| anyhow::anyhow!("--{error}"))?;
         }
         match self.listen {
             Some(listen) => config.listen = listen,
             None => {
-                if let Some(own) = config.peers.get(&config.id).and_then(|addr| addr.parse::<SocketAddr>().ok()) {
+                if let Some(own) =
+                    config.peers.get(&config.id).and_then(|addr| addr.parse::<SocketAddr>().ok())
+                {
                     config.listen = own;
                 }
             }

@@ -14,14 +14,17 @@ const SET: &str = "broker-a";
 const BROKER_ADDR: &str = "127.0.0.1:10911";
 
 fn client(process: &ApogeeProcess) -> ControllerClient {
-    let config = ControllerClientConfig { leader_wait: Duration::from_secs(20), ..ControllerClientConfig::default() };
+    let config =
+        ControllerClientConfig { leader_wait: Duration::from_secs(20), ..ControllerClientConfig::default() };
     ControllerClient::new(vec![process.controller_addr().to_owned()], config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_controller_restarts_with_every_decision() {
-    let mut process =
-        ApogeeProcess::start(env!("CARGO_BIN_EXE_apogee"), &["controller", "--id", "1", "--peers", "1=127.0.0.1:0"]);
+    let mut process = ApogeeProcess::start(
+        env!("CARGO_BIN_EXE_apogee"),
+        &["controller", "--id", "1", "--peers", "1=127.0.0.1:0"],
+    );
     let controller = client(&process);
     let next = controller.get_next_broker_id(CLUSTER, SET).await.unwrap();
     assert_eq!(next.header.next_broker_id, Some(1), "{next:?}\n{}", process.log());

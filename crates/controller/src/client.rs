@@ -101,7 +101,11 @@ impl ControllerClient {
     }
 
     /// A client sharing an existing remoting client (a broker's).
-    pub fn with_remoting(remoting: Arc<RemotingClient>, addrs: Vec<String>, config: ControllerClientConfig) -> Self {
+    pub fn with_remoting(
+        remoting: Arc<RemotingClient>,
+        addrs: Vec<String>,
+        config: ControllerClientConfig,
+    ) -> Self {
         Self { remoting, addrs, leader: Mutex::new(None), config }
     }
 
@@ -146,7 +150,8 @@ impl ControllerClient {
             };
             match self.remoting.invoke(&addr, request.clone(), self.config.request_timeout).await {
                 Ok(response) if response.code == response_code::CONTROLLER_NOT_LEADER => {
-                    let named = response.ext(LEADER_ADDRESS_FIELD).filter(|named| *named != addr).map(str::to_owned);
+                    let named =
+                        response.ext(LEADER_ADDRESS_FIELD).filter(|named| *named != addr).map(str::to_owned);
                     last = format!("{addr}: {}", response.remark.unwrap_or_default());
                     let follow = named.is_some();
                     *self.leader.lock() = named;
@@ -185,7 +190,10 @@ impl ControllerClient {
         let body = if response.body.is_empty() {
             None
         } else {
-            Some(fastjson::from_slice(&response.body).map_err(|error| ControllerError::Malformed(error.to_string()))?)
+            Some(
+                fastjson::from_slice(&response.body)
+                    .map_err(|error| ControllerError::Malformed(error.to_string()))?,
+            )
         };
         Ok(Reply { code: response.code, remark: response.remark, header, body })
     }
@@ -196,8 +204,10 @@ impl ControllerClient {
         cluster_name: &str,
         broker_name: &str,
     ) -> Result<Reply<GetNextBrokerIdResponseHeader>, ControllerError> {
-        let header =
-            GetNextBrokerIdRequestHeader { cluster_name: cluster_name.to_owned(), broker_name: broker_name.to_owned() };
+        let header = GetNextBrokerIdRequestHeader {
+            cluster_name: cluster_name.to_owned(),
+            broker_name: broker_name.to_owned(),
+        };
         self.request(request_code::CONTROLLER_GET_NEXT_BROKER_ID, &header, None).await
     }
 
@@ -272,7 +282,8 @@ impl ControllerClient {
             invoke_time: Some(now_ms()),
         };
         let body = SyncStateSet { sync_state_set: members, sync_state_set_epoch };
-        let bytes = fastjson::to_vec(&body, Dialect::Fastjson).map_err(|error| ControllerError::Encode(error.to_string()))?;
+        let bytes = fastjson::to_vec(&body, Dialect::Fastjson)
+            .map_err(|error| ControllerError::Encode(error.to_string()))?;
         self.request(request_code::CONTROLLER_ALTER_SYNC_STATE_SET, &header, Some(bytes)).await
     }
 
@@ -290,8 +301,8 @@ impl ControllerClient {
         &self,
         broker_names: &[String],
     ) -> Result<Reply<EmptyHeader, BrokerReplicasInfo>, ControllerError> {
-        let bytes =
-            fastjson::to_vec(broker_names, Dialect::Fastjson).map_err(|error| ControllerError::Encode(error.to_string()))?;
+        let bytes = fastjson::to_vec(broker_names, Dialect::Fastjson)
+            .map_err(|error| ControllerError::Encode(error.to_string()))?;
         self.request(request_code::CONTROLLER_GET_SYNC_STATE_DATA, &EmptyHeader {}, Some(bytes)).await
     }
 
@@ -310,7 +321,9 @@ impl ControllerClient {
             let request = RemotingCommand::request(request_code::BROKER_HEARTBEAT).with_header(header);
             match self.remoting.invoke(addr, request, self.config.request_timeout).await {
                 Ok(response) if response.code == response_code::SUCCESS => accepted += 1,
-                Ok(response) => tracing::debug!(controller = %addr, code = response.code, "heartbeat refused"),
+                Ok(response) => {
+                    tracing::debug!(controller = %addr, code = response.code, "heartbeat refused")
+                }
                 Err(error) => tracing::debug!(controller = %addr, %error, "heartbeat not delivered"),
             }
         }

@@ -121,7 +121,10 @@ pub fn parse_peers(text: &str) -> Result<BTreeMap<NodeId, String>, ConfigError> 
         }
     }
     if peers.is_empty() || peers.len() > MAX_PEERS {
-        return Err(ConfigError::Peers(format!("1 to {MAX_PEERS} controllers are needed, got {}", peers.len())));
+        return Err(ConfigError::Peers(format!(
+            "1 to {MAX_PEERS} controllers are needed, got {}",
+            peers.len()
+        )));
     }
     Ok(peers)
 }
@@ -155,8 +158,8 @@ impl ControllerConfig {
 
     /// Applies a controller.conf (Java properties text).
     pub fn apply_properties(&mut self, text: &str) -> Result<(), ConfigError> {
-        let entries =
-            apogee_common::properties::parse(text).map_err(|error| ConfigError::Properties(error.to_string()))?;
+        let entries = apogee_common::properties::parse(text)
+            .map_err(|error| ConfigError::Properties(error.to_string()))?;
         for (key, value) in &entries {
             if !self.set(key, value)? {
                 tracing::warn!(%key, "controller config: unknown key ignored");
@@ -168,7 +171,10 @@ impl ControllerConfig {
     /// Checks that the settings can run: this controller among the peers, sane periods.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.peers.contains_key(&self.id) {
-            return Err(ConfigError::Peers(format!("this controller's id {} is not among the peers", self.id)));
+            return Err(ConfigError::Peers(format!(
+                "this controller's id {} is not among the peers",
+                self.id
+            )));
         }
         let positive = [
             ("scanNotActiveBrokerInterval", self.scan_not_active_broker_interval_ms),
@@ -186,7 +192,10 @@ impl ControllerConfig {
         {
             return Err(ConfigError::Invalid {
                 key: "raft election timeout".to_owned(),
-                value: format!("{}..{}", self.raft_election_timeout_min_ms, self.raft_election_timeout_max_ms),
+                value: format!(
+                    "{}..{}",
+                    self.raft_election_timeout_min_ms, self.raft_election_timeout_max_ms
+                ),
             });
         }
         Ok(())
@@ -194,7 +203,9 @@ impl ControllerConfig {
 
     /// Period of the one scan loop that does both of Java's scans.
     pub fn scan_period(&self) -> Duration {
-        Duration::from_millis(self.scan_not_active_broker_interval_ms.min(self.scan_inactive_master_interval_ms))
+        Duration::from_millis(
+            self.scan_not_active_broker_interval_ms.min(self.scan_inactive_master_interval_ms),
+        )
     }
 }
 

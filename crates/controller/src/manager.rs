@@ -84,7 +84,9 @@ pub fn apply_broker_id(
         new_broker_id: id,
         register_check_code: request.register_check_code.clone(),
     };
-    let invalid = |remark: String| Decision::refuse(response_code::CONTROLLER_BROKER_ID_INVALID, remark, answer.clone());
+    let invalid = |remark: String| {
+        Decision::refuse(response_code::CONTROLLER_BROKER_ID_INVALID, remark, answer.clone())
+    };
     match state.set(&request.broker_name) {
         None if id != FIRST_BROKER_CONTROLLER_ID => invalid(format!(
             "Broker-set: {} hasn't been registered in controller, but broker try to apply brokerId: {id}",
@@ -173,13 +175,22 @@ pub fn elect_master(
     let requester = (request.broker_id >= FIRST_BROKER_CONTROLLER_ID).then_some(request.broker_id);
     let old_master = set.sync.master_broker_id;
     let all_replicas: BTreeSet<i64> = set.replicas.brokers.keys().copied().collect();
-    let first_time = set.sync.is_first_time_for_elect() && requester.is_some_and(|id| all_replicas.contains(&id));
+    let first_time =
+        set.sync.is_first_time_for_elect() && requester.is_some_and(|id| all_replicas.contains(&id));
     let new_master = if first_time {
         requester
     } else {
         let prefer = if request.designate_elect { requester } else { None };
         let all = unclean.then_some(&all_replicas);
-        elect::elect(liveness, cluster, &request.broker_name, &set.sync.sync_state_set, all, old_master, prefer)
+        elect::elect(
+            liveness,
+            cluster,
+            &request.broker_name,
+            &set.sync.sync_state_set,
+            all,
+            old_master,
+            prefer,
+        )
     };
     match new_master {
         Some(master) if Some(master) == old_master => {
@@ -189,8 +200,10 @@ pub fn elect_master(
                 master_epoch: Some(set.sync.master_epoch),
                 sync_state_set_epoch: Some(set.sync.sync_state_set_epoch),
             };
-            let body =
-                ElectMasterResponseBody { broker_member_group: None, sync_state_set: set.sync.sync_state_set.clone() };
+            let body = ElectMasterResponseBody {
+                broker_member_group: None,
+                sync_state_set: set.sync.sync_state_set.clone(),
+            };
             let remark = format!(
                 "The old master {master} is still alive, not need to elect new master for broker {}",
                 request.broker_name
@@ -222,7 +235,10 @@ pub fn elect_master(
             "Old master has down and failed to elect a new broker master",
             (ElectMasterResponseHeader::default(), None),
         )
-        .with_event(Event::ElectMaster { broker_name: request.broker_name.clone(), new_master_broker_id: None }),
+        .with_event(Event::ElectMaster {
+            broker_name: request.broker_name.clone(),
+            new_master_broker_id: None,
+        }),
         None => Decision::refuse(
             response_code::CONTROLLER_ELECT_MASTER_FAILED,
             "Failed to elect a new master",
@@ -246,7 +262,10 @@ pub fn alter_sync_state_set(
         Decision::refuse(code, remark, (AlterSyncStateSetResponseHeader::default(), None))
     };
     let Some(set) = state.set(&request.broker_name) else {
-        return refuse(response_code::CONTROLLER_ALTER_SYNC_STATE_SET_FAILED, "Broker metadata is not existed".into());
+        return refuse(
+            response_code::CONTROLLER_ALTER_SYNC_STATE_SET_FAILED,
+            "Broker metadata is not existed".into(),
+        );
     };
     let new_set = &proposed.sync_state_set;
     if *new_set == set.sync.sync_state_set {
@@ -287,13 +306,17 @@ pub fn alter_sync_state_set(
         if !set.replicas.brokers.contains_key(&replica) {
             return refuse(
                 response_code::CONTROLLER_INVALID_REPLICAS,
-                format!("Rejecting alter syncStateSet request because the replicas {{{replica}}} don't exist"),
+                format!(
+                    "Rejecting alter syncStateSet request because the replicas {{{replica}}} don't exist"
+                ),
             );
         }
         if !liveness.is_alive(&set.replicas.cluster_name, &request.broker_name, replica) {
             return refuse(
                 response_code::CONTROLLER_BROKER_NOT_ALIVE,
-                format!("Rejecting alter syncStateSet request because the replicas {{{replica}}} don't alive"),
+                format!(
+                    "Rejecting alter syncStateSet request because the replicas {{{replica}}} don't alive"
+                ),
             );
         }
     }
@@ -319,7 +342,10 @@ pub fn alter_sync_state_set(
 pub type ReplicaInfoAnswer = (GetReplicaInfoResponseHeader, Option<SyncStateSet>);
 
 /// CONTROLLER_GET_REPLICA_INFO.
-pub fn get_replica_info(state: &ControllerState, request: &GetReplicaInfoRequestHeader) -> Decision<ReplicaInfoAnswer> {
+pub fn get_replica_info(
+    state: &ControllerState,
+    request: &GetReplicaInfoRequestHeader,
+) -> Decision<ReplicaInfoAnswer> {
     match state.set(&request.broker_name) {
         Some(set) => Decision::success((
             GetReplicaInfoResponseHeader {
@@ -378,9 +404,12 @@ pub fn clean_broker_data(
     liveness: &dyn Liveness,
     request: &CleanControllerBrokerDataRequestHeader,
 ) -> Decision<()> {
-    let invalid = |remark: String| Decision::refuse(response_code::CONTROLLER_INVALID_CLEAN_BROKER_METADATA, remark, ());
+    let invalid = |remark: String| {
+        Decision::refuse(response_code::CONTROLLER_INVALID_CLEAN_BROKER_METADATA, remark, ())
+    };
     let cluster = request.cluster_name.as_deref().unwrap_or_default();
-    let ids_text = request.broker_controller_ids_to_clean.as_deref().map(str::trim).filter(|text| !text.is_empty());
+    let ids_text =
+        request.broker_controller_ids_to_clean.as_deref().map(str::trim).filter(|text| !text.is_empty());
     let mut ids = None;
     if let Some(text) = ids_text {
         let mut parsed = BTreeSet::new();
@@ -400,11 +429,15 @@ pub fn clean_broker_data(
         match &ids {
             None => {
                 if state.set(&request.broker_name).is_some_and(|set| set.sync.master_broker_id.is_some()) {
-                    return invalid(format!("Broker {} is still alive, clean up failure", request.broker_name));
+                    return invalid(format!(
+                        "Broker {} is still alive, clean up failure",
+                        request.broker_name
+                    ));
                 }
             }
             Some(ids) => {
-                if let Some(id) = ids.iter().find(|id| liveness.is_alive(cluster, &request.broker_name, **id)) {
+                if let Some(id) = ids.iter().find(|id| liveness.is_alive(cluster, &request.broker_name, **id))
+                {
                     return invalid(format!(
                         "Broker [{},  {id}] is still alive, clean up failure",
                         request.broker_name

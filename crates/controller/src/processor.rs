@@ -38,16 +38,25 @@ pub const HANDLED_CODES: &[i32] = &[
 const MAX_SYNC_STATE_QUERY_SETS: usize = 4_096;
 
 /// Handles one request.
-pub async fn process(shared: Arc<Shared>, connection: Connection, request: RemotingCommand) -> Option<RemotingCommand> {
+pub async fn process(
+    shared: Arc<Shared>,
+    connection: Connection,
+    request: RemotingCommand,
+) -> Option<RemotingCommand> {
     let outcome = match request.code {
         request_code::BROKER_HEARTBEAT => heartbeat(&shared, &connection, &request),
         request_code::CONTROLLER_GET_METADATA_INFO => metadata(&shared, &request),
-        request_code::CONTROLLER_GET_NEXT_BROKER_ID => match header::<GetNextBrokerIdRequestHeader>(&request) {
-            Ok(head) => answer(&request, shared.decide(|state, _| manager::get_next_broker_id(state, &head)).await),
+        request_code::CONTROLLER_GET_NEXT_BROKER_ID => match header::<GetNextBrokerIdRequestHeader>(&request)
+        {
+            Ok(head) => {
+                answer(&request, shared.decide(|state, _| manager::get_next_broker_id(state, &head)).await)
+            }
             Err(failure) => Err(failure),
         },
         request_code::CONTROLLER_APPLY_BROKER_ID => match header::<ApplyBrokerIdRequestHeader>(&request) {
-            Ok(head) => answer(&request, shared.decide(|state, _| manager::apply_broker_id(state, &head)).await),
+            Ok(head) => {
+                answer(&request, shared.decide(|state, _| manager::apply_broker_id(state, &head)).await)
+            }
             Err(failure) => Err(failure),
         },
         request_code::CONTROLLER_REGISTER_BROKER => {
@@ -62,9 +71,10 @@ pub async fn process(shared: Arc<Shared>, connection: Connection, request: Remot
         request_code::CONTROLLER_ELECT_MASTER => elect_master(&shared, &request).await,
         request_code::CONTROLLER_ALTER_SYNC_STATE_SET => alter_sync_state_set(&shared, &request).await,
         request_code::CONTROLLER_GET_REPLICA_INFO => match header::<GetReplicaInfoRequestHeader>(&request) {
-            Ok(head) => {
-                answer_with_body(&request, shared.decide(|state, _| manager::get_replica_info(state, &head)).await)
-            }
+            Ok(head) => answer_with_body(
+                &request,
+                shared.decide(|state, _| manager::get_replica_info(state, &head)).await,
+            ),
             Err(failure) => Err(failure),
         },
         request_code::CONTROLLER_GET_SYNC_STATE_DATA => sync_state_data(&shared, &request).await,
@@ -128,7 +138,10 @@ fn answer_with_body<H: CommandHeader, B: Serialize>(
 fn heartbeat(shared: &Shared, connection: &Connection, request: &RemotingCommand) -> Outcome {
     let head: BrokerHeartbeatRequestHeader = header(request)?;
     let Some(broker_id) = head.broker_id else {
-        return Err(Failure::new(response_code::CONTROLLER_INVALID_REQUEST, "Heart beat with empty brokerId"));
+        return Err(Failure::new(
+            response_code::CONTROLLER_INVALID_REQUEST,
+            "Heart beat with empty brokerId",
+        ));
     };
     let timeout_ms = head
         .heartbeat_timeout_mills

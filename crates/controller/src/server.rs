@@ -28,7 +28,9 @@ use tokio::task::JoinHandle;
 use crate::body::{ElectMasterResponseBody, SyncStateSet};
 use crate::config::ControllerConfig;
 use crate::elect::Liveness;
-use crate::header::{ElectMasterRequestHeader, ElectMasterResponseHeader, NotifyBrokerRoleChangedRequestHeader};
+use crate::header::{
+    ElectMasterRequestHeader, ElectMasterResponseHeader, NotifyBrokerRoleChangedRequestHeader,
+};
 use crate::heartbeat::HeartbeatManager;
 use crate::manager::{self, Decision};
 use crate::processor;
@@ -65,7 +67,10 @@ pub struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("id", &self.config.id).field("leader", &self.leader()).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("id", &self.config.id)
+            .field("leader", &self.leader())
+            .finish_non_exhaustive()
     }
 }
 
@@ -129,13 +134,19 @@ impl Shared {
     fn raft_failure<E: std::error::Error>(&self, error: RaftError<NodeId, E>) -> Failure {
         match error {
             RaftError::APIError(_) => self.not_leader(),
-            RaftError::Fatal(fatal) => Failure::system(format!("the controller's raft node stopped: {fatal}")),
+            RaftError::Fatal(fatal) => {
+                Failure::system(format!("the controller's raft node stopped: {fatal}"))
+            }
         }
     }
 
     /// Pushes NOTIFY_BROKER_ROLE_CHANGED to the live brokers of the set an election changed
     /// (oneway, in the background; a broker that misses it learns on its next poll).
-    pub fn notify_role_changed(self: &Arc<Self>, header: &ElectMasterResponseHeader, body: &ElectMasterResponseBody) {
+    pub fn notify_role_changed(
+        self: &Arc<Self>,
+        header: &ElectMasterResponseHeader,
+        body: &ElectMasterResponseBody,
+    ) {
         if !self.config.notify_broker_role_changed {
             return;
         }
@@ -163,7 +174,9 @@ impl Shared {
             tokio::spawn(async move {
                 match tokio::time::timeout(NOTIFY_TIMEOUT, client.invoke_oneway(&addr, request)).await {
                     Ok(Ok(())) => tracing::info!(broker = %addr, "notified broker of its set's new master"),
-                    Ok(Err(error)) => tracing::warn!(broker = %addr, %error, "role-change notification failed"),
+                    Ok(Err(error)) => {
+                        tracing::warn!(broker = %addr, %error, "role-change notification failed")
+                    }
                     Err(_) => tracing::warn!(broker = %addr, "role-change notification timed out"),
                 }
             });
@@ -187,8 +200,9 @@ impl Shared {
         };
         let unclean = self.config.enable_elect_unclean_master;
         for attempt in 1..=self.config.elect_master_max_retry_count.max(1) {
-            let decided =
-                self.decide(|state, liveness| manager::elect_master(state, liveness, &request, unclean)).await;
+            let decided = self
+                .decide(|state, liveness| manager::elect_master(state, liveness, &request, unclean))
+                .await;
             match decided {
                 Ok(decision) if decision.code == response_code::SUCCESS => {
                     let (header, body) = &decision.answer;
@@ -359,7 +373,9 @@ fn router(shared: &Arc<Shared>) -> Router {
     let mut router = Router::new();
     for &code in processor::HANDLED_CODES {
         let shared = Arc::clone(shared);
-        router.register(code, move |connection, request| processor::process(Arc::clone(&shared), connection, request));
+        router.register(code, move |connection, request| {
+            processor::process(Arc::clone(&shared), connection, request)
+        });
     }
     for &code in RAFT_CODES {
         let raft = shared.raft.clone();

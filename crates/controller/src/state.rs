@@ -199,7 +199,9 @@ impl ControllerState {
                     },
                 });
                 let replicas = &mut set.replicas;
-                if replicas.brokers.contains_key(new_broker_id) || replicas.brokers.len() >= MAX_BROKERS_PER_SET {
+                if replicas.brokers.contains_key(new_broker_id)
+                    || replicas.brokers.len() >= MAX_BROKERS_PER_SET
+                {
                     return;
                 }
                 replicas.brokers.insert(
@@ -234,7 +236,8 @@ impl ControllerState {
             }
             Event::AlterSyncStateSet { broker_name, new_sync_state_set } => {
                 let Some(set) = self.sets.get_mut(broker_name) else { return };
-                let all_registered = new_sync_state_set.iter().all(|id| set.replicas.brokers.contains_key(id));
+                let all_registered =
+                    new_sync_state_set.iter().all(|id| set.replicas.brokers.contains_key(id));
                 let keeps_master =
                     set.sync.master_broker_id.is_none_or(|master| new_sync_state_set.contains(&master));
                 if !all_registered || !keeps_master {

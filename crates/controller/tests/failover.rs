@@ -38,15 +38,18 @@ impl TestBroker {
     async fn start() -> Self {
         let (sender, notified) = mpsc::unbounded_channel();
         let mut router = Router::new();
-        router.register(request_code::NOTIFY_BROKER_ROLE_CHANGED, move |_connection, request: RemotingCommand| {
-            let sender = sender.clone();
-            async move {
-                if let Ok(header) = request.decode_header::<NotifyBrokerRoleChangedRequestHeader>() {
-                    let _ = sender.send(header);
+        router.register(
+            request_code::NOTIFY_BROKER_ROLE_CHANGED,
+            move |_connection, request: RemotingCommand| {
+                let sender = sender.clone();
+                async move {
+                    if let Ok(header) = request.decode_header::<NotifyBrokerRoleChangedRequestHeader>() {
+                        let _ = sender.send(header);
+                    }
+                    None
                 }
-                None
-            }
-        });
+            },
+        );
         let config = ServerConfig { listen: SocketAddr::new(LOOPBACK, 0), ..ServerConfig::default() };
         let server = RemotingServer::start(config, router).await.expect("broker listener");
         Self { server, notified, beating: Arc::new(AtomicBool::new(true)) }
@@ -84,7 +87,8 @@ impl TestBroker {
 }
 
 fn client(group: &ControllerGroup) -> Arc<ControllerClient> {
-    let config = ControllerClientConfig { leader_wait: Duration::from_secs(20), ..ControllerClientConfig::default() };
+    let config =
+        ControllerClientConfig { leader_wait: Duration::from_secs(20), ..ControllerClientConfig::default() };
     Arc::new(ControllerClient::new(group.addrs(), config))
 }
 
@@ -230,7 +234,11 @@ async fn a_follower_refuses_with_not_leader_and_names_the_leader() {
         .with_ext("brokerName", SET);
     let answer = raw.invoke(&addrs[follower], request, Duration::from_secs(5)).await.unwrap();
     assert_eq!(answer.code, response_code::CONTROLLER_NOT_LEADER, "{answer:?}");
-    assert!(answer.remark.as_deref().unwrap_or_default().starts_with("The controller is not in leader state"));
+    assert!(answer
+        .remark
+        .as_deref()
+        .unwrap_or_default()
+        .starts_with("The controller is not in leader state"));
     assert_eq!(answer.ext(LEADER_ADDRESS_FIELD), Some(addrs[leader].as_str()));
     // Every controller answers GET_METADATA_INFO and agrees on the leader.
     let client = client(&group);

@@ -67,7 +67,10 @@ fn decide(state: &ControllerState, live: &mut Table, op: &Op) -> Vec<Event> {
         Op::NextAndApply { set, code } => {
             let next = manager::get_next_broker_id(
                 state,
-                &GetNextBrokerIdRequestHeader { cluster_name: CLUSTER.into(), broker_name: SETS[*set].into() },
+                &GetNextBrokerIdRequestHeader {
+                    cluster_name: CLUSTER.into(),
+                    broker_name: SETS[*set].into(),
+                },
             );
             let id = next.answer.next_broker_id.unwrap();
             let decision = manager::apply_broker_id(state, &apply_header(*set, id, *code));
@@ -75,7 +78,9 @@ fn decide(state: &ControllerState, live: &mut Table, op: &Op) -> Vec<Event> {
             assert_eq!(decision.code, response_code::SUCCESS, "next id {id} refused: {:?}", decision.remark);
             decision.events
         }
-        Op::ApplyId { set, id, code } => manager::apply_broker_id(state, &apply_header(*set, *id, *code)).events,
+        Op::ApplyId { set, id, code } => {
+            manager::apply_broker_id(state, &apply_header(*set, *id, *code)).events
+        }
         Op::Register { set, id, port } => {
             let header = RegisterBrokerToControllerRequestHeader {
                 cluster_name: CLUSTER.into(),
@@ -101,7 +106,10 @@ fn decide(state: &ControllerState, live: &mut Table, op: &Op) -> Vec<Event> {
                 if !known.sync.is_first_time_for_elect() {
                     assert!(live.is_alive(CLUSTER, SETS[*set], master), "elected a dead broker");
                     if !*unclean {
-                        assert!(known.sync.sync_state_set.contains(&master), "unclean election while disabled");
+                        assert!(
+                            known.sync.sync_state_set.contains(&master),
+                            "unclean election while disabled"
+                        );
                     }
                 }
             }
@@ -117,7 +125,10 @@ fn decide(state: &ControllerState, live: &mut Table, op: &Op) -> Vec<Event> {
                 master_epoch: master_epoch + master_epoch_skew,
                 invoke_time: None,
             };
-            let proposed = SyncStateSet { sync_state_set: members.clone(), sync_state_set_epoch: sync_epoch + epoch_skew };
+            let proposed = SyncStateSet {
+                sync_state_set: members.clone(),
+                sync_state_set_epoch: sync_epoch + epoch_skew,
+            };
             let decision = manager::alter_sync_state_set(state, live, &header, &proposed);
             if decision.code == response_code::SUCCESS {
                 assert_eq!((*master_epoch_skew, *epoch_skew), (0, 0), "a stale epoch was not fenced");
@@ -139,7 +150,10 @@ fn decide(state: &ControllerState, live: &mut Table, op: &Op) -> Vec<Event> {
         Op::Live { set, id, alive, epoch, offset, priority } => {
             let key = (SETS[*set].to_owned(), *id);
             if *alive {
-                live.0.insert(key, LiveInfo { epoch: *epoch, max_offset: *offset, election_priority: *priority });
+                live.0.insert(
+                    key,
+                    LiveInfo { epoch: *epoch, max_offset: *offset, election_priority: *priority },
+                );
             } else {
                 live.0.remove(&key);
             }
@@ -218,10 +232,13 @@ fn any_event() -> impl Strategy<Value = Event> {
             new_broker_id: id,
             register_check_code: String::new(),
         }),
-        (name.clone(), proptest::option::of(id.clone()))
-            .prop_map(|(broker_name, new_master_broker_id)| Event::ElectMaster { broker_name, new_master_broker_id }),
-        (name.clone(), ids.clone())
-            .prop_map(|(broker_name, new_sync_state_set)| Event::AlterSyncStateSet { broker_name, new_sync_state_set }),
+        (name.clone(), proptest::option::of(id.clone())).prop_map(|(broker_name, new_master_broker_id)| {
+            Event::ElectMaster { broker_name, new_master_broker_id }
+        }),
+        (name.clone(), ids.clone()).prop_map(|(broker_name, new_sync_state_set)| Event::AlterSyncStateSet {
+            broker_name,
+            new_sync_state_set
+        }),
         (name.clone(), id).prop_map(|(broker_name, broker_id)| Event::UpdateBrokerAddress {
             broker_name,
             broker_id,

@@ -98,7 +98,8 @@ impl ControllerGroup {
     /// Waits until a running controller leads and every running one knows it; returns its index.
     pub async fn wait_leader(&self) -> usize {
         eventually("a controller leader every running controller knows", LEADER_WAIT, || async {
-            let running: Vec<&Controller> = self.members.iter().filter_map(|member| member.running.as_ref()).collect();
+            let running: Vec<&Controller> =
+                self.members.iter().filter_map(|member| member.running.as_ref()).collect();
             let leader = running.iter().find(|controller| controller.is_leader())?;
             let leader_id = leader.id();
             running

@@ -19,8 +19,8 @@ mod process;
 mod wait;
 
 pub use cluster::{Cluster, ClusterBuilder};
-pub use controllers::{controller_test_config, ControllerGroup, LEADER_WAIT};
 pub use config::{broker_config, namesrv_config, start_broker, LOOPBACK};
+pub use controllers::{controller_test_config, ControllerGroup, LEADER_WAIT};
 pub use data_dir::{data_dir, DATA_DIR_PREFIX};
 pub use process::{apogee_binary, run_bounded, ApogeeProcess, BoundAddrs};
 pub use wait::{eventually, wait_for, WAIT_LIMIT};

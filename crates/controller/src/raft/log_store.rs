@@ -82,8 +82,10 @@ fn decode_records(bytes: &[u8]) -> (Vec<Record>, usize) {
     let mut records = Vec::new();
     let mut offset = 0;
     while bytes.len() - offset >= RECORD_HEADER_BYTES {
-        let length = u32::from_be_bytes([bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3]]);
-        let crc = u32::from_be_bytes([bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7]]);
+        let length =
+            u32::from_be_bytes([bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3]]);
+        let crc =
+            u32::from_be_bytes([bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7]]);
         let length = length as usize;
         let start = offset + RECORD_HEADER_BYTES;
         if length > MAX_RECORD_BYTES || bytes.len() - start < length {
@@ -211,7 +213,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
         let mut inner = self.inner.lock();
         let bytes = serde_json::to_vec(vote).map_err(|error| StorageIOError::write_vote(&error))?;
-        file::replace(&inner.dir.join(VOTE_FILE), &bytes).map_err(|error| StorageIOError::write_vote(&error))?;
+        file::replace(&inner.dir.join(VOTE_FILE), &bytes)
+            .map_err(|error| StorageIOError::write_vote(&error))?;
         inner.vote = Some(*vote);
         Ok(())
     }
@@ -223,7 +226,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError> {
         let mut inner = self.inner.lock();
         let bytes = serde_json::to_vec(&committed).map_err(|error| StorageIOError::write(&error))?;
-        file::replace(&inner.dir.join(COMMITTED_FILE), &bytes).map_err(|error| StorageIOError::write(&error))?;
+        file::replace(&inner.dir.join(COMMITTED_FILE), &bytes)
+            .map_err(|error| StorageIOError::write(&error))?;
         inner.committed = committed;
         Ok(())
     }
@@ -250,7 +254,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 inner.entries.insert(entry.log_id.index, entry);
             }
         }
-        let result = written.as_ref().map(|_| ()).map_err(|error| io::Error::new(error.kind(), error.to_string()));
+        let result =
+            written.as_ref().map(|_| ()).map_err(|error| io::Error::new(error.kind(), error.to_string()));
         callback.log_io_completed(result);
         written.map_err(|error| StorageIOError::write_logs(&error).into())
     }

@@ -14,8 +14,8 @@ use apogee_remoting::RemotingCommand;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
@@ -76,7 +76,8 @@ impl Peer {
         A: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let body = serde_json::to_vec(request).map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        let body =
+            serde_json::to_vec(request).map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
         let command = RemotingCommand::request(code).with_body(body);
         let timeout = option.hard_ttl().min(MAX_RPC_TIMEOUT);
         let response = self
@@ -86,11 +87,14 @@ impl Peer {
             .map_err(|error| RPCError::Unreachable(Unreachable::new(&error)))?;
         if response.code != apogee_remoting::response_code::SUCCESS {
             let remark = response.remark.unwrap_or_default();
-            let error = std::io::Error::other(format!("controller {} answered {}: {remark}", self.target, response.code));
+            let error = std::io::Error::other(format!(
+                "controller {} answered {}: {remark}",
+                self.target, response.code
+            ));
             return Err(RPCError::Network(NetworkError::new(&error)));
         }
-        let answer: Result<A, RaftError<NodeId, E>> =
-            serde_json::from_slice(&response.body).map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        let answer: Result<A, RaftError<NodeId, E>> = serde_json::from_slice(&response.body)
+            .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
         answer.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
     }
 }
@@ -108,8 +112,10 @@ impl RaftNetwork<TypeConfig> for Peer {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
-    {
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
         self.call(RAFT_INSTALL_SNAPSHOT, &rpc, &option).await
     }
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageIOError, StoredMembership,
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageIOError,
+    StoredMembership,
 };
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -65,7 +66,11 @@ impl StateMachineStore {
             progress.last_membership = stored.meta.last_membership.clone();
             progress.snapshot = Some(stored);
         }
-        Ok(Self { dir: dir.to_owned(), state: Arc::new(RwLock::new(state)), progress: Arc::new(Mutex::new(progress)) })
+        Ok(Self {
+            dir: dir.to_owned(),
+            state: Arc::new(RwLock::new(state)),
+            progress: Arc::new(Mutex::new(progress)),
+        })
     }
 
     /// The applied state, shared with the request handlers.
@@ -73,13 +78,10 @@ impl StateMachineStore {
         Arc::clone(&self.state)
     }
 
-    fn persist(&self, stored: &StoredSnapshot) -> Result<(), StorageError> {
-        let signature = Some(stored.meta.signature());
-        let bytes =
-            serde_json::to_vec(stored).map_err(|error| StorageIOError::write_snapshot(signature.clone(), &error))?;
+    /// Writes `stored` to the snapshot file, replacing the previous one atomically.
+    fn persist(&self, stored: &StoredSnapshot) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(stored).map_err(std::io::Error::other)?;
         file::replace(&self.dir.join(SNAPSHOT_FILE), &bytes)
-            .map_err(|error| StorageIOError::write_snapshot(signature, &error))?;
-        Ok(())
     }
 }
 
@@ -90,7 +92,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             let state = self.state.read();
             let mut progress = self.progress.lock();
             progress.snapshots_built += 1;
-            let data = serde_json::to_vec(&*state).map_err(|error| StorageIOError::read_state_machine(&error))?;
+            let data =
+                serde_json::to_vec(&*state).map_err(|error| StorageIOError::read_state_machine(&error))?;
             let snapshot_id = match progress.last_applied {
                 Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, progress.snapshots_built),
                 None => format!("0-0-{}", progress.snapshots_built),
@@ -103,7 +106,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             (data, meta)
         };
         let stored = StoredSnapshot { meta: meta.clone(), data: data.clone() };
-        self.persist(&stored)?;
+        self.persist(&stored)
+            .map_err(|error| StorageIOError::write_snapshot(Some(stored.meta.signature()), &error))?;
         self.progress.lock().snapshot = Some(stored);
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
@@ -164,7 +168,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(error))
         })?;
         let stored = StoredSnapshot { meta: meta.clone(), data };
-        self.persist(&stored)?;
+        self.persist(&stored)
+            .map_err(|error| StorageIOError::write_snapshot(Some(stored.meta.signature()), &error))?;
         let mut state = self.state.write();
         let mut progress = self.progress.lock();
         *state = installed;
@@ -176,9 +181,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let progress = self.progress.lock();
-        Ok(progress
-            .snapshot
-            .as_ref()
-            .map(|stored| Snapshot { meta: stored.meta.clone(), snapshot: Box::new(Cursor::new(stored.data.clone())) }))
+        Ok(progress.snapshot.as_ref().map(|stored| Snapshot {
+            meta: stored.meta.clone(),
+            snapshot: Box::new(Cursor::new(stored.data.clone())),
+        }))
     }
 }
