@@ -156,6 +156,17 @@ struct NamesrvArgs {
     ports_file: PortsFileArg,
 }
 
+/// Reads the properties file at `path`, if any, and applies it with `apply`; errors name the
+/// file.
+fn apply_config_file<E: std::fmt::Display>(
+    path: Option<&std::path::Path>,
+    apply: impl FnOnce(&str) -> std::result::Result<(), E>,
+) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    apply(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+}
+
 /// `apogee controller`.
 #[derive(Debug, Args)]
 struct ControllerArgs {
@@ -183,11 +194,7 @@ struct ControllerArgs {
 impl ControllerArgs {
     fn to_config(&self) -> Result<ControllerConfig> {
         let mut config = ControllerConfig::default();
-        if let Some(path) = &self.config_file {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            config.apply_properties(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-        }
+        apply_config_file(self.config_file.as_deref(), |text| config.apply_properties(text))?;
         if let Some(id) = &self.id {
             config.id = apogee_controller::config::parse_id(id)
                 .ok_or_else(|| anyhow::anyhow!("--id {id:?} is not a controller id"))?;
@@ -217,11 +224,7 @@ impl ControllerArgs {
 impl NamesrvArgs {
     fn to_config(&self) -> Result<NamesrvConfig> {
         let mut config = NamesrvConfig::default();
-        if let Some(path) = &self.config_file {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            config.apply_properties(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-        }
+        apply_config_file(self.config_file.as_deref(), |text| config.apply_properties(text))?;
         if let Some(listen) = self.listen {
             config.listen = listen;
         }

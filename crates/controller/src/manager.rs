@@ -284,23 +284,27 @@ pub fn alter_sync_state_set(
             ),
         );
     }
-    if request.master_epoch != set.sync.master_epoch {
-        return refuse(
+    let epochs = [
+        (
             response_code::CONTROLLER_FENCED_MASTER_EPOCH,
-            format!(
-                "Rejecting alter syncStateSet request because the current master epoch is:{{{}}}, not {{{}}}",
-                set.sync.master_epoch, request.master_epoch
-            ),
-        );
-    }
-    if proposed.sync_state_set_epoch != set.sync.sync_state_set_epoch {
-        return refuse(
+            "master epoch",
+            set.sync.master_epoch,
+            request.master_epoch,
+        ),
+        (
             response_code::CONTROLLER_FENCED_SYNC_STATE_SET_EPOCH,
-            format!(
-                "Rejecting alter syncStateSet request because the current syncStateSet epoch is:{{{}}}, not {{{}}}",
-                set.sync.sync_state_set_epoch, proposed.sync_state_set_epoch
-            ),
-        );
+            "syncStateSet epoch",
+            set.sync.sync_state_set_epoch,
+            proposed.sync_state_set_epoch,
+        ),
+    ];
+    for (code, what, current, given) in epochs {
+        if current != given {
+            return refuse(
+                code,
+                format!("Rejecting alter syncStateSet request because the current {what} is:{{{current}}}, not {{{given}}}"),
+            );
+        }
     }
     for &replica in new_set {
         if !set.replicas.brokers.contains_key(&replica) {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use apogee_controller::client::{ControllerClient, ControllerClientConfig};
 use apogee_controller::header::NotifyBrokerRoleChangedRequestHeader;
 use apogee_controller::server::LEADER_ADDRESS_FIELD;
+use apogee_controller::state::ControllerState;
 use apogee_remoting::client::{ClientConfig, RemotingClient};
 use apogee_remoting::header::namesrv::BrokerHeartbeatRequestHeader;
 use apogee_remoting::router::Router;
@@ -103,6 +104,19 @@ async fn take_id(client: &ControllerClient, broker: &TestBroker) -> i64 {
     let registered = client.register_broker(CLUSTER, SET, id, &broker.addr()).await.unwrap();
     assert!(registered.is_success(), "{registered:?}");
     id
+}
+
+/// Stops every controller and restarts the one at `index` alone: with no peer to learn from,
+/// it must hold `expected` from its own log, vote and snapshot files.
+async fn restart_alone(group: &mut ControllerGroup, index: usize, expected: &ControllerState) {
+    for stopped in 0..3 {
+        group.stop(stopped).await;
+    }
+    group.restart(index).await.unwrap();
+    eventually("the lone controller restored its state from disk", Duration::from_secs(5), || async {
+        (group.controller(index)?.state() == *expected).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,16 +218,8 @@ async fn a_silent_master_is_replaced_and_the_state_survives_leader_loss_and_rest
     broker_2.beating.store(false, Ordering::Release);
     beats_2.await.unwrap();
 
-    // Every controller stops; one restarted alone (no peer to learn from) holds the whole state
-    // from its own log, vote and snapshot files.
-    for index in 0..3 {
-        group.stop(index).await;
-    }
-    group.restart(first_leader).await.unwrap();
-    eventually("the lone controller reapplied its log", Duration::from_secs(5), || async {
-        (group.controller(first_leader)?.state() == expected).then_some(())
-    })
-    .await;
+    // Every controller stops; one restarted alone holds the whole state.
+    restart_alone(&mut group, first_leader, &expected).await;
 
     client.shutdown().await;
     group.shutdown().await;
@@ -292,14 +298,7 @@ async fn a_lagging_controller_catches_up_from_a_snapshot_and_keeps_it() {
     let snapshot = group.data_dir(lagging).unwrap().join("raft-snapshot.json");
     assert!(snapshot.exists(), "no snapshot file at {}", snapshot.display());
 
-    for index in 0..3 {
-        group.stop(index).await;
-    }
-    group.restart(lagging).await.unwrap();
-    eventually("the lone controller restored its snapshot", Duration::from_secs(5), || async {
-        (group.controller(lagging)?.state() == expected).then_some(())
-    })
-    .await;
+    restart_alone(&mut group, lagging, &expected).await;
     client.shutdown().await;
     group.shutdown().await;
     for broker in brokers {
