@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apogee_controller::client::{ControllerClient, ControllerClientConfig};
-use apogee_controller::header::NotifyBrokerRoleChangedRequestHeader;
+use apogee_controller::header::{
+    CleanControllerBrokerDataRequestHeader, NotifyBrokerRoleChangedRequestHeader,
+};
 use apogee_controller::server::LEADER_ADDRESS_FIELD;
 use apogee_controller::state::ControllerState;
 use apogee_remoting::client::{ClientConfig, RemotingClient};
@@ -106,6 +108,19 @@ async fn take_id(client: &ControllerClient, broker: &TestBroker) -> i64 {
     id
 }
 
+/// The state of the controller at `index` once `done` holds for it.
+async fn applied_state(
+    group: &ControllerGroup,
+    index: usize,
+    done: impl Fn(&ControllerState) -> bool,
+) -> ControllerState {
+    eventually("the controller applied the committed decisions", Duration::from_secs(5), || async {
+        let state = group.controller(index)?.state();
+        done(&state).then_some(state)
+    })
+    .await
+}
+
 /// Stops every controller and restarts the one at `index` alone: with no peer to learn from,
 /// it must hold `expected` from its own log, vote and snapshot files.
 async fn restart_alone(group: &mut ControllerGroup, index: usize, expected: &ControllerState) {
@@ -194,8 +209,42 @@ async fn a_silent_master_is_replaced_and_the_state_survives_leader_loss_and_rest
         assert_eq!(seen.master_epoch, Some(1), "a silent broker was notified of the failover");
     }
 
+    // The replicas as an administrator sees them; the dead broker can be forgotten, a live one
+    // not.
+    let data = client.get_sync_state_data(&[SET.to_owned(), "no-such-set".to_owned()]).await.unwrap();
+    assert!(data.is_success(), "{data:?}");
+    let table = data.body.unwrap().replicas_info_table;
+    assert_eq!(table.keys().collect::<Vec<_>>(), [SET]);
+    let replicas = &table[SET];
+    assert_eq!(
+        (replicas.master_broker_id, replicas.master_epoch, replicas.sync_state_set_epoch),
+        (Some(2), 2, 3)
+    );
+    let in_sync: Vec<(i64, bool)> =
+        replicas.in_sync_replicas.iter().map(|r| (r.broker_id, r.alive)).collect();
+    let out_of_sync: Vec<(i64, bool)> =
+        replicas.not_in_sync_replicas.iter().map(|r| (r.broker_id, r.alive)).collect();
+    assert_eq!((in_sync, out_of_sync), (vec![(2, true)], vec![(1, false)]));
+    let clean = |ids: &str| CleanControllerBrokerDataRequestHeader {
+        cluster_name: Some(CLUSTER.into()),
+        broker_name: SET.into(),
+        broker_controller_ids_to_clean: Some(ids.into()),
+        is_clean_living_broker: Some(false),
+        invoke_time: None,
+    };
+    let refused = client.clean_broker_data(&clean("2")).await.unwrap();
+    assert_eq!(refused.code, response_code::CONTROLLER_INVALID_CLEAN_BROKER_METADATA, "{refused:?}");
+    let cleaned = client.clean_broker_data(&clean("1")).await.unwrap();
+    assert!(cleaned.is_success(), "{cleaned:?}");
+    let registered = client.register_broker(CLUSTER, SET, 1, &broker_1.addr()).await.unwrap();
+    assert_eq!(registered.code, response_code::CONTROLLER_BROKER_NEED_TO_BE_REGISTERED, "{registered:?}");
+
     // The raft leader dies: a new one keeps every decision and serves writes.
-    let before = group.controller(first_leader).unwrap().state();
+    // Every controller applies what the leader committed, some a heartbeat later.
+    let before = applied_state(&group, first_leader, |state| {
+        state.set(SET).is_some_and(|set| set.sync.master_broker_id == Some(2))
+    })
+    .await;
     group.stop(first_leader).await;
     let second_leader = group.wait_leader().await;
     assert_ne!(second_leader, first_leader);
@@ -208,8 +257,10 @@ async fn a_silent_master_is_replaced_and_the_state_survives_leader_loss_and_rest
     // The old leader restarts from its data directory and catches up with the decision it
     // missed.
     group.restart(first_leader).await.unwrap();
-    let expected = group.controller(second_leader).unwrap().state();
-    assert!(expected.set(SET).unwrap().replicas.brokers.contains_key(&3));
+    let expected = applied_state(&group, second_leader, |state| {
+        state.set(SET).is_some_and(|set| set.replicas.brokers.contains_key(&3))
+    })
+    .await;
     eventually("the restarted controller caught up", Duration::from_secs(15), || async {
         (group.controller(first_leader)?.state() == expected).then_some(())
     })
@@ -280,9 +331,10 @@ async fn a_lagging_controller_catches_up_from_a_snapshot_and_keeps_it() {
         assert_eq!(take_id(&client, &broker).await, expected_id);
         brokers.push(broker);
     }
-    let leader_controller = group.controller(leader).unwrap();
-    let expected = leader_controller.state();
-    assert_eq!(expected.set(SET).unwrap().replicas.brokers.len(), 10);
+    let expected = applied_state(&group, leader, |state| {
+        state.set(SET).is_some_and(|set| set.replicas.brokers.len() == 10)
+    })
+    .await;
 
     let purged = eventually("the leader purged its log", Duration::from_secs(5), || async {
         group.controller(leader)?.purged_index().filter(|index| *index >= 5)
