@@ -147,16 +147,6 @@ impl HeartbeatManager {
     pub fn is_alive_at(&self, key: &BrokerKey, now: Instant) -> bool {
         self.table.lock().get(key).is_some_and(|live| live.alive_at(now))
     }
-
-    /// The last reported confirm offset of a broker (for GET_SYNC_STATE_DATA's callers and logs).
-    pub fn confirm_offset(&self, key: &BrokerKey) -> Option<i64> {
-        self.table.lock().get(key).map(|live| live.confirm_offset)
-    }
-
-    /// The address a live broker heartbeats from.
-    pub fn broker_addr(&self, key: &BrokerKey) -> Option<String> {
-        self.table.lock().get(key).map(|live| live.broker_addr.clone())
-    }
 }
 
 fn key(cluster_name: &str, broker_name: &str, broker_id: i64) -> BrokerKey {

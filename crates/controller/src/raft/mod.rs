@@ -11,6 +11,7 @@ pub mod log_store;
 pub mod network;
 pub mod state_machine;
 
+// `declare_raft_types!` names `Cursor` unqualified as the default snapshot data type.
 use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,3 @@ pub type StorageError = openraft::StorageError<NodeId>;
 
 /// Shared read access to the applied state, for request handlers.
 pub type SharedState = std::sync::Arc<parking_lot::RwLock<ControllerState>>;
-
-// `declare_raft_types!` names `Cursor` unqualified as the default snapshot data type.
-const _: fn() -> Cursor<Vec<u8>> = || Cursor::new(Vec::new());
