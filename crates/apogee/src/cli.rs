@@ -554,6 +554,51 @@ mod tests {
         }
     }
 
+    fn controller_config(line: &[&str]) -> Result<ControllerConfig> {
+        let cli = Cli::try_parse_from(line).expect("arguments parse");
+        match cli.command {
+            Command::Controller(args) => args.to_config(),
+            other => panic!("not the controller command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn controller_settings_come_from_the_config_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("controller.conf");
+        std::fs::write(
+            &conf,
+            "controllerDLegerPeers=n0-127.0.0.1:9878;n1-127.0.0.1:9868;n2-127.0.0.1:9858
+             controllerDLegerSelfId=n1
+controllerStorePath=/var/controller
+enableElectUncleanMaster=true
+",
+        )
+        .unwrap();
+        let conf_arg = conf.to_str().unwrap();
+        let config = controller_config(&["apogee", "controller", "-c", conf_arg]).unwrap();
+        assert_eq!((config.id, config.peers.len()), (1, 3));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9868");
+        assert_eq!(config.data_dir, PathBuf::from("/var/controller"));
+        assert!(config.enable_elect_unclean_master);
+        let flags = [
+            "apogee",
+            "controller",
+            "--id",
+            "2",
+            "--peers",
+            "1=127.0.0.1:1,2=127.0.0.1:2",
+            "--data-dir",
+            "d",
+        ];
+        let config = controller_config(&flags).unwrap();
+        assert_eq!((config.id, config.listen.port()), (2, 2));
+        assert_eq!(config.data_dir, PathBuf::from("d"));
+        let stranger = ["apogee", "controller", "--id", "3", "--peers", "1=127.0.0.1:1,2=127.0.0.1:2"];
+        assert!(controller_config(&stranger).is_err());
+        assert!(controller_config(&["apogee", "controller", "--peers", "1=nowhere"]).is_err());
+    }
+
     #[test]
     fn proxy_settings_come_from_the_config_file_and_arguments() {
         let dir = tempfile::tempdir().unwrap();
