@@ -7,7 +7,8 @@
 //!   whole-system tests; it can be killed with SIGKILL and restarted on the same data.
 //! - [`ControllerGroup`]: N controllers (controller mode) in this process, each stoppable and
 //!   restartable on its address and data directory.
-//! - [`eventually`] and [`wait_for`]: bounded polling, since every wait in a test must end.
+//! - [`eventually`] and [`wait_for`]: bounded polling, since every wait in a test must end;
+//! - [`netns`]: network namespaces joined by a link a test can cut (partitions).
 //!
 //! A dev-dependency only: nothing here is part of a product.
 
@@ -15,6 +16,7 @@ mod cluster;
 mod config;
 mod controllers;
 mod data_dir;
+pub mod netns;
 mod process;
 mod wait;
 
