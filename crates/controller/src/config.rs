@@ -59,6 +59,10 @@ pub struct ControllerConfig {
     pub notify_broker_role_changed: bool,
     /// Liveness timeout of brokers that send none (Java `DEFAULT_BROKER_CHANNEL_EXPIRED_TIME`).
     pub default_heartbeat_timeout_ms: u64,
+    /// After start, how long this controller watches heartbeats before it may call a master
+    /// dead: its liveness table starts empty, and a slave heard before its master must not
+    /// look like a set whose master died.
+    pub liveness_warmup_ms: u64,
     /// How long a request may wait for its events to commit (Java waits 5 s).
     pub request_timeout_ms: u64,
     /// Raft leader heartbeat period.
@@ -87,6 +91,7 @@ impl Default for ControllerConfig {
             enable_elect_unclean_master: false,
             notify_broker_role_changed: true,
             default_heartbeat_timeout_ms: 10_000,
+            liveness_warmup_ms: 10_000,
             request_timeout_ms: 5_000,
             raft_heartbeat_interval_ms: 300,
             raft_election_timeout_min_ms: 1_500,

@@ -394,9 +394,13 @@ fn router(shared: &Arc<Shared>) -> Router {
 }
 
 /// Java's two scans in one loop: forget silent brokers; on the leader, elect a new master in
-/// every set whose master is gone while another member lives.
+/// every set whose master is gone while another member lives. Elections wait for the liveness
+/// warm-up after start (`liveness_warmup_ms`): until every live broker had time to heartbeat
+/// this controller, a master missing from its table is not known to be dead.
 async fn scan(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     let period = shared.config.scan_period();
+    let started = Instant::now();
+    let warmup = Duration::from_millis(shared.config.liveness_warmup_ms);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -411,7 +415,7 @@ async fn scan(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                 "broker expired: no heartbeat within its timeout"
             );
         }
-        if !shared.is_leader() {
+        if !shared.is_leader() || started.elapsed() < warmup {
             continue;
         }
         let sets = {

@@ -357,3 +357,46 @@ async fn a_lagging_controller_catches_up_from_a_snapshot_and_keeps_it() {
         broker.server.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_leader_does_not_depose_a_master_it_has_not_heard_yet() {
+    let warmup = Duration::from_millis(2_000);
+    let mut group = ControllerGroup::start(1, |config| config.liveness_warmup_ms = warmup.as_millis() as u64)
+        .await
+        .unwrap();
+    group.wait_leader().await;
+    let client = client(&group);
+    let broker_1 = TestBroker::start().await;
+    let broker_2 = TestBroker::start().await;
+    assert_eq!(take_id(&client, &broker_1).await, 1);
+    assert_eq!(take_id(&client, &broker_2).await, 2);
+    let beats_1 = broker_1.heartbeat(Arc::clone(&client), 1);
+    let beats_2 = broker_2.heartbeat(Arc::clone(&client), 2);
+    assert!(client.elect_master(CLUSTER, SET, 1, false).await.unwrap().is_success());
+    let altered = client.alter_sync_state_set(SET, 1, 1, BTreeSet::from([1, 2]), 1).await.unwrap();
+    assert!(altered.is_success(), "{altered:?}");
+
+    // The controller restarts; broker 2 is heard at once, the master only 500 ms later. Without
+    // the warm-up the controller would elect broker 2 within a scan.
+    broker_1.beating.store(false, Ordering::Release);
+    beats_1.await.unwrap();
+    group.stop(0).await;
+    group.restart(0).await.unwrap();
+    let restarted = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    broker_1.beating.store(true, Ordering::Release);
+    let beats_1 = broker_1.heartbeat(Arc::clone(&client), 1);
+    tokio::time::sleep(warmup.saturating_sub(restarted.elapsed()) + Duration::from_millis(500)).await;
+    let info = client.get_replica_info(SET).await.unwrap();
+    assert_eq!((info.header.master_broker_id, info.header.master_epoch), (Some(1), Some(1)), "{info:?}");
+
+    for broker in [&broker_1, &broker_2] {
+        broker.beating.store(false, Ordering::Release);
+    }
+    beats_1.await.unwrap();
+    beats_2.await.unwrap();
+    client.shutdown().await;
+    group.shutdown().await;
+    broker_1.server.shutdown().await;
+    broker_2.server.shutdown().await;
+}

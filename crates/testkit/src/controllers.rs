@@ -39,13 +39,15 @@ impl fmt::Debug for ControllerGroup {
 }
 
 /// Test-speed timings: raft heartbeats every 50 ms, elections after 300–600 ms of silence, the
-/// liveness scan every 100 ms.
+/// liveness scan every 100 ms, a liveness warm-up of 1 s (brokers in tests heartbeat every
+/// 100 ms or so).
 pub fn controller_test_config(config: &mut ControllerConfig) {
     config.raft_heartbeat_interval_ms = 50;
     config.raft_election_timeout_min_ms = 300;
     config.raft_election_timeout_max_ms = 600;
     config.scan_not_active_broker_interval_ms = 100;
     config.scan_inactive_master_interval_ms = 100;
+    config.liveness_warmup_ms = 1_000;
     config.request_timeout_ms = 5_000;
 }
 
