@@ -4,6 +4,7 @@
 #
 #   SIZE_MB=10240 ./scripts/ha-catchup.sh          # the issue's 10 GB (needs 2×SIZE_MB of disk)
 #   SIZE_MB=2048 DROP_CACHES=1 ./scripts/ha-catchup.sh   # the master reads from disk (root)
+#   EXTRA=haTransferBatchSize=1048576 ./scripts/ha-catchup.sh   # broker.conf lines for both
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-2048}
@@ -15,7 +16,7 @@ master=127.0.0.1:$MASTER_PORT
 slave=127.0.0.1:$SLAVE_PORT
 target=$((SIZE_MB * 1024 * 1024))
 
-start_master "$bin" ASYNC_MASTER
+start_master "$bin" ASYNC_MASTER "${EXTRA:-}"
 # Fill with 4 KiB messages, 10 s at a time, until the log holds SIZE_MB (bounded: 1000 rounds).
 for _ in $(seq 1000); do
   (( $(commit_log_end "$master") >= target )) && break
@@ -26,7 +27,7 @@ echo "master holds $((master_end / 1024 / 1024)) MiB of commit log"
 if [[ -n ${DROP_CACHES:-} ]]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi
 
 started=$(date +%s.%N)
-start_slave "$bin"
+start_slave "$bin" "${EXTRA:-}"
 limit=$(( SIZE_MB / 5 + 120 ))  # seconds: far slower than 5 MB/s is a failure
 for _ in $(seq $(( limit * 4 ))); do
   (( $(commit_log_end "$slave") >= master_end )) && break
