@@ -45,11 +45,8 @@ use crate::backend::{Brokers, Local, Remote};
 
 pub use server::GrpcServer;
 
-/// The generated protocol types and service traits.
-#[allow(missing_docs, clippy::all, clippy::pedantic, missing_debug_implementations)]
-pub mod pb {
-    tonic::include_proto!("apache.rocketmq.v2");
-}
+/// The generated protocol types and service traits (`apogee-grpc-proto`).
+pub use apogee_grpc_proto as pb;
 
 /// Where clients reach this endpoint: the host the broker advertises and the gRPC port.
 #[derive(Debug, Clone, PartialEq, Eq)]
