@@ -2,18 +2,14 @@
 `rocketmq-python-client`): with `aclEnable` and a `plain_acl.yml` that whitelists no address,
 a producer and a SimpleConsumer signing with the right SessionCredentials send and receive;
 the wrong secret and no credentials are refused UNAUTHORIZED (40100); a topic the account may
-only subscribe to is refused FORBIDDEN (40300) on send. Topics are created, and what arrived
-is read back, over remoting with requests signed by this script's own HMAC-SHA1.
+only subscribe to is refused FORBIDDEN (40300) on send. Topics are created over remoting with
+requests signed by the test's own HMAC-SHA1 (remoting_wire.signed).
 
 Usage: grpc_python_acl.py PATH_TO_APOGEE_BINARY
 """
-import base64
-import hashlib
-import hmac
 import os
 import sys
 import tempfile
-import time
 
 import grpc
 from rocketmq import ClientConfiguration, Credentials, FilterExpression, Producer, SimpleConsumer
@@ -21,12 +17,11 @@ from rocketmq.grpc_protocol import MessagingServiceStub, QueryRouteRequest, Reso
 from rocketmq.grpc_protocol.definition_pb2 import Message as WireMessage, SystemProperties
 from rocketmq.v5.util import ClientId, Signature
 
-from apogee_process import SUCCESS, WAIT_S, Apogee
+from apogee_process import Apogee, create_topic
 from grpc_python_client import AWAIT_S, INVISIBLE_S, message, receive_until
-from remoting_wire import Connection
+from remoting_wire import signed
 
 SUCCESS_CODE, UNAUTHORIZED, FORBIDDEN = 20000, 40100, 40300
-UPDATE_AND_CREATE_TOPIC, GET_ROUTEINFO_BY_TOPIC = 17, 105
 TOPIC, READ_ONLY_TOPIC = "GrpcAclTopic", "GrpcAclReadOnly"
 GROUP = "grpc-acl-group"
 APP_KEY, APP_SECRET = "grpc-app-key", "grpc-app-secret"
@@ -46,31 +41,6 @@ accounts:
     secretKey: {ADMIN_SECRET}
     admin: true
 """
-
-
-def signed(fields, access_key, secret_key):
-    """`fields` with AccessKey and the ACL 1.0 remoting Signature (Base64 HMAC-SHA1 over the
-    values in key order)."""
-    fields = dict(fields, AccessKey=access_key)
-    content = "".join(fields[key] for key in sorted(fields)).encode()
-    digest = hmac.new(secret_key.encode(), content, hashlib.sha1).digest()
-    return dict(fields, Signature=base64.b64encode(digest).decode())
-
-
-def create_topic(apogee, topic):
-    conn = Connection(apogee.broker)
-    fields = {"topic": topic, "defaultTopic": "TBW102", "readQueueNums": str(QUEUES),
-              "writeQueueNums": str(QUEUES), "perm": "6", "topicFilterType": "SINGLE_TAG",
-              "topicSysFlag": "0", "order": "false"}
-    response, _ = conn.request(UPDATE_AND_CREATE_TOPIC, signed(fields, ADMIN_KEY, ADMIN_SECRET))
-    conn.close()
-    assert response["code"] == SUCCESS, response
-    namesrv = Connection(("127.0.0.1", apogee.namesrv_port))
-    deadline = time.monotonic() + WAIT_S
-    while namesrv.request(GET_ROUTEINFO_BY_TOPIC, {"topic": topic})[0]["code"] != SUCCESS:
-        assert time.monotonic() < deadline, f"route of {topic} never appeared"
-        time.sleep(0.1)
-    namesrv.close()
 
 
 def config(apogee, ak, sk):
@@ -224,8 +194,8 @@ def main():
         apogee = Apogee(binary, data_dir, broker_conf=f"aclEnable=true\nrocketmq.acl.plain.file={acl_path}\n")
         apogee.start()
         try:
-            create_topic(apogee, TOPIC)
-            create_topic(apogee, READ_ONLY_TOPIC)
+            for topic in (TOPIC, READ_ONLY_TOPIC):
+                create_topic(apogee, topic, queues=QUEUES, sign=lambda fields: signed(fields, ADMIN_KEY, ADMIN_SECRET))
             for scenario in (refused_statuses, right_credentials, wrong_credentials, subscribe_only_topic):
                 scenario(apogee)
         finally:
