@@ -93,7 +93,7 @@ fn parse_authorization(header: &str) -> Result<Authorization, String> {
 /// Hex digits (either case) as bytes; `None` for an odd length or a non-hex digit.
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let value = |digit: u8| (digit as char).to_digit(16).map(|value| value as u8);
