@@ -4,7 +4,8 @@
 //! (permissive and enforcing modes, trust by certificate or test mode).
 //!
 //! The gRPC endpoint is judged by the same file: signed 5.x calls served, wrong signatures
-//! UNAUTHORIZED, topics and groups the account may not use FORBIDDEN.
+//! UNAUTHORIZED, topics and groups the account may not use FORBIDDEN; `apogee proxy` by its
+//! own file.
 //!
 //! 127.0.0.1 is not whitelisted in the ACL files, so every request must carry a signature.
 
@@ -286,6 +287,52 @@ async fn grpc_send_status(
     response.expect("unary calls end gRPC OK").into_inner().status.expect("a body status")
 }
 
+/// Sends of [`ACL_FILE`]'s account: served to `AclTopic`, FORBIDDEN to a denied topic and to
+/// one no rule names, UNAUTHORIZED with the wrong signature or none.
+async fn assert_send_statuses(client: &mut MessagingServiceClient<tonic::transport::Channel>) {
+    let producer = Some((PRODUCER_KEY, PRODUCER_SIGNATURE));
+    let served = grpc_send_status(client, "AclTopic", producer).await;
+    assert_eq!(served.code, pb::Code::Ok as i32, "{served:?}");
+    let denied = grpc_send_status(client, "AclForbidden", producer).await;
+    assert_eq!(
+        (denied.code, denied.message.as_str()),
+        (pb::Code::Forbidden as i32, "Access denied: No permission for topic:AclForbidden")
+    );
+    let by_default = grpc_send_status(client, "AclOther", producer).await;
+    assert_eq!(
+        (by_default.code, by_default.message.as_str()),
+        (pb::Code::Forbidden as i32, "Access denied: No default permission for topic:AclOther")
+    );
+    let wrong = grpc_send_status(client, "AclTopic", Some((PRODUCER_KEY, WRONG_SIGNATURE))).await;
+    assert_eq!(
+        (wrong.code, wrong.message.as_str()),
+        (
+            pb::Code::Unauthorized as i32,
+            "Authentication failed: Check signature failed for accessKey=producer-key"
+        )
+    );
+    let anonymous = grpc_send_status(client, "AclTopic", None).await;
+    assert_eq!(
+        (anonymous.code, anonymous.message.as_str()),
+        (pb::Code::Unauthorized as i32, "Authentication failed: No accessKey is configured")
+    );
+}
+
+/// Edits `path` to let the account send to `AclForbidden` and waits until a send there is
+/// served: the file is watched.
+async fn allow_forbidden_topic(path: &Path, client: &MessagingServiceClient<tonic::transport::Channel>) {
+    rewrite(path, &ACL_FILE.replace("AclForbidden=DENY", "AclForbidden=PUB"));
+    eventually("the edited file to allow the send", STEP, || {
+        let mut client = client.clone();
+        async move {
+            let status =
+                grpc_send_status(&mut client, "AclForbidden", Some((PRODUCER_KEY, PRODUCER_SIGNATURE))).await;
+            (status.code == pb::Code::Ok as i32).then_some(())
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_calls_are_judged_by_the_same_policy() {
     let (cluster, _dir, path) = acl_cluster(ACL_FILE).await;
@@ -296,32 +343,7 @@ async fn grpc_calls_are_judged_by_the_same_policy() {
     let mut client =
         MessagingServiceClient::connect(format!("http://{}", grpc.local_addr())).await.expect("connected");
     let producer = Some((PRODUCER_KEY, PRODUCER_SIGNATURE));
-
-    let served = grpc_send_status(&mut client, "AclTopic", producer).await;
-    assert_eq!(served.code, pb::Code::Ok as i32, "{served:?}");
-    let denied = grpc_send_status(&mut client, "AclForbidden", producer).await;
-    assert_eq!(
-        (denied.code, denied.message.as_str()),
-        (pb::Code::Forbidden as i32, "Access denied: No permission for topic:AclForbidden")
-    );
-    let by_default = grpc_send_status(&mut client, "AclOther", producer).await;
-    assert_eq!(
-        (by_default.code, by_default.message.as_str()),
-        (pb::Code::Forbidden as i32, "Access denied: No default permission for topic:AclOther")
-    );
-    let wrong = grpc_send_status(&mut client, "AclTopic", Some((PRODUCER_KEY, WRONG_SIGNATURE))).await;
-    assert_eq!(
-        (wrong.code, wrong.message.as_str()),
-        (
-            pb::Code::Unauthorized as i32,
-            "Authentication failed: Check signature failed for accessKey=producer-key"
-        )
-    );
-    let anonymous = grpc_send_status(&mut client, "AclTopic", None).await;
-    assert_eq!(
-        (anonymous.code, anonymous.message.as_str()),
-        (pb::Code::Unauthorized as i32, "Authentication failed: No accessKey is configured")
-    );
+    assert_send_statuses(&mut client).await;
     // A group the account may not use: the receive's one status frame says so.
     let receive = pb::ReceiveMessageRequest {
         group: Some(pb::Resource { name: "acl-banned-group".into(), ..pb::Resource::default() }),
@@ -349,16 +371,50 @@ async fn grpc_calls_are_judged_by_the_same_policy() {
     assert_eq!(stored, vec!["over grpc".to_owned()]);
 
     // The same file, reloaded, judges gRPC calls too.
-    rewrite(&path, &ACL_FILE.replace("AclForbidden=DENY", "AclForbidden=PUB"));
-    eventually("the edited file to allow the send", STEP, || {
-        let mut client = client.clone();
-        async move {
-            let status = grpc_send_status(&mut client, "AclForbidden", producer).await;
-            (status.code == pb::Code::Ok as i32).then_some(())
-        }
-    })
-    .await;
+    allow_forbidden_topic(&path, &client).await;
     grpc.shutdown().await;
+    cluster.shutdown().await;
+}
+
+/// `apogee proxy` with `enableACL`: its own file judges the calls it relays to brokers that
+/// check nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_judges_calls_by_its_own_file() {
+    let cluster = Cluster::builder().start().await;
+    for topic in ["AclTopic", "AclForbidden"] {
+        cluster.create_topic(topic, 2, perm::READ_WRITE).await;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("proxy_acl.yml");
+    std::fs::write(&path, ACL_FILE).expect("acl file written");
+    let acl = apogee_grpc::server::ProxyAcl {
+        validator: Arc::new(apogee_broker::acl::AclValidator::load(&path).expect("acl file read")),
+        watch_interval: Duration::from_millis(WATCH_MS),
+    };
+    let relay =
+        apogee_client::Relay::start(&apogee_client::ClientConfig::new(cluster.namesrv_addr().to_owned()))
+            .await
+            .expect("relay started");
+    let certificate = apogee_grpc::tls::CertificateSource::SelfSigned {
+        hosts: vec!["127.0.0.1".to_owned()],
+        write_to: dir.path().join("proxy.crt"),
+    };
+    let proxy = apogee_grpc::GrpcServer::start_proxy(
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bound"),
+        relay,
+        apogee_broker::proxy_config::ProxyConfig::default(),
+        "127.0.0.1".to_owned(),
+        &certificate,
+        4 * 1024 * 1024,
+        Some(acl),
+    )
+    .expect("proxy started");
+    let mut client =
+        MessagingServiceClient::connect(format!("http://{}", proxy.local_addr())).await.expect("connected");
+    assert_send_statuses(&mut client).await;
+    assert_eq!(stored_bodies(&cluster, "AclTopic").await, vec!["over grpc".to_owned()]);
+    allow_forbidden_topic(&path, &client).await;
+    proxy.shutdown().await;
     cluster.shutdown().await;
 }
 
