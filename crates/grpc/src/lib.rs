@@ -125,7 +125,10 @@ impl Messaging {
         request: &tonic::Request<T>,
     ) -> Result<context::CallContext, status::Refusal> {
         let context = context::CallContext::of(request)?;
-        self.judge(&context, &acl::CallSignature::of(request.metadata()), request.get_ref())?;
+        // Without ACL the headers are not even read.
+        if self.acl.is_some() {
+            self.judge(&context, &acl::CallSignature::of(request.metadata()), request.get_ref())?;
+        }
         Ok(context)
     }
 
