@@ -20,12 +20,14 @@ pub struct BoundAddrs {
     pub grpc: Option<SocketAddr>,
     /// The Prometheus endpoint, when `metricsExporterType=PROM`.
     pub metrics: Option<SocketAddr>,
+    /// The controller (`apogee controller`).
+    pub controller: Option<SocketAddr>,
 }
 
 impl BoundAddrs {
     /// The JSON object written:
     /// `{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port","grpc":"ip:port",
-    /// "metrics":"ip:port"}`.
+    /// "metrics":"ip:port","controller":"ip:port"}`.
     fn to_json(&self) -> serde_json::Value {
         let mut object = serde_json::Map::new();
         let entries = [
@@ -34,6 +36,7 @@ impl BoundAddrs {
             ("brokerFast", self.broker_fast),
             ("grpc", self.grpc),
             ("metrics", self.metrics),
+            ("controller", self.controller),
         ];
         for (key, addr) in entries {
             if let Some(addr) = addr {

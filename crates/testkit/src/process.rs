@@ -42,6 +42,8 @@ pub struct BoundAddrs {
     pub grpc: Option<String>,
     /// The Prometheus endpoint's `ip:port`, when metrics are exported.
     pub metrics: Option<String>,
+    /// The controller's `ip:port` (`apogee controller`).
+    pub controller: Option<String>,
 }
 
 impl BoundAddrs {
@@ -56,6 +58,7 @@ impl BoundAddrs {
             broker: field("broker"),
             grpc: field("grpc"),
             metrics: field("metrics"),
+            controller: field("controller"),
         })
     }
 }
@@ -128,6 +131,11 @@ impl ApogeeProcess {
     /// The gRPC endpoint address the child reported.
     pub fn grpc_addr(&self) -> &str {
         self.addrs.grpc.as_deref().expect("the process runs a gRPC endpoint")
+    }
+
+    /// The controller address the child reported.
+    pub fn controller_addr(&self) -> &str {
+        self.addrs.controller.as_deref().expect("the process runs a controller")
     }
 
     /// The Prometheus endpoint address the child reported; `None` unless it exports metrics
