@@ -1,7 +1,7 @@
 # Sourced by the benchmark scripts: a scratch directory, one `apogee standalone` on loopback
 # ports in it, and cleanup on exit.
 #
-#   NAMESRV_PORT / BROKER_PORT    loopback ports (default 29876 / 30911)
+#   NAMESRV_PORT / BROKER_PORT / GRPC_PORT   loopback ports (default 29876 / 30911 / 28081)
 #   standalone_init PREFIX        makes $work and removes it (and the broker) on exit
 #   start_standalone BIN [TYPE]   (re)starts BIN on a fresh data dir, flushDiskType TYPE
 #                                 (ASYNC_FLUSH by default); sets $broker_pid, logs in
@@ -13,7 +13,9 @@
 
 NAMESRV_PORT=${NAMESRV_PORT:-29876}
 BROKER_PORT=${BROKER_PORT:-30911}
+GRPC_PORT=${GRPC_PORT:-28081}
 NAMESRV=127.0.0.1:$NAMESRV_PORT
+GRPC=127.0.0.1:$GRPC_PORT
 broker_pid=
 
 release_binary() { # the binary to measure: $APOGEE_BIN, else a release build of this tree
@@ -43,7 +45,7 @@ start_standalone() { # $1 = apogee binary, $2 = flushDiskType
   rm -rf "$work/data"
   printf 'flushDiskType=%s\n' "${2:-ASYNC_FLUSH}" > "$work/broker.conf"
   "$1" standalone --data-dir "$work/data" --namesrv-listen "$NAMESRV" --broker-port "$BROKER_PORT" \
-    -c "$work/broker.conf" > "$work/standalone.out" 2> "$work/standalone.err" &
+    --grpc-port "$GRPC_PORT" -c "$work/broker.conf" > "$work/standalone.out" 2> "$work/standalone.err" &
   broker_pid=$!
   for _ in $(seq 100); do grep -q "broker listening" "$work/standalone.out" 2>/dev/null && return; sleep 0.1; done
   echo "broker did not start" >&2; cat "$work/standalone.err" >&2; exit 1

@@ -71,9 +71,10 @@ class Apogee:
         assert code == 0, f"apogee exited with {code}"
 
 
-def create_topic(apogee, topic, queues=4, order=False, message_type=None):
-    """UPDATE_AND_CREATE_TOPIC as mqadmin sends it (with `+message.type=` when given), then
-    wait for the NameServer route."""
+def create_topic(apogee, topic, queues=4, order=False, message_type=None, sign=None):
+    """UPDATE_AND_CREATE_TOPIC as mqadmin sends it (with `+message.type=` when given, its
+    fields passed through `sign` when the broker checks ACL), then wait for the NameServer
+    route."""
     conn = Connection(apogee.broker)
     fields = {
         "topic": topic, "defaultTopic": "TBW102", "readQueueNums": str(queues),
@@ -81,7 +82,7 @@ def create_topic(apogee, topic, queues=4, order=False, message_type=None):
         "topicSysFlag": "0", "order": "true" if order else "false"}
     if message_type is not None:
         fields["attributes"] = f"+message.type={message_type}"
-    response, _ = conn.request(UPDATE_AND_CREATE_TOPIC, fields)
+    response, _ = conn.request(UPDATE_AND_CREATE_TOPIC, sign(fields) if sign else fields)
     conn.close()
     assert response["code"] == SUCCESS, response
     namesrv = Connection(("127.0.0.1", apogee.namesrv_port))

@@ -6,9 +6,6 @@ signature scheme is checked against an implementation that shares nothing with A
 
 Usage: broker_cpp_acl.py PATH_TO_APOGEE_BINARY
 """
-import base64
-import hashlib
-import hmac
 import os
 import subprocess
 import sys
@@ -19,7 +16,7 @@ import time
 from rocketmq.client import Message, Producer, PushConsumer, SendStatus
 
 from apogee_process import WAIT_S, Apogee
-from remoting_wire import Connection
+from remoting_wire import Connection, signed
 
 SUCCESS, NO_PERMISSION = 0, 16
 UPDATE_AND_CREATE_TOPIC, SEND_MESSAGE_V2, GET_ROUTEINFO_BY_TOPIC = 17, 310, 105
@@ -39,15 +36,6 @@ accounts:
     secretKey: {ADMIN_SECRET}
     admin: true
 """
-
-
-def signed(fields, access_key, secret_key, body=b""):
-    """`fields` plus AccessKey and Signature: HMAC-SHA1 over the values in key order, then the
-    body, Base64 (the ACL 1.0 scheme)."""
-    fields = dict(fields, AccessKey=access_key)
-    content = "".join(fields[key] for key in sorted(fields)).encode() + body
-    digest = hmac.new(secret_key.encode(), content, hashlib.sha1).digest()
-    return dict(fields, Signature=base64.b64encode(digest).decode())
 
 
 def create_topic(apogee):

@@ -3,6 +3,9 @@
 It shares no code with Apogee: frames are built and parsed here with the standard library,
 so a test built on it checks Apogee against the wire format, not against itself.
 """
+import base64
+import hashlib
+import hmac
 import json
 import socket
 import struct
@@ -10,6 +13,15 @@ import struct
 JSON, ROCKETMQ = 0, 1
 LANGUAGES = ["JAVA", "CPP", "DOTNET", "PYTHON", "DELPHI", "ERLANG", "RUBY", "OTHER",
              "HTTP", "GO", "PHP", "OMS", "RUST", "NODE_JS"]
+
+
+def signed(fields, access_key, secret_key, body=b""):
+    """`fields` plus AccessKey and Signature: HMAC-SHA1 over the values in key order, then the
+    body, Base64 (the ACL 1.0 scheme)."""
+    fields = dict(fields, AccessKey=access_key)
+    content = "".join(fields[key] for key in sorted(fields)).encode() + body
+    digest = hmac.new(secret_key.encode(), content, hashlib.sha1).digest()
+    return dict(fields, Signature=base64.b64encode(digest).decode())
 
 
 def encode_header(serialization, code, opaque, ext, version, flag=0, remark=None):

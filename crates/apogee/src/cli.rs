@@ -50,7 +50,8 @@ struct ProxyArgs {
     #[arg(short = 'n', long = "namesrv-addr")]
     namesrv_addr: Option<String>,
     /// A proxy.conf of Java `ProxyConfig` keys (`proxyMode`, `namesrvAddr`, `grpcServerPort`,
-    /// the endpoint's TLS and renewal settings, `maxMessageSize`).
+    /// the endpoint's TLS and renewal settings, `maxMessageSize`, `enableACL` with
+    /// `rocketmq.acl.plain.file` and `aclFileWatchIntervalMs`).
     #[arg(short = 'c', long = "config-file")]
     config_file: Option<PathBuf>,
     /// The gRPC port (`grpcServerPort`, 8081; 0 lets the system choose).
@@ -436,6 +437,14 @@ struct ProxySettings {
     namesrv_addr: String,
     endpoint: apogee_broker::proxy_config::ProxyConfig,
     max_message_size_bytes: usize,
+    /// `enableACL`: every call is checked against the proxy's own `plain_acl.yml`, as Java's
+    /// proxy checks ACL 1.0 itself from its own config.
+    acl_enable: bool,
+    /// `rocketmq.acl.plain.file`; a relative path is under the parent of `--data-dir`, as the
+    /// broker's is under the parent of its store.
+    acl_plain_file: PathBuf,
+    /// `aclFileWatchIntervalMs`: how often the file is read again.
+    acl_file_watch_interval_ms: u64,
 }
 
 /// The body limit of a proxy without `maxMessageSize` (RocketMQ's 4 MiB).
@@ -446,6 +455,9 @@ impl ProxyArgs {
         let mut endpoint = apogee_broker::proxy_config::ProxyConfig::default();
         let mut namesrv_addr = None;
         let mut max_message_size_bytes = DEFAULT_MAX_MESSAGE_SIZE_BYTES;
+        let mut acl_enable = false;
+        let mut acl_plain_file = PathBuf::from(apogee_broker::acl::DEFAULT_PLAIN_FILE);
+        let mut acl_file_watch_interval_ms = DEFAULT_ACL_WATCH_INTERVAL_MS;
         if let Some(path) = &self.config_file {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -466,6 +478,17 @@ impl ProxyArgs {
                             .parse()
                             .with_context(|| format!("{}: maxMessageSize {value}", path.display()))?
                     }
+                    "enableACL" => {
+                        acl_enable = value.parse().with_context(|| {
+                            format!("{}: enableACL {value} (true or false)", path.display())
+                        })?
+                    }
+                    "rocketmq.acl.plain.file" => acl_plain_file = PathBuf::from(value),
+                    "aclFileWatchIntervalMs" => {
+                        acl_file_watch_interval_ms = value
+                            .parse()
+                            .with_context(|| format!("{}: aclFileWatchIntervalMs {value}", path.display()))?
+                    }
                     key if apogee_broker::proxy_config::is_proxy_key(key) => endpoint
                         .set(key, value)
                         .map_err(|_| anyhow::anyhow!("{}: {key} cannot be {value:?}", path.display()))?,
@@ -483,12 +506,40 @@ impl ProxyArgs {
             .or_else(|| std::env::var("NAMESRV_ADDR").ok())
             .filter(|addr| !addr.trim().is_empty())
             .context("no NameServer: pass -n ADDR, set namesrvAddr in the config file, or NAMESRV_ADDR")?;
-        Ok(ProxySettings { namesrv_addr, endpoint, max_message_size_bytes })
+        if acl_plain_file.is_relative() {
+            let root = self.data_dir.parent().unwrap_or(&self.data_dir);
+            acl_plain_file = root.join(acl_plain_file);
+        }
+        Ok(ProxySettings {
+            namesrv_addr,
+            endpoint,
+            max_message_size_bytes,
+            acl_enable,
+            acl_plain_file,
+            acl_file_watch_interval_ms,
+        })
+    }
+
+    /// The proxy's ACL when `enableACL` is on; a file that does not parse fails the start.
+    fn acl(settings: &ProxySettings) -> Result<Option<apogee_grpc::server::ProxyAcl>> {
+        if !settings.acl_enable {
+            return Ok(None);
+        }
+        let validator = apogee_broker::acl::AclValidator::load(&settings.acl_plain_file)
+            .map_err(|error| anyhow::anyhow!("enableACL: {error}"))?;
+        Ok(Some(apogee_grpc::server::ProxyAcl {
+            validator: std::sync::Arc::new(validator),
+            watch_interval: std::time::Duration::from_millis(settings.acl_file_watch_interval_ms),
+        }))
     }
 }
 
+/// Java polls the ACL file every 5 s.
+const DEFAULT_ACL_WATCH_INTERVAL_MS: u64 = 5_000;
+
 async fn run_proxy(args: ProxyArgs) -> Result<()> {
     let settings = args.to_settings()?;
+    let acl = ProxyArgs::acl(&settings)?;
     let grpc_addr = SocketAddr::new(args.bind_addr, settings.endpoint.grpc_server_port);
     let listener = std::net::TcpListener::bind(grpc_addr)
         .with_context(|| format!("binding the gRPC endpoint on {grpc_addr}"))?;
@@ -518,6 +569,7 @@ async fn run_proxy(args: ProxyArgs) -> Result<()> {
         advertised,
         &certificate,
         settings.max_message_size_bytes,
+        acl,
     )
     .with_context(|| format!("starting the gRPC endpoint on {grpc_addr}"))?;
     println!("apogee grpc listening on {}", grpc.local_addr());
@@ -615,6 +667,24 @@ enableElectUncleanMaster=true
         assert_eq!(settings.endpoint.grpc_server_port, 9081);
         assert_eq!(settings.max_message_size_bytes, 1024);
         assert!(!settings.endpoint.enable_topic_message_type_check);
+        assert!(!settings.acl_enable);
+        std::fs::write(
+            &conf,
+            "enableACL=true\nrocketmq.acl.plain.file=conf/proxy_acl.yml\naclFileWatchIntervalMs=250\n",
+        )
+        .unwrap();
+        let with_acl =
+            proxy_args(&["apogee", "proxy", "-n", "x:1", "-c", conf_arg, "--data-dir", "/srv/proxy/data"])
+                .to_settings()
+                .unwrap();
+        assert!(with_acl.acl_enable);
+        assert_eq!(with_acl.acl_plain_file, PathBuf::from("/srv/proxy/conf/proxy_acl.yml"));
+        assert_eq!(with_acl.acl_file_watch_interval_ms, 250);
+        std::fs::write(
+            &conf,
+            "proxyMode=cluster\nnamesrvAddr=10.0.0.1:9876\ngrpcServerPort=9081\nmaxMessageSize=1024\n",
+        )
+        .unwrap();
         let overridden =
             proxy_args(&["apogee", "proxy", "-c", conf_arg, "-n", "127.0.0.1:1", "--grpc-port", "0"])
                 .to_settings()

@@ -61,6 +61,52 @@ fn every_message_the_bench_sends_is_stored_and_consumed() {
 }
 
 #[test]
+fn grpc_send_and_receive_account_for_every_message() {
+    let standalone = standalone::start();
+    let namesrv = standalone.namesrv_addr();
+    let grpc = standalone.grpc_addr();
+    let sent = bench(
+        namesrv,
+        &[
+            "grpc-send",
+            "--grpc",
+            grpc,
+            "-t",
+            "BenchGrpc",
+            "-s",
+            "64",
+            "-c",
+            "2",
+            "-i",
+            "2",
+            "-b",
+            "2",
+            "-d",
+            "300ms",
+        ],
+    );
+    assert!(messages(&sent) > 0);
+    assert_eq!(messages(&sent) % 2, 0, "whole batches");
+    for figure in ["p50_ms", "p99_ms", "max_ms"] {
+        assert!(sent[figure].as_f64().is_some_and(|ms| ms > 0.0), "{figure} in {sent}");
+    }
+    // Stored: what grpc-send counted, and the one send it makes before the clock starts.
+    let stored = messages(&sent) + 1;
+    let consumed = bench(namesrv, &["consume", "-t", "BenchGrpc", "--until-drained", "-d", "60s"]);
+    assert_eq!(messages(&consumed), stored, "pulled exactly what was sent over gRPC");
+    // New groups read from the first message, each receiving and acking every message once.
+    for (group, ack) in [("bench-grpc-batch", "batch"), ("bench-grpc-single", "single")] {
+        let args = ["grpc-receive", "--grpc", grpc, "-t", "BenchGrpc", "-g", group, "--ack", ack];
+        let received =
+            bench(namesrv, &[&args[..], &["--receive-batch", "16", "--until-drained", "-d", "60s"]].concat());
+        assert_eq!(messages(&received), stored, "{group} received and acked exactly what was stored");
+        // Everything was acked: the group's next run finds nothing.
+        let again = bench(namesrv, &[&args[..], &["--until-drained", "-d", "60s"]].concat());
+        assert_eq!(messages(&again), 0, "{group} received acked messages again");
+    }
+}
+
+#[test]
 fn a_fixed_rate_sends_one_message_per_due_time() {
     let standalone = standalone::start();
     let namesrv = standalone.namesrv_addr();

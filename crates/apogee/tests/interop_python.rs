@@ -68,6 +68,11 @@ fn grpc_endpoint_serves_the_official_python_5x_client() {
 }
 
 #[test]
+fn grpc_endpoint_checks_acl_of_the_official_python_5x_client() {
+    run_suite_with(&python::grpc_interpreter(), "grpc_python_acl.py");
+}
+
+#[test]
 fn grpc_proxy_serves_the_official_python_5x_client_over_two_broker_groups() {
     run_suite_with(&python::grpc_interpreter(), "grpc_python_cluster.py");
 }

@@ -12,12 +12,15 @@
 //! - `e2e`: produces at a fixed rate with the send time in the body and consumes with long
 //!   polling, measuring produce-to-consume latency;
 //! - `timer`: schedules many timer messages due at one moment, then reports the scheduling
-//!   rate, the broker's memory with them pending and the delivery rate when they come due.
+//!   rate, the broker's memory with them pending and the delivery rate when they come due;
+//! - `grpc-send`, `grpc-receive`: the 5.x gRPC endpoint (SendMessage; ReceiveMessage +
+//!   AckMessage), with the protocol's client stubs (see [`grpc`]).
 //!
 //! Every run ends with a summary and one JSON line (`{"kind":"apogee-bench",...}`) for scripts.
 
 mod consume;
 mod e2e;
+pub mod grpc;
 mod pop;
 mod precise_timer;
 mod produce;
@@ -57,6 +60,68 @@ enum Workload {
     E2e(E2eArgs),
     /// Schedule timer messages due at one moment; measure scheduling, memory and delivery.
     Timer(TimerArgs),
+    /// Send over the 5.x gRPC endpoint (SendMessage) and measure throughput and latency.
+    GrpcSend(GrpcSendArgs),
+    /// Receive (ReceiveMessage) and acknowledge (AckMessage) a topic from its start over the
+    /// 5.x gRPC endpoint and measure throughput.
+    GrpcReceive(GrpcReceiveArgs),
+}
+
+/// The gRPC endpoint the `grpc-*` workloads call.
+#[derive(Debug, Args, Clone)]
+struct GrpcEndpointArg {
+    /// The gRPC endpoint, `host:port` (`grpcServerPort`, 8081 by default).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    grpc: String,
+}
+
+#[derive(Debug, Args)]
+struct GrpcSendArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    endpoint: GrpcEndpointArg,
+    /// Body size in bytes.
+    #[arg(short = 's', long, default_value_t = 128)]
+    size: usize,
+    /// HTTP/2 connections to the endpoint.
+    #[arg(short = 'c', long, default_value_t = 1)]
+    connections: usize,
+    /// Calls in flight per connection.
+    #[arg(short = 'i', long, default_value_t = 1)]
+    in_flight: usize,
+    /// Messages per SendMessage call.
+    #[arg(short = 'b', long, default_value_t = 1)]
+    batch: usize,
+    /// Time to send with the same settings before measuring, e.g. `2s`.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    warmup: Duration,
+}
+
+#[derive(Debug, Args)]
+struct GrpcReceiveArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    endpoint: GrpcEndpointArg,
+    /// Consumer group (a new group starts at each queue's first message).
+    #[arg(short = 'g', long, default_value = "apogee-bench-grpc")]
+    group: String,
+    /// HTTP/2 connections the receive tasks share.
+    #[arg(short = 'c', long, default_value_t = 1)]
+    connections: usize,
+    /// Receives in flight (each receives then acks, then receives again).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Messages per receive (at most 32).
+    #[arg(long, default_value_t = 32)]
+    receive_batch: i32,
+    /// How received messages are acknowledged: one AckMessage per receive, or per message.
+    #[arg(long, value_enum, default_value_t = pop::AckMode::Batch)]
+    ack: pop::AckMode,
+    /// Stop when a receive finds nothing instead of waiting out the duration.
+    #[arg(long)]
+    until_drained: bool,
 }
 
 #[derive(Debug, Args)]
@@ -239,6 +304,41 @@ impl BenchArgs {
                     in_flight: args.in_flight,
                     broker_pid: args.broker_pid,
                     delivery_limit: args.delivery_limit,
+                })
+                .await
+            }
+            Workload::GrpcSend(args) => {
+                let send = SendOptions {
+                    size: args.size,
+                    connections: args.connections,
+                    in_flight: args.in_flight,
+                    batch: args.batch,
+                    group: String::new(),
+                    rate: 0,
+                    warmup: args.warmup,
+                }
+                .validated()?;
+                grpc::send::run(grpc::send::SendBench {
+                    target: args.target,
+                    grpc: args.endpoint.grpc,
+                    size_bytes: send.size,
+                    connections: send.connections,
+                    in_flight: send.in_flight,
+                    batch: send.batch,
+                    warmup: send.warmup,
+                })
+                .await
+            }
+            Workload::GrpcReceive(args) => {
+                grpc::receive::run(grpc::receive::ReceiveBench {
+                    target: args.target,
+                    grpc: args.endpoint.grpc,
+                    group: args.group,
+                    connections: args.connections,
+                    concurrency: args.concurrency,
+                    batch: args.receive_batch,
+                    ack: args.ack,
+                    until_drained: args.until_drained,
                 })
                 .await
             }

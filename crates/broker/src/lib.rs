@@ -89,7 +89,8 @@ pub struct BrokerState {
     pub stopping: watch::Receiver<bool>,
     /// Traffic counters for the metrics endpoint (counting only when it is on).
     pub metrics: metrics::BrokerMetrics,
-    /// The ACL check of every remoting request, when `aclEnable` is on.
+    /// The ACL check of every remoting request and of every call to the embedded gRPC
+    /// endpoint, when `aclEnable` is on.
     pub acl: Option<Arc<acl::AclValidator>>,
     /// The settings an admin may change while the broker runs (UPDATE_BROKER_CONFIG); they
     /// start as `config` has them and are read from here, not from `config`.
@@ -156,9 +157,6 @@ impl Broker {
         let acl = if config.acl_enable {
             let validator =
                 acl::AclValidator::load(&config.acl_plain_file_path()).map_err(io::Error::other)?;
-            tracing::warn!(
-                "aclEnable checks the remoting ports only: the gRPC endpoint, when it runs, does not"
-            );
             Some(Arc::new(validator))
         } else {
             None

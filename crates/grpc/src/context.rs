@@ -36,8 +36,9 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    /// Reads the caller of `request`; CLIENT_ID_REQUIRED without a usable client id.
-    pub fn of<T>(request: &Request<T>) -> Result<Self, Refusal> {
+    /// Reads the caller of `request`; CLIENT_ID_REQUIRED without a usable client id. RPCs
+    /// call it through [`Messaging::admit`](crate::Messaging::admit), which adds the ACL check.
+    pub(crate) fn of<T>(request: &Request<T>) -> Result<Self, Refusal> {
         let header = |name: &str| {
             request
                 .metadata()

@@ -5,7 +5,7 @@
 //! `apogee_broker::core` directly and the route it gives is this broker's; in "cluster" mode
 //! (`apogee proxy`) it reaches every broker group a NameServer knows over remoting.
 //!
-//! Modules: [`context`] (who calls: the `x-mq-*` headers), [`status`] (body statuses and the
+//! Modules: [`context`] (who calls: the `x-mq-*` headers), [`acl`] (ACL 1.0 on every call), [`status`] (body statuses and the
 //! broker-code mapping), [`names`] (topic and group rules), [`route`] (QueryRoute,
 //! QueryAssignment), [`send`] (SendMessage), [`consume`] (ReceiveMessage, AckMessage,
 //! ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue over POP), [`transaction`] (EndTransaction), [`clients`]
@@ -13,6 +13,7 @@
 //! [`service`] (the tonic service and Telemetry), [`server`] (the listener) and [`tls`]
 //! (plaintext and TLS on one port).
 
+pub mod acl;
 pub mod backend;
 pub mod clients;
 pub mod consume;
@@ -36,6 +37,7 @@ pub mod transaction;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use apogee_broker::acl::AclValidator;
 use apogee_broker::proxy_config::ProxyConfig;
 use apogee_broker::BrokerState;
 
@@ -43,11 +45,8 @@ use crate::backend::{Brokers, Local, Remote};
 
 pub use server::GrpcServer;
 
-/// The generated protocol types and service traits.
-#[allow(missing_docs, clippy::all, clippy::pedantic, missing_debug_implementations)]
-pub mod pb {
-    tonic::include_proto!("apache.rocketmq.v2");
-}
+/// The generated protocol types and service traits (`apogee-grpc-proto`).
+pub use apogee_grpc_proto as pb;
 
 /// Where clients reach this endpoint: the host the broker advertises and the gRPC port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,30 +71,40 @@ pub struct Messaging {
     metrics: metrics::RpcMetrics,
     /// Receipt handles renewed for their consumers.
     renewals: renew::Renewals,
+    /// The ACL check of every call, when ACL is on (the broker's validator embedded, the
+    /// proxy's own as a proxy).
+    acl: Option<Arc<AclValidator>>,
 }
 
 impl Messaging {
     /// The service over the broker `state` it runs in (local mode), reached at `endpoint`.
     pub fn new(state: Arc<BrokerState>, endpoint: Endpoint) -> Self {
         let settings = state.config.proxy.clone();
-        Self::with_backend(Brokers::Local(Local::new(state)), settings, endpoint)
+        let acl = state.acl.clone();
+        Self::with_backend(Brokers::Local(Local::new(state)), settings, endpoint, acl)
     }
 
     /// The service in front of the broker groups `relay` reaches (cluster mode), reached at
-    /// `endpoint`, taking bodies up to `max_body_bytes`.
+    /// `endpoint`, taking bodies up to `max_body_bytes`, checking calls with `acl` when given.
     pub fn cluster(
         relay: apogee_client::Relay,
         settings: ProxyConfig,
         endpoint: Endpoint,
         max_body_bytes: usize,
+        acl: Option<Arc<AclValidator>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|messaging| {
             let remote = Remote::new(relay, messaging.clone(), max_body_bytes);
-            Self::with_backend(Brokers::Remote(Box::new(remote)), settings, endpoint)
+            Self::with_backend(Brokers::Remote(Box::new(remote)), settings, endpoint, acl)
         })
     }
 
-    fn with_backend(backend: Brokers, settings: ProxyConfig, endpoint: Endpoint) -> Self {
+    fn with_backend(
+        backend: Brokers,
+        settings: ProxyConfig,
+        endpoint: Endpoint,
+        acl: Option<Arc<AclValidator>>,
+    ) -> Self {
         Self {
             backend,
             settings,
@@ -104,6 +113,36 @@ impl Messaging {
             check_turn: AtomicU64::new(0),
             metrics: metrics::RpcMetrics::default(),
             renewals: renew::Renewals::default(),
+            acl,
+        }
+    }
+
+    /// Every RPC's first step: who calls (the `x-mq-*` headers) and, with ACL on, whether the
+    /// call's signature and the request's topics and groups pass the policy. No RPC reads
+    /// its caller any other way, so none is served unchecked.
+    pub fn admit<T: acl::Guarded>(
+        &self,
+        request: &tonic::Request<T>,
+    ) -> Result<context::CallContext, status::Refusal> {
+        let context = context::CallContext::of(request)?;
+        // Without ACL the headers are not even read.
+        if self.acl.is_some() {
+            self.judge(&context, &acl::CallSignature::of(request.metadata()), request.get_ref())?;
+        }
+        Ok(context)
+    }
+
+    /// The ACL check of one request of a call (each command of a Telemetry stream is judged
+    /// with the headers of the call that opened it); `Ok` when ACL is off.
+    pub fn judge(
+        &self,
+        context: &context::CallContext,
+        signature: &acl::CallSignature,
+        request: &impl acl::Guarded,
+    ) -> Result<(), status::Refusal> {
+        match &self.acl {
+            Some(validator) => acl::check(validator, context.remote_addr.ip(), signature, request),
+            None => Ok(()),
         }
     }
 

@@ -21,6 +21,16 @@ pub const MAX_INBOUND_MESSAGE_BYTES: usize = 130 * 1024 * 1024;
 /// How often silent clients are forgotten.
 const CLIENT_EXPIRY_SCAN: Duration = Duration::from_secs(10);
 
+/// The ACL of `apogee proxy` (proxy.conf's `enableACL`): its validator and how often its
+/// file is polled. Embedded, the endpoint shares the broker's validator instead.
+#[derive(Debug)]
+pub struct ProxyAcl {
+    /// The policy every call is judged by.
+    pub validator: Arc<apogee_broker::acl::AclValidator>,
+    /// How often the file is read again.
+    pub watch_interval: Duration,
+}
+
 /// A running gRPC endpoint.
 #[derive(Debug)]
 pub struct GrpcServer {
@@ -49,7 +59,8 @@ impl GrpcServer {
 
     /// Serves the broker groups behind `relay` on `listener` (cluster mode, `apogee proxy`):
     /// `advertised_host` is the host routes name when a client's request names none,
-    /// `certificate` the TLS certificate, `max_body_bytes` the body limit.
+    /// `certificate` the TLS certificate, `max_body_bytes` the body limit, `acl` the proxy's
+    /// own ACL (its file is watched while the proxy runs).
     pub fn start_proxy(
         listener: std::net::TcpListener,
         relay: apogee_client::Relay,
@@ -57,14 +68,25 @@ impl GrpcServer {
         advertised_host: String,
         certificate: &tls::CertificateSource,
         max_body_bytes: usize,
+        acl: Option<ProxyAcl>,
     ) -> std::io::Result<GrpcServer> {
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         let local_addr = listener.local_addr()?;
         let endpoint = Endpoint { host: advertised_host, port: local_addr.port() };
-        let messaging = Messaging::cluster(relay, settings, endpoint, max_body_bytes);
+        let validator = acl.as_ref().map(|acl| Arc::clone(&acl.validator));
+        let messaging = Messaging::cluster(relay, settings, endpoint, max_body_bytes, validator);
         let tls = tls::acceptor(certificate)?;
-        Ok(Self::serve(listener, local_addr, messaging, tls))
+        let mut server = Self::serve(listener, local_addr, messaging, tls);
+        if let Some(acl) = acl {
+            let stopping = server.stop.subscribe();
+            server.tasks.push(tokio::spawn(apogee_broker::acl::watch_file(
+                acl.validator,
+                acl.watch_interval,
+                stopping,
+            )));
+        }
+        Ok(server)
     }
 
     fn serve(

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::acl::CallSignature;
 use crate::backend::Backend;
 use crate::clients::{self, SettingsRefused};
 use crate::context::CallContext;
@@ -93,7 +94,7 @@ impl MessagingService for Service {
         self.answer(
             Rpc::QueryRoute,
             started,
-            match CallContext::of(&request) {
+            match self.0.admit(&request) {
                 Ok(_) => self.0.query_route(request.get_ref()).await,
                 Err(refusal) => Err(refusal),
             },
@@ -108,7 +109,7 @@ impl MessagingService for Service {
         self.answer(
             Rpc::Heartbeat,
             started,
-            CallContext::of(&request).and_then(|context| self.0.heartbeat(&context, request.get_ref())),
+            self.0.admit(&request).and_then(|context| self.0.heartbeat(&context, request.get_ref())),
         )
     }
 
@@ -117,7 +118,7 @@ impl MessagingService for Service {
         request: Request<SendMessageRequest>,
     ) -> Result<Response<SendMessageResponse>, Status> {
         let started = Instant::now();
-        let context = match CallContext::of(&request) {
+        let context = match self.0.admit(&request) {
             Ok(context) => context,
             Err(refusal) => return self.answer(Rpc::SendMessage, started, Err(refusal)),
         };
@@ -132,7 +133,7 @@ impl MessagingService for Service {
         self.answer(
             Rpc::QueryAssignment,
             started,
-            match CallContext::of(&request) {
+            match self.0.admit(&request) {
                 Ok(_) => self.0.query_assignment(request.get_ref()).await,
                 Err(refusal) => Err(refusal),
             },
@@ -146,7 +147,7 @@ impl MessagingService for Service {
         request: Request<ReceiveMessageRequest>,
     ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
         let started = Instant::now();
-        let frames = match CallContext::of(&request) {
+        let frames = match self.0.admit(&request) {
             Ok(context) => {
                 let remaining = crate::consume::remaining_deadline(request.metadata());
                 self.0.receive(&context, request.get_ref(), remaining).await
@@ -176,7 +177,7 @@ impl MessagingService for Service {
         request: Request<AckMessageRequest>,
     ) -> Result<Response<AckMessageResponse>, Status> {
         let started = Instant::now();
-        let context = match CallContext::of(&request) {
+        let context = match self.0.admit(&request) {
             Ok(context) => context,
             Err(refusal) => return self.answer(Rpc::AckMessage, started, Err(refusal)),
         };
@@ -188,7 +189,7 @@ impl MessagingService for Service {
         request: Request<ForwardMessageToDeadLetterQueueRequest>,
     ) -> Result<Response<ForwardMessageToDeadLetterQueueResponse>, Status> {
         let started = Instant::now();
-        let context = match CallContext::of(&request) {
+        let context = match self.0.admit(&request) {
             Ok(context) => context,
             Err(refusal) => return self.answer(Rpc::ForwardMessageToDeadLetterQueue, started, Err(refusal)),
         };
@@ -234,7 +235,7 @@ impl MessagingService for Service {
         request: Request<EndTransactionRequest>,
     ) -> Result<Response<EndTransactionResponse>, Status> {
         let started = Instant::now();
-        if let Err(refusal) = CallContext::of(&request) {
+        if let Err(refusal) = self.0.admit(&request) {
             return self.answer(Rpc::EndTransaction, started, Err(refusal));
         }
         self.answer(Rpc::EndTransaction, started, self.0.end_transaction(request.get_ref()).await)
@@ -250,7 +251,9 @@ impl MessagingService for Service {
         match CallContext::of(&request) {
             Ok(context) => {
                 let messaging = Arc::clone(&self.0);
-                tokio::spawn(read_telemetry(messaging, context, request.into_inner(), sender));
+                // Each command is judged by ACL with the headers of this call, as it comes.
+                let signature = CallSignature::of(request.metadata());
+                tokio::spawn(read_telemetry(messaging, context, signature, request.into_inner(), sender));
             }
             Err(refusal) => {
                 // One status, then the server completes the stream (spec §2.6).
@@ -266,7 +269,7 @@ impl MessagingService for Service {
         request: Request<NotifyClientTerminationRequest>,
     ) -> Result<Response<NotifyClientTerminationResponse>, Status> {
         let started = Instant::now();
-        let outcome = match CallContext::of(&request) {
+        let outcome = match self.0.admit(&request) {
             Ok(context) => self.0.terminate(&context, request.get_ref()).await,
             Err(refusal) => Err(refusal),
         };
@@ -278,7 +281,7 @@ impl MessagingService for Service {
         request: Request<ChangeInvisibleDurationRequest>,
     ) -> Result<Response<ChangeInvisibleDurationResponse>, Status> {
         let started = Instant::now();
-        let context = match CallContext::of(&request) {
+        let context = match self.0.admit(&request) {
             Ok(context) => context,
             Err(refusal) => return self.answer(Rpc::ChangeInvisibleDuration, started, Err(refusal)),
         };
@@ -294,7 +297,7 @@ impl MessagingService for Service {
         request: Request<RecallMessageRequest>,
     ) -> Result<Response<RecallMessageResponse>, Status> {
         let started = Instant::now();
-        let context = match CallContext::of(&request) {
+        let context = match self.0.admit(&request) {
             Ok(context) => context,
             Err(refusal) => return self.answer(Rpc::RecallMessage, started, Err(refusal)),
         };
@@ -315,6 +318,7 @@ impl MessagingService for Service {
 async fn read_telemetry(
     messaging: Arc<Messaging>,
     context: CallContext,
+    signature: CallSignature,
     mut inbound: Streaming<TelemetryCommand>,
     sender: mpsc::Sender<Result<TelemetryCommand, Status>>,
 ) {
@@ -326,6 +330,11 @@ async fn read_telemetry(
                 return;
             }
         };
+        if let Err(refusal) = messaging.judge(&context, &signature, &command) {
+            // One status, then the server completes the stream (spec §2.6).
+            let _ = sender.send(Ok(TelemetryCommand { status: Some(refusal.status()), command: None })).await;
+            return;
+        }
         match command.command {
             Some(telemetry_command::Command::Settings(settings)) => {
                 let reply = match messaging.take_settings(&context, &settings, sender.clone()).await {

@@ -120,12 +120,26 @@ pub fn access_key(command: &RemotingCommand) -> Option<&str> {
 
 /// Base64(HMAC-SHA1(secret_key, content)), standard alphabet with padding.
 pub fn signature_of(content: &[u8], secret_key: &str) -> String {
+    BASE64.encode(hmac_sha1(content, secret_key))
+}
+
+/// Length of an HMAC-SHA1 digest in bytes.
+pub const HMAC_SHA1_BYTES: usize = 20;
+
+/// HMAC-SHA1(secret_key, content): the digest both ACL 1.0 signatures are made of (Base64
+/// of it over extFields and body on remoting, hex of it over `x-mq-date-time` on gRPC).
+pub fn hmac_sha1(content: &[u8], secret_key: &str) -> [u8; HMAC_SHA1_BYTES] {
     // HMAC accepts keys of any length, so this cannot fail.
     let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret_key.as_bytes()) else {
-        return String::new();
+        return [0; HMAC_SHA1_BYTES];
     };
     mac.update(content);
-    BASE64.encode(mac.finalize().into_bytes())
+    mac.finalize().into_bytes().into()
+}
+
+/// Whether `received` is HMAC-SHA1(secret_key, content), compared in constant time.
+pub fn digest_matches(content: &[u8], secret_key: &str, received: &[u8]) -> bool {
+    bool::from(hmac_sha1(content, secret_key).as_slice().ct_eq(received))
 }
 
 /// The signed content, leaving out the keys `skip` selects.

@@ -10,6 +10,10 @@
 //! account, and admin codes need `admin: true`. Refusals are NO_PERMISSION (16) with Java's
 //! message as the remark.
 //!
+//! The order of checks is [`AclValidator::judge`], over any front's [`Presented`] request:
+//! the remoting front presents a `RemotingCommand` (extFields signature, [`resource::needed`]),
+//! the gRPC front its `authorization` header and each RPC's resources.
+//!
 //! The file is polled every `aclFileWatchIntervalMs` (Java polls every 5 s too); a changed
 //! file that parses replaces the policy at once, one that does not is logged and the previous
 //! policy stays.
@@ -110,23 +114,31 @@ impl AclValidator {
 
     /// Whether `request` from `remote` may be served; `Err` carries the refusal's remark.
     pub fn validate(&self, remote: IpAddr, request: &RemotingCommand) -> Result<(), String> {
+        self.judge(remote, &RemotingRequest(request)).map_err(Refusal::into_remark)
+    }
+
+    /// Whether a request from `remote`, presented by any front (remoting or gRPC), may be
+    /// served under the policy in force. The one place the order of Java's checks lives.
+    pub fn judge(&self, remote: IpAddr, request: &impl Presented) -> Result<(), Refusal> {
         let policy = self.policy();
         if policy.global_white.iter().any(|pattern| pattern.matches(remote)) {
             return Ok(());
         }
-        let Some(access_key) = acl::access_key(request) else {
-            return Err("No accessKey is configured".to_owned());
+        let Some(access_key) = request.access_key() else {
+            return Err(Refusal::Unauthenticated("No accessKey is configured".to_owned()));
         };
         let Some(account) = policy.accounts.get(access_key) else {
-            return Err(format!("No acl config for {access_key}"));
+            return Err(Refusal::Unauthenticated(format!("No acl config for {access_key}")));
         };
         if account.white_address.matches(remote) {
             return Ok(());
         }
-        if acl::verify(request, &account.secret_key).is_err() {
-            return Err(format!("Check signature failed for accessKey={access_key}"));
+        if !request.signature_verifies(&account.secret_key) {
+            return Err(Refusal::Unauthenticated(format!(
+                "Check signature failed for accessKey={access_key}"
+            )));
         }
-        let needed = resource::needed(request)?;
+        let needed = request.needed().map_err(Refusal::Forbidden)?;
         // Message traces are written by every client that traces: always allowed.
         if needed
             .iter()
@@ -134,7 +146,70 @@ impl AclValidator {
         {
             return Ok(());
         }
-        account.check(request.code, &needed)
+        account.check(request.request_code(), &needed).map_err(Refusal::Forbidden)
+    }
+}
+
+/// Why the policy refused a request. Remoting answers both kinds NO_PERMISSION; the gRPC
+/// front tells them apart (UNAUTHORIZED and FORBIDDEN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Who asks is not established: no access key, an unknown one, or a signature that does
+    /// not verify with the account's secret.
+    Unauthenticated(String),
+    /// A verified account that may not do what the request asks (or whose request cannot be
+    /// read to tell what it asks).
+    Forbidden(String),
+}
+
+impl Refusal {
+    /// The text a person reads: Java's message for the same refusal.
+    pub fn remark(&self) -> &str {
+        match self {
+            Refusal::Unauthenticated(remark) | Refusal::Forbidden(remark) => remark,
+        }
+    }
+
+    /// The remark, owned.
+    pub fn into_remark(self) -> String {
+        match self {
+            Refusal::Unauthenticated(remark) | Refusal::Forbidden(remark) => remark,
+        }
+    }
+}
+
+/// One request as the policy judges it, whatever wire it came on: each front says who the
+/// request names, whether its signature holds, and what it touches.
+pub trait Presented {
+    /// The access key the request names; `None` for an anonymous request.
+    fn access_key(&self) -> Option<&str>;
+    /// Whether the request's signature verifies with `secret_key` (compared in constant time).
+    fn signature_verifies(&self, secret_key: &str) -> bool;
+    /// The topics and groups (as retry topics) the request touches, with the permission each
+    /// needs; `Err` (the remark) when the request's own data cannot be read.
+    fn needed(&self) -> Result<Vec<(String, u8)>, String>;
+    /// The remoting request code the request counts as, for the admin-only codes.
+    fn request_code(&self) -> i32;
+}
+
+/// A remoting request before its handler: extFields signature and [`resource::needed`].
+struct RemotingRequest<'a>(&'a RemotingCommand);
+
+impl Presented for RemotingRequest<'_> {
+    fn access_key(&self) -> Option<&str> {
+        acl::access_key(self.0)
+    }
+
+    fn signature_verifies(&self, secret_key: &str) -> bool {
+        acl::verify(self.0, secret_key).is_ok()
+    }
+
+    fn needed(&self) -> Result<Vec<(String, u8)>, String> {
+        resource::needed(self.0)
+    }
+
+    fn request_code(&self) -> i32 {
+        self.0.code
     }
 }
 

@@ -1,0 +1,191 @@
+//! `apogee bench grpc-send`: closed-loop SendMessage. Each of `--connections` HTTP/2
+//! connections carries `--in-flight` calls at a time, each call `--batch` messages of
+//! `--size` bytes; a call's latency runs from the request to the response.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use apogee_grpc_proto::messaging_service_client::MessagingServiceClient;
+use apogee_grpc_proto::{Code, Encoding, Message, MessageType, SendMessageRequest, SystemProperties};
+use tonic::transport::Channel;
+
+use super::{call_error_label, client_id, code_label, connect, request, resource};
+use crate::setup;
+use crate::stats::{Recorder, WorkerStats};
+use crate::Target;
+
+/// Deadline of one SendMessage call.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed call, so a refusing endpoint is not hammered.
+const ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// What `grpc-send` is asked to do.
+#[derive(Debug, Clone)]
+pub struct SendBench {
+    /// Topic and NameServer, run time and progress.
+    pub target: Target,
+    /// The gRPC endpoint, `host:port`.
+    pub grpc: String,
+    /// Body size in bytes.
+    pub size_bytes: usize,
+    /// HTTP/2 connections.
+    pub connections: usize,
+    /// Calls in flight per connection.
+    pub in_flight: usize,
+    /// Messages per SendMessage call.
+    pub batch: usize,
+    /// Time to send before measuring.
+    pub warmup: Duration,
+}
+
+/// Runs the workload and prints the report.
+pub async fn run(bench: SendBench) -> Result<()> {
+    let setup_client = setup::admin_client();
+    let found =
+        setup::queues_of(&setup_client, &bench.target.namesrv, &bench.target.topic, bench.target.queues)
+            .await;
+    setup_client.shutdown().await;
+    found?;
+    if !bench.warmup.is_zero() {
+        drive(&bench, bench.warmup, true, &Recorder::new()).await?;
+    }
+    let recorder = Recorder::new();
+    let elapsed = drive(&bench, bench.target.duration, bench.target.quiet, &recorder).await?;
+    recorder.report(
+        "grpc-send",
+        serde_json::json!({
+            "topic": bench.target.topic, "grpc": bench.grpc, "size": bench.size_bytes,
+            "connections": bench.connections, "in_flight": bench.in_flight, "batch": bench.batch,
+            "warmup_s": bench.warmup.as_secs_f64(), "duration_s": bench.target.duration.as_secs_f64(),
+        }),
+        elapsed,
+    );
+    Ok(())
+}
+
+/// Sends for `duration`; returns the measured time.
+async fn drive(
+    bench: &SendBench,
+    duration: Duration,
+    quiet: bool,
+    recorder: &Arc<Recorder>,
+) -> Result<Duration> {
+    let mut clients = Vec::with_capacity(bench.connections);
+    for _ in 0..bench.connections {
+        clients.push(connect(&bench.grpc).await?);
+    }
+    let shape = Arc::new(Shape {
+        topic: bench.target.topic.clone(),
+        body: vec![b'x'; bench.size_bytes],
+        batch: bench.batch,
+    });
+    // One send before the clock: a refused send (an unknown topic, a topic of another message
+    // type, ACL) ends the run with the endpoint's own words instead of a count of errors.
+    probe(&mut clients[0], &shape).await?;
+    let started = Instant::now();
+    let deadline = started + duration;
+    let progress = recorder.spawn_progress("grpc-send", deadline, quiet);
+    let mut tasks = Vec::with_capacity(bench.connections * bench.in_flight);
+    for (connection, client) in clients.iter().enumerate() {
+        for slot in 0..bench.in_flight {
+            let worker = connection * bench.in_flight + slot;
+            let sender = Sender { client: client.clone(), shape: Arc::clone(&shape), worker, sequence: 0 };
+            tasks.push(tokio::spawn(sender.run(deadline, recorder.worker())));
+        }
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let elapsed = started.elapsed();
+    progress.abort();
+    Ok(elapsed)
+}
+
+async fn probe(client: &mut MessagingServiceClient<Channel>, shape: &Shape) -> Result<()> {
+    let message = Shape { batch: 1, ..shape.clone() }.request(usize::MAX, 0);
+    let response = client.send_message(request(message, &client_id(usize::MAX), SEND_TIMEOUT)).await;
+    let status = match response {
+        Ok(response) => response.into_inner().status.unwrap_or_default(),
+        Err(status) => bail!("the gRPC endpoint failed a first send: {status}"),
+    };
+    if status.code != Code::Ok as i32 {
+        bail!(
+            "the gRPC endpoint refused a first send to {}: {} {}",
+            shape.topic,
+            code_label(status.code),
+            status.message
+        );
+    }
+    Ok(())
+}
+
+/// What every request carries.
+#[derive(Debug, Clone)]
+struct Shape {
+    topic: String,
+    body: Vec<u8>,
+    batch: usize,
+}
+
+impl Shape {
+    /// A request of `batch` messages, with message ids unique to `worker` and `sequence`.
+    fn request(&self, worker: usize, sequence: u64) -> SendMessageRequest {
+        let messages = (0..self.batch as u64)
+            .map(|index| Message {
+                topic: Some(resource(&self.topic)),
+                body: self.body.clone(),
+                system_properties: Some(SystemProperties {
+                    // The 5.x id layout: version 01, then 32 hex digits.
+                    message_id: format!(
+                        "01{:08X}{:08X}{:016X}",
+                        std::process::id(),
+                        worker as u32,
+                        sequence.wrapping_mul(self.batch as u64).wrapping_add(index)
+                    ),
+                    body_encoding: Encoding::Identity as i32,
+                    message_type: MessageType::Normal as i32,
+                    ..SystemProperties::default()
+                }),
+                ..Message::default()
+            })
+            .collect();
+        SendMessageRequest { messages }
+    }
+}
+
+/// One call slot: sends, waits for the answer, sends again.
+struct Sender {
+    client: MessagingServiceClient<Channel>,
+    shape: Arc<Shape>,
+    worker: usize,
+    sequence: u64,
+}
+
+impl Sender {
+    async fn run(mut self, deadline: Instant, mut stats: WorkerStats) {
+        let client_id = client_id(self.worker);
+        let messages = self.shape.batch as u64;
+        let bytes = messages * self.shape.body.len() as u64;
+        while Instant::now() < deadline {
+            let message = self.shape.request(self.worker, self.sequence);
+            self.sequence += 1;
+            let sent = Instant::now();
+            match self.client.send_message(request(message, &client_id, SEND_TIMEOUT)).await {
+                Ok(response) => {
+                    let code = response.get_ref().status.as_ref().map_or(0, |status| status.code);
+                    if code == Code::Ok as i32 {
+                        stats.record(sent.elapsed(), messages, bytes);
+                    } else {
+                        stats.recorder().error(code_label(code));
+                        tokio::time::sleep(ERROR_PAUSE).await;
+                    }
+                }
+                Err(status) => {
+                    stats.recorder().error(call_error_label(&status));
+                    tokio::time::sleep(ERROR_PAUSE).await;
+                }
+            }
+        }
+    }
+}
