@@ -20,12 +20,14 @@ pub struct BoundAddrs {
     pub grpc: Option<SocketAddr>,
     /// The Prometheus endpoint, when `metricsExporterType=PROM`.
     pub metrics: Option<SocketAddr>,
+    /// The web dashboard (`apogee standalone`, `apogee dashboard`).
+    pub dashboard: Option<SocketAddr>,
 }
 
 impl BoundAddrs {
     /// The JSON object written:
     /// `{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port","grpc":"ip:port",
-    /// "metrics":"ip:port"}`.
+    /// "metrics":"ip:port","dashboard":"ip:port"}`.
     fn to_json(&self) -> serde_json::Value {
         let mut object = serde_json::Map::new();
         let entries = [
@@ -34,6 +36,7 @@ impl BoundAddrs {
             ("brokerFast", self.broker_fast),
             ("grpc", self.grpc),
             ("metrics", self.metrics),
+            ("dashboard", self.dashboard),
         ];
         for (key, addr) in entries {
             if let Some(addr) = addr {

@@ -42,6 +42,8 @@ pub struct BoundAddrs {
     pub grpc: Option<String>,
     /// The Prometheus endpoint's `ip:port`, when metrics are exported.
     pub metrics: Option<String>,
+    /// The web dashboard's `ip:port` (`apogee standalone`, `apogee dashboard`).
+    pub dashboard: Option<String>,
 }
 
 impl BoundAddrs {
@@ -56,6 +58,7 @@ impl BoundAddrs {
             broker: field("broker"),
             grpc: field("grpc"),
             metrics: field("metrics"),
+            dashboard: field("dashboard"),
         })
     }
 }
@@ -136,6 +139,11 @@ impl ApogeeProcess {
         self.addrs.metrics.as_deref()
     }
 
+    /// The web dashboard's address the child reported; `None` for commands without one.
+    pub fn dashboard_addr(&self) -> Option<&str> {
+        self.addrs.dashboard.as_deref()
+    }
+
     /// The data directory (`--data-dir`), kept across restarts.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| self.dir.path().join("data"))
@@ -198,6 +206,7 @@ impl ApogeeProcess {
         let mut command = Command::new(&self.binary);
         command
             .args(&self.args)
+            .args(dashboard_port_args(&self.args))
             .args(data_dir_args(self.args.first().map(String::as_str), &self.data_dir()))
             .arg("--ports-file")
             .arg(&ports_file)
@@ -225,6 +234,18 @@ impl ApogeeProcess {
             }
             std::thread::sleep(POLL_PAUSE);
         }
+    }
+}
+
+/// `--dashboard-port 0` for a `standalone` that names no dashboard port of its own: its
+/// default (8080) would be shared by every process a test suite starts at once.
+fn dashboard_port_args(args: &[String]) -> Vec<&'static str> {
+    let standalone = args.first().is_some_and(|command| command == "standalone");
+    let chosen = args.iter().any(|arg| arg.starts_with("--dashboard-port") || arg == "--no-dashboard");
+    if standalone && !chosen {
+        vec!["--dashboard-port", "0"]
+    } else {
+        Vec::new()
     }
 }
 
