@@ -401,8 +401,9 @@ async fn run_dashboard(args: DashboardArgs) -> Result<()> {
         .context("no NameServer: pass -n host:port[;host:port] or set NAMESRV_ADDR")?;
     let dashboard = Dashboard::start(&namesrv, args.listen).await?;
     println!("apogee dashboard listening on http://{}/", dashboard.local_addr());
-    let written =
-        args.ports_file.write(&BoundAddrs { dashboard: Some(dashboard.local_addr()), ..BoundAddrs::default() });
+    let written = args
+        .ports_file
+        .write(&BoundAddrs { dashboard: Some(dashboard.local_addr()), ..BoundAddrs::default() });
     if written.is_ok() {
         wait_for_shutdown_signal().await?;
     }

@@ -9,7 +9,7 @@
 //! Chromium must be installed (`.ci/run` installs Debian's `chromium`); `APOGEE_CHROMIUM`
 //! names another binary.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -44,6 +44,9 @@ const POLL_PAUSE: Duration = Duration::from_millis(100);
 /// The browser window, which is also the size of every screenshot.
 const WINDOW: (u32, u32) = (1360, 900);
 
+/// When the first page was shown, for the timings printed.
+static SINCE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 /// Where Debian installs Chromium.
 const DEBIAN_CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -52,7 +55,8 @@ const FIRST_PASS: [usize; 2] = [3, 3];
 const SECOND_PASS: [usize; 2] = [2, 1];
 
 fn chromium() -> PathBuf {
-    let path = std::env::var_os("APOGEE_CHROMIUM").map_or_else(|| PathBuf::from(DEBIAN_CHROMIUM), PathBuf::from);
+    let path =
+        std::env::var_os("APOGEE_CHROMIUM").map_or_else(|| PathBuf::from(DEBIAN_CHROMIUM), PathBuf::from);
     assert!(
         path.exists(),
         "{} is missing: install Debian's chromium (`apt-get install -y chromium`, as .ci/run does) \
@@ -74,7 +78,10 @@ fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-async fn wait_async<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+async fn wait_async<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
     let deadline = Instant::now() + WAIT_LIMIT;
     loop {
         if let Some(value) = check().await {
@@ -99,11 +106,18 @@ fn message(topic: &str, index: usize, text: &str) -> Message {
 async fn seed(namesrv: &str, broker_name: &str) -> Seeded {
     let admin = Admin::builder().namesrv(namesrv.to_owned()).start().await.expect("admin starts");
     for topic in [TOPIC, DLQ_SOURCE_TOPIC] {
-        admin.create_topic("DefaultCluster", &TopicConfig::with_queues(topic, 2, 2, 6)).await.expect("topic made");
+        admin
+            .create_topic("DefaultCluster", &TopicConfig::with_queues(topic, 2, 2, 6))
+            .await
+            .expect("topic made");
         wait_async("the route of the new topic", || async { admin.topic_route(topic).await.ok() }).await;
     }
-    let producer =
-        Producer::builder().group(PRODUCER_GROUP).namesrv(namesrv.to_owned()).start().await.expect("producer");
+    let producer = Producer::builder()
+        .group(PRODUCER_GROUP)
+        .namesrv(namesrv.to_owned())
+        .start()
+        .await
+        .expect("producer");
     let send_pass = |start: usize, counts: [usize; 2]| {
         let producer = &producer;
         async move {
@@ -141,8 +155,10 @@ async fn seed(namesrv: &str, broker_name: &str) -> Seeded {
         .expect("consumer starts");
     let next = send_pass(0, FIRST_PASS).await;
     let first_total: usize = FIRST_PASS.iter().sum();
-    wait_async("the first pass consumed", || async { (consumed.lock().unwrap().len() == first_total).then_some(()) })
-        .await;
+    wait_async("the first pass consumed", || async {
+        (consumed.lock().unwrap().len() == first_total).then_some(())
+    })
+    .await;
     // Shutting down commits the offsets; the group then lags by exactly the second pass.
     consumer.shutdown().await;
     wait_async("the group's committed offsets", || async {
@@ -189,7 +205,8 @@ fn watch_problems(tab: &Tab) -> Problems {
             Event::RuntimeConsoleAPICalled(call)
                 if matches!(
                     call.params.Type,
-                    Runtime::ConsoleAPICalledEventTypeOption::Error | Runtime::ConsoleAPICalledEventTypeOption::Assert
+                    Runtime::ConsoleAPICalledEventTypeOption::Error
+                        | Runtime::ConsoleAPICalledEventTypeOption::Assert
                 ) =>
             {
                 Some(format!("console.error: {:?}", call.params.args))
@@ -213,12 +230,14 @@ fn watch_problems(tab: &Tab) -> Problems {
 fn text_with(tab: &Tab, selector: &str, needles: &[&str]) -> String {
     let deadline = Instant::now() + WAIT_LIMIT;
     loop {
-        let text = tab.find_element(selector).and_then(|element| element.get_inner_text()).unwrap_or_default();
+        let text =
+            tab.find_element(selector).and_then(|element| element.get_inner_text()).unwrap_or_default();
         if needles.iter().all(|needle| text.contains(needle)) {
             return text;
         }
         if Instant::now() >= deadline {
-            let page = tab.find_element("main").and_then(|element| element.get_inner_text()).unwrap_or_default();
+            let page =
+                tab.find_element("main").and_then(|element| element.get_inner_text()).unwrap_or_default();
             panic!("timed out waiting for {selector} to show {needles:?}; the page shows:\n{page}");
         }
         std::thread::sleep(POLL_PAUSE);
@@ -253,10 +272,11 @@ fn click_link(tab: &Tab, text: &str) {
 
 fn fill(tab: &Tab, selector: &str, value: &str) {
     let element = wait_for(&format!("{selector} to be shown"), || tab.find_element(selector).ok());
-    element.click().expect("input focused");
-    // Clear what the form kept from an earlier search, then type as a user would.
+    // Clear what the form kept from an earlier search, then enter the text as typing or a
+    // paste does (one input event; key by key costs two round trips a character).
     tab.evaluate(&format!("document.querySelector({selector:?}).value = ''"), false).expect("input cleared");
-    element.type_into(value).expect("typed");
+    element.click().expect("input focused");
+    tab.send_character(value).expect("text entered");
 }
 
 fn screenshot(tab: &Tab, dir: &Path, name: &str) {
@@ -266,6 +286,7 @@ fn screenshot(tab: &Tab, dir: &Path, name: &str) {
         .capture_screenshot(Page::CaptureScreenshotFormatOption::Png, None, None, true)
         .expect("screenshot taken");
     let path = dir.join(format!("{name}.png"));
+    println!("{name} shown at {:?}", SINCE.get_or_init(Instant::now).elapsed());
     std::fs::write(&path, png).unwrap_or_else(|error| panic!("writing {}: {error}", path.display()));
 }
 
@@ -300,6 +321,8 @@ fn launch(user_data_dir: &Path) -> Browser {
         .user_data_dir(Some(user_data_dir.to_path_buf()))
         .args(flags.iter().map(OsStr::new).collect())
         .idle_browser_timeout(Duration::from_secs(120))
+        // Chromium's scratch files go with the profile directory.
+        .process_envs(Some(HashMap::from([("TMPDIR".to_owned(), user_data_dir.display().to_string())])))
         .build()
         .expect("launch options");
     Browser::new(options).expect("chromium starts")
@@ -315,7 +338,9 @@ fn every_page_shows_the_cluster_and_a_dead_letter_is_resent() {
         let info = admin.cluster_info().await.expect("cluster info");
         info.broker_addr_table.keys().next().expect("one broker").clone()
     });
+    let started = Instant::now();
     let seeded = runtime.block_on(seed(apogee.namesrv_addr(), &broker_name));
+    println!("seeded in {:?}", started.elapsed());
     let producer_client = seeded.producer.instance().client_id().to_owned();
 
     let profile = tempfile::tempdir().expect("profile dir");
@@ -412,7 +437,8 @@ fn every_page_shows_the_cluster_and_a_dead_letter_is_resent() {
     let copies = runtime.block_on(async {
         let admin = Admin::builder().namesrv(apogee.namesrv_addr().to_owned()).start().await.unwrap();
         wait_async("the resent copy", || async {
-            let found = admin.query_messages_by_key(DLQ_SOURCE_TOPIC, "payment-1", 32, 0, i64::MAX).await.ok()?;
+            let found =
+                admin.query_messages_by_key(DLQ_SOURCE_TOPIC, "payment-1", 32, 0, i64::MAX).await.ok()?;
             (found.messages.len() == 2).then_some(found.messages)
         })
         .await
@@ -432,6 +458,6 @@ fn every_page_shows_the_cluster_and_a_dead_letter_is_resent() {
 
     let problems = problems.lock().unwrap().clone();
     assert!(problems.is_empty(), "the pages logged errors: {problems:#?}");
-    println!("dashboard screenshots in {}", shots.display());
+    println!("pages checked in {:?}; screenshots in {}", started.elapsed(), shots.display());
     runtime.block_on(seeded.producer.shutdown());
 }

@@ -82,8 +82,12 @@ async fn print_cluster_list(ctx: &Ctx, args: &ClusterList) -> Result<()> {
             table.row(&[
                 member.cluster.clone(),
                 member.broker_name.clone(),
-                total("msgPutTotalTodayMorning").saturating_sub(total("msgPutTotalYesterdayMorning")).to_string(),
-                total("msgGetTotalTodayMorning").saturating_sub(total("msgGetTotalYesterdayMorning")).to_string(),
+                total("msgPutTotalTodayMorning")
+                    .saturating_sub(total("msgPutTotalYesterdayMorning"))
+                    .to_string(),
+                total("msgGetTotalTodayMorning")
+                    .saturating_sub(total("msgGetTotalYesterdayMorning"))
+                    .to_string(),
                 total("msgPutTotalTodayNow").saturating_sub(total("msgPutTotalTodayMorning")).to_string(),
                 total("msgGetTotalTodayNow").saturating_sub(total("msgGetTotalTodayMorning")).to_string(),
             ]);

@@ -210,11 +210,8 @@ impl Track {
 /// group consumes the topic (mqadmin's `WARN: No Consumer`).
 pub(crate) async fn message_track(admin: &Admin, message: &MessageExt) -> Result<Vec<(String, Track)>> {
     let name = message.message.topic.as_str();
-    let groups = call(
-        admin.topic_consumed_by(name),
-        format!("QUERY_TOPIC_CONSUME_BY_WHO (300) of {name}"),
-    )
-    .await?;
+    let groups =
+        call(admin.topic_consumed_by(name), format!("QUERY_TOPIC_CONSUME_BY_WHO (300) of {name}")).await?;
     let mut tracks = Vec::with_capacity(groups.len());
     for group in groups {
         let track = match admin.consume_stats(&group, Some(name)).await {

@@ -107,7 +107,9 @@ async fn print_track(ctx: &Ctx, message: &MessageExt) {
                 println!("MessageTrack [consumerGroup={group}, trackType={}]", track.java_name());
             }
         }
-        Err(error) => println!("WARN: the consumer groups of {} are unknown: {error:#}", message.message.topic),
+        Err(error) => {
+            println!("WARN: the consumer groups of {} are unknown: {error:#}", message.message.topic)
+        }
     }
 }
 

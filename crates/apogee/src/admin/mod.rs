@@ -260,7 +260,10 @@ pub(crate) async fn start_admin(namesrv: &str, request_timeout: Duration) -> Res
 }
 
 /// Awaits an SDK call, turning its failure into an error that says `what` was asked.
-pub(crate) async fn call<T>(future: impl Future<Output = Result<T, ClientError>>, what: impl Display) -> Result<T> {
+pub(crate) async fn call<T>(
+    future: impl Future<Output = Result<T, ClientError>>,
+    what: impl Display,
+) -> Result<T> {
     future.await.map_err(|error| anyhow!("{what} failed: {}", describe(&error)))
 }
 

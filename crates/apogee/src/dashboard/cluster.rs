@@ -85,9 +85,12 @@ async fn read(ctx: &Ctx) -> Result<ClusterView> {
         brokers.push(BrokerView {
             version: figure(&runtime, "brokerVersionDesc", "").to_owned(),
             in_tps: reported(&runtime, "putTps").then(|| first_number(&runtime, "putTps")),
-            out_tps: reported(&runtime, "getTransferredTps").then(|| first_number(&runtime, "getTransferredTps")),
-            put_today: reported(&runtime, "msgPutTotalTodayNow").then(|| count(&runtime, "msgPutTotalTodayNow")),
-            get_today: reported(&runtime, "msgGetTotalTodayNow").then(|| count(&runtime, "msgGetTotalTodayNow")),
+            out_tps: reported(&runtime, "getTransferredTps")
+                .then(|| first_number(&runtime, "getTransferredTps")),
+            put_today: reported(&runtime, "msgPutTotalTodayNow")
+                .then(|| count(&runtime, "msgPutTotalTodayNow")),
+            get_today: reported(&runtime, "msgGetTotalTodayNow")
+                .then(|| count(&runtime, "msgGetTotalTodayNow")),
             commit_log_max_offset: reported(&runtime, "commitLogMaxOffset")
                 .then(|| count(&runtime, "commitLogMaxOffset")),
             hours_kept: hours_kept(&runtime, now_ms),

@@ -77,7 +77,9 @@ async fn read_list(ctx: &Ctx, query: &DlqQuery) -> Result<MessageList> {
     let begin = query.begin.unwrap_or(end.saturating_sub(MAX_RANGE_MS));
     match ctx.admin.topic_route(&dlq).await {
         Ok(_) => {}
-        Err(ClientError::NoRoute { .. }) => return Ok(MessageList { messages: Vec::new(), truncated: false }),
+        Err(ClientError::NoRoute { .. }) => {
+            return Ok(MessageList { messages: Vec::new(), truncated: false })
+        }
         Err(error) => bail!("GET_ROUTEINFO_BY_TOPIC (105) of {dlq} failed: {}", describe(&error)),
     }
     in_time_range(&ctx.admin, &dlq, begin, end).await

@@ -121,18 +121,19 @@ pub(super) async fn progress(State(ctx): State<Arc<Ctx>>, Query(query): Query<Gr
 
 async fn read_progress(ctx: &Ctx, query: &GroupQuery) -> Result<GroupProgress> {
     let group = required(&query.group, "group")?;
-    let progress = call(
-        ctx.admin.consumer_progress(group, None),
-        format!("GET_CONSUME_STATS (208) of group {group}"),
-    )
-    .await?;
+    let progress =
+        call(ctx.admin.consumer_progress(group, None), format!("GET_CONSUME_STATS (208) of group {group}"))
+            .await?;
     let (clients, subscriptions, clients_note) = match ctx.admin.consumer_connections(group).await {
         Ok(connection) => (
             connection.connection_set.iter().map(ClientView::from).collect(),
             connection
                 .subscription_table
                 .iter()
-                .map(|(topic, data)| SubscriptionView { topic: topic.clone(), expression: data.sub_string.clone() })
+                .map(|(topic, data)| SubscriptionView {
+                    topic: topic.clone(),
+                    expression: data.sub_string.clone(),
+                })
                 .collect(),
             None,
         ),

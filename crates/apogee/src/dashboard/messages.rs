@@ -191,7 +191,12 @@ async fn read_by_time(admin: &Admin, query: &MessageQuery) -> Result<MessageList
 /// The first [`MAX_MESSAGES`] messages of `topic` stored in `[begin_ms, end_ms)`, read queue
 /// by queue from the offset of `begin_ms`, sorted by store time. The range may not be wider
 /// than [`MAX_RANGE_MS`].
-pub(super) async fn in_time_range(admin: &Admin, topic: &str, begin_ms: i64, end_ms: i64) -> Result<MessageList> {
+pub(super) async fn in_time_range(
+    admin: &Admin,
+    topic: &str,
+    begin_ms: i64,
+    end_ms: i64,
+) -> Result<MessageList> {
     if begin_ms >= end_ms {
         bail!("the begin time must be before the end time");
     }

@@ -49,8 +49,8 @@ async fn read_list(ctx: &Ctx) -> Result<TopicList> {
         format!("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) from {}", ctx.namesrv),
     )
     .await?;
-    let info = call(ctx.admin.cluster_info(), format!("GET_BROKER_CLUSTER_INFO (106) from {}", ctx.namesrv))
-        .await?;
+    let info =
+        call(ctx.admin.cluster_info(), format!("GET_BROKER_CLUSTER_INFO (106) from {}", ctx.namesrv)).await?;
     let truncated = names.topic_list.len() > MAX_TOPICS;
     let topics = names
         .topic_list
@@ -132,9 +132,10 @@ async fn read_status(ctx: &Ctx, query: &TopicQuery) -> Result<TopicStatus> {
     let stats = call(ctx.admin.topic_stats(name), format!("GET_TOPIC_STATS_INFO (202) of {name}")).await?;
     let (consumer_groups, consumer_groups_error) = match ctx.admin.topic_consumed_by(name).await {
         Ok(groups) => (groups.into_iter().collect(), None),
-        Err(error) => {
-            (Vec::new(), Some(format!("QUERY_TOPIC_CONSUME_BY_WHO (300) of {name} failed: {}", describe(&error))))
-        }
+        Err(error) => (
+            Vec::new(),
+            Some(format!("QUERY_TOPIC_CONSUME_BY_WHO (300) of {name} failed: {}", describe(&error))),
+        ),
     };
     let mut route_view: Vec<RouteView> = route
         .broker_datas

@@ -365,11 +365,13 @@ async function messageDetail(topic, id) {
         (t) => [link(t.consumerGroup, route("groups", { group: t.consumerGroup })),
           el("span", { class: "track " + t.trackType }, t.trackType)]);
   return [
-    section("Message", el("dl", { id: "message-fields" }, fields.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]))),
-    section(`Body (${m.bodyBytes} bytes)`, el("pre", { id: "message-body" }, m.body),
-      m.bodyTruncated ? note("The body is cut here.") : null),
+    el("div", { class: "columns" },
+      section("Message", el("dl", { id: "message-fields" }, fields.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]))),
+      el("div", {},
+        section(`Body (${m.bodyBytes} bytes)`, el("pre", { id: "message-body" }, m.body),
+          m.bodyTruncated ? note("The body is cut here.") : null),
+        section("Consumed by", tracks))),
     section("Properties", table("properties", ["Key", "Value"], Object.entries(m.properties), ([k, v]) => [k, v])),
-    section("Consumed by", tracks),
   ];
 }
 
