@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use apogee_client::{Admin, ConsumeResult, Message, MessageQueue, Producer, PushConsumer};
 use apogee_common::TopicConfig;
 use apogee_remoting::body::enums::ConsumeFromWhere;
-use apogee_testkit::ApogeeProcess;
+use apogee_testkit::{eventually, ApogeeProcess};
 use headless_chrome::browser::tab::Tab;
 use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::{Log, Page, Runtime};
@@ -78,20 +78,6 @@ fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-async fn wait_async<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + WAIT_LIMIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(POLL_PAUSE).await;
-    }
-}
-
 /// What the seeding left running: the producer stays connected for the producers page.
 struct Seeded {
     producer: Producer,
@@ -110,7 +96,10 @@ async fn seed(namesrv: &str, broker_name: &str) -> Seeded {
             .create_topic("DefaultCluster", &TopicConfig::with_queues(topic, 2, 2, 6))
             .await
             .expect("topic made");
-        wait_async("the route of the new topic", || async { admin.topic_route(topic).await.ok() }).await;
+        eventually("the route of the new topic", WAIT_LIMIT, || async {
+            admin.topic_route(topic).await.ok()
+        })
+        .await;
     }
     let producer = Producer::builder()
         .group(PRODUCER_GROUP)
@@ -155,13 +144,13 @@ async fn seed(namesrv: &str, broker_name: &str) -> Seeded {
         .expect("consumer starts");
     let next = send_pass(0, FIRST_PASS).await;
     let first_total: usize = FIRST_PASS.iter().sum();
-    wait_async("the first pass consumed", || async {
+    eventually("the first pass consumed", WAIT_LIMIT, || async {
         (consumed.lock().unwrap().len() == first_total).then_some(())
     })
     .await;
     // Shutting down commits the offsets; the group then lags by exactly the second pass.
     consumer.shutdown().await;
-    wait_async("the group's committed offsets", || async {
+    eventually("the group's committed offsets", WAIT_LIMIT, || async {
         let progress = admin.consumer_progress(GROUP, Some(TOPIC)).await.ok()?;
         (progress.queues.iter().map(|queue| queue.consumer_offset).sum::<i64>() == first_total as i64)
             .then_some(())
@@ -181,7 +170,7 @@ async fn seed(namesrv: &str, broker_name: &str) -> Seeded {
     let payment = Message::new(DLQ_SOURCE_TOPIC, DEAD_BODY.as_bytes().to_vec()).with_keys(["payment-1"]);
     producer.send(payment).await.expect("payment sent");
     let dlq = format!("%DLQ%{DLQ_GROUP}");
-    wait_async("the payment in the dead-letter topic", || async {
+    eventually("the payment in the dead-letter topic", WAIT_LIMIT, || async {
         let stats = admin.topic_stats(&dlq).await.ok()?;
         (stats.offset_table.values().map(|offsets| offsets.max_offset).sum::<i64>() == 1).then_some(())
     })
@@ -436,7 +425,7 @@ fn every_page_shows_the_cluster_and_a_dead_letter_is_resent() {
     // The copy is in the original topic: two messages now carry the payment's key.
     let copies = runtime.block_on(async {
         let admin = Admin::builder().namesrv(apogee.namesrv_addr().to_owned()).start().await.unwrap();
-        wait_async("the resent copy", || async {
+        eventually("the resent copy", WAIT_LIMIT, || async {
             let found =
                 admin.query_messages_by_key(DLQ_SOURCE_TOPIC, "payment-1", 32, 0, i64::MAX).await.ok()?;
             (found.messages.len() == 2).then_some(found.messages)
@@ -460,4 +449,66 @@ fn every_page_shows_the_cluster_and_a_dead_letter_is_resent() {
     assert!(problems.is_empty(), "the pages logged errors: {problems:#?}");
     println!("pages checked in {:?}; screenshots in {}", started.elapsed(), shots.display());
     runtime.block_on(seeded.producer.shutdown());
+}
+
+/// `GET path` over HTTP/1.1 (`Connection: close`): the status line and the body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("dashboard reachable");
+    stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("a whole response");
+    let response = String::from_utf8(response).expect("UTF-8 text");
+    let (head, body) = response.split_once("\r\n\r\n").expect("headers end");
+    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+}
+
+#[test]
+fn the_dashboard_command_serves_a_cluster_on_its_own() {
+    let apogee = ApogeeProcess::start(
+        env!("CARGO_BIN_EXE_apogee"),
+        &[
+            "standalone",
+            "--namesrv-listen",
+            "127.0.0.1:0",
+            "--broker-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--no-dashboard",
+        ],
+    );
+    assert_eq!(apogee.dashboard_addr(), None, "--no-dashboard serves none");
+    let dashboard = ApogeeProcess::start(
+        env!("CARGO_BIN_EXE_apogee"),
+        &["dashboard", "-n", apogee.namesrv_addr(), "--listen", "127.0.0.1:0"],
+    );
+    let addr = dashboard.dashboard_addr().expect("the dashboard's address");
+
+    let (status, body) = http_get(addr, "/api/cluster");
+    assert!(status.contains("200"), "{status}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(answer["status"], 0, "{answer}");
+    let brokers = answer["data"]["brokers"].as_array().expect("brokers");
+    assert_eq!(brokers.len(), 1, "{answer}");
+    assert_eq!(brokers[0]["addr"], apogee.broker_addr(), "{answer}");
+    assert_eq!(brokers[0]["runtime"]["brokerActive"], "true", "{answer}");
+
+    // A refusal is an answer in the envelope, naming the request and the broker's answer.
+    let (status, body) = http_get(addr, "/api/topic?topic=NoSuchTopic");
+    assert!(status.contains("200"), "{status}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(answer["status"], -1, "{answer}");
+    let message = answer["errMsg"].as_str().expect("errMsg");
+    assert!(message.starts_with("topic status: GET_ROUTEINFO_BY_TOPIC (105) of NoSuchTopic"), "{message}");
+    let (_, body) = http_get(addr, "/api/messages/by-time?topic=TBW102&begin=0&end=9999999999999");
+    assert!(body.contains("wider than 31 days"), "{body}");
+
+    let (status, page) = http_get(addr, "/");
+    assert!(status.contains("200") && page.contains("<script src=\"/assets/app.js\">"), "{status}");
+    let (status, script) = http_get(addr, "/assets/app.js");
+    assert!(status.contains("200") && script.contains("function clusterPage"), "{status}");
+    let (status, _) = http_get(addr, "/assets/missing.js");
+    assert!(status.contains("404"), "{status}");
 }

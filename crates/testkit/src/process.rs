@@ -87,7 +87,7 @@ impl ApogeeProcess {
         Self::start(binary, &args)
     }
 
-    /// `apogee` with `args` (`standalone`, `namesrv` or `broker` and its options, the ports
+    /// `apogee` with `args` (`standalone`, `namesrv`, `broker` or `dashboard` and its options, the ports
     /// on 0); the data directory and `--ports-file` are added. Returns once the ports file is written.
     pub fn start(binary: impl Into<PathBuf>, args: &[&str]) -> Self {
         Self::start_with_data(binary, args, None)
@@ -250,9 +250,12 @@ fn dashboard_port_args(args: &[String]) -> Vec<&'static str> {
 }
 
 /// The options that put a command's data under `data_dir`: each server command names its
-/// own (`standalone --data-dir`, `broker --store-dir`, `namesrv --kv-config-path`).
+/// own (`standalone --data-dir`, `broker --store-dir`, `namesrv --kv-config-path`; none for
+/// `dashboard`).
 fn data_dir_args(command: Option<&str>, data_dir: &Path) -> Vec<std::ffi::OsString> {
     let (option, path) = match command {
+        // The dashboard keeps no data.
+        Some("dashboard") => return Vec::new(),
         Some("broker") => ("--store-dir", data_dir.to_path_buf()),
         Some("namesrv") => ("--kv-config-path", data_dir.join("kvConfig.json")),
         _ => ("--data-dir", data_dir.to_path_buf()),

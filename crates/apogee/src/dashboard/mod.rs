@@ -33,10 +33,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use apogee_client::{Admin, Producer};
+use apogee_metrics::HttpServer;
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::sync::{oneshot, OnceCell, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::sync::{OnceCell, Semaphore};
 
 /// Port of the dashboard when none is given (rocketmq-dashboard's `server.port`).
 pub const DEFAULT_PORT: u16 = 8080;
@@ -51,6 +51,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_CONCURRENT_CALLS: usize = 8;
 
 /// What every API handler works with.
+#[derive(Debug)]
 struct Ctx {
     /// The admin client of the NameServers.
     admin: Admin,
@@ -62,12 +63,11 @@ struct Ctx {
     resend_producer: OnceCell<Producer>,
 }
 
-/// A running dashboard; stops with [`Dashboard::shutdown`] (or when dropped, without waiting).
+/// A running dashboard; stops with [`Dashboard::shutdown`] (or, aborted, when dropped).
 #[derive(Debug)]
 pub struct Dashboard {
-    local_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: HttpServer,
+    ctx: Arc<Ctx>,
 }
 
 impl Dashboard {
@@ -78,41 +78,27 @@ impl Dashboard {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding the dashboard on {listen}"))?;
-        let local_addr = listener.local_addr().context("the dashboard's bound address")?;
         let ctx = Arc::new(Ctx {
             admin,
             namesrv: namesrv.to_owned(),
             calls: Semaphore::new(MAX_CONCURRENT_CALLS),
             resend_producer: OnceCell::new(),
         });
-        let app = router(Arc::clone(&ctx));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(error) = serve.await {
-                tracing::warn!(%error, "the dashboard stopped serving");
-            }
-            if let Some(producer) = ctx.resend_producer.get() {
-                producer.shutdown().await;
-            }
-        });
-        Ok(Self { local_addr, stop: Some(stop), task: Some(task) })
+        let server = HttpServer::serve(listener, router(Arc::clone(&ctx)), "dashboard")
+            .context("serving the dashboard")?;
+        Ok(Self { server, ctx })
     }
 
     /// The address the dashboard listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.server.local_addr()
     }
 
     /// Stops accepting, lets the calls in flight end, and stops the resend producer.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+        if let Some(producer) = self.ctx.resend_producer.get() {
+            producer.shutdown().await;
         }
     }
 }
