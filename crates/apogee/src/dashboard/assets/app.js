@@ -170,10 +170,13 @@ async function topicsPage(params) {
     const filter = el("input", { id: "topic-filter", type: "search", placeholder: "Filter topics" });
     const showAll = el("input", { id: "topic-show-all", type: "checkbox" });
     const holder = el("div");
+    const count = el("span", { class: "note" });
     const draw = () => {
       const text = filter.value.trim().toLowerCase();
       const rows = data.topics.filter((t) =>
         (showAll.checked || t.kind === "NORMAL") && t.name.toLowerCase().includes(text));
+      const hidden = showAll.checked ? 0 : data.topics.filter((t) => t.kind !== "NORMAL").length;
+      count.textContent = `${rows.length} shown` + (hidden > 0 ? ` · ${hidden} retry, dead-letter and system topics hidden` : "");
       holder.replaceChildren(table("topics", ["Topic", "Kind"], rows,
         (t) => [link(t.name, route("topics", { topic: t.name })), el("span", { class: "kind " + t.kind }, t.kind)]));
     };
@@ -182,7 +185,7 @@ async function topicsPage(params) {
     draw();
     return [
       el("div", { class: "toolbar" }, filter,
-        el("label", {}, showAll, " Retry, dead-letter and system topics")),
+        el("label", {}, showAll, " Retry, dead-letter and system topics"), count),
       data.truncated ? note("Only the first topics are listed.") : null,
       section("All topics", holder),
     ];
@@ -262,12 +265,29 @@ function clientsTable(id, clients) {
     (c) => [c.clientId, c.clientAddr, c.language || "-", c.version]);
 }
 
+// Suggestions for topic fields: the cluster's topics, fetched once. A failure leaves the
+// fields without suggestions; the page's own call shows what is wrong.
+const topicSuggestions = el("datalist", { id: "topic-names" });
+document.body.append(topicSuggestions);
+let topicsSuggested = false;
+
+function suggestTopics() {
+  if (topicsSuggested) return;
+  topicsSuggested = true;
+  api("/api/topics").then((data) => {
+    topicSuggestions.replaceChildren(...data.topics.filter((t) => t.kind !== "SYSTEM")
+      .map((t) => el("option", { value: t.name })));
+  }, () => { topicsSuggested = false; });
+}
+
 function form(id, fields, button, onSubmit) {
   const inputs = {};
+  if (fields.some((f) => f.name === "topic")) suggestTopics();
   const rows = fields.map((f) => {
     const input = el("input", {
       id: `${id}-${f.name}`, name: f.name, type: f.type || "text", value: f.value ?? "",
-      placeholder: f.placeholder, required: f.required,
+      placeholder: f.placeholder, required: f.required, list: f.name === "topic" ? "topic-names" : null,
+      autocomplete: "off",
     });
     inputs[f.name] = input;
     return el("label", {}, el("span", {}, f.label), input);
