@@ -57,6 +57,16 @@ pub(super) fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a 
     Ok(value)
 }
 
+/// An optional time parameter in epoch milliseconds.
+pub(super) fn time_param(value: &Option<String>, name: &str) -> Result<Option<i64>> {
+    match value.as_deref().map(str::trim).filter(|value| !value.is_empty()) {
+        None => Ok(None),
+        Some(text) => {
+            text.parse().map(Some).map_err(|_| anyhow!("{name} {text:?} is not a time in epoch milliseconds"))
+        }
+    }
+}
+
 /// A required topic name, checked as brokers check them.
 pub(super) fn topic_param(value: &Option<String>) -> Result<&str> {
     let name = required(value, "topic")?;
@@ -76,5 +86,8 @@ mod tests {
         assert!(required(&Some("x".repeat(MAX_PARAM_CHARS + 1)), "group").is_err());
         assert_eq!(topic_param(&Some("T1".to_owned())).unwrap(), "T1");
         assert!(topic_param(&Some("has space".to_owned())).is_err());
+        assert_eq!(time_param(&Some("1700000000000".to_owned()), "begin").unwrap(), Some(1_700_000_000_000));
+        assert_eq!(time_param(&None, "begin").unwrap(), None);
+        assert!(time_param(&Some("yesterday".to_owned()), "begin").is_err());
     }
 }

@@ -20,7 +20,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::api::{answer, required, Answer};
+use super::api::{answer, required, time_param, Answer};
 use super::messages::{in_time_range, MessageList, MAX_RANGE_MS};
 use super::Ctx;
 use crate::admin::{call, describe};
@@ -61,8 +61,8 @@ async fn read_groups(ctx: &Ctx) -> Result<DlqGroups> {
 #[derive(Debug, Deserialize)]
 pub(super) struct DlqQuery {
     group: Option<String>,
-    begin: Option<i64>,
-    end: Option<i64>,
+    begin: Option<String>,
+    end: Option<String>,
 }
 
 /// `GET /api/dlq?group=…`: the dead messages of a group; none when it has no dead-letter topic.
@@ -73,8 +73,9 @@ pub(super) async fn list(State(ctx): State<Arc<Ctx>>, Query(query): Query<DlqQue
 async fn read_list(ctx: &Ctx, query: &DlqQuery) -> Result<MessageList> {
     let group = required(&query.group, "group")?;
     let dlq = topic::dlq_topic(group);
-    let end = query.end.unwrap_or_else(|| apogee_common::time::now_ms().saturating_add(1));
-    let begin = query.begin.unwrap_or(end.saturating_sub(MAX_RANGE_MS));
+    let end =
+        time_param(&query.end, "end")?.unwrap_or_else(|| apogee_common::time::now_ms().saturating_add(1));
+    let begin = time_param(&query.begin, "begin")?.unwrap_or(end.saturating_sub(MAX_RANGE_MS));
     match ctx.admin.topic_route(&dlq).await {
         Ok(_) => {}
         Err(ClientError::NoRoute { .. }) => {

@@ -11,7 +11,7 @@ use apogee_client::{Admin, MessageExt};
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 
-use super::api::{answer, required, topic_param, Answer};
+use super::api::{answer, required, time_param, topic_param, Answer};
 use super::Ctx;
 use crate::admin::call;
 use crate::admin::inspect::{self, Track};
@@ -127,8 +127,8 @@ pub(super) struct MessageQuery {
     topic: Option<String>,
     id: Option<String>,
     key: Option<String>,
-    begin: Option<i64>,
-    end: Option<i64>,
+    begin: Option<String>,
+    end: Option<String>,
 }
 
 /// `GET /api/messages/by-id?topic=…&id=…`.
@@ -161,7 +161,8 @@ pub(super) async fn by_key(State(ctx): State<Arc<Ctx>>, Query(query): Query<Mess
 async fn read_by_key(admin: &Admin, query: &MessageQuery) -> Result<MessageList> {
     let topic = topic_param(&query.topic)?;
     let key = required(&query.key, "key")?;
-    let (begin, end) = (query.begin.unwrap_or(0), query.end.unwrap_or(i64::MAX));
+    let begin = time_param(&query.begin, "begin")?.unwrap_or(0);
+    let end = time_param(&query.end, "end")?.unwrap_or(i64::MAX);
     let max = i32::try_from(MAX_MESSAGES).unwrap_or(i32::MAX);
     let found = call(
         admin.query_messages_by_key(topic, key, max, begin, end),
@@ -183,8 +184,8 @@ pub(super) async fn by_time(State(ctx): State<Arc<Ctx>>, Query(query): Query<Mes
 async fn read_by_time(admin: &Admin, query: &MessageQuery) -> Result<MessageList> {
     let topic = topic_param(&query.topic)?;
     let now_ms = apogee_common::time::now_ms();
-    let end = query.end.unwrap_or(now_ms);
-    let begin = query.begin.unwrap_or(end.saturating_sub(3_600_000));
+    let end = time_param(&query.end, "end")?.unwrap_or(now_ms);
+    let begin = time_param(&query.begin, "begin")?.unwrap_or(end.saturating_sub(3_600_000));
     in_time_range(admin, topic, begin, end).await
 }
 
@@ -223,4 +224,24 @@ pub(super) async fn in_time_range(
     }
     found.sort_by_key(|message| message.store_timestamp);
     Ok(MessageList { messages: found, truncated })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_cuts_the_body_at_its_limit_and_reads_it_as_utf8() {
+        let message = MessageExt {
+            message: apogee_client::Message::new("T", "héllo wörld".as_bytes().to_vec())
+                .with_keys(["a", "b"]),
+            ..MessageExt::default()
+        };
+        let whole = MessageView::of(&message, MAX_DETAIL_BODY_BYTES);
+        assert_eq!((whole.body.as_str(), whole.body_bytes, whole.body_truncated), ("héllo wörld", 13, false));
+        assert_eq!(whole.keys, "a b");
+        // Cut inside "é": the broken sequence is shown replaced, never a panic.
+        let cut = MessageView::of(&message, 2);
+        assert_eq!((cut.body.as_str(), cut.body_bytes, cut.body_truncated), ("h\u{fffd}", 13, true));
+    }
 }

@@ -434,7 +434,8 @@ async function dlqPage(params) {
     });
     return [
       el("p", {}, link("← All dead-letter topics", "#/dlq")),
-      note("Resend sends a copy to the message's original topic (producer group ReSendMsgById)."),
+      note("Dead messages of the last 31 days (at most 64). Resend sends a copy to the message's " +
+        "original topic (producer group ReSendMsgById); the dead message stays here."),
       status,
       data.truncated ? note("Only the first messages are shown.") : null,
       section(`${data.messages.length} dead message(s)`, rows),
