@@ -339,6 +339,20 @@ fn every_page_shows_the_cluster_and_a_dead_letter_is_resent() {
     let problems = watch_problems(&tab);
     let shots = screenshot_dir();
 
+    // The watch sees what it must: a console error and an uncaught exception, planted on the blank page
+    // before the dashboard is opened.
+    tab.evaluate("console.error('probe'); setTimeout(() => { throw new Error('probe'); }, 0); 1", false)
+        .expect("probes planted");
+    wait_for("the planted console error and exception to be seen", || {
+        let seen = problems.lock().unwrap();
+        let console =
+            seen.iter().any(|problem| problem.starts_with("console.error") && problem.contains("probe"));
+        let thrown =
+            seen.iter().any(|problem| problem.starts_with("uncaught exception") && problem.contains("probe"));
+        (console && thrown).then_some(())
+    });
+    problems.lock().unwrap().clear();
+
     // Cluster: the broker with its address, version and runtime figures.
     tab.navigate_to(&format!("{dashboard}/")).unwrap().wait_until_navigated().unwrap();
     let brokers = rows_of(&tab, "#brokers", "DefaultCluster");
