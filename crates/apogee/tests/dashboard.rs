@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 use apogee_client::{Admin, ConsumeResult, Message, MessageQueue, Producer, PushConsumer};
 use apogee_common::TopicConfig;
 use apogee_remoting::body::enums::ConsumeFromWhere;
-use apogee_testkit::{eventually, ApogeeProcess};
+use apogee_testkit::{eventually, standalone_args, ApogeeProcess};
 use headless_chrome::browser::tab::Tab;
 use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::{Log, Page, Runtime};
 use headless_chrome::{Browser, LaunchOptions};
+
+mod standalone;
 
 /// The topic whose offsets, lag and messages the pages show.
 const TOPIC: &str = "DashOrders";
@@ -465,34 +467,9 @@ fn every_page_shows_the_cluster_and_a_dead_letter_is_resent() {
     runtime.block_on(seeded.producer.shutdown());
 }
 
-/// `GET path` over HTTP/1.1 (`Connection: close`): the status line and the body.
-fn http_get(addr: &str, path: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("dashboard reachable");
-    stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("a whole response");
-    let response = String::from_utf8(response).expect("UTF-8 text");
-    let (head, body) = response.split_once("\r\n\r\n").expect("headers end");
-    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
-}
-
 #[test]
 fn the_dashboard_command_serves_a_cluster_on_its_own() {
-    let apogee = ApogeeProcess::start(
-        env!("CARGO_BIN_EXE_apogee"),
-        &[
-            "standalone",
-            "--namesrv-listen",
-            "127.0.0.1:0",
-            "--broker-port",
-            "0",
-            "--grpc-port",
-            "0",
-            "--no-dashboard",
-        ],
-    );
+    let apogee = ApogeeProcess::start(env!("CARGO_BIN_EXE_apogee"), &standalone_args(&["--no-dashboard"]));
     assert_eq!(apogee.dashboard_addr(), None, "--no-dashboard serves none");
     let dashboard = ApogeeProcess::start(
         env!("CARGO_BIN_EXE_apogee"),
@@ -500,7 +477,7 @@ fn the_dashboard_command_serves_a_cluster_on_its_own() {
     );
     let addr = dashboard.dashboard_addr().expect("the dashboard's address");
 
-    let (status, body) = http_get(addr, "/api/cluster");
+    let (status, body) = standalone::http_get(addr, "/api/cluster");
     assert!(status.contains("200"), "{status}");
     let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(answer["status"], 0, "{answer}");
@@ -510,19 +487,20 @@ fn the_dashboard_command_serves_a_cluster_on_its_own() {
     assert_eq!(brokers[0]["runtime"]["brokerActive"], "true", "{answer}");
 
     // A refusal is an answer in the envelope, naming the request and the broker's answer.
-    let (status, body) = http_get(addr, "/api/topic?topic=NoSuchTopic");
+    let (status, body) = standalone::http_get(addr, "/api/topic?topic=NoSuchTopic");
     assert!(status.contains("200"), "{status}");
     let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(answer["status"], -1, "{answer}");
     let message = answer["errMsg"].as_str().expect("errMsg");
     assert!(message.starts_with("topic status: GET_ROUTEINFO_BY_TOPIC (105) of NoSuchTopic"), "{message}");
-    let (_, body) = http_get(addr, "/api/messages/by-time?topic=TBW102&begin=0&end=9999999999999");
+    let (_, body) =
+        standalone::http_get(addr, "/api/messages/by-time?topic=TBW102&begin=0&end=9999999999999");
     assert!(body.contains("wider than 31 days"), "{body}");
 
-    let (status, page) = http_get(addr, "/");
+    let (status, page) = standalone::http_get(addr, "/");
     assert!(status.contains("200") && page.contains("<script src=\"/assets/app.js\">"), "{status}");
-    let (status, script) = http_get(addr, "/assets/app.js");
+    let (status, script) = standalone::http_get(addr, "/assets/app.js");
     assert!(status.contains("200") && script.contains("function clusterPage"), "{status}");
-    let (status, _) = http_get(addr, "/assets/missing.js");
+    let (status, _) = standalone::http_get(addr, "/assets/missing.js");
     assert!(status.contains("404"), "{status}");
 }

@@ -31,6 +31,14 @@ pub fn apogee_binary() -> PathBuf {
     profile_dir.join("apogee")
 }
 
+/// `standalone` with every listener on a free loopback port, then `extra` (a config file, say).
+pub fn standalone_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args =
+        vec!["standalone", "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "--grpc-port", "0"];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// The addresses a child reported in its ports file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BoundAddrs {
@@ -82,9 +90,7 @@ impl ApogeeProcess {
     /// `apogee standalone` (NameServer and broker) on free loopback ports over a fresh data
     /// directory; returns once both serve.
     pub fn standalone(binary: impl Into<PathBuf>) -> Self {
-        let args =
-            ["standalone", "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "--grpc-port", "0"];
-        Self::start(binary, &args)
+        Self::start(binary, &standalone_args(&[]))
     }
 
     /// `apogee` with `args` (`standalone`, `namesrv`, `broker` or `dashboard` and its options, the ports
