@@ -367,11 +367,7 @@ pub(super) async fn stats_all(ctx: &Ctx, args: StatsAll) -> Result<()> {
     let topics: Vec<String> = match &args.topic {
         Some(name) => vec![name.clone()],
         None => {
-            let list = call(
-                ctx.admin.topic_list(),
-                format!("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) from {}", ctx.namesrv),
-            )
-            .await?;
+            let list = inspect::topic_list(&ctx.admin, &ctx.namesrv).await?;
             let mut topics: Vec<String> = list
                 .topic_list
                 .into_iter()

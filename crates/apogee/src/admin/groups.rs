@@ -247,11 +247,7 @@ pub(super) async fn consumer_progress(ctx: &Ctx, args: ConsumerProgress) -> Resu
 
 /// consumerProgress without -g: one row per group that has a retry topic.
 async fn all_groups_progress(ctx: &Ctx) -> Result<()> {
-    let list = call(
-        ctx.admin.topic_list(),
-        format!("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) from {}", ctx.namesrv),
-    )
-    .await?;
+    let list = inspect::topic_list(&ctx.admin, &ctx.namesrv).await?;
     let groups = inspect::consumer_groups(&list);
     let table = Table::start(&[
         ("#Group", 64),

@@ -21,6 +21,17 @@ use super::{call, describe};
 /// Most messages a unique-key query asks each broker for (Java's `-a` shows up to 32).
 pub(crate) const UNIQUE_KEY_MAX: i32 = 32;
 
+/// Every topic the NameServers know, or an error naming GET_ALL_TOPIC_LIST_FROM_NAMESERVER and
+/// `namesrv`.
+pub(crate) async fn topic_list(admin: &Admin, namesrv: &str) -> Result<TopicList> {
+    call(admin.topic_list(), format!("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) from {namesrv}")).await
+}
+
+/// The cluster table, or an error naming GET_BROKER_CLUSTER_INFO and `namesrv`.
+pub(crate) async fn cluster_info(admin: &Admin, namesrv: &str) -> Result<ClusterInfo> {
+    call(admin.cluster_info(), format!("GET_BROKER_CLUSTER_INFO (106) from {namesrv}")).await
+}
+
 /// One member of a broker group as the NameServer's cluster table lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BrokerMember {

@@ -203,7 +203,7 @@ struct Ctx {
 impl Ctx {
     /// The cluster table, or an error naming GET_BROKER_CLUSTER_INFO.
     async fn cluster_info(&self) -> Result<ClusterInfo> {
-        call(self.admin.cluster_info(), format!("GET_BROKER_CLUSTER_INFO (106) from {}", self.namesrv)).await
+        inspect::cluster_info(&self.admin, &self.namesrv).await
     }
 
     /// `(broker name, address)` of the members of `cluster`: the masters, or every member with

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::api::{answer, Answer};
 use super::Ctx;
+use crate::admin::describe;
 use crate::admin::inspect::{self, count, figure, first_number, hours_kept};
-use crate::admin::{call, describe};
 
 /// The cluster page's data.
 #[derive(Debug, Serialize)]
@@ -67,11 +67,7 @@ pub(super) async fn brokers(State(ctx): State<Arc<Ctx>>) -> Answer {
 }
 
 async fn read(ctx: &Ctx) -> Result<ClusterView> {
-    let info = call(
-        ctx.admin.cluster_info(),
-        format!("GET_BROKER_CLUSTER_INFO (106) from NameServer {}", ctx.namesrv),
-    )
-    .await?;
+    let info = inspect::cluster_info(&ctx.admin, &ctx.namesrv).await?;
     let now_ms = apogee_common::time::now_ms();
     let mut brokers = Vec::new();
     for member in inspect::members(&info, None) {

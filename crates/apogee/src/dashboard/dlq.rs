@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::api::{answer, required, time_param, Answer};
 use super::messages::{in_time_range, MessageList, MAX_RANGE_MS};
 use super::Ctx;
+use crate::admin::inspect;
 use crate::admin::{call, describe};
 
 /// Producer group of resends (mqadmin's `queryMsgById -s`).
@@ -44,11 +45,7 @@ pub(super) async fn groups(State(ctx): State<Arc<Ctx>>) -> Answer {
 }
 
 async fn read_groups(ctx: &Ctx) -> Result<DlqGroups> {
-    let names = call(
-        ctx.admin.topic_list(),
-        format!("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) from {}", ctx.namesrv),
-    )
-    .await?;
+    let names = inspect::topic_list(&ctx.admin, &ctx.namesrv).await?;
     let groups = names
         .topic_list
         .iter()

@@ -56,11 +56,7 @@ pub(super) async fn list(State(ctx): State<Arc<Ctx>>) -> Answer {
 }
 
 async fn read_list(ctx: &Ctx) -> Result<GroupList> {
-    let names = call(
-        ctx.admin.topic_list(),
-        format!("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) from {}", ctx.namesrv),
-    )
-    .await?;
+    let names = inspect::topic_list(&ctx.admin, &ctx.namesrv).await?;
     let all = inspect::consumer_groups(&names);
     let more = all.len().saturating_sub(MAX_GROUPS);
     let mut groups = Vec::with_capacity(all.len().min(MAX_GROUPS));

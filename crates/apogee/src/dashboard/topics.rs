@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api::{answer, topic_param, Answer};
 use super::Ctx;
+use crate::admin::inspect;
 use crate::admin::{call, describe};
 
 /// Most topics listed; a NameServer with more says so (`truncated`).
@@ -44,13 +45,8 @@ pub(super) async fn list(State(ctx): State<Arc<Ctx>>) -> Answer {
 }
 
 async fn read_list(ctx: &Ctx) -> Result<TopicList> {
-    let names = call(
-        ctx.admin.topic_list(),
-        format!("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) from {}", ctx.namesrv),
-    )
-    .await?;
-    let info =
-        call(ctx.admin.cluster_info(), format!("GET_BROKER_CLUSTER_INFO (106) from {}", ctx.namesrv)).await?;
+    let names = inspect::topic_list(&ctx.admin, &ctx.namesrv).await?;
+    let info = inspect::cluster_info(&ctx.admin, &ctx.namesrv).await?;
     let truncated = names.topic_list.len() > MAX_TOPICS;
     let topics = names
         .topic_list
