@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use std::sync::Arc;
 
 use apogee_broker::{Broker, BrokerConfig};
+use apogee_controller::{Controller, ControllerConfig};
 use apogee_grpc::GrpcServer;
 use apogee_namesrv::{NameServer, NamesrvConfig};
 use clap::{Args, Parser, Subcommand};
@@ -28,6 +29,9 @@ enum Command {
     Standalone(StandaloneArgs),
     /// The NameServer: the route registry brokers register with and clients ask.
     Namesrv(NamesrvArgs),
+    /// A controller of controller mode (RIP-44): broker ids, SyncStateSets and master
+    /// elections per broker set, replicated by raft among the controllers named in `--peers`.
+    Controller(ControllerArgs),
     /// A broker: stores messages and serves producers and consumers.
     Broker(BrokerArgs),
     /// The gRPC 5.x endpoint in front of every broker group a NameServer knows (Apache's
@@ -114,7 +118,7 @@ struct StandaloneArgs {
 struct PortsFileArg {
     /// Once serving, write the bound addresses here as JSON
     /// (`{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port","grpc":"ip:port",
-    /// "metrics":"ip:port","dashboard":"ip:port"}`, those that apply),
+    /// "metrics":"ip:port","dashboard":"ip:port","controller":"ip:port"}`, those that apply),
     /// atomically: for supervisors of a process started on port 0.
     #[arg(long = "ports-file")]
     path: Option<PathBuf>,
@@ -175,14 +179,75 @@ struct NamesrvArgs {
     ports_file: PortsFileArg,
 }
 
+/// Reads the properties file at `path`, if any, and applies it with `apply`; errors name the
+/// file.
+fn apply_config_file<E: std::fmt::Display>(
+    path: Option<&std::path::Path>,
+    apply: impl FnOnce(&str) -> std::result::Result<(), E>,
+) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    apply(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+}
+
+/// `apogee controller`.
+#[derive(Debug, Args)]
+struct ControllerArgs {
+    /// A controller.conf (Java `ControllerConfig` keys: `controllerDLegerPeers`,
+    /// `controllerDLegerSelfId`, `controllerStorePath`, `scanNotActiveBrokerInterval`,
+    /// `enableElectUncleanMaster`, …); flags below override it.
+    #[arg(short = 'c', long = "config-file")]
+    config_file: Option<PathBuf>,
+    /// Listen address [default: this controller's entry in `--peers`, else 127.0.0.1:9878].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// This controller's id (`1`, or DLedger's `n1`).
+    #[arg(long)]
+    id: Option<String>,
+    /// Every controller, this one included: `1=host:port,2=host:port,3=host:port`.
+    #[arg(long)]
+    peers: Option<String>,
+    /// Where the raft log, vote and snapshots live (`controllerStorePath`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    ports_file: PortsFileArg,
+}
+
+impl ControllerArgs {
+    fn to_config(&self) -> Result<ControllerConfig> {
+        let mut config = ControllerConfig::default();
+        apply_config_file(self.config_file.as_deref(), |text| config.apply_properties(text))?;
+        if let Some(id) = &self.id {
+            config.id = apogee_controller::config::parse_id(id)
+                .ok_or_else(|| anyhow::anyhow!("--id {id:?} is not a controller id"))?;
+        }
+        if let Some(peers) = &self.peers {
+            config.peers = apogee_controller::config::parse_peers(peers)
+                .map_err(|error| anyhow::anyhow!("--{error}"))?;
+        }
+        match self.listen {
+            Some(listen) => config.listen = listen,
+            None => {
+                if let Some(own) =
+                    config.peers.get(&config.id).and_then(|addr| addr.parse::<SocketAddr>().ok())
+                {
+                    config.listen = own;
+                }
+            }
+        }
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        config.validate().map_err(|error| anyhow::anyhow!("controller settings: {error}"))?;
+        Ok(config)
+    }
+}
+
 impl NamesrvArgs {
     fn to_config(&self) -> Result<NamesrvConfig> {
         let mut config = NamesrvConfig::default();
-        if let Some(path) = &self.config_file {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            config.apply_properties(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-        }
+        apply_config_file(self.config_file.as_deref(), |text| config.apply_properties(text))?;
         if let Some(listen) = self.listen {
             config.listen = listen;
         }
@@ -222,6 +287,7 @@ impl Cli {
     pub async fn run(self) -> Result<()> {
         match self.command {
             Command::Namesrv(args) => run_namesrv(args.to_config()?, &args.ports_file).await,
+            Command::Controller(args) => run_controller(args.to_config()?, &args.ports_file).await,
             Command::Standalone(args) => run_standalone(args).await,
             Command::Proxy(args) => run_proxy(args).await,
             Command::Bench(args) => args.run().await,
@@ -271,6 +337,23 @@ async fn run_namesrv(config: NamesrvConfig, ports_file: &PortsFileArg) -> Result
     })?;
     wait_for_shutdown_signal().await?;
     namesrv.shutdown().await;
+    Ok(())
+}
+
+async fn run_controller(config: ControllerConfig, ports_file: &PortsFileArg) -> Result<()> {
+    let listen = config.listen;
+    let controller =
+        Controller::start(config).await.with_context(|| format!("starting the controller on {listen}"))?;
+    // Scripts and tests read this line (or the ports file) to learn the bound port.
+    println!("apogee controller {} listening on {}", controller.id(), controller.local_addr());
+    if let Err(error) =
+        ports_file.write(&BoundAddrs { controller: Some(controller.local_addr()), ..BoundAddrs::default() })
+    {
+        controller.shutdown().await;
+        return Err(error);
+    }
+    wait_for_shutdown_signal().await?;
+    controller.shutdown().await;
     Ok(())
 }
 
@@ -533,6 +616,51 @@ mod tests {
             Command::Proxy(args) => args,
             other => panic!("not the proxy command: {other:?}"),
         }
+    }
+
+    fn controller_config(line: &[&str]) -> Result<ControllerConfig> {
+        let cli = Cli::try_parse_from(line).expect("arguments parse");
+        match cli.command {
+            Command::Controller(args) => args.to_config(),
+            other => panic!("not the controller command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn controller_settings_come_from_the_config_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("controller.conf");
+        std::fs::write(
+            &conf,
+            "controllerDLegerPeers=n0-127.0.0.1:9878;n1-127.0.0.1:9868;n2-127.0.0.1:9858
+             controllerDLegerSelfId=n1
+controllerStorePath=/var/controller
+enableElectUncleanMaster=true
+",
+        )
+        .unwrap();
+        let conf_arg = conf.to_str().unwrap();
+        let config = controller_config(&["apogee", "controller", "-c", conf_arg]).unwrap();
+        assert_eq!((config.id, config.peers.len()), (1, 3));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9868");
+        assert_eq!(config.data_dir, PathBuf::from("/var/controller"));
+        assert!(config.enable_elect_unclean_master);
+        let flags = [
+            "apogee",
+            "controller",
+            "--id",
+            "2",
+            "--peers",
+            "1=127.0.0.1:1,2=127.0.0.1:2",
+            "--data-dir",
+            "d",
+        ];
+        let config = controller_config(&flags).unwrap();
+        assert_eq!((config.id, config.listen.port()), (2, 2));
+        assert_eq!(config.data_dir, PathBuf::from("d"));
+        let stranger = ["apogee", "controller", "--id", "3", "--peers", "1=127.0.0.1:1,2=127.0.0.1:2"];
+        assert!(controller_config(&stranger).is_err());
+        assert!(controller_config(&["apogee", "controller", "--peers", "1=nowhere"]).is_err());
     }
 
     #[test]

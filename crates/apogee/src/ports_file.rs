@@ -22,12 +22,14 @@ pub struct BoundAddrs {
     pub metrics: Option<SocketAddr>,
     /// The web dashboard (`apogee standalone`, `apogee dashboard`).
     pub dashboard: Option<SocketAddr>,
+    /// The controller (`apogee controller`).
+    pub controller: Option<SocketAddr>,
 }
 
 impl BoundAddrs {
     /// The JSON object written:
     /// `{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port","grpc":"ip:port",
-    /// "metrics":"ip:port","dashboard":"ip:port"}`.
+    /// "metrics":"ip:port","dashboard":"ip:port","controller":"ip:port"}`.
     fn to_json(&self) -> serde_json::Value {
         let mut object = serde_json::Map::new();
         let entries = [
@@ -37,6 +39,7 @@ impl BoundAddrs {
             ("grpc", self.grpc),
             ("metrics", self.metrics),
             ("dashboard", self.dashboard),
+            ("controller", self.controller),
         ];
         for (key, addr) in entries {
             if let Some(addr) = addr {

@@ -18,13 +18,12 @@
 //! restart is also a start on a disk with no room at all.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apogee_client::consumer::lite_pull::ConsumeFromWhere;
 use apogee_client::{LitePullConsumer, Message, Producer};
+use apogee_testkit::volume::SmallVolume;
 use apogee_testkit::{standalone_args, ApogeeProcess};
 use parking_lot::Mutex;
 
@@ -44,71 +43,6 @@ const TOPIC: &str = "FullDisk";
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
-}
-
-/// A small file system mounted for the test, unmounted and removed on drop.
-struct SmallVolume {
-    mount_point: PathBuf,
-    kind: &'static str,
-    image: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl SmallVolume {
-    /// Mounts `size_mb` of ext4 on a loop device, else of tmpfs; `Err` says why neither.
-    fn mount(size_mb: u64) -> Result<Self, String> {
-        let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-        let mount_point = dir.path().join("volume");
-        std::fs::create_dir(&mount_point).map_err(|error| error.to_string())?;
-        // The image may live elsewhere, e.g. in memory so SYNC_FLUSH runs are quick.
-        let image_dir = std::env::var_os("APOGEE_FULL_DISK_IMAGE_DIR")
-            .map_or_else(|| dir.path().to_path_buf(), PathBuf::from);
-        let image = image_dir.join(format!("apogee-full-disk-{}.img", std::process::id()));
-        let want_tmpfs = std::env::var("APOGEE_FULL_DISK_FS").is_ok_and(|fs| fs == "tmpfs");
-        let loop_result = (|| {
-            if want_tmpfs {
-                return Err("APOGEE_FULL_DISK_FS=tmpfs".to_owned());
-            }
-            let file = std::fs::File::create(&image).map_err(|error| error.to_string())?;
-            file.set_len(size_mb << 20).map_err(|error| error.to_string())?;
-            succeed(Command::new("mkfs.ext4").arg("-q").arg(&image))?;
-            succeed(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&mount_point))
-        })();
-        let kind = match loop_result {
-            Ok(()) => "ext4 on a loop device",
-            Err(loop_error) => {
-                let _ = std::fs::remove_file(&image);
-                succeed(
-                    Command::new("mount")
-                        .args(["-t", "tmpfs", "-o", &format!("size={size_mb}m"), "tmpfs"])
-                        .arg(&mount_point),
-                )
-                .map_err(|tmpfs_error| format!("loop ext4: {loop_error}; tmpfs: {tmpfs_error}"))?;
-                "tmpfs"
-            }
-        };
-        Ok(Self { mount_point, kind, image, _dir: dir })
-    }
-
-    /// Used percent and available bytes, as `df` counts them.
-    fn usage(&self) -> (u32, u64) {
-        let c_path = std::ffi::CString::new(self.mount_point.to_str().unwrap()).unwrap();
-        // SAFETY: a valid C string and a zeroed statvfs to fill.
-        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) }, 0);
-        let fragment = stats.f_frsize as u64;
-        let used = (stats.f_blocks - stats.f_bfree) * fragment;
-        let available = stats.f_bavail * fragment;
-        (((used * 100).div_ceil((used + available).max(1))) as u32, available)
-    }
-}
-
-impl Drop for SmallVolume {
-    fn drop(&mut self) {
-        // Lazy: a process still holding a file must not leave the mount behind.
-        let _ = Command::new("umount").arg("-l").arg(&self.mount_point).status();
-        let _ = std::fs::remove_file(&self.image);
-    }
 }
 
 /// Writes `path` until the file system has no room left; returns the bytes written.
@@ -131,15 +65,6 @@ fn fill_to_the_brim(path: &std::path::Path) -> u64 {
     }
     let _ = file.sync_all();
     written
-}
-
-fn succeed(command: &mut Command) -> Result<(), String> {
-    let output = command.output().map_err(|error| format!("{command:?}: {error}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{command:?}: {}", String::from_utf8_lossy(&output.stderr).trim()))
-    }
 }
 
 /// The body of message `sequence`: its number, then a pattern derived from it, so a read-back
@@ -270,7 +195,7 @@ fn a_full_disk_refuses_sends_survives_kill_9_and_keeps_every_acknowledged_messag
         ),
     )
     .unwrap();
-    let data_dir = volume.mount_point.join("data");
+    let data_dir = volume.path().join("data");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     let started = Instant::now();
@@ -287,7 +212,7 @@ fn a_full_disk_refuses_sends_survives_kill_9_and_keeps_every_acknowledged_messag
 
     apogee.kill_9();
     // Whatever room the guard kept is taken too: the broker must start on a disk with none.
-    let filler_bytes = fill_to_the_brim(&volume.mount_point.join("filler"));
+    let filler_bytes = fill_to_the_brim(&volume.path().join("filler"));
     let restart_started = Instant::now();
     apogee.restart();
     let restart_ms = restart_started.elapsed().as_millis();
@@ -298,7 +223,7 @@ fn a_full_disk_refuses_sends_survives_kill_9_and_keeps_every_acknowledged_messag
     println!(
         "full-disk-run {}",
         serde_json::json!({
-            "volume": volume.kind, "volume_mb": volume_mb, "commit_log_mb": commit_log_mb, "flush": flush,
+            "volume": volume.kind(), "volume_mb": volume_mb, "commit_log_mb": commit_log_mb, "flush": flush,
             "acked": fill.acked.len(), "refused": fill.refused, "other_errors": fill.other_errors,
             "used_percent_after_fill": used_percent, "available_bytes_after_fill": available_bytes,
             "fill_ms": fill_ms, "filler_bytes_before_restart": filler_bytes, "restart_ms": restart_ms, "read_back": bodies.len(),

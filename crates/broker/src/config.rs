@@ -95,6 +95,11 @@ pub struct BrokerConfig {
     /// TLS of both remoting ports and of the connections to the NameServers: Java's
     /// `TlsSystemConfig` keys (`tls.server.mode`, `tls.server.certPath`, `tls.enable`…).
     pub tls: apogee_remoting::tls::TlsSettings,
+    /// Replication: `brokerRole`, `haListenPort`, `haMasterAddress`, `slaveTimeout`,
+    /// `inSyncReplicas`… (Java keeps them in `MessageStoreConfig`).
+    pub ha: apogee_ha::HaConfig,
+    /// `slaveReadEnable`: consumers may be sent to a slave when they fall far behind.
+    pub slave_read_enable: bool,
     /// The store's settings.
     pub store: StoreConfig,
     /// POP consumption settings (their own keys, see [`crate::core::pop::PopConfig`]).
@@ -147,6 +152,8 @@ impl Default for BrokerConfig {
             acl_plain_file: PathBuf::from(crate::acl::DEFAULT_PLAIN_FILE),
             acl_file_watch_interval_ms: 5_000,
             tls: apogee_remoting::tls::TlsSettings::default(),
+            ha: apogee_ha::HaConfig::default(),
+            slave_read_enable: false,
             store: StoreConfig::default(),
             pop: crate::core::pop::PopConfig::default(),
             timer: crate::core::timer::TimerConfig::default(),
@@ -230,6 +237,11 @@ impl BrokerConfig {
             "aclEnable" => self.acl_enable = flag()?,
             "rocketmq.acl.plain.file" => self.acl_plain_file = PathBuf::from(text),
             "aclFileWatchIntervalMs" => self.acl_file_watch_interval_ms = number()?,
+            "slaveReadEnable" => self.slave_read_enable = flag()?,
+            _ if apogee_ha::HaConfig::is_key(key) => self.ha.set(key, text).map_err(|error| {
+                tracing::error!(%error, "replication setting refused");
+                invalid()
+            })?,
             _ if apogee_remoting::tls::TlsSettings::is_key(key) => {
                 self.tls.set(key, text).map_err(|error| {
                     tracing::error!(%error, "TLS setting refused");
@@ -299,6 +311,23 @@ impl BrokerConfig {
                 .map_err(|error| ConfigError::File(format!("{}: {error}", path.display())))?;
             self.apply(entries.iter().map(|(key, value)| (key.as_str(), value.as_str())))
         }
+    }
+
+    /// Checks the role against the id, as Java's `BrokerStartup` does: a master is always
+    /// id 0, a slave needs an id above 0.
+    pub fn check_role(&mut self) -> Result<(), ConfigError> {
+        if self.ha.role.is_master() {
+            if self.broker_id != 0 {
+                tracing::warn!(broker_id = self.broker_id, role = %self.ha.role, "a master's brokerId is 0; using 0");
+                self.broker_id = 0;
+            }
+        } else if self.broker_id <= 0 {
+            return Err(ConfigError::InvalidValue {
+                key: "brokerId".to_owned(),
+                value: format!("{} (a SLAVE's brokerId must be above 0)", self.broker_id),
+            });
+        }
+        Ok(())
     }
 
     /// The address message ids and registrations carry: `brokerIP1:listenPort`.

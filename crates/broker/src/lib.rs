@@ -17,6 +17,7 @@
 //! - [`schedule`]: delay levels (`SCHEDULE_TOPIC_XXXX`, `config/delayOffset.json`);
 //! - [`core::timer`]: timer messages (`timerlog/`, `timerwheel`, `config/timercheck`);
 //! - [`register`]: registration with the NameServers;
+//! - [`replication`]: the broker's role in its group (`brokerRole`): master or slave;
 //! - [`message`]: storing messages from async code;
 //! - [`acl`]: ACL 1.0 (`aclEnable`, `plain_acl.yml`) checked before every remoting request.
 
@@ -32,6 +33,7 @@ pub mod offset;
 pub mod processor;
 pub mod proxy_config;
 pub mod register;
+pub mod replication;
 pub mod schedule;
 pub mod subscription_group;
 pub mod topic_config;
@@ -92,6 +94,8 @@ pub struct BrokerState {
     /// The settings an admin may change while the broker runs (UPDATE_BROKER_CONFIG); they
     /// start as `config` has them and are read from here, not from `config`.
     pub runtime: core::admin::broker::RuntimeSettings,
+    /// The broker's side of replication: the HA service of a master, or a slave's client.
+    pub replication: replication::Replication,
 }
 
 impl BrokerState {
@@ -121,6 +125,7 @@ impl Broker {
     /// Opens the store, loads the metadata, starts serving and registers with the
     /// NameServers.
     pub async fn start(mut config: BrokerConfig) -> io::Result<Self> {
+        config.check_role().map_err(io::Error::other)?;
         let listeners = Listeners::bind(&config)?;
         // From here on `listenPort` is the port actually bound, so what is registered with the
         // NameServers, written into records and shown by admin calls is reachable.
@@ -131,6 +136,7 @@ impl Broker {
             .map_err(io::Error::other)?
             .map_err(io::Error::other)?;
         let store = Arc::new(store);
+        let replication = replication::Replication::start(&config, &store, listen_ip(&config))?;
         let (timer_root, timer_config) = (config.store.store_path_root_dir.clone(), config.timer.clone());
         let timer =
             tokio::task::spawn_blocking(move || core::timer::TimerState::open(&timer_root, &timer_config))
@@ -181,6 +187,7 @@ impl Broker {
             metrics: metrics::BrokerMetrics::new(config.metrics.serves_prometheus()),
             acl,
             runtime: core::admin::broker::RuntimeSettings::new(&config),
+            replication,
             config,
             store,
             stopping,
@@ -224,11 +231,21 @@ impl Broker {
             tokio::spawn(register::run(Arc::clone(&state))),
             tokio::spawn(client_manager::run_expiry(Arc::clone(&state))),
             tokio::spawn(long_polling::run_checker(Arc::clone(&state))),
-            tokio::spawn(schedule::run(Arc::clone(&state))),
-            tokio::spawn(core::transaction::check::run(Arc::clone(&state))),
-            tokio::spawn(core::pop::revive::run(Arc::clone(&state))),
             tokio::spawn(persist_offsets(Arc::clone(&state))),
         ];
+        // The services that write belong to the master; a slave's store refuses writes, and
+        // Java starts none of them on a slave.
+        let is_master = !state.replication.is_slave();
+        if !is_master {
+            services.push(tokio::spawn(replication::sync::run(Arc::clone(&state))));
+        }
+        if is_master {
+            services.extend([
+                tokio::spawn(schedule::run(Arc::clone(&state))),
+                tokio::spawn(core::transaction::check::run(Arc::clone(&state))),
+                tokio::spawn(core::pop::revive::run(Arc::clone(&state))),
+            ]);
+        }
         if let Some(validator) = &state.acl {
             let interval = Duration::from_millis(state.config.acl_file_watch_interval_ms);
             services.push(tokio::spawn(acl::watch_file(
@@ -237,7 +254,7 @@ impl Broker {
                 state.stopping.clone(),
             )));
         }
-        let timer_thread = core::timer::service::start(&state);
+        let timer_thread = if is_master { core::timer::service::start(&state) } else { None };
         Ok(Self { state, servers, stop, services, metrics_exporter, timer_thread })
     }
 
@@ -293,6 +310,7 @@ impl Broker {
             if let Err(error) = state.schedule.persist() {
                 tracing::error!(%error, "delay offsets not persisted at shutdown");
             }
+            state.replication.shutdown();
             state.store.shutdown();
         })
         .await;

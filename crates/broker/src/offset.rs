@@ -213,6 +213,21 @@ impl ConsumerOffsetManager {
         self.tables.lock().data_version
     }
 
+    /// Takes the master's committed offsets (the body of its GET_ALL_CONSUMER_OFFSET) over
+    /// this table's, as Java's slave does (`putAll`: the master's entries win, others stay).
+    /// Whether the body was readable.
+    pub fn merge_from_master(&self, body: &[u8]) -> Result<usize, String> {
+        let file: OffsetFile = fastjson::from_slice(body).map_err(|error| error.to_string())?;
+        let entries = file.offset_table.len();
+        let mut tables = self.tables.lock();
+        for (key, queues) in file.offset_table {
+            tables.committed.insert(key, queues);
+        }
+        tables.data_version = file.data_version;
+        tables.changes += 1;
+        Ok(entries)
+    }
+
     /// The table as Java writes it: the persisted file and the body of GET_ALL_CONSUMER_OFFSET.
     pub fn encode(&self) -> io::Result<Vec<u8>> {
         self.snapshot().1

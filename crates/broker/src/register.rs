@@ -12,7 +12,9 @@ use apogee_remoting::body::namesrv::{KVTable, RegisterBrokerBody};
 use apogee_remoting::code::{request_code, response_code};
 use apogee_remoting::command::CURRENT_VERSION;
 use apogee_remoting::fastjson;
-use apogee_remoting::header::namesrv::{RegisterBrokerRequestHeader, UnRegisterBrokerRequestHeader};
+use apogee_remoting::header::namesrv::{
+    RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnRegisterBrokerRequestHeader,
+};
 use apogee_remoting::RemotingCommand;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
@@ -26,8 +28,6 @@ pub const MAX_REGISTER_PERIOD_MS: u64 = 60_000;
 /// Time allowed for each UNREGISTER_BROKER at shutdown, so a dead NameServer cannot hold the
 /// shutdown up.
 pub const UNREGISTER_TIMEOUT_MS: u64 = 3_000;
-/// Offset of the HA port from `listenPort` (Java's default `haListenPort`).
-pub const HA_PORT_OFFSET: u16 = 1;
 
 /// Registers every `registerNameServerPeriod` (and on topic changes) until the broker stops;
 /// the first registration is made by `Broker::start` itself. A topic
@@ -81,6 +81,16 @@ pub async fn register_all(state: &BrokerState) {
     for (addr, response) in call_every_namesrv(state, &addrs, request, timeout, "broker registration").await {
         tracing::debug!(namesrv = %addr, "registered with name server");
         apply_order_topics(state, addr, &response);
+        if state.replication.is_slave() {
+            match response.decode_header::<RegisterBrokerResponseHeader>() {
+                Ok(header) => state.replication.registered(
+                    &state.config,
+                    header.ha_server_addr.as_deref(),
+                    header.master_addr.as_deref(),
+                ),
+                Err(error) => tracing::warn!(namesrv = %addr, %error, "unreadable registration answer"),
+            }
+        }
     }
 }
 
@@ -141,7 +151,7 @@ pub fn register_request(state: &BrokerState) -> Result<RemotingCommand, fastjson
     }
     let body = RegisterBrokerBody { filter_server_list: Vec::new(), topic_config_serialize_wrapper: wrapper };
     let body = body.encode(false, CURRENT_VERSION)?;
-    let ha_port = state.config.listen_port.wrapping_add(HA_PORT_OFFSET);
+    let ha_port = state.replication.ha_port(&state.config);
     let header = RegisterBrokerRequestHeader {
         broker_name: state.config.broker_name.clone(),
         broker_addr: state.store_host.to_string(),

@@ -136,6 +136,21 @@ impl ScheduleMessageService {
         fastjson::to_vec(&file, Dialect::Fastjson).map_err(io::Error::other)
     }
 
+    /// Takes the master's delay progress (the body of its GET_ALL_DELAY_OFFSET) whole, as a
+    /// slave does; it is persisted with the next write.
+    pub fn replace_from_master(&self, body: &[u8]) -> Result<(), String> {
+        let file: DelayOffsetFile = fastjson::from_slice(body).map_err(|error| error.to_string())?;
+        let mut progress = self.progress.lock();
+        if progress.offsets != file.offset_table {
+            progress.offsets = file.offset_table;
+            progress.dirty = true;
+        }
+        if let Some(version) = file.data_version {
+            progress.data_version = version;
+        }
+        Ok(())
+    }
+
     /// Persists only when an offset moved since the last write.
     fn persist_if_changed(&self) -> io::Result<()> {
         if self.progress.lock().dirty {

@@ -239,6 +239,32 @@ impl SubscriptionGroupManager {
         self.shared.persist()
     }
 
+    /// Takes the master's groups whole when its version differs (a slave's copy); persists.
+    /// Whether anything changed.
+    pub fn replace_from_master(&self, master: SubscriptionGroupWrapper) -> io::Result<bool> {
+        {
+            let mut table = self.shared.table.write();
+            if table.data_version == master.data_version {
+                return Ok(false);
+            }
+            table.groups = master
+                .subscription_group_table
+                .into_iter()
+                .map(|(name, mut group)| {
+                    if group.group_name.is_empty() {
+                        group.group_name.clone_from(&name);
+                    }
+                    (name, group)
+                })
+                .collect();
+            table.forbidden = master.forbidden_table;
+            table.data_version = master.data_version;
+            table.changes += 1;
+        }
+        self.shared.persist()?;
+        Ok(true)
+    }
+
     /// Writes the table on the blocking pool when inside a tokio runtime, inline otherwise.
     fn persist_in_background(&self) {
         let shared = Arc::clone(&self.shared);

@@ -278,6 +278,31 @@ impl TopicConfigManager {
         Ok(changed)
     }
 
+    /// Takes the master's table whole when its version differs from this one (a slave's
+    /// copy, Java `SlaveSynchronize.syncTopicConfig`); persists. Whether anything changed.
+    pub fn replace_from_master(&self, master: TopicConfigAndMappingSerializeWrapper) -> io::Result<bool> {
+        {
+            let mut table = self.table.write();
+            if table.data_version == master.data_version {
+                return Ok(false);
+            }
+            table.topics = master
+                .topic_config_table
+                .into_iter()
+                .map(|(name, mut topic)| {
+                    if topic.topic_name.is_empty() {
+                        topic.topic_name.clone_from(&name);
+                    }
+                    (name, Arc::new(topic))
+                })
+                .collect();
+            table.data_version = master.data_version;
+        }
+        self.changed.notify_one();
+        self.persist()?;
+        Ok(true)
+    }
+
     /// Current data version.
     pub fn data_version(&self) -> DataVersion {
         self.table.read().data_version

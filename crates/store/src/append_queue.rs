@@ -39,6 +39,8 @@ const MAX_ROUNDS_HERE: usize = 4;
 /// Longest the appender thread sleeps with appends queued without a wake-up whose
 /// caller never ran them (a safety net: callers always do).
 const IDLE_CHECK_MS: u64 = 10;
+/// Pause between two tries of [`AppendQueue::run_exclusive`] to take the combiner role.
+const EXCLUSIVE_RETRY_US: u64 = 50;
 
 /// See the module documentation.
 pub(crate) struct AppendQueue {
@@ -121,6 +123,33 @@ impl AppendQueue {
         if more {
             self.work.notify_one();
         }
+    }
+
+    /// Runs `work` as the combiner (waiting, in short sleeps, for a running round to end):
+    /// the replica writer's way of being the store's single writer.
+    pub fn run_exclusive<R>(&self, work: impl FnOnce(&mut Rounds) -> R) -> R {
+        loop {
+            let mut state = self.state.lock();
+            if !state.combining {
+                state.combining = true;
+                break;
+            }
+            drop(state);
+            std::thread::sleep(Duration::from_micros(EXCLUSIVE_RETRY_US));
+        }
+        // The role is given back even if `work` panics, so the store's appends go on.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut rounds = self.rounds.lock();
+            work(&mut rounds)
+        }));
+        let mut state = self.state.lock();
+        state.combining = false;
+        let more = !state.pending.is_empty() || state.closed;
+        drop(state);
+        if more {
+            self.work.notify_one();
+        }
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// The appender thread: runs rounds whenever appends are queued and nobody else is the

@@ -25,6 +25,7 @@ use crate::dispatch::{dispatch_info, is_whole_record};
 use crate::flush::PendingFlush;
 use crate::mapped_file::MappedFile;
 use crate::put::{AppendInfo, PutCallback, PutRequest, PutResult, PutStatus};
+use crate::replica::AwaitReplicas;
 use crate::running;
 use crate::store::StoreInner;
 use crate::{disk_guard, file_space};
@@ -81,14 +82,17 @@ struct Round {
 pub(crate) struct Rounds {
     round: Round,
     /// Store times never go backwards in log order, whatever the wall clock does.
-    last_store_timestamp: i64,
+    pub last_store_timestamp: i64,
+    /// On a slave: how far the records written by replication are dispatched (`None` until
+    /// the first replicated range; recovery dispatched everything whole before it).
+    pub replica_dispatched: Option<u64>,
 }
 
 impl Rounds {
     /// Rounds continuing a commit log whose newest record was stored at
     /// `last_store_timestamp`.
     pub fn new(last_store_timestamp: i64) -> Self {
-        Self { round: Round::default(), last_store_timestamp }
+        Self { round: Round::default(), last_store_timestamp, replica_dispatched: None }
     }
 
     /// Answers every append a panicked round still holds: those it had answered already get
@@ -231,6 +235,16 @@ fn append_round(inner: &StoreInner, round: &mut Round, store_timestamp: i64) {
         if in_queue {
             round.touched.push((Arc::clone(&queue), first_queue_offset + count as i64));
         }
+        let callback = match inner.replication.get() {
+            Some(replication) if pending.request.wait_store_ok && replication.waits_for_replicas() => {
+                Box::new(AwaitReplicas {
+                    replication: Arc::clone(replication),
+                    next_offset: base as u64 + buffer.len() as u64,
+                    callback: pending.callback,
+                }) as PutCallback
+            }
+            _ => pending.callback,
+        };
         let result = PutResult {
             status: PutStatus::PutOk,
             append: Some(AppendInfo {
@@ -242,12 +256,15 @@ fn append_round(inner: &StoreInner, round: &mut Round, store_timestamp: i64) {
             }),
         };
         if sync_flush && pending.request.wait_store_ok {
-            round.waiting.push((pending.callback, result));
+            round.waiting.push((callback, result));
         } else {
-            round.answered.push((pending.callback, result));
+            round.answered.push((callback, result));
         }
     }
     inner.dispatched_store_timestamp.store(store_timestamp, Ordering::Release);
+    if let Some(replication) = inner.replication.get() {
+        replication.appended(inner.commit_log.max_offset());
+    }
     if inner.commit_log.wants_next_file() {
         inner.wake_allocator();
     }

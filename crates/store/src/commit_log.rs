@@ -139,6 +139,41 @@ impl CommitLog {
         Ok(Reservation { file, position, closed })
     }
 
+    /// Drops the appender's cached write position, so the next reservation starts from the
+    /// files (after a replicated write moved the end).
+    pub(crate) fn forget_cursor(&self) {
+        *self.cursor.lock() = None;
+    }
+
+    /// Drops everything from `offset` on, where no queue entry points (a slave's bad
+    /// replicated tail).
+    pub(crate) fn truncate_unreferenced(&self, offset: u64) -> io::Result<()> {
+        *self.cursor.lock() = None;
+        self.files.truncate(offset)?;
+        self.flushed_where.fetch_min(offset, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// The file a replicated write at `offset` goes to: the newest file when `offset` is
+    /// inside it, else a new file starting at `offset` (which must then be the end of the
+    /// newest file, or a file boundary of an empty log).
+    pub(crate) fn file_for_replica(&self, offset: u64) -> io::Result<Arc<MappedFile>> {
+        if let Some(last) = self.files.last() {
+            if offset < last.end_offset() {
+                return Ok(last);
+            }
+        }
+        let prepared = self.prepared.lock().take();
+        let prepared = match prepared {
+            Some(file) if file.start_offset() == offset => Some(file),
+            other => {
+                *self.prepared.lock() = other;
+                None
+            }
+        };
+        self.files.push_new(offset, prepared)
+    }
+
     /// Publishes written bytes of `file` up to `end`, and records the newest store time.
     pub(crate) fn publish(&self, file: &MappedFile, end: u64, store_timestamp: i64) {
         file.publish(end);

@@ -9,7 +9,8 @@
 //! - [`append_queue`] and [`appender`]: the single writer, and who runs it; [`flush`]: group commit and periodic flush;
 //! - [`commit_log`], [`consume_queue`], [`index`]: the three file kinds, over
 //!   [`mapped_file`] and [`mapped_file_queue`];
-//! - [`recovery`], [`retention`], [`checkpoint`]: staying correct across crashes and time.
+//! - [`recovery`], [`retention`], [`checkpoint`]: staying correct across crashes and time;
+//! - [`replica`]: what a master ships to its slaves and how a slave takes it in.
 
 pub mod append_queue;
 pub mod appender;
@@ -29,6 +30,7 @@ pub mod put;
 pub mod queue_table;
 pub mod read;
 pub mod recovery;
+pub mod replica;
 pub mod retention;
 pub mod running;
 pub mod service;
@@ -39,4 +41,5 @@ pub use put::{AppendInfo, ArrivalListener, PutCallback, PutDone, PutRequest, Put
 pub use read::{
     AcceptAll, BoundaryType, GetMessageResult, GetMessageStatus, MessageFilter, QueryMessageResult,
 };
+pub use replica::{ReplicaAppendError, Replication};
 pub use store::{MessageStore, StoreError, StoreStats};

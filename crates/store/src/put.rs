@@ -38,12 +38,19 @@ pub enum PutStatus {
     OsPageCacheBusy,
     /// Anything else (an I/O error while writing).
     UnknownError,
+    /// Stored, but the slaves did not confirm it within `slaveTimeout` (SYNC_MASTER).
+    FlushSlaveTimeout,
+    /// Stored, but no slave in sync could take it (SYNC_MASTER).
+    SlaveNotAvailable,
 }
 
 impl PutStatus {
     /// True when the message is in the store (possibly not yet flushed).
     pub fn is_stored(self) -> bool {
-        matches!(self, Self::PutOk | Self::FlushDiskTimeout)
+        matches!(
+            self,
+            Self::PutOk | Self::FlushDiskTimeout | Self::FlushSlaveTimeout | Self::SlaveNotAvailable
+        )
     }
 }
 

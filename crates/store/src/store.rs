@@ -3,9 +3,9 @@
 use std::fs;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use crate::flush::{self, GroupCommit};
 use crate::index::{IndexConfig, IndexService};
 use crate::put::{ArrivalListener, PutCallback, PutRequest, PutResult, PutStatus};
 use crate::queue_table::QueueTable;
+use crate::replica::Replication;
 use crate::running::{self, RunningFlags};
 use crate::service::{self, StopSignal};
 use crate::{disk_guard, file_space, recovery, retention};
@@ -68,6 +69,10 @@ pub(crate) struct StoreInner {
     pub dispatched_store_timestamp: AtomicI64,
     pub disk: Box<dyn DiskUsage>,
     allocator_wake: Mutex<Option<SyncSender<()>>>,
+    /// A master's replication service (see [`crate::replica`]).
+    pub replication: OnceLock<Arc<dyn Replication>>,
+    /// A slave's store: ordinary appends are refused.
+    pub replica_only: AtomicBool,
 }
 
 impl StoreInner {
@@ -101,7 +106,7 @@ pub struct StoreStats {
 /// The message store. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct MessageStore {
     pub(crate) inner: Arc<StoreInner>,
-    appends: Arc<AppendQueue>,
+    pub(crate) appends: Arc<AppendQueue>,
     stop: Arc<StopSignal>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     _lock: fs::File,
@@ -159,6 +164,8 @@ impl MessageStore {
             dispatched_store_timestamp: AtomicI64::new(0),
             disk,
             allocator_wake: Mutex::new(None),
+            replication: OnceLock::new(),
+            replica_only: AtomicBool::new(false),
         });
 
         let started = Instant::now();
@@ -279,7 +286,7 @@ impl MessageStore {
     }
 
     fn enqueue(&self, pending: Pending, wake_appender: bool) {
-        if !self.inner.running.is_writeable() {
+        if !self.inner.running.is_writeable() || self.inner.replica_only.load(Ordering::Acquire) {
             pending.callback.done(PutResult::failed(PutStatus::ServiceNotAvailable));
             return;
         }
@@ -362,6 +369,10 @@ impl MessageStore {
     /// Stops accepting appends, finishes the queued ones, flushes everything, writes the
     /// checkpoint with the clean-shutdown mark and removes the abort file.
     pub fn shutdown(&self) {
+        if self.is_replica_only() {
+            // The clean-shutdown offset must end on a whole record: the next start trusts it.
+            self.drop_partial_replica_tail();
+        }
         self.inner.running.set(running::SHUTTING_DOWN);
         self.appends.close();
         let mut threads = std::mem::take(&mut *self.threads.lock());

@@ -52,6 +52,8 @@ pub struct BoundAddrs {
     pub metrics: Option<String>,
     /// The web dashboard's `ip:port` (`apogee standalone`, `apogee dashboard`).
     pub dashboard: Option<String>,
+    /// The controller's `ip:port` (`apogee controller`).
+    pub controller: Option<String>,
 }
 
 impl BoundAddrs {
@@ -67,6 +69,7 @@ impl BoundAddrs {
             grpc: field("grpc"),
             metrics: field("metrics"),
             dashboard: field("dashboard"),
+            controller: field("controller"),
         })
     }
 }
@@ -137,6 +140,11 @@ impl ApogeeProcess {
     /// The gRPC endpoint address the child reported.
     pub fn grpc_addr(&self) -> &str {
         self.addrs.grpc.as_deref().expect("the process runs a gRPC endpoint")
+    }
+
+    /// The controller address the child reported.
+    pub fn controller_addr(&self) -> &str {
+        self.addrs.controller.as_deref().expect("the process runs a controller")
     }
 
     /// The Prometheus endpoint address the child reported; `None` unless it exports metrics

@@ -217,6 +217,8 @@ fn put_status_name(status: PutStatus) -> &'static str {
         PutStatus::CreateMappedFileFailed => "CREATE_MAPPED_FILE_FAILED",
         PutStatus::OsPageCacheBusy => "OS_PAGE_CACHE_BUSY",
         PutStatus::UnknownError => "UNKNOWN_ERROR",
+        PutStatus::FlushSlaveTimeout => "FLUSH_SLAVE_TIMEOUT",
+        PutStatus::SlaveNotAvailable => "SLAVE_NOT_AVAILABLE",
     }
 }
 

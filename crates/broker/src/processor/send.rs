@@ -218,6 +218,8 @@ fn response(result: SendResult) -> RemotingCommand {
     let code = match result.status {
         SendStatus::Ok => response_code::SUCCESS,
         SendStatus::FlushDiskTimeout => response_code::FLUSH_DISK_TIMEOUT,
+        SendStatus::FlushSlaveTimeout => response_code::FLUSH_SLAVE_TIMEOUT,
+        SendStatus::SlaveNotAvailable => response_code::SLAVE_NOT_AVAILABLE,
     };
     let header = SendMessageResponseHeader {
         msg_id: result.msg_id,

@@ -132,12 +132,14 @@ impl Local {
         };
         match send::send(&self.state, &context.caller(), &request).await {
             Ok(result) => {
-                let code = match result.status {
-                    SendStatus::Ok => Code::Ok,
-                    SendStatus::FlushDiskTimeout => Code::MasterPersistenceTimeout,
+                let (code, remark) = match result.status {
+                    SendStatus::Ok => (Code::Ok, ""),
+                    SendStatus::FlushDiskTimeout => (Code::MasterPersistenceTimeout, "flush disk timeout"),
+                    SendStatus::FlushSlaveTimeout => (Code::SlavePersistenceTimeout, "flush slave timeout"),
+                    SendStatus::SlaveNotAvailable => (Code::HaNotAvailable, "no slave available"),
                 };
                 SendResultEntry {
-                    status: Some(if code == Code::Ok { ok() } else { status(code, "flush disk timeout") }),
+                    status: Some(if code == Code::Ok { ok() } else { status(code, remark) }),
                     message_id: message.message_id.clone(),
                     transaction_id: message.message_id,
                     offset: result.queue_offset,

@@ -325,6 +325,12 @@ pub fn delay_offsets(state: &BrokerState) -> CoreResult<Vec<u8>> {
     state.schedule.encode().map_err(|error| Error::system(error.to_string()))
 }
 
+/// The committed consumer offsets as `consumerOffset.json` (GET_ALL_CONSUMER_OFFSET): what
+/// slaves copy.
+pub fn consumer_offsets(state: &BrokerState) -> CoreResult<Vec<u8>> {
+    state.offsets.encode().map_err(|error| Error::system(error.to_string()))
+}
+
 /// Deletes expired commit-log files now, whatever `deleteWhen` says.
 pub async fn delete_expired_commit_log(state: &Arc<BrokerState>) -> CoreResult<()> {
     tracing::warn!("deleting expired commit-log files on request");

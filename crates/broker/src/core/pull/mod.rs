@@ -368,11 +368,40 @@ where
         next_begin_offset,
         min_offset,
         max_offset,
-        suggest_broker_id: 0,
+        suggest_broker_id: suggest_broker_id(state, &group_config, topic, queue_id, next_begin_offset),
         topic_sys_flag: topic_config.topic_sys_flag,
         group_sys_flag: group_config.group_sys_flag,
         messages,
     })
+}
+
+/// Which member of the group the consumer should pull from next (Java `PullMessageProcessor`):
+/// with `slaveReadEnable`, a consumer far behind (its data no longer likely in memory) goes to
+/// the group's `whichBrokerWhenConsumeSlowly`, others to its `brokerId`; without, the master.
+/// A slave sends a consumer that caught up back to its master while the master lives. Unlike
+/// Java, a slave serves pulls even without `slaveReadEnable` (Java refuses them as busy): when
+/// the master is dead, its slaves are where the messages are.
+fn suggest_broker_id(
+    state: &BrokerState,
+    group: &apogee_remoting::body::admin::SubscriptionGroupConfig,
+    topic: &str,
+    queue_id: i32,
+    next_offset: i64,
+) -> u64 {
+    const MASTER_ID: u64 = 0;
+    let far_behind = !state.store.is_likely_in_memory(topic, queue_id, next_offset);
+    let suggested = if !state.config.slave_read_enable {
+        MASTER_ID
+    } else if far_behind {
+        u64::try_from(group.which_broker_when_consume_slowly).unwrap_or(MASTER_ID)
+    } else {
+        u64::try_from(group.broker_id).unwrap_or(MASTER_ID)
+    };
+    let master_alive = state.replication.master_addr().is_some();
+    if state.replication.is_slave() && !far_behind && master_alive {
+        return MASTER_ID;
+    }
+    suggested
 }
 
 /// The refusal of a non-TAG subscription while `enablePropertyFilter` is off.

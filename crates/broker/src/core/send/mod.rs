@@ -82,6 +82,10 @@ pub enum SendStatus {
     Ok,
     /// Stored, but the SYNC_FLUSH flush did not finish in time (`FLUSH_DISK_TIMEOUT`).
     FlushDiskTimeout,
+    /// Stored, but a SYNC_MASTER's slaves did not confirm it in time (`FLUSH_SLAVE_TIMEOUT`).
+    FlushSlaveTimeout,
+    /// Stored, but a SYNC_MASTER had no slave in sync to confirm it (`SLAVE_NOT_AVAILABLE`).
+    SlaveNotAvailable,
 }
 
 /// Where a send was stored: what the send response carries.
@@ -172,6 +176,8 @@ impl Receipt {
         }
         let status = match result.status {
             PutStatus::FlushDiskTimeout => SendStatus::FlushDiskTimeout,
+            PutStatus::FlushSlaveTimeout => SendStatus::FlushSlaveTimeout,
+            PutStatus::SlaveNotAvailable => SendStatus::SlaveNotAvailable,
             _ => SendStatus::Ok,
         };
         Ok(match self.answer {
@@ -489,7 +495,10 @@ fn stored(state: &BrokerState, result: PutResult) -> CoreResult<AppendInfo> {
 /// The error a refused put maps to (behaviour spec §2.6, result mapping).
 pub(crate) fn put_error(state: &BrokerState, status: PutStatus) -> Error {
     match status {
-        PutStatus::PutOk | PutStatus::FlushDiskTimeout => Error::system("the message was stored"),
+        PutStatus::PutOk
+        | PutStatus::FlushDiskTimeout
+        | PutStatus::FlushSlaveTimeout
+        | PutStatus::SlaveNotAvailable => Error::system("the message was stored"),
         PutStatus::ServiceNotAvailable => Error::new(
             response_code::SERVICE_NOT_AVAILABLE,
             "service not available now. It may be caused by one of the following reasons: the broker's disk is \

@@ -1,5 +1,5 @@
 //! Requests about the broker itself: GET_BROKER_RUNTIME_INFO (28), GET_BROKER_CONFIG,
-//! UPDATE_BROKER_CONFIG, GET_ALL_DELAY_OFFSET, DELETE_EXPIRED_COMMITLOG.
+//! UPDATE_BROKER_CONFIG, GET_ALL_DELAY_OFFSET, GET_ALL_CONSUMER_OFFSET, DELETE_EXPIRED_COMMITLOG.
 
 use std::sync::Arc;
 
@@ -19,6 +19,11 @@ pub(super) async fn runtime_info(state: &Arc<BrokerState>, request: &RemotingCom
 /// GET_ALL_DELAY_OFFSET: `delayOffset.json` as the body.
 pub(super) fn delay_offsets(state: &BrokerState, request: &RemotingCommand) -> Outcome {
     Ok(RemotingCommand::success_for(request).with_body(broker::delay_offsets(state)?))
+}
+
+/// GET_ALL_CONSUMER_OFFSET (43): `consumerOffset.json` as the body (what slaves copy).
+pub(super) fn consumer_offsets(state: &BrokerState, request: &RemotingCommand) -> Outcome {
+    Ok(RemotingCommand::success_for(request).with_body(broker::consumer_offsets(state)?))
 }
 
 /// DELETE_EXPIRED_COMMITLOG (`mqadmin deleteExpiredCommitLog`).

@@ -75,6 +75,7 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
         QUERY_TOPIC_CONSUME_BY_WHO => stats::topic_consumed_by(&state, &request);
         QUERY_TOPICS_BY_CONSUMER => stats::topics_of_consumer(&state, &request);
         GET_ALL_DELAY_OFFSET => broker::delay_offsets(&state, &request);
+        GET_ALL_CONSUMER_OFFSET => broker::consumer_offsets(&state, &request);
         DELETE_EXPIRED_COMMITLOG => broker::delete_expired_commit_log(&state, &request).await;
         INVOKE_BROKER_TO_RESET_OFFSET => reset::reset_offset(&state, &connection, &request).await;
     });

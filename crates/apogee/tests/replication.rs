@@ -1,0 +1,561 @@
+//! Master/slave replication with the real binaries: a NameServer, a master and a slave of one
+//! broker group, producers sending while the master is killed with SIGKILL, and a read-back
+//! from the slave alone.
+//!
+//! - SYNC_MASTER: every acknowledged (SEND_OK) message must be on the slave, at the queue
+//!   and offset its acknowledgement named, once.
+//! - ASYNC_MASTER: what the slave lacks of the acknowledged messages is the loss window; it is
+//!   measured and printed, and what the slave has must still be whole and in order.
+//!
+//! The defaults keep each test to seconds for CI. `APOGEE_HA_CYCLES` runs that many kill and
+//! restart cycles (the soak outside CI, `scripts/ha-soak.sh`); every cycle checks its own
+//! acknowledgements. Each cycle prints one `ha-cycle` JSON line of figures.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apogee_client::consumer::lite_pull::ConsumeFromWhere;
+use apogee_client::producer::SendStatus;
+use apogee_client::{LitePullConsumer, Message, Producer};
+use apogee_testkit::netns::{self, Link, Netns};
+use apogee_testkit::volume::SmallVolume;
+use apogee_testkit::ApogeeProcess;
+use parking_lot::Mutex;
+
+const TOPIC: &str = "HaTopic";
+/// Concurrent senders.
+const SENDERS: usize = 16;
+/// How long producers run before the kill.
+const LOAD_BEFORE_KILL: Duration = Duration::from_millis(1_500);
+/// How long producers go on after the kill (their sends fail; none may count).
+const LOAD_AFTER_KILL: Duration = Duration::from_millis(500);
+/// Longest the read-back may run.
+const READ_LIMIT: Duration = Duration::from_secs(60);
+/// How long producers fill the slave's small disk before the kill.
+const SLAVE_DISK_FILL_LOAD: Duration = Duration::from_secs(12);
+/// Longest the slave may take to connect and confirm a first send.
+const CONNECT_LIMIT: Duration = Duration::from_secs(30);
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_apogee")
+}
+
+/// A broker group: its NameServer, master and slave, over config files in `dir`.
+struct Group {
+    namesrv: ApogeeProcess,
+    master: ApogeeProcess,
+    slave: ApogeeProcess,
+    /// Bytes every message body has at least.
+    body_floor: u64,
+    _dir: tempfile::TempDir,
+}
+
+/// Where a group's processes listen: loopback for most tests, the two ends of a link
+/// between network namespaces for a partition.
+struct Sites<'a> {
+    /// Address of the NameServer and the master.
+    master_ip: &'a str,
+    /// Address of the slave.
+    slave_ip: &'a str,
+    /// The namespace the slave runs in, when not the caller's.
+    slave_netns: Option<&'a Netns>,
+    /// Where the slave keeps its data, when not in a temporary directory of its own.
+    slave_data_dir: Option<&'a std::path::Path>,
+    /// More broker.conf lines, for both brokers.
+    extra_conf: &'a str,
+    /// Bytes every message body has at least.
+    body_floor: u64,
+}
+
+const LOOPBACK: Sites<'static> = Sites {
+    master_ip: "127.0.0.1",
+    slave_ip: "127.0.0.1",
+    slave_netns: None,
+    slave_data_dir: None,
+    extra_conf: "",
+    body_floor: 0,
+};
+
+impl Group {
+    fn start(role: &str) -> Self {
+        Self::start_on(role, &LOOPBACK)
+    }
+
+    fn start_on(role: &str, sites: &Sites<'_>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let namesrv_listen = format!("{}:0", sites.master_ip);
+        let namesrv = ApogeeProcess::start(binary(), &["namesrv", "--listen", &namesrv_listen]);
+        let common = "brokerClusterName=HaCluster\nbrokerName=ha-a\nhaListenPort=0\n\
+                      haSendHeartbeatInterval=1000\nhaHousekeepingInterval=5000\nslaveTimeout=1000\n\
+                      flushDiskType=ASYNC_FLUSH\n"
+            .to_owned()
+            + sites.extra_conf;
+        let master_conf = dir.path().join("master.conf");
+        std::fs::write(
+            &master_conf,
+            format!("{common}brokerId=0\nbrokerRole={role}\nbrokerIP1={}\n", sites.master_ip),
+        )
+        .unwrap();
+        let slave_conf = dir.path().join("slave.conf");
+        std::fs::write(
+            &slave_conf,
+            format!("{common}brokerId=1\nbrokerRole=SLAVE\nbrokerIP1={}\n", sites.slave_ip),
+        )
+        .unwrap();
+        let namesrv_addr = namesrv.namesrv_addr().to_owned();
+        let broker = |conf: &std::path::Path, data_dir: Option<&std::path::Path>| {
+            let conf = conf.to_str().unwrap();
+            let args = ["broker", "-n", &namesrv_addr, "-c", conf, "--listen-port", "0", "--grpc-port", "0"];
+            match data_dir {
+                Some(data_dir) => ApogeeProcess::start_on(binary(), &args, data_dir),
+                None => ApogeeProcess::start(binary(), &args),
+            }
+        };
+        // The master first: the slave learns its HA address when it registers.
+        let master = broker(&master_conf, None);
+        let slave = match sites.slave_netns {
+            Some(netns) => netns.run(|| broker(&slave_conf, sites.slave_data_dir)),
+            None => broker(&slave_conf, sites.slave_data_dir),
+        };
+        Self { namesrv, master, slave, body_floor: sites.body_floor, _dir: dir }
+    }
+
+    fn logs(&self) -> String {
+        format!("--- master ---\n{}\n--- slave ---\n{}", self.master.log(), self.slave.log())
+    }
+}
+
+/// Where an acknowledgement said a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Placement {
+    queue_id: i32,
+    queue_offset: i64,
+}
+
+/// What the producers saw.
+#[derive(Debug, Default)]
+struct Load {
+    /// SEND_OK acknowledgements, by sequence.
+    acked: BTreeMap<u64, Placement>,
+    /// Other statuses and errors, by text.
+    other: BTreeMap<String, u64>,
+}
+
+fn key_of(sequence: u64) -> String {
+    format!("ha-{sequence}")
+}
+
+/// The body of message `sequence`: its number, then at least `floor_bytes` of padding.
+fn body_of(sequence: u64, floor_bytes: u64) -> Vec<u8> {
+    let padding = (sequence % 200).max(floor_bytes) as usize;
+    format!("{sequence:016}:{}", "m".repeat(padding)).into_bytes()
+}
+
+async fn producer(namesrv: &str) -> Producer {
+    Producer::builder()
+        .group("ha_producer")
+        .namesrv(namesrv)
+        .retry_times(0)
+        .send_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .expect("producer starts")
+}
+
+/// Sends until a send is acknowledged SEND_OK: under SYNC_MASTER that proves the slave is
+/// connected and confirming.
+async fn wait_for_confirmed_send(producer: &Producer, sequence: &AtomicU64, group: &Group) {
+    let body_floor = group.body_floor;
+    let deadline = Instant::now() + CONNECT_LIMIT;
+    loop {
+        let next = sequence.fetch_add(1, Ordering::Relaxed);
+        let message = Message::new(TOPIC, body_of(next, body_floor)).with_keys([key_of(next)]);
+        if let Ok(result) = producer.send(message).await {
+            if result.status == SendStatus::SendOk {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "no send confirmed by the slave in time\n{}", group.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs [`SENDERS`] producers until `stop`; records every acknowledgement.
+async fn run_load(
+    producer: Arc<Producer>,
+    sequence: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    body_floor: u64,
+) -> Load {
+    let load = Arc::new(Mutex::new(Load::default()));
+    let mut senders = Vec::new();
+    for _ in 0..SENDERS {
+        let (producer, sequence, stop, load) =
+            (Arc::clone(&producer), Arc::clone(&sequence), Arc::clone(&stop), Arc::clone(&load));
+        senders.push(tokio::spawn(async move {
+            // Bounded: a send takes at most its timeout, and the stop comes within seconds.
+            while !stop.load(Ordering::Acquire) {
+                let next = sequence.fetch_add(1, Ordering::Relaxed);
+                let message = Message::new(TOPIC, body_of(next, body_floor)).with_keys([key_of(next)]);
+                match producer.send(message).await {
+                    Ok(result) if result.status == SendStatus::SendOk => {
+                        let placement =
+                            Placement { queue_id: result.queue.queue_id, queue_offset: result.queue_offset };
+                        load.lock().acked.insert(next, placement);
+                    }
+                    Ok(result) => *load.lock().other.entry(format!("{:?}", result.status)).or_default() += 1,
+                    Err(error) => {
+                        *load.lock().other.entry(error.to_string()).or_default() += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.expect("sender task");
+    }
+    Arc::try_unwrap(load).map(Mutex::into_inner).unwrap_or_else(|shared| std::mem::take(&mut *shared.lock()))
+}
+
+/// What the slave served.
+#[derive(Debug, Default)]
+struct ReadBack {
+    /// Placement of each sequence read.
+    placements: HashMap<u64, Placement>,
+    /// Messages read twice.
+    duplicates: u64,
+    /// Messages whose body is not what was sent.
+    corrupt: u64,
+}
+
+/// Reads the topic through the NameServer (which, with the master dead, lists only the
+/// slave) until every sequence in `wanted` arrived or the time limit passed. The group keeps
+/// its offsets (on the slave) from cycle to cycle, so each cycle reads what is new.
+async fn read_from_slave(namesrv: &str, wanted: &BTreeMap<u64, Placement>, body_floor: u64) -> ReadBack {
+    let consumer = LitePullConsumer::builder()
+        .group("ha_reader")
+        .namesrv(namesrv)
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .pull_batch_size(256)
+        .pull_threshold_messages_per_queue(4096)
+        .start()
+        .await
+        .expect("consumer starts");
+    consumer.subscribe(TOPIC, "*").await.expect("subscribe");
+    let mut read = ReadBack::default();
+    let deadline = Instant::now() + READ_LIMIT;
+    let mut quiet_polls = 0;
+    while Instant::now() < deadline {
+        let messages = consumer.poll(Duration::from_millis(500)).await;
+        quiet_polls = if messages.is_empty() { quiet_polls + 1 } else { 0 };
+        for message in messages {
+            let body = message.message.body.to_vec();
+            let Some(sequence) =
+                std::str::from_utf8(&body[..16.min(body.len())]).ok().and_then(|s| s.parse().ok())
+            else {
+                read.corrupt += 1;
+                continue;
+            };
+            if body != body_of(sequence, body_floor) {
+                read.corrupt += 1;
+            }
+            let placement = Placement { queue_id: message.queue_id, queue_offset: message.queue_offset };
+            if read.placements.insert(sequence, placement).is_some() {
+                read.duplicates += 1;
+            }
+        }
+        let all_there = wanted.keys().all(|sequence| read.placements.contains_key(sequence));
+        // Done when everything wanted arrived and the queues stay quiet (nothing more comes).
+        if all_there && quiet_polls >= 2 {
+            break;
+        }
+    }
+    consumer.shutdown().await;
+    read
+}
+
+/// Waits (bounded) until the NameServer routes the topic to the slave alone: the master is
+/// gone and the slave serves the topic.
+async fn wait_for_slave_route(namesrv: &str, group: &Group) {
+    let admin = apogee_client::Admin::builder().namesrv(namesrv).start().await.expect("admin starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(route) = admin.topic_route(TOPIC).await {
+            let members: Vec<i64> =
+                route.broker_datas.iter().flat_map(|broker| broker.broker_addrs.keys().copied()).collect();
+            if members == [1] && !route.queue_datas.is_empty() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "the slave never took over the topic's route\n{}", group.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every placement read is unique: no two messages at one (queue, offset).
+fn assert_unique_offsets(read: &ReadBack) {
+    let mut seen: HashMap<(i32, i64), u64> = HashMap::new();
+    for (sequence, placement) in &read.placements {
+        if let Some(other) = seen.insert((placement.queue_id, placement.queue_offset), *sequence) {
+            panic!(
+                "messages {other} and {sequence} share queue {} offset {}",
+                placement.queue_id, placement.queue_offset
+            );
+        }
+    }
+}
+
+/// What a cycle does to the group while the producers run, before it kills the master
+/// with SIGKILL (every cycle ends so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Nothing before.
+    None,
+    /// SIGKILL to the slave, then a restart of it on its data.
+    SlaveRestart,
+    /// The link between master and slave cut for a while, then healed.
+    Partition,
+    /// Long enough a load that the slave's disk fills.
+    SlaveDiskFull,
+}
+
+/// One cycle: load, the fault, read-back from the slave. Returns the acknowledged sequences
+/// the slave lacks.
+async fn kill_cycle(
+    group: &mut Group,
+    cycle: u32,
+    role: &str,
+    fault: Fault,
+    link: Option<&Link>,
+) -> Vec<u64> {
+    let namesrv = group.namesrv.namesrv_addr().to_owned();
+    let producer = Arc::new(producer(&namesrv).await);
+    let sequence = Arc::new(AtomicU64::new(u64::from(cycle) * 10_000_000));
+    if role == "SYNC_MASTER" {
+        wait_for_confirmed_send(&producer, &sequence, group).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(run_load(
+        Arc::clone(&producer),
+        Arc::clone(&sequence),
+        Arc::clone(&stop),
+        group.body_floor,
+    ));
+    tokio::time::sleep(LOAD_BEFORE_KILL).await;
+    if fault == Fault::SlaveRestart {
+        group.slave.kill_9();
+        // Longer than slaveTimeout: sends in flight time out, later ones find no slave.
+        tokio::time::sleep(LOAD_BEFORE_KILL).await;
+        // Blocking (the ports file), but brief; the producers run on the other workers.
+        tokio::task::block_in_place(|| group.slave.restart());
+        // Long enough for the slave to catch up and confirm sends again.
+        tokio::time::sleep(LOAD_BEFORE_KILL * 2).await;
+    }
+    if fault == Fault::Partition {
+        let link = link.expect("a partition needs a link");
+        link.cut().expect("link cut");
+        // Longer than slaveTimeout: sends time out while the slave is unreachable.
+        tokio::time::sleep(LOAD_BEFORE_KILL * 2).await;
+        link.heal().expect("link healed");
+        // The slave reconnects (or its connection resumes) and catches up.
+        tokio::time::sleep(LOAD_BEFORE_KILL * 4).await;
+    }
+    if fault == Fault::SlaveDiskFull {
+        tokio::time::sleep(SLAVE_DISK_FILL_LOAD).await;
+    }
+    let killed_at = Instant::now();
+    group.master.kill_9();
+    tokio::time::sleep(LOAD_AFTER_KILL).await;
+    stop.store(true, Ordering::Release);
+    let load = load.await.expect("load task");
+    producer.shutdown().await;
+    assert!(!load.acked.is_empty(), "cycle {cycle}: nothing acknowledged before the kill\n{}", group.logs());
+
+    wait_for_slave_route(&namesrv, group).await;
+    let route_ms = killed_at.elapsed().as_millis() as u64;
+    let read = read_from_slave(&namesrv, &load.acked, group.body_floor).await;
+    let missing: Vec<u64> =
+        load.acked.keys().copied().filter(|sequence| !read.placements.contains_key(sequence)).collect();
+    let misplaced: Vec<u64> = load
+        .acked
+        .iter()
+        .filter(|(sequence, placement)| read.placements.get(sequence).is_some_and(|read| read != *placement))
+        .map(|(sequence, _)| *sequence)
+        .collect();
+    println!(
+        "ha-cycle {}",
+        serde_json::json!({
+            "role": role, "fault": format!("{fault:?}"), "cycle": cycle, "acked": load.acked.len(), "other": load.other,
+            "read_from_slave": read.placements.len(), "missing": missing.len(), "misplaced": misplaced.len(),
+            "duplicates": read.duplicates, "corrupt": read.corrupt,
+            "slave_route_ms": route_ms, "read_back_ms": killed_at.elapsed().as_millis() as u64,
+        })
+    );
+    if std::env::var_os("APOGEE_HA_DUMP_LOGS").is_some() {
+        println!("{}", group.logs());
+    }
+    if fault != Fault::None {
+        let unconfirmed = ["SlaveNotAvailable", "FlushSlaveTimeout"]
+            .iter()
+            .filter_map(|status| load.other.get(*status))
+            .sum::<u64>();
+        assert!(
+            unconfirmed > 0,
+            "cycle {cycle}: no send was left unconfirmed while the slave was away: {:?}",
+            load.other
+        );
+    }
+    assert_eq!(read.corrupt, 0, "cycle {cycle}: bodies read back differ from what was sent");
+    assert_eq!(read.duplicates, 0, "cycle {cycle}: a message was served twice");
+    assert!(
+        misplaced.is_empty(),
+        "cycle {cycle}: messages at other offsets than acknowledged: {misplaced:?}"
+    );
+    assert_unique_offsets(&read);
+    missing
+}
+
+fn cycles() -> u32 {
+    std::env::var("APOGEE_HA_CYCLES").ok().and_then(|value| value.parse().ok()).unwrap_or(1)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn a_sync_master_killed_under_load_loses_no_acknowledged_message() {
+    let runtime = runtime();
+    let mut group = Group::start("SYNC_MASTER");
+    for cycle in 0..cycles() {
+        let missing = runtime.block_on(kill_cycle(&mut group, cycle, "SYNC_MASTER", Fault::None, None));
+        assert!(
+            missing.is_empty(),
+            "cycle {cycle}: {} acknowledged messages are not on the slave, first {:?}\n{}",
+            missing.len(),
+            &missing[..missing.len().min(10)],
+            group.logs()
+        );
+        // The master comes back on its data; the slave follows it again.
+        group.master.restart();
+    }
+}
+
+#[test]
+fn an_async_master_killed_under_load_loses_at_most_its_window() {
+    let runtime = runtime();
+    let mut group = Group::start("ASYNC_MASTER");
+    for cycle in 0..cycles() {
+        // The loss window is what the cycle prints; what the slave has is checked whole.
+        let _missing = runtime.block_on(kill_cycle(&mut group, cycle, "ASYNC_MASTER", Fault::None, None));
+        group.master.restart();
+    }
+}
+
+#[test]
+fn a_slave_killed_and_restarted_mid_stream_keeps_every_acknowledged_message() {
+    let runtime = runtime();
+    let mut group = Group::start("SYNC_MASTER");
+    let missing = runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::SlaveRestart, None));
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages are not on the slave, first {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        group.logs()
+    );
+}
+
+#[test]
+fn a_partition_between_master_and_slave_loses_no_acknowledged_message() {
+    if let Err(why) = netns::available() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let (master_side, slave_side) = (Netns::create("ha-m").unwrap(), Netns::create("ha-s").unwrap());
+    let link = Link::connect(&master_side, &slave_side).unwrap();
+    let (master_ip, slave_ip) = (link.first_ip(), link.second_ip());
+    // The test itself (its producers and readers) and the master run on the master's side.
+    master_side.run(|| {
+        let runtime = runtime();
+        let sites =
+            Sites { master_ip: &master_ip, slave_ip: &slave_ip, slave_netns: Some(&slave_side), ..LOOPBACK };
+        let mut group = Group::start_on("SYNC_MASTER", &sites);
+        let missing =
+            runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::Partition, Some(&link)));
+        assert!(
+            missing.is_empty(),
+            "{} acknowledged messages are not on the slave, first {:?}\n{}",
+            missing.len(),
+            &missing[..missing.len().min(10)],
+            group.logs()
+        );
+    });
+}
+
+#[test]
+fn a_slave_whose_disk_fills_keeps_every_acknowledged_message() {
+    let volume = match SmallVolume::mount(32) {
+        Ok(volume) => volume,
+        Err(why) => {
+            eprintln!("SKIPPED: no small volume could be mounted (needs root): {why}");
+            return;
+        }
+    };
+    let data_dir = volume.path().join("slave");
+    // Small files, so 32 MB holds a store; ~2 KB bodies fill it within seconds.
+    let extra = "mapedFileSizeCommitLog=2097152\nmappedFileSizeConsumeQueue=300000\n\
+                 maxHashSlotNum=10000\nmaxIndexNum=50000\ncleanFileForciblyEnable=false\n\
+                 timerWheelEnable=false\n";
+    let sites = Sites { slave_data_dir: Some(&data_dir), extra_conf: extra, body_floor: 2_000, ..LOOPBACK };
+    let runtime = runtime();
+    let mut group = Group::start_on("SYNC_MASTER", &sites);
+    let missing = runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::SlaveDiskFull, None));
+    let (used_percent, _) = volume.usage();
+    println!("slave volume ({}) {used_percent}% used", volume.kind());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages are not on the slave, first {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        group.logs()
+    );
+    assert!(used_percent >= 75, "the slave's disk never filled ({used_percent}%): the test tested nothing");
+    drop(group);
+}
+
+#[test]
+fn a_slave_copies_the_masters_topics_and_registers_them() {
+    let runtime = runtime();
+    let group = Group::start("ASYNC_MASTER");
+    runtime.block_on(async {
+        let admin =
+            apogee_client::Admin::builder().namesrv(group.namesrv.namesrv_addr()).start().await.unwrap();
+        let config = apogee_common::TopicConfig {
+            read_queue_nums: 3,
+            write_queue_nums: 3,
+            ..apogee_common::TopicConfig::new("HaCopiedTopic")
+        };
+        admin.create_topic(group.master.broker_addr(), &config).await.expect("topic created on the master");
+        // The slave copies it within a sync period and registers it: the route lists both.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(route) = admin.topic_route("HaCopiedTopic").await {
+                let members: Vec<i64> = route
+                    .broker_datas
+                    .iter()
+                    .flat_map(|broker| broker.broker_addrs.keys().copied())
+                    .collect();
+                if members.contains(&0) && members.contains(&1) {
+                    assert!(route.queue_datas.iter().all(|queue| queue.read_queue_nums == 3));
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "the slave never served the master's topic\n{}", group.logs());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}

@@ -1,0 +1,296 @@
+//! The slave's replication client (Java `DefaultHAClient`, storage spec §6.4): connects to
+//! the master's HA port, reports its commit-log end, writes every frame it receives through
+//! the store's single writer and reports the new end. It reconnects on any error, to the
+//! master address it was last given.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use apogee_store::MessageStore;
+use parking_lot::Mutex;
+
+use crate::config::HaConfig;
+use crate::connection::is_timeout;
+use crate::wire::{self, FrameHeader, FRAME_HEADER_BYTES};
+
+/// Longest a connection attempt waits.
+const CONNECT_TIMEOUT_MS: u64 = 3_000;
+/// Pause between two connection attempts (Java waits 5 s; a failover wants less).
+const RECONNECT_PAUSE_MS: u64 = 1_000;
+/// How often a blocked read wakes to send reports, check the clock and the stop flag.
+const READ_TICK_MS: u64 = 100;
+
+/// What the client thread and its owner share.
+#[derive(Debug)]
+struct Shared {
+    store: Arc<MessageStore>,
+    config: HaConfig,
+    master: Mutex<Option<String>>,
+    stop: AtomicBool,
+    connected: AtomicBool,
+    /// The connection in use, shut down to wake the thread when it must stop or move.
+    socket: Mutex<Option<TcpStream>>,
+    /// The commit-log end last reported to the master.
+    reported: AtomicU64,
+}
+
+/// A running replication client of a slave.
+#[derive(Debug)]
+pub struct HaSlave {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Why a session with the master ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionEnd {
+    #[error("stopping")]
+    Stopped,
+    #[error("the master address changed")]
+    MasterMoved,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<io::Error> for SessionEnd {
+    fn from(error: io::Error) -> Self {
+        Self::Failed(error.to_string())
+    }
+}
+
+impl HaSlave {
+    /// Puts `store` in replica-only mode and starts following `master` (the master's HA
+    /// address), or whatever [`Self::set_master`] says later.
+    pub fn start(store: Arc<MessageStore>, config: HaConfig, master: Option<String>) -> io::Result<Self> {
+        store.set_replica_only(true);
+        let reported = store.commit_log_max_offset();
+        let shared = Arc::new(Shared {
+            store,
+            config,
+            master: Mutex::new(master),
+            stop: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            socket: Mutex::new(None),
+            reported: AtomicU64::new(reported),
+        });
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new().name("ha-slave".to_owned()).spawn(move || run(&shared))?
+        };
+        Ok(Self { shared, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Follows the master at `address` from now on (the NameServer names it at each
+    /// registration); a change drops the current connection.
+    pub fn set_master(&self, address: Option<String>) {
+        let mut master = self.shared.master.lock();
+        if *master == address {
+            return;
+        }
+        tracing::info!(from = ?*master, to = ?address, "master HA address changed");
+        *master = address;
+        drop(master);
+        self.drop_connection();
+    }
+
+    /// The master HA address followed now.
+    pub fn master(&self) -> Option<String> {
+        self.shared.master.lock().clone()
+    }
+
+    /// True while connected to the master.
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+
+    /// The commit-log end last reported to the master.
+    pub fn reported_offset(&self) -> u64 {
+        self.shared.reported.load(Ordering::Acquire)
+    }
+
+    /// Stops following and joins the thread.
+    pub fn shutdown(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.drop_connection();
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+
+    fn drop_connection(&self) {
+        if let Some(socket) = self.shared.socket.lock().as_ref() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for HaSlave {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn stopping(shared: &Shared) -> bool {
+    shared.stop.load(Ordering::Acquire)
+}
+
+/// Sleeps `duration` in short steps; false when told to stop meanwhile.
+fn pause(shared: &Shared, duration: Duration) -> bool {
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        if stopping(shared) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(READ_TICK_MS).min(duration));
+    }
+    !stopping(shared)
+}
+
+fn run(shared: &Shared) {
+    let mut last_failure: Option<String> = None;
+    while !stopping(shared) {
+        let Some(master) = shared.master.lock().clone() else {
+            if !pause(shared, Duration::from_millis(READ_TICK_MS)) {
+                break;
+            }
+            continue;
+        };
+        let ended = connect(&master).map_err(SessionEnd::from).and_then(|stream| {
+            *shared.socket.lock() = stream.try_clone().ok();
+            shared.connected.store(true, Ordering::Release);
+            tracing::info!(%master, "connected to the master");
+            last_failure = None;
+            let ended = Session::new(shared, stream, &master).run();
+            shared.connected.store(false, Ordering::Release);
+            *shared.socket.lock() = None;
+            ended
+        });
+        match ended {
+            Err(SessionEnd::Stopped) | Ok(()) => break,
+            Err(SessionEnd::MasterMoved) => continue,
+            Err(SessionEnd::Failed(reason)) => {
+                // Said once per kind of failure, not at every retry.
+                if last_failure.as_deref() != Some(reason.as_str()) {
+                    tracing::warn!(%master, %reason, "replication from the master interrupted; retrying");
+                    last_failure = Some(reason);
+                }
+                if !pause(shared, Duration::from_millis(RECONNECT_PAUSE_MS)) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn connect(master: &str) -> io::Result<TcpStream> {
+    let addr: SocketAddr = master
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no address for {master}")))?;
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(CONNECT_TIMEOUT_MS))?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_millis(READ_TICK_MS)))?;
+    stream.set_write_timeout(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))?;
+    Ok(stream)
+}
+
+/// One connection to the master.
+struct Session<'a> {
+    shared: &'a Shared,
+    stream: TcpStream,
+    master: &'a str,
+    last_report: Instant,
+    last_read: Instant,
+    body: Vec<u8>,
+}
+
+impl<'a> Session<'a> {
+    fn new(shared: &'a Shared, stream: TcpStream, master: &'a str) -> Self {
+        Self {
+            shared,
+            stream,
+            master,
+            last_report: Instant::now(),
+            last_read: Instant::now(),
+            body: Vec::new(),
+        }
+    }
+
+    fn run(&mut self) -> Result<(), SessionEnd> {
+        self.report(self.shared.store.commit_log_max_offset())?;
+        let mut header = [0u8; FRAME_HEADER_BYTES];
+        loop {
+            self.fill(&mut header)?;
+            let frame =
+                FrameHeader::decode(&header).map_err(|error| SessionEnd::Failed(error.to_string()))?;
+            self.body.resize(frame.body_bytes, 0);
+            let mut body = std::mem::take(&mut self.body);
+            let filled = self.fill(&mut body);
+            self.body = body;
+            filled?;
+            self.apply(frame)?;
+        }
+    }
+
+    /// Writes a frame's body to the store and reports the new end.
+    fn apply(&mut self, frame: FrameHeader) -> Result<(), SessionEnd> {
+        let store = &self.shared.store;
+        let local_end = store.commit_log_max_offset();
+        if local_end != 0 && frame.start_offset != local_end {
+            return Err(SessionEnd::Failed(format!(
+                "the master sent offset {}, but the local log ends at {local_end}",
+                frame.start_offset
+            )));
+        }
+        if frame.body_bytes == 0 {
+            return Ok(());
+        }
+        let end = store
+            .append_replica(frame.start_offset, &self.body)
+            .map_err(|error| SessionEnd::Failed(format!("replicated data refused: {error}")))?;
+        self.report(end)
+    }
+
+    fn report(&mut self, end: u64) -> Result<(), SessionEnd> {
+        self.stream.write_all(&wire::encode_report(end))?;
+        self.shared.reported.store(end, Ordering::Release);
+        self.last_report = Instant::now();
+        Ok(())
+    }
+
+    /// Reads exactly `buffer.len()` bytes, doing the periodic duties while the master is
+    /// quiet: a heartbeat report, the silence limit, the stop flag and a moved master.
+    fn fill(&mut self, buffer: &mut [u8]) -> Result<(), SessionEnd> {
+        let heartbeat = Duration::from_millis(self.shared.config.send_heartbeat_interval_ms);
+        let housekeeping = Duration::from_millis(self.shared.config.housekeeping_interval_ms);
+        let mut filled = 0;
+        while filled < buffer.len() {
+            if stopping(self.shared) {
+                return Err(SessionEnd::Stopped);
+            }
+            if self.shared.master.lock().as_deref() != Some(self.master) {
+                return Err(SessionEnd::MasterMoved);
+            }
+            match self.stream.read(&mut buffer[filled..]) {
+                Ok(0) => return Err(SessionEnd::Failed("the master closed the connection".to_owned())),
+                Ok(read) => {
+                    filled += read;
+                    self.last_read = Instant::now();
+                }
+                Err(error) if is_timeout(&error) || error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error.into()),
+            }
+            if self.last_read.elapsed() > housekeeping {
+                return Err(SessionEnd::Failed("nothing from the master in time".to_owned()));
+            }
+            if self.last_report.elapsed() >= heartbeat {
+                self.report(self.shared.store.commit_log_max_offset())?;
+            }
+        }
+        Ok(())
+    }
+}

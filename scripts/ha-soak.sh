@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The replication soak: CYCLES rounds of load, SIGKILL of the master and read-back from the
+# slave (crates/apogee/tests/replication.rs), then a summary of the cycles' figures.
+#
+#   CYCLES=100 ./scripts/ha-soak.sh                  # SYNC_MASTER (every SEND_OK must survive)
+#   CYCLES=20 TEST=an_async_master ./scripts/ha-soak.sh   # ASYNC_MASTER: the loss window
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CYCLES=${CYCLES:-100}
+TEST=${TEST:-a_sync_master_killed_under_load}
+log=$(mktemp "${TMPDIR:-/tmp}/apogee-ha-soak.XXXXXX")
+status=0
+APOGEE_HA_CYCLES=$CYCLES cargo test -q -p apogee --test replication "$TEST" -- --nocapture > "$log" 2>&1 || status=$?
+python3 - "$log" <<'PY'
+import json, statistics, sys
+cycles = [json.loads(line.split(" ", 1)[1]) for line in open(sys.argv[1]) if line.startswith("ha-cycle ")]
+if not cycles:
+    sys.exit("no cycle ran")
+acked = sum(c["acked"] for c in cycles)
+missing = sum(c["missing"] for c in cycles)
+route = sorted(c["slave_route_ms"] for c in cycles)
+print(f"{len(cycles)} cycles ({cycles[0]['role']}): {acked:,} acknowledged, {missing:,} missing from the slave, "
+      f"{sum(c['duplicates'] for c in cycles)} duplicates, {sum(c['misplaced'] for c in cycles)} misplaced; "
+      f"slave routed alone after the kill: p50 {statistics.median(route):.0f} ms, max {route[-1]} ms")
+worst = max(cycles, key=lambda c: c["missing"])
+if worst["missing"]:
+    print(f"most missing in one cycle: {worst['missing']} of {worst['acked']} (cycle {worst['cycle']})")
+PY
+[[ $status == 0 ]] || { echo "the soak failed; log: $log" >&2; tail -40 "$log" >&2; }
+exit "$status"
