@@ -44,7 +44,8 @@ class Apogee:
 
     def start(self):
         command = [self.binary, "standalone", "--data-dir", self.data_dir,
-                   "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "--grpc-port", "0"]
+                   "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "--grpc-port", "0",
+                   "--dashboard-port", "0"]
         if self.broker_conf is not None:
             path = os.path.join(self.data_dir, "broker.conf")
             with open(path, "w", encoding="utf-8") as conf:

@@ -12,6 +12,7 @@ use apogee_grpc::GrpcServer;
 use apogee_namesrv::{NameServer, NamesrvConfig};
 use clap::{Args, Parser, Subcommand};
 
+use crate::dashboard::Dashboard;
 use crate::ports_file::BoundAddrs;
 
 /// Apogee: a RocketMQ-compatible message queue.
@@ -40,6 +41,22 @@ enum Command {
     Bench(apogee_bench::BenchArgs),
     /// mqadmin's commands (`apogee admin updateTopic -n ADDR -c CLUSTER -t TOPIC`).
     Admin(crate::admin::AdminArgs),
+    /// The web dashboard of the cluster behind a NameServer (rocketmq-dashboard's pages).
+    Dashboard(DashboardArgs),
+}
+
+/// `apogee dashboard`: the web dashboard on its own.
+#[derive(Debug, Args)]
+struct DashboardArgs {
+    /// NameServer addresses, `host:port` separated by `;` [env NAMESRV_ADDR].
+    #[arg(short = 'n', long = "namesrv-addr")]
+    namesrv_addr: Option<String>,
+    /// The address the dashboard listens on (port 0: one the system chooses). It has no login:
+    /// bind it where only operators reach it.
+    #[arg(long, default_value_t = SocketAddr::from(([127, 0, 0, 1], crate::dashboard::DEFAULT_PORT)))]
+    listen: SocketAddr,
+    #[command(flatten)]
+    ports_file: PortsFileArg,
 }
 
 /// `apogee proxy`: one gRPC endpoint in front of many broker groups.
@@ -87,6 +104,12 @@ struct StandaloneArgs {
     /// config file's, else 8081].
     #[arg(long)]
     grpc_port: Option<u16>,
+    /// Port of the web dashboard, on the NameServer's listen address (0 picks a free port).
+    #[arg(long, default_value_t = crate::dashboard::DEFAULT_PORT)]
+    dashboard_port: u16,
+    /// Do not serve the web dashboard.
+    #[arg(long, conflicts_with = "dashboard_port")]
+    no_dashboard: bool,
     #[command(flatten)]
     ports_file: PortsFileArg,
 }
@@ -95,8 +118,8 @@ struct StandaloneArgs {
 #[derive(Debug, Args)]
 struct PortsFileArg {
     /// Once serving, write the bound addresses here as JSON
-    /// (`{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port","controller":"ip:port"}`,
-    /// those that apply),
+    /// (`{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port","grpc":"ip:port",
+    /// "metrics":"ip:port","dashboard":"ip:port","controller":"ip:port"}`, those that apply),
     /// atomically: for supervisors of a process started on port 0.
     #[arg(long = "ports-file")]
     path: Option<PathBuf>,
@@ -270,6 +293,7 @@ impl Cli {
             Command::Proxy(args) => run_proxy(args).await,
             Command::Bench(args) => args.run().await,
             Command::Admin(args) => args.run().await,
+            Command::Dashboard(args) => run_dashboard(args).await,
             Command::Broker(args) => {
                 let mut config = BrokerConfig::default();
                 if let Some(path) = &args.config_file {
@@ -419,16 +443,56 @@ async fn run_standalone(args: StandaloneArgs) -> Result<()> {
             return Err(error);
         }
     };
-    let addrs = BoundAddrs { namesrv: Some(namesrv.local_addr()), ..broker_addrs(&running) };
-    if let Err(error) = args.ports_file.write(&addrs) {
-        running.shutdown().await;
-        namesrv.shutdown().await;
-        return Err(error);
+    let dashboard = if args.no_dashboard {
+        None
+    } else {
+        let listen = SocketAddr::new(namesrv.local_addr().ip(), args.dashboard_port);
+        match Dashboard::start(&namesrv.local_addr().to_string(), listen).await {
+            Ok(dashboard) => {
+                println!("apogee dashboard listening on http://{}/", dashboard.local_addr());
+                Some(dashboard)
+            }
+            Err(error) => {
+                running.shutdown().await;
+                namesrv.shutdown().await;
+                return Err(error.context("starting the dashboard (--dashboard-port, or --no-dashboard)"));
+            }
+        }
+    };
+    let addrs = BoundAddrs {
+        namesrv: Some(namesrv.local_addr()),
+        dashboard: dashboard.as_ref().map(Dashboard::local_addr),
+        ..broker_addrs(&running)
+    };
+    let written = args.ports_file.write(&addrs);
+    if written.is_ok() {
+        wait_for_shutdown_signal().await?;
     }
-    wait_for_shutdown_signal().await?;
+    if let Some(dashboard) = dashboard {
+        dashboard.shutdown().await;
+    }
     running.shutdown().await;
     namesrv.shutdown().await;
-    Ok(())
+    written
+}
+
+async fn run_dashboard(args: DashboardArgs) -> Result<()> {
+    let namesrv = args
+        .namesrv_addr
+        .or_else(|| std::env::var("NAMESRV_ADDR").ok())
+        .map(|list| list.trim().to_owned())
+        .filter(|list| !list.is_empty())
+        .context("no NameServer: pass -n host:port[;host:port] or set NAMESRV_ADDR")?;
+    let dashboard = Dashboard::start(&namesrv, args.listen).await?;
+    println!("apogee dashboard listening on http://{}/", dashboard.local_addr());
+    let written = args
+        .ports_file
+        .write(&BoundAddrs { dashboard: Some(dashboard.local_addr()), ..BoundAddrs::default() });
+    if written.is_ok() {
+        wait_for_shutdown_signal().await?;
+    }
+    dashboard.shutdown().await;
+    written
 }
 
 /// The settings of `apogee proxy`, from its config file and arguments.

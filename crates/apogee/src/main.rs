@@ -3,6 +3,7 @@
 mod admin;
 mod alloc_count;
 mod cli;
+mod dashboard;
 mod ports_file;
 
 use anyhow::Result;

@@ -20,6 +20,8 @@ pub struct BoundAddrs {
     pub grpc: Option<SocketAddr>,
     /// The Prometheus endpoint, when `metricsExporterType=PROM`.
     pub metrics: Option<SocketAddr>,
+    /// The web dashboard (`apogee standalone`, `apogee dashboard`).
+    pub dashboard: Option<SocketAddr>,
     /// The controller (`apogee controller`).
     pub controller: Option<SocketAddr>,
 }
@@ -27,7 +29,7 @@ pub struct BoundAddrs {
 impl BoundAddrs {
     /// The JSON object written:
     /// `{"namesrv":"ip:port","broker":"ip:port","brokerFast":"ip:port","grpc":"ip:port",
-    /// "metrics":"ip:port","controller":"ip:port"}`.
+    /// "metrics":"ip:port","dashboard":"ip:port","controller":"ip:port"}`.
     fn to_json(&self) -> serde_json::Value {
         let mut object = serde_json::Map::new();
         let entries = [
@@ -36,6 +38,7 @@ impl BoundAddrs {
             ("brokerFast", self.broker_fast),
             ("grpc", self.grpc),
             ("metrics", self.metrics),
+            ("dashboard", self.dashboard),
             ("controller", self.controller),
         ];
         for (key, addr) in entries {

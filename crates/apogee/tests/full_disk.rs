@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use apogee_client::consumer::lite_pull::ConsumeFromWhere;
 use apogee_client::{LitePullConsumer, Message, Producer};
 use apogee_testkit::volume::SmallVolume;
-use apogee_testkit::ApogeeProcess;
+use apogee_testkit::{standalone_args, ApogeeProcess};
 use parking_lot::Mutex;
 
 /// RocketMQ's SERVICE_NOT_AVAILABLE: what a full disk answers.
@@ -200,17 +200,7 @@ fn a_full_disk_refuses_sends_survives_kill_9_and_keeps_every_acknowledged_messag
 
     let started = Instant::now();
     let config_arg = config_file.to_str().unwrap();
-    let args = [
-        "standalone",
-        "--namesrv-listen",
-        "127.0.0.1:0",
-        "--broker-port",
-        "0",
-        "--grpc-port",
-        "0",
-        "-c",
-        config_arg,
-    ];
+    let args = standalone_args(&["-c", config_arg]);
     let mut apogee = ApogeeProcess::start_on(env!("CARGO_BIN_EXE_apogee"), &args, &data_dir);
     let fill = runtime.block_on(fill(apogee.namesrv_addr(), Instant::now() + FILL_LIMIT));
     let fill_ms = started.elapsed().as_millis();

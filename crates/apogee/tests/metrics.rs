@@ -4,8 +4,6 @@
 
 mod standalone;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use apogee_client::{Message, Producer};
@@ -14,20 +12,8 @@ use apogee_testkit::ApogeeProcess;
 /// Metrics on, on a port the system picks, on loopback, with one constant label of our own.
 const METRICS_ON: &str = "metricsExporterType=PROM\nmetricsPromExporterHost=127.0.0.1\n\
                           metricsPromExporterPort=0\nmetricsLabel=dc:test-dc\n";
-const IO_LIMIT: Duration = Duration::from_secs(10);
-
-/// `GET path` over HTTP/1.1; the status line and the body.
-fn http_get(addr: &str, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).expect("metrics endpoint reachable");
-    stream.set_read_timeout(Some(IO_LIMIT)).unwrap();
-    stream.set_write_timeout(Some(IO_LIMIT)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("a whole response");
-    let response = String::from_utf8(response).expect("UTF-8 text");
-    let (head, body) = response.split_once("\r\n\r\n").expect("headers end");
-    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
-}
+/// Longest wait for a figure to show in a scrape.
+const SCRAPE_LIMIT: Duration = Duration::from_secs(10);
 
 /// The value of the sample `name` whose labels include every one of `labels`; `None` if no
 /// such sample, and a failure if more than one matches.
@@ -52,7 +38,7 @@ async fn a_scrape_counts_every_message_sent_and_handed_out() {
     let config_dir = tempfile::tempdir().unwrap();
     let apogee = standalone::start_configured(config_dir.path(), METRICS_ON);
     let metrics = apogee.metrics_addr().expect("metrics exported").to_owned();
-    let (status, body) = http_get(&metrics, "/-/healthy");
+    let (status, body) = standalone::http_get(&metrics, "/-/healthy");
     assert!(status.contains("200"), "{status}: {body}");
 
     let topic = "MetricsTopic";
@@ -68,7 +54,7 @@ async fn a_scrape_counts_every_message_sent_and_handed_out() {
     producer.send(fifo).await.expect("fifo sent");
     let sent_normal = 30.0;
 
-    let (status, scrape) = http_get(&metrics, "/metrics");
+    let (status, scrape) = standalone::http_get(&metrics, "/metrics");
     assert!(status.contains("200"), "{status}");
     let node = [("cluster", "DefaultCluster"), ("node_type", "broker"), ("dc", "test-dc")];
     let normal = [("topic", topic), ("message_type", "normal"), ("is_system", "false")];
@@ -117,7 +103,7 @@ async fn a_scrape_counts_every_message_sent_and_handed_out() {
         received += consumer.poll(Duration::from_millis(500)).await.len();
     }
     assert_eq!(received, total);
-    let (_, scrape) = http_get(&metrics, "/metrics");
+    let (_, scrape) = standalone::http_get(&metrics, "/metrics");
     let out = [("topic", topic), ("consumer_group", group), ("is_system", "false")];
     assert_eq!(sample(&scrape, "rocketmq_messages_out_total", &out), Some(total as f64), "{scrape}");
     let consumers = [("consumer_group", group), ("consume_mode", "pull"), ("language", "rust")];
@@ -173,9 +159,9 @@ fn the_name_server_exports_its_route_table_and_process() {
         binary,
         &["broker", "-n", namesrv.namesrv_addr(), "--listen-port", "0", "--grpc-port", "0"],
     );
-    let deadline = Instant::now() + IO_LIMIT;
+    let deadline = Instant::now() + SCRAPE_LIMIT;
     let brokers = loop {
-        let (_, scrape) = http_get(&metrics, "/metrics");
+        let (_, scrape) = standalone::http_get(&metrics, "/metrics");
         let brokers =
             sample(&scrape, "rocketmq_namesrv_brokers", &[("node_type", "namesrv"), ("dc", "test-dc")]);
         if brokers == Some(1.0) || Instant::now() > deadline {

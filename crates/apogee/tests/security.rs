@@ -26,7 +26,7 @@ use apogee_remoting::header::send::SendMessageRequestHeader;
 use apogee_remoting::router::Router;
 use apogee_remoting::tls::{self, ClientTls, ServerTrust};
 use apogee_remoting::RemotingCommand;
-use apogee_testkit::{eventually, ApogeeProcess, Cluster};
+use apogee_testkit::{eventually, standalone_args, ApogeeProcess, Cluster};
 use tokio::sync::mpsc;
 
 /// Poll period of the ACL file in these tests.
@@ -547,17 +547,7 @@ async fn standalone_enforcing_tls_with_tls_enable_registers_and_serves() {
     let conf = dir.path().join("broker.conf");
     std::fs::write(&conf, "tls.server.mode=enforcing\ntls.enable=true\n").expect("conf written");
     let conf = conf.display().to_string();
-    let args = [
-        "standalone",
-        "--namesrv-listen",
-        "127.0.0.1:0",
-        "--broker-port",
-        "0",
-        "--grpc-port",
-        "0",
-        "-c",
-        conf.as_str(),
-    ];
+    let args = standalone_args(&["-c", conf.as_str()]);
     let apogee = ApogeeProcess::start(env!("CARGO_BIN_EXE_apogee"), &args);
     // The topic is created over TLS, and its route appears only once the broker registered it
     // with the enforcing NameServer, over TLS too.

@@ -13,9 +13,8 @@ use axum::routing::get;
 use axum::Router;
 use prometheus_client::collector::Collector;
 use prometheus_client::registry::Registry;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
+use crate::http::HttpServer;
 use crate::settings::{ExporterType, MetricsSettings};
 
 /// Starts the endpoint `settings` ask for, serving `collectors` under `node_labels` plus the
@@ -65,16 +64,13 @@ pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; versio
 /// A running scrape endpoint; stops with [`PromExporter::shutdown`] or when dropped.
 #[derive(Debug)]
 pub struct PromExporter {
-    local_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: HttpServer,
 }
 
 impl PromExporter {
     /// Binds `addr` (port 0: one the system chooses) and serves `registry` from it.
     pub async fn start(addr: SocketAddr, registry: Registry) -> io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let local_addr = listener.local_addr()?;
         let registry = Arc::new(registry);
         let scrape = move || {
             let registry = Arc::clone(&registry);
@@ -84,40 +80,19 @@ impl PromExporter {
             .route("/metrics", get(scrape.clone()))
             .route("/", get(scrape))
             .route("/-/healthy", get(|| async { "Exporter is healthy.\n" }));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-            if let Err(error) = served.await {
-                tracing::error!(%error, "metrics endpoint failed");
-            }
-        });
-        tracing::info!(addr = %local_addr, "metrics endpoint serving Prometheus text on /metrics");
-        Ok(Self { local_addr, stop: Some(stop), task: Some(task) })
+        let server = HttpServer::serve(listener, router, "metrics endpoint")?;
+        tracing::info!(addr = %server.local_addr(), "metrics endpoint serving Prometheus text on /metrics");
+        Ok(Self { server })
     }
 
     /// The address bound.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.server.local_addr()
     }
 
     /// Stops serving and waits for the listener to close.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for PromExporter {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 

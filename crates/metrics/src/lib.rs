@@ -8,14 +8,17 @@
 //! - [`settings`]: the `metrics*` keys of broker.conf and namesrv.conf;
 //! - [`histogram`]: a lock-free histogram with fixed bucket bounds;
 //! - [`process`]: the process's CPU, memory, threads and file descriptors;
-//! - [`exporter`]: the HTTP listener serving `/metrics`.
+//! - [`exporter`]: the HTTP listener serving `/metrics`;
+//! - [`http`]: a running axum server with a graceful stop (also the web dashboard's).
 
 pub mod exporter;
 pub mod histogram;
+pub mod http;
 pub mod process;
 pub mod settings;
 
 pub use exporter::PromExporter;
 pub use histogram::FixedHistogram;
+pub use http::HttpServer;
 pub use prometheus_client;
 pub use settings::{ExporterType, MetricsSettings};

@@ -26,5 +26,5 @@ pub use cluster::{Cluster, ClusterBuilder};
 pub use config::{broker_config, namesrv_config, start_broker, LOOPBACK};
 pub use controllers::{controller_test_config, ControllerGroup, LEADER_WAIT};
 pub use data_dir::{data_dir, DATA_DIR_PREFIX};
-pub use process::{apogee_binary, run_bounded, ApogeeProcess, BoundAddrs};
+pub use process::{apogee_binary, run_bounded, standalone_args, ApogeeProcess, BoundAddrs};
 pub use wait::{eventually, wait_for, WAIT_LIMIT};

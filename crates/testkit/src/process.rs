@@ -31,6 +31,14 @@ pub fn apogee_binary() -> PathBuf {
     profile_dir.join("apogee")
 }
 
+/// `standalone` with every listener on a free loopback port, then `extra` (a config file, say).
+pub fn standalone_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args =
+        vec!["standalone", "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "--grpc-port", "0"];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// The addresses a child reported in its ports file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BoundAddrs {
@@ -42,6 +50,8 @@ pub struct BoundAddrs {
     pub grpc: Option<String>,
     /// The Prometheus endpoint's `ip:port`, when metrics are exported.
     pub metrics: Option<String>,
+    /// The web dashboard's `ip:port` (`apogee standalone`, `apogee dashboard`).
+    pub dashboard: Option<String>,
     /// The controller's `ip:port` (`apogee controller`).
     pub controller: Option<String>,
 }
@@ -58,6 +68,7 @@ impl BoundAddrs {
             broker: field("broker"),
             grpc: field("grpc"),
             metrics: field("metrics"),
+            dashboard: field("dashboard"),
             controller: field("controller"),
         })
     }
@@ -82,12 +93,10 @@ impl ApogeeProcess {
     /// `apogee standalone` (NameServer and broker) on free loopback ports over a fresh data
     /// directory; returns once both serve.
     pub fn standalone(binary: impl Into<PathBuf>) -> Self {
-        let args =
-            ["standalone", "--namesrv-listen", "127.0.0.1:0", "--broker-port", "0", "--grpc-port", "0"];
-        Self::start(binary, &args)
+        Self::start(binary, &standalone_args(&[]))
     }
 
-    /// `apogee` with `args` (`standalone`, `namesrv` or `broker` and its options, the ports
+    /// `apogee` with `args` (`standalone`, `namesrv`, `broker` or `dashboard` and its options, the ports
     /// on 0); the data directory and `--ports-file` are added. Returns once the ports file is written.
     pub fn start(binary: impl Into<PathBuf>, args: &[&str]) -> Self {
         Self::start_with_data(binary, args, None)
@@ -142,6 +151,11 @@ impl ApogeeProcess {
     /// (`metricsExporterType=PROM`).
     pub fn metrics_addr(&self) -> Option<&str> {
         self.addrs.metrics.as_deref()
+    }
+
+    /// The web dashboard's address the child reported; `None` for commands without one.
+    pub fn dashboard_addr(&self) -> Option<&str> {
+        self.addrs.dashboard.as_deref()
     }
 
     /// The data directory (`--data-dir`), kept across restarts.
@@ -206,6 +220,7 @@ impl ApogeeProcess {
         let mut command = Command::new(&self.binary);
         command
             .args(&self.args)
+            .args(dashboard_port_args(&self.args))
             .args(data_dir_args(self.args.first().map(String::as_str), &self.data_dir()))
             .arg("--ports-file")
             .arg(&ports_file)
@@ -236,10 +251,25 @@ impl ApogeeProcess {
     }
 }
 
+/// `--dashboard-port 0` for a `standalone` that names no dashboard port of its own: its
+/// default (8080) would be shared by every process a test suite starts at once.
+fn dashboard_port_args(args: &[String]) -> Vec<&'static str> {
+    let standalone = args.first().is_some_and(|command| command == "standalone");
+    let chosen = args.iter().any(|arg| arg.starts_with("--dashboard-port") || arg == "--no-dashboard");
+    if standalone && !chosen {
+        vec!["--dashboard-port", "0"]
+    } else {
+        Vec::new()
+    }
+}
+
 /// The options that put a command's data under `data_dir`: each server command names its
-/// own (`standalone --data-dir`, `broker --store-dir`, `namesrv --kv-config-path`).
+/// own (`standalone --data-dir`, `broker --store-dir`, `namesrv --kv-config-path`; none for
+/// `dashboard`).
 fn data_dir_args(command: Option<&str>, data_dir: &Path) -> Vec<std::ffi::OsString> {
     let (option, path) = match command {
+        // The dashboard keeps no data.
+        Some("dashboard") => return Vec::new(),
         Some("broker") => ("--store-dir", data_dir.to_path_buf()),
         Some("namesrv") => ("--kv-config-path", data_dir.join("kvConfig.json")),
         _ => ("--data-dir", data_dir.to_path_buf()),

@@ -13,6 +13,7 @@ use apogee_remoting::body::route::MASTER_ID;
 use apogee_remoting::response_code;
 use clap::{ArgGroup, Args};
 
+use super::inspect::{self, count, figure, first_number, hours_kept};
 use super::table::{print_config, Table};
 use super::{call, describe, Ctx, Progress};
 
@@ -28,20 +29,6 @@ pub(super) struct ClusterList {
     /// which cluster
     #[arg(short = 'c', long = "clusterName")]
     cluster_name: Option<String>,
-}
-
-/// The first number of a space-separated TPS figure (`"12.5 11.0 10.2"`), 0 when absent.
-fn first_number(table: &BTreeMap<String, String>, key: &str) -> f64 {
-    table
-        .get(key)
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|number| number.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// A runtime figure, `default` when the broker does not report it.
-fn figure<'a>(table: &'a BTreeMap<String, String>, key: &str, default: &'a str) -> &'a str {
-    table.get(key).map_or(default, String::as_str)
 }
 
 pub(super) async fn cluster_list(ctx: &Ctx, args: ClusterList) -> Result<()> {
@@ -81,88 +68,71 @@ async fn print_cluster_list(ctx: &Ctx, args: &ClusterList) -> Result<()> {
             ("#ACTIVATED", 0),
         ])
     };
-    for (cluster, names) in &info.cluster_addr_table {
-        if args.cluster_name.as_ref().is_some_and(|wanted| wanted != cluster) {
+    for member in inspect::members(&info, args.cluster_name.as_deref()) {
+        let addr = &member.addr;
+        let runtime = match ctx.admin.broker_runtime_info(addr).await {
+            Ok(kv) => kv.table,
+            Err(error) => {
+                eprintln!("GET_BROKER_RUNTIME_INFO (28) to {addr} failed: {}", describe(&error));
+                BTreeMap::new()
+            }
+        };
+        let total = |key: &str| count(&runtime, key);
+        if args.more_stats {
+            table.row(&[
+                member.cluster.clone(),
+                member.broker_name.clone(),
+                total("msgPutTotalTodayMorning")
+                    .saturating_sub(total("msgPutTotalYesterdayMorning"))
+                    .to_string(),
+                total("msgGetTotalTodayMorning")
+                    .saturating_sub(total("msgGetTotalYesterdayMorning"))
+                    .to_string(),
+                total("msgPutTotalTodayNow").saturating_sub(total("msgPutTotalTodayMorning")).to_string(),
+                total("msgGetTotalTodayNow").saturating_sub(total("msgGetTotalTodayMorning")).to_string(),
+            ]);
             continue;
         }
-        for name in names {
-            let Some(broker) = info.broker_addr_table.get(name) else { continue };
-            for (id, addr) in &broker.broker_addrs {
-                let runtime = match ctx.admin.broker_runtime_info(addr).await {
-                    Ok(kv) => kv.table,
-                    Err(error) => {
-                        eprintln!("GET_BROKER_RUNTIME_INFO (28) to {addr} failed: {}", describe(&error));
-                        BTreeMap::new()
-                    }
-                };
-                let total = |key: &str| runtime.get(key).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-                if args.more_stats {
-                    table.row(&[
-                        cluster.clone(),
-                        name.clone(),
-                        total("msgPutTotalTodayMorning")
-                            .saturating_sub(total("msgPutTotalYesterdayMorning"))
-                            .to_string(),
-                        total("msgGetTotalTodayMorning")
-                            .saturating_sub(total("msgGetTotalYesterdayMorning"))
-                            .to_string(),
-                        total("msgPutTotalTodayNow")
-                            .saturating_sub(total("msgPutTotalTodayMorning"))
-                            .to_string(),
-                        total("msgGetTotalTodayNow")
-                            .saturating_sub(total("msgGetTotalTodayMorning"))
-                            .to_string(),
-                    ]);
-                    continue;
-                }
-                let in_tps = format!(
-                    "{:9.2}({},{}ms)",
-                    first_number(&runtime, "putTps"),
-                    figure(&runtime, "sendThreadPoolQueueSize", "0"),
-                    figure(&runtime, "sendThreadPoolQueueHeadWaitTimeMills", "0")
-                );
-                let out_tps = format!(
-                    "{:9.2}({},{}ms|{},{}ms)",
-                    first_number(&runtime, "getTransferredTps"),
-                    figure(&runtime, "pullThreadPoolQueueSize", "0"),
-                    figure(&runtime, "pullThreadPoolQueueHeadWaitTimeMills", "0"),
-                    figure(&runtime, "ackThreadPoolQueueSize", "0"),
-                    figure(&runtime, "ackThreadPoolQueueHeadWaitTimeMills", "0")
-                );
-                let timer = match runtime.get("timerReadBehind") {
-                    Some(behind) => format!(
-                        "{behind}-{}({:.1}w, {}, {})",
-                        figure(&runtime, "timerOffsetBehind", "0"),
-                        total("timerCongestNum") as f64 / 10_000.0,
-                        first_number(&runtime, "timerEnqueueTps"),
-                        first_number(&runtime, "timerDequeueTps")
-                    ),
-                    None => "-".to_owned(),
-                };
-                let earliest = total("earliestMessageTimeStamp");
-                let hours = if earliest > 0 {
-                    apogee_common::time::now_ms().saturating_sub(earliest) as f64 / 3_600_000.0
-                } else {
-                    0.0
-                };
-                let space =
-                    runtime.get("commitLogDiskRatio").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-                table.row(&[
-                    cluster.clone(),
-                    name.clone(),
-                    id.to_string(),
-                    addr.clone(),
-                    figure(&runtime, "brokerVersionDesc", "").to_owned(),
-                    in_tps,
-                    out_tps,
-                    timer,
-                    figure(&runtime, "pageCacheLockTimeMills", "0").to_owned(),
-                    format!("{hours:.2}"),
-                    format!("{space:.4}"),
-                    figure(&runtime, "brokerActive", "false").to_owned(),
-                ]);
-            }
-        }
+        let in_tps = format!(
+            "{:9.2}({},{}ms)",
+            first_number(&runtime, "putTps"),
+            figure(&runtime, "sendThreadPoolQueueSize", "0"),
+            figure(&runtime, "sendThreadPoolQueueHeadWaitTimeMills", "0")
+        );
+        let out_tps = format!(
+            "{:9.2}({},{}ms|{},{}ms)",
+            first_number(&runtime, "getTransferredTps"),
+            figure(&runtime, "pullThreadPoolQueueSize", "0"),
+            figure(&runtime, "pullThreadPoolQueueHeadWaitTimeMills", "0"),
+            figure(&runtime, "ackThreadPoolQueueSize", "0"),
+            figure(&runtime, "ackThreadPoolQueueHeadWaitTimeMills", "0")
+        );
+        let timer = match runtime.get("timerReadBehind") {
+            Some(behind) => format!(
+                "{behind}-{}({:.1}w, {}, {})",
+                figure(&runtime, "timerOffsetBehind", "0"),
+                total("timerCongestNum") as f64 / 10_000.0,
+                first_number(&runtime, "timerEnqueueTps"),
+                first_number(&runtime, "timerDequeueTps")
+            ),
+            None => "-".to_owned(),
+        };
+        let hours = hours_kept(&runtime, apogee_common::time::now_ms());
+        let space = runtime.get("commitLogDiskRatio").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        table.row(&[
+            member.cluster.clone(),
+            member.broker_name.clone(),
+            member.broker_id.to_string(),
+            addr.clone(),
+            figure(&runtime, "brokerVersionDesc", "").to_owned(),
+            in_tps,
+            out_tps,
+            timer,
+            figure(&runtime, "pageCacheLockTimeMills", "0").to_owned(),
+            format!("{hours:.2}"),
+            format!("{space:.4}"),
+            figure(&runtime, "brokerActive", "false").to_owned(),
+        ]);
     }
     Ok(())
 }
@@ -397,11 +367,7 @@ pub(super) async fn stats_all(ctx: &Ctx, args: StatsAll) -> Result<()> {
     let topics: Vec<String> = match &args.topic {
         Some(name) => vec![name.clone()],
         None => {
-            let list = call(
-                ctx.admin.topic_list(),
-                format!("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) from {}", ctx.namesrv),
-            )
-            .await?;
+            let list = inspect::topic_list(&ctx.admin, &ctx.namesrv).await?;
             let mut topics: Vec<String> = list
                 .topic_list
                 .into_iter()

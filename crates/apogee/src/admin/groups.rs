@@ -4,9 +4,9 @@
 use anyhow::{bail, Context as _, Result};
 use apogee_common::topic;
 use apogee_remoting::body::admin::{GroupRetryPolicy, SubscriptionGroupConfig};
-use apogee_remoting::body::enums::{ConsumeType, MessageModel};
 use clap::{ArgGroup, Args};
 
+use super::inspect;
 use super::table::{format_seconds, version_desc, Table};
 use super::{call, describe, parse_bool, Ctx, Progress};
 
@@ -206,8 +206,8 @@ pub(super) async fn consumer_progress(ctx: &Ctx, args: ConsumerProgress) -> Resu
     let Some(group) = &args.group_name else {
         return all_groups_progress(ctx).await;
     };
-    let stats = call(
-        ctx.admin.consume_stats(group, args.topic_name.as_deref()),
+    let progress = call(
+        ctx.admin.consumer_progress(group, args.topic_name.as_deref()),
         format!("GET_CONSUME_STATS (208) of group {group}"),
     )
     .await?;
@@ -221,48 +221,34 @@ pub(super) async fn consumer_progress(ctx: &Ctx, args: ConsumerProgress) -> Resu
         ("#Inflight", 20),
         ("#LastTime", 0),
     ]);
-    let (mut diff_total, mut inflight_total) = (0_i64, 0_i64);
-    for (queue, offsets) in &stats.offset_table {
-        let diff = offsets.broker_offset.saturating_sub(offsets.consumer_offset);
-        let inflight = offsets.pull_offset.saturating_sub(offsets.consumer_offset);
-        diff_total = diff_total.saturating_add(diff);
+    let mut inflight_total = 0_i64;
+    for line in &progress.queues {
+        let inflight = line.pull_offset.saturating_sub(line.consumer_offset);
         inflight_total = inflight_total.saturating_add(inflight);
-        let last = if offsets.last_timestamp == 0 {
-            "N/A".to_owned()
-        } else {
-            format_seconds(offsets.last_timestamp)
-        };
+        let last =
+            if line.last_timestamp == 0 { "N/A".to_owned() } else { format_seconds(line.last_timestamp) };
         table.row(&[
-            queue.topic.clone(),
-            queue.broker_name.clone(),
-            queue.queue_id.to_string(),
-            offsets.broker_offset.to_string(),
-            offsets.consumer_offset.to_string(),
-            diff.to_string(),
+            line.queue.topic.clone(),
+            line.queue.broker_name.clone(),
+            line.queue.queue_id.to_string(),
+            line.broker_offset.to_string(),
+            line.consumer_offset.to_string(),
+            line.lag.to_string(),
             inflight.to_string(),
             last,
         ]);
     }
     println!();
-    println!("Consume TPS: {:.2}", stats.consume_tps);
-    println!("Consume Diff Total: {diff_total}");
+    println!("Consume TPS: {:.2}", progress.consume_tps);
+    println!("Consume Diff Total: {}", progress.total_lag());
     println!("Consume Inflight Total: {inflight_total}");
     Ok(())
 }
 
 /// consumerProgress without -g: one row per group that has a retry topic.
 async fn all_groups_progress(ctx: &Ctx) -> Result<()> {
-    let list = call(
-        ctx.admin.topic_list(),
-        format!("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) from {}", ctx.namesrv),
-    )
-    .await?;
-    let mut groups: Vec<String> = list
-        .topic_list
-        .iter()
-        .filter_map(|name| name.strip_prefix(topic::RETRY_GROUP_TOPIC_PREFIX).map(str::to_owned))
-        .collect();
-    groups.sort();
+    let list = inspect::topic_list(&ctx.admin, &ctx.namesrv).await?;
+    let groups = inspect::consumer_groups(&list);
     let table = Table::start(&[
         ("#Group", 64),
         ("#Count", 6),
@@ -274,49 +260,18 @@ async fn all_groups_progress(ctx: &Ctx) -> Result<()> {
     ]);
     let mut progress = Progress::new("consumerProgress", groups.len());
     for (index, group) in groups.iter().enumerate() {
-        let (tps, diff) = match ctx.admin.consume_stats(group, None).await {
-            Ok(stats) => {
-                let diff: i64 = stats
-                    .offset_table
-                    .values()
-                    .map(|offsets| offsets.broker_offset.saturating_sub(offsets.consumer_offset))
-                    .fold(0, i64::saturating_add);
-                (stats.consume_tps, diff)
-            }
-            Err(error) => {
-                eprintln!("GET_CONSUME_STATS (208) of group {group} failed: {}", describe(&error));
-                (0.0, 0)
-            }
-        };
-        let (count, version, kind, model) = match ctx.admin.consumer_connections(group).await {
-            Ok(connection) => (
-                connection.connection_set.len(),
-                connection
-                    .connection_set
-                    .first()
-                    .map_or_else(|| "OFFLINE".to_owned(), |client| version_desc(client.version)),
-                match connection.consume_type {
-                    Some(ConsumeType::ConsumeActively) => "PULL",
-                    Some(ConsumeType::ConsumePassively) => "PUSH",
-                    Some(ConsumeType::ConsumePop) => "POP",
-                    None => "",
-                },
-                match connection.message_model {
-                    Some(MessageModel::Broadcasting) => "BROADCASTING",
-                    Some(MessageModel::Clustering) => "CLUSTERING",
-                    None => "",
-                },
-            ),
-            Err(_) => (0, "OFFLINE".to_owned(), "", ""),
-        };
+        let summary = inspect::group_summary(&ctx.admin, group).await;
+        if let Some(error) = &summary.error {
+            eprintln!("{error}");
+        }
         table.row(&[
-            group.clone(),
-            count.to_string(),
-            version,
-            kind.to_owned(),
-            model.to_owned(),
-            format!("{tps:.0}"),
-            diff.to_string(),
+            summary.group,
+            summary.count.to_string(),
+            summary.version,
+            summary.consume_type.to_owned(),
+            summary.message_model.to_owned(),
+            format!("{:.0}", summary.consume_tps),
+            summary.diff_total.to_string(),
         ]);
         progress.step(index + 1, group);
     }

@@ -5,15 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use apogee_client::admin::{PulledMessages, PulledStatus, MAX_PULL_BATCH, TOOLS_CONSUMER_GROUP};
+use apogee_client::admin::{PulledStatus, TOOLS_CONSUMER_GROUP};
 use apogee_client::{Message, MessageExt, MessageQueue, Producer};
 use clap::Args;
 
+use super::inspect::{self, offset_range, read_queue, UNIQUE_KEY_MAX};
 use super::table::{format_millis, parse_time_ms, Table};
 use super::{call, describe, parse_bool, Ctx, Progress};
-
-/// Most messages queryMsgByUniqueKey asks each broker for (Java's `-a` shows up to 32).
-const UNIQUE_KEY_MAX: i32 = 32;
 
 /// The body of `message` as text: UTF-8 (the only charset read; others are shown lossily).
 fn body_text(message: &MessageExt) -> String {
@@ -102,33 +100,16 @@ fn print_message_line(message: &MessageExt, print_body: bool) {
 /// What the consumer groups of the message's topic did with it (Java's message track):
 /// `WARN: No Consumer` when no group consumes the topic.
 async fn print_track(ctx: &Ctx, message: &MessageExt) {
-    let name = message.message.topic.as_str();
-    let groups = match ctx.admin.topic_consumed_by(name).await {
-        Ok(groups) => groups,
-        Err(error) => {
-            println!("WARN: the consumer groups of {name} are unknown: {}", describe(&error));
-            return;
-        }
-    };
-    if groups.is_empty() {
-        println!("WARN: No Consumer");
-        return;
-    }
-    for group in groups {
-        let track = match ctx.admin.consume_stats(&group, Some(name)).await {
-            Ok(stats) => {
-                let consumed = stats
-                    .offset_table
-                    .iter()
-                    .find(|(queue, _)| queue.queue_id == message.queue_id && queue.topic == name);
-                match consumed {
-                    Some((_, offsets)) if offsets.consumer_offset > message.queue_offset => "CONSUMED",
-                    _ => "NOT_CONSUME_YET",
-                }
+    match inspect::message_track(&ctx.admin, message).await {
+        Ok(tracks) if tracks.is_empty() => println!("WARN: No Consumer"),
+        Ok(tracks) => {
+            for (group, track) in tracks {
+                println!("MessageTrack [consumerGroup={group}, trackType={}]", track.java_name());
             }
-            Err(_) => "UNKNOWN",
-        };
-        println!("MessageTrack [consumerGroup={group}, trackType={track}]");
+        }
+        Err(error) => {
+            println!("WARN: the consumer groups of {} are unknown: {error:#}", message.message.topic)
+        }
     }
 }
 
@@ -175,19 +156,7 @@ pub(super) async fn query_by_id(ctx: &Ctx, args: QueryMsgById) -> Result<()> {
         bail!("-s/-u (resend the message) are not supported by apogee admin");
     }
     for id in args.msg_id.split(',').map(str::trim).filter(|id| !id.is_empty()) {
-        let message = match ctx.admin.view_message(id).await {
-            Ok(message) => message,
-            // Not an offset id (or not found by it): mqadmin falls back to the unique key.
-            Err(apogee_client::ClientError::IllegalArgument(_)) => {
-                let found = call(
-                    ctx.admin.query_messages_by_unique_key(&args.topic, id, UNIQUE_KEY_MAX),
-                    format!("QUERY_MESSAGE (12) of unique key {id} in {}", args.topic),
-                )
-                .await?;
-                found.into_iter().next().ok_or_else(|| anyhow!("no message of {} has id {id}", args.topic))?
-            }
-            Err(error) => bail!("VIEW_MESSAGE_BY_ID (33) of {id} failed: {}", describe(&error)),
-        };
+        let message = inspect::message_by_id(&ctx.admin, &args.topic, id).await?;
         print_message(&message, Some(id), args.body_format.is_some())?;
         print_track(ctx, &message).await;
     }
@@ -298,28 +267,9 @@ pub(super) struct QueryMsgByOffset {
     body_format: Option<String>,
 }
 
-/// One admin pull, failures naming the queue and request.
-async fn pull(
-    ctx: &Ctx,
-    group: &str,
-    queue: &MessageQueue,
-    expression: &str,
-    offset: i64,
-    max: i32,
-) -> Result<PulledMessages> {
-    call(
-        ctx.admin.pull(group, queue, expression, offset, max),
-        format!(
-            "PULL_MESSAGE (11) of {}@{}:{} at offset {offset}",
-            queue.topic, queue.broker_name, queue.queue_id
-        ),
-    )
-    .await
-}
-
 pub(super) async fn query_by_offset(ctx: &Ctx, args: QueryMsgByOffset) -> Result<()> {
     let queue = MessageQueue::new(&args.topic, &args.broker_name, args.queue_id);
-    let pulled = pull(ctx, TOOLS_CONSUMER_GROUP, &queue, "*", args.offset, 1).await?;
+    let pulled = inspect::pull(&ctx.admin, TOOLS_CONSUMER_GROUP, &queue, "*", args.offset, 1).await?;
     if let Some(message) = pulled.messages.first().filter(|_| pulled.status == PulledStatus::Found) {
         print_message(message, Some(&message.offset_msg_id()), args.body_format.is_some())?;
     }
@@ -352,30 +302,6 @@ pub(super) struct PrintMsg {
     lmq_parent_topic: Option<String>,
 }
 
-/// The `[from, to)` offsets of `queue` between two optional times (the whole queue without).
-async fn offset_range(
-    ctx: &Ctx,
-    queue: &MessageQueue,
-    begin_ms: Option<i64>,
-    end_ms: Option<i64>,
-) -> Result<(i64, i64)> {
-    let what =
-        |request: &str| format!("{request} of {}@{}:{}", queue.topic, queue.broker_name, queue.queue_id);
-    let min = match begin_ms {
-        Some(time) => {
-            call(ctx.admin.search_offset(queue, time), what("SEARCH_OFFSET_BY_TIMESTAMP (29)")).await?
-        }
-        None => call(ctx.admin.min_offset(queue), what("GET_MIN_OFFSET (31)")).await?,
-    };
-    let max = match end_ms {
-        Some(time) => {
-            call(ctx.admin.search_offset(queue, time), what("SEARCH_OFFSET_BY_TIMESTAMP (29)")).await?
-        }
-        None => call(ctx.admin.max_offset(queue), what("GET_MAX_OFFSET (30)")).await?,
-    };
-    Ok((min, max))
-}
-
 /// Optional time option as epoch milliseconds.
 fn time_option(text: Option<&String>) -> Result<Option<i64>> {
     text.map(|text| parse_time_ms(text).map_err(anyhow::Error::msg)).transpose()
@@ -400,29 +326,11 @@ async fn print_queue(
     limit: usize,
     print_body: bool,
 ) -> Result<(usize, PulledStatus, i64)> {
-    let (mut offset, to) = range;
-    let mut printed = 0;
-    let mut status = PulledStatus::NoNewMsg;
-    while offset < to && printed < limit {
-        let want =
-            i32::try_from(to.saturating_sub(offset).min(i64::from(MAX_PULL_BATCH))).unwrap_or(MAX_PULL_BATCH);
-        let pulled = pull(ctx, group, queue, expression, offset, want).await?;
-        status = pulled.status;
-        for message in pulled.messages.iter().filter(|message| message.queue_offset < to) {
-            if printed >= limit {
-                break;
-            }
-            print_message_line(message, print_body);
-            printed += 1;
-        }
-        match pulled.status {
-            PulledStatus::Found | PulledStatus::NoMatchedMsg if pulled.next_begin_offset > offset => {
-                offset = pulled.next_begin_offset;
-            }
-            _ => break,
-        }
-    }
-    Ok((printed, status, offset))
+    let read = read_queue(&ctx.admin, group, queue, expression, range, limit, |message| {
+        print_message_line(message, print_body)
+    })
+    .await?;
+    Ok((read.visited, read.status, read.next_offset))
 }
 
 pub(super) async fn print_msg(ctx: &Ctx, args: PrintMsg) -> Result<()> {
@@ -440,7 +348,7 @@ pub(super) async fn print_msg(ctx: &Ctx, args: PrintMsg) -> Result<()> {
             .await?;
     let mut progress = Progress::new("printMsg queues", queues.len());
     for (index, queue) in queues.iter().enumerate() {
-        let (min, max) = offset_range(ctx, queue, begin, end).await?;
+        let (min, max) = offset_range(&ctx.admin, queue, begin, end).await?;
         println!("minOffset={min}, maxOffset={max}, {}", queue_text(queue));
         let (_, status, offset) = print_queue(
             ctx,
@@ -600,7 +508,7 @@ pub(super) async fn consume_message(ctx: &Ctx, args: ConsumeMessage) -> Result<(
         if consumed >= limit {
             break;
         }
-        let (min, max) = offset_range(ctx, queue, begin, end).await?;
+        let (min, max) = offset_range(&ctx.admin, queue, begin, end).await?;
         // Not `clamp`: a begin time after the end time gives min > max (then nothing is read).
         let from = args.offset.map_or(min, |offset| offset.min(max).max(min));
         if args.offset.is_some_and(|offset| offset < min || offset > max) {

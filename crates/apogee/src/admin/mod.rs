@@ -2,16 +2,18 @@
 //! [`apogee_client::Admin`], so an operator of Apache RocketMQ finds what they know. Every
 //! request is one of RocketMQ's own request codes, so the commands work against Apache
 //! RocketMQ as well. One module per area: [`topics`], [`groups`], [`offsets`],
-//! [`messages`], [`cluster`]; [`table`] prints mqadmin's column layouts.
+//! [`messages`], [`cluster`]; [`table`] prints mqadmin's column layouts; [`inspect`] has what
+//! the commands compute as data, which the web dashboard reads through too.
 //!
 //! Failures name what failed and where (request, address, response code and remark) and end
 //! the process with a non-zero status.
 
 mod cluster;
 mod groups;
+pub(crate) mod inspect;
 mod messages;
 mod offsets;
-mod table;
+pub(crate) mod table;
 mod topics;
 
 use std::fmt::Display;
@@ -137,15 +139,7 @@ impl AdminArgs {
             .ok_or_else(|| {
                 anyhow!("no NameServer address: pass -n host:port[;host:port] or set {NAMESRV_ADDR_ENV}")
             })?;
-        let admin = Admin::builder()
-            .namesrv(namesrv.clone())
-            .instance_name(apogee_common::time::now_ms().to_string())
-            .api_timeout(REQUEST_TIMEOUT)
-            .start()
-            .await
-            .map_err(|error| {
-                anyhow!("starting the admin client for NameServer {namesrv}: {}", describe(&error))
-            })?;
+        let admin = start_admin(&namesrv, REQUEST_TIMEOUT).await?;
         let ctx = Ctx { admin, namesrv };
         match command {
             AdminCommand::UpdateTopic(args) => topics::update_topic(&ctx, args).await,
@@ -209,7 +203,7 @@ struct Ctx {
 impl Ctx {
     /// The cluster table, or an error naming GET_BROKER_CLUSTER_INFO.
     async fn cluster_info(&self) -> Result<ClusterInfo> {
-        call(self.admin.cluster_info(), format!("GET_BROKER_CLUSTER_INFO (106) from {}", self.namesrv)).await
+        inspect::cluster_info(&self.admin, &self.namesrv).await
     }
 
     /// `(broker name, address)` of the members of `cluster`: the masters, or every member with
@@ -253,13 +247,28 @@ impl Ctx {
     }
 }
 
+/// The admin client of `namesrv` (a `;`-separated list), each request bounded by
+/// `request_timeout`; its instance name is unique to this start.
+pub(crate) async fn start_admin(namesrv: &str, request_timeout: Duration) -> Result<Admin> {
+    Admin::builder()
+        .namesrv(namesrv.to_owned())
+        .instance_name(format!("{}-{}", std::process::id(), apogee_common::time::now_ms()))
+        .api_timeout(request_timeout)
+        .start()
+        .await
+        .map_err(|error| anyhow!("starting the admin client for NameServer {namesrv}: {}", describe(&error)))
+}
+
 /// Awaits an SDK call, turning its failure into an error that says `what` was asked.
-async fn call<T>(future: impl Future<Output = Result<T, ClientError>>, what: impl Display) -> Result<T> {
+pub(crate) async fn call<T>(
+    future: impl Future<Output = Result<T, ClientError>>,
+    what: impl Display,
+) -> Result<T> {
     future.await.map_err(|error| anyhow!("{what} failed: {}", describe(&error)))
 }
 
 /// A client error with the response code's Java name, when it is a refusal.
-fn describe(error: &ClientError) -> String {
+pub(crate) fn describe(error: &ClientError) -> String {
     match error {
         ClientError::Broker { code, remark, addr } => {
             let name = response_code::name(*code).unwrap_or("UNKNOWN");

@@ -8,6 +8,7 @@ use apogee_common::{perm, topic, TopicConfig};
 use apogee_remoting::body::route::TopicRouteData;
 use clap::{ArgGroup, Args};
 
+use super::inspect;
 use super::table::{format_millis, Table};
 use super::{call, parse_bool, Ctx, Progress};
 
@@ -172,11 +173,7 @@ pub(super) struct TopicList {
 }
 
 pub(super) async fn topic_list(ctx: &Ctx, args: TopicList) -> Result<()> {
-    let list = call(
-        ctx.admin.topic_list(),
-        format!("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) from {}", ctx.namesrv),
-    )
-    .await?;
+    let list = inspect::topic_list(&ctx.admin, &ctx.namesrv).await?;
     let mut topics: Vec<String> = list.topic_list.into_iter().collect();
     topics.sort();
     if !args.cluster_model {
