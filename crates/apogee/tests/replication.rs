@@ -418,6 +418,17 @@ async fn kill_cycle(
     missing
 }
 
+/// Fails naming the first acknowledged messages the slave lacks, with both brokers' logs.
+fn assert_all_on_the_slave(missing: &[u64], group: &Group) {
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages are not on the slave, first {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        group.logs()
+    );
+}
+
 fn cycles() -> u32 {
     std::env::var("APOGEE_HA_CYCLES").ok().and_then(|value| value.parse().ok()).unwrap_or(1)
 }
@@ -432,13 +443,7 @@ fn a_sync_master_killed_under_load_loses_no_acknowledged_message() {
     let mut group = Group::start("SYNC_MASTER");
     for cycle in 0..cycles() {
         let missing = runtime.block_on(kill_cycle(&mut group, cycle, "SYNC_MASTER", Fault::None, None));
-        assert!(
-            missing.is_empty(),
-            "cycle {cycle}: {} acknowledged messages are not on the slave, first {:?}\n{}",
-            missing.len(),
-            &missing[..missing.len().min(10)],
-            group.logs()
-        );
+        assert_all_on_the_slave(&missing, &group);
         // The master comes back on its data; the slave follows it again.
         group.master.restart();
     }
@@ -460,13 +465,7 @@ fn a_slave_killed_and_restarted_mid_stream_keeps_every_acknowledged_message() {
     let runtime = runtime();
     let mut group = Group::start("SYNC_MASTER");
     let missing = runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::SlaveRestart, None));
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged messages are not on the slave, first {:?}\n{}",
-        missing.len(),
-        &missing[..missing.len().min(10)],
-        group.logs()
-    );
+    assert_all_on_the_slave(&missing, &group);
 }
 
 #[test]
@@ -486,13 +485,7 @@ fn a_partition_between_master_and_slave_loses_no_acknowledged_message() {
         let mut group = Group::start_on("SYNC_MASTER", &sites);
         let missing =
             runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::Partition, Some(&link)));
-        assert!(
-            missing.is_empty(),
-            "{} acknowledged messages are not on the slave, first {:?}\n{}",
-            missing.len(),
-            &missing[..missing.len().min(10)],
-            group.logs()
-        );
+        assert_all_on_the_slave(&missing, &group);
     });
 }
 
@@ -516,13 +509,7 @@ fn a_slave_whose_disk_fills_keeps_every_acknowledged_message() {
     let missing = runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::SlaveDiskFull, None));
     let (used_percent, _) = volume.usage();
     println!("slave volume ({}) {used_percent}% used", volume.kind());
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged messages are not on the slave, first {:?}\n{}",
-        missing.len(),
-        &missing[..missing.len().min(10)],
-        group.logs()
-    );
+    assert_all_on_the_slave(&missing, &group);
     assert!(used_percent >= 75, "the slave's disk never filled ({used_percent}%): the test tested nothing");
     drop(group);
 }

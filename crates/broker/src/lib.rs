@@ -128,6 +128,11 @@ impl Broker {
     pub async fn start(mut config: BrokerConfig) -> io::Result<Self> {
         config.check_role().map_err(io::Error::other)?;
         let listeners = Listeners::bind(&config)?;
+        // A broker on a port the system chose takes any free HA port too: `listenPort + 1` of
+        // a chosen port may well be taken.
+        if config.listen_port == 0 && config.ha.listen_port.is_none() {
+            config.ha.listen_port = Some(0);
+        }
         // From here on `listenPort` is the port actually bound, so what is registered with the
         // NameServers, written into records and shown by admin calls is reachable.
         config.listen_port = listeners.main.local_addr()?.port();

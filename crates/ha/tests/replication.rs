@@ -49,6 +49,12 @@ fn ha_config(role: BrokerRole) -> HaConfig {
     }
 }
 
+/// A slave client for `store`, following `master`.
+fn follow(master: &HaMaster, store: &Arc<MessageStore>) -> HaSlave {
+    HaSlave::start(Arc::clone(store), ha_config(BrokerRole::Slave), Some(master.local_addr().to_string()))
+        .expect("slave client starts")
+}
+
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
@@ -77,12 +83,7 @@ fn an_async_slave_copies_the_whole_log_and_follows_new_appends() {
     let master =
         HaMaster::start(Arc::clone(&master_store), ha_config(BrokerRole::AsyncMaster), loopback()).unwrap();
     let slave_store = open(slave_dir.path());
-    let slave = HaSlave::start(
-        Arc::clone(&slave_store),
-        ha_config(BrokerRole::Slave),
-        Some(master.local_addr().to_string()),
-    )
-    .unwrap();
+    let slave = follow(&master, &slave_store);
     for sequence in 2_000..3_000 {
         assert_eq!(master_store.put_blocking(PutRequest::new(message(sequence))).status, PutStatus::PutOk);
     }
@@ -102,12 +103,7 @@ fn an_async_slave_copies_the_whole_log_and_follows_new_appends() {
         master_store.put_blocking(PutRequest::new(message(sequence)));
     }
     let slave_store = open(slave_dir.path());
-    let _slave = HaSlave::start(
-        Arc::clone(&slave_store),
-        ha_config(BrokerRole::Slave),
-        Some(master.local_addr().to_string()),
-    )
-    .unwrap();
+    let _slave = follow(&master, &slave_store);
     let end = master_store.commit_log_max_offset();
     wait_until("the restarted slave to catch up", || slave_store.commit_log_max_offset() == end);
     assert_eq!(queue_lengths(&slave_store), queue_lengths(&master_store));
@@ -128,12 +124,7 @@ fn a_sync_master_answers_only_once_the_slave_holds_the_message() {
     assert!(alone.status.is_stored());
 
     let slave_store = open(slave_dir.path());
-    let slave = HaSlave::start(
-        Arc::clone(&slave_store),
-        ha_config(BrokerRole::Slave),
-        Some(master.local_addr().to_string()),
-    )
-    .unwrap();
+    let slave = follow(&master, &slave_store);
     wait_until("the slave to connect and catch up", || {
         master.slaves().iter().any(|(_, ack)| *ack == master_store.commit_log_max_offset() as i64)
     });

@@ -116,13 +116,7 @@ impl AppendQueue {
             self.run_round(inner, &mut rounds);
         }
         drop(rounds);
-        let mut state = self.state.lock();
-        state.combining = false;
-        let more = !state.pending.is_empty() || state.closed;
-        drop(state);
-        if more {
-            self.work.notify_one();
-        }
+        self.give_up_combining();
     }
 
     /// Runs `work` as the combiner (waiting, in short sleeps, for a running round to end):
@@ -142,6 +136,13 @@ impl AppendQueue {
             let mut rounds = self.rounds.lock();
             work(&mut rounds)
         }));
+        self.give_up_combining();
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// Gives the combiner role back, waking the appender thread when appends wait (or the
+    /// queue closed) so none is left behind.
+    fn give_up_combining(&self) {
         let mut state = self.state.lock();
         state.combining = false;
         let more = !state.pending.is_empty() || state.closed;
@@ -149,7 +150,6 @@ impl AppendQueue {
         if more {
             self.work.notify_one();
         }
-        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// The appender thread: runs rounds whenever appends are queued and nobody else is the

@@ -135,13 +135,29 @@ fn is_blank(bytes: &[u8]) -> bool {
 }
 
 fn dispatch_recovered(inner: &StoreInner, view: &RecordView<'_>, offset: u64, size: u64) -> io::Result<()> {
+    if let Some(queue) = dispatch_record(inner, view, offset, size)? {
+        queue.publish(queue.next_offset());
+    }
+    Ok(())
+}
+
+/// Writes one stored record's consume-queue entry and index keys, as the appender wrote them
+/// (recovery rebuilding, a slave taking its master's records). Returns the queue when it got
+/// a new entry, for the caller to publish.
+pub(crate) fn dispatch_record(
+    inner: &StoreInner,
+    view: &RecordView<'_>,
+    offset: u64,
+    size: u64,
+) -> io::Result<Option<Arc<crate::consume_queue::ConsumeQueue>>> {
     let info = dispatch_info(view, view.store_timestamp(), &inner.delay_levels);
+    let mut written = None;
     if info.goes_to_consume_queue() {
         let queue = inner.queues.get_or_create(view.topic(), view.queue_id())?;
         let entry =
             CqEntry { commit_log_offset: offset as i64, size: size as i32, tags_code: info.tags_code };
         if queue.put(view.queue_offset(), entry)? {
-            queue.publish(queue.next_offset());
+            written = Some(queue);
         }
     }
     if let Some(index) = &inner.index {
@@ -154,5 +170,5 @@ fn dispatch_recovered(inner: &StoreInner, view: &RecordView<'_>, offset: u64, si
             info.transaction_type,
         )?;
     }
-    Ok(())
+    Ok(written)
 }

@@ -26,8 +26,8 @@ use apogee_common::message::record::RecordView;
 
 use crate::commit_log::BLANK_RECORD_BYTES;
 use crate::config::FlushDiskType;
-use crate::consume_queue::{ConsumeQueue, CqEntry};
-use crate::dispatch::{dispatch_info, is_whole_record};
+use crate::consume_queue::ConsumeQueue;
+use crate::dispatch::is_whole_record;
 use crate::mapped_file::MappedSlice;
 use crate::put::{PutCallback, PutResult};
 use crate::store::{MessageStore, StoreInner};
@@ -291,7 +291,8 @@ fn dispatch_next(inner: &StoreInner, dispatched: &mut Dispatched) -> Result<bool
     Ok(true)
 }
 
-/// One record's consume-queue entry and index keys, as the master wrote them.
+/// One record's consume-queue entry and index keys, as the master wrote them; a queue that got
+/// an entry joins `touched` with its new end.
 fn dispatch_one(
     inner: &StoreInner,
     view: &RecordView<'_>,
@@ -299,28 +300,12 @@ fn dispatch_one(
     size: u64,
     touched: &mut Vec<(Arc<ConsumeQueue>, i64)>,
 ) -> io::Result<()> {
-    let info = dispatch_info(view, view.store_timestamp(), &inner.delay_levels);
-    if info.goes_to_consume_queue() {
-        let queue = inner.queues.get_or_create(view.topic(), view.queue_id())?;
-        let entry =
-            CqEntry { commit_log_offset: offset as i64, size: size as i32, tags_code: info.tags_code };
-        if queue.put(view.queue_offset(), entry)? {
-            let next = queue.next_offset();
-            match touched.last_mut() {
-                Some((last, max)) if Arc::ptr_eq(last, &queue) => *max = next,
-                _ => touched.push((queue, next)),
-            }
+    if let Some(queue) = crate::recovery::dispatch_record(inner, view, offset, size)? {
+        let next = queue.next_offset();
+        match touched.last_mut() {
+            Some((last, max)) if Arc::ptr_eq(last, &queue) => *max = next,
+            _ => touched.push((queue, next)),
         }
-    }
-    if let Some(index) = &inner.index {
-        index.build_index(
-            view.topic(),
-            info.keys,
-            info.uniq_key,
-            offset as i64,
-            view.store_timestamp(),
-            info.transaction_type,
-        )?;
     }
     Ok(())
 }
