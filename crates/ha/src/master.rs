@@ -15,8 +15,9 @@ use crate::config::{HaConfig, MAX_SLAVE_CONNECTIONS};
 use crate::connection::{self, ConnectionContext};
 use crate::transfer::Replicas;
 
-/// Pause of the accept loop between two looks for a connection (it also checks for stop).
-const ACCEPT_POLL_MS: u64 = 20;
+/// Pause of the accept loop between two looks for a connection (it also checks for stop):
+/// a slave waits at most this long to be taken, once per connection.
+const ACCEPT_POLL_MS: u64 = 100;
 
 /// A running replication service of a master.
 #[derive(Debug)]

@@ -22,6 +22,9 @@ use crate::signal::OffsetSignal;
 
 /// How often waiters are checked against their deadline.
 pub const DEADLINE_TICK_MS: u64 = 10;
+/// How long the ticker sleeps while nothing waits (an ASYNC_MASTER's usual state), so an idle
+/// master does not wake a hundred times a second for nothing.
+pub const IDLE_TICK_MS: u64 = 100;
 
 /// One slave as the master sees it.
 #[derive(Debug)]
@@ -210,7 +213,8 @@ impl Replicas {
     /// The deadline ticker's body: answers late waiters until `stop` is set.
     pub(crate) fn run_deadline_ticker(&self, stop: &AtomicBool) {
         while !stop.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(DEADLINE_TICK_MS));
+            let idle = self.waiters.lock().is_empty();
+            std::thread::sleep(Duration::from_millis(if idle { IDLE_TICK_MS } else { DEADLINE_TICK_MS }));
             self.settle(Some(Instant::now()));
         }
         self.fail_all();
