@@ -33,8 +33,11 @@ const LOAD_BEFORE_KILL: Duration = Duration::from_millis(1_500);
 const LOAD_AFTER_KILL: Duration = Duration::from_millis(500);
 /// Longest the read-back may run.
 const READ_LIMIT: Duration = Duration::from_secs(60);
-/// How long producers fill the slave's small disk before the kill.
-const SLAVE_DISK_FILL_LOAD: Duration = Duration::from_secs(12);
+/// Longest the producers may take to fill the slave's small disk.
+const SLAVE_DISK_FILL_LIMIT: Duration = Duration::from_secs(90);
+/// Disk use at which the slave's guard is about to refuse (the reserve for its next files
+/// makes it refuse somewhat below `diskSpaceWarningLevelRatio`).
+const SLAVE_DISK_FULL_PERCENT: u32 = 80;
 /// Longest the slave may take to connect and confirm a first send.
 const CONNECT_LIMIT: Duration = Duration::from_secs(30);
 
@@ -310,27 +313,32 @@ fn assert_unique_offsets(read: &ReadBack) {
 
 /// What a cycle does to the group while the producers run, before it kills the master
 /// with SIGKILL (every cycle ends so).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
+#[derive(Debug, Clone, Copy)]
+enum Fault<'a> {
     /// Nothing before.
     None,
     /// SIGKILL to the slave, then a restart of it on its data.
     SlaveRestart,
-    /// The link between master and slave cut for a while, then healed.
-    Partition,
-    /// Long enough a load that the slave's disk fills.
-    SlaveDiskFull,
+    /// This link between master and slave cut for a while, then healed.
+    Partition(&'a Link),
+    /// The load goes on until this volume, the slave's, is nearly full.
+    SlaveDiskFull(&'a SmallVolume),
+}
+
+impl Fault<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::SlaveRestart => "SlaveRestart",
+            Self::Partition(_) => "Partition",
+            Self::SlaveDiskFull(_) => "SlaveDiskFull",
+        }
+    }
 }
 
 /// One cycle: load, the fault, read-back from the slave. Returns the acknowledged sequences
 /// the slave lacks.
-async fn kill_cycle(
-    group: &mut Group,
-    cycle: u32,
-    role: &str,
-    fault: Fault,
-    link: Option<&Link>,
-) -> Vec<u64> {
+async fn kill_cycle(group: &mut Group, cycle: u32, role: &str, fault: Fault<'_>) -> Vec<u64> {
     let namesrv = group.namesrv.namesrv_addr().to_owned();
     let producer = Arc::new(producer(&namesrv).await);
     let sequence = Arc::new(AtomicU64::new(u64::from(cycle) * 10_000_000));
@@ -345,7 +353,7 @@ async fn kill_cycle(
         group.body_floor,
     ));
     tokio::time::sleep(LOAD_BEFORE_KILL).await;
-    if fault == Fault::SlaveRestart {
+    if let Fault::SlaveRestart = fault {
         group.slave.kill_9();
         // Longer than slaveTimeout: sends in flight time out, later ones find no slave.
         tokio::time::sleep(LOAD_BEFORE_KILL).await;
@@ -354,8 +362,7 @@ async fn kill_cycle(
         // Long enough for the slave to catch up and confirm sends again.
         tokio::time::sleep(LOAD_BEFORE_KILL * 2).await;
     }
-    if fault == Fault::Partition {
-        let link = link.expect("a partition needs a link");
+    if let Fault::Partition(link) = fault {
         link.cut().expect("link cut");
         // Longer than slaveTimeout: sends time out while the slave is unreachable.
         tokio::time::sleep(LOAD_BEFORE_KILL * 2).await;
@@ -363,8 +370,14 @@ async fn kill_cycle(
         // The slave reconnects (or its connection resumes) and catches up.
         tokio::time::sleep(LOAD_BEFORE_KILL * 4).await;
     }
-    if fault == Fault::SlaveDiskFull {
-        tokio::time::sleep(SLAVE_DISK_FILL_LOAD).await;
+    if let Fault::SlaveDiskFull(volume) = fault {
+        // However fast this machine is: until the slave's guard refuses (bounded).
+        let deadline = Instant::now() + SLAVE_DISK_FILL_LIMIT;
+        while volume.usage().0 < SLAVE_DISK_FULL_PERCENT && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Longer than slaveTimeout: the master sees sends go unconfirmed.
+        tokio::time::sleep(LOAD_BEFORE_KILL * 2).await;
     }
     let killed_at = Instant::now();
     group.master.kill_9();
@@ -388,7 +401,7 @@ async fn kill_cycle(
     println!(
         "ha-cycle {}",
         serde_json::json!({
-            "role": role, "fault": format!("{fault:?}"), "cycle": cycle, "acked": load.acked.len(), "other": load.other,
+            "role": role, "fault": fault.name(), "cycle": cycle, "acked": load.acked.len(), "other": load.other,
             "read_from_slave": read.placements.len(), "missing": missing.len(), "misplaced": misplaced.len(),
             "duplicates": read.duplicates, "corrupt": read.corrupt,
             "slave_route_ms": route_ms, "read_back_ms": killed_at.elapsed().as_millis() as u64,
@@ -397,7 +410,7 @@ async fn kill_cycle(
     if std::env::var_os("APOGEE_HA_DUMP_LOGS").is_some() {
         println!("{}", group.logs());
     }
-    if fault != Fault::None {
+    if !matches!(fault, Fault::None) {
         let unconfirmed = ["SlaveNotAvailable", "FlushSlaveTimeout"]
             .iter()
             .filter_map(|status| load.other.get(*status))
@@ -442,7 +455,7 @@ fn a_sync_master_killed_under_load_loses_no_acknowledged_message() {
     let runtime = runtime();
     let mut group = Group::start("SYNC_MASTER");
     for cycle in 0..cycles() {
-        let missing = runtime.block_on(kill_cycle(&mut group, cycle, "SYNC_MASTER", Fault::None, None));
+        let missing = runtime.block_on(kill_cycle(&mut group, cycle, "SYNC_MASTER", Fault::None));
         assert_all_on_the_slave(&missing, &group);
         // The master comes back on its data; the slave follows it again.
         group.master.restart();
@@ -455,7 +468,7 @@ fn an_async_master_killed_under_load_loses_at_most_its_window() {
     let mut group = Group::start("ASYNC_MASTER");
     for cycle in 0..cycles() {
         // The loss window is what the cycle prints; what the slave has is checked whole.
-        let _missing = runtime.block_on(kill_cycle(&mut group, cycle, "ASYNC_MASTER", Fault::None, None));
+        let _missing = runtime.block_on(kill_cycle(&mut group, cycle, "ASYNC_MASTER", Fault::None));
         group.master.restart();
     }
 }
@@ -464,7 +477,7 @@ fn an_async_master_killed_under_load_loses_at_most_its_window() {
 fn a_slave_killed_and_restarted_mid_stream_keeps_every_acknowledged_message() {
     let runtime = runtime();
     let mut group = Group::start("SYNC_MASTER");
-    let missing = runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::SlaveRestart, None));
+    let missing = runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::SlaveRestart));
     assert_all_on_the_slave(&missing, &group);
 }
 
@@ -483,8 +496,7 @@ fn a_partition_between_master_and_slave_loses_no_acknowledged_message() {
         let sites =
             Sites { master_ip: &master_ip, slave_ip: &slave_ip, slave_netns: Some(&slave_side), ..LOOPBACK };
         let mut group = Group::start_on("SYNC_MASTER", &sites);
-        let missing =
-            runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::Partition, Some(&link)));
+        let missing = runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::Partition(&link)));
         assert_all_on_the_slave(&missing, &group);
     });
 }
@@ -506,11 +518,14 @@ fn a_slave_whose_disk_fills_keeps_every_acknowledged_message() {
     let sites = Sites { slave_data_dir: Some(&data_dir), extra_conf: extra, body_floor: 2_000, ..LOOPBACK };
     let runtime = runtime();
     let mut group = Group::start_on("SYNC_MASTER", &sites);
-    let missing = runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::SlaveDiskFull, None));
+    let missing = runtime.block_on(kill_cycle(&mut group, 0, "SYNC_MASTER", Fault::SlaveDiskFull(&volume)));
     let (used_percent, _) = volume.usage();
     println!("slave volume ({}) {used_percent}% used", volume.kind());
     assert_all_on_the_slave(&missing, &group);
-    assert!(used_percent >= 75, "the slave's disk never filled ({used_percent}%): the test tested nothing");
+    assert!(
+        used_percent >= SLAVE_DISK_FULL_PERCENT,
+        "the slave's disk never filled ({used_percent}%): the test tested nothing"
+    );
     drop(group);
 }
 
