@@ -10,7 +10,8 @@
 //! - [`commit_log`], [`consume_queue`], [`index`]: the three file kinds, over
 //!   [`mapped_file`] and [`mapped_file_queue`];
 //! - [`recovery`], [`retention`], [`checkpoint`]: staying correct across crashes and time;
-//! - [`replica`]: what a master ships to its slaves and how a slave takes it in.
+//! - [`replica`]: what a master ships to its slaves and how a slave takes it in;
+//! - [`epoch`]: the epoch file of controller mode (which master epoch wrote which range).
 
 pub mod append_queue;
 pub mod appender;
@@ -21,6 +22,7 @@ pub mod consume_queue;
 pub mod disk;
 pub mod disk_guard;
 pub mod dispatch;
+pub mod epoch;
 pub mod file_space;
 pub mod flush;
 pub mod index;
