@@ -7,7 +7,7 @@
 #   start_master BIN ROLE [EXTRA]     the NameServer and the master only (fresh data)
 #   start_slave BIN [EXTRA]           the slave (fresh data), following the master
 #   stop_group                        stops all three
-#   commit_log_end ADDR               the broker's commitLogMaxOffset (GET_BROKER_RUNTIME_INFO)
+#   commit_log_end ADDR               the broker's commitLogMaxOffset (GET_BROKER_RUNTIME_INFO), with $bin
 
 NAMESRV_PORT=${NAMESRV_PORT:-29876}
 MASTER_PORT=${MASTER_PORT:-30911}

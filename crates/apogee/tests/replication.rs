@@ -463,7 +463,7 @@ fn a_sync_master_killed_under_load_loses_no_acknowledged_message() {
 }
 
 #[test]
-fn an_async_master_killed_under_load_loses_at_most_its_window() {
+fn an_async_master_killed_under_load_leaves_a_whole_slave_and_measures_its_loss() {
     let runtime = runtime();
     let mut group = Group::start("ASYNC_MASTER");
     for cycle in 0..cycles() {

@@ -69,16 +69,34 @@ impl Replication {
     /// What a NameServer answered a registration: a slave learns where its master is.
     pub fn registered(&self, config: &BrokerConfig, ha_server_addr: Option<&str>, master_addr: Option<&str>) {
         let Self::Slave { client, master_addr: known } = self else { return };
-        let master_addr = master_addr.filter(|addr| !addr.is_empty());
-        if *known.lock() != master_addr.map(str::to_owned) {
+        let master_addr = master_addr.filter(|addr| !addr.is_empty()).map(str::to_owned);
+        let mut known = known.lock();
+        if *known != master_addr {
             tracing::info!(master = ?master_addr, "master address from the name server");
-            *known.lock() = master_addr.map(str::to_owned);
+            *known = master_addr;
         }
+        drop(known);
         // A configured haMasterAddress wins, as Java's updateMasterHAServerAddrPeriodically.
         if config.ha.master_address.is_none() {
             if let Some(ha) = ha_server_addr.filter(|addr| !addr.is_empty()) {
                 client.set_master(Some(ha.to_owned()));
             }
+        }
+    }
+
+    /// True on a slave connected to its master's HA port (and on a master, trivially).
+    pub fn is_following(&self) -> bool {
+        match self {
+            Self::Master(_) => true,
+            Self::Slave { client, .. } => client.is_connected(),
+        }
+    }
+
+    /// True on a slave whose NameServer names a live master (no copy of the address made).
+    pub fn has_master(&self) -> bool {
+        match self {
+            Self::Master(_) => false,
+            Self::Slave { master_addr, .. } => master_addr.lock().is_some(),
         }
     }
 

@@ -23,8 +23,10 @@ const REQUEST_TIMEOUT_MS: u64 = 3_000;
 /// How often a slave looks for topics it holds messages of but has no config for.
 pub const ADOPT_PERIOD_MS: u64 = 1_000;
 
-/// Copies the master's metadata every [`SYNC_PERIOD_MS`], and adopts topics known only from
-/// replicated messages every [`ADOPT_PERIOD_MS`], until the broker stops (slaves only).
+/// Copies the master's metadata every [`SYNC_PERIOD_MS`] and, while the slave has lost its
+/// master, adopts topics known only from replicated messages every [`ADOPT_PERIOD_MS`], until
+/// the broker stops (slaves only). Tables are written on the blocking pool, never on an async
+/// worker.
 pub async fn run(state: Arc<BrokerState>) {
     let mut stopping = state.stopping.clone();
     let rounds_per_sync = (SYNC_PERIOD_MS / ADOPT_PERIOD_MS).max(1);
@@ -34,7 +36,14 @@ pub async fn run(state: Arc<BrokerState>) {
                 sync_all(&state, &master).await;
             }
         }
-        adopt_replicated_topics(&state);
+        // While the slave follows its master, the sync above names every topic within a
+        // period; only a lost master leaves topics nobody will name.
+        if !state.replication.is_following() {
+            let owner = Arc::clone(&state);
+            if let Err(error) = tokio::task::spawn_blocking(move || adopt_replicated_topics(&owner)).await {
+                tracing::error!(%error, "topic adoption failed");
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(ADOPT_PERIOD_MS)) => {}
             _ = stopping.changed() => return,
@@ -45,7 +54,7 @@ pub async fn run(state: Arc<BrokerState>) {
 /// Gives every topic the slave holds messages of, but that the master's table did not name
 /// yet (created less than a sync period before the master died), a config with as many
 /// queues as its messages use, so consumers can read them from this slave. Java's slave
-/// refuses such pulls with TOPIC_NOT_EXIST until its master comes back.
+/// refuses such pulls with TOPIC_NOT_EXIST until its master comes back. Blocking: it persists.
 pub fn adopt_replicated_topics(state: &BrokerState) {
     for (topic, queues) in state.store.queue_topics() {
         if state.topics.contains(&topic) {
@@ -63,41 +72,55 @@ pub fn adopt_replicated_topics(state: &BrokerState) {
     }
 }
 
-/// One round: every table, each on its own (one failing does not stop the others).
-pub async fn sync_all(state: &BrokerState, master: &str) {
-    if let Some(body) = ask(state, master, request_code::GET_ALL_TOPIC_CONFIG, "topics").await {
-        match fastjson::from_slice::<TopicConfigAndMappingSerializeWrapper>(&body) {
-            Ok(wrapper) => {
-                apply("topics", state.topics.replace_from_master(wrapper).map_err(|e| e.to_string()))
-            }
-            Err(error) => tracing::warn!(%master, %error, "unreadable topics from the master"),
-        }
-    }
-    if let Some(body) = ask(state, master, request_code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, "groups").await {
-        match fastjson::from_slice::<SubscriptionGroupWrapper>(&body) {
-            Ok(wrapper) => {
-                apply("groups", state.groups.replace_from_master(wrapper).map_err(|e| e.to_string()))
-            }
-            Err(error) => tracing::warn!(%master, %error, "unreadable groups from the master"),
-        }
-    }
-    if let Some(body) = ask(state, master, request_code::GET_ALL_CONSUMER_OFFSET, "consumer offsets").await {
-        if let Err(error) = state.offsets.merge_from_master(&body) {
-            tracing::warn!(%master, %error, "unreadable consumer offsets from the master");
-        }
-    }
-    if let Some(body) = ask(state, master, request_code::GET_ALL_DELAY_OFFSET, "delay offsets").await {
-        if let Err(error) = state.schedule.replace_from_master(&body) {
-            tracing::warn!(%master, %error, "unreadable delay offsets from the master");
-        }
+/// What one round fetched from the master (`None`: that request failed, logged).
+struct MasterTables {
+    topics: Option<Vec<u8>>,
+    groups: Option<Vec<u8>>,
+    offsets: Option<Vec<u8>>,
+    delay_offsets: Option<Vec<u8>>,
+}
+
+/// One round: every table fetched, then applied on the blocking pool (the topic and group
+/// tables are written to disk), each on its own: one failing does not stop the others.
+pub async fn sync_all(state: &Arc<BrokerState>, master: &str) {
+    let tables = MasterTables {
+        topics: ask(state, master, request_code::GET_ALL_TOPIC_CONFIG, "topics").await,
+        groups: ask(state, master, request_code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG, "groups").await,
+        offsets: ask(state, master, request_code::GET_ALL_CONSUMER_OFFSET, "consumer offsets").await,
+        delay_offsets: ask(state, master, request_code::GET_ALL_DELAY_OFFSET, "delay offsets").await,
+    };
+    let owner = Arc::clone(state);
+    if let Err(error) = tokio::task::spawn_blocking(move || apply_tables(&owner, tables)).await {
+        tracing::error!(%error, "applying the master's tables failed");
     }
 }
 
-fn apply(what: &str, result: Result<bool, String>) {
+fn apply_tables(state: &BrokerState, tables: MasterTables) {
+    if let Some(body) = tables.topics {
+        let applied = fastjson::from_slice::<TopicConfigAndMappingSerializeWrapper>(&body)
+            .map_err(|error| format!("unreadable: {error}"))
+            .and_then(|wrapper| state.topics.replace_from_master(wrapper).map_err(|error| error.to_string()));
+        report("topics", applied);
+    }
+    if let Some(body) = tables.groups {
+        let applied = fastjson::from_slice::<SubscriptionGroupWrapper>(&body)
+            .map_err(|error| format!("unreadable: {error}"))
+            .and_then(|wrapper| state.groups.replace_from_master(wrapper).map_err(|error| error.to_string()));
+        report("groups", applied);
+    }
+    if let Some(body) = tables.offsets {
+        report("consumer offsets", state.offsets.merge_from_master(&body).map(|_| false));
+    }
+    if let Some(body) = tables.delay_offsets {
+        report("delay offsets", state.schedule.replace_from_master(&body).map(|()| false));
+    }
+}
+
+fn report(what: &str, result: Result<bool, String>) {
     match result {
         Ok(true) => tracing::info!(what, "copied from the master"),
         Ok(false) => {}
-        Err(error) => tracing::error!(what, %error, "copy from the master not persisted"),
+        Err(error) => tracing::warn!(what, %error, "copy from the master failed"),
     }
 }
 

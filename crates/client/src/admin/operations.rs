@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use apogee_common::MessageQueue;
 use apogee_remoting::body::admin::{ConsumerConnection, GroupList, ProducerConnection};
-use apogee_remoting::response_code;
+use apogee_remoting::{response_code, RemotingCommand};
 use serde::Deserialize;
 
 use super::{merge, requests, Admin};
@@ -94,8 +94,7 @@ impl Admin {
     /// The configuration of the broker at `addr` (GET_BROKER_CONFIG, `mqadmin
     /// getBrokerConfig`), key by key.
     pub async fn broker_config(&self, addr: &str) -> Result<BTreeMap<String, String>, ClientError> {
-        let response = self.instance.invoke(addr, requests::broker_config(), self.timeout()).await?;
-        requests::read_config(addr, response)
+        self.read_config(addr, requests::broker_config()).await
     }
 
     /// Changes settings of the running broker at `addr` (UPDATE_BROKER_CONFIG, `mqadmin
@@ -105,15 +104,13 @@ impl Admin {
         addr: &str,
         entries: &BTreeMap<String, String>,
     ) -> Result<(), ClientError> {
-        let request = requests::update_broker_config(entries);
-        requests::expect_success(addr, self.instance.invoke(addr, request, self.timeout()).await?).map(drop)
+        self.expect_success(addr, requests::update_broker_config(entries)).await
     }
 
     /// The configuration of the NameServer at `addr` (GET_NAMESRV_CONFIG, `mqadmin
     /// getNamesrvConfig`).
     pub async fn namesrv_config(&self, addr: &str) -> Result<BTreeMap<String, String>, ClientError> {
-        let response = self.instance.invoke(addr, requests::namesrv_config(), self.timeout()).await?;
-        requests::read_config(addr, response)
+        self.read_config(addr, requests::namesrv_config()).await
     }
 
     /// Changes settings of the NameServer at `addr` (UPDATE_NAMESRV_CONFIG, `mqadmin
@@ -123,7 +120,20 @@ impl Admin {
         addr: &str,
         entries: &BTreeMap<String, String>,
     ) -> Result<(), ClientError> {
-        let request = requests::update_namesrv_config(entries);
+        self.expect_success(addr, requests::update_namesrv_config(entries)).await
+    }
+
+    /// Sends a GET_*_CONFIG `request` to `addr` and reads the `key=value` body.
+    async fn read_config(
+        &self,
+        addr: &str,
+        request: RemotingCommand,
+    ) -> Result<BTreeMap<String, String>, ClientError> {
+        requests::read_config(addr, self.instance.invoke(addr, request, self.timeout()).await?)
+    }
+
+    /// Sends `request` to `addr` and wants SUCCESS back.
+    async fn expect_success(&self, addr: &str, request: RemotingCommand) -> Result<(), ClientError> {
         requests::expect_success(addr, self.instance.invoke(addr, request, self.timeout()).await?).map(drop)
     }
 
@@ -265,8 +275,7 @@ impl Admin {
         offset: i64,
     ) -> Result<(), ClientError> {
         let addr = self.queue_broker_addr(queue).await?;
-        let request = requests::update_consumer_offset(group, queue, offset);
-        requests::expect_success(&addr, self.instance.invoke(&addr, request, self.timeout()).await?).map(drop)
+        self.expect_success(&addr, requests::update_consumer_offset(group, queue, offset)).await
     }
 
     /// Moves `group`'s offset of one queue to exactly `offset` (`mqadmin resetOffsetByTime`
@@ -282,8 +291,7 @@ impl Admin {
         offset: i64,
     ) -> Result<(), ClientError> {
         let addr = self.queue_broker_addr(queue).await?;
-        let request = requests::update_consumer_offset(group, queue, offset);
-        requests::expect_success(&addr, self.instance.invoke(&addr, request, self.timeout()).await?)?;
+        self.expect_success(&addr, requests::update_consumer_offset(group, queue, offset)).await?;
         let request = requests::reset_queue_offset(group, queue, offset);
         let response = self.instance.invoke(&addr, request, self.timeout()).await?;
         match response.code {

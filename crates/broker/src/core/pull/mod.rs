@@ -389,19 +389,20 @@ fn suggest_broker_id(
     next_offset: i64,
 ) -> u64 {
     const MASTER_ID: u64 = 0;
-    let far_behind = !state.store.is_likely_in_memory(topic, queue_id, next_offset);
-    let suggested = if !state.config.slave_read_enable {
-        MASTER_ID
-    } else if far_behind {
-        u64::try_from(group.which_broker_when_consume_slowly).unwrap_or(MASTER_ID)
-    } else {
-        u64::try_from(group.broker_id).unwrap_or(MASTER_ID)
-    };
-    let master_alive = state.replication.master_addr().is_some();
-    if state.replication.is_slave() && !far_behind && master_alive {
+    let is_slave = state.replication.is_slave();
+    // The usual broker (a master without slave reads) answers without looking at the queue.
+    if !state.config.slave_read_enable && !is_slave {
         return MASTER_ID;
     }
-    suggested
+    let far_behind = !state.store.is_likely_in_memory(topic, queue_id, next_offset);
+    if is_slave && !far_behind && state.replication.has_master() {
+        return MASTER_ID;
+    }
+    if !state.config.slave_read_enable {
+        return MASTER_ID;
+    }
+    let suggested = if far_behind { group.which_broker_when_consume_slowly } else { group.broker_id };
+    u64::try_from(suggested).unwrap_or(MASTER_ID)
 }
 
 /// The refusal of a non-TAG subscription while `enablePropertyFilter` is off.
