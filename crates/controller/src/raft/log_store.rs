@@ -8,7 +8,8 @@
 //!   the live entries, so the file stays about as large as the log openraft keeps.
 //! - `raft-vote.json` and `raft-committed.json`: replaced atomically ([`super::file`]).
 //!
-//! The controller writes a few small entries per broker event, so the I/O is done inline.
+//! Every write (and its fsync) runs on tokio's blocking pool with the log locked, never on an
+//! async worker: the controller shares its runtime with the remoting server.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -180,6 +181,17 @@ impl LogStore {
         Ok(Self { inner: Arc::new(Mutex::new(inner)) })
     }
 
+    /// Runs `work` on the blocking pool with the log locked: writes fsync, which must not
+    /// stall an async worker. The lock is held across that I/O, but only by this store's own
+    /// operations.
+    async fn on_blocking_pool<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Inner) -> io::Result<R> + Send + 'static,
+    ) -> io::Result<R> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&mut inner.lock())).await.map_err(io::Error::other)?
+    }
+
     /// Index of the last entry held (for tests and logs).
     pub fn last_index(&self) -> Option<u64> {
         let inner = self.inner.lock();
@@ -211,12 +223,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        let mut inner = self.inner.lock();
-        let bytes = serde_json::to_vec(vote).map_err(|error| StorageIOError::write_vote(&error))?;
-        file::replace(&inner.dir.join(VOTE_FILE), &bytes)
-            .map_err(|error| StorageIOError::write_vote(&error))?;
-        inner.vote = Some(*vote);
-        Ok(())
+        let vote = *vote;
+        let bytes = serde_json::to_vec(&vote).map_err(|error| StorageIOError::write_vote(&error))?;
+        self.on_blocking_pool(move |inner| {
+            file::replace(&inner.dir.join(VOTE_FILE), &bytes)?;
+            inner.vote = Some(vote);
+            Ok(())
+        })
+        .await
+        .map_err(|error| StorageIOError::write_vote(&error).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
@@ -224,12 +239,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError> {
-        let mut inner = self.inner.lock();
         let bytes = serde_json::to_vec(&committed).map_err(|error| StorageIOError::write(&error))?;
-        file::replace(&inner.dir.join(COMMITTED_FILE), &bytes)
-            .map_err(|error| StorageIOError::write(&error))?;
-        inner.committed = committed;
-        Ok(())
+        self.on_blocking_pool(move |inner| {
+            file::replace(&inner.dir.join(COMMITTED_FILE), &bytes)?;
+            inner.committed = committed;
+            Ok(())
+        })
+        .await
+        .map_err(|error| StorageIOError::write(&error).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError> {
@@ -241,40 +258,49 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut inner = self.inner.lock();
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let mut bytes = Vec::new();
         for entry in &entries {
             let record = Record::Append(entry.clone());
             encode_record(&record, &mut bytes).map_err(|error| StorageIOError::write_logs(&error))?;
         }
-        let written = inner.write_durably(&bytes);
-        if written.is_ok() {
-            for entry in entries {
-                inner.entries.insert(entry.log_id.index, entry);
-            }
-        }
-        let result =
-            written.as_ref().map(|_| ()).map_err(|error| io::Error::new(error.kind(), error.to_string()));
+        let written = self
+            .on_blocking_pool(move |inner| {
+                inner.write_durably(&bytes)?;
+                for entry in entries {
+                    inner.entries.insert(entry.log_id.index, entry);
+                }
+                Ok(())
+            })
+            .await;
+        let result = match &written {
+            Ok(()) => Ok(()),
+            Err(error) => Err(io::Error::new(error.kind(), error.to_string())),
+        };
         callback.log_io_completed(result);
         written.map_err(|error| StorageIOError::write_logs(&error).into())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
-        let mut inner = self.inner.lock();
         let mut bytes = Vec::new();
         encode_record(&Record::Truncate(log_id.index), &mut bytes)
-            .and_then(|()| inner.write_durably(&bytes))
             .map_err(|error| StorageIOError::write_logs(&error))?;
-        inner.entries.split_off(&log_id.index);
-        Ok(())
+        self.on_blocking_pool(move |inner| {
+            inner.write_durably(&bytes)?;
+            inner.entries.split_off(&log_id.index);
+            Ok(())
+        })
+        .await
+        .map_err(|error| StorageIOError::write_logs(&error).into())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
-        let mut inner = self.inner.lock();
-        inner.remove_prefix(log_id);
-        inner.rewrite().map_err(|error| StorageIOError::write_logs(&error))?;
-        Ok(())
+        self.on_blocking_pool(move |inner| {
+            inner.remove_prefix(log_id);
+            inner.rewrite()
+        })
+        .await
+        .map_err(|error| StorageIOError::write_logs(&error).into())
     }
 }
 

@@ -78,10 +78,14 @@ impl StateMachineStore {
         Arc::clone(&self.state)
     }
 
-    /// Writes `stored` to the snapshot file, replacing the previous one atomically.
-    fn persist(&self, stored: &StoredSnapshot) -> std::io::Result<()> {
+    /// Writes `stored` to the snapshot file, replacing the previous one atomically, on the
+    /// blocking pool (it fsyncs).
+    async fn persist(&self, stored: &StoredSnapshot) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(stored).map_err(std::io::Error::other)?;
-        file::replace(&self.dir.join(SNAPSHOT_FILE), &bytes)
+        let path = self.dir.join(SNAPSHOT_FILE);
+        tokio::task::spawn_blocking(move || file::replace(&path, &bytes))
+            .await
+            .map_err(std::io::Error::other)?
     }
 }
 
@@ -107,6 +111,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         };
         let stored = StoredSnapshot { meta: meta.clone(), data: data.clone() };
         self.persist(&stored)
+            .await
             .map_err(|error| StorageIOError::write_snapshot(Some(stored.meta.signature()), &error))?;
         self.progress.lock().snapshot = Some(stored);
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
@@ -169,6 +174,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })?;
         let stored = StoredSnapshot { meta: meta.clone(), data };
         self.persist(&stored)
+            .await
             .map_err(|error| StorageIOError::write_snapshot(Some(stored.meta.signature()), &error))?;
         let mut state = self.state.write();
         let mut progress = self.progress.lock();
