@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -34,8 +34,6 @@ struct Shared {
     connected: AtomicBool,
     /// The connection in use, shut down to wake the thread when it must stop or move.
     socket: Mutex<Option<TcpStream>>,
-    /// The commit-log end last reported to the master.
-    reported: AtomicU64,
 }
 
 /// A running replication client of a slave.
@@ -67,7 +65,6 @@ impl HaSlave {
     /// address), or whatever [`Self::set_master`] says later.
     pub fn start(store: Arc<MessageStore>, config: HaConfig, master: Option<String>) -> io::Result<Self> {
         store.set_replica_only(true);
-        let reported = store.commit_log_max_offset();
         let shared = Arc::new(Shared {
             store,
             config,
@@ -75,7 +72,6 @@ impl HaSlave {
             stop: AtomicBool::new(false),
             connected: AtomicBool::new(false),
             socket: Mutex::new(None),
-            reported: AtomicU64::new(reported),
         });
         let thread = {
             let shared = Arc::clone(&shared);
@@ -97,19 +93,9 @@ impl HaSlave {
         self.drop_connection();
     }
 
-    /// The master HA address followed now.
-    pub fn master(&self) -> Option<String> {
-        self.shared.master.lock().clone()
-    }
-
     /// True while connected to the master.
     pub fn is_connected(&self) -> bool {
         self.shared.connected.load(Ordering::Acquire)
-    }
-
-    /// The commit-log end last reported to the master.
-    pub fn reported_offset(&self) -> u64 {
-        self.shared.reported.load(Ordering::Acquire)
     }
 
     /// Stops following and joins the thread.
@@ -257,7 +243,6 @@ impl<'a> Session<'a> {
 
     fn report(&mut self, end: u64) -> Result<(), SessionEnd> {
         self.stream.write_all(&wire::encode_report(end))?;
-        self.shared.reported.store(end, Ordering::Release);
         self.last_report = Instant::now();
         Ok(())
     }

@@ -94,11 +94,6 @@ impl EpochFile {
         self.entries.last().map(|entry| entry.epoch)
     }
 
-    /// The entry of `epoch`.
-    pub fn entry(&self, epoch: i32) -> Option<EpochEntry> {
-        self.entries.iter().find(|entry| entry.epoch == epoch).copied()
-    }
-
     /// Appends `epoch` starting at `start_offset` and persists. Both must be above the
     /// newest entry's (as Java's `appendEntry` demands).
     pub fn append(&mut self, epoch: i32, start_offset: u64) -> Result<(), EpochError> {
