@@ -100,6 +100,8 @@ pub struct BrokerConfig {
     pub ha: apogee_ha::HaConfig,
     /// `slaveReadEnable`: consumers may be sent to a slave when they fall far behind.
     pub slave_read_enable: bool,
+    /// Controller mode: `enableControllerMode`, `controllerAddr`… (Java's `BrokerConfig`).
+    pub controller: crate::controller::config::ControllerModeConfig,
     /// The store's settings.
     pub store: StoreConfig,
     /// POP consumption settings (their own keys, see [`crate::core::pop::PopConfig`]).
@@ -154,6 +156,7 @@ impl Default for BrokerConfig {
             tls: apogee_remoting::tls::TlsSettings::default(),
             ha: apogee_ha::HaConfig::default(),
             slave_read_enable: false,
+            controller: crate::controller::config::ControllerModeConfig::default(),
             store: StoreConfig::default(),
             pop: crate::core::pop::PopConfig::default(),
             timer: crate::core::timer::TimerConfig::default(),
@@ -238,6 +241,12 @@ impl BrokerConfig {
             "rocketmq.acl.plain.file" => self.acl_plain_file = PathBuf::from(text),
             "aclFileWatchIntervalMs" => self.acl_file_watch_interval_ms = number()?,
             "slaveReadEnable" => self.slave_read_enable = flag()?,
+            _ if crate::controller::config::ControllerModeConfig::is_key(key) => {
+                self.controller.set(key, text).map_err(|error| {
+                    tracing::error!(%error, "controller-mode setting refused");
+                    invalid()
+                })?
+            }
             _ if apogee_ha::HaConfig::is_key(key) => self.ha.set(key, text).map_err(|error| {
                 tracing::error!(%error, "replication setting refused");
                 invalid()
@@ -315,7 +324,15 @@ impl BrokerConfig {
 
     /// Checks the role against the id, as Java's `BrokerStartup` does: a master is always
     /// id 0, a slave needs an id above 0.
+    ///
+    /// In controller mode the controllers assign both; `controllerAddr` must name them.
     pub fn check_role(&mut self) -> Result<(), ConfigError> {
+        if self.controller.enable_controller_mode {
+            return self.controller.controller_addrs().map(drop).map_err(|error| ConfigError::InvalidValue {
+                key: "controllerAddr".to_owned(),
+                value: error,
+            });
+        }
         if self.ha.role.is_master() {
             if self.broker_id != 0 {
                 tracing::warn!(broker_id = self.broker_id, role = %self.ha.role, "a master's brokerId is 0; using 0");

@@ -18,12 +18,14 @@
 //! - [`core::timer`]: timer messages (`timerlog/`, `timerwheel`, `config/timercheck`);
 //! - [`register`]: registration with the NameServers;
 //! - [`replication`]: the broker's role in its group (`brokerRole`): master or slave;
+//! - [`controller`]: controller mode, where the controllers elect the master;
 //! - [`message`]: storing messages from async code;
 //! - [`acl`]: ACL 1.0 (`aclEnable`, `plain_acl.yml`) checked before every remoting request.
 
 pub mod acl;
 pub mod client_manager;
 pub mod config;
+pub mod controller;
 pub mod core;
 pub mod lock;
 pub mod long_polling;
@@ -97,6 +99,9 @@ pub struct BrokerState {
     pub runtime: core::admin::broker::RuntimeSettings,
     /// The broker's side of replication: the HA service of a master, or a slave's client.
     pub replication: replication::Replication,
+    /// Controller mode: woken by NOTIFY_BROKER_ROLE_CHANGED, so the broker asks the
+    /// controllers at once instead of at its next poll.
+    pub controller_notified: tokio::sync::Notify,
 }
 
 impl BrokerState {
@@ -191,6 +196,7 @@ impl Broker {
             acl,
             runtime: core::admin::broker::RuntimeSettings::new(&config),
             replication,
+            controller_notified: tokio::sync::Notify::new(),
             config,
             store,
             stopping,
@@ -237,17 +243,20 @@ impl Broker {
             tokio::spawn(persist_offsets(Arc::clone(&state))),
         ];
         // The services that write belong to the master; a slave's store refuses writes, and
-        // Java starts none of them on a slave.
-        let is_master = !state.replication.is_slave();
-        if !is_master {
-            services.push(tokio::spawn(replication::sync::run(Arc::clone(&state))));
-        }
-        if is_master {
+        // Java starts none of them on a slave. In controller mode the role comes later and may
+        // change: they start at the first promotion and pause while the broker is not master.
+        let mut timer_thread = None;
+        if state.replication.is_controller_mode() {
             services.extend([
-                tokio::spawn(schedule::run(Arc::clone(&state))),
-                tokio::spawn(core::transaction::check::run(Arc::clone(&state))),
-                tokio::spawn(core::pop::revive::run(Arc::clone(&state))),
+                tokio::spawn(controller::run(Arc::clone(&state))),
+                tokio::spawn(replication::sync::run(Arc::clone(&state))),
+                tokio::spawn(run_master_services_once_promoted(Arc::clone(&state))),
             ]);
+        } else if state.replication.is_master() {
+            services.extend(spawn_master_services(&state));
+            timer_thread = core::timer::service::start(&state);
+        } else {
+            services.push(tokio::spawn(replication::sync::run(Arc::clone(&state))));
         }
         if let Some(validator) = &state.acl {
             let interval = Duration::from_millis(state.config.acl_file_watch_interval_ms);
@@ -257,7 +266,6 @@ impl Broker {
                 state.stopping.clone(),
             )));
         }
-        let timer_thread = if is_master { core::timer::service::start(&state) } else { None };
         Ok(Self { state, servers, stop, services, metrics_exporter, timer_thread })
     }
 
@@ -356,6 +364,38 @@ fn listen_ip(config: &BrokerConfig) -> std::net::IpAddr {
         config.broker_ip1
     } else {
         std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+/// The services only a master runs: delay levels, transaction checks, POP revive.
+fn spawn_master_services(state: &Arc<BrokerState>) -> [JoinHandle<()>; 3] {
+    [
+        tokio::spawn(schedule::run(Arc::clone(state))),
+        tokio::spawn(core::transaction::check::run(Arc::clone(state))),
+        tokio::spawn(core::pop::revive::run(Arc::clone(state))),
+    ]
+}
+
+/// Controller mode: waits for the first promotion, then runs the master's services (and the
+/// timer thread) until the broker stops; they pause themselves while it is not master.
+async fn run_master_services_once_promoted(state: Arc<BrokerState>) {
+    let mut stopping = state.stopping.clone();
+    while !state.replication.is_master() {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(replication::ROLE_POLL_MS)) => {}
+            _ = stopping.changed() => return,
+        }
+    }
+    let timer_thread = core::timer::service::start(&state);
+    for service in spawn_master_services(&state) {
+        if let Err(error) = service.await {
+            tracing::warn!(%error, "master service ended abnormally");
+        }
+    }
+    if let Some(thread) = timer_thread {
+        if !matches!(tokio::task::spawn_blocking(move || thread.join()).await, Ok(Ok(()))) {
+            tracing::warn!("timer service ended abnormally");
+        }
     }
 }
 

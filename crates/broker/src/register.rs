@@ -67,7 +67,8 @@ pub fn register_period(configured_ms: u64) -> Duration {
 /// `registerBrokerTimeoutMills` for each.
 pub async fn register_all(state: &BrokerState) {
     let addrs = state.config.namesrv_addrs();
-    if addrs.is_empty() {
+    // In controller mode a broker is routed to only once the controllers gave it a role.
+    if addrs.is_empty() || !state.replication.has_role() {
         return;
     }
     let request = match register_request(state) {
@@ -83,11 +84,9 @@ pub async fn register_all(state: &BrokerState) {
         apply_order_topics(state, addr, &response);
         if state.replication.is_slave() {
             match response.decode_header::<RegisterBrokerResponseHeader>() {
-                Ok(header) => state.replication.registered(
-                    &state.config,
-                    header.ha_server_addr.as_deref(),
-                    header.master_addr.as_deref(),
-                ),
+                Ok(header) => state
+                    .replication
+                    .registered(header.ha_server_addr.as_deref(), header.master_addr.as_deref()),
                 Err(error) => tracing::warn!(namesrv = %addr, %error, "unreadable registration answer"),
             }
         }
@@ -130,7 +129,7 @@ pub async fn unregister_all(state: &BrokerState) {
         broker_name: state.config.broker_name.clone(),
         broker_addr: state.store_host.to_string(),
         cluster_name: state.config.broker_cluster_name.clone(),
-        broker_id: state.config.broker_id,
+        broker_id: state.replication.registered_id(),
     };
     let request = RemotingCommand::request(request_code::UNREGISTER_BROKER).with_header(&header);
     let timeout = Duration::from_millis(UNREGISTER_TIMEOUT_MS);
@@ -151,13 +150,13 @@ pub fn register_request(state: &BrokerState) -> Result<RemotingCommand, fastjson
     }
     let body = RegisterBrokerBody { filter_server_list: Vec::new(), topic_config_serialize_wrapper: wrapper };
     let body = body.encode(false, CURRENT_VERSION)?;
-    let ha_port = state.replication.ha_port(&state.config);
+    let ha_port = state.replication.ha_port();
     let header = RegisterBrokerRequestHeader {
         broker_name: state.config.broker_name.clone(),
         broker_addr: state.store_host.to_string(),
         cluster_name: state.config.broker_cluster_name.clone(),
         ha_server_addr: std::net::SocketAddr::new(state.config.broker_ip1, ha_port).to_string(),
-        broker_id: state.config.broker_id,
+        broker_id: state.replication.registered_id(),
         heartbeat_timeout_millis: None,
         enable_acting_master: Some(false),
         compressed: Some(false),

@@ -277,7 +277,12 @@ pub async fn run(state: Arc<BrokerState>) {
         if *stopping.borrow() {
             return;
         }
-        let pause = deliver_pass(&state).await;
+        // A controller-mode broker that lost mastership pauses (its store refuses writes).
+        let pause = if state.replication.is_master() {
+            deliver_pass(&state).await
+        } else {
+            Duration::from_millis(crate::replication::ROLE_POLL_MS)
+        };
         if last_persist.elapsed() >= persist_every {
             last_persist = Instant::now();
             let owner = Arc::clone(&state);

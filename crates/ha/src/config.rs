@@ -83,6 +83,30 @@ pub struct HaConfig {
     /// `haSyncFromLastFile` (Apogee's key; the controller mode's `syncFromLastFile`): an empty
     /// slave starts at the master's newest file instead of copying the whole log.
     pub sync_from_last_file: bool,
+    /// `allAckInSyncStateSet` (controller mode): a send waits until every member of the
+    /// SyncStateSet holds it, so whichever member the controllers elect has every
+    /// acknowledged message.
+    pub all_ack_in_sync_state_set: bool,
+    /// `minInSyncReplicas` (controller mode): a send is refused with
+    /// IN_SYNC_REPLICAS_NOT_ENOUGH while the SyncStateSet is smaller.
+    pub min_in_sync_replicas: u32,
+    /// `haMaxTimeSlaveNotCatchup` (controller mode): a member that has not caught up for this
+    /// long leaves the SyncStateSet.
+    pub max_time_slave_not_catchup_ms: u64,
+    /// `checkSyncStateSetPeriod` (controller mode): how often the master looks for members to
+    /// drop.
+    pub check_sync_state_set_period_ms: u64,
+    /// Set in controller mode: connections speak AutoSwitch HA (storage spec §7.8), and the
+    /// master keeps a SyncStateSet. Not a key: the broker sets it with its controller id.
+    pub auto_switch: Option<AutoSwitch>,
+}
+
+/// What AutoSwitch HA needs to know of the broker it runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoSwitch {
+    /// The broker's id from the controllers: a slave sends it in its handshake; a master is
+    /// this member of its SyncStateSet.
+    pub local_broker_id: i64,
 }
 
 impl Default for HaConfig {
@@ -98,6 +122,11 @@ impl Default for HaConfig {
             slave_timeout_ms: 3_000,
             in_sync_replicas: None,
             sync_from_last_file: false,
+            all_ack_in_sync_state_set: false,
+            min_in_sync_replicas: 1,
+            max_time_slave_not_catchup_ms: 15_000,
+            check_sync_state_set_period_ms: 5_000,
+            auto_switch: None,
         }
     }
 }
@@ -114,6 +143,10 @@ const KEYS: &[&str] = &[
     "slaveTimeout",
     "inSyncReplicas",
     "haSyncFromLastFile",
+    "allAckInSyncStateSet",
+    "minInSyncReplicas",
+    "haMaxTimeSlaveNotCatchup",
+    "checkSyncStateSetPeriod",
 ];
 
 impl HaConfig {
@@ -147,6 +180,12 @@ impl HaConfig {
             "haSyncFromLastFile" => {
                 self.sync_from_last_file = text.parse().map_err(|_| invalid())?;
             }
+            "allAckInSyncStateSet" => {
+                self.all_ack_in_sync_state_set = text.parse().map_err(|_| invalid())?;
+            }
+            "minInSyncReplicas" => self.min_in_sync_replicas = text.parse().map_err(|_| invalid())?,
+            "haMaxTimeSlaveNotCatchup" => self.max_time_slave_not_catchup_ms = number()?.max(1),
+            "checkSyncStateSetPeriod" => self.check_sync_state_set_period_ms = number()?.max(100),
             _ => return Err(format!("unknown HA key {key}")),
         }
         Ok(())
@@ -162,7 +201,13 @@ impl HaConfig {
     /// Java 5.x reads `inSyncReplicas` (default 1) even under SYNC_MASTER, so a stock
     /// SYNC_MASTER there does not wait for its slave; 4.x did. Apogee keeps what the role
     /// promises: unless `inSyncReplicas` is set, a SYNC_MASTER waits for one slave.
+    ///
+    /// In controller mode Java's default (1) holds: there `allAckInSyncStateSet` is what
+    /// makes a send wait.
     pub fn needed_acks(&self) -> u32 {
+        if self.auto_switch.is_some() {
+            return if self.role.is_master() { self.in_sync_replicas.unwrap_or(1) } else { 1 };
+        }
         match self.role {
             BrokerRole::SyncMaster => self.in_sync_replicas.unwrap_or(2),
             BrokerRole::AsyncMaster | BrokerRole::Slave => 1,

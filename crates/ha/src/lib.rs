@@ -13,18 +13,24 @@
 //!
 //! - [`config`]: `brokerRole` and the `ha*` keys;
 //! - [`wire`]: frames and acknowledgements;
+//! - [`auto_wire`]: controller mode's AutoSwitch format (handshake with epochs, then frames
+//!   that carry their epoch); a master keeps a SyncStateSet ([`sync_state`]) and a slave
+//!   truncates to the point it agrees on with its master before it takes frames;
 //! - [`master`] and [`connection`]: the master's listener and one sender/reader per slave;
 //! - [`transfer`]: appends waiting for slaves;
 //! - [`slave`]: the slave's client.
 
+pub mod auto_wire;
 pub mod config;
 pub mod connection;
 pub mod master;
 mod signal;
 pub mod slave;
+pub mod sync_state;
 pub mod transfer;
 pub mod wire;
 
-pub use config::{BrokerRole, HaConfig};
+pub use config::{AutoSwitch, BrokerRole, HaConfig};
 pub use master::HaMaster;
 pub use slave::HaSlave;
+pub use sync_state::SyncStateListener;

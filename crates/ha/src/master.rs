@@ -1,6 +1,7 @@
 //! The master's replication service (Java `DefaultHAService` with its
 //! `AcceptSocketService`): a listener on `haListenPort` and a connection per slave.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use parking_lot::Mutex;
 
 use crate::config::{HaConfig, MAX_SLAVE_CONNECTIONS};
 use crate::connection::{self, ConnectionContext};
+use crate::sync_state::SyncStateListener;
 use crate::transfer::Replicas;
 
 /// Pause of the accept loop between two looks for a connection (it also checks for stop):
@@ -36,7 +38,8 @@ impl HaMaster {
         let listener = TcpListener::bind(bind)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
-        let replicas = Arc::new(Replicas::new(config.clone(), store.commit_log_max_offset()));
+        let epoch_start = store.epochs().lock().entries().last().map_or(0, |entry| entry.start_offset);
+        let replicas = Arc::new(Replicas::new(config.clone(), store.commit_log_max_offset(), epoch_start));
         store.set_replication(Arc::clone(&replicas) as _);
         let stop = Arc::new(AtomicBool::new(false));
         let threads = Arc::new(Mutex::new(Vec::new()));
@@ -76,6 +79,32 @@ impl HaMaster {
     /// The highest end any slave reported.
     pub fn pushed_max_offset(&self) -> u64 {
         self.replicas.pushed_max_offset()
+    }
+
+    /// Controller mode: who carries SyncStateSet proposals to the controllers.
+    pub fn set_sync_state_listener(&self, listener: Arc<dyn SyncStateListener>) {
+        self.replicas.set_sync_state_listener(listener);
+    }
+
+    /// Controller mode: adopts the SyncStateSet the controllers decided (ignored unless its
+    /// epoch is not older than the one held). Also the answer to a proposal.
+    pub fn apply_sync_state_set(&self, members: BTreeSet<i64>, epoch: i32) {
+        self.replicas.apply_sync_state_set(members, epoch);
+    }
+
+    /// Controller mode: the controllers refused the last proposal (or never answered).
+    pub fn sync_state_set_refused(&self) {
+        self.replicas.sync_state_set_refused();
+    }
+
+    /// Controller mode: the SyncStateSet held and its epoch.
+    pub fn sync_state_set(&self) -> Option<(BTreeSet<i64>, i32)> {
+        self.replicas.sync_state_set()
+    }
+
+    /// What every SyncStateSet member holds (the master's end on classic HA).
+    pub fn confirm_offset(&self) -> u64 {
+        self.replicas.confirm_offset()
     }
 
     /// Closes every slave connection, answers sends still waiting with FLUSH_SLAVE_TIMEOUT

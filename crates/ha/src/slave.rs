@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use apogee_store::MessageStore;
 use parking_lot::Mutex;
 
-use crate::config::HaConfig;
+use crate::auto_wire::{self, MasterHandshake, SlaveHandshake, TransferHeader};
+use crate::config::{AutoSwitch, HaConfig};
 use crate::connection::is_timeout;
 use crate::wire::{self, FrameHeader, FRAME_HEADER_BYTES};
 
@@ -192,6 +193,9 @@ struct Session<'a> {
     last_report: Instant,
     last_read: Instant,
     body: Vec<u8>,
+    /// False during an AutoSwitch handshake: no ack may go out before the log is truncated
+    /// to the point both sides agree on, or the master would stream from a wrong offset.
+    transferring: bool,
 }
 
 impl<'a> Session<'a> {
@@ -203,21 +207,22 @@ impl<'a> Session<'a> {
             last_report: Instant::now(),
             last_read: Instant::now(),
             body: Vec::new(),
+            transferring: false,
         }
     }
 
     fn run(&mut self) -> Result<(), SessionEnd> {
+        if let Some(auto_switch) = self.shared.config.auto_switch {
+            return self.run_auto_switch(auto_switch);
+        }
+        self.transferring = true;
         self.report(self.shared.store.commit_log_max_offset())?;
         let mut header = [0u8; FRAME_HEADER_BYTES];
         loop {
             self.fill(&mut header)?;
             let frame =
                 FrameHeader::decode(&header).map_err(|error| SessionEnd::Failed(error.to_string()))?;
-            self.body.resize(frame.body_bytes, 0);
-            let mut body = std::mem::take(&mut self.body);
-            let filled = self.fill(&mut body);
-            self.body = body;
-            filled?;
+            self.read_body(frame.body_bytes)?;
             self.apply(frame)?;
         }
     }
@@ -241,8 +246,124 @@ impl<'a> Session<'a> {
         self.report(end)
     }
 
+    /// The AutoSwitch session: handshake, truncation to the point both logs agree on, then
+    /// frames that carry their epoch.
+    fn run_auto_switch(&mut self, auto_switch: AutoSwitch) -> Result<(), SessionEnd> {
+        let handshake = SlaveHandshake {
+            sync_from_last_file: self.shared.config.sync_from_last_file,
+            async_learner: false,
+            broker_id: auto_switch.local_broker_id,
+        };
+        self.stream.write_all(&handshake.encode())?;
+        let master = self.read_master_handshake()?;
+        let end = self.truncate_to_master(&master)?;
+        self.transferring = true;
+        self.report(end)?;
+        let mut header = [0u8; auto_wire::TRANSFER_HEADER_BYTES - 4];
+        loop {
+            self.expect_state(auto_wire::STATE_TRANSFER)?;
+            self.fill(&mut header)?;
+            let frame =
+                TransferHeader::decode(&header).map_err(|error| SessionEnd::Failed(error.to_string()))?;
+            self.read_body(frame.body_bytes)?;
+            self.follow_epoch(&frame)?;
+            self.apply(FrameHeader { start_offset: frame.start_offset, body_bytes: frame.body_bytes })?;
+        }
+    }
+
+    fn expect_state(&mut self, expected: i32) -> Result<(), SessionEnd> {
+        let mut state = [0u8; 4];
+        self.fill(&mut state)?;
+        let state = auto_wire::decode_state(state);
+        if state != expected {
+            return Err(SessionEnd::Failed(format!(
+                "the master sent state {state} where {expected} was due"
+            )));
+        }
+        Ok(())
+    }
+
+    fn read_body(&mut self, bytes: usize) -> Result<(), SessionEnd> {
+        self.body.resize(bytes, 0);
+        let mut body = std::mem::take(&mut self.body);
+        let filled = self.fill(&mut body);
+        self.body = body;
+        filled
+    }
+
+    fn read_master_handshake(&mut self) -> Result<MasterHandshake, SessionEnd> {
+        self.expect_state(auto_wire::STATE_HANDSHAKE)?;
+        let mut header = [0u8; auto_wire::MASTER_HANDSHAKE_HEADER_BYTES - 4];
+        self.fill(&mut header)?;
+        let malformed = |error: wire::WireError| SessionEnd::Failed(error.to_string());
+        let (mut handshake, body_bytes) = MasterHandshake::decode_header(&header).map_err(malformed)?;
+        self.read_body(body_bytes)?;
+        handshake.decode_epochs(&self.body).map_err(malformed)?;
+        Ok(handshake)
+    }
+
+    /// Drops the local tail the master does not have (storage spec §7.7) and returns where
+    /// the local log ends then. An empty log has nothing to agree on; a log with bytes but no
+    /// epochs cannot prove it agrees, and is left untouched for an operator to look at.
+    fn truncate_to_master(&mut self, master: &MasterHandshake) -> Result<u64, SessionEnd> {
+        let store = &self.shared.store;
+        let local_end = store.commit_log_max_offset();
+        let master_entries = master_epoch_entries(master);
+        let point = {
+            let epochs = store.epochs().lock();
+            if epochs.entries().is_empty() {
+                if local_end == 0 {
+                    return Ok(0);
+                }
+                return Err(SessionEnd::Failed(format!(
+                    "the local commit log holds {local_end} bytes but no epoch history; it cannot be \
+                     matched with the master's"
+                )));
+            }
+            epochs.consistent_point(&master_entries)
+        };
+        let Some(point) = point else {
+            return Err(SessionEnd::Failed(format!(
+                "no epoch in common with the master (master epochs {:?})",
+                master.epochs
+            )));
+        };
+        let truncated = store
+            .truncate_to(point.min(local_end))
+            .map_err(|error| SessionEnd::Failed(format!("truncation to {point} failed: {error}")))?;
+        if truncated < local_end {
+            tracing::warn!(
+                master = self.master,
+                from = local_end,
+                to = truncated,
+                "dropped the local tail the new master does not have"
+            );
+        }
+        Ok(store.commit_log_max_offset())
+    }
+
+    /// Records a new epoch when a frame carries one; an older epoch than the local newest
+    /// means the master is stale.
+    fn follow_epoch(&mut self, frame: &TransferHeader) -> Result<(), SessionEnd> {
+        let mut epochs = self.shared.store.epochs().lock();
+        match epochs.last_epoch() {
+            Some(last) if frame.epoch < last => Err(SessionEnd::Failed(format!(
+                "the master sent epoch {}, older than the local epoch {last}",
+                frame.epoch
+            ))),
+            Some(last) if frame.epoch == last => Ok(()),
+            _ => epochs
+                .append(frame.epoch, frame.epoch_start_offset)
+                .map_err(|error| SessionEnd::Failed(format!("epoch not recorded: {error}"))),
+        }
+    }
+
     fn report(&mut self, end: u64) -> Result<(), SessionEnd> {
-        self.stream.write_all(&wire::encode_report(end))?;
+        if self.shared.config.auto_switch.is_some() {
+            self.stream.write_all(&auto_wire::encode_ack(end))?;
+        } else {
+            self.stream.write_all(&wire::encode_report(end))?;
+        }
         self.last_report = Instant::now();
         Ok(())
     }
@@ -272,10 +393,24 @@ impl<'a> Session<'a> {
             if self.last_read.elapsed() > housekeeping {
                 return Err(SessionEnd::Failed("nothing from the master in time".to_owned()));
             }
-            if self.last_report.elapsed() >= heartbeat {
+            if self.transferring && self.last_report.elapsed() >= heartbeat {
                 self.report(self.shared.store.commit_log_max_offset())?;
             }
         }
         Ok(())
     }
+}
+
+/// The master's epochs as entries, the newest ending at the master's end.
+fn master_epoch_entries(master: &MasterHandshake) -> Vec<apogee_store::epoch::EpochEntry> {
+    let mut entries: Vec<apogee_store::epoch::EpochEntry> = master
+        .epochs
+        .iter()
+        .map(|&(epoch, start_offset)| apogee_store::epoch::EpochEntry { epoch, start_offset, end_offset: 0 })
+        .collect();
+    for index in 0..entries.len() {
+        let end = entries.get(index + 1).map_or(master.max_offset, |next| next.start_offset);
+        entries[index].end_offset = end.max(entries[index].start_offset);
+    }
+    entries
 }

@@ -8,7 +8,7 @@
 //!
 //! It holds no reference to the store, so the store (which holds it) is freed normally.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 use apogee_store::{PutCallback, PutResult, PutStatus, Replication};
 use parking_lot::Mutex;
 
+use crate::auto_wire::SlaveHandshake;
 use crate::config::HaConfig;
 use crate::signal::OffsetSignal;
+use crate::sync_state::{SyncState, SyncStateListener};
 
 /// How often waiters are checked against their deadline.
 pub const DEADLINE_TICK_MS: u64 = 10;
@@ -37,13 +39,51 @@ pub struct SlaveLink {
     closed: AtomicBool,
     /// The connection, shut down to wake its threads when the master stops.
     socket: Option<TcpStream>,
+    /// AutoSwitch: the slave's controller id from its handshake; -1 before it.
+    broker_id: AtomicI64,
+    /// AutoSwitch: the handshake arrived (the writer answers it).
+    handshake_seen: AtomicBool,
+    /// AutoSwitch: the slave asked never to join the SyncStateSet.
+    async_learner: AtomicBool,
+    /// AutoSwitch: an empty slave asked for the newest file only.
+    sync_from_last_file: AtomicBool,
+    /// Milliseconds (since the master started) when the slave last had all the master had.
+    caught_up_ms: AtomicU64,
+    /// The master's end when the last frame went to this slave.
+    last_transfer_end: AtomicU64,
 }
 
 impl SlaveLink {
     /// A link to `peer` over `socket` (a clone of the connection) that has reported nothing
     /// yet.
     pub fn new(peer: SocketAddr, socket: Option<TcpStream>) -> Self {
-        Self { peer, ack_offset: AtomicI64::new(-1), closed: AtomicBool::new(false), socket }
+        Self {
+            peer,
+            ack_offset: AtomicI64::new(-1),
+            closed: AtomicBool::new(false),
+            socket,
+            broker_id: AtomicI64::new(-1),
+            handshake_seen: AtomicBool::new(false),
+            async_learner: AtomicBool::new(false),
+            sync_from_last_file: AtomicBool::new(false),
+            caught_up_ms: AtomicU64::new(0),
+            last_transfer_end: AtomicU64::new(0),
+        }
+    }
+
+    /// The slave's controller id (-1 before its handshake, and always on classic HA).
+    pub fn broker_id(&self) -> i64 {
+        self.broker_id.load(Ordering::Acquire)
+    }
+
+    /// True once an AutoSwitch handshake arrived.
+    pub fn handshake_seen(&self) -> bool {
+        self.handshake_seen.load(Ordering::Acquire)
+    }
+
+    /// True when the slave's handshake asked for the newest file only.
+    pub fn wants_last_file_only(&self) -> bool {
+        self.sync_from_last_file.load(Ordering::Acquire)
     }
 
     /// The last reported end (-1: none yet).
@@ -81,6 +121,10 @@ pub struct Replicas {
     pub(crate) written: OffsetSignal,
     /// Highest end any slave reported.
     pushed_max: AtomicU64,
+    /// When the master started, the origin of the links' catch-up times.
+    started: Instant,
+    /// Controller mode only: the SyncStateSet.
+    sync_state: Option<Mutex<SyncState>>,
 }
 
 impl std::fmt::Debug for Replicas {
@@ -93,17 +137,179 @@ impl std::fmt::Debug for Replicas {
 }
 
 impl Replicas {
-    /// No slave yet; the commit log ends at `written_end`.
-    pub fn new(config: HaConfig, written_end: u64) -> Self {
+    /// No slave yet; the commit log ends at `written_end`. In controller mode the master's
+    /// epoch starts at `epoch_start_offset`, and its SyncStateSet holds only itself until
+    /// [`Self::apply_sync_state_set`].
+    pub fn new(config: HaConfig, written_end: u64, epoch_start_offset: u64) -> Self {
         let written = OffsetSignal::default();
         written.advance(written_end);
+        let sync_state = config
+            .auto_switch
+            .map(|auto| Mutex::new(SyncState::new(auto.local_broker_id, epoch_start_offset)));
         Self {
             config,
             links: Mutex::new(Vec::new()),
             waiters: Mutex::new(VecDeque::new()),
             written,
             pushed_max: AtomicU64::new(0),
+            started: Instant::now(),
+            sync_state,
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Takes a slave's AutoSwitch handshake.
+    pub(crate) fn handshake(&self, link: &SlaveLink, handshake: SlaveHandshake) {
+        link.broker_id.store(handshake.broker_id, Ordering::Release);
+        link.async_learner.store(handshake.async_learner, Ordering::Release);
+        link.sync_from_last_file.store(handshake.sync_from_last_file, Ordering::Release);
+        link.caught_up_ms.store(self.now_ms(), Ordering::Release);
+        link.handshake_seen.store(true, Ordering::Release);
+    }
+
+    /// The writer sent `link` a frame while the master's log ended at `master_end`.
+    pub(crate) fn transferred(&self, link: &SlaveLink, master_end: u64) {
+        link.last_transfer_end.store(master_end, Ordering::Release);
+    }
+
+    /// The writer has nothing left to send `link`: it has all the master has.
+    pub(crate) fn caught_up(&self, link: &SlaveLink) {
+        link.caught_up_ms.store(self.now_ms(), Ordering::Release);
+    }
+
+    /// The listener that carries SyncStateSet proposals (controller mode).
+    pub fn set_sync_state_listener(&self, listener: Arc<dyn SyncStateListener>) {
+        if let Some(state) = &self.sync_state {
+            state.lock().set_listener(listener);
+        }
+    }
+
+    /// Adopts the SyncStateSet the controllers decided (ignored unless newer).
+    pub fn apply_sync_state_set(&self, members: BTreeSet<i64>, epoch: i32) {
+        let Some(state) = &self.sync_state else { return };
+        if state.lock().apply(members.clone(), epoch) {
+            tracing::info!(?members, epoch, "SyncStateSet changed");
+        }
+        // A smaller set may settle waiters; a shrink found meanwhile is proposed now.
+        self.settle(None);
+        self.check_sync_state_set();
+    }
+
+    /// The controllers refused (or never answered) the last proposal.
+    pub fn sync_state_set_refused(&self) {
+        if let Some(state) = &self.sync_state {
+            state.lock().refused();
+        }
+    }
+
+    /// The decided SyncStateSet and its epoch (controller mode).
+    pub fn sync_state_set(&self) -> Option<(BTreeSet<i64>, i32)> {
+        self.sync_state.as_ref().map(|state| state.lock().current())
+    }
+
+    /// What every counted member holds: the master's end, lowered to the ack of each
+    /// connected member (Java's confirm offset; a member without a connection changes
+    /// nothing).
+    pub fn confirm_offset(&self) -> u64 {
+        let master_end = self.written.offset();
+        let Some(state) = &self.sync_state else { return master_end };
+        let counted = state.lock().counted();
+        let links = self.links.lock();
+        let mut confirm = master_end;
+        for link in links.iter().filter(|link| !link.is_closed() && counted.contains(&link.broker_id())) {
+            if let Ok(ack) = u64::try_from(link.ack_offset()) {
+                if ack > 0 {
+                    confirm = confirm.min(ack);
+                }
+            }
+        }
+        confirm
+    }
+
+    /// Proposes the members that should leave: those without a live connection, and those
+    /// that have not caught up for `haMaxTimeSlaveNotCatchup`.
+    pub(crate) fn check_sync_state_set(&self) {
+        let Some(state) = &self.sync_state else { return };
+        let now = self.now_ms();
+        let limit = self.config.max_time_slave_not_catchup_ms;
+        let proposal = {
+            let links = self.links.lock();
+            let mut state = state.lock();
+            let keep: BTreeSet<i64> = state
+                .replicas()
+                .filter(|&id| {
+                    links.iter().any(|link| {
+                        !link.is_closed()
+                            && link.broker_id() == id
+                            && now.saturating_sub(link.caught_up_ms.load(Ordering::Acquire)) <= limit
+                    })
+                })
+                .collect();
+            state.propose(keep)
+        };
+        if let Some(proposal) = proposal {
+            proposal.send();
+        }
+    }
+
+    /// Proposes `link`'s slave as a member once it has caught up.
+    fn maybe_expand(&self, link: &SlaveLink, ack: u64) {
+        let Some(state) = &self.sync_state else { return };
+        let id = link.broker_id();
+        if id < 0 || link.async_learner.load(Ordering::Acquire) {
+            return;
+        }
+        let caught_up = ack >= link.last_transfer_end.load(Ordering::Acquire);
+        if caught_up {
+            link.caught_up_ms.store(self.now_ms(), Ordering::Release);
+        }
+        if !caught_up || ack < self.confirm_offset() {
+            return;
+        }
+        let proposal = {
+            let mut state = state.lock();
+            if state.is_member(id) || ack < state.epoch_start_offset {
+                return;
+            }
+            let mut wanted: BTreeSet<i64> = state.current().0;
+            wanted.insert(id);
+            state.propose(wanted)
+        };
+        if let Some(proposal) = proposal {
+            proposal.send();
+        }
+    }
+
+    /// Controller mode with `allAckInSyncStateSet`: whether every counted member other than
+    /// the master holds the log up to `next_offset`.
+    fn all_members_hold(&self, next_offset: u64) -> bool {
+        let Some(state) = &self.sync_state else { return true };
+        let counted = state.lock().counted();
+        let local = self.config.auto_switch.map_or(-1, |auto| auto.local_broker_id);
+        let links = self.links.lock();
+        counted.iter().filter(|&&id| id != local).all(|&id| {
+            links.iter().any(|link| {
+                !link.is_closed()
+                    && link.broker_id() == id
+                    && u64::try_from(link.ack_offset()).is_ok_and(|ack| ack >= next_offset)
+            })
+        })
+    }
+
+    /// Whether a send that ends at `next_offset` has the copies it needs.
+    fn confirmed(&self, next_offset: u64) -> bool {
+        if self.config.auto_switch.is_some() && self.config.all_ack_in_sync_state_set {
+            return self.all_members_hold(next_offset);
+        }
+        self.count(next_offset).0 >= self.config.needed_acks()
+    }
+
+    /// Members counted now (controller mode; 1 otherwise).
+    fn in_sync_members(&self) -> u32 {
+        self.sync_state.as_ref().map_or(1, |state| state.lock().counted().len() as u32)
     }
 
     /// Adds a connected slave.
@@ -115,6 +321,8 @@ impl Replicas {
     pub(crate) fn remove(&self, link: &Arc<SlaveLink>) {
         link.close();
         self.links.lock().retain(|other| !Arc::ptr_eq(other, link));
+        // Java drops a member at once when its connection closes.
+        self.check_sync_state_set();
     }
 
     /// The connected slaves and their reported ends.
@@ -130,7 +338,9 @@ impl Replicas {
     /// Records a slave's report and answers the waiters it settles.
     pub(crate) fn report(&self, link: &SlaveLink, offset: i64) {
         link.ack_offset.fetch_max(offset, Ordering::AcqRel);
-        self.pushed_max.fetch_max(u64::try_from(offset).unwrap_or(0), Ordering::AcqRel);
+        let offset = u64::try_from(offset).unwrap_or(0);
+        self.pushed_max.fetch_max(offset, Ordering::AcqRel);
+        self.maybe_expand(link, offset);
         self.settle(None);
     }
 
@@ -156,7 +366,6 @@ impl Replicas {
     /// Answers every waiter whose end enough slaves hold, and, with `now`, every waiter whose
     /// deadline passed by then.
     pub(crate) fn settle(&self, now: Option<Instant>) {
-        let needed = self.config.needed_acks();
         let mut answers = Vec::new();
         {
             let mut waiters = self.waiters.lock();
@@ -166,7 +375,7 @@ impl Replicas {
             let mut index = 0;
             while index < waiters.len() {
                 let waiter = &waiters[index];
-                let done = self.count(waiter.next_offset).0 >= needed;
+                let done = self.confirmed(waiter.next_offset);
                 let late = now.is_some_and(|now| now >= waiter.deadline);
                 if done || late {
                     if let Some(mut waiter) = waiters.remove(index) {
@@ -211,11 +420,19 @@ impl Replicas {
     }
 
     /// The deadline ticker's body: answers late waiters until `stop` is set.
+    /// In controller mode it also looks for SyncStateSet members to drop every
+    /// `checkSyncStateSetPeriod`.
     pub(crate) fn run_deadline_ticker(&self, stop: &AtomicBool) {
+        let check_period = Duration::from_millis(self.config.check_sync_state_set_period_ms);
+        let mut last_check = Instant::now();
         while !stop.load(Ordering::Acquire) {
             let idle = self.waiters.lock().is_empty();
             std::thread::sleep(Duration::from_millis(if idle { IDLE_TICK_MS } else { DEADLINE_TICK_MS }));
             self.settle(Some(Instant::now()));
+            if last_check.elapsed() >= check_period {
+                self.check_sync_state_set();
+                last_check = Instant::now();
+            }
         }
         self.fail_all();
     }
@@ -227,17 +444,26 @@ impl Replication for Replicas {
     }
 
     fn waits_for_replicas(&self) -> bool {
-        self.config.needed_acks() > 1
+        let auto_switch = self.config.auto_switch.is_some()
+            && (self.config.all_ack_in_sync_state_set || self.config.min_in_sync_replicas > 1);
+        auto_switch || self.config.needed_acks() > 1
     }
 
     fn await_replicas(&self, next_offset: u64, callback: PutCallback, mut result: PutResult) {
-        let needed = self.config.needed_acks();
-        let (acked, in_sync) = self.count(next_offset);
-        if acked >= needed {
+        if self.config.auto_switch.is_some() && self.in_sync_members() < self.config.min_in_sync_replicas {
+            // Java refuses before storing; here the append is done, and the producer is told
+            // that it does not count (it retries, and the copy may be read twice).
+            result.status = PutStatus::InSyncReplicasNotEnough;
             callback.done(result);
             return;
         }
-        if in_sync < needed {
+        if self.confirmed(next_offset) {
+            callback.done(result);
+            return;
+        }
+        let needed = self.config.needed_acks();
+        let in_sync = self.count(next_offset).1;
+        if self.config.auto_switch.is_none() && in_sync < needed {
             // Nobody could confirm it in time: say so now rather than after slaveTimeout.
             result.status = PutStatus::SlaveNotAvailable;
             callback.done(result);

@@ -32,6 +32,34 @@ pub enum WireError {
         /// Body size as sent.
         body_bytes: i32,
     },
+    /// An AutoSwitch message opened with a state that is neither HANDSHAKE nor TRANSFER.
+    #[error("bad HA message state {state}")]
+    BadState {
+        /// The state as sent.
+        state: i32,
+    },
+    /// A negative offset in an AutoSwitch ack.
+    #[error("bad HA ack offset {offset}")]
+    BadAck {
+        /// The offset as sent.
+        offset: i64,
+    },
+    /// A master handshake with a body that is not whole epoch entries, or a negative end.
+    #[error("bad HA handshake: body {body_bytes} bytes, master end {max_offset}")]
+    BadHandshake {
+        /// Body size as sent.
+        body_bytes: i32,
+        /// Master end as sent.
+        max_offset: i64,
+    },
+    /// Epoch entries out of order or with a negative start.
+    #[error("bad epoch entry {epoch} at {start}")]
+    BadEpoch {
+        /// The epoch as sent.
+        epoch: i32,
+        /// Its start as sent.
+        start: i64,
+    },
 }
 
 impl FrameHeader {

@@ -42,6 +42,9 @@ pub enum PutStatus {
     FlushSlaveTimeout,
     /// Stored, but no slave in sync could take it (SYNC_MASTER).
     SlaveNotAvailable,
+    /// Controller mode: the SyncStateSet is smaller than `minInSyncReplicas`, so the append
+    /// does not count (Java refuses it before storing; the producer retries either way).
+    InSyncReplicasNotEnough,
 }
 
 impl PutStatus {

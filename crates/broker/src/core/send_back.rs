@@ -219,6 +219,7 @@ fn put_status_name(status: PutStatus) -> &'static str {
         PutStatus::UnknownError => "UNKNOWN_ERROR",
         PutStatus::FlushSlaveTimeout => "FLUSH_SLAVE_TIMEOUT",
         PutStatus::SlaveNotAvailable => "SLAVE_NOT_AVAILABLE",
+        PutStatus::InSyncReplicasNotEnough => "IN_SYNC_REPLICAS_NOT_ENOUGH",
     }
 }
 

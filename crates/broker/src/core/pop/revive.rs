@@ -137,6 +137,9 @@ pub async fn run(state: Arc<BrokerState>) {
                 return;
             }
         }
+        if !state.replication.is_master() {
+            continue;
+        }
         for queue in &mut queues {
             round(&state, &topic, queue).await;
         }

@@ -499,6 +499,9 @@ pub(crate) fn put_error(state: &BrokerState, status: PutStatus) -> Error {
         | PutStatus::FlushDiskTimeout
         | PutStatus::FlushSlaveTimeout
         | PutStatus::SlaveNotAvailable => Error::system("the message was stored"),
+        PutStatus::InSyncReplicasNotEnough => {
+            Error::new(response_code::SYSTEM_ERROR, "in-sync replicas not enough")
+        }
         PutStatus::ServiceNotAvailable => Error::new(
             response_code::SERVICE_NOT_AVAILABLE,
             "service not available now. It may be caused by one of the following reasons: the broker's disk is \

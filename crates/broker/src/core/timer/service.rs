@@ -92,6 +92,11 @@ fn run(state: &BrokerState, mut engine: Engine) {
     let (mut last_flush, mut last_expiry, mut last_rate) = (Instant::now(), Instant::now(), Instant::now());
     let (mut enqueued_since, mut dequeued_since) = (0u64, 0u64);
     while !stopping(state) {
+        if !state.replication.is_master() {
+            // A controller-mode broker that lost mastership: its store refuses writes.
+            std::thread::sleep(Duration::from_millis(crate::replication::ROLE_POLL_MS));
+            continue;
+        }
         let now = now_ms();
         let mut busy = false;
         match enqueue_step(state, &mut engine, now) {

@@ -68,7 +68,9 @@ pub async fn run(state: Arc<BrokerState>) {
         if *stopping.borrow() {
             return;
         }
-        round(&state, &next_channel).await;
+        if state.replication.is_master() {
+            round(&state, &next_channel).await;
+        }
     }
 }
 

@@ -109,7 +109,7 @@ pub fn park_half(topic: &mut String, queue_id: &mut i32, properties: &mut Proper
 /// marks it. The half must be the one the request names (producer group, queue offset and
 /// commit-log offset), as Java checks.
 pub async fn end(state: &Arc<BrokerState>, request: &EndRequest<'_>) -> CoreResult<Ended> {
-    if state.config.broker_id != 0 {
+    if !state.replication.is_master() {
         return Err(Error::new(
             response_code::SLAVE_NOT_AVAILABLE,
             "the broker is a slave: end transaction is forbidden",

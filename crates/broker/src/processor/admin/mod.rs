@@ -16,8 +16,8 @@ use std::sync::Arc;
 use apogee_common::DataVersion;
 use apogee_remoting::command_header;
 use apogee_remoting::fastjson;
-use apogee_remoting::request_code;
 use apogee_remoting::router::Router;
+use apogee_remoting::{request_code, response_code, RemotingCommand};
 
 use super::route;
 use crate::core::admin::paging::PageRequest;
@@ -81,6 +81,18 @@ pub fn register(router: &mut Router, state: &Arc<BrokerState>) {
     });
     route(router, request_code::GET_BROKER_CONFIG, state, |state, _, request| async move {
         Some(broker::config(&state, &request))
+    });
+    // A controller's push that the role changed: the broker asks the controllers now rather
+    // than at its next poll, and applies what they say (the push itself is not trusted).
+    route(router, request_code::NOTIFY_BROKER_ROLE_CHANGED, state, |state, _, _| async move {
+        if !state.replication.is_controller_mode() {
+            return Some(RemotingCommand::response(
+                response_code::REQUEST_CODE_NOT_SUPPORTED,
+                Some("the broker does not run in controller mode (enableControllerMode)".to_owned()),
+            ));
+        }
+        state.controller_notified.notify_one();
+        Some(RemotingCommand::response(response_code::SUCCESS, None))
     });
 }
 
