@@ -4,6 +4,7 @@
 #
 #   CYCLES=100 ./scripts/ha-soak.sh                  # SYNC_MASTER (every SEND_OK must survive)
 #   CYCLES=20 TEST=an_async_master ./scripts/ha-soak.sh   # ASYNC_MASTER: the loss window
+#   CYCLES=100 TEST=with_controllers ./scripts/ha-soak.sh  # controller mode: failover time
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CYCLES=${CYCLES:-100}
@@ -18,10 +19,14 @@ if not cycles:
     sys.exit("no cycle ran")
 acked = sum(c["acked"] for c in cycles)
 missing = sum(c["missing"] for c in cycles)
-route = sorted(c["slave_route_ms"] for c in cycles)
-print(f"{len(cycles)} cycles ({cycles[0]['role']}): {acked:,} acknowledged, {missing:,} missing from the slave, "
-      f"{sum(c['duplicates'] for c in cycles)} duplicates, {sum(c['misplaced'] for c in cycles)} misplaced; "
-      f"slave routed alone after the kill: p50 {statistics.median(route):.0f} ms, max {route[-1]} ms")
+print(f"{len(cycles)} cycles ({cycles[0]['role']}): {acked:,} acknowledged, {missing:,} missing after the kill, "
+      f"{sum(c['duplicates'] for c in cycles)} duplicates, {sum(c['misplaced'] for c in cycles)} misplaced")
+for key, what in [("slave_route_ms", "slave routed alone after the kill"),
+                  ("failover_ms", "new master took a write after the kill"),
+                  ("rejoin_ms", "killed broker back in the SyncStateSet after its restart")]:
+    times = sorted(c[key] for c in cycles if key in c)
+    if times:
+        print(f"{what}: p50 {statistics.median(times):.0f} ms, max {times[-1]} ms")
 worst = max(cycles, key=lambda c: c["missing"])
 if worst["missing"]:
     print(f"most missing in one cycle: {worst['missing']} of {worst['acked']} (cycle {worst['cycle']})")

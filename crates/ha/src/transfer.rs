@@ -125,6 +125,9 @@ pub struct Replicas {
     started: Instant,
     /// Controller mode only: the SyncStateSet.
     sync_state: Option<Mutex<SyncState>>,
+    /// The confirm offset as last computed: on a member's ack and on a set change, not on
+    /// every append (Java's too), so a joining slave is measured against a fixed mark.
+    confirm: AtomicU64,
 }
 
 impl std::fmt::Debug for Replicas {
@@ -154,6 +157,7 @@ impl Replicas {
             pushed_max: AtomicU64::new(0),
             started: Instant::now(),
             sync_state,
+            confirm: AtomicU64::new(written_end),
         }
     }
 
@@ -193,6 +197,7 @@ impl Replicas {
         if state.lock().apply(members.clone(), epoch) {
             tracing::info!(?members, epoch, "SyncStateSet changed");
         }
+        self.refresh_confirm_offset();
         // A smaller set may settle waiters; a shrink found meanwhile is proposed now.
         self.settle(None);
         self.check_sync_state_set();
@@ -210,12 +215,19 @@ impl Replicas {
         self.sync_state.as_ref().map(|state| state.lock().current())
     }
 
-    /// What every counted member holds: the master's end, lowered to the ack of each
-    /// connected member (Java's confirm offset; a member without a connection changes
-    /// nothing).
+    /// What every counted member holds, as last computed (the master's end on classic HA).
     pub fn confirm_offset(&self) -> u64 {
+        if self.sync_state.is_none() {
+            return self.written.offset();
+        }
+        self.confirm.load(Ordering::Acquire)
+    }
+
+    /// Recomputes the confirm offset: the master's end, lowered to the ack of each connected
+    /// member (a member without a connection changes nothing), never moved backwards.
+    fn refresh_confirm_offset(&self) {
         let master_end = self.written.offset();
-        let Some(state) = &self.sync_state else { return master_end };
+        let Some(state) = &self.sync_state else { return };
         let counted = state.lock().counted();
         let links = self.links.lock();
         let mut confirm = master_end;
@@ -226,7 +238,7 @@ impl Replicas {
                 }
             }
         }
-        confirm
+        self.confirm.fetch_max(confirm, Ordering::AcqRel);
     }
 
     /// Proposes the members that should leave: those without a live connection, and those
@@ -265,6 +277,9 @@ impl Replicas {
         let caught_up = ack >= link.last_transfer_end.load(Ordering::Acquire);
         if caught_up {
             link.caught_up_ms.store(self.now_ms(), Ordering::Release);
+        }
+        if state.lock().counted().contains(&id) {
+            self.refresh_confirm_offset();
         }
         if !caught_up || ack < self.confirm_offset() {
             return;

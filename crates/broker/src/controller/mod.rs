@@ -285,7 +285,7 @@ impl Manager {
                         state.replication.become_master(auto_switch, epoch, set, proposer)
                     })
                     .await;
-                    if !self.changed(changed, "master") {
+                    if !Self::changed(changed, "master") {
                         return;
                     }
                 } else if let Some(set) = &decision.sync_state_set {
@@ -302,7 +302,7 @@ impl Manager {
                         state.replication.become_slave(auto_switch, &master_addr)
                     })
                     .await;
-                    if !self.changed(changed, "slave") {
+                    if !Self::changed(changed, "slave") {
                         return;
                     }
                     tracing::info!(
@@ -328,14 +328,14 @@ impl Manager {
 
     /// Logs a role change's outcome; false when it failed (the broker is fenced then, and the
     /// next poll tries again).
-    fn changed(&self, outcome: Result<std::io::Result<()>, tokio::task::JoinError>, role: &str) -> bool {
+    fn changed(outcome: Result<std::io::Result<()>, tokio::task::JoinError>, role: &str) -> bool {
         let error = match outcome {
             Ok(Ok(())) => return true,
             Ok(Err(error)) => error.to_string(),
             Err(error) => error.to_string(),
         };
+        // A failed change leaves the broker fenced (the change fences first).
         tracing::error!(%error, role, "role change failed; the broker stays fenced and retries");
-        self.state.replication.fence();
         false
     }
 }
