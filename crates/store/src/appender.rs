@@ -298,7 +298,9 @@ fn prepare(
     metas: &mut Vec<RecordMeta>,
     queue_cache: &mut Option<Arc<ConsumeQueue>>,
 ) -> Result<(Arc<ConsumeQueue>, bool, i64, Reservation), PutStatus> {
-    if !inner.running.is_writeable() {
+    // Replica-only is checked again here, not only when the append was queued: appends queued
+    // just before the store became a slave's must not land after its master's bytes.
+    if !inner.running.is_writeable() || inner.replica_only.load(Ordering::Acquire) {
         return Err(PutStatus::ServiceNotAvailable);
     }
     let records = &mut request.records;

@@ -29,6 +29,9 @@ pub struct CommitLog {
     prepared: Mutex<Option<MappedFile>>,
     /// The appender's write cursor: current file and the end of the last reservation.
     cursor: Mutex<Option<(Arc<MappedFile>, u64)>>,
+    /// Held by [`Self::flush`] and [`Self::truncate_durably`], so a flush that started
+    /// before a truncation cannot record a flushed position past the new end.
+    flush_lock: Mutex<()>,
 }
 
 /// Bytes reserved for one append.
@@ -68,6 +71,7 @@ impl CommitLog {
             last_store_timestamp: AtomicI64::new(0),
             prepared: Mutex::new(None),
             cursor: Mutex::new(None),
+            flush_lock: Mutex::new(()),
         })
     }
 
@@ -154,6 +158,30 @@ impl CommitLog {
         Ok(())
     }
 
+    /// Drops everything from `offset` on, durably (see [`MappedFileQueue::truncate_durably`]),
+    /// and takes the newest store time back to `last_store_timestamp`, that of the newest
+    /// record kept (or an earlier time). A file made ahead for the old end is deleted too:
+    /// left on disk past a gap, it would stop the next open. The caller is the single writer
+    /// and `offset` ends a whole record; positions below it are then flushed by [`Self::flush`].
+    pub(crate) fn truncate_durably(&self, offset: u64, last_store_timestamp: i64) -> io::Result<()> {
+        let _flush = self.flush_lock.lock();
+        *self.cursor.lock() = None;
+        // Held throughout, so the allocator never makes a file for the old end after this.
+        let mut prepared = self.prepared.lock();
+        self.files.truncate_durably(offset)?;
+        let next_start = self.files.last().map_or(offset, |file| file.end_offset());
+        if let Some(stale) = prepared.take_if(|file| file.start_offset() != next_start) {
+            stale.destroy()?;
+            self.files.sync_dir()?;
+        }
+        // The new end: `offset`, or 0 when no file is left.
+        let end = self.max_offset();
+        debug_assert!(end <= offset, "the log ends at {end}, past the truncation point {offset}");
+        self.flushed_where.fetch_min(end, Ordering::AcqRel);
+        self.last_store_timestamp.store(last_store_timestamp, Ordering::Release);
+        Ok(())
+    }
+
     /// The file a replicated write at `offset` goes to: the newest file when `offset` is
     /// inside it, else a new file starting at `offset` (which must then be the end of the
     /// newest file, or a file boundary of an empty log).
@@ -189,8 +217,9 @@ impl CommitLog {
     /// Creates the file after the newest one ahead of time, so an append rarely waits for a
     /// file to be made. Called from a background thread.
     pub fn prepare_next_file(&self) -> io::Result<()> {
-        let next_start = self.files.last().map_or(0, |file| file.end_offset());
+        // Locked before the end is read: a truncation then cannot move the end in between.
         let mut prepared = self.prepared.lock();
+        let next_start = self.files.last().map_or(0, |file| file.end_offset());
         if prepared.as_ref().is_some_and(|file| file.start_offset() == next_start) {
             return Ok(());
         }
@@ -228,6 +257,7 @@ impl CommitLog {
     /// Flushes up to the newest byte when at least `least_pages` pages are dirty (0: always).
     /// Returns the flushed offset.
     pub fn flush(&self, least_pages: u64) -> io::Result<u64> {
+        let _flush = self.flush_lock.lock();
         let mut flushed = self.flushed_offset();
         // Every file from the one holding the flushed point on: a full file is flushed whole
         // and the flush carries on into its successor.
@@ -244,7 +274,9 @@ impl CommitLog {
         Ok(self.flushed_offset())
     }
 
-    /// The record stored at `offset`, if it is a whole record below the write position.
+    /// The record stored at `offset`, if it is a whole record below the write position that
+    /// says it lies at `offset`: an offset from elsewhere (a message id, an index entry of a
+    /// record since truncated) may point into the middle of another record.
     pub fn record_at(&self, offset: u64) -> Option<MappedSlice> {
         let file = self.files.find(offset)?;
         let position = offset - file.start_offset();
@@ -252,8 +284,8 @@ impl CommitLog {
         let size = i32::from_be_bytes(header.as_slice().try_into().ok()?);
         let size = u64::try_from(size).ok().filter(|size| *size > BLANK_RECORD_BYTES)?;
         let slice = file.slice(position, size)?;
-        RecordView::parse(slice.as_slice(), false).ok()?;
-        Some(slice)
+        let view = RecordView::parse(slice.as_slice(), false).ok()?;
+        (u64::try_from(view.physical_offset()).ok() == Some(offset)).then_some(slice)
     }
 
     /// `size` bytes at `offset` (a record whose size a consume-queue entry gave).

@@ -362,10 +362,14 @@ impl ConsumeQueue {
         queue_offset + per_file - queue_offset.rem_euclid(per_file)
     }
 
-    /// Drops entries whose record starts at or after commit-log `offset` (recovery).
+    /// Drops entries whose record starts at or after commit-log `offset` (recovery, and
+    /// [`crate::store::MessageStore::truncate_to`]), durably: a crash must not bring dropped
+    /// entries back between the entries written after them. Files allocated ahead for the
+    /// dropped offsets go too. Appender (or recovery) only.
     pub(crate) fn truncate_after_physic(&self, offset: i64) -> io::Result<()> {
         let mut keep = self.next_offset();
         let min = self.min_offset();
+        // At most one step per stored entry.
         while keep > min {
             match self.entry(keep - 1) {
                 Some(entry) if entry.commit_log_offset >= offset && !entry.is_filler() => keep -= 1,
@@ -375,7 +379,14 @@ impl ConsumeQueue {
         if keep == self.next_offset() {
             return Ok(());
         }
-        self.files.truncate(keep as u64 * ENTRY_SIZE_BYTES)?;
+        let prepared: Vec<MappedFile> = self.prepared.lock().drain(..).collect();
+        for file in &prepared {
+            file.destroy()?;
+        }
+        self.files.truncate_durably(keep as u64 * ENTRY_SIZE_BYTES)?;
+        if !prepared.is_empty() {
+            self.files.sync_dir()?;
+        }
         self.assigned_offset.store(-1, Ordering::Release);
         self.written_offset.store(keep, Ordering::Release);
         self.visible_offset.store(keep, Ordering::Release);

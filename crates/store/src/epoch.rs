@@ -14,7 +14,9 @@
 //! missing or fails its count or CRC.
 //!
 //! Invariants: epochs and start offsets strictly increase from entry to entry; each entry ends
-//! where the next starts, the last at [`OPEN_END`].
+//! where the next starts, the last at [`OPEN_END`]. So no entry has an empty range: a broker
+//! elected twice without writing in between (Java keeps both entries, the first owning
+//! nothing) keeps only the newer epoch, which starts at the same offset.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -40,7 +42,7 @@ pub struct EpochEntry {
 /// Why an entry was not appended.
 #[derive(Debug, thiserror::Error)]
 pub enum EpochError {
-    /// The new entry does not move both the epoch and the start offset forward.
+    /// The new entry does not move the epoch forward, or starts below the newest entry.
     #[error(
         "epoch {epoch} at offset {start_offset} does not follow epoch {last_epoch} at offset {last_start}"
     )]
@@ -94,14 +96,19 @@ impl EpochFile {
         self.entries.last().map(|entry| entry.epoch)
     }
 
-    /// Appends `epoch` starting at `start_offset` and persists. Both must be above the
-    /// newest entry's (as Java's `appendEntry` demands).
+    /// Appends `epoch` starting at `start_offset` and persists. The epoch must be above the
+    /// newest entry's and the start not below it (as Java's `appendEntry` demands). A start
+    /// equal to the newest entry's replaces that entry: it owned no byte yet (a broker elected
+    /// twice without writing in between), and keeping it would give it an empty range.
     pub fn append(&mut self, epoch: i32, start_offset: u64) -> Result<(), EpochError> {
+        let count_before = self.entries.len();
+        let last_before = self.entries.last().copied();
         self.push_in_memory(epoch, start_offset)?;
         if let Err(error) = self.persist() {
-            self.entries.pop();
-            if let Some(last) = self.entries.last_mut() {
-                last.end_offset = OPEN_END;
+            // Back to exactly what was there: the pushed entry goes, a replaced one returns.
+            self.entries.truncate(count_before);
+            if let (Some(before), Some(last)) = (last_before, self.entries.last_mut()) {
+                *last = before;
             }
             return Err(error.into());
         }
@@ -109,11 +116,8 @@ impl EpochFile {
     }
 
     fn push_in_memory(&mut self, epoch: i32, start_offset: u64) -> Result<(), EpochError> {
-        if self.entries.len() >= MAX_ENTRIES {
-            return Err(EpochError::Full);
-        }
         if let Some(last) = self.entries.last_mut() {
-            if epoch <= last.epoch || start_offset <= last.start_offset {
+            if epoch <= last.epoch || start_offset < last.start_offset {
                 return Err(EpochError::NotAfterLast {
                     epoch,
                     start_offset,
@@ -121,6 +125,17 @@ impl EpochFile {
                     last_start: last.start_offset,
                 });
             }
+            if start_offset == last.start_offset {
+                // The newest entry's range is empty: the new epoch takes its place (the entry
+                // before it already ends at this start).
+                *last = EpochEntry { epoch, start_offset, end_offset: OPEN_END };
+                return Ok(());
+            }
+        }
+        if self.entries.len() >= MAX_ENTRIES {
+            return Err(EpochError::Full);
+        }
+        if let Some(last) = self.entries.last_mut() {
             last.end_offset = start_offset;
         }
         self.entries.push(EpochEntry { epoch, start_offset, end_offset: OPEN_END });
@@ -185,8 +200,20 @@ impl EpochFile {
     }
 
     fn persist(&self) -> io::Result<()> {
+        debug_assert!(keeps_invariants(&self.entries), "epoch entries out of order: {:?}", self.entries);
         apogee_common::fs::write_atomically(&self.path, render(&self.entries).as_bytes())
     }
+}
+
+/// The module's invariants: epochs and starts strictly increase, each entry ends where the
+/// next starts, and the newest is open.
+fn keeps_invariants(entries: &[EpochEntry]) -> bool {
+    let chained = entries.windows(2).all(|pair| {
+        pair[0].epoch < pair[1].epoch
+            && pair[0].start_offset < pair[1].start_offset
+            && pair[0].end_offset == pair[1].start_offset
+    });
+    chained && entries.last().is_none_or(|last| last.end_offset == OPEN_END)
 }
 
 /// The file's text for `entries`, as Java's `CheckpointFile.write` makes it.
@@ -250,7 +277,40 @@ mod tests {
         let reopened = EpochFile::open(dir.path()).unwrap();
         assert_eq!(reopened.entries(), &[entry(1, 0, 1024), entry(2, 1024, OPEN_END)]);
         assert!(matches!(reopened_append(dir.path(), 2, 2048), Err(EpochError::NotAfterLast { .. })));
-        assert!(matches!(reopened_append(dir.path(), 3, 1024), Err(EpochError::NotAfterLast { .. })));
+        assert!(matches!(reopened_append(dir.path(), 3, 1000), Err(EpochError::NotAfterLast { .. })));
+    }
+
+    #[test]
+    fn an_epoch_at_the_newest_entrys_start_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = EpochFile::open(dir.path()).unwrap();
+        file.append(1, 0).unwrap();
+        file.append(2, 500).unwrap();
+        // Elected again (epoch 4) before writing anything under epoch 2.
+        file.append(4, 500).unwrap();
+        assert_eq!(file.entries(), &[entry(1, 0, 500), entry(4, 500, OPEN_END)]);
+        // The same start needs a higher epoch; a lower start is refused whatever the epoch.
+        assert!(matches!(file.append(4, 500), Err(EpochError::NotAfterLast { .. })));
+        assert!(matches!(file.append(3, 500), Err(EpochError::NotAfterLast { .. })));
+        assert!(matches!(file.append(9, 499), Err(EpochError::NotAfterLast { .. })));
+        assert_eq!(file.entries(), &[entry(1, 0, 500), entry(4, 500, OPEN_END)]);
+        let reopened = EpochFile::open(dir.path()).unwrap();
+        assert_eq!(reopened.entries(), file.entries());
+        let text = std::fs::read_to_string(dir.path().join(EPOCH_FILE_NAME)).unwrap();
+        assert!(text.starts_with("2\n") && text.ends_with("1-0\n4-500\n"), "{text:?}");
+        // The only entry can be replaced too, and a Java file holding both entries of an empty
+        // range reads as the newer one.
+        let single = tempfile::tempdir().unwrap();
+        let mut file = EpochFile::open(single.path()).unwrap();
+        file.append(1, 0).unwrap();
+        file.append(2, 0).unwrap();
+        assert_eq!(file.entries(), &[entry(2, 0, OPEN_END)]);
+        let java = render(&[entry(1, 0, 100), entry(2, 100, 100), entry(3, 100, OPEN_END)]);
+        std::fs::write(single.path().join(EPOCH_FILE_NAME), java).unwrap();
+        assert_eq!(
+            EpochFile::open(single.path()).unwrap().entries(),
+            &[entry(1, 0, 100), entry(3, 100, OPEN_END)]
+        );
     }
 
     fn reopened_append(root: &Path, epoch: i32, start: u64) -> Result<(), EpochError> {
@@ -309,15 +369,28 @@ mod tests {
     proptest! {
         #[test]
         fn any_appends_and_truncations_keep_entries_increasing(
-            steps in proptest::collection::vec((0u8..4, 0i32..50, 0u64..10_000), 1..60)
+            steps in proptest::collection::vec((0u8..5, 0i32..50, 0u64..10_000), 1..60)
         ) {
             let dir = tempfile::tempdir().unwrap();
             let mut file = EpochFile::open(dir.path()).unwrap();
             for (kind, epoch, offset) in steps {
+                let before = file.entries().to_vec();
                 let _ = match kind {
                     0 | 1 => file.append(epoch, offset).map_err(|error| error.to_string()),
                     2 => file.truncate_from_offset(offset).map_err(|error| error.to_string()),
-                    _ => file.truncate_below_offset(offset).map_err(|error| error.to_string()),
+                    3 => file.truncate_below_offset(offset).map_err(|error| error.to_string()),
+                    _ => {
+                        // At the newest entry's start: replaces it when the epoch is higher.
+                        let start = before.last().map_or(offset, |last| last.start_offset);
+                        let appended = file.append(epoch, start);
+                        let replaces = before.last().is_some_and(|last| epoch > last.epoch);
+                        prop_assert_eq!(appended.is_ok(), replaces || before.is_empty());
+                        if replaces {
+                            prop_assert_eq!(file.entries().len(), before.len());
+                            prop_assert_eq!(&file.entries()[..before.len() - 1], &before[..before.len() - 1]);
+                        }
+                        appended.map_err(|error| error.to_string())
+                    }
                 };
                 for pair in file.entries().windows(2) {
                     prop_assert!(pair[0].epoch < pair[1].epoch);

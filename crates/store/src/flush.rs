@@ -8,6 +8,7 @@
 //! stay stored and become visible once the flush completes.
 
 use std::collections::VecDeque;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +41,9 @@ pub(crate) struct PendingFlush {
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     pending: Mutex<VecDeque<PendingFlush>>,
+    /// Held from taking flushed rounds off `pending` until their queue entries are published,
+    /// so [`settle`] knows no publication is in flight once it holds it.
+    publishing: Mutex<()>,
     ready: Condvar,
     stopped: Mutex<bool>,
     /// Flushes done by the group commit.
@@ -98,7 +102,17 @@ pub(crate) fn run_group_commit(inner: Arc<StoreInner>) {
         if flushed >= target {
             inner.checkpoint.update(|values| values.physic_msg_timestamp = timestamp);
         }
-        let mut done = Vec::new();
+        group.flushes.fetch_add(1, Ordering::Relaxed);
+        complete_flushed(&inner, flushed);
+    }
+}
+
+/// Publishes the queue entries of the rounds flushed below `flushed` and answers their waiters.
+fn complete_flushed(inner: &StoreInner, flushed: u64) {
+    let group = &inner.group_commit;
+    let mut done = Vec::new();
+    {
+        let _publishing = group.publishing.lock();
         {
             let mut pending = group.pending.lock();
             while pending.front().is_some_and(|round| round.end_offset <= flushed) {
@@ -107,15 +121,36 @@ pub(crate) fn run_group_commit(inner: Arc<StoreInner>) {
                 }
             }
         }
-        group.flushes.fetch_add(1, Ordering::Relaxed);
-        for mut round in done {
-            group.flushed_appends.fetch_add(round.waiters.len() as u64, Ordering::Relaxed);
+        for round in &mut done {
             inner.publish(&mut round.publications);
-            for (callback, result) in round.waiters {
-                callback.done(result);
-            }
         }
     }
+    for round in done {
+        group.flushed_appends.fetch_add(round.waiters.len() as u64, Ordering::Relaxed);
+        for (callback, result) in round.waiters {
+            callback.done(result);
+        }
+    }
+}
+
+/// Completes every round queued for the group commit now: flushes the commit log, publishes
+/// the rounds' queue entries and answers their waiters. The caller holds the combiner role
+/// (no new round can be queued), so on return no publication from before is still pending or
+/// in flight: [`crate::truncate`] runs it before it moves queue ends back.
+pub(crate) fn settle(inner: &StoreInner) -> io::Result<()> {
+    if inner.group_commit.pending.lock().is_empty() {
+        // The flusher may still be publishing what it took: wait for it.
+        drop(inner.group_commit.publishing.lock());
+        return Ok(());
+    }
+    let flushed = inner.commit_log.flush(0)?;
+    complete_flushed(inner, flushed);
+    let left = inner.group_commit.pending.lock().len();
+    if left > 0 {
+        // Every queued round ends at or below the log's end, which the flush just reached.
+        return Err(io::Error::other(format!("{left} group-commit rounds end past the flushed log")));
+    }
+    Ok(())
 }
 
 /// Answers SYNC_FLUSH waiters whose flush is overdue.

@@ -11,7 +11,8 @@
 //!   [`mapped_file`] and [`mapped_file_queue`];
 //! - [`recovery`], [`retention`], [`checkpoint`]: staying correct across crashes and time;
 //! - [`replica`]: what a master ships to its slaves and how a slave takes it in;
-//! - [`epoch`]: the epoch file of controller mode (which master epoch wrote which range).
+//! - [`epoch`]: the epoch file of controller mode (which master epoch wrote which range);
+//! - [`truncate`]: cutting a slave's log back to the point it agrees on with a new master.
 
 pub mod append_queue;
 pub mod appender;
@@ -37,11 +38,14 @@ pub mod retention;
 pub mod running;
 pub mod service;
 pub mod store;
+pub mod truncate;
 
 pub use config::{FlushDiskType, StoreConfig};
+pub use epoch::{EpochEntry, EpochError, EpochFile};
 pub use put::{AppendInfo, ArrivalListener, PutCallback, PutDone, PutRequest, PutResult, PutStatus};
 pub use read::{
     AcceptAll, BoundaryType, GetMessageResult, GetMessageStatus, MessageFilter, QueryMessageResult,
 };
 pub use replica::{ReplicaAppendError, Replication};
 pub use store::{MessageStore, StoreError, StoreStats};
+pub use truncate::TruncateError;

@@ -255,8 +255,11 @@ impl MappedFile {
     fn bytes(&self, start: usize, length: usize) -> &[u8] {
         debug_assert!((start + length) as u64 <= self.size_bytes);
         // SAFETY: slices are only handed out for published bytes inside the mapping, which
-        // the single writer never touches again (except `truncate_to`, used only while no
-        // reader exists: recovery and deletion of the newest records on open).
+        // the single writer never touches again, except `truncate_to`: at recovery (no reader
+        // yet), and on a slave whose log is cut back (a bad replicated tail, or
+        // `MessageStore::truncate_to` on a role change). A reader still holding a slice of the
+        // dropped bytes then sees them turn to zeros; the mapping stays valid (the file keeps
+        // its length), only its content changes, as with any shared file mapping.
         unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(start), length) }
     }
 
@@ -276,6 +279,15 @@ impl MappedFile {
         self.file.sync_data()?;
         self.flushed.fetch_max(wrote, Ordering::AcqRel);
         Ok(wrote)
+    }
+
+    /// Syncs the file whatever its positions say (after [`Self::truncate_to`], whose zeroing
+    /// they do not count as dirty), then counts everything written as flushed.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        let wrote = self.wrote();
+        self.file.sync_data()?;
+        self.flushed.fetch_max(wrote, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Starts writing to disk the whole pages appended since the last call, and returns at

@@ -156,6 +156,27 @@ impl MappedFileQueue {
         Ok(())
     }
 
+    /// [`Self::truncate`], made to survive a crash before it returns: the zeroed tail of the
+    /// file holding `offset` is synced, and so is the directory when files were deleted. A
+    /// crash can then never bring dropped bytes back, to be read as data once later appends
+    /// reuse the offsets before them.
+    pub fn truncate_durably(&self, offset: u64) -> io::Result<()> {
+        let removes_files = self.last().is_some_and(|last| last.start_offset() >= offset);
+        self.truncate(offset)?;
+        if let Some(last) = self.last().filter(|last| offset < last.end_offset()) {
+            last.sync()?;
+        }
+        if removes_files {
+            self.sync_dir()?;
+        }
+        Ok(())
+    }
+
+    /// Syncs the directory itself, so file deletions and creations in it survive a crash.
+    pub fn sync_dir(&self) -> io::Result<()> {
+        fs::File::open(&self.dir)?.sync_all()
+    }
+
     /// Removes the oldest file from the queue and unlinks it (readers keep their slices).
     pub fn delete_first(&self) -> io::Result<Option<Arc<MappedFile>>> {
         let mut files = self.files.write();

@@ -329,7 +329,16 @@ impl MessageStore {
             index_last_update_timestamp: hits.index_last_update_timestamp,
             index_last_update_phy_offset: hits.index_last_update_phy_offset,
         };
+        // After a truncation, an offset may be indexed twice: for the dropped message and for
+        // the one that took its place.
+        let mut seen: Vec<i64> = Vec::with_capacity(hits.phy_offsets.len());
         for offset in hits.phy_offsets {
+            if seen.contains(&offset) {
+                continue;
+            }
+            seen.push(offset);
+            // `message_at` checks the record there says it lies at this offset, so an entry of
+            // a dropped message pointing into another record finds nothing.
             let Some(record) = u64::try_from(offset).ok().and_then(|offset| self.message_at(offset)) else {
                 continue;
             };

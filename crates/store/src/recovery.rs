@@ -91,7 +91,8 @@ fn start_file_by_offset(files: &[Arc<MappedFile>], offset: i64) -> usize {
         .unwrap_or(0)
 }
 
-fn first_record(file: &Arc<MappedFile>) -> Option<(i64, u64)> {
+/// Store time and offset of the first record of `file`, if it parses.
+pub(crate) fn first_record(file: &Arc<MappedFile>) -> Option<(i64, u64)> {
     let slice = file.slice_to_end(0)?;
     let view = RecordView::parse(slice.as_slice(), false).ok()?;
     Some((view.store_timestamp(), file.start_offset()))

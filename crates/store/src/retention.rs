@@ -2,8 +2,8 @@
 //! `deleteWhen`, or at once when the disk passes `diskMaxUsedSpaceRatio`; past
 //! `diskSpaceCleanForciblyRatio` the oldest go even if young (when `cleanFileForciblyEnable`,
 //! each such deletion logged at WARN with the offsets it held). The refusal of appends on a
-//! full disk is `disk_guard`'s. Consume queues and index files follow the commit log's new
-//! minimum offset. The newest commit-log file is never deleted.
+//! full disk is `disk_guard`'s. Consume queues, index files and the entries of the epoch file
+//! follow the commit log's new minimum offset. The newest commit-log file is never deleted.
 
 use std::time::{Duration, SystemTime};
 
@@ -44,11 +44,24 @@ pub(crate) fn run_once(inner: &StoreInner, state: &mut RetentionState) {
     }
 
     let reserved = Duration::from_secs(config.file_reserved_time_hours.saturating_mul(3600));
+    // Never while the tail is being truncated: both change the files and the epoch file.
+    let _maintenance = inner.maintenance.lock();
     let deleted = delete_expired_commit_log(inner, reserved, clean_forcibly);
     if deleted > 0 {
         tracing::info!(deleted, used_percent, "commit-log files deleted by retention");
     }
+    clean_epochs(inner);
     clean_logics(inner);
+}
+
+/// Drops the epoch entries wholly below the commit log's minimum offset (Java does so after
+/// deleting commit-log files). Every pass, so a failed write is retried; a failure only
+/// leaves entries for bytes no longer stored, which nothing compares against.
+fn clean_epochs(inner: &StoreInner) {
+    let min_offset = inner.commit_log.min_offset();
+    if let Err(error) = inner.epochs.lock().truncate_below_offset(min_offset) {
+        tracing::warn!(%error, min_offset, "epoch entries below the oldest stored byte not dropped");
+    }
 }
 
 /// Deletes commit-log files oldest first, at most `deleteFileBatchMax`, stopping at the

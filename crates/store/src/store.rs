@@ -19,6 +19,7 @@ use crate::config::{FlushDiskType, StoreConfig};
 use crate::consume_queue::ConsumeQueue;
 use crate::disk::{DiskUsage, StatvfsDiskUsage};
 use crate::dispatch::DelayLevels;
+use crate::epoch::{EpochFile, EPOCH_FILE_NAME};
 use crate::flush::{self, GroupCommit};
 use crate::index::{IndexConfig, IndexService};
 use crate::put::{ArrivalListener, PutCallback, PutRequest, PutResult, PutStatus};
@@ -73,6 +74,13 @@ pub(crate) struct StoreInner {
     pub replication: OnceLock<Arc<dyn Replication>>,
     /// A slave's store: ordinary appends are refused.
     pub replica_only: AtomicBool,
+    /// Controller mode's epoch file (see [`crate::epoch`]): the store owns it because
+    /// retention and truncation must change it together with the commit log.
+    pub epochs: Mutex<EpochFile>,
+    /// Held while stored bytes are removed other than by appending (retention at the head of
+    /// the log, [`MessageStore::truncate_to`] at its tail) and while consume queues and the
+    /// index are flushed, so none of them sees the others half done.
+    pub maintenance: Mutex<()>,
 }
 
 impl StoreInner {
@@ -139,6 +147,7 @@ impl MessageStore {
             .map_err(io_error(config.consume_queue_dir()))?;
         let checkpoint =
             Checkpoint::open(&root.join("checkpoint")).map_err(io_error(root.join("checkpoint")))?;
+        let epochs = EpochFile::open(&root).map_err(io_error(root.join(EPOCH_FILE_NAME)))?;
         let index = if config.message_index_enable {
             let index_config = IndexConfig {
                 max_hash_slot_num: config.max_hash_slot_num,
@@ -166,6 +175,8 @@ impl MessageStore {
             allocator_wake: Mutex::new(None),
             replication: OnceLock::new(),
             replica_only: AtomicBool::new(false),
+            epochs: Mutex::new(epochs),
+            maintenance: Mutex::new(()),
         });
 
         let started = Instant::now();
@@ -361,6 +372,14 @@ impl MessageStore {
         retention::run_once(&self.inner, &mut retention::RetentionState::forced());
     }
 
+    /// The epoch file of controller mode (which master epoch wrote which range of the log).
+    /// The HA service appends to it and reads it to find the consistent point with its
+    /// master; retention and [`Self::truncate_to`] drop the entries whose bytes they remove.
+    /// Do not hold the lock while calling `truncate_to`: it needs the file too.
+    pub fn epochs(&self) -> &Mutex<EpochFile> {
+        &self.inner.epochs
+    }
+
     /// Deletes a topic's consume queues (its commit-log records age out with retention).
     pub fn delete_topic(&self, topic: &str) -> io::Result<()> {
         self.inner.queues.remove_topic(topic)
@@ -457,6 +476,12 @@ impl Drop for MessageStore {
 /// sequence": in isolation not syncing helped, in the sequence it looked worse; too noisy to
 /// be sure, so the bounded behaviour is kept.)
 pub(crate) fn flush_logics(inner: &StoreInner) {
+    let _maintenance = inner.maintenance.lock();
+    flush_logics_locked(inner);
+}
+
+/// [`flush_logics`] for a caller already holding [`StoreInner::maintenance`].
+pub(crate) fn flush_logics_locked(inner: &StoreInner) {
     let timestamp = inner.dispatched_store_timestamp.load(Ordering::Acquire);
     for queue in inner.queues.all() {
         if let Err(error) = queue.flush() {

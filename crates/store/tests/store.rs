@@ -386,7 +386,15 @@ fn retention_deletes_expired_files_and_nothing_else() {
     age_file(&files[1], 73);
     age_file(&files[2], 1);
     age_file(&files[3], 200);
+    // Controller mode's epochs: the first two own only bytes of the files about to go.
+    let file_size = 64 * 1024;
+    for (epoch, start) in [(1, 0), (2, file_size + 100), (3, 2 * file_size), (4, 3 * file_size + 7)] {
+        store.epochs().lock().append(epoch, start).unwrap();
+    }
     store.run_retention();
+    let epochs: Vec<(i32, u64)> =
+        store.epochs().lock().entries().iter().map(|entry| (entry.epoch, entry.start_offset)).collect();
+    assert_eq!(epochs, [(3, 2 * file_size), (4, 3 * file_size + 7)], "epochs below the new start dropped");
     assert!(!files[0].exists() && !files[1].exists(), "expired files deleted");
     assert!(files[2].exists(), "a young file stops the deletion");
     assert!(files[3].exists(), "files after the first kept one stay, whatever their age");

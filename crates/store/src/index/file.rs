@@ -230,6 +230,17 @@ impl IndexFile {
         Ok(true)
     }
 
+    /// Moves the header's end offset (the newest indexed message) down to `phy_offset` when
+    /// it is above: the commit log was truncated, and messages after `phy_offset` must be
+    /// indexed again when they come. Entries stay; the next [`Self::flush`] writes the header.
+    pub(crate) fn lower_end_phy_offset(&self, phy_offset: i64) {
+        let mut state = self.state.write();
+        if state.header.end_phy_offset > phy_offset {
+            state.header.end_phy_offset = phy_offset;
+            state.dirty = true;
+        }
+    }
+
     /// Appends to `out` the commit-log offsets of entries with `key_hash` stored within
     /// `[begin, end]`, newest first, until `out` holds `max` offsets (Java `selectPhyOffset`).
     pub(crate) fn select_phy_offsets(

@@ -274,6 +274,47 @@ impl IndexService {
         destroy_all(&removed, "wholly below the commit log's minimum offset")
     }
 
+    /// The commit log was truncated at `commit_log_offset` (a slave taking its new master's
+    /// log): messages written from there on must be indexed again when they come, although
+    /// the offsets they get may have been indexed before. Files holding only entries at or
+    /// after the offset are deleted; the newest indexed offset, in memory and in every
+    /// remaining header, moves below it; the headers are flushed. Entries for dropped messages
+    /// stay in the remaining files: a query returns candidates only, and the store checks
+    /// each one against the record now at its offset.
+    pub fn forget_from_offset(&self, commit_log_offset: i64) -> io::Result<()> {
+        let below = commit_log_offset.saturating_sub(1);
+        // A full file still syncing would publish its end time after the recount below.
+        self.join_background_flushes();
+        let removed: Vec<_> = {
+            let mut writer = self.writer.lock();
+            let removed = {
+                let mut files = self.files.write();
+                let kept = files
+                    .iter()
+                    .position(|file| {
+                        let header = file.header();
+                        header.index_count > 1 && header.begin_phy_offset >= commit_log_offset
+                    })
+                    .unwrap_or(files.len());
+                files.drain(kept..).collect()
+            };
+            let files = self.files.read().clone();
+            for file in &files {
+                file.lower_end_phy_offset(below);
+            }
+            if writer.last_indexed_offset.is_some_and(|last| last > below) {
+                writer.last_indexed_offset = Some(below);
+            }
+            self.flushed_full_end_timestamp.store(full_files_end_timestamp(&files), Ordering::Release);
+            removed
+        };
+        destroy_all(&removed, "holds only entries of truncated messages")?;
+        if !removed.is_empty() {
+            fs::File::open(&self.dir)?.sync_all()?;
+        }
+        self.flush()
+    }
+
     /// Name and header of every file, oldest first: what an admin status view or a test needs to
     /// see how the index is laid out without reading the files.
     pub fn file_headers(&self) -> Vec<(String, IndexHeader)> {
