@@ -574,6 +574,8 @@ const CONTROLLER_SET: &str = "ha-c";
 /// Longest a failover may take before the test fails (the bound is 10 s; the
 /// controller's liveness warm-up after its own start can add to the first cycle).
 const FAILOVER_LIMIT: Duration = Duration::from_secs(30);
+/// The sequence of the messages that probe for the new master (plus the cycle).
+const PROBE_SEQUENCE: u64 = 9_000_000_000_000_000;
 /// Longest a restarted broker may take to rejoin the SyncStateSet.
 const REJOIN_LIMIT: Duration = Duration::from_secs(60);
 
@@ -661,7 +663,12 @@ impl ControllerModeGroup {
 }
 
 /// Sends until broker `survivor` acknowledges as master; returns when.
-async fn wait_for_new_master(group: &ControllerModeGroup, survivor: usize, killed_at: Instant) -> Duration {
+async fn wait_for_new_master(
+    group: &ControllerModeGroup,
+    survivor: usize,
+    killed_at: Instant,
+    cycle: u32,
+) -> Duration {
     let namesrv = group.namesrv.namesrv_addr().to_owned();
     let admin = apogee_client::Admin::builder().namesrv(&namesrv).start().await.expect("admin starts");
     let survivor_addr = group.brokers[survivor].broker_addr().to_owned();
@@ -682,7 +689,9 @@ async fn wait_for_new_master(group: &ControllerModeGroup, survivor: usize, kille
             "the new master took no write in time\n{}",
             group.logs()
         );
-        let message = Message::new(TOPIC, body_of(u64::MAX / 2, 0)).with_keys(["failover-probe"]);
+        // A sequence no producer uses, of the 16 digits a body starts with.
+        let probe = PROBE_SEQUENCE + u64::from(cycle);
+        let message = Message::new(TOPIC, body_of(probe, 0)).with_keys(["failover-probe"]);
         if producer.send(message).await.is_ok_and(|result| result.status == SendStatus::SendOk) {
             break;
         }
@@ -711,7 +720,7 @@ async fn controller_kill_cycle(group: &mut ControllerModeGroup, cycle: u32) -> V
     let load = load.await.expect("load task");
     producer.shutdown().await;
     assert!(!load.acked.is_empty(), "cycle {cycle}: nothing acknowledged before the kill\n{}", group.logs());
-    let failover = wait_for_new_master(group, survivor, killed_at).await;
+    let failover = wait_for_new_master(group, survivor, killed_at, cycle).await;
     let read = read_from_slave(&namesrv, &load.acked, 0).await;
     let missing: Vec<u64> =
         load.acked.keys().copied().filter(|sequence| !read.placements.contains_key(sequence)).collect();
