@@ -287,7 +287,7 @@ impl Cli {
 
     pub async fn run(self) -> Result<()> {
         match self.command {
-            Command::Namesrv(args) => run_namesrv(args.to_config()?, &args.ports_file).await,
+            Command::Namesrv(args) => run_namesrv(&args).await,
             Command::Controller(args) => run_controller(args.to_config()?, &args.ports_file).await,
             Command::Standalone(args) => run_standalone(args).await,
             Command::Proxy(args) => run_proxy(args).await,
@@ -322,23 +322,60 @@ impl Cli {
     }
 }
 
-async fn run_namesrv(config: NamesrvConfig, ports_file: &PortsFileArg) -> Result<()> {
+async fn run_namesrv(args: &NamesrvArgs) -> Result<()> {
+    let config = args.to_config()?;
     let listen = config.listen;
-    let namesrv =
-        NameServer::start(config).await.with_context(|| format!("starting the name server on {listen}"))?;
+    // Java's NamesrvStartup starts the embedded controller first, from the same file.
+    let controller = match config.enable_controller_in_namesrv {
+        true => Some(start_embedded_controller(args).await?),
+        false => None,
+    };
+    let namesrv = match NameServer::start(config).await {
+        Ok(namesrv) => namesrv,
+        Err(error) => {
+            if let Some(controller) = controller {
+                controller.shutdown().await;
+            }
+            return Err(error).with_context(|| format!("starting the name server on {listen}"));
+        }
+    };
     // Scripts and tests read this line (or the ports file) to learn the bound port.
     println!("apogee namesrv listening on {}", namesrv.local_addr());
     if let Some(metrics) = namesrv.metrics_addr() {
         println!("apogee namesrv metrics listening on http://{metrics}/metrics");
     }
-    ports_file.write(&BoundAddrs {
+    let written = args.ports_file.write(&BoundAddrs {
         namesrv: Some(namesrv.local_addr()),
         metrics: namesrv.metrics_addr(),
+        controller: controller.as_ref().map(Controller::local_addr),
         ..BoundAddrs::default()
-    })?;
-    wait_for_shutdown_signal().await?;
+    });
+    if written.is_ok() {
+        wait_for_shutdown_signal().await?;
+    }
     namesrv.shutdown().await;
-    Ok(())
+    if let Some(controller) = controller {
+        controller.shutdown().await;
+    }
+    written
+}
+
+/// The controller `enableControllerInNamesrv` embeds: the namesrv.conf's controller keys
+/// (`controllerDLegerPeers`, `controllerDLegerSelfId`, `controllerStorePath`…), on this
+/// controller's own peer address; a file without peers runs a lone controller on 127.0.0.1:9878.
+async fn start_embedded_controller(args: &NamesrvArgs) -> Result<Controller> {
+    let mut config = ControllerConfig::default();
+    apply_config_file(args.config_file.as_deref(), |text| config.apply_properties(text))?;
+    if let Some(own) = config.peers.get(&config.id).and_then(|addr| addr.parse::<SocketAddr>().ok()) {
+        config.listen = own;
+    }
+    config.validate().map_err(|error| anyhow::anyhow!("embedded controller settings: {error}"))?;
+    let listen = config.listen;
+    let controller = Controller::start(config)
+        .await
+        .with_context(|| format!("starting the embedded controller on {listen}"))?;
+    println!("apogee controller {} listening on {}", controller.id(), controller.local_addr());
+    Ok(controller)
 }
 
 async fn run_controller(config: ControllerConfig, ports_file: &PortsFileArg) -> Result<()> {

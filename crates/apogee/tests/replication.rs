@@ -563,7 +563,8 @@ fn a_slave_copies_the_masters_topics_and_registers_them() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Controller mode: a lone `apogee controller` elects the master of two brokers; the test
+// Controller mode: a controller embedded in the NameServer (`enableControllerInNamesrv`; the
+// standalone `apogee controller` is tested in controller.rs) elects the master of two brokers; the test
 // kills the master with SIGKILL under load, measures how long until the other broker takes
 // writes as master, checks every acknowledged message on it, and brings the killed broker
 // back, which must rejoin as a slave (truncating what it alone held) and catch up. Each cycle
@@ -579,10 +580,9 @@ const PROBE_SEQUENCE: u64 = 9_000_000_000_000_000;
 /// Longest a restarted broker may take to rejoin the SyncStateSet.
 const REJOIN_LIMIT: Duration = Duration::from_secs(60);
 
-/// A controller, a NameServer and two brokers in controller mode.
+/// A NameServer with an embedded controller, and two brokers in controller mode.
 struct ControllerModeGroup {
     namesrv: ApogeeProcess,
-    controller: ApogeeProcess,
     brokers: [ApogeeProcess; 2],
     _dir: tempfile::TempDir,
 }
@@ -590,13 +590,20 @@ struct ControllerModeGroup {
 impl ControllerModeGroup {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let namesrv = ApogeeProcess::start(binary(), &["namesrv", "--listen", "127.0.0.1:0"]);
-        let controller_conf = dir.path().join("controller.conf");
-        std::fs::write(&controller_conf, "scanNotActiveBrokerInterval=500\nscanInactiveMasterInterval=500\n")
-            .unwrap();
-        let controller = ApogeeProcess::start(
+        let namesrv_conf = dir.path().join("namesrv.conf");
+        std::fs::write(
+            &namesrv_conf,
+            format!(
+                "enableControllerInNamesrv=true\ncontrollerDLegerPeers=n1-127.0.0.1:0\n\
+                 controllerDLegerSelfId=n1\ncontrollerStorePath={}\n\
+                 scanNotActiveBrokerInterval=500\nscanInactiveMasterInterval=500\n",
+                dir.path().join("controller").display()
+            ),
+        )
+        .unwrap();
+        let namesrv = ApogeeProcess::start(
             binary(),
-            &["controller", "--id", "1", "--peers", "1=127.0.0.1:0", "-c", controller_conf.to_str().unwrap()],
+            &["namesrv", "--listen", "127.0.0.1:0", "-c", namesrv_conf.to_str().unwrap()],
         );
         let broker_conf = dir.path().join("broker.conf");
         std::fs::write(
@@ -608,7 +615,7 @@ impl ControllerModeGroup {
                  syncBrokerMetadataPeriod=1000\nbrokerHeartbeatInterval=500\n\
                  controllerHeartBeatTimeoutMills=3000\ncheckSyncStateSetPeriod=1000\n\
                  haMaxTimeSlaveNotCatchup=5000\nflushDiskType=ASYNC_FLUSH\n",
-                controller.controller_addr()
+                namesrv.controller_addr()
             ),
         )
         .unwrap();
@@ -619,13 +626,13 @@ impl ControllerModeGroup {
             ApogeeProcess::start(binary(), &args)
         };
         let brokers = [broker(), broker()];
-        Self { namesrv, controller, brokers, _dir: dir }
+        Self { namesrv, brokers, _dir: dir }
     }
 
     fn logs(&self) -> String {
         format!(
-            "--- controller ---\n{}\n--- broker 0 ---\n{}\n--- broker 1 ---\n{}",
-            self.controller.log(),
+            "--- namesrv and controller ---\n{}\n--- broker 0 ---\n{}\n--- broker 1 ---\n{}",
+            self.namesrv.log(),
             self.brokers[0].log(),
             self.brokers[1].log()
         )
@@ -637,7 +644,7 @@ impl ControllerModeGroup {
             ..Default::default()
         };
         apogee_controller::client::ControllerClient::new(
-            vec![self.controller.controller_addr().to_owned()],
+            vec![self.namesrv.controller_addr().to_owned()],
             config,
         )
     }

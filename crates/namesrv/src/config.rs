@@ -35,6 +35,11 @@ pub struct NamesrvConfig {
     /// TLS of the remoting port: Java's `TlsSystemConfig` keys (`tls.server.mode`…). A
     /// generated certificate is written beside the KV config, under `tls/`.
     pub tls: apogee_remoting::tls::TlsSettings,
+    /// `enableControllerInNamesrv`: a controller runs in the NameServer's process, on its own
+    /// port (this controller's `controllerDLegerPeers` entry, as Java's embedded controller
+    /// serves on its DLedger port); its settings come from the same file, and `apogee namesrv`
+    /// starts it.
+    pub enable_controller_in_namesrv: bool,
 }
 
 /// Default NameServer port.
@@ -57,6 +62,7 @@ impl Default for NamesrvConfig {
             shutdown_grace_ms: 3_000,
             metrics: apogee_metrics::MetricsSettings::default(),
             tls: apogee_remoting::tls::TlsSettings::default(),
+            enable_controller_in_namesrv: false,
         }
     }
 }
@@ -109,6 +115,7 @@ impl NamesrvConfig {
             "enableAllTopicList" => self.enable_all_topic_list = flag()?,
             "enableTopicList" => self.enable_topic_list = flag()?,
             "deleteTopicWithBrokerRegistration" => self.delete_topic_with_broker_registration = flag()?,
+            "enableControllerInNamesrv" => self.enable_controller_in_namesrv = flag()?,
             "serverChannelMaxIdleTimeSeconds" => self.idle_timeout_ms = number()?.saturating_mul(1000),
             _ if apogee_remoting::tls::TlsSettings::is_key(key) => {
                 self.tls.set(key, value).map_err(|error| {
@@ -141,6 +148,7 @@ impl NamesrvConfig {
             ("bindAddress", self.listen.ip().to_string()),
             ("deleteTopicWithBrokerRegistration", self.delete_topic_with_broker_registration.to_string()),
             ("enableAllTopicList", self.enable_all_topic_list.to_string()),
+            ("enableControllerInNamesrv", self.enable_controller_in_namesrv.to_string()),
             ("enableTopicList", self.enable_topic_list.to_string()),
             ("kvConfigPath", self.kv_config_path.display().to_string()),
             ("listenPort", self.listen.port().to_string()),
