@@ -76,3 +76,8 @@ fn grpc_endpoint_checks_acl_of_the_official_python_5x_client() {
 fn grpc_proxy_serves_the_official_python_5x_client_over_two_broker_groups() {
     run_suite_with(&python::grpc_interpreter(), "grpc_python_cluster.py");
 }
+
+#[test]
+fn controller_failover_keeps_every_message_the_official_cpp_client_was_acknowledged() {
+    run_python_suite("failover_cpp.py");
+}
