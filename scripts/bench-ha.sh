@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Workload 2 (128 B, 4 connections × 32 in flight) against a master with one slave, under
-# SYNC_MASTER and ASYNC_MASTER, alternating in each round so both see the same machine.
+# SYNC_MASTER, ASYNC_MASTER and controller mode (allAckInSyncStateSet: a send waits for the
+# SyncStateSet), alternating in each round so all see the same machine.
 # Prints, per run: messages/s and send latency p50/p99/p99.9 ms.
 #
 #   ./scripts/bench-ha.sh                       # 3 rounds of 6 s
@@ -16,11 +17,21 @@ bin=$(release_binary)
 group_init apogee-bench-ha
 
 for round in $(seq "$ROUNDS"); do
-  for role in SYNC_MASTER ASYNC_MASTER; do
-    start_group "$bin" "$role"
-    # A SYNC_MASTER answers SLAVE_NOT_AVAILABLE until its slave is connected.
-    sleep 2
+  for role in ${ROLES:-SYNC_MASTER ASYNC_MASTER CONTROLLER}; do
+    if [[ $role == CONTROLLER ]]; then
+      start_controller_group "$bin"
+      # The election, then the slave's catch-up into the SyncStateSet.
+      sleep 6
+    else
+      start_group "$bin" "$role"
+      # A SYNC_MASTER answers SLAVE_NOT_AVAILABLE until its slave is connected.
+      sleep 2
+    fi
     "$bin" bench $ARGS -d "$DURATION" -n "$NAMESRV" --quiet > "$work/bench.out"
+    if [[ $role == CONTROLLER ]]; then
+      # What the measurement waited for: the newest SyncStateSet the master logged.
+      grep -ah "SyncStateSet changed" "$work"/master.* "$work"/slave.* | tail -1 | sed 's/^.*INFO/  /' || true
+    fi
     stop_group
     python3 - "$round" "$role" "$work/bench.out" <<'PY'
 import json, sys

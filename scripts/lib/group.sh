@@ -6,12 +6,16 @@
 #                                     EXTRA is appended to both broker.conf files
 #   start_master BIN ROLE [EXTRA]     the NameServer and the master only (fresh data)
 #   start_slave BIN [EXTRA]           the slave (fresh data), following the master
+#   start_controller_group BIN [EXTRA]  controller mode: a NameServer with an embedded
+#                                     controller and two brokers (allAckInSyncStateSet) whose
+#                                     master the controller elects
 #   stop_group                        stops all three
 #   commit_log_end ADDR               the broker's commitLogMaxOffset (GET_BROKER_RUNTIME_INFO), with $bin
 
 NAMESRV_PORT=${NAMESRV_PORT:-29876}
 MASTER_PORT=${MASTER_PORT:-30911}
 SLAVE_PORT=${SLAVE_PORT:-31911}
+CONTROLLER_PORT=${CONTROLLER_PORT:-29878}
 NAMESRV=127.0.0.1:$NAMESRV_PORT
 group_pids=()
 
@@ -64,6 +68,24 @@ ${2:-}"
 start_group() { # $1 = bin, $2 = role, $3 = extra config lines
   start_master "$1" "$2" "${3:-}"
   start_slave "$1" "${3:-}"
+}
+
+start_controller_group() { # $1 = bin, $2 = extra config lines
+  stop_group
+  printf 'enableControllerInNamesrv=true\ncontrollerDLegerPeers=n1-127.0.0.1:%s\ncontrollerDLegerSelfId=n1\ncontrollerStorePath=%s\n' \
+    "$CONTROLLER_PORT" "$work/controller" > "$work/namesrv.conf"
+  rm -rf "$work/controller"
+  "$1" namesrv --listen "$NAMESRV" -c "$work/namesrv.conf" > "$work/namesrv.out" 2> "$work/namesrv.err" &
+  group_pids+=($!)
+  wait_for_line "$work/namesrv.out" "namesrv listening" "namesrv"
+  local conf="brokerName=bench-ha
+enableControllerMode=true
+controllerAddr=127.0.0.1:$CONTROLLER_PORT
+allAckInSyncStateSet=true
+fastChannelEnable=false
+${2:-}"
+  start_broker "$1" master "$MASTER_PORT" "$conf"
+  start_broker "$1" slave "$SLAVE_PORT" "$conf"
 }
 
 commit_log_end() { # $1 = broker address; prints its commitLogMaxOffset (0 when unknown)

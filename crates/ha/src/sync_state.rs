@@ -68,6 +68,12 @@ impl SyncState {
         counted
     }
 
+    /// Whether acks of `broker_id` count (a member, or proposed as one).
+    pub(crate) fn is_counted(&self, broker_id: i64) -> bool {
+        self.members.contains(&broker_id)
+            || self.proposing.as_ref().is_some_and(|set| set.contains(&broker_id))
+    }
+
     /// The decided set and its epoch.
     pub(crate) fn current(&self) -> (BTreeSet<i64>, i32) {
         (self.members.clone(), self.epoch)

@@ -104,6 +104,15 @@ impl SlaveLink {
     }
 }
 
+/// How a round of settling decides that a send has its copies.
+#[derive(Debug, Clone, Copy)]
+enum Confirmation {
+    /// `allAckInSyncStateSet`: every member holds the log up to this offset.
+    AllMembersHold(u64),
+    /// This many copies, the master's included, must hold it.
+    Count(u32),
+}
+
 /// A send waiting for its slaves.
 struct Waiter {
     next_offset: u64,
@@ -278,7 +287,7 @@ impl Replicas {
         if caught_up {
             link.caught_up_ms.store(self.now_ms(), Ordering::Release);
         }
-        if state.lock().counted().contains(&id) {
+        if state.lock().is_counted(id) {
             self.refresh_confirm_offset();
         }
         if !caught_up || ack < self.confirm_offset() {
@@ -298,28 +307,44 @@ impl Replicas {
         }
     }
 
-    /// Controller mode with `allAckInSyncStateSet`: whether every counted member other than
-    /// the master holds the log up to `next_offset`.
-    fn all_members_hold(&self, next_offset: u64) -> bool {
-        let Some(state) = &self.sync_state else { return true };
+    /// Controller mode with `allAckInSyncStateSet`: the offset up to which every counted member
+    /// other than the master holds the log (`u64::MAX` when the master is alone; 0 while a
+    /// member has no connection). Computed once per settling round, not once per waiter.
+    fn all_members_floor(&self) -> u64 {
+        let Some(state) = &self.sync_state else { return u64::MAX };
         let counted = state.lock().counted();
         let local = self.config.auto_switch.map_or(-1, |auto| auto.local_broker_id);
         let links = self.links.lock();
-        counted.iter().filter(|&&id| id != local).all(|&id| {
-            links.iter().any(|link| {
-                !link.is_closed()
-                    && link.broker_id() == id
-                    && u64::try_from(link.ack_offset()).is_ok_and(|ack| ack >= next_offset)
+        counted
+            .iter()
+            .filter(|&&id| id != local)
+            .map(|&id| {
+                links
+                    .iter()
+                    .filter(|link| !link.is_closed() && link.broker_id() == id)
+                    .filter_map(|link| u64::try_from(link.ack_offset()).ok())
+                    .max()
+                    .unwrap_or(0)
             })
-        })
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
-    /// Whether a send that ends at `next_offset` has the copies it needs.
-    fn confirmed(&self, next_offset: u64) -> bool {
+    /// How this master decides that a send has the copies it needs, fixed for one round.
+    fn confirmation(&self) -> Confirmation {
         if self.config.auto_switch.is_some() && self.config.all_ack_in_sync_state_set {
-            return self.all_members_hold(next_offset);
+            Confirmation::AllMembersHold(self.all_members_floor())
+        } else {
+            Confirmation::Count(self.config.needed_acks())
         }
-        self.count(next_offset).0 >= self.config.needed_acks()
+    }
+
+    /// Whether a send that ends at `next_offset` has the copies `confirmation` asks for.
+    fn confirmed(&self, confirmation: Confirmation, next_offset: u64) -> bool {
+        match confirmation {
+            Confirmation::AllMembersHold(floor) => next_offset <= floor,
+            Confirmation::Count(needed) => self.count(next_offset).0 >= needed,
+        }
     }
 
     /// Members counted now (controller mode; 1 otherwise).
@@ -387,10 +412,11 @@ impl Replicas {
             if waiters.is_empty() {
                 return;
             }
+            let confirmation = self.confirmation();
             let mut index = 0;
             while index < waiters.len() {
                 let waiter = &waiters[index];
-                let done = self.confirmed(waiter.next_offset);
+                let done = self.confirmed(confirmation, waiter.next_offset);
                 let late = now.is_some_and(|now| now >= waiter.deadline);
                 if done || late {
                     if let Some(mut waiter) = waiters.remove(index) {
@@ -472,7 +498,7 @@ impl Replication for Replicas {
             callback.done(result);
             return;
         }
-        if self.confirmed(next_offset) {
+        if self.confirmed(self.confirmation(), next_offset) {
             callback.done(result);
             return;
         }
