@@ -434,32 +434,41 @@ class Checker(TransactionChecker):
         return TransactionResolution.ROLLBACK
 
 
-def transactions(apogee):
-    topic = "GrpcTxTopic"
-    create_topic(apogee, topic, queues=QUEUES, message_type="TRANSACTION")
+def send_transactions(target, topic, decisions):
+    """Sends each `(body, decision)` of `decisions` in its own transaction: `"commit"` and
+    `"rollback"` are decided by the producer, `None` is left to its Checker. Waits until the
+    checker was asked about each of those (and QUIET_S more); gives the bodies it was asked
+    about, sorted."""
     checker = Checker()
-    producer = Producer(config(apogee), (topic,), checker)
+    producer = Producer(config(target), (topic,), checker)
     producer.startup()
     try:
-        for body, decide in [("commit now", "commit"), ("rollback now", "rollback"),
-                             ("commit on check", None), ("rollback on check", None)]:
+        for body, decide in decisions:
             transaction = producer.begin_transaction()
             producer.send(message(topic, body), transaction)
             if decide == "commit":
                 transaction.commit()
             elif decide == "rollback":
                 transaction.rollback()
+        on_check = {body for body, decide in decisions if decide is None}
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             with checker.lock:
-                if {"commit on check", "rollback on check"} <= set(checker.asked):
+                if on_check <= set(checker.asked):
                     break
             time.sleep(0.2)
         time.sleep(QUIET_S)
     finally:
         producer.shutdown()
     with checker.lock:
-        asked = sorted(set(checker.asked))
+        return sorted(set(checker.asked))
+
+
+def transactions(apogee):
+    topic = "GrpcTxTopic"
+    create_topic(apogee, topic, queues=QUEUES, message_type="TRANSACTION")
+    asked = send_transactions(apogee, topic, [("commit now", "commit"), ("rollback now", "rollback"),
+                                              ("commit on check", None), ("rollback on check", None)])
     assert asked == ["commit on check", "rollback on check"], f"the checker was asked about {asked}"
     delivered = sorted(r["body"] for r in pull_topic(apogee, topic, "grpc-tx-reader"))
     assert delivered == ["commit now", "commit on check"], delivered
