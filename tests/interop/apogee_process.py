@@ -13,6 +13,17 @@ SUCCESS, TOPIC_NOT_EXIST, PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY = 0, 17, 19, 20
 WAIT_S = 60
 
 
+def poll(read, done, period_s=0.5, limit_s=WAIT_S):
+    """Calls `read` every `period_s` until `done` holds of what it gave or `limit_s` passed;
+    gives what it read last."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(period_s)
+
+
 def listening_port(line):
     """The port of an `apogee ... listening on IP:PORT` line."""
     return int(line.rsplit(":", 1)[1])

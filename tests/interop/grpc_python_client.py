@@ -13,7 +13,7 @@ from rocketmq import (ClientConfiguration, ConsumeResult, Credentials, FilterExp
                       Producer, PushConsumer, SimpleConsumer, TransactionChecker, TransactionResolution)
 from rocketmq.grpc_protocol import FilterType
 
-from apogee_process import SUCCESS, WAIT_S, create_topic, pull_all, run_scenarios
+from apogee_process import SUCCESS, WAIT_S, create_topic, poll, pull_all, run_scenarios
 from remoting_wire import Connection
 
 # Checks come quickly: a round every 500 ms for halves older than 1 s.
@@ -202,12 +202,8 @@ def push_consumers(apogee):
         selected.wait(lambda got: sorted(body for body, _ in got) == above_five)
         odd = sorted(f"push {n}" for n in range(1, 10, 2))
         dlq_topic = "%DLQ%grpc-push-dlq"
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            dead = sorted(r["body"] for r in pull_all(apogee, dlq_topic, "grpc-dlq-reader", absent_ok=True))
-            if dead == odd or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        dead = poll(lambda: sorted(r["body"] for r in pull_all(apogee, dlq_topic, "grpc-dlq-reader", absent_ok=True)),
+                    lambda dead: dead == odd)
         assert dead == odd, f"dead letters {dead}, deliveries {failing.deliveries}"
         time.sleep(QUIET_S)
     finally:

@@ -10,13 +10,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from rocketmq import ConsumeResult, FilterExpression, MessageListener, PushConsumer, SimpleConsumer
+from rocketmq import FilterExpression, PushConsumer, SimpleConsumer
 
-from apogee_process import SUCCESS, WAIT_S, pull_all
-from grpc_python_client import (AWAIT_S, INVISIBLE_S, QUIET_S, config, message, send_all, send_transactions,
+from apogee_process import SUCCESS, WAIT_S, poll, pull_all
+from grpc_python_client import (AWAIT_S, INVISIBLE_S, QUIET_S, Collecting, config, message, send_all, send_transactions,
                                 started_simple_consumer)
 from remoting_wire import Connection
 
@@ -303,19 +302,6 @@ def wait_parked(cluster, group, topic):
             conn.close()
 
 
-class Failing(MessageListener):
-    """Fails every delivery; records each with its attempt."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.deliveries = []
-
-    def consume(self, message):
-        with self.lock:
-            self.deliveries.append((message.body.decode(), message.delivery_attempt))
-        return ConsumeResult.FAILURE
-
-
 def push_dead_letters(cluster):
     """A push consumer through the proxy whose deliveries all fail sees each message as often as
     its group allows (the group's retries read from the brokers, each failure a new invisible
@@ -324,7 +310,7 @@ def push_dead_letters(cluster):
     topic, group = "ClusterPushTopic", "cluster-push-dlq"
     create_topic(cluster, topic)
     create_group(cluster, group, retry_max_times=1)
-    listener = Failing()
+    listener = Collecting(fail=True)
     consumer = PushConsumer(config(cluster), group, listener, {topic: FilterExpression("*")})
     consumer.startup()
     try:
@@ -334,13 +320,9 @@ def push_dead_letters(cluster):
         stored = {name: sorted(r["body"] for r in records)
                   for name, records in per_broker(cluster, topic, "cluster-push-reader").items()}
         assert all(stored.values()), f"sends did not reach both groups: {stored}"
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            dead = {name: sorted(r["body"] for r in records) for name, records in
-                    per_broker(cluster, f"%DLQ%{group}", "cluster-dlq-reader", 1, True).items()}
-            if dead == stored or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        dead = poll(lambda: {name: sorted(r["body"] for r in records) for name, records in
+                             per_broker(cluster, f"%DLQ%{group}", "cluster-dlq-reader", 1, True).items()},
+                    lambda dead: dead == stored)
         assert dead == stored, f"dead letters {dead}, stored {stored}"
         time.sleep(QUIET_S)
     finally:
