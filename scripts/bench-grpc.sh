@@ -17,13 +17,9 @@ WARMUP=${WARMUP:-2s}
 QUEUES=${QUEUES:-8}
 LIMIT=${LIMIT:-120s}
 source scripts/lib/standalone.sh
+start_bench apogee-bench-grpc
 
-bin=$(release_binary)
-standalone_init apogee-bench-grpc
-start_standalone "$bin" ASYNC_FLUSH
-sleep 1
-
-echo "# $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), $(nproc) cores, $QUEUES queues, 128 B bodies, $DURATION per send row after $WARMUP of warm-up"
+echo "# $(run_stamp), $QUEUES queues, 128 B bodies, $DURATION per send row after $WARMUP of warm-up"
 echo
 echo "| workload | messages | msgs/s | p50 ms | p99 ms | max ms | broker CPU (cores) | bench CPU (cores) |"
 echo "|---|---|---|---|---|---|---|---|"

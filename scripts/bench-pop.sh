@@ -14,16 +14,12 @@ FILL=${FILL:-10s}
 QUEUES=${QUEUES:-8}
 LIMIT=${LIMIT:-120s}
 source scripts/lib/standalone.sh
-
-bin=$(release_binary)
-standalone_init apogee-bench-pop
-start_standalone "$bin" ASYNC_FLUSH
-sleep 1
+start_bench apogee-bench-pop
 
 "$bin" bench produce -n "$NAMESRV" -t PopBench --queues "$QUEUES" -s 128 -c 4 -i 32 -d "$FILL" --quiet \
   | grep '"kind"' > "$work/fill.json"
 filled=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['messages'] if 'messages' in r else int(r['msgs_per_s']*r['elapsed_s']))" "$work/fill.json")
-echo "# $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), $(nproc) cores, topic of $QUEUES queues filled for $FILL ($filled messages, 128 B)"
+echo "# $(run_stamp), topic of $QUEUES queues filled for $FILL ($filled messages, 128 B)"
 echo
 echo "| consumer | messages | msgs/s | MB/s | broker CPU (cores) | bench CPU (cores) |"
 echo "|---|---|---|---|---|---|"

@@ -15,12 +15,8 @@ DUE_IN=${DUE_IN:-120s}
 CONNECTIONS=${CONNECTIONS:-4}
 IN_FLIGHT=${IN_FLIGHT:-64}
 source scripts/lib/standalone.sh
-
-bin=$(release_binary)
-standalone_init apogee-bench-timer
-start_standalone "$bin" ASYNC_FLUSH
-sleep 1
-echo "# $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), $(nproc) cores, $COUNT timers of 128 B due in $DUE_IN"
+start_bench apogee-bench-timer
+echo "# $(run_stamp), $COUNT timers of 128 B due in $DUE_IN"
 awk '/RssAnon|VmRSS/ {printf "broker memory before: %s %s kB\n", $1, $2}' "/proc/$broker_pid/status"
 "$bin" bench timer -n "$NAMESRV" -t TimerBench --count "$COUNT" --due-in "$DUE_IN" \
   -c "$CONNECTIONS" -i "$IN_FLIGHT" --broker-pid "$broker_pid" --delivery-limit 300s

@@ -10,6 +10,10 @@
 #   timed_bench BIN ARGS...       runs `BIN bench ARGS` against it: the report in $work/bench.out,
 #                                 the cores used in $broker_cores and $bench_cores (lib/cores.py)
 #   broker_cpu_ticks, broker_rss_mib
+#   start_bench PREFIX            what a benchmark starts with: $bin from release_binary,
+#                                 standalone_init PREFIX, start_standalone on ASYNC_FLUSH, 1 s to
+#                                 settle
+#   run_stamp                     "date, commit, cores" for a report's first line
 
 NAMESRV_PORT=${NAMESRV_PORT:-29876}
 BROKER_PORT=${BROKER_PORT:-30911}
@@ -64,3 +68,12 @@ timed_bench() { # $1 = apogee binary, rest = bench arguments
   read -r broker_cores bench_cores < <(python3 "$(dirname "${BASH_SOURCE[0]}")/cores.py" \
     "$work/bench.out" "$(tail -1 "$work/time")" "$before" "$after")
 }
+
+start_bench() { # $1 = prefix of the scratch directory
+  bin=$(release_binary)
+  standalone_init "$1"
+  start_standalone "$bin" ASYNC_FLUSH
+  sleep 1
+}
+
+run_stamp() { echo "$(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), $(nproc) cores"; }

@@ -13,6 +13,17 @@ SUCCESS, TOPIC_NOT_EXIST, PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY = 0, 17, 19, 20
 WAIT_S = 60
 
 
+def poll(read, done, period_s=0.5, limit_s=WAIT_S):
+    """Calls `read` every `period_s` until `done` holds of what it gave or `limit_s` passed;
+    gives what it read last."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(period_s)
+
+
 def listening_port(line):
     """The port of an `apogee ... listening on IP:PORT` line."""
     return int(line.rsplit(":", 1)[1])
@@ -118,11 +129,35 @@ def pull_all(apogee, topic, group, queue_id=0, absent_ok=False):
     return got
 
 
-def run_scenarios(scenarios, broker_conf=None):
+def plain_acl(app, admin, topic_perms):
+    """A `plain_acl.yml` that whitelists no address: the application account `app` (access
+    key, secret key) may use only `topic_perms` (`TOPIC=PERM` entries) and subscribe as any
+    group; the account `admin` is an admin."""
+    perms = "".join(f"      - {perm}\n" for perm in topic_perms)
+    return f"""\
+accounts:
+  - accessKey: {app[0]}
+    secretKey: {app[1]}
+    defaultTopicPerm: DENY
+    defaultGroupPerm: SUB
+    topicPerms:
+{perms}  - accessKey: {admin[0]}
+    secretKey: {admin[1]}
+    admin: true
+"""
+
+
+def run_scenarios(scenarios, broker_conf=None, acl=None):
     """Runs each scenario (a function of the running Apogee) against one `apogee standalone`
-    started from the binary named on the command line, then stops it."""
+    started from the binary named on the command line, then stops it. With `acl` (the text of
+    a `plain_acl.yml`), the broker checks ACL against that file."""
     binary = sys.argv[1]
     with tempfile.TemporaryDirectory() as data_dir:
+        if acl is not None:
+            acl_path = os.path.join(data_dir, "plain_acl.yml")
+            with open(acl_path, "w", encoding="utf-8") as acl_file:
+                acl_file.write(acl)
+            broker_conf = f"aclEnable=true\nrocketmq.acl.plain.file={acl_path}\n" + (broker_conf or "")
         apogee = Apogee(binary, data_dir, broker_conf=broker_conf)
         apogee.start()
         try:

@@ -6,53 +6,34 @@ signature scheme is checked against an implementation that shares nothing with A
 
 Usage: broker_cpp_acl.py PATH_TO_APOGEE_BINARY
 """
-import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 from rocketmq.client import Message, Producer, PushConsumer, SendStatus
 
-from apogee_process import WAIT_S, Apogee
+from apogee_process import WAIT_S, create_topic, plain_acl, run_scenarios
 from remoting_wire import Connection, signed
 
 SUCCESS, NO_PERMISSION = 0, 16
-UPDATE_AND_CREATE_TOPIC, SEND_MESSAGE_V2, GET_ROUTEINFO_BY_TOPIC = 17, 310, 105
+UPDATE_AND_CREATE_TOPIC, SEND_MESSAGE_V2 = 17, 310
 TOPIC = "AclCppTopic"
 APP_KEY, APP_SECRET = "cpp-app-key", "cpp-app-secret"
 ADMIN_KEY, ADMIN_SECRET = "cpp-admin-key", "cpp-admin-secret"
 
-ACL_FILE = f"""\
-accounts:
-  - accessKey: {APP_KEY}
-    secretKey: {APP_SECRET}
-    defaultTopicPerm: DENY
-    defaultGroupPerm: SUB
-    topicPerms:
-      - {TOPIC}=PUB|SUB
-  - accessKey: {ADMIN_KEY}
-    secretKey: {ADMIN_SECRET}
-    admin: true
-"""
+ACL_FILE = plain_acl((APP_KEY, APP_SECRET), (ADMIN_KEY, ADMIN_SECRET), [f"{TOPIC}=PUB|SUB"])
 
 
-def create_topic(apogee):
+def create_topic_as_admin(apogee):
+    """An unsigned UPDATE_AND_CREATE_TOPIC is refused; the admin's signed one creates the topic."""
     conn = Connection(apogee.broker)
     fields = {"topic": TOPIC, "defaultTopic": "TBW102", "readQueueNums": "4", "writeQueueNums": "4",
               "perm": "6", "topicFilterType": "SINGLE_TAG", "topicSysFlag": "0", "order": "false"}
     response, _ = conn.request(UPDATE_AND_CREATE_TOPIC, fields)
-    assert response["code"] == NO_PERMISSION, f"unsigned admin call served: {response}"
-    response, _ = conn.request(UPDATE_AND_CREATE_TOPIC, signed(fields, ADMIN_KEY, ADMIN_SECRET))
-    assert response["code"] == SUCCESS, response
     conn.close()
-    namesrv = Connection(("127.0.0.1", apogee.namesrv_port))
-    deadline = time.monotonic() + WAIT_S
-    while namesrv.request(GET_ROUTEINFO_BY_TOPIC, {"topic": TOPIC})[0]["code"] != SUCCESS:
-        assert time.monotonic() < deadline, "route never appeared"
-        time.sleep(0.1)
-    namesrv.close()
+    assert response["code"] == NO_PERMISSION, f"unsigned admin call served: {response}"
+    create_topic(apogee, TOPIC, sign=lambda fields: signed(fields, ADMIN_KEY, ADMIN_SECRET))
 
 
 def raw_sends(apogee):
@@ -139,19 +120,7 @@ def main():
     if sys.argv[1] == "--wrong-secret":
         wrong_secret_producer(sys.argv[2])
         return
-    binary = sys.argv[1]
-    with tempfile.TemporaryDirectory() as data_dir:
-        acl_path = os.path.join(data_dir, "plain_acl.yml")
-        with open(acl_path, "w", encoding="utf-8") as acl:
-            acl.write(ACL_FILE)
-        apogee = Apogee(binary, data_dir, broker_conf=f"aclEnable=true\nrocketmq.acl.plain.file={acl_path}\n")
-        apogee.start()
-        try:
-            create_topic(apogee)
-            raw_sends(apogee)
-            sdk_round_trip(apogee)
-        finally:
-            apogee.stop()
+    run_scenarios((create_topic_as_admin, raw_sends, sdk_round_trip), acl=ACL_FILE)
     print("broker_cpp_acl: ok")
 
 

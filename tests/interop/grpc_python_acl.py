@@ -7,9 +7,6 @@ requests signed by the test's own HMAC-SHA1 (remoting_wire.signed).
 
 Usage: grpc_python_acl.py PATH_TO_APOGEE_BINARY
 """
-import os
-import sys
-import tempfile
 
 import grpc
 from rocketmq import ClientConfiguration, Credentials, FilterExpression, Producer, SimpleConsumer
@@ -17,7 +14,7 @@ from rocketmq.grpc_protocol import MessagingServiceStub, QueryRouteRequest, Reso
 from rocketmq.grpc_protocol.definition_pb2 import Message as WireMessage, SystemProperties
 from rocketmq.v5.util import ClientId, Signature
 
-from apogee_process import Apogee, create_topic
+from apogee_process import create_topic, plain_acl, run_scenarios
 from grpc_python_client import AWAIT_S, INVISIBLE_S, message, receive_until
 from remoting_wire import signed
 
@@ -28,19 +25,8 @@ APP_KEY, APP_SECRET = "grpc-app-key", "grpc-app-secret"
 ADMIN_KEY, ADMIN_SECRET = "grpc-admin-key", "grpc-admin-secret"
 QUEUES = 4
 
-ACL_FILE = f"""\
-accounts:
-  - accessKey: {APP_KEY}
-    secretKey: {APP_SECRET}
-    defaultTopicPerm: DENY
-    defaultGroupPerm: SUB
-    topicPerms:
-      - {TOPIC}=PUB|SUB
-      - {READ_ONLY_TOPIC}=SUB
-  - accessKey: {ADMIN_KEY}
-    secretKey: {ADMIN_SECRET}
-    admin: true
-"""
+ACL_FILE = plain_acl(
+    (APP_KEY, APP_SECRET), (ADMIN_KEY, ADMIN_SECRET), [f"{TOPIC}=PUB|SUB", f"{READ_ONLY_TOPIC}=SUB"])
 
 
 def config(apogee, ak, sk):
@@ -185,21 +171,14 @@ def subscribe_only_topic(apogee):
     print(f"subscribe-only topic: a send is refused ({error})")
 
 
+def create_topics(apogee):
+    for topic in (TOPIC, READ_ONLY_TOPIC):
+        create_topic(apogee, topic, queues=QUEUES, sign=lambda fields: signed(fields, ADMIN_KEY, ADMIN_SECRET))
+
+
 def main():
-    binary = sys.argv[1]
-    with tempfile.TemporaryDirectory() as data_dir:
-        acl_path = os.path.join(data_dir, "plain_acl.yml")
-        with open(acl_path, "w", encoding="utf-8") as acl:
-            acl.write(ACL_FILE)
-        apogee = Apogee(binary, data_dir, broker_conf=f"aclEnable=true\nrocketmq.acl.plain.file={acl_path}\n")
-        apogee.start()
-        try:
-            for topic in (TOPIC, READ_ONLY_TOPIC):
-                create_topic(apogee, topic, queues=QUEUES, sign=lambda fields: signed(fields, ADMIN_KEY, ADMIN_SECRET))
-            for scenario in (refused_statuses, right_credentials, wrong_credentials, subscribe_only_topic):
-                scenario(apogee)
-        finally:
-            apogee.stop()
+    run_scenarios((create_topics, refused_statuses, right_credentials, wrong_credentials, subscribe_only_topic),
+                  acl=ACL_FILE)
 
 
 if __name__ == "__main__":

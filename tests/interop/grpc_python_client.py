@@ -13,7 +13,7 @@ from rocketmq import (ClientConfiguration, ConsumeResult, Credentials, FilterExp
                       Producer, PushConsumer, SimpleConsumer, TransactionChecker, TransactionResolution)
 from rocketmq.grpc_protocol import FilterType
 
-from apogee_process import SUCCESS, WAIT_S, create_topic, pull_all, run_scenarios
+from apogee_process import SUCCESS, WAIT_S, create_topic, poll, pull_all, run_scenarios
 from remoting_wire import Connection
 
 # Checks come quickly: a round every 500 ms for halves older than 1 s.
@@ -202,12 +202,8 @@ def push_consumers(apogee):
         selected.wait(lambda got: sorted(body for body, _ in got) == above_five)
         odd = sorted(f"push {n}" for n in range(1, 10, 2))
         dlq_topic = "%DLQ%grpc-push-dlq"
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            dead = sorted(r["body"] for r in pull_all(apogee, dlq_topic, "grpc-dlq-reader", absent_ok=True))
-            if dead == odd or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        dead = poll(lambda: sorted(r["body"] for r in pull_all(apogee, dlq_topic, "grpc-dlq-reader", absent_ok=True)),
+                    lambda dead: dead == odd)
         assert dead == odd, f"dead letters {dead}, deliveries {failing.deliveries}"
         time.sleep(QUIET_S)
     finally:
@@ -434,32 +430,41 @@ class Checker(TransactionChecker):
         return TransactionResolution.ROLLBACK
 
 
-def transactions(apogee):
-    topic = "GrpcTxTopic"
-    create_topic(apogee, topic, queues=QUEUES, message_type="TRANSACTION")
+def send_transactions(target, topic, decisions):
+    """Sends each `(body, decision)` of `decisions` in its own transaction: `"commit"` and
+    `"rollback"` are decided by the producer, `None` is left to its Checker. Waits until the
+    checker was asked about each of those (and QUIET_S more); gives the bodies it was asked
+    about, sorted."""
     checker = Checker()
-    producer = Producer(config(apogee), (topic,), checker)
+    producer = Producer(config(target), (topic,), checker)
     producer.startup()
     try:
-        for body, decide in [("commit now", "commit"), ("rollback now", "rollback"),
-                             ("commit on check", None), ("rollback on check", None)]:
+        for body, decide in decisions:
             transaction = producer.begin_transaction()
             producer.send(message(topic, body), transaction)
             if decide == "commit":
                 transaction.commit()
             elif decide == "rollback":
                 transaction.rollback()
+        on_check = {body for body, decide in decisions if decide is None}
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             with checker.lock:
-                if {"commit on check", "rollback on check"} <= set(checker.asked):
+                if on_check <= set(checker.asked):
                     break
             time.sleep(0.2)
         time.sleep(QUIET_S)
     finally:
         producer.shutdown()
     with checker.lock:
-        asked = sorted(set(checker.asked))
+        return sorted(set(checker.asked))
+
+
+def transactions(apogee):
+    topic = "GrpcTxTopic"
+    create_topic(apogee, topic, queues=QUEUES, message_type="TRANSACTION")
+    asked = send_transactions(apogee, topic, [("commit now", "commit"), ("rollback now", "rollback"),
+                                              ("commit on check", None), ("rollback on check", None)])
     assert asked == ["commit on check", "rollback on check"], f"the checker was asked about {asked}"
     delivered = sorted(r["body"] for r in pull_topic(apogee, topic, "grpc-tx-reader"))
     assert delivered == ["commit now", "commit on check"], delivered

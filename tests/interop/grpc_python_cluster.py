@@ -10,13 +10,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from rocketmq import (ConsumeResult, FilterExpression, MessageListener, Producer, PushConsumer, SimpleConsumer)
+from rocketmq import FilterExpression, PushConsumer, SimpleConsumer
 
-from apogee_process import SUCCESS, WAIT_S, pull_all
-from grpc_python_client import Checker, config, message, send_all
+from apogee_process import SUCCESS, WAIT_S, poll, pull_all
+from grpc_python_client import (AWAIT_S, INVISIBLE_S, QUIET_S, Collecting, config, message, send_all, send_transactions,
+                                started_simple_consumer)
 from remoting_wire import Connection
 
 UPDATE_AND_CREATE_TOPIC, GET_ROUTEINFO_BY_TOPIC = 17, 105
@@ -25,11 +25,6 @@ QUEUES = 2
 # Checks come quickly: a round every 500 ms for halves older than 1 s.
 BROKER_CONF = "brokerClusterName=ProxyCluster\ntransactionCheckInterval=500\ntransactionTimeOut=1000\n" \
               "reviveInterval=200\n"
-# The shortest invisible time a receive may ask for, and the shortest long poll, in seconds.
-INVISIBLE_S = 10
-AWAIT_S = 5
-# How long an undecided or rolled-back half is watched for a wrong delivery.
-QUIET_S = 3
 
 
 def read_ports(path, process, what):
@@ -161,10 +156,8 @@ def receive_all(cluster):
     acks each (by the broker its receipt handle names), and nothing comes back."""
     topic, group = "ClusterReceiveTopic", "cluster-receive-group"
     create_topic(cluster, topic)
-    consumer = SimpleConsumer(config(cluster), group, {topic: FilterExpression("*")}, await_duration=AWAIT_S)
-    consumer.startup()
+    consumer = started_simple_consumer(cluster, group, topic)
     try:
-        assert consumer.receive(16, INVISIBLE_S) == [], "a new group starts after what was stored"
         bodies = [f"receive {n}" for n in range(24)]
         receipts = send_all(cluster, topic, [message(topic, body) for body in bodies])
         ids = {receipt.message_id: body for receipt, body in zip(receipts, bodies)}
@@ -198,32 +191,11 @@ def transactions(cluster):
     checker when a broker checks back through the proxy; only commits are delivered."""
     topic = "ClusterTxTopic"
     create_topic(cluster, topic, message_type="TRANSACTION")
-    checker = Checker()
-    producer = Producer(config(cluster), (topic,), checker)
-    producer.startup()
-    decisions = [("commit now a", "commit"), ("commit now b", "commit"), ("rollback now", "rollback"),
-                 ("commit on check a", None), ("commit on check b", None), ("rollback on check", None)]
-    try:
-        for body, decide in decisions:
-            transaction = producer.begin_transaction()
-            producer.send(message(topic, body), transaction)
-            if decide == "commit":
-                transaction.commit()
-            elif decide == "rollback":
-                transaction.rollback()
-        on_check = {body for body, decide in decisions if decide is None}
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            with checker.lock:
-                if on_check <= set(checker.asked):
-                    break
-            time.sleep(0.2)
-        time.sleep(QUIET_S)
-    finally:
-        producer.shutdown()
-    with checker.lock:
-        asked = sorted(set(checker.asked))
-    assert asked == sorted(on_check), f"the checker was asked about {asked}"
+    asked = send_transactions(cluster, topic, [
+        ("commit now a", "commit"), ("commit now b", "commit"), ("rollback now", "rollback"),
+        ("commit on check a", None), ("commit on check b", None), ("rollback on check", None)])
+    expected = ["commit on check a", "commit on check b", "rollback on check"]
+    assert asked == expected, f"the checker was asked about {asked}"
     stored = per_broker(cluster, topic, "cluster-tx-reader")
     delivered = sorted(record["body"] for records in stored.values() for record in records)
     assert delivered == ["commit now a", "commit now b", "commit on check a", "commit on check b"], delivered
@@ -330,19 +302,6 @@ def wait_parked(cluster, group, topic):
             conn.close()
 
 
-class Failing(MessageListener):
-    """Fails every delivery; records each with its attempt."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.deliveries = []
-
-    def consume(self, message):
-        with self.lock:
-            self.deliveries.append((message.body.decode(), message.delivery_attempt))
-        return ConsumeResult.FAILURE
-
-
 def push_dead_letters(cluster):
     """A push consumer through the proxy whose deliveries all fail sees each message as often as
     its group allows (the group's retries read from the brokers, each failure a new invisible
@@ -351,7 +310,7 @@ def push_dead_letters(cluster):
     topic, group = "ClusterPushTopic", "cluster-push-dlq"
     create_topic(cluster, topic)
     create_group(cluster, group, retry_max_times=1)
-    listener = Failing()
+    listener = Collecting(fail=True)
     consumer = PushConsumer(config(cluster), group, listener, {topic: FilterExpression("*")})
     consumer.startup()
     try:
@@ -361,13 +320,9 @@ def push_dead_letters(cluster):
         stored = {name: sorted(r["body"] for r in records)
                   for name, records in per_broker(cluster, topic, "cluster-push-reader").items()}
         assert all(stored.values()), f"sends did not reach both groups: {stored}"
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            dead = {name: sorted(r["body"] for r in records) for name, records in
-                    per_broker(cluster, f"%DLQ%{group}", "cluster-dlq-reader", 1, True).items()}
-            if dead == stored or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        dead = poll(lambda: {name: sorted(r["body"] for r in records) for name, records in
+                             per_broker(cluster, f"%DLQ%{group}", "cluster-dlq-reader", 1, True).items()},
+                    lambda dead: dead == stored)
         assert dead == stored, f"dead letters {dead}, stored {stored}"
         time.sleep(QUIET_S)
     finally:
@@ -385,10 +340,8 @@ def broker_down(cluster):
     consumer receives them all once."""
     topic, group = "ClusterDownTopic", "cluster-down-group"
     create_topic(cluster, topic)
-    consumer = SimpleConsumer(config(cluster), group, {topic: FilterExpression("*")}, await_duration=AWAIT_S)
-    consumer.startup()
+    consumer = started_simple_consumer(cluster, group, topic)
     try:
-        assert consumer.receive(16, INVISIBLE_S) == [], "a new group starts after what was stored"
         stopped = cluster.processes[2]  # the second broker group
         stopped.terminate()
         assert stopped.wait(timeout=30) == 0

@@ -30,28 +30,24 @@ pub async fn run(target: Target, pull_batch: i32, until_drained: bool) -> Result
     let recorder = Recorder::new();
     let client = Arc::new(setup::admin_client());
     let queues = setup::queues_of(&client, &target.namesrv, &target.topic, target.queues).await?;
-    let started = Instant::now();
-    let deadline = started + target.duration;
-    let progress = recorder.spawn_progress("consume", deadline, target.quiet);
     let hold_ms = if until_drained { 200 } else { 1000 };
-    let tasks: Vec<_> = queues
-        .into_iter()
-        .map(|queue| {
-            let puller = Puller {
-                client: Arc::clone(&client),
-                topic: target.topic.clone(),
-                queue,
-                batch: pull_batch,
-                hold_ms,
-            };
-            tokio::spawn(puller.run(0, deadline, until_drained, recorder.worker(), false))
+    let elapsed = recorder
+        .measure("consume", target.duration, target.quiet, |_, deadline| {
+            queues
+                .into_iter()
+                .map(|queue| {
+                    let puller = Puller {
+                        client: Arc::clone(&client),
+                        topic: target.topic.clone(),
+                        queue,
+                        batch: pull_batch,
+                        hold_ms,
+                    };
+                    tokio::spawn(puller.run(0, deadline, until_drained, recorder.worker(), false))
+                })
+                .collect()
         })
-        .collect();
-    for task in tasks {
-        task.await?;
-    }
-    let elapsed = started.elapsed();
-    progress.abort();
+        .await?;
     recorder.report(
         "consume",
         serde_json::json!({"topic": target.topic, "pull_batch": pull_batch, "until_drained": until_drained}),

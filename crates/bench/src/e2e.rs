@@ -18,7 +18,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(3);
 /// Runs the e2e workload and prints the report (latency = produce-to-consume).
 pub async fn run(target: Target, send: SendOptions) -> Result<()> {
     anyhow::ensure!(
-        send.size >= STAMP_BYTES,
+        send.load.size >= STAMP_BYTES,
         "--size must be at least {STAMP_BYTES} bytes for the send time"
     );
     // Before the consumers read where the queues end, so warm-up messages are not counted.

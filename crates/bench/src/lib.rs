@@ -81,21 +81,8 @@ struct GrpcSendArgs {
     target: Target,
     #[command(flatten)]
     endpoint: GrpcEndpointArg,
-    /// Body size in bytes.
-    #[arg(short = 's', long, default_value_t = 128)]
-    size: usize,
-    /// HTTP/2 connections to the endpoint.
-    #[arg(short = 'c', long, default_value_t = 1)]
-    connections: usize,
-    /// Calls in flight per connection.
-    #[arg(short = 'i', long, default_value_t = 1)]
-    in_flight: usize,
-    /// Messages per SendMessage call.
-    #[arg(short = 'b', long, default_value_t = 1)]
-    batch: usize,
-    /// Time to send with the same settings before measuring, e.g. `2s`.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
-    warmup: Duration,
+    #[command(flatten)]
+    load: Load,
 }
 
 #[derive(Debug, Args)]
@@ -178,32 +165,42 @@ pub struct Target {
     quiet: bool,
 }
 
-/// Send settings shared by `produce` and `e2e`.
+/// The load every sending workload (`produce`, `e2e`, `grpc-send`) puts on: how big, how
+/// wide, how deep and how long warmed up.
 #[derive(Debug, Args, Clone)]
-pub struct SendOptions {
+pub struct Load {
     /// Body size in bytes.
     #[arg(short = 's', long, default_value_t = 128)]
     size: usize,
-    /// Connections (each its own TCP connection to the broker).
+    /// Connections (remoting: each its own TCP connection to the broker; gRPC: HTTP/2
+    /// connections to the endpoint).
     #[arg(short = 'c', long, default_value_t = 1)]
     connections: usize,
     /// Requests in flight per connection.
     #[arg(short = 'i', long, default_value_t = 1)]
     in_flight: usize,
-    /// Messages per request (> 1 sends SEND_BATCH_MESSAGE).
+    /// Messages per request (remoting: > 1 sends SEND_BATCH_MESSAGE; gRPC: per SendMessage
+    /// call).
     #[arg(short = 'b', long, default_value_t = 1)]
     batch: usize,
+    /// Time to send with the same settings before measuring, e.g. `2s` (like the warm-up
+    /// phase of the OpenMessaging Benchmark): the broker makes the files of a new topic's
+    /// queues and connections are open, so the figures are the steady state.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    warmup: Duration,
+}
+
+/// Send settings shared by `produce` and `e2e`.
+#[derive(Debug, Args, Clone)]
+pub struct SendOptions {
+    #[command(flatten)]
+    load: Load,
     /// Producer group named in the send requests.
     #[arg(short = 'g', long, default_value = "apogee-bench")]
     group: String,
     /// Messages per second in total (open loop); 0 = as fast as the window allows.
     #[arg(short = 'r', long, default_value_t = 0)]
     rate: u64,
-    /// Time to send with the same settings before measuring, e.g. `2s` (like the warm-up
-    /// phase of the OpenMessaging Benchmark): the broker makes the files of a new topic's
-    /// queues and connections are open, so the figures are the steady state.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
-    warmup: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -270,7 +267,10 @@ impl BenchArgs {
     /// Runs the chosen workload.
     pub async fn run(self) -> Result<()> {
         match self.workload {
-            Workload::Produce(args) => produce::run(args.target, args.send.validated()?).await,
+            Workload::Produce(args) => {
+                args.send.load.validate()?;
+                produce::run(args.target, args.send).await
+            }
             Workload::Consume(args) => consume::run(args.target, args.pull_batch, args.until_drained).await,
             Workload::Pop(args) => {
                 pop::run(
@@ -283,7 +283,10 @@ impl BenchArgs {
                 )
                 .await
             }
-            Workload::E2e(args) => e2e::run(args.target, args.send.validated()?).await,
+            Workload::E2e(args) => {
+                args.send.load.validate()?;
+                e2e::run(args.target, args.send).await
+            }
             Workload::Timer(args) => {
                 anyhow::ensure!(
                     (1..=MAX_BODY_BYTES).contains(&args.size),
@@ -308,24 +311,11 @@ impl BenchArgs {
                 .await
             }
             Workload::GrpcSend(args) => {
-                let send = SendOptions {
-                    size: args.size,
-                    connections: args.connections,
-                    in_flight: args.in_flight,
-                    batch: args.batch,
-                    group: String::new(),
-                    rate: 0,
-                    warmup: args.warmup,
-                }
-                .validated()?;
+                args.load.validate()?;
                 grpc::send::run(grpc::send::SendBench {
                     target: args.target,
                     grpc: args.endpoint.grpc,
-                    size_bytes: send.size,
-                    connections: send.connections,
-                    in_flight: send.in_flight,
-                    batch: send.batch,
-                    warmup: send.warmup,
+                    load: args.load,
                 })
                 .await
             }
@@ -346,8 +336,8 @@ impl BenchArgs {
     }
 }
 
-impl SendOptions {
-    fn validated(self) -> Result<Self> {
+impl Load {
+    fn validate(&self) -> Result<()> {
         anyhow::ensure!((1..=MAX_BODY_BYTES).contains(&self.size), "--size must be 1..={MAX_BODY_BYTES}");
         anyhow::ensure!(
             (1..=MAX_CONNECTIONS).contains(&self.connections),
@@ -359,7 +349,7 @@ impl SendOptions {
         );
         anyhow::ensure!((1..=MAX_BATCH).contains(&self.batch), "--batch must be 1..={MAX_BATCH}");
         anyhow::ensure!(self.warmup <= MAX_WARMUP, "--warmup must be at most {MAX_WARMUP:?}");
-        Ok(self)
+        Ok(())
     }
 }
 

@@ -68,30 +68,26 @@ pub async fn run(
     let client = Arc::new(setup::admin_client());
     let queues = setup::queues_of(&client, &target.namesrv, &target.topic, target.queues).await?;
     let Some(first) = queues.first() else { anyhow::bail!("topic {} has no queue", target.topic) };
-    let started = Instant::now();
-    let deadline = started + target.duration;
-    let progress = recorder.spawn_progress("pop", deadline, target.quiet);
     let hold_ms = if until_drained { 200 } else { 1000 };
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let popper = Popper {
-                client: Arc::clone(&client),
-                addr: first.addr.clone(),
-                broker_name: first.broker_name.clone(),
-                topic: target.topic.clone(),
-                group: group.clone(),
-                batch,
-                hold_ms,
-                ack_mode,
-            };
-            tokio::spawn(popper.run(deadline, until_drained, recorder.worker()))
+    let elapsed = recorder
+        .measure("pop", target.duration, target.quiet, |_, deadline| {
+            (0..concurrency)
+                .map(|_| {
+                    let popper = Popper {
+                        client: Arc::clone(&client),
+                        addr: first.addr.clone(),
+                        broker_name: first.broker_name.clone(),
+                        topic: target.topic.clone(),
+                        group: group.clone(),
+                        batch,
+                        hold_ms,
+                        ack_mode,
+                    };
+                    tokio::spawn(popper.run(deadline, until_drained, recorder.worker()))
+                })
+                .collect()
         })
-        .collect();
-    for task in tasks {
-        task.await?;
-    }
-    let elapsed = started.elapsed();
-    progress.abort();
+        .await?;
     recorder.report(
         "pop",
         serde_json::json!({

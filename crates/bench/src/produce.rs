@@ -55,12 +55,12 @@ pub async fn run(target: Target, send: SendOptions) -> Result<()> {
     Ok(())
 }
 
-/// Sends for `send.warmup` with the same settings and forgets the figures.
+/// Sends for `send.load.warmup` with the same settings and forgets the figures.
 pub async fn warm_up(target: &Target, send: &SendOptions) -> Result<()> {
-    if send.warmup.is_zero() {
+    if send.load.warmup.is_zero() {
         return Ok(());
     }
-    let warmup = Target { duration: send.warmup, quiet: true, ..target.clone() };
+    let warmup = Target { duration: send.load.warmup, quiet: true, ..target.clone() };
     drive(&warmup, send, &Recorder::new(), false).await?;
     Ok(())
 }
@@ -68,9 +68,9 @@ pub async fn warm_up(target: &Target, send: &SendOptions) -> Result<()> {
 /// Description of the run for the JSON line.
 pub fn parameters(target: &Target, send: &SendOptions) -> serde_json::Value {
     serde_json::json!({
-        "topic": target.topic, "group": send.group, "size": send.size, "connections": send.connections,
-        "in_flight": send.in_flight, "batch": send.batch, "rate": send.rate,
-        "warmup_s": send.warmup.as_secs_f64(),
+        "topic": target.topic, "group": send.group, "size": send.load.size, "connections": send.load.connections,
+        "in_flight": send.load.in_flight, "batch": send.load.batch, "rate": send.rate,
+        "warmup_s": send.load.warmup.as_secs_f64(),
         "duration_s": target.duration.as_secs_f64(),
     })
 }
@@ -85,9 +85,9 @@ pub async fn drive(
 ) -> Result<Duration> {
     let setup_client = setup::admin_client();
     let queues = setup::queues_of(&setup_client, &target.namesrv, &target.topic, target.queues).await?;
-    let mut workers = Vec::with_capacity(send.connections);
+    let mut workers = Vec::with_capacity(send.load.connections);
     let brokers = by_broker(&queues);
-    for connection in 0..send.connections {
+    for connection in 0..send.load.connections {
         let queues = &brokers[connection % brokers.len()];
         let ids = UniqIdGenerator::global();
         let frames = queues
@@ -98,8 +98,8 @@ pub async fn drive(
                     topic: &target.topic,
                     broker_name: &queue.broker_name,
                     queue_id: queue.queue_id,
-                    size: send.size,
-                    batch: send.batch,
+                    size: send.load.size,
+                    batch: send.load.batch,
                     stamp,
                 };
                 SendFrame::new(&shape, ids)
@@ -115,23 +115,26 @@ pub async fn drive(
             send: send.clone(),
             stats: recorder.worker(),
             ids,
-            next_frame: connection / brokers.len() * send.in_flight,
+            next_frame: connection / brokers.len() * send.load.in_flight,
         };
         workers.push((worker, stream));
     }
-    let started = Instant::now();
-    let deadline = started + target.duration;
-    let progress = recorder.spawn_progress("produce", deadline, target.quiet);
-    let mut dues = Pacer::start(started, deadline, send.rate, send.batch, send.connections, send.in_flight);
-    let tasks: Vec<_> = workers
-        .into_iter()
-        .map(|(worker, stream)| tokio::spawn(worker.run(stream, deadline, dues.pop())))
-        .collect();
-    for task in tasks {
-        task.await?;
-    }
-    let elapsed = started.elapsed();
-    progress.abort();
+    let elapsed = recorder
+        .measure("produce", target.duration, target.quiet, |started, deadline| {
+            let mut dues = Pacer::start(
+                started,
+                deadline,
+                send.rate,
+                send.load.batch,
+                send.load.connections,
+                send.load.in_flight,
+            );
+            workers
+                .into_iter()
+                .map(|(worker, stream)| tokio::spawn(worker.run(stream, deadline, dues.pop())))
+                .collect()
+        })
+        .await?;
     setup_client.shutdown().await;
     Ok(elapsed)
 }
@@ -327,7 +330,7 @@ impl Worker {
         loop {
             let now = Instant::now();
             // Start what may start: everything due, or (closed loop) until the window is full.
-            while outstanding.len() < self.send.in_flight && unsent.len() < WRITE_CHUNK_BYTES {
+            while outstanding.len() < self.send.load.in_flight && unsent.len() < WRITE_CHUNK_BYTES {
                 let due = if open_loop {
                     match backlog.pop_front() {
                         Some(due) => due,
@@ -433,8 +436,8 @@ impl Worker {
             self.stats.record_phases(sent.saturating_duration_since(due), sent.elapsed());
         }
         if code == response_code::SUCCESS {
-            let messages = self.send.batch as u64;
-            self.stats.record(latency, messages, messages * self.send.size as u64)
+            let messages = self.send.load.batch as u64;
+            self.stats.record(latency, messages, messages * self.send.load.size as u64)
         } else {
             self.stats.recorder().error(format!("code {code}"))
         }

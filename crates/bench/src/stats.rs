@@ -87,6 +87,27 @@ impl Recorder {
         self.messages.load(Ordering::Relaxed)
     }
 
+    /// Runs a workload's measured phase: starts the clock and the progress line `label`,
+    /// spawns the tasks `spawn` makes from the start and the deadline `duration` later, waits
+    /// for all of them and gives the time they took.
+    pub async fn measure<T: Send + 'static>(
+        self: &Arc<Self>,
+        label: &'static str,
+        duration: Duration,
+        quiet: bool,
+        spawn: impl FnOnce(Instant, Instant) -> Vec<tokio::task::JoinHandle<T>>,
+    ) -> Result<Duration, tokio::task::JoinError> {
+        let started = Instant::now();
+        let deadline = started + duration;
+        let progress = self.spawn_progress(label, deadline, quiet);
+        for task in spawn(started, deadline) {
+            task.await?;
+        }
+        let elapsed = started.elapsed();
+        progress.abort();
+        Ok(elapsed)
+    }
+
     /// Prints a progress line every second until `until` passes.
     pub fn spawn_progress(
         self: &Arc<Self>,

@@ -47,13 +47,57 @@ struct Waiter {
 /// Queue id → waiters.
 type QueueWaiters = HashMap<i32, Vec<Waiter>>;
 
-/// Why a pull could not be parked.
+/// Why a pull or a pop could not be parked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParkRefused {
-    /// [`MAX_PARKED_PULLS`] are parked already.
+    /// The limit of parked requests is reached: a pull is answered SYSTEM_BUSY (past
+    /// [`MAX_PARKED_PULLS`]), a pop POLLING_FULL.
     Full,
     /// The broker is stopping: answer now.
     Stopping,
+}
+
+/// Admission to a holding service, shared by parked pulls and parked pops: how many are
+/// parked, their ids, and whether the broker is stopping.
+#[derive(Debug, Default)]
+pub struct ParkGate {
+    parked: AtomicUsize,
+    next_id: AtomicU64,
+    stopped: AtomicBool,
+}
+
+impl ParkGate {
+    /// Admits one more parked request while the broker runs and fewer than `limit` are
+    /// parked; gives its id. Each admitted request is [`ParkGate::left`] once.
+    pub fn admit(&self, limit: usize) -> Result<u64, ParkRefused> {
+        if self.is_stopped() {
+            return Err(ParkRefused::Stopping);
+        }
+        self.parked
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| (count < limit).then_some(count + 1))
+            .map_err(|_| ParkRefused::Full)?;
+        Ok(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// An admitted request is no longer parked.
+    pub fn left(&self) {
+        self.parked.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Requests parked now.
+    pub fn parked(&self) -> usize {
+        self.parked.load(Ordering::Relaxed)
+    }
+
+    /// Refuses new requests from now on (broker stopping).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    /// Whether the broker is stopping (a park that raced with the stop must wake itself).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
 }
 
 /// Parked pulls by queue.
@@ -61,9 +105,7 @@ pub enum ParkRefused {
 pub struct PullRequestHoldService {
     /// Topic → queue → waiters; a topic is removed with its last waiter.
     topics: Mutex<HashMap<String, QueueWaiters>>,
-    parked: AtomicUsize,
-    next_id: AtomicU64,
-    stopped: AtomicBool,
+    gate: ParkGate,
 }
 
 impl PullRequestHoldService {
@@ -74,7 +116,7 @@ impl PullRequestHoldService {
 
     /// Number of pulls parked now.
     pub fn parked(&self) -> usize {
-        self.parked.load(Ordering::Relaxed)
+        self.gate.parked()
     }
 
     /// Parks a pull of (`topic`, `queue_id`) at `offset` from connection `connection_id`.
@@ -86,15 +128,7 @@ impl PullRequestHoldService {
         offset: i64,
         connection_id: u64,
     ) -> Result<ParkedPull, ParkRefused> {
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(ParkRefused::Stopping);
-        }
-        self.parked
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
-                (count < MAX_PARKED_PULLS).then_some(count + 1)
-            })
-            .map_err(|_| ParkRefused::Full)?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.gate.admit(MAX_PARKED_PULLS)?;
         let (wake, woken) = oneshot::channel();
         {
             let mut topics = self.topics.lock();
@@ -107,7 +141,7 @@ impl PullRequestHoldService {
         }
         let parked = ParkedPull { service: Arc::clone(self), topic: topic.to_owned(), queue_id, id, woken };
         // A stop that raced with this park must still wake it.
-        if self.stopped.load(Ordering::Acquire) {
+        if self.gate.is_stopped() {
             self.wake_all();
         }
         Ok(parked)
@@ -127,7 +161,7 @@ impl PullRequestHoldService {
 
     /// Wakes every parked pull and refuses new ones (broker stopping).
     pub fn stop(&self) {
-        self.stopped.store(true, Ordering::Release);
+        self.gate.stop();
         self.wake_all();
     }
 
@@ -239,7 +273,7 @@ impl ParkedPull {
 impl Drop for ParkedPull {
     fn drop(&mut self) {
         self.service.unpark(&self.topic, self.queue_id, self.id);
-        self.service.parked.fetch_sub(1, Ordering::AcqRel);
+        self.service.gate.left();
     }
 }
 
@@ -302,9 +336,9 @@ mod tests {
     #[tokio::test]
     async fn the_number_of_parked_pulls_is_bounded() {
         let service = Arc::new(PullRequestHoldService::new());
-        service.parked.store(MAX_PARKED_PULLS, Ordering::Relaxed);
+        service.gate.parked.store(MAX_PARKED_PULLS, Ordering::Relaxed);
         assert_eq!(service.park("T", 0, 1, 1).unwrap_err(), ParkRefused::Full);
-        service.parked.store(MAX_PARKED_PULLS - 1, Ordering::Relaxed);
+        service.gate.parked.store(MAX_PARKED_PULLS - 1, Ordering::Relaxed);
         let parked = service.park("T", 0, 1, 1).unwrap();
         assert_eq!(service.park("T", 0, 1, 1).unwrap_err(), ParkRefused::Full);
         drop(parked);

@@ -38,6 +38,30 @@ pub struct InnerMessage {
 }
 
 impl InnerMessage {
+    /// A message the broker writes for itself or a test puts (pop revive records, transaction
+    /// ops): no user flag or sysflag bits, born now at `born_host`, never delivered, no
+    /// transaction.
+    pub fn new(
+        topic: String,
+        queue_id: i32,
+        body: Bytes,
+        properties: Properties,
+        born_host: SocketAddr,
+    ) -> Self {
+        Self {
+            topic,
+            queue_id,
+            flag: 0,
+            body,
+            properties,
+            sys_flag: 0,
+            born_timestamp: apogee_common::time::now_ms(),
+            born_host,
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+        }
+    }
+
     /// Encodes the stored record; the store fills in offsets and the store time.
     pub fn encode(&self, store_host: SocketAddr) -> Result<Vec<u8>, RecordError> {
         let ext = MessageExt {

@@ -22,36 +22,26 @@ use apogee_client::LitePullConsumer;
 const RUN_LIMIT: Duration = Duration::from_secs(30);
 /// Wait of one poll.
 const POLL_WAIT: Duration = Duration::from_secs(1);
-/// Consumer group when none is given.
-const DEFAULT_GROUP: &str = "lite_pull_example";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let (Some(topic), Some(count)) = (args.next(), args.next()) else {
-        eprintln!("usage: lite_pull_consumer <topic> <count> [group]");
-        return ExitCode::from(2);
+    let (topic, count, group) = match common::topic_count_group("lite_pull_consumer", "lite_pull_example") {
+        Ok(args) => args,
+        Err(code) => return code,
     };
-    let Ok(count) = count.parse::<usize>() else {
-        eprintln!("count must be a number, not {count:?}");
-        return ExitCode::from(2);
-    };
-    let group = common::arg_or(&mut args, DEFAULT_GROUP);
     let namesrv = common::namesrv_from_env();
 
-    let consumer = match LitePullConsumer::builder()
-        .group(group)
-        .namesrv(namesrv)
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .auto_commit(false)
-        .start()
-        .await
-    {
+    let consumer = match common::started(
+        LitePullConsumer::builder()
+            .group(group)
+            .namesrv(namesrv)
+            .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+            .auto_commit(false)
+            .start()
+            .await,
+    ) {
         Ok(consumer) => consumer,
-        Err(error) => {
-            eprintln!("consumer did not start: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     if let Err(error) = consumer.subscribe(&topic, "*").await {
         eprintln!("subscribe failed: {error}");

@@ -25,35 +25,26 @@ const RUN_LIMIT: Duration = Duration::from_secs(30);
 const AWAIT: Duration = Duration::from_secs(2);
 /// How long received messages stay invisible to the rest of the group.
 const INVISIBLE: Duration = Duration::from_secs(15);
-/// Consumer group when none is given.
-const DEFAULT_GROUP: &str = "simple_consumer_example";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let (Some(topic), Some(count)) = (args.next(), args.next()) else {
-        eprintln!("usage: simple_consumer <topic> <count> [group]");
-        return ExitCode::from(2);
-    };
-    let Ok(count) = count.parse::<usize>() else {
-        eprintln!("count must be a number, not {count:?}");
-        return ExitCode::from(2);
-    };
-    let group = common::arg_or(&mut args, DEFAULT_GROUP);
-    let consumer = match SimpleConsumer::builder()
-        .group(group)
-        .namesrv(common::namesrv_from_env())
-        .subscribe(&topic, FilterExpression::tag("*"))
-        .await_duration(AWAIT)
-        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .start()
-        .await
+    let (topic, count, group) = match common::topic_count_group("simple_consumer", "simple_consumer_example")
     {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let consumer = match common::started(
+        SimpleConsumer::builder()
+            .group(group)
+            .namesrv(common::namesrv_from_env())
+            .subscribe(&topic, FilterExpression::tag("*"))
+            .await_duration(AWAIT)
+            .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+            .start()
+            .await,
+    ) {
         Ok(consumer) => consumer,
-        Err(error) => {
-            eprintln!("consumer did not start: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let started = Instant::now();
     let mut acked = HashSet::new();

@@ -2,6 +2,7 @@
 //! carry their outcome in the body's status (spec §2.6); the RPCs the reference does not serve
 //! (the pull-consumer ones) answer gRPC UNIMPLEMENTED.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -80,6 +81,22 @@ impl Service {
         self.0.metrics.record(rpc, started.elapsed(), response.status_code() == Code::Ok as i32);
         Ok(Response::new(response))
     }
+
+    /// A unary RPC: admits the call (client headers, ACL), serves the admitted request with
+    /// `serve` and [answers](Service::answer) the outcome, timed from the call's start.
+    async fn unary<Q: crate::acl::Guarded, A: WithStatus, F: Future<Output = Result<A, Refusal>>>(
+        &self,
+        rpc: Rpc,
+        request: Request<Q>,
+        serve: impl FnOnce(CallContext, Q) -> F,
+    ) -> Result<Response<A>, Status> {
+        let started = Instant::now();
+        let outcome = match self.0.admit(&request) {
+            Ok(context) => serve(context, request.into_inner()).await,
+            Err(refusal) => Err(refusal),
+        };
+        self.answer(rpc, started, outcome)
+    }
 }
 
 type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -90,54 +107,40 @@ impl MessagingService for Service {
         &self,
         request: Request<QueryRouteRequest>,
     ) -> Result<Response<QueryRouteResponse>, Status> {
-        let started = Instant::now();
-        self.answer(
-            Rpc::QueryRoute,
-            started,
-            match self.0.admit(&request) {
-                Ok(_) => self.0.query_route(request.get_ref()).await,
-                Err(refusal) => Err(refusal),
-            },
-        )
+        self.unary(Rpc::QueryRoute, request, |_, request| async move { self.0.query_route(&request).await })
+            .await
     }
 
     async fn heartbeat(
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
-        let started = Instant::now();
-        self.answer(
+        self.unary(
             Rpc::Heartbeat,
-            started,
-            self.0.admit(&request).and_then(|context| self.0.heartbeat(&context, request.get_ref())),
+            request,
+            |context, request| async move { self.0.heartbeat(&context, &request) },
         )
+        .await
     }
 
     async fn send_message(
         &self,
         request: Request<SendMessageRequest>,
     ) -> Result<Response<SendMessageResponse>, Status> {
-        let started = Instant::now();
-        let context = match self.0.admit(&request) {
-            Ok(context) => context,
-            Err(refusal) => return self.answer(Rpc::SendMessage, started, Err(refusal)),
-        };
-        self.answer(Rpc::SendMessage, started, self.0.send_message(&context, request.into_inner()).await)
+        self.unary(Rpc::SendMessage, request, |context, request| async move {
+            self.0.send_message(&context, request).await
+        })
+        .await
     }
 
     async fn query_assignment(
         &self,
         request: Request<QueryAssignmentRequest>,
     ) -> Result<Response<QueryAssignmentResponse>, Status> {
-        let started = Instant::now();
-        self.answer(
-            Rpc::QueryAssignment,
-            started,
-            match self.0.admit(&request) {
-                Ok(_) => self.0.query_assignment(request.get_ref()).await,
-                Err(refusal) => Err(refusal),
-            },
-        )
+        self.unary(Rpc::QueryAssignment, request, |_, request| async move {
+            self.0.query_assignment(&request).await
+        })
+        .await
     }
 
     type ReceiveMessageStream = ServerStream<ReceiveMessageResponse>;
@@ -176,28 +179,20 @@ impl MessagingService for Service {
         &self,
         request: Request<AckMessageRequest>,
     ) -> Result<Response<AckMessageResponse>, Status> {
-        let started = Instant::now();
-        let context = match self.0.admit(&request) {
-            Ok(context) => context,
-            Err(refusal) => return self.answer(Rpc::AckMessage, started, Err(refusal)),
-        };
-        self.answer(Rpc::AckMessage, started, self.0.ack_messages(&context, request.get_ref()).await)
+        self.unary(Rpc::AckMessage, request, |context, request| async move {
+            self.0.ack_messages(&context, &request).await
+        })
+        .await
     }
 
     async fn forward_message_to_dead_letter_queue(
         &self,
         request: Request<ForwardMessageToDeadLetterQueueRequest>,
     ) -> Result<Response<ForwardMessageToDeadLetterQueueResponse>, Status> {
-        let started = Instant::now();
-        let context = match self.0.admit(&request) {
-            Ok(context) => context,
-            Err(refusal) => return self.answer(Rpc::ForwardMessageToDeadLetterQueue, started, Err(refusal)),
-        };
-        self.answer(
-            Rpc::ForwardMessageToDeadLetterQueue,
-            started,
-            self.0.forward_to_dead_letter_queue(&context, request.get_ref()).await,
-        )
+        self.unary(Rpc::ForwardMessageToDeadLetterQueue, request, |context, request| async move {
+            self.0.forward_to_dead_letter_queue(&context, &request).await
+        })
+        .await
     }
 
     type PullMessageStream = ServerStream<PullMessageResponse>;
@@ -234,11 +229,10 @@ impl MessagingService for Service {
         &self,
         request: Request<EndTransactionRequest>,
     ) -> Result<Response<EndTransactionResponse>, Status> {
-        let started = Instant::now();
-        if let Err(refusal) = self.0.admit(&request) {
-            return self.answer(Rpc::EndTransaction, started, Err(refusal));
-        }
-        self.answer(Rpc::EndTransaction, started, self.0.end_transaction(request.get_ref()).await)
+        self.unary(Rpc::EndTransaction, request, |_, request| async move {
+            self.0.end_transaction(&request).await
+        })
+        .await
     }
 
     type TelemetryStream = ServerStream<TelemetryCommand>;
@@ -268,40 +262,30 @@ impl MessagingService for Service {
         &self,
         request: Request<NotifyClientTerminationRequest>,
     ) -> Result<Response<NotifyClientTerminationResponse>, Status> {
-        let started = Instant::now();
-        let outcome = match self.0.admit(&request) {
-            Ok(context) => self.0.terminate(&context, request.get_ref()).await,
-            Err(refusal) => Err(refusal),
-        };
-        self.answer(Rpc::NotifyClientTermination, started, outcome)
+        self.unary(Rpc::NotifyClientTermination, request, |context, request| async move {
+            self.0.terminate(&context, &request).await
+        })
+        .await
     }
 
     async fn change_invisible_duration(
         &self,
         request: Request<ChangeInvisibleDurationRequest>,
     ) -> Result<Response<ChangeInvisibleDurationResponse>, Status> {
-        let started = Instant::now();
-        let context = match self.0.admit(&request) {
-            Ok(context) => context,
-            Err(refusal) => return self.answer(Rpc::ChangeInvisibleDuration, started, Err(refusal)),
-        };
-        self.answer(
-            Rpc::ChangeInvisibleDuration,
-            started,
-            self.0.change_invisible_duration(&context, request.get_ref()).await,
-        )
+        self.unary(Rpc::ChangeInvisibleDuration, request, |context, request| async move {
+            self.0.change_invisible_duration(&context, &request).await
+        })
+        .await
     }
 
     async fn recall_message(
         &self,
         request: Request<RecallMessageRequest>,
     ) -> Result<Response<RecallMessageResponse>, Status> {
-        let started = Instant::now();
-        let context = match self.0.admit(&request) {
-            Ok(context) => context,
-            Err(refusal) => return self.answer(Rpc::RecallMessage, started, Err(refusal)),
-        };
-        self.answer(Rpc::RecallMessage, started, self.0.recall_message(&context, request.get_ref()).await)
+        self.unary(Rpc::RecallMessage, request, |context, request| async move {
+            self.0.recall_message(&context, &request).await
+        })
+        .await
     }
 
     async fn sync_lite_subscription(

@@ -99,28 +99,25 @@ pub async fn run(bench: ReceiveBench) -> Result<()> {
         clients.push(connect(&bench.grpc).await?);
     }
     let recorder = Recorder::new();
-    let started = Instant::now();
-    let deadline = started + bench.target.duration;
     let last_ack_us = Arc::new(AtomicU64::new(0));
-    let progress = recorder.spawn_progress("grpc-receive", deadline, bench.target.quiet);
-    let tasks: Vec<_> = (0..bench.concurrency)
-        .map(|worker| {
-            let receiver = Receiver {
-                client: clients[worker % clients.len()].clone(),
-                client_id: client_id(worker),
-                bench: bench.clone(),
-                started,
-                last_ack_us: Arc::clone(&last_ack_us),
-            };
-            tokio::spawn(receiver.run(deadline, recorder.worker()))
+    let ran = recorder
+        .measure("grpc-receive", bench.target.duration, bench.target.quiet, |started, deadline| {
+            (0..bench.concurrency)
+                .map(|worker| {
+                    let receiver = Receiver {
+                        client: clients[worker % clients.len()].clone(),
+                        client_id: client_id(worker),
+                        bench: bench.clone(),
+                        started,
+                        last_ack_us: Arc::clone(&last_ack_us),
+                    };
+                    tokio::spawn(receiver.run(deadline, recorder.worker()))
+                })
+                .collect()
         })
-        .collect();
-    for task in tasks {
-        task.await?;
-    }
-    progress.abort();
+        .await?;
     let elapsed = match last_ack_us.load(Ordering::Relaxed) {
-        0 => started.elapsed(),
+        0 => ran,
         micros => Duration::from_micros(micros),
     };
     recorder.report(

@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use super::{call_error_label, client_id, code_label, connect, request, resource};
 use crate::setup;
 use crate::stats::{Recorder, WorkerStats};
-use crate::Target;
+use crate::{Load, Target};
 
 /// Deadline of one SendMessage call.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,16 +27,9 @@ pub struct SendBench {
     pub target: Target,
     /// The gRPC endpoint, `host:port`.
     pub grpc: String,
-    /// Body size in bytes.
-    pub size_bytes: usize,
-    /// HTTP/2 connections.
-    pub connections: usize,
-    /// Calls in flight per connection.
-    pub in_flight: usize,
-    /// Messages per SendMessage call.
-    pub batch: usize,
-    /// Time to send before measuring.
-    pub warmup: Duration,
+    /// Body size, HTTP/2 connections, calls in flight per connection, messages per call and
+    /// the time to send before measuring (checked).
+    pub load: Load,
 }
 
 /// Runs the workload and prints the report.
@@ -47,17 +40,17 @@ pub async fn run(bench: SendBench) -> Result<()> {
             .await;
     setup_client.shutdown().await;
     found?;
-    if !bench.warmup.is_zero() {
-        drive(&bench, bench.warmup, true, &Recorder::new()).await?;
+    if !bench.load.warmup.is_zero() {
+        drive(&bench, bench.load.warmup, true, &Recorder::new()).await?;
     }
     let recorder = Recorder::new();
     let elapsed = drive(&bench, bench.target.duration, bench.target.quiet, &recorder).await?;
     recorder.report(
         "grpc-send",
         serde_json::json!({
-            "topic": bench.target.topic, "grpc": bench.grpc, "size": bench.size_bytes,
-            "connections": bench.connections, "in_flight": bench.in_flight, "batch": bench.batch,
-            "warmup_s": bench.warmup.as_secs_f64(), "duration_s": bench.target.duration.as_secs_f64(),
+            "topic": bench.target.topic, "grpc": bench.grpc, "size": bench.load.size,
+            "connections": bench.load.connections, "in_flight": bench.load.in_flight, "batch": bench.load.batch,
+            "warmup_s": bench.load.warmup.as_secs_f64(), "duration_s": bench.target.duration.as_secs_f64(),
         }),
         elapsed,
     );
@@ -71,34 +64,32 @@ async fn drive(
     quiet: bool,
     recorder: &Arc<Recorder>,
 ) -> Result<Duration> {
-    let mut clients = Vec::with_capacity(bench.connections);
-    for _ in 0..bench.connections {
+    let mut clients = Vec::with_capacity(bench.load.connections);
+    for _ in 0..bench.load.connections {
         clients.push(connect(&bench.grpc).await?);
     }
     let shape = Arc::new(Shape {
         topic: bench.target.topic.clone(),
-        body: vec![b'x'; bench.size_bytes],
-        batch: bench.batch,
+        body: vec![b'x'; bench.load.size],
+        batch: bench.load.batch,
     });
     // One send before the clock: a refused send (an unknown topic, a topic of another message
     // type, ACL) ends the run with the endpoint's own words instead of a count of errors.
     probe(&mut clients[0], &shape).await?;
-    let started = Instant::now();
-    let deadline = started + duration;
-    let progress = recorder.spawn_progress("grpc-send", deadline, quiet);
-    let mut tasks = Vec::with_capacity(bench.connections * bench.in_flight);
-    for (connection, client) in clients.iter().enumerate() {
-        for slot in 0..bench.in_flight {
-            let worker = connection * bench.in_flight + slot;
-            let sender = Sender { client: client.clone(), shape: Arc::clone(&shape), worker, sequence: 0 };
-            tasks.push(tokio::spawn(sender.run(deadline, recorder.worker())));
-        }
-    }
-    for task in tasks {
-        task.await?;
-    }
-    let elapsed = started.elapsed();
-    progress.abort();
+    let elapsed = recorder
+        .measure("grpc-send", duration, quiet, |_, deadline| {
+            let mut tasks = Vec::with_capacity(bench.load.connections * bench.load.in_flight);
+            for (connection, client) in clients.iter().enumerate() {
+                for slot in 0..bench.load.in_flight {
+                    let worker = connection * bench.load.in_flight + slot;
+                    let sender =
+                        Sender { client: client.clone(), shape: Arc::clone(&shape), worker, sequence: 0 };
+                    tasks.push(tokio::spawn(sender.run(deadline, recorder.worker())));
+                }
+            }
+            tasks
+        })
+        .await?;
     Ok(elapsed)
 }
 

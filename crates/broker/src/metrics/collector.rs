@@ -47,6 +47,20 @@ fn counter(metric: &mut MetricEncoder<'_>, labels: &impl EncodeLabelSet, value: 
         .encode_counter::<NoLabelSet, _, f64>(&value, None::<&Exemplar<NoLabelSet, f64>>)
 }
 
+/// A counter family `name` with one counter per `(labels, value)` of `values`.
+fn counters<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    values: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in values {
+        counter(&mut metric, &labels, value)?;
+    }
+    Ok(())
+}
+
 fn gauge(metric: &mut MetricEncoder<'_>, labels: &impl EncodeLabelSet, value: i64) -> fmt::Result {
     metric.encode_family(labels)?.encode_gauge(&value)
 }
@@ -82,24 +96,18 @@ fn encode_traffic(metrics: &BrokerMetrics, encoder: &mut DescriptorEncoder) -> f
         })
         .filter(|(_, inbound)| load(&inbound.messages) > 0)
         .collect();
-    let mut metric = encoder.encode_descriptor(
+    counters(
+        encoder,
         "rocketmq_messages_in",
         "Messages stored by producers' puts.",
-        None,
-        MetricType::Counter,
+        series.iter().map(|(labels, inbound)| (*labels, load(&inbound.messages))),
     )?;
-    for (labels, inbound) in &series {
-        counter(&mut metric, labels, load(&inbound.messages))?;
-    }
-    let mut metric = encoder.encode_descriptor(
+    counters(
+        encoder,
         "rocketmq_throughput_in",
         "Bytes stored by producers' puts.",
-        None,
-        MetricType::Counter,
+        series.iter().map(|(labels, inbound)| (*labels, load(&inbound.bytes))),
     )?;
-    for (labels, inbound) in &series {
-        counter(&mut metric, labels, load(&inbound.bytes))?;
-    }
     let mut metric = encoder.encode_descriptor(
         "rocketmq_message_size",
         "Mean message size of each put, in bytes.",
@@ -125,44 +133,40 @@ fn encode_traffic(metrics: &BrokerMetrics, encoder: &mut DescriptorEncoder) -> f
             ("is_system", flag(is_system_topic(topic) || is_system_group(group)).to_owned()),
         ]
     };
-    let mut metric = encoder.encode_descriptor(
+    counters(
+        encoder,
         "rocketmq_messages_out",
         "Messages handed to consumers.",
-        None,
-        MetricType::Counter,
+        outbound.iter().map(|(group, topic, counters)| (out_labels(group, topic), load(&counters.messages))),
     )?;
-    for (group, topic, counters) in &outbound {
-        counter(&mut metric, &out_labels(group, topic), load(&counters.messages))?;
-    }
-    let mut metric = encoder.encode_descriptor(
+    counters(
+        encoder,
         "rocketmq_throughput_out",
         "Bytes handed to consumers.",
-        None,
-        MetricType::Counter,
+        outbound.iter().map(|(group, topic, counters)| (out_labels(group, topic), load(&counters.bytes))),
     )?;
-    for (group, topic, counters) in &outbound {
-        counter(&mut metric, &out_labels(group, topic), load(&counters.bytes))?;
-    }
 
-    let mut metric = encoder.encode_descriptor(
+    counters(
+        encoder,
         "rocketmq_send_to_dlq_messages",
         "Messages diverted to a group's dead-letter queue.",
-        None,
-        MetricType::Counter,
+        metrics.dead_lettered.snapshot().into_iter().flat_map(|(group, topics)| {
+            topics
+                .snapshot()
+                .into_iter()
+                .map(move |(topic, count)| (out_labels(&group, &topic), load(&count)))
+        }),
     )?;
-    for (group, topics) in metrics.dead_lettered.snapshot() {
-        for (topic, count) in topics.snapshot() {
-            counter(&mut metric, &out_labels(&group, &topic), load(&count))?;
-        }
-    }
     for (name, help, table) in [
         ("rocketmq_commit_messages", "Transactions committed.", &metrics.commits),
         ("rocketmq_rollback_messages", "Transactions rolled back.", &metrics.rollbacks),
     ] {
-        let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-        for (topic, count) in table.snapshot() {
-            counter(&mut metric, &[("topic", &*topic)], load(&count))?;
-        }
+        counters(
+            encoder,
+            name,
+            help,
+            table.snapshot().into_iter().map(|(topic, count)| ([("topic", topic)], load(&count))),
+        )?;
     }
     Ok(())
 }

@@ -99,15 +99,23 @@ fn pop_response(request: &RemotingCommand, result: PopResult, order: bool) -> Re
     response
 }
 
+/// The [`AckRequest`] of an ACK_MESSAGE or CHANGE_INVISIBLE_TIME header: both name the
+/// message by the same five fields.
+macro_rules! ack_request {
+    ($header:expr) => {
+        AckRequest {
+            group: &$header.consumer_group,
+            topic: &$header.topic,
+            queue_id: $header.queue_id,
+            extra_info: &$header.extra_info,
+            offset: $header.offset,
+        }
+    };
+}
+
 async fn ack_message(state: &Arc<BrokerState>, request: &RemotingCommand) -> Outcome {
     let acked: AckMessageRequestHeader = header(request)?;
-    let ack_request = AckRequest {
-        group: &acked.consumer_group,
-        topic: &acked.topic,
-        queue_id: acked.queue_id,
-        extra_info: &acked.extra_info,
-        offset: acked.offset,
-    };
+    let ack_request = ack_request!(acked);
     ack::ack(state, &ack_request).await?;
     Ok(RemotingCommand::success_for(request))
 }
@@ -126,13 +134,7 @@ async fn batch_ack_message(state: &Arc<BrokerState>, request: &RemotingCommand) 
 
 async fn change_invisible_time(state: &Arc<BrokerState>, request: &RemotingCommand) -> Outcome {
     let changed: ChangeInvisibleTimeRequestHeader = header(request)?;
-    let ack_request = AckRequest {
-        group: &changed.consumer_group,
-        topic: &changed.topic,
-        queue_id: changed.queue_id,
-        extra_info: &changed.extra_info,
-        offset: changed.offset,
-    };
+    let ack_request = ack_request!(changed);
     let result = ack::change_invisible(state, &ack_request, changed.invisible_time).await?;
     let response_header = ChangeInvisibleTimeResponseHeader {
         pop_time: result.pop_time_ms,

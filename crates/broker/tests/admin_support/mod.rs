@@ -151,16 +151,6 @@ pub fn inner(topic: &str, queue_id: i32, body: &str, properties: &[(&str, &str)]
     for (key, value) in properties {
         props.insert(*key, *value);
     }
-    InnerMessage {
-        topic: topic.to_owned(),
-        queue_id,
-        flag: 0,
-        body: Bytes::copy_from_slice(body.as_bytes()),
-        properties: props,
-        sys_flag: 0,
-        born_timestamp: apogee_common::time::now_ms(),
-        born_host: "127.0.0.1:50000".parse().expect("address"),
-        reconsume_times: 0,
-        prepared_transaction_offset: 0,
-    }
+    let born_host = "127.0.0.1:50000".parse().expect("address");
+    InnerMessage::new(topic.to_owned(), queue_id, Bytes::copy_from_slice(body.as_bytes()), props, born_host)
 }

@@ -114,18 +114,9 @@ pub async fn put_with(
         properties_map.insert(*key, *value);
     }
     let properties = properties_map;
-    let message = InnerMessage {
-        topic: topic.into(),
-        queue_id,
-        flag: 0,
-        body: body.as_bytes().to_vec().into(),
-        properties,
-        sys_flag: 0,
-        born_timestamp: apogee_common::time::now_ms(),
-        born_host: SocketAddr::from((Ipv4Addr::LOCALHOST, 40000)),
-        reconsume_times: 0,
-        prepared_transaction_offset: 0,
-    };
+    let born_host = SocketAddr::from((Ipv4Addr::LOCALHOST, 40000));
+    let message =
+        InnerMessage::new(topic.into(), queue_id, body.as_bytes().to_vec().into(), properties, born_host);
     let result = put_message(broker.state(), &message, true).await;
     assert!(result.status.is_stored(), "put failed: {:?}", result.status);
     result.append.expect("placement").queue_offset

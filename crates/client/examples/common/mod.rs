@@ -46,6 +46,29 @@ pub fn topic_and_count() -> Result<(String, usize), ExitCode> {
     }
 }
 
+/// The pull-style consumers' `<topic> <count> [group]` arguments (`default_group` when no
+/// group is named); exit code 2, after printing `example`'s usage, when they are off.
+pub fn topic_count_group(example: &str, default_group: &str) -> Result<(String, usize, String), ExitCode> {
+    let mut args = std::env::args().skip(1);
+    let (Some(topic), Some(count)) = (args.next(), args.next()) else {
+        eprintln!("usage: {example} <topic> <count> [group]");
+        return Err(ExitCode::from(2));
+    };
+    let Ok(count) = count.parse::<usize>() else {
+        eprintln!("count must be a number, not {count:?}");
+        return Err(ExitCode::from(2));
+    };
+    Ok((topic, count, arg_or(&mut args, default_group)))
+}
+
+/// The started consumer, or the failure exit code after saying why it did not start.
+pub fn started<C>(consumer: Result<C, impl std::fmt::Display>) -> Result<C, ExitCode> {
+    consumer.map_err(|error| {
+        eprintln!("consumer did not start: {error}");
+        ExitCode::FAILURE
+    })
+}
+
 /// A producer example's run: what to send, the producer and the sends that failed so far.
 pub struct ProducerRun {
     /// Topic sent to.

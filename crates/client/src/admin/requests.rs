@@ -493,7 +493,21 @@ pub(crate) fn pull_message(
     offset: i64,
     max_messages: i32,
 ) -> RemotingCommand {
-    let header = PullMessageRequestHeader {
+    let header = subscribed_pull_header(group, queue, subscription, offset, max_messages);
+    RemotingCommand::request(request_code::PULL_MESSAGE).with_header(&header)
+}
+
+/// The header of a pull of up to `max_messages` from `offset` of `queue` carrying
+/// `subscription`: no hold, no offset commit (what [`pull_message`] sends; the lite pull
+/// consumer adds its flags and hold).
+pub(crate) fn subscribed_pull_header(
+    group: &str,
+    queue: &MessageQueue,
+    subscription: &SubscriptionData,
+    offset: i64,
+    max_messages: i32,
+) -> PullMessageRequestHeader {
+    PullMessageRequestHeader {
         consumer_group: group.to_owned(),
         topic: queue.topic.clone(),
         queue_id: queue.queue_id,
@@ -507,8 +521,7 @@ pub(crate) fn pull_message(
         expression_type: Some(subscription.expression_type.name().to_owned()),
         bname: Some(queue.broker_name.clone()),
         ..PullMessageRequestHeader::default()
-    };
-    RemotingCommand::request(request_code::PULL_MESSAGE).with_header(&header)
+    }
 }
 
 #[cfg(test)]

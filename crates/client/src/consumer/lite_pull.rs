@@ -35,7 +35,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use apogee_common::{topic, MessageQueue};
@@ -57,7 +57,8 @@ use self::queues::{CacheLimits, Plan, Queues};
 use crate::admin::requests::{self, expect_success};
 use crate::consumer::allocate::{AllocateStrategy, Averagely};
 use crate::consumer::offset_store::RemoteOffsetStore;
-use crate::instance::{ClientInstance, ConsumerHandle};
+use crate::consumer::{LiveConsumer, Registration};
+use crate::instance::ClientInstance;
 use crate::{ClientConfig, ClientError, MessageExt};
 
 /// Where queues without a committed offset start; re-exported so that callers of
@@ -912,19 +913,6 @@ impl Shared {
         };
         self.persist_in_background(released);
     }
-
-    /// Heartbeat data of this consumer.
-    fn consumer_data(&self) -> ConsumerData {
-        let state = self.state.lock();
-        ConsumerData {
-            consume_from_where: Some(self.settings.consume_from_where),
-            consume_type: Some(ConsumeType::ConsumeActively),
-            group_name: self.group.clone(),
-            message_model: Some(MessageModel::Clustering),
-            subscription_data_set: state.subscriptions.values().cloned().collect(),
-            unit_mode: false,
-        }
-    }
 }
 
 /// The pull task of one queue generation: find the start, then pull, cache and repeat while
@@ -1009,29 +997,24 @@ fn mq_table(state: &State) -> serde_json::Map<String, serde_json::Value> {
     table
 }
 
-/// What the client instance holds of the consumer: weak, so a dropped consumer goes away.
-struct Registration {
-    group: String,
-    shared: Weak<Shared>,
-}
-
-impl ConsumerHandle for Registration {
-    fn group(&self) -> &str {
-        &self.group
-    }
+/// The consumer as the client instance sees it (heartbeats, broker callbacks).
+impl LiveConsumer for Shared {
+    const CONSUME_TYPE: ConsumeType = ConsumeType::ConsumeActively;
 
     fn consumer_data(&self) -> ConsumerData {
-        match self.shared.upgrade() {
-            Some(shared) => shared.consumer_data(),
-            None => super::departed_consumer(&self.group, ConsumeType::ConsumeActively),
+        let state = self.state.lock();
+        ConsumerData {
+            consume_from_where: Some(self.settings.consume_from_where),
+            consume_type: Some(ConsumeType::ConsumeActively),
+            group_name: self.group.clone(),
+            message_model: Some(MessageModel::Clustering),
+            subscription_data_set: state.subscriptions.values().cloned().collect(),
+            unit_mode: false,
         }
     }
 
     fn subscribed_topics(&self) -> Vec<String> {
-        let Some(shared) = self.shared.upgrade() else {
-            return Vec::new();
-        };
-        let state = shared.state.lock();
+        let state = self.state.lock();
         let topics: BTreeSet<String> = match state.mode {
             Mode::Subscribe => state.subscriptions.keys().cloned().collect(),
             _ => state.queues.assigned().into_iter().map(|queue| queue.topic).collect(),
@@ -1040,28 +1023,20 @@ impl ConsumerHandle for Registration {
     }
 
     fn rebalance_now(&self) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.rebalance.notify_one();
-        }
+        self.rebalance.notify_one();
     }
 
-    fn reset_offsets(&self, topic_name: &str, offsets: HashMap<MessageQueue, i64>) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
+    fn reset_offsets(self: &Arc<Self>, topic_name: &str, offsets: HashMap<MessageQueue, i64>) {
         for (queue, offset) in offsets.into_iter().filter(|(queue, _)| queue.topic == topic_name) {
-            shared.state.lock().committed.insert(queue.clone(), offset);
-            if shared.restart_queue(&queue, offset) {
-                tracing::info!(group = %shared.group, ?queue, offset, "offset reset by the broker");
+            self.state.lock().committed.insert(queue.clone(), offset);
+            if self.restart_queue(&queue, offset) {
+                tracing::info!(group = %self.group, ?queue, offset, "offset reset by the broker");
             }
         }
     }
 
     fn running_info(&self) -> serde_json::Value {
-        let Some(shared) = self.shared.upgrade() else {
-            return serde_json::json!({});
-        };
-        let state = shared.state.lock();
+        let state = self.state.lock();
         let subscriptions: Vec<serde_json::Value> = state
             .subscriptions
             .values()
@@ -1069,14 +1044,14 @@ impl ConsumerHandle for Registration {
             .collect();
         serde_json::json!({
             "properties": {
-                "consumerGroup": shared.group,
+                "consumerGroup": self.group,
                 "PROP_CONSUME_TYPE": ConsumeType::ConsumeActively.name(),
                 "messageModel": MessageModel::Clustering.name(),
-                "consumeFromWhere": shared.settings.consume_from_where.name(),
-                "PROP_NAMESERVER_ADDR": shared.settings.namesrv_addr,
-                "pullBatchSize": shared.settings.limits.batch_size.to_string(),
-                "autoCommit": shared.settings.auto_commit.to_string(),
-                "PROP_CONSUMER_START_TIMESTAMP": shared.started_ms.to_string(),
+                "consumeFromWhere": self.settings.consume_from_where.name(),
+                "PROP_NAMESERVER_ADDR": self.settings.namesrv_addr,
+                "pullBatchSize": self.settings.limits.batch_size.to_string(),
+                "autoCommit": self.settings.auto_commit.to_string(),
+                "PROP_CONSUMER_START_TIMESTAMP": self.started_ms.to_string(),
                 "heldQueues": state.queues.assigned().len().to_string(),
                 "readyMessages": state.queues.ready_messages().to_string(),
             },
@@ -1088,7 +1063,7 @@ impl ConsumerHandle for Registration {
         })
     }
 
-    fn consume_directly(&self, _message: MessageExt) -> serde_json::Value {
+    fn consume_directly(_message: MessageExt) -> serde_json::Value {
         serde_json::json!({
             "order": false,
             "autoCommit": true,

@@ -13,8 +13,15 @@ pub mod push;
 pub mod simple;
 pub mod subscription;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use apogee_common::MessageQueue;
 use apogee_remoting::body::enums::{ConsumeType, MessageModel};
 use apogee_remoting::body::ConsumerData;
+
+use crate::instance::ConsumerHandle;
+use crate::MessageExt;
 
 /// What a heartbeat says of a consumer that was dropped but whose registration the client
 /// instance still holds for a moment: its group and kind, nothing to subscribe.
@@ -24,6 +31,75 @@ pub(crate) fn departed_consumer(group: &str, consume_type: ConsumeType) -> Consu
         consume_type: Some(consume_type),
         message_model: Some(MessageModel::Clustering),
         ..ConsumerData::default()
+    }
+}
+
+/// What a lite pull or simple consumer's shared state answers the client instance while the
+/// consumer is alive; [`Registration`] holds it weakly and answers for a dropped one.
+pub(crate) trait LiveConsumer: Send + Sync + 'static {
+    /// The consumer's kind, also reported for it once it is dropped.
+    const CONSUME_TYPE: ConsumeType;
+    /// Heartbeat data of this consumer.
+    fn consumer_data(&self) -> ConsumerData;
+    /// See [`ConsumerHandle::subscribed_topics`].
+    fn subscribed_topics(&self) -> Vec<String>;
+    /// See [`ConsumerHandle::rebalance_now`]; nothing by default.
+    fn rebalance_now(&self) {}
+    /// See [`ConsumerHandle::reset_offsets`] (restarting a queue starts a task holding the
+    /// state); nothing by default.
+    fn reset_offsets(self: &Arc<Self>, _topic: &str, _offsets: HashMap<MessageQueue, i64>) {}
+    /// See [`ConsumerHandle::running_info`].
+    fn running_info(&self) -> serde_json::Value;
+    /// See [`ConsumerHandle::consume_directly`]: neither consumer has a listener to do it.
+    fn consume_directly(message: MessageExt) -> serde_json::Value;
+}
+
+/// What the client instance holds of a lite pull or simple consumer (heartbeats, broker
+/// callbacks): weak, so a dropped consumer goes away.
+pub(crate) struct Registration<S> {
+    /// Consumer group, still known once the consumer is dropped.
+    pub(crate) group: String,
+    /// The consumer's shared state.
+    pub(crate) shared: Weak<S>,
+}
+
+impl<S: LiveConsumer> ConsumerHandle for Registration<S> {
+    fn group(&self) -> &str {
+        &self.group
+    }
+
+    fn consumer_data(&self) -> ConsumerData {
+        match self.shared.upgrade() {
+            Some(shared) => shared.consumer_data(),
+            None => departed_consumer(&self.group, S::CONSUME_TYPE),
+        }
+    }
+
+    fn subscribed_topics(&self) -> Vec<String> {
+        self.shared.upgrade().map(|shared| shared.subscribed_topics()).unwrap_or_default()
+    }
+
+    fn rebalance_now(&self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.rebalance_now();
+        }
+    }
+
+    fn reset_offsets(&self, topic: &str, offsets: HashMap<MessageQueue, i64>) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.reset_offsets(topic, offsets);
+        }
+    }
+
+    fn running_info(&self) -> serde_json::Value {
+        match self.shared.upgrade() {
+            Some(shared) => shared.running_info(),
+            None => serde_json::json!({}),
+        }
+    }
+
+    fn consume_directly(&self, message: MessageExt) -> serde_json::Value {
+        S::consume_directly(message)
     }
 }
 

@@ -24,15 +24,15 @@
 //! # }
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use apogee_common::message::property;
 use apogee_common::message::record::decode_all_shared;
-use apogee_common::{perm, topic, MessageQueue};
+use apogee_common::{perm, topic};
 use apogee_remoting::body::enums::{ConsumeType, ExpressionType, MessageModel};
 use apogee_remoting::body::heartbeat::{ConsumerData, SubscriptionData};
 use apogee_remoting::body::pop::{BatchAck, BatchAckMessageRequestBody, BitSet};
@@ -45,7 +45,8 @@ use apogee_remoting::header::pop::{
 use apogee_remoting::receipt::{self, ExtraInfo};
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
-use crate::instance::{ClientInstance, ConsumerHandle};
+use crate::consumer::{LiveConsumer, Registration};
+use crate::instance::ClientInstance;
 use crate::{ClientConfig, ClientError, MessageExt};
 
 /// Where a group new to a queue starts; re-exported so callers of
@@ -612,21 +613,6 @@ impl Shared {
             }),
         }
     }
-
-    fn consumer_data(&self) -> ConsumerData {
-        ConsumerData {
-            consume_from_where: Some(if self.init_mode == INIT_MODE_MIN {
-                ConsumeFromWhere::ConsumeFromFirstOffset
-            } else {
-                ConsumeFromWhere::ConsumeFromLastOffset
-            }),
-            consume_type: Some(ConsumeType::ConsumePop),
-            group_name: self.group.clone(),
-            message_model: Some(MessageModel::Clustering),
-            subscription_data_set: self.subscriptions.values().map(|(_, data)| data.clone()).collect(),
-            unit_mode: false,
-        }
-    }
 }
 
 /// The messages of a SUCCESS pop of `source` for `group`, each with its receipt handle built
@@ -688,50 +674,45 @@ pub(crate) fn popped(
 }
 
 /// The consumer as the client instance sees it (heartbeats, broker callbacks).
-struct Registration {
-    group: String,
-    shared: Weak<Shared>,
-}
-
-impl ConsumerHandle for Registration {
-    fn group(&self) -> &str {
-        &self.group
-    }
+impl LiveConsumer for Shared {
+    const CONSUME_TYPE: ConsumeType = ConsumeType::ConsumePop;
 
     fn consumer_data(&self) -> ConsumerData {
-        match self.shared.upgrade() {
-            Some(shared) => shared.consumer_data(),
-            None => super::departed_consumer(&self.group, ConsumeType::ConsumePop),
+        ConsumerData {
+            consume_from_where: Some(if self.init_mode == INIT_MODE_MIN {
+                ConsumeFromWhere::ConsumeFromFirstOffset
+            } else {
+                ConsumeFromWhere::ConsumeFromLastOffset
+            }),
+            consume_type: Some(ConsumeType::ConsumePop),
+            group_name: self.group.clone(),
+            message_model: Some(MessageModel::Clustering),
+            subscription_data_set: self.subscriptions.values().map(|(_, data)| data.clone()).collect(),
+            unit_mode: false,
         }
     }
 
     fn subscribed_topics(&self) -> Vec<String> {
-        self.shared.upgrade().map(|shared| shared.subscriptions.keys().cloned().collect()).unwrap_or_default()
+        self.subscriptions.keys().cloned().collect()
     }
 
-    /// POP needs no rebalance: every member pops from every queue.
-    fn rebalance_now(&self) {}
-
-    /// The broker keeps a POP group's offsets; a reset is applied there.
-    fn reset_offsets(&self, _topic: &str, _offsets: HashMap<MessageQueue, i64>) {}
+    // POP needs no rebalance (every member pops from every queue) and the broker keeps a POP
+    // group's offsets (a reset is applied there): the default no-ops serve.
 
     fn running_info(&self) -> serde_json::Value {
-        let Some(shared) = self.shared.upgrade() else {
-            return serde_json::json!({});
-        };
         serde_json::json!({
             "properties": {
-                "consumerGroup": shared.group,
+                "consumerGroup": self.group,
                 "PROP_CONSUME_TYPE": ConsumeType::ConsumePop.name(),
                 "messageModel": MessageModel::Clustering.name(),
             },
-            "subscriptionSet": shared.subscriptions.values().map(|(_, data)| serde_json::to_value(data).unwrap_or(serde_json::Value::Null)).collect::<Vec<_>>(),
+            "subscriptionSet": self.subscriptions.values().map(|(_, data)| serde_json::to_value(data).unwrap_or(serde_json::Value::Null)).collect::<Vec<_>>(),
             "mqTable": {},
             "statusTable": {},
         })
     }
 
-    fn consume_directly(&self, _message: MessageExt) -> serde_json::Value {
+    fn consume_directly(_message: MessageExt) -> serde_json::Value {
         serde_json::json!({
             "order": false,
             "autoCommit": true,

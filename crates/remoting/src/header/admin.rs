@@ -8,7 +8,7 @@ use crate::command_header;
 
 command_header! {
     /// UPDATE_AND_CREATE_TOPIC (17): creates a topic on a broker or changes its config.
-    pub struct CreateTopicRequestHeader {
+    pub struct CreateTopicRequestHeader: RpcRequestHeader {
         /// Topic.
         topic: String => "topic",
         /// Template topic, `TBW102` from the admin tools.
@@ -29,18 +29,14 @@ command_header! {
         attributes: Option<String> => "attributes",
         /// 5.x: apply even if attributes conflict; absent means `false`.
         force: Option<bool> => "force",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// DELETE_TOPIC_IN_BROKER (215): removes a topic and its queues from a broker.
-    pub struct DeleteTopicRequestHeader {
+    pub struct DeleteTopicRequestHeader: RpcRequestHeader {
         /// Topic.
         topic: String => "topic",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -69,77 +65,63 @@ command_header! {
 
 command_header! {
     /// GET_TOPIC_STATS_INFO (202): per-queue offsets of a topic (answered with TopicStatsTable).
-    pub struct GetTopicStatsInfoRequestHeader {
+    pub struct GetTopicStatsInfoRequestHeader: RpcRequestHeader {
         /// Topic.
         topic: String => "topic",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// GET_CONSUME_STATS (208): a group's progress per queue (answered with ConsumeStats).
-    pub struct GetConsumeStatsRequestHeader {
+    pub struct GetConsumeStatsRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
         /// Only this topic; absent means every topic the group has offsets for.
         topic: Option<String> => "topic",
         /// 5.x: `;`-separated topics; when present, `topic` is ignored.
         topic_list: Option<String> => "topicList",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// GET_CONSUMER_CONNECTION_LIST (203): the live clients and subscriptions of a group.
-    pub struct GetConsumerConnectionListRequestHeader {
+    pub struct GetConsumerConnectionListRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// GET_PRODUCER_CONNECTION_LIST (204): the live clients of a producer group.
-    pub struct GetProducerConnectionListRequestHeader {
+    pub struct GetProducerConnectionListRequestHeader: RpcRequestHeader {
         /// Producer group.
         producer_group: String => "producerGroup",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// DELETE_SUBSCRIPTIONGROUP (207): removes a consumer group's config from a broker.
-    pub struct DeleteSubscriptionGroupRequestHeader {
+    pub struct DeleteSubscriptionGroupRequestHeader: RpcRequestHeader {
         /// Group.
         group_name: String => "groupName",
         /// Also drop the group's offsets; absent means `false`.
         clean_offset: Option<bool> => "cleanOffset",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// GET_TOPIC_CONFIG (351): reads one topic's config.
-    pub struct GetTopicConfigRequestHeader {
+    pub struct GetTopicConfigRequestHeader: RpcRequestHeader {
         /// Topic.
         topic: String => "topic",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// QUERY_TOPIC_CONSUME_BY_WHO (300): the groups consuming a topic (answered with GroupList).
-    pub struct QueryTopicConsumeByWhoRequestHeader {
+    pub struct QueryTopicConsumeByWhoRequestHeader: RpcRequestHeader {
         /// Topic.
         topic: String => "topic",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 

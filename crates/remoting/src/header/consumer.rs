@@ -9,40 +9,33 @@ use crate::command_header;
 command_header! {
     /// HEART_BEAT (34): a client reports its producer and consumer groups (body). 4.9 clients
     /// send no header at all, which decodes to the default.
-    pub struct HeartbeatRequestHeader {
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
-    }
+    pub struct HeartbeatRequestHeader: RpcRequestHeader {}
 }
 
 command_header! {
     /// UNREGISTER_CLIENT (35): a client instance leaves its groups on shutdown.
-    pub struct UnregisterClientRequestHeader {
+    pub struct UnregisterClientRequestHeader: RpcRequestHeader {
         /// Client instance id.
         client_id: String => "clientID",
         /// Producer group being left.
         producer_group: Option<String> => "producerGroup",
         /// Consumer group being left.
         consumer_group: Option<String> => "consumerGroup",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// GET_CONSUMER_LIST_BY_GROUP (38): lists the live client ids of a group, for rebalancing.
-    pub struct GetConsumerListByGroupRequestHeader {
+    pub struct GetConsumerListByGroupRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// PULL_MESSAGE (11) and LITE_PULL_MESSAGE (361): reads messages from one queue, possibly
     /// held by the broker until messages arrive (long polling).
-    pub struct PullMessageRequestHeader {
+    pub struct PullMessageRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
         /// Topic.
@@ -71,8 +64,6 @@ command_header! {
         request_source: Option<i32> => "requestSource",
         /// 5.x proxy: the real client id (the Java spelling is the wire key).
         proxy_froward_client_id: Option<String> => "proxyFrowardClientId",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -100,7 +91,7 @@ command_header! {
 
 command_header! {
     /// QUERY_CONSUMER_OFFSET (14): reads a group's committed offset of one queue.
-    pub struct QueryConsumerOffsetRequestHeader {
+    pub struct QueryConsumerOffsetRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
         /// Topic.
@@ -110,8 +101,6 @@ command_header! {
         /// 5.x: `false` answers QUERY_NOT_FOUND when nothing is stored; absent behaves as `true`
         /// (offset 0 while the queue's first message is still in memory).
         set_zero_if_not_found: Option<bool> => "setZeroIfNotFound",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -125,7 +114,7 @@ command_header! {
 
 command_header! {
     /// UPDATE_CONSUMER_OFFSET (15): commits a group's offset of one queue (usually oneway).
-    pub struct UpdateConsumerOffsetRequestHeader {
+    pub struct UpdateConsumerOffsetRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
         /// Topic.
@@ -134,14 +123,12 @@ command_header! {
         queue_id: i32 => "queueId",
         /// Offset to store.
         commit_offset: i64 => "commitOffset",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// GET_MAX_OFFSET (30): reads a queue's max (next to be written) offset.
-    pub struct GetMaxOffsetRequestHeader {
+    pub struct GetMaxOffsetRequestHeader: RpcRequestHeader {
         /// Topic.
         topic: String => "topic",
         /// Queue.
@@ -149,8 +136,6 @@ command_header! {
         /// 5.x: `true` for the dispatched (consumable) max, `false` for the in-flight one;
         /// absent means `true`.
         committed: Option<bool> => "committed",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -164,13 +149,11 @@ command_header! {
 
 command_header! {
     /// GET_MIN_OFFSET (31): reads a queue's min offset.
-    pub struct GetMinOffsetRequestHeader {
+    pub struct GetMinOffsetRequestHeader: RpcRequestHeader {
         /// Topic.
         topic: String => "topic",
         /// Queue.
         queue_id: i32 => "queueId",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -184,7 +167,7 @@ command_header! {
 
 command_header! {
     /// SEARCH_OFFSET_BY_TIMESTAMP (29): finds the queue offset of the messages stored at a time.
-    pub struct SearchOffsetRequestHeader {
+    pub struct SearchOffsetRequestHeader: RpcRequestHeader {
         /// Topic.
         topic: String => "topic",
         /// Queue.
@@ -193,8 +176,6 @@ command_header! {
         timestamp: i64 => "timestamp",
         /// 5.x: `LOWER` or `UPPER` (any case) among messages with that time; absent means `LOWER`.
         boundary_type: Option<String> => "boundaryType",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -208,13 +189,11 @@ command_header! {
 
 command_header! {
     /// GET_EARLIEST_MSG_STORETIME (32): reads the store time of a queue's first message.
-    pub struct GetEarliestMsgStoretimeRequestHeader {
+    pub struct GetEarliestMsgStoretimeRequestHeader: RpcRequestHeader {
         /// Topic.
         topic: String => "topic",
         /// Queue.
         queue_id: i32 => "queueId",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -229,24 +208,20 @@ command_header! {
 command_header! {
     /// LOCK_BATCH_MQ (41): an orderly consumer locks queues (listed in the body). 4.9 clients
     /// send no header.
-    pub struct LockBatchMqRequestHeader {
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
+    pub struct LockBatchMqRequestHeader: RpcRequestHeader {
     }
 }
 
 command_header! {
     /// UNLOCK_BATCH_MQ (42): an orderly consumer releases queues (listed in the body).
-    pub struct UnlockBatchMqRequestHeader {
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
+    pub struct UnlockBatchMqRequestHeader: RpcRequestHeader {
     }
 }
 
 command_header! {
     /// CONSUMER_SEND_MSG_BACK (36): a consumer hands back a message it failed to consume, for
     /// redelivery through the retry topic or the DLQ.
-    pub struct ConsumerSendMsgBackRequestHeader {
+    pub struct ConsumerSendMsgBackRequestHeader: RpcRequestHeader {
         /// Commit-log offset of the message.
         offset: i64 => "offset",
         /// Consumer group.
@@ -261,8 +236,6 @@ command_header! {
         unit_mode: Option<bool> => "unitMode",
         /// Redelivery limit overriding the group's.
         max_reconsume_times: Option<i32> => "maxReconsumeTimes",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -289,7 +262,7 @@ command_header! {
 command_header! {
     /// QUERY_MESSAGE (12): finds messages by key (or `UNIQ_KEY`, flagged by the
     /// `_UNIQUE_KEY_QUERY` extField) in a time range.
-    pub struct QueryMessageRequestHeader {
+    pub struct QueryMessageRequestHeader: RpcRequestHeader {
         /// Topic.
         topic: String => "topic",
         /// Key searched.
@@ -300,8 +273,6 @@ command_header! {
         begin_timestamp: i64 => "beginTimestamp",
         /// Range end, store time in ms.
         end_timestamp: i64 => "endTimestamp",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -318,22 +289,20 @@ command_header! {
 command_header! {
     /// GET_CONSUMER_RUNNING_INFO (307): asks a consumer (through the broker) for its runtime
     /// state.
-    pub struct GetConsumerRunningInfoRequestHeader {
+    pub struct GetConsumerRunningInfoRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
         /// Client instance asked.
         client_id: String => "clientId",
         /// Whether to include a thread dump; Java always sends it, absent means `false`.
         jstack_enable: Option<bool> => "jstackEnable",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// INVOKE_BROKER_TO_RESET_OFFSET (222), also pushed to consumers as
     /// RESET_CONSUMER_CLIENT_OFFSET (220): moves a group's offsets back or forth to a time.
-    pub struct ResetOffsetRequestHeader {
+    pub struct ResetOffsetRequestHeader: RpcRequestHeader {
         /// Consumer group.
         group: String => "group",
         /// Topic.
@@ -346,15 +315,13 @@ command_header! {
         timestamp: i64 => "timestamp",
         /// Whether to move offsets forward too, not only back.
         is_force: bool => "isForce",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// CONSUME_MESSAGE_DIRECTLY (309): asks a consumer (through the broker) to consume one
     /// message (the body) right away and report the result, for diagnosis.
-    pub struct ConsumeMessageDirectlyResultRequestHeader {
+    pub struct ConsumeMessageDirectlyResultRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
         /// Client instance asked.
@@ -369,8 +336,6 @@ command_header! {
         topic_sys_flag: Option<i32> => "topicSysFlag",
         /// The group's sys flag.
         group_sys_flag: Option<i32> => "groupSysFlag",
-        /// 5.x: name of the broker addressed.
-        bname: Option<String> => "bname",
     }
 }
 

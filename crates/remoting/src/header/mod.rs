@@ -102,8 +102,26 @@ impl<T: HeaderValue> HeaderField for Option<T> {
 
 /// Declares a header struct and its [`CommandHeader`] impl from `field: Type => "wireKey"`
 /// lines. Every field is public; the struct derives `Debug, Clone, PartialEq, Default`.
+///
+/// `pub struct Name: RpcRequestHeader { ... }` declares a request whose Java class extends
+/// `RpcRequestHeader`: the 5.x `bname` key follows the listed fields.
 #[macro_export]
 macro_rules! command_header {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident: RpcRequestHeader {
+            $( $(#[$field_meta:meta])* $field:ident : $ty:ty => $key:literal ),* $(,)?
+        }
+    ) => {
+        $crate::command_header! {
+            $(#[$meta])*
+            pub struct $name {
+                $( $(#[$field_meta])* $field: $ty => $key, )*
+                /// 5.x (Java `RpcRequestHeader`): name of the broker the request is addressed to.
+                bname: Option<String> => "bname",
+            }
+        }
+    };
     (
         $(#[$meta:meta])*
         pub struct $name:ident {

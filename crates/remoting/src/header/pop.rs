@@ -8,7 +8,7 @@ use crate::command_header;
 command_header! {
     /// POP_MESSAGE (200050): takes up to `maxMsgNums` messages of a topic for a group, to be
     /// acknowledged within `invisibleTime`.
-    pub struct PopMessageRequestHeader {
+    pub struct PopMessageRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
         /// Topic.
@@ -33,8 +33,6 @@ command_header! {
         order: Option<bool> => "order",
         /// Retries of one receive carry the same attempt id (orderly pop).
         attempt_id: Option<String> => "attemptId",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -60,7 +58,7 @@ command_header! {
 
 command_header! {
     /// ACK_MESSAGE (200051): the consumer is done with one popped message.
-    pub struct AckMessageRequestHeader {
+    pub struct AckMessageRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
         /// Topic the message was popped from (the pop retry topic for a redelivery).
@@ -71,15 +69,13 @@ command_header! {
         extra_info: String => "extraInfo",
         /// Queue offset of the message.
         offset: i64 => "offset",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
 command_header! {
     /// CHANGE_MESSAGE_INVISIBLETIME (200053): the consumer needs longer (or wants the message
     /// back sooner).
-    pub struct ChangeInvisibleTimeRequestHeader {
+    pub struct ChangeInvisibleTimeRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
         /// Topic the message was popped from.
@@ -92,8 +88,6 @@ command_header! {
         offset: i64 => "offset",
         /// The new invisible time from now, in ms.
         invisible_time: i64 => "invisibleTime",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -111,7 +105,7 @@ command_header! {
 
 command_header! {
     /// NOTIFICATION (200054): waits until the group could pop something from the topic.
-    pub struct NotificationRequestHeader {
+    pub struct NotificationRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
         /// Topic.
@@ -126,8 +120,6 @@ command_header! {
         order: Option<bool> => "order",
         /// Attempt id of an orderly receive.
         attempt_id: Option<String> => "attemptId",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 
@@ -143,15 +135,13 @@ command_header! {
 
 command_header! {
     /// POLLING_INFO (200055): how many pop requests are parked for a queue.
-    pub struct PollingInfoRequestHeader {
+    pub struct PollingInfoRequestHeader: RpcRequestHeader {
         /// Consumer group.
         consumer_group: String => "consumerGroup",
         /// Topic.
         topic: String => "topic",
         /// Queue.
         queue_id: i32 => "queueId",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 

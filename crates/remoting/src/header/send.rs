@@ -243,7 +243,7 @@ command_header! {
 command_header! {
     /// END_TRANSACTION (37): the producer commits or rolls back a half message, on its own or
     /// in answer to CHECK_TRANSACTION_STATE.
-    pub struct EndTransactionRequestHeader {
+    pub struct EndTransactionRequestHeader: RpcRequestHeader {
         /// 5.x: the message's original topic.
         topic: Option<String> => "topic",
         /// Producer group.
@@ -260,8 +260,6 @@ command_header! {
         msg_id: String => "msgId",
         /// Transaction id chosen by the producer.
         transaction_id: Option<String> => "transactionId",
-        /// 5.x: name of the broker the client addressed.
-        bname: Option<String> => "bname",
     }
 }
 

@@ -8,10 +8,10 @@ use apogee_common::perm;
 use apogee_common::time::now_ms;
 use apogee_remoting::code::response_code;
 
-use super::polling::ParkRefused;
 use super::retry_topic;
 use crate::core::error::{CoreResult, Error};
 use crate::core::pull::MAX_HOLD_MS;
+use crate::long_polling::ParkRefused;
 use crate::BrokerState;
 
 /// A NOTIFICATION request.

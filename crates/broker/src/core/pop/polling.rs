@@ -6,13 +6,14 @@
 //! past that a pop is answered POLLING_FULL.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use apogee_store::ArrivalListener;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
+
+use crate::long_polling::{ParkGate, ParkRefused};
 
 /// The one-shot wake-up of a parked pop, shared by its entries under each topic it reads.
 type Wake = Arc<Mutex<Option<oneshot::Sender<()>>>>;
@@ -26,29 +27,18 @@ struct Waiter {
     wake: Wake,
 }
 
-/// Why a pop could not be parked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParkRefused {
-    /// Too many pops wait: answer POLLING_FULL.
-    Full,
-    /// The broker is stopping: answer now.
-    Stopping,
-}
-
 /// The parked pops.
 #[derive(Debug, Default)]
 pub struct PopPolling {
     /// Topic → waiters; a topic is removed with its last waiter.
     topics: Mutex<HashMap<String, Vec<Waiter>>>,
-    parked: AtomicUsize,
-    next_id: AtomicU64,
-    stopped: AtomicBool,
+    gate: ParkGate,
 }
 
 impl PopPolling {
     /// Pops parked now (POLLING_INFO answers with the count of one queue).
     pub fn parked(&self) -> usize {
-        self.parked.load(Ordering::Relaxed)
+        self.gate.parked()
     }
 
     /// Pops parked on `topic` reading `queue_id` (or any queue).
@@ -68,15 +58,7 @@ impl PopPolling {
         per_topic_limit: usize,
         total_limit: usize,
     ) -> Result<ParkedPop, ParkRefused> {
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(ParkRefused::Stopping);
-        }
-        self.parked
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
-                (count < total_limit).then_some(count + 1)
-            })
-            .map_err(|_| ParkRefused::Full)?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.gate.admit(total_limit)?;
         let (wake, woken) = oneshot::channel();
         let parked = ParkedPop {
             service: Arc::clone(self),
@@ -99,7 +81,7 @@ impl PopPolling {
                 table.entry((*topic).to_owned()).or_default().push(waiter);
             }
         }
-        if self.stopped.load(Ordering::Acquire) {
+        if self.gate.is_stopped() {
             self.wake_all();
         }
         Ok(parked)
@@ -121,7 +103,7 @@ impl PopPolling {
 
     /// Wakes every parked pop and refuses new ones (broker stopping).
     pub fn stop(&self) {
-        self.stopped.store(true, Ordering::Release);
+        self.gate.stop();
         self.wake_all();
     }
 
@@ -184,7 +166,7 @@ impl ParkedPop {
 impl Drop for ParkedPop {
     fn drop(&mut self) {
         self.service.unpark(&self.topics, self.id);
-        self.service.parked.fetch_sub(1, Ordering::AcqRel);
+        self.service.gate.left();
     }
 }
 

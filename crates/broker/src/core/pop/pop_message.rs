@@ -18,12 +18,12 @@ use apogee_remoting::code::response_code;
 use apogee_store::{GetMessageResult, GetMessageStatus};
 use bytes::Bytes;
 
-use super::polling::ParkRefused;
 use super::records::{self, CheckPoint};
 use super::{retry_topic, INIT_MODE_MIN, MAX_POP_MESSAGES, ORDER_REVIVE_QUEUE};
 use crate::core::caller::Caller;
 use crate::core::error::{CoreResult, Error};
 use crate::core::pull::{PullFilter, MAX_HOLD_MS};
+use crate::long_polling::ParkRefused;
 use crate::message;
 use crate::BrokerState;
 use apogee_remoting::receipt::{ExtraInfo, OffsetInfo};

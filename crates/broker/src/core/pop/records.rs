@@ -11,7 +11,6 @@
 
 use apogee_common::message::property::{self, Properties};
 use apogee_common::message::record::RecordView;
-use apogee_common::time::now_ms;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +70,19 @@ pub struct CheckPoint {
     pub topic: String,
 }
 
+/// The [`CkKey`] of a check point or of an ack: both carry its five fields by the same names.
+macro_rules! ck_key_of {
+    ($record:expr) => {
+        CkKey {
+            topic: $record.topic.clone(),
+            group: $record.group.clone(),
+            queue_id: $record.queue_id,
+            start_offset: $record.start_offset,
+            pop_time_ms: $record.pop_time_ms,
+        }
+    };
+}
+
 impl CheckPoint {
     /// When un-acked messages go back to the group.
     pub fn revive_time_ms(&self) -> i64 {
@@ -91,13 +103,7 @@ impl CheckPoint {
 
     /// What identifies the check point to its acks.
     pub fn key(&self) -> CkKey {
-        CkKey {
-            topic: self.topic.clone(),
-            group: self.group.clone(),
-            queue_id: self.queue_id,
-            start_offset: self.start_offset,
-            pop_time_ms: self.pop_time_ms,
-        }
+        ck_key_of!(self)
     }
 }
 
@@ -149,13 +155,7 @@ pub struct AckRecord {
 impl AckRecord {
     /// The check point acked.
     pub fn key(&self) -> CkKey {
-        CkKey {
-            topic: self.topic.clone(),
-            group: self.group.clone(),
-            queue_id: self.queue_id,
-            start_offset: self.start_offset,
-            pop_time_ms: self.pop_time_ms,
-        }
+        ck_key_of!(self)
     }
 
     /// Every offset acked.
@@ -264,18 +264,13 @@ fn revive_record(
     properties.insert(property::TAGS, tag);
     properties.insert(property::UNIQ_KEY, unique_id);
     properties.insert(property::WAIT, "false");
-    InnerMessage {
-        topic: super::revive_topic(&state.config),
-        queue_id: revive_qid,
-        flag: 0,
-        body: Bytes::from(body),
+    InnerMessage::new(
+        super::revive_topic(&state.config),
+        revive_qid,
+        Bytes::from(body),
         properties,
-        sys_flag: 0,
-        born_timestamp: now_ms(),
-        born_host: state.store_host,
-        reconsume_times: 0,
-        prepared_transaction_offset: 0,
-    }
+        state.store_host,
+    )
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use apogee_common::message::property::{self, Properties};
 use apogee_common::message::record::RecordView;
-use apogee_common::time::now_ms;
 use apogee_common::topic::TRANS_OP_HALF_TOPIC;
 use apogee_store::{AcceptAll, GetMessageStatus};
 use bytes::Bytes;
@@ -64,18 +63,9 @@ pub async fn mark_done(
     if let Some(transaction_id) = transaction_id {
         properties.insert(property::TRANSACTION_ID, transaction_id);
     }
-    let record = InnerMessage {
-        topic: TRANS_OP_HALF_TOPIC.to_owned(),
-        queue_id: HALF_QUEUE_ID,
-        flag: 0,
-        body: Bytes::from(encode_body(&[half_queue_offset])),
-        properties,
-        sys_flag: 0,
-        born_timestamp: now_ms(),
-        born_host: state.store_host,
-        reconsume_times: 0,
-        prepared_transaction_offset: 0,
-    };
+    let body = Bytes::from(encode_body(&[half_queue_offset]));
+    let record =
+        InnerMessage::new(TRANS_OP_HALF_TOPIC.to_owned(), HALF_QUEUE_ID, body, properties, state.store_host);
     let result = message::put_message(state, &record, false).await;
     if result.status.is_stored() {
         return Ok(());

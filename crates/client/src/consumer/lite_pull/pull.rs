@@ -13,7 +13,7 @@ use apogee_remoting::flags::pull as pull_sys_flag;
 use apogee_remoting::header::consumer::{PullMessageRequestHeader, PullMessageResponseHeader};
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
-use crate::admin::requests::answer_header;
+use crate::admin::requests::{self, answer_header};
 use crate::{ClientError, MessageExt};
 
 /// How long the broker may hold a pull that found nothing (Java
@@ -49,20 +49,11 @@ pub(crate) fn lite_pull_request(
 ) -> RemotingCommand {
     let is_tag = subscription.expression_type == ExpressionType::Tag;
     let header = PullMessageRequestHeader {
-        consumer_group: group.to_owned(),
-        topic: queue.topic.clone(),
-        queue_id: queue.queue_id,
-        queue_offset: offset,
-        max_msg_nums: max_messages,
         sys_flag: pull_sys_flag::SUSPEND | pull_sys_flag::SUBSCRIPTION | pull_sys_flag::LITE_PULL,
-        commit_offset: 0,
         suspend_timeout_millis: BROKER_SUSPEND_MAX_MS,
-        subscription: Some(subscription.sub_string.clone()),
         // Java sends version 0 for tag subscriptions: only SQL filters are versioned.
         sub_version: if is_tag { 0 } else { subscription.sub_version },
-        expression_type: Some(subscription.expression_type.name().to_owned()),
-        bname: Some(queue.broker_name.clone()),
-        ..PullMessageRequestHeader::default()
+        ..requests::subscribed_pull_header(group, queue, subscription, offset, max_messages)
     };
     RemotingCommand::request(request_code::LITE_PULL_MESSAGE).with_header(&header)
 }
