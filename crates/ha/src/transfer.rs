@@ -104,15 +104,6 @@ impl SlaveLink {
     }
 }
 
-/// How a round of settling decides that a send has its copies.
-#[derive(Debug, Clone, Copy)]
-enum Confirmation {
-    /// `allAckInSyncStateSet`: every member holds the log up to this offset.
-    AllMembersHold(u64),
-    /// This many copies, the master's included, must hold it.
-    Count(u32),
-}
-
 /// A send waiting for its slaves.
 struct Waiter {
     next_offset: u64,
@@ -330,20 +321,28 @@ impl Replicas {
             .unwrap_or(u64::MAX)
     }
 
-    /// How this master decides that a send has the copies it needs, fixed for one round.
-    fn confirmation(&self) -> Confirmation {
-        if self.config.auto_switch.is_some() && self.config.all_ack_in_sync_state_set {
-            Confirmation::AllMembersHold(self.all_members_floor())
-        } else {
-            Confirmation::Count(self.config.needed_acks())
-        }
+    /// The offset up to which `needed` copies (the master's included) hold the log: the
+    /// `needed - 1`-th highest ack of a live slave (`u64::MAX` when the master alone is
+    /// enough; 0 when too few slaves are connected).
+    fn copies_floor(&self, needed: u32) -> u64 {
+        let Some(slaves_needed) = (needed as usize).checked_sub(2) else { return u64::MAX };
+        let links = self.links.lock();
+        let mut acks: Vec<u64> = links
+            .iter()
+            .filter(|link| !link.is_closed())
+            .filter_map(|link| u64::try_from(link.ack_offset()).ok())
+            .collect();
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        acks.get(slaves_needed).copied().unwrap_or(0)
     }
 
-    /// Whether a send that ends at `next_offset` has the copies `confirmation` asks for.
-    fn confirmed(&self, confirmation: Confirmation, next_offset: u64) -> bool {
-        match confirmation {
-            Confirmation::AllMembersHold(floor) => next_offset <= floor,
-            Confirmation::Count(needed) => self.count(next_offset).0 >= needed,
+    /// The offset up to which a send has the copies it needs, fixed for one settling round
+    /// (computed once, not once per waiter).
+    fn confirmed_floor(&self) -> u64 {
+        if self.config.auto_switch.is_some() && self.config.all_ack_in_sync_state_set {
+            self.all_members_floor()
+        } else {
+            self.copies_floor(self.config.needed_acks())
         }
     }
 
@@ -384,23 +383,18 @@ impl Replicas {
         self.settle(None);
     }
 
-    /// Copies (this master included) holding the log up to `next_offset`, and copies in
-    /// sync (close enough to the master's end to count, Java `isInSyncSlave`).
-    fn count(&self, next_offset: u64) -> (u32, u32) {
+    /// Copies in sync (this master included): slaves close enough to the master's end to
+    /// count (Java `isInSyncSlave`).
+    fn in_sync_copies(&self) -> u32 {
         let master_end = self.written.offset();
         let links = self.links.lock();
-        let mut acked = 1;
-        let mut in_sync = 1;
-        for link in links.iter().filter(|link| !link.is_closed()) {
-            let Ok(ack) = u64::try_from(link.ack_offset()) else { continue };
-            if ack >= next_offset {
-                acked += 1;
-            }
-            if master_end.saturating_sub(ack) < self.config.max_gap_not_in_sync_bytes {
-                in_sync += 1;
-            }
-        }
-        (acked, in_sync)
+        let close_enough = links
+            .iter()
+            .filter(|link| !link.is_closed())
+            .filter_map(|link| u64::try_from(link.ack_offset()).ok())
+            .filter(|&ack| master_end.saturating_sub(ack) < self.config.max_gap_not_in_sync_bytes)
+            .count();
+        1 + close_enough as u32
     }
 
     /// Answers every waiter whose end enough slaves hold, and, with `now`, every waiter whose
@@ -412,11 +406,11 @@ impl Replicas {
             if waiters.is_empty() {
                 return;
             }
-            let confirmation = self.confirmation();
+            let floor = self.confirmed_floor();
             let mut index = 0;
             while index < waiters.len() {
                 let waiter = &waiters[index];
-                let done = self.confirmed(confirmation, waiter.next_offset);
+                let done = waiter.next_offset <= floor;
                 let late = now.is_some_and(|now| now >= waiter.deadline);
                 if done || late {
                     if let Some(mut waiter) = waiters.remove(index) {
@@ -498,13 +492,12 @@ impl Replication for Replicas {
             callback.done(result);
             return;
         }
-        if self.confirmed(self.confirmation(), next_offset) {
+        if next_offset <= self.confirmed_floor() {
             callback.done(result);
             return;
         }
         let needed = self.config.needed_acks();
-        let in_sync = self.count(next_offset).1;
-        if self.config.auto_switch.is_none() && in_sync < needed {
+        if self.config.auto_switch.is_none() && self.in_sync_copies() < needed {
             // Nobody could confirm it in time: say so now rather than after slaveTimeout.
             result.status = PutStatus::SlaveNotAvailable;
             callback.done(result);
