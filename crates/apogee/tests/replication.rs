@@ -298,6 +298,30 @@ async fn wait_for_slave_route(namesrv: &str, group: &Group) {
     }
 }
 
+/// The acknowledged sequences the read-back lacks, and those it found at another place than
+/// their acknowledgement named.
+fn compare(acked: &BTreeMap<u64, Placement>, read: &ReadBack) -> (Vec<u64>, Vec<u64>) {
+    let missing = acked.keys().copied().filter(|sequence| !read.placements.contains_key(sequence)).collect();
+    let misplaced = acked
+        .iter()
+        .filter(|(sequence, placement)| read.placements.get(sequence).is_some_and(|read| read != *placement))
+        .map(|(sequence, _)| *sequence)
+        .collect();
+    (missing, misplaced)
+}
+
+/// What every cycle asserts of its read-back, whatever the loss: bodies intact, nothing served
+/// twice, every message at the offset its acknowledgement named, no two at one offset.
+fn assert_whole(cycle: u32, read: &ReadBack, misplaced: &[u64]) {
+    assert_eq!(read.corrupt, 0, "cycle {cycle}: bodies read back differ from what was sent");
+    assert_eq!(read.duplicates, 0, "cycle {cycle}: a message was served twice");
+    assert!(
+        misplaced.is_empty(),
+        "cycle {cycle}: messages at other offsets than acknowledged: {misplaced:?}"
+    );
+    assert_unique_offsets(read);
+}
+
 /// Every placement read is unique: no two messages at one (queue, offset).
 fn assert_unique_offsets(read: &ReadBack) {
     let mut seen: HashMap<(i32, i64), u64> = HashMap::new();
@@ -390,14 +414,7 @@ async fn kill_cycle(group: &mut Group, cycle: u32, role: &str, fault: Fault<'_>)
     wait_for_slave_route(&namesrv, group).await;
     let route_ms = killed_at.elapsed().as_millis() as u64;
     let read = read_from_slave(&namesrv, &load.acked, group.body_floor).await;
-    let missing: Vec<u64> =
-        load.acked.keys().copied().filter(|sequence| !read.placements.contains_key(sequence)).collect();
-    let misplaced: Vec<u64> = load
-        .acked
-        .iter()
-        .filter(|(sequence, placement)| read.placements.get(sequence).is_some_and(|read| read != *placement))
-        .map(|(sequence, _)| *sequence)
-        .collect();
+    let (missing, misplaced) = compare(&load.acked, &read);
     println!(
         "ha-cycle {}",
         serde_json::json!({
@@ -421,13 +438,7 @@ async fn kill_cycle(group: &mut Group, cycle: u32, role: &str, fault: Fault<'_>)
             load.other
         );
     }
-    assert_eq!(read.corrupt, 0, "cycle {cycle}: bodies read back differ from what was sent");
-    assert_eq!(read.duplicates, 0, "cycle {cycle}: a message was served twice");
-    assert!(
-        misplaced.is_empty(),
-        "cycle {cycle}: messages at other offsets than acknowledged: {misplaced:?}"
-    );
-    assert_unique_offsets(&read);
+    assert_whole(cycle, &read, &misplaced);
     missing
 }
 
@@ -729,14 +740,7 @@ async fn controller_kill_cycle(group: &mut ControllerModeGroup, cycle: u32) -> V
     assert!(!load.acked.is_empty(), "cycle {cycle}: nothing acknowledged before the kill\n{}", group.logs());
     let failover = wait_for_new_master(group, survivor, killed_at, cycle).await;
     let read = read_from_slave(&namesrv, &load.acked, 0).await;
-    let missing: Vec<u64> =
-        load.acked.keys().copied().filter(|sequence| !read.placements.contains_key(sequence)).collect();
-    let misplaced: Vec<u64> = load
-        .acked
-        .iter()
-        .filter(|(sequence, placement)| read.placements.get(sequence).is_some_and(|read| read != *placement))
-        .map(|(sequence, _)| *sequence)
-        .collect();
+    let (missing, misplaced) = compare(&load.acked, &read);
     // The killed broker comes back on its data and must rejoin as a slave.
     tokio::task::block_in_place(|| group.brokers[master].restart());
     let rejoin_started = Instant::now();
@@ -760,13 +764,7 @@ async fn controller_kill_cycle(group: &mut ControllerModeGroup, cycle: u32) -> V
         "cycle {cycle}: the rejoined broker took mastership back\n{}",
         group.logs()
     );
-    assert_eq!(read.corrupt, 0, "cycle {cycle}: bodies read back differ from what was sent");
-    assert_eq!(read.duplicates, 0, "cycle {cycle}: a message was served twice");
-    assert!(
-        misplaced.is_empty(),
-        "cycle {cycle}: messages at other offsets than acknowledged: {misplaced:?}"
-    );
-    assert_unique_offsets(&read);
+    assert_whole(cycle, &read, &misplaced);
     missing
 }
 

@@ -354,14 +354,7 @@ impl BrokerConfig {
 
     /// The NameServer addresses.
     pub fn namesrv_addrs(&self) -> Vec<String> {
-        self.namesrv_addr
-            .as_deref()
-            .unwrap_or("")
-            .split(';')
-            .map(str::trim)
-            .filter(|addr| !addr.is_empty())
-            .map(str::to_owned)
-            .collect()
+        split_addrs(self.namesrv_addr.as_deref())
     }
 
     /// The ACL file: `rocketmq.acl.plain.file`, a relative one under the parent of
@@ -393,6 +386,12 @@ impl BrokerConfig {
         config.store.store_path_root_dir = root.to_path_buf();
         config
     }
+}
+
+/// Java's address lists (`namesrvAddr`, `controllerAddr`): `host:port;host:port`, blanks
+/// skipped.
+pub fn split_addrs(list: Option<&str>) -> Vec<String> {
+    list.unwrap_or("").split(';').map(str::trim).filter(|addr| !addr.is_empty()).map(str::to_owned).collect()
 }
 
 #[cfg(test)]

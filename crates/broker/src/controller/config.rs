@@ -72,15 +72,7 @@ impl ControllerModeConfig {
 
     /// The controllers' addresses; an error when controller mode has none, or too many.
     pub fn controller_addrs(&self) -> Result<Vec<String>, String> {
-        let addrs: Vec<String> = self
-            .controller_addr
-            .as_deref()
-            .unwrap_or("")
-            .split(';')
-            .map(str::trim)
-            .filter(|addr| !addr.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let addrs = crate::config::split_addrs(self.controller_addr.as_deref());
         if addrs.is_empty() {
             return Err("enableControllerMode needs controllerAddr (host:port;host:port)".to_owned());
         }
