@@ -97,11 +97,6 @@ impl HaMaster {
         self.replicas.sync_state_set_refused();
     }
 
-    /// Controller mode: the SyncStateSet held and its epoch.
-    pub fn sync_state_set(&self) -> Option<(BTreeSet<i64>, i32)> {
-        self.replicas.sync_state_set()
-    }
-
     /// What every SyncStateSet member holds (the master's end on classic HA).
     pub fn confirm_offset(&self) -> u64 {
         self.replicas.confirm_offset()

@@ -210,11 +210,6 @@ impl Replicas {
         }
     }
 
-    /// The decided SyncStateSet and its epoch (controller mode).
-    pub fn sync_state_set(&self) -> Option<(BTreeSet<i64>, i32)> {
-        self.sync_state.as_ref().map(|state| state.lock().current())
-    }
-
     /// What every counted member holds, as last computed (the master's end on classic HA).
     pub fn confirm_offset(&self) -> u64 {
         if self.sync_state.is_none() {

@@ -291,14 +291,6 @@ impl Replication {
         }
     }
 
-    /// Controller mode: the master's SyncStateSet and its epoch.
-    pub fn sync_state_set(&self) -> Option<(BTreeSet<i64>, i32)> {
-        match &*self.role.read() {
-            Role::Master(master) => master.sync_state_set(),
-            Role::Slave(_) | Role::Fenced => None,
-        }
-    }
-
     /// Stops the HA threads (before the store shuts down). Blocking.
     pub fn shutdown(&self) {
         self.set_role(Role::Fenced);
