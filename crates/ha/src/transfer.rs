@@ -504,3 +504,56 @@ impl Replication for Replicas {
         self.settle(None);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AutoSwitch, BrokerRole};
+
+    fn link(replicas: &Replicas, port: u16, broker_id: i64, ack: i64) -> Arc<SlaveLink> {
+        let link = Arc::new(SlaveLink::new(SocketAddr::from(([127, 0, 0, 1], port)), None));
+        link.broker_id.store(broker_id, Ordering::Release);
+        link.ack_offset.store(ack, Ordering::Release);
+        replicas.add(Arc::clone(&link));
+        link
+    }
+
+    #[test]
+    fn a_sync_master_confirms_up_to_the_lowest_ack_of_the_copies_it_needs() {
+        let config =
+            HaConfig { role: BrokerRole::SyncMaster, in_sync_replicas: Some(3), ..HaConfig::default() };
+        let replicas = Replicas::new(config, 1_000, 0);
+        assert_eq!(replicas.copies_floor(3), 0, "no slave yet");
+        link(&replicas, 1, -1, 300);
+        assert_eq!(replicas.copies_floor(2), 300);
+        assert_eq!(replicas.copies_floor(3), 0, "one slave cannot make three copies");
+        let second = link(&replicas, 2, -1, 100);
+        assert_eq!(replicas.copies_floor(3), 100);
+        assert_eq!(replicas.copies_floor(1), u64::MAX, "the master alone");
+        replicas.remove(&second);
+        assert_eq!(replicas.copies_floor(3), 0, "a closed slave counts for nothing");
+        assert_eq!(replicas.confirmed_floor(), 0);
+    }
+
+    #[test]
+    fn all_ack_waits_for_every_member_of_the_set_being_proposed_too() {
+        let config = HaConfig {
+            role: BrokerRole::SyncMaster,
+            all_ack_in_sync_state_set: true,
+            auto_switch: Some(AutoSwitch { local_broker_id: 1 }),
+            ..HaConfig::default()
+        };
+        let replicas = Replicas::new(config, 1_000, 0);
+        assert_eq!(replicas.confirmed_floor(), u64::MAX, "the master alone holds everything");
+        replicas.apply_sync_state_set(BTreeSet::from([1, 2, 3]), 1);
+        link(&replicas, 1, 2, 500);
+        assert_eq!(replicas.confirmed_floor(), 0, "member 3 has no connection");
+        let third = link(&replicas, 2, 3, 200);
+        link(&replicas, 3, 4, 50);
+        assert_eq!(replicas.confirmed_floor(), 200, "a non-member's ack does not lower it");
+        replicas.remove(&third);
+        assert_eq!(replicas.confirmed_floor(), 0);
+        replicas.apply_sync_state_set(BTreeSet::from([1, 2]), 2);
+        assert_eq!(replicas.confirmed_floor(), 500);
+    }
+}
