@@ -595,49 +595,90 @@ const REJOIN_LIMIT: Duration = Duration::from_secs(60);
 struct ControllerModeGroup {
     namesrv: ApogeeProcess,
     brokers: [ApogeeProcess; 2],
+    /// The brokers' addresses as registered (`brokerIP1` and the bound port).
+    addrs: [String; 2],
+    /// Each broker's `brokerIP1`.
+    ips: [String; 2],
     _dir: tempfile::TempDir,
 }
 
+/// Where a controller-mode group runs: loopback for most tests; for a partition, the
+/// NameServer (with the controller) and broker 1 on one side of a link and broker 0 on the other.
+struct ControllerSites<'a> {
+    /// Address of the NameServer and its controller.
+    namesrv_ip: &'a str,
+    /// Each broker's address.
+    broker_ips: [&'a str; 2],
+    /// The namespace broker 0 runs in, when not the caller's.
+    first_broker_netns: Option<&'a Netns>,
+}
+
+const CONTROLLER_LOOPBACK: ControllerSites<'static> =
+    ControllerSites { namesrv_ip: "127.0.0.1", broker_ips: ["127.0.0.1"; 2], first_broker_netns: None };
+
 impl ControllerModeGroup {
     fn start() -> Self {
+        Self::start_on(&CONTROLLER_LOOPBACK)
+    }
+
+    /// Starts the NameServer and broker 0, waits until the controller makes broker 0 master,
+    /// then starts broker 1 (so which broker leads first is known).
+    fn start_on(sites: &ControllerSites<'_>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let namesrv_conf = dir.path().join("namesrv.conf");
         std::fs::write(
             &namesrv_conf,
             format!(
-                "enableControllerInNamesrv=true\ncontrollerDLegerPeers=n1-127.0.0.1:0\n\
+                "enableControllerInNamesrv=true\ncontrollerDLegerPeers=n1-{}:0\n\
                  controllerDLegerSelfId=n1\ncontrollerStorePath={}\n\
                  scanNotActiveBrokerInterval=500\nscanInactiveMasterInterval=500\n",
+                sites.namesrv_ip,
                 dir.path().join("controller").display()
             ),
         )
         .unwrap();
+        let listen = format!("{}:0", sites.namesrv_ip);
         let namesrv = ApogeeProcess::start(
             binary(),
-            &["namesrv", "--listen", "127.0.0.1:0", "-c", namesrv_conf.to_str().unwrap()],
+            &["namesrv", "--listen", &listen, "-c", namesrv_conf.to_str().unwrap()],
         );
-        let broker_conf = dir.path().join("broker.conf");
-        std::fs::write(
-            &broker_conf,
-            format!(
-                "brokerClusterName=HaCluster\nbrokerName={CONTROLLER_SET}\nenableControllerMode=true\n\
-                 controllerAddr={}\nallAckInSyncStateSet=true\nhaListenPort=0\n\
-                 haSendHeartbeatInterval=1000\nhaHousekeepingInterval=5000\nslaveTimeout=3000\n\
-                 syncBrokerMetadataPeriod=1000\nbrokerHeartbeatInterval=500\n\
-                 controllerHeartBeatTimeoutMills=3000\ncheckSyncStateSetPeriod=1000\n\
-                 haMaxTimeSlaveNotCatchup=5000\nflushDiskType=ASYNC_FLUSH\n",
-                namesrv.controller_addr()
-            ),
-        )
-        .unwrap();
         let namesrv_addr = namesrv.namesrv_addr().to_owned();
-        let conf = broker_conf.to_str().unwrap().to_owned();
-        let broker = || {
+        let broker = |index: usize| {
+            let conf = dir.path().join(format!("broker-{index}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "brokerClusterName=HaCluster\nbrokerName={CONTROLLER_SET}\nbrokerIP1={}\n\
+                     enableControllerMode=true\ncontrollerAddr={}\nallAckInSyncStateSet=true\nhaListenPort=0\n\
+                     haSendHeartbeatInterval=1000\nhaHousekeepingInterval=5000\nslaveTimeout=3000\n\
+                     syncBrokerMetadataPeriod=1000\nbrokerHeartbeatInterval=500\n\
+                     controllerHeartBeatTimeoutMills=3000\ncheckSyncStateSetPeriod=1000\n\
+                     haMaxTimeSlaveNotCatchup=5000\nflushDiskType=ASYNC_FLUSH\n",
+                    sites.broker_ips[index],
+                    namesrv.controller_addr()
+                ),
+            )
+            .unwrap();
+            let conf = conf.to_str().unwrap().to_owned();
             let args = ["broker", "-n", &namesrv_addr, "-c", &conf, "--listen-port", "0", "--grpc-port", "0"];
             ApogeeProcess::start(binary(), &args)
         };
-        let brokers = [broker(), broker()];
-        Self { namesrv, brokers, _dir: dir }
+        let first = match sites.first_broker_netns {
+            Some(netns) => netns.run(|| broker(0)),
+            None => broker(0),
+        };
+        let first_addr = advertised(sites.broker_ips[0], &first);
+        wait_for_master(&namesrv, &first_addr);
+        let second = broker(1);
+        let addrs = [first_addr, advertised(sites.broker_ips[1], &second)];
+        let ips = sites.broker_ips.map(str::to_owned);
+        Self { namesrv, brokers: [first, second], addrs, ips, _dir: dir }
+    }
+
+    /// Restarts broker `index` on its data (SIGKILL first if it runs); it gets a new port.
+    fn restart(&mut self, index: usize) {
+        self.brokers[index].restart();
+        self.addrs[index] = advertised(&self.ips[index], &self.brokers[index]);
     }
 
     fn logs(&self) -> String {
@@ -649,26 +690,15 @@ impl ControllerModeGroup {
         )
     }
 
-    fn controller_client(&self) -> apogee_controller::client::ControllerClient {
-        let config = apogee_controller::client::ControllerClientConfig {
-            leader_wait: Duration::from_secs(5),
-            ..Default::default()
-        };
-        apogee_controller::client::ControllerClient::new(
-            vec![self.namesrv.controller_addr().to_owned()],
-            config,
-        )
-    }
-
     /// Which broker the controller names master, once both are in its SyncStateSet.
     async fn wait_for_full_sync_state_set(&self, limit: Duration) -> usize {
-        let client = self.controller_client();
+        let client = controller_client(&self.namesrv);
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(info) = client.get_replica_info(CONTROLLER_SET).await {
                 let members = info.body.map_or(0, |body| body.sync_state_set.len());
                 let master = info.header.master_address.unwrap_or_default();
-                let index = self.brokers.iter().position(|broker| broker.broker_addr() == master);
+                let index = self.addrs.iter().position(|addr| *addr == master);
                 if let (2, Some(index)) = (members, index) {
                     client.shutdown().await;
                     return index;
@@ -680,6 +710,40 @@ impl ControllerModeGroup {
     }
 }
 
+/// The address a broker registers: `ip` (its brokerIP1) and the port it bound (a broker bound
+/// to every interface reports 0.0.0.0, by which nobody knows it).
+fn advertised(ip: &str, broker: &ApogeeProcess) -> String {
+    let port = broker.broker_addr().rsplit_once(':').map_or("", |(_, port)| port);
+    format!("{ip}:{port}")
+}
+
+/// A client of the controller embedded in `namesrv`.
+fn controller_client(namesrv: &ApogeeProcess) -> apogee_controller::client::ControllerClient {
+    let config = apogee_controller::client::ControllerClientConfig {
+        leader_wait: Duration::from_secs(5),
+        ..Default::default()
+    };
+    apogee_controller::client::ControllerClient::new(vec![namesrv.controller_addr().to_owned()], config)
+}
+
+/// Waits (bounded) until the controller at `namesrv` names `broker` master.
+fn wait_for_master(namesrv: &ApogeeProcess, broker: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = controller_client(namesrv);
+        let deadline = Instant::now() + CONNECT_LIMIT;
+        loop {
+            let info = client.get_replica_info(CONTROLLER_SET).await;
+            if info.is_ok_and(|info| info.header.master_address.as_deref() == Some(broker)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{broker} never became master\n{}", namesrv.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        client.shutdown().await;
+    });
+}
+
 /// Sends until broker `survivor` acknowledges as master; returns when.
 async fn wait_for_new_master(
     group: &ControllerModeGroup,
@@ -689,7 +753,7 @@ async fn wait_for_new_master(
 ) -> Duration {
     let namesrv = group.namesrv.namesrv_addr().to_owned();
     let admin = apogee_client::Admin::builder().namesrv(&namesrv).start().await.expect("admin starts");
-    let survivor_addr = group.brokers[survivor].broker_addr().to_owned();
+    let survivor_addr = group.addrs[survivor].clone();
     loop {
         assert!(killed_at.elapsed() < FAILOVER_LIMIT, "no new master in time\n{}", group.logs());
         let routed = admin.topic_route(TOPIC).await.is_ok_and(|route| {
@@ -742,7 +806,7 @@ async fn controller_kill_cycle(group: &mut ControllerModeGroup, cycle: u32) -> V
     let read = read_from_slave(&namesrv, &load.acked, 0).await;
     let (missing, misplaced) = compare(&load.acked, &read);
     // The killed broker comes back on its data and must rejoin as a slave.
-    tokio::task::block_in_place(|| group.brokers[master].restart());
+    tokio::task::block_in_place(|| group.restart(master));
     let rejoin_started = Instant::now();
     let new_master = group.wait_for_full_sync_state_set(REJOIN_LIMIT).await;
     println!(
@@ -784,4 +848,67 @@ fn with_controllers_a_killed_master_is_replaced_and_rejoins_as_a_slave_losing_no
             group.logs()
         );
     }
+}
+
+#[test]
+fn with_controllers_a_partitioned_master_is_replaced_and_acknowledges_nothing_on_its_own() {
+    if let Err(why) = netns::available() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let (rest, isolated) = (Netns::create("hc-r").unwrap(), Netns::create("hc-m").unwrap());
+    let link = Link::connect(&rest, &isolated).unwrap();
+    let (rest_ip, isolated_ip) = (link.first_ip(), link.second_ip());
+    // The test, the NameServer with the controller and broker 1 on one side; broker 0, the
+    // first master, alone on the other.
+    rest.run(|| {
+        let runtime = runtime();
+        let sites = ControllerSites {
+            namesrv_ip: &rest_ip,
+            broker_ips: [&isolated_ip, &rest_ip],
+            first_broker_netns: Some(&isolated),
+        };
+        let group = ControllerModeGroup::start_on(&sites);
+        runtime.block_on(async {
+            assert_eq!(group.wait_for_full_sync_state_set(REJOIN_LIMIT).await, 0);
+            let namesrv = group.namesrv.namesrv_addr().to_owned();
+            let producer = Arc::new(producer(&namesrv).await);
+            let (sequence, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+            let load = tokio::spawn(run_load(Arc::clone(&producer), sequence, Arc::clone(&stop), 0));
+            tokio::time::sleep(LOAD_BEFORE_KILL).await;
+            let cut_at = Instant::now();
+            link.cut().expect("link cut");
+            let failover = wait_for_new_master(&group, 1, cut_at, 0).await;
+            // The producers go on through the heal: the old master, back in reach and still
+            // believing it leads until it asks the controller, must acknowledge nothing.
+            link.heal().expect("link healed");
+            tokio::time::sleep(LOAD_BEFORE_KILL * 2).await;
+            stop.store(true, Ordering::Release);
+            let load = load.await.expect("load task");
+            producer.shutdown().await;
+            let rejoin_started = Instant::now();
+            let master = group.wait_for_full_sync_state_set(REJOIN_LIMIT).await;
+            let read = read_from_slave(&namesrv, &load.acked, 0).await;
+            let (missing, misplaced) = compare(&load.acked, &read);
+            println!(
+                "ha-cycle {}",
+                serde_json::json!({
+                    "role": "CONTROLLER", "fault": "MasterPartitioned", "cycle": 0, "acked": load.acked.len(),
+                    "other": load.other, "read_from_new_master": read.placements.len(), "missing": missing.len(),
+                    "misplaced": misplaced.len(), "duplicates": read.duplicates, "corrupt": read.corrupt,
+                    "failover_ms": failover.as_millis() as u64,
+                    "rejoin_ms": rejoin_started.elapsed().as_millis() as u64,
+                })
+            );
+            assert_eq!(master, 1, "the partitioned broker took mastership back\n{}", group.logs());
+            assert!(
+                missing.is_empty(),
+                "{} acknowledged messages are not on the new master, first {:?}\n{}",
+                missing.len(),
+                &missing[..missing.len().min(10)],
+                group.logs()
+            );
+            assert_whole(0, &read, &misplaced);
+        });
+    });
 }
