@@ -744,6 +744,25 @@ fn wait_for_master(namesrv: &ApogeeProcess, broker: &str) {
     });
 }
 
+/// What an administrator sees (GET_BROKER_CONFIG): the master registered as 0, the slave under
+/// the id the controller gave it.
+async fn assert_registered_ids(group: &ControllerModeGroup, master: usize) {
+    let admin = apogee_client::Admin::builder()
+        .namesrv(group.namesrv.namesrv_addr())
+        .start()
+        .await
+        .expect("admin starts");
+    for (index, addr) in group.addrs.iter().enumerate() {
+        let config = admin.broker_config(addr).await.expect("broker config");
+        let id: i64 = config.get("brokerId").and_then(|id| id.parse().ok()).expect("a brokerId");
+        if index == master {
+            assert_eq!(id, 0, "the master's brokerId\n{}", group.logs());
+        } else {
+            assert!(id > 0, "a slave's brokerId is its controller id, not {id}");
+        }
+    }
+}
+
 /// Sends until broker `survivor` acknowledges as master; returns when.
 async fn wait_for_new_master(
     group: &ControllerModeGroup,
@@ -828,6 +847,7 @@ async fn controller_kill_cycle(group: &mut ControllerModeGroup, cycle: u32) -> V
         "cycle {cycle}: the rejoined broker took mastership back\n{}",
         group.logs()
     );
+    assert_registered_ids(group, survivor).await;
     assert_whole(cycle, &read, &misplaced);
     missing
 }

@@ -265,12 +265,18 @@ impl RuntimeSettings {
 }
 
 /// The configuration GET_BROKER_CONFIG shows: [`config_properties`] with the settings an
-/// admin changed at runtime in place of their start values.
+/// admin changed at runtime in place of their start values, and in controller mode the id the
+/// broker registers under now (0 as master, its controller id otherwise), as Java's broker
+/// rewrites `brokerId` at each role change.
 pub fn effective_config_properties(state: &BrokerState) -> Vec<(&'static str, String)> {
     let mut entries = config_properties(&state.config);
     for (key, value) in &mut entries {
-        if *key == "brokerPermission" {
-            *value = state.broker_permission().to_string();
+        match *key {
+            "brokerPermission" => *value = state.broker_permission().to_string(),
+            "brokerId" if state.replication.is_controller_mode() => {
+                *value = state.replication.registered_id().to_string()
+            }
+            _ => {}
         }
     }
     entries
