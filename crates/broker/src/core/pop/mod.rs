@@ -29,10 +29,19 @@ pub mod records;
 pub mod revive;
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 
+use apogee_common::perm;
+use apogee_remoting::code::response_code;
 use parking_lot::Mutex;
+
+use crate::core::error::{CoreResult, Error};
+use crate::core::pull::MAX_HOLD_MS;
+use crate::long_polling::ParkRefused;
+use crate::BrokerState;
 
 pub use apogee_remoting::receipt::{retry_topic, ORDER_REVIVE_QUEUE};
 pub use config::PopConfig;
@@ -46,6 +55,73 @@ pub const INIT_MODE_MIN: i32 = 0;
 /// The revive topic of the broker's cluster, `rmq_sys_REVIVE_LOG_<cluster>`.
 pub fn revive_topic(config: &crate::BrokerConfig) -> String {
     format!("{}{}", crate::topic_config::REVIVE_TOPIC_PREFIX, config.broker_cluster_name)
+}
+
+/// Java's checks that a pop and a NOTIFICATION share after the broker's own: the topic
+/// exists and is readable, the queue is one of the topic's, the group is known and may
+/// consume. `consumer`, when given, is named in the illegal-queue remark (Java's pop names
+/// it, its NOTIFICATION does not). Gives the topic's read queue count.
+fn check_topic_and_group(
+    state: &BrokerState,
+    group: &str,
+    topic: &str,
+    queue_id: i32,
+    consumer: Option<SocketAddr>,
+) -> CoreResult<i32> {
+    let Some(topic_config) = state.topics.get(topic) else {
+        return Err(Error::new(
+            response_code::TOPIC_NOT_EXIST,
+            format!("topic[{topic}] not exist, apply first please!"),
+        ));
+    };
+    if !perm::is_readable(topic_config.perm) {
+        return Err(Error::new(
+            response_code::NO_PERMISSION,
+            format!("the topic[{topic}] peeking message is forbidden"),
+        ));
+    }
+    let read_queue_nums = topic_config.read_queue_nums;
+    if queue_id >= read_queue_nums {
+        let remark = format!(
+            "queueId[{queue_id}] is illegal, topic:[{topic}] topicConfig.readQueueNums:[{read_queue_nums}]"
+        );
+        return Err(Error::invalid(match consumer {
+            Some(consumer) => format!("{remark} consumer:[{consumer}]"),
+            None => remark,
+        }));
+    }
+    let Some(group_config) = state.groups.get_or_create(group) else {
+        return Err(Error::new(
+            response_code::SUBSCRIPTION_GROUP_NOT_EXIST,
+            format!("subscription group [{group}] does not exist"),
+        ));
+    };
+    if !group_config.consume_enable {
+        return Err(Error::new(
+            response_code::NO_PERMISSION,
+            format!("subscription group no permission, {group}"),
+        ));
+    }
+    Ok(read_queue_nums)
+}
+
+/// How long a pop or a NOTIFICATION may wait for a message: its `pollTime`, never negative
+/// and never more than [`MAX_HOLD_MS`].
+fn poll_duration(poll_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(poll_ms).unwrap_or(0).min(MAX_HOLD_MS))
+}
+
+/// Parks a pop or a NOTIFICATION until a message arrives in `topic` or in the group's pop
+/// retry topic `retry`, within `popPollingSize` waiters per topic and `maxPopPollingSize` in
+/// all.
+fn park(
+    state: &BrokerState,
+    topic: &str,
+    retry: &str,
+    queue_id: i32,
+) -> Result<polling::ParkedPop, ParkRefused> {
+    let config = &state.config.pop;
+    state.pop.polling.park(&[topic, retry], queue_id, config.pop_polling_size, config.max_pop_polling_size)
 }
 
 /// What the POP operations share (part of [`BrokerState`](crate::BrokerState)).

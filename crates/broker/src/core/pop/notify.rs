@@ -2,15 +2,13 @@
 //! from a topic now (waiting up to the poll time for it), and how many pops are parked.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use apogee_common::perm;
 use apogee_common::time::now_ms;
 use apogee_remoting::code::response_code;
 
-use super::retry_topic;
+use super::{check_topic_and_group, park, poll_duration, retry_topic};
 use crate::core::error::{CoreResult, Error};
-use crate::core::pull::MAX_HOLD_MS;
 use crate::long_polling::ParkRefused;
 use crate::BrokerState;
 
@@ -40,8 +38,8 @@ pub struct Notification {
     pub polling_full: bool,
 }
 
-/// Java's checks shared by NOTIFICATION and POLLING_INFO: broker and topic readable, the
-/// queue one of the topic's, the group known and allowed to consume.
+/// Java's checks of NOTIFICATION and POLLING_INFO: the broker readable, then the topic,
+/// queue and group checks a pop makes too.
 fn check(state: &BrokerState, group: &str, topic: &str, queue_id: i32) -> CoreResult<i32> {
     if !perm::is_readable(state.broker_permission()) {
         return Err(Error::new(
@@ -49,37 +47,7 @@ fn check(state: &BrokerState, group: &str, topic: &str, queue_id: i32) -> CoreRe
             format!("the broker[{}] peeking message is forbidden", state.config.broker_ip1),
         ));
     }
-    let Some(topic_config) = state.topics.get(topic) else {
-        return Err(Error::new(
-            response_code::TOPIC_NOT_EXIST,
-            format!("topic[{topic}] not exist, apply first please!"),
-        ));
-    };
-    if !perm::is_readable(topic_config.perm) {
-        return Err(Error::new(
-            response_code::NO_PERMISSION,
-            format!("the topic[{topic}] peeking message is forbidden"),
-        ));
-    }
-    if queue_id >= topic_config.read_queue_nums {
-        return Err(Error::invalid(format!(
-            "queueId[{queue_id}] is illegal, topic:[{topic}] topicConfig.readQueueNums:[{}]",
-            topic_config.read_queue_nums
-        )));
-    }
-    let Some(group_config) = state.groups.get_or_create(group) else {
-        return Err(Error::new(
-            response_code::SUBSCRIPTION_GROUP_NOT_EXIST,
-            format!("subscription group [{group}] does not exist"),
-        ));
-    };
-    if !group_config.consume_enable {
-        return Err(Error::new(
-            response_code::NO_PERMISSION,
-            format!("subscription group no permission, {group}"),
-        ));
-    }
-    Ok(topic_config.read_queue_nums)
+    check_topic_and_group(state, group, topic, queue_id, None)
 }
 
 /// NOTIFICATION: answers at once when a message is there, else waits for an arrival or the
@@ -92,18 +60,12 @@ pub async fn notification(
     if has_message(state, request, queue_nums) {
         return Ok(Notification { has_msg: true, polling_full: false });
     }
-    let poll = Duration::from_millis(u64::try_from(request.poll_ms).unwrap_or(0).min(MAX_HOLD_MS));
+    let poll = poll_duration(request.poll_ms);
     if poll.is_zero() {
         return Ok(Notification { has_msg: false, polling_full: false });
     }
     let retry = retry_topic(request.topic, request.group);
-    let config = &state.config.pop;
-    match state.pop.polling.park(
-        &[request.topic, &retry],
-        request.queue_id,
-        config.pop_polling_size,
-        config.max_pop_polling_size,
-    ) {
+    match park(state, request.topic, &retry, request.queue_id) {
         Ok(mut parked) => {
             parked.woken(poll).await;
             Ok(Notification { has_msg: has_message(state, request, queue_nums), polling_full: false })

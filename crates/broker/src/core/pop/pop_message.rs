@@ -19,10 +19,13 @@ use apogee_store::{GetMessageResult, GetMessageStatus};
 use bytes::Bytes;
 
 use super::records::{self, CheckPoint};
-use super::{retry_topic, INIT_MODE_MIN, MAX_POP_MESSAGES, ORDER_REVIVE_QUEUE};
+use super::{
+    check_topic_and_group, park, poll_duration, retry_topic, INIT_MODE_MIN, MAX_POP_MESSAGES,
+    ORDER_REVIVE_QUEUE,
+};
 use crate::core::caller::Caller;
 use crate::core::error::{CoreResult, Error};
-use crate::core::pull::{PullFilter, MAX_HOLD_MS};
+use crate::core::pull::PullFilter;
 use crate::long_polling::ParkRefused;
 use crate::message;
 use crate::BrokerState;
@@ -104,7 +107,7 @@ pub async fn pop(
     request: &PopRequest<'_>,
 ) -> CoreResult<PopResult> {
     let plan = check(state, caller, request)?;
-    let poll = Duration::from_millis(u64::try_from(request.poll_ms).unwrap_or(0).min(MAX_HOLD_MS));
+    let poll = poll_duration(request.poll_ms);
     let deadline = tokio::time::Instant::now() + poll;
     let retry = retry_topic(request.topic, request.group);
     loop {
@@ -116,14 +119,7 @@ pub async fn pop(
         if now >= deadline {
             return Ok(result);
         }
-        let config = &state.config.pop;
-        let parked = state.pop.polling.park(
-            &[request.topic, &retry],
-            request.queue_id,
-            config.pop_polling_size,
-            config.max_pop_polling_size,
-        );
-        match parked {
+        match park(state, request.topic, &retry, request.queue_id) {
             Ok(mut parked) => {
                 // A message stored between the read and the park has already fired its
                 // wake-up; the next read finds it after a short wait at most.
@@ -158,40 +154,20 @@ fn check(state: &BrokerState, caller: &Caller, request: &PopRequest<'_>) -> Core
     if request.max_msg_nums > MAX_POP_MESSAGES {
         return Err(Error::invalid(format!("the broker[{broker_ip}] pop message's num is greater than 32")));
     }
-    let topic = request.topic;
-    let Some(topic_config) = state.topics.get(topic) else {
-        tracing::warn!(topic, remote = %caller.remote_addr, "pop from a topic that does not exist");
-        return Err(Error::new(
-            response_code::TOPIC_NOT_EXIST,
-            format!("topic[{topic}] not exist, apply first please!"),
-        ));
-    };
-    if !perm::is_readable(topic_config.perm) {
-        return Err(Error::new(
-            response_code::NO_PERMISSION,
-            format!("the topic[{topic}] peeking message is forbidden"),
-        ));
-    }
-    if request.queue_id >= topic_config.read_queue_nums {
-        return Err(Error::invalid(format!(
-            "queueId[{}] is illegal, topic:[{topic}] topicConfig.readQueueNums:[{}] consumer:[{}]",
-            request.queue_id, topic_config.read_queue_nums, caller.remote_addr
-        )));
-    }
-    let group = request.group;
-    let Some(group_config) = state.groups.get_or_create(group) else {
-        return Err(Error::new(
-            response_code::SUBSCRIPTION_GROUP_NOT_EXIST,
-            format!("subscription group [{group}] does not exist"),
-        ));
-    };
-    if !group_config.consume_enable {
-        return Err(Error::new(
-            response_code::NO_PERMISSION,
-            format!("subscription group no permission, {group}"),
-        ));
-    }
-    Ok(Plan { filter: filter(state, request)?, read_queue_nums: topic_config.read_queue_nums })
+    let (group, topic) = (request.group, request.topic);
+    let read_queue_nums = check_topic_and_group(
+        state,
+        group,
+        topic,
+        request.queue_id,
+        Some(caller.remote_addr),
+    )
+    .inspect_err(|error| {
+        if error.code == response_code::TOPIC_NOT_EXIST {
+            tracing::warn!(topic, remote = %caller.remote_addr, "pop from a topic that does not exist");
+        }
+    })?;
+    Ok(Plan { filter: filter(state, request)?, read_queue_nums })
 }
 
 /// The filter of the pop's expression (TAG, or SQL92 when `enablePropertyFilter` is on).
