@@ -139,7 +139,7 @@ impl PullRequestHoldService {
                 wake,
             });
         }
-        let parked = ParkedPull { service: Arc::clone(self), topic: topic.to_owned(), queue_id, id, woken };
+        let parked = Parked::new(Arc::clone(self), (topic.to_owned(), queue_id), id, woken);
         // A stop that raced with this park must still wake it.
         if self.gate.is_stopped() {
             self.wake_all();
@@ -208,8 +208,14 @@ impl PullRequestHoldService {
             let _ = sender.send(());
         }
     }
+}
 
-    fn unpark(&self, topic: &str, queue_id: i32, id: u64) {
+impl HoldService for PullRequestHoldService {
+    /// (topic, queue id).
+    type Place = (String, i32);
+
+    fn unpark(&self, (topic, queue_id): &(String, i32), id: u64) {
+        let (topic, queue_id) = (topic.as_str(), *queue_id);
         let mut topics = self.topics.lock();
         if let Some(queues) = topics.get_mut(topic) {
             if let Some(waiters) = queues.get_mut(&queue_id) {
@@ -222,6 +228,10 @@ impl PullRequestHoldService {
                 topics.remove(topic);
             }
         }
+    }
+
+    fn gate(&self) -> &ParkGate {
+        &self.gate
     }
 }
 
@@ -253,29 +263,50 @@ impl ArrivalListener for PullRequestHoldService {
     }
 }
 
-/// A parked pull: await [`Self::woken`]; dropping the handle unparks and frees its place.
+/// A holding service as its parked handles see it: where a request waits and how it leaves.
+/// Parked pulls and parked pops differ in where they wait, not in how a handle waits or
+/// leaves, so one handle type ([`Parked`]) serves both.
+pub trait HoldService {
+    /// Where one request waits in the service's table.
+    type Place: std::fmt::Debug;
+
+    /// Removes waiter `id` from `place` (its handle was dropped).
+    fn unpark(&self, place: &Self::Place, id: u64);
+
+    /// The service's admission, freed once per parked handle.
+    fn gate(&self) -> &ParkGate;
+}
+
+/// A parked request: await [`Self::woken`]; dropping the handle unparks and frees its place.
 #[derive(Debug)]
-pub struct ParkedPull {
-    service: Arc<PullRequestHoldService>,
-    topic: String,
-    queue_id: i32,
+pub struct Parked<S: HoldService> {
+    service: Arc<S>,
+    place: S::Place,
     id: u64,
     woken: oneshot::Receiver<()>,
 }
 
-impl ParkedPull {
+impl<S: HoldService> Parked<S> {
+    /// The handle of waiter `id`, parked in `service` at `place`; `woken` fires its wake-up.
+    pub(crate) fn new(service: Arc<S>, place: S::Place, id: u64, woken: oneshot::Receiver<()>) -> Self {
+        Self { service, place, id, woken }
+    }
+
     /// Waits until woken or until `hold` has passed; true when woken.
     pub async fn woken(&mut self, hold: Duration) -> bool {
         matches!(tokio::time::timeout(hold, &mut self.woken).await, Ok(Ok(())))
     }
 }
 
-impl Drop for ParkedPull {
+impl<S: HoldService> Drop for Parked<S> {
     fn drop(&mut self) {
-        self.service.unpark(&self.topic, self.queue_id, self.id);
-        self.service.gate.left();
+        self.service.unpark(&self.place, self.id);
+        self.service.gate().left();
     }
 }
+
+/// A parked pull.
+pub type ParkedPull = Parked<PullRequestHoldService>;
 
 /// Re-checks parked pulls every [`CHECK_INTERVAL_MS`] (or `shortPollingTimeMills` when long
 /// polling is off), waking those whose queue moved past them; wakes everything when the broker

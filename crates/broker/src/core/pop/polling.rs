@@ -7,13 +7,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use apogee_store::ArrivalListener;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::long_polling::{ParkGate, ParkRefused};
+use crate::long_polling::{HoldService, ParkGate, ParkRefused, Parked};
 
 /// The one-shot wake-up of a parked pop, shared by its entries under each topic it reads.
 type Wake = Arc<Mutex<Option<oneshot::Sender<()>>>>;
@@ -60,12 +59,8 @@ impl PopPolling {
     ) -> Result<ParkedPop, ParkRefused> {
         let id = self.gate.admit(total_limit)?;
         let (wake, woken) = oneshot::channel();
-        let parked = ParkedPop {
-            service: Arc::clone(self),
-            topics: topics.iter().map(|topic| (*topic).to_owned()).collect(),
-            id,
-            woken,
-        };
+        let place = topics.iter().map(|topic| (*topic).to_owned()).collect();
+        let parked = Parked::new(Arc::clone(self), place, id, woken);
         {
             let mut table = self.topics.lock();
             if topics
@@ -112,18 +107,6 @@ impl PopPolling {
             self.topics.lock().values().flatten().map(|waiter| Arc::clone(&waiter.wake)).collect();
         fire(woken);
     }
-
-    fn unpark(&self, topics: &[String], id: u64) {
-        let mut table = self.topics.lock();
-        for topic in topics {
-            if let Some(waiters) = table.get_mut(topic) {
-                waiters.retain(|waiter| waiter.id != id);
-                if waiters.is_empty() {
-                    table.remove(topic);
-                }
-            }
-        }
-    }
 }
 
 /// Fires wake-ups, outside the table's lock; a pop already woken (through another of its
@@ -137,6 +120,27 @@ fn fire(woken: Vec<Wake>) {
     }
 }
 
+impl HoldService for PopPolling {
+    /// The topics the pop reads.
+    type Place = Vec<String>;
+
+    fn unpark(&self, topics: &Vec<String>, id: u64) {
+        let mut table = self.topics.lock();
+        for topic in topics {
+            if let Some(waiters) = table.get_mut(topic) {
+                waiters.retain(|waiter| waiter.id != id);
+                if waiters.is_empty() {
+                    table.remove(topic);
+                }
+            }
+        }
+    }
+
+    fn gate(&self) -> &ParkGate {
+        &self.gate
+    }
+}
+
 impl ArrivalListener for PopPolling {
     fn arrived(&self, topic: &str, queue_id: i32, _max_offset: i64) {
         // Cheap when nobody pops at all: one atomic load, no lock.
@@ -147,28 +151,8 @@ impl ArrivalListener for PopPolling {
     }
 }
 
-/// A parked pop: await [`Self::woken`]; dropping it unparks.
-#[derive(Debug)]
-pub struct ParkedPop {
-    service: Arc<PopPolling>,
-    topics: Vec<String>,
-    id: u64,
-    woken: oneshot::Receiver<()>,
-}
-
-impl ParkedPop {
-    /// Waits until woken or until `hold` has passed; true when woken.
-    pub async fn woken(&mut self, hold: Duration) -> bool {
-        matches!(tokio::time::timeout(hold, &mut self.woken).await, Ok(Ok(())))
-    }
-}
-
-impl Drop for ParkedPop {
-    fn drop(&mut self) {
-        self.service.unpark(&self.topics, self.id);
-        self.service.gate.left();
-    }
-}
+/// A parked pop: await [`Parked::woken`]; dropping it unparks.
+pub type ParkedPop = Parked<PopPolling>;
 
 /// Fans the store's one arrival signal out to parked pulls and parked pops.
 pub struct Arrivals {
@@ -193,6 +177,7 @@ impl ArrivalListener for Arrivals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn arrivals_wake_pops_of_the_topic_and_queue() {
