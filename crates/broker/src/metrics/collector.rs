@@ -17,6 +17,7 @@ use apogee_metrics::prometheus_client::registry::Unit;
 use apogee_remoting::body::ConsumeType;
 
 use super::{is_system_group, is_system_topic, BrokerMetrics, Inbound, MessageType};
+use crate::client_manager::{ClientChannel, ConsumerGroupInfo};
 use crate::BrokerState;
 
 /// Encodes the broker's metrics on each scrape; holds the state weakly so a stopped broker is
@@ -63,6 +64,15 @@ fn counters<L: EncodeLabelSet>(
 
 fn gauge(metric: &mut MetricEncoder<'_>, labels: &impl EncodeLabelSet, value: i64) -> fmt::Result {
     metric.encode_family(labels)?.encode_gauge(&value)
+}
+
+/// Opens a gauge family without a unit, the kind most of the scrape's gauges are.
+fn gauge_family<'s>(
+    encoder: &'s mut DescriptorEncoder,
+    name: &'s str,
+    help: &str,
+) -> Result<MetricEncoder<'s>, fmt::Error> {
+    encoder.encode_descriptor(name, help, None, MetricType::Gauge)
 }
 
 fn load(value: &AtomicU64) -> u64 {
@@ -184,8 +194,7 @@ fn encode_broker(state: &BrokerState, encoder: &mut DescriptorEncoder) -> fmt::R
         ("rocketmq_topic_number", "Topics in the topic table.", topics),
         ("rocketmq_consumer_group_number", "Groups in the subscription-group table.", groups),
     ] {
-        let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-        metric.encode_gauge(&value)?;
+        gauge_family(encoder, name, help)?.encode_gauge(&value)?;
     }
     Ok(())
 }
@@ -204,20 +213,35 @@ fn consume_mode(kind: Option<ConsumeType>) -> &'static str {
     }
 }
 
+/// Connections counted by (client language, version label): the labels every connection
+/// gauge carries.
+fn count_by_language_and_version<'a>(
+    channels: impl IntoIterator<Item = &'a ClientChannel>,
+) -> BTreeMap<(String, String), i64> {
+    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for channel in channels {
+        let key = (channel.language.name().to_ascii_lowercase(), version_label(channel.version));
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}
+
+/// The consumer groups with live members, by name, with what their members registered.
+fn online_consumer_groups(state: &BrokerState) -> impl Iterator<Item = (String, ConsumerGroupInfo)> + '_ {
+    state
+        .clients
+        .consumer_groups()
+        .into_iter()
+        .filter_map(|group| state.clients.consumer_group(&group).map(|info| (group, info)))
+}
+
 /// Producer and consumer connections.
 fn encode_connections(state: &BrokerState, encoder: &mut DescriptorEncoder) -> fmt::Result {
-    let mut producers: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for channels in state.clients.producer_groups().values() {
-        for channel in channels {
-            let key = (channel.language.name().to_ascii_lowercase(), version_label(channel.version));
-            *producers.entry(key).or_default() += 1;
-        }
-    }
-    let mut metric = encoder.encode_descriptor(
+    let producers = count_by_language_and_version(state.clients.producer_groups().values().flatten());
+    let mut metric = gauge_family(
+        encoder,
         "rocketmq_producer_connections",
         "Producer connections by client language and version.",
-        None,
-        MetricType::Gauge,
     )?;
     for ((language, version), count) in &producers {
         let labels =
@@ -225,20 +249,13 @@ fn encode_connections(state: &BrokerState, encoder: &mut DescriptorEncoder) -> f
         gauge(&mut metric, &labels, *count)?;
     }
 
-    let mut metric = encoder.encode_descriptor(
+    let mut metric = gauge_family(
+        encoder,
         "rocketmq_consumer_connections",
         "Consumer connections by group, client language and version.",
-        None,
-        MetricType::Gauge,
     )?;
-    for group in state.clients.consumer_groups() {
-        let Some(info) = state.clients.consumer_group(&group) else { continue };
-        let mut per_client: BTreeMap<(String, String), i64> = BTreeMap::new();
-        for channel in info.channels.values() {
-            let key = (channel.language.name().to_ascii_lowercase(), version_label(channel.version));
-            *per_client.entry(key).or_default() += 1;
-        }
-        for ((language, version), count) in per_client {
+    for (group, info) in online_consumer_groups(state) {
+        for ((language, version), count) in count_by_language_and_version(info.channels.values()) {
             let labels = [
                 ("consumer_group", group.as_str()),
                 ("language", language.as_str()),
@@ -255,14 +272,12 @@ fn encode_connections(state: &BrokerState, encoder: &mut DescriptorEncoder) -> f
 
 /// Backlog of each online group on each topic it subscribes (Java `ConsumerLagCalculator`).
 fn encode_lag(state: &BrokerState, encoder: &mut DescriptorEncoder) -> fmt::Result {
-    let mut metric = encoder.encode_descriptor(
+    let mut metric = gauge_family(
+        encoder,
         "rocketmq_consumer_lag_messages",
         "Messages stored and not yet acknowledged by the group.",
-        None,
-        MetricType::Gauge,
     )?;
-    for group in state.clients.consumer_groups() {
-        let Some(info) = state.clients.consumer_group(&group) else { continue };
+    for (group, info) in online_consumer_groups(state) {
         for topic_name in info.subscriptions.keys().filter(|name| !topic::is_retry_topic(name)) {
             let Some(config) = state.topics.lookup(topic_name) else { continue };
             let mut lag = 0i64;
@@ -303,11 +318,10 @@ fn encode_store(state: &BrokerState, encoder: &mut DescriptorEncoder) -> fmt::Re
         )?;
     }
     let behind = state.store.commit_log_max_offset().saturating_sub(state.store.commit_log_flushed_offset());
-    let mut metric = encoder.encode_descriptor(
+    let mut metric = gauge_family(
+        encoder,
         "rocketmq_storage_flush_behind_bytes",
         "Commit-log bytes written and not yet flushed.",
-        None,
-        MetricType::Gauge,
     )?;
     gauge(&mut metric, &store_labels, i64::try_from(behind).unwrap_or(i64::MAX))
 }
