@@ -496,6 +496,21 @@ mod tests {
         Engine::open(dir, &config, wheel).unwrap()
     }
 
+    /// An engine over an empty directory, recovered at [`NOW`] as a fresh broker's is.
+    fn fresh_engine(dir: &Path, roll_window_slots: i64) -> Engine {
+        let mut engine = engine(dir, roll_window_slots);
+        engine.recover(NOW, (0, 0), |_| None).unwrap();
+        engine
+    }
+
+    /// Enqueues, at [`NOW`], the messages at commit-log offsets `offsets`, all due at
+    /// `deliver_ms`.
+    fn enqueue_all(engine: &mut Engine, offsets: std::ops::RangeInclusive<i64>, deliver_ms: i64) {
+        for offset in offsets {
+            engine.enqueue(&item(offset, deliver_ms), NOW).unwrap();
+        }
+    }
+
     fn item(offset: i64, deliver_ms: i64) -> EnqueueItem<'static> {
         EnqueueItem { commit_log_offset: offset, size_bytes: 100, deliver_ms, delete: false, real_topic: "T" }
     }
@@ -514,8 +529,7 @@ mod tests {
     #[test]
     fn a_slot_fires_only_after_its_whole_width() {
         let dir = tempfile::tempdir().unwrap();
-        let mut engine = engine(dir.path(), 2 * 86_400);
-        engine.recover(NOW, (0, 0), |_| None).unwrap();
+        let mut engine = fresh_engine(dir.path(), 2 * 86_400);
         assert_eq!(engine.read_time_ms(), NOW);
         for (offset, due) in [(1, NOW + 5_000), (2, NOW + 5_000), (3, NOW + 7_000), (4, NOW + 5_999)] {
             assert!(matches!(engine.enqueue(&item(offset, due), NOW).unwrap(), Placed::InWheel(_)));
@@ -533,8 +547,7 @@ mod tests {
     #[test]
     fn far_timers_roll_to_the_window_edge() {
         let dir = tempfile::tempdir().unwrap();
-        let mut engine = engine(dir.path(), 6);
-        engine.recover(NOW, (0, 0), |_| None).unwrap();
+        let mut engine = fresh_engine(dir.path(), 6);
         // 10 s away, window 6 s: parked at the edge (4 s left is not under a third).
         engine.enqueue(&item(1, NOW + 10_000), NOW).unwrap();
         // 7 s away: 1 s past the edge is under a third of the window: parked at half of it.
@@ -551,11 +564,8 @@ mod tests {
     fn restart_resumes_inside_a_slot_and_a_lost_slot_update_is_relinked() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut engine = engine(dir.path(), 2 * 86_400);
-            engine.recover(NOW, (0, 0), |_| None).unwrap();
-            for offset in 1..=5 {
-                engine.enqueue(&item(offset, NOW + 2_000), NOW).unwrap();
-            }
+            let mut engine = fresh_engine(dir.path(), 2 * 86_400);
+            enqueue_all(&mut engine, 1..=5, NOW + 2_000);
             engine.set_queue_offset(5);
             assert!(engine.start_due_slot(NOW + 3_000, |_| None));
             let chunk = engine.next_chunk(2).unwrap();
@@ -590,11 +600,8 @@ mod tests {
     #[test]
     fn a_corrupt_unit_ends_its_slot_without_panicking() {
         let dir = tempfile::tempdir().unwrap();
-        let mut engine = engine(dir.path(), 2 * 86_400);
-        engine.recover(NOW, (0, 0), |_| None).unwrap();
-        for offset in 1..=3 {
-            engine.enqueue(&item(offset, NOW + 1_000), NOW).unwrap();
-        }
+        let mut engine = fresh_engine(dir.path(), 2 * 86_400);
+        enqueue_all(&mut engine, 1..=3, NOW + 1_000);
         // Damage the middle unit's magic.
         let file = &mut engine.log;
         let bytes = file.bytes_at(52).unwrap().to_vec();
@@ -610,11 +617,8 @@ mod tests {
     fn a_torn_tail_is_cut_and_its_slot_keeps_the_units_before_it() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut engine = engine(dir.path(), 2 * 86_400);
-            engine.recover(NOW, (0, 0), |_| None).unwrap();
-            for offset in 1..=3 {
-                engine.enqueue(&item(offset, NOW + 2_000), NOW).unwrap();
-            }
+            let mut engine = fresh_engine(dir.path(), 2 * 86_400);
+            enqueue_all(&mut engine, 1..=3, NOW + 2_000);
             // The third unit is torn: its size field is garbage.
             let mut torn = engine.log.bytes_at(104).unwrap().to_vec();
             torn[0..4].copy_from_slice(&9i32.to_be_bytes());
