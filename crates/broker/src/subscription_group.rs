@@ -90,6 +90,15 @@ struct Table {
     changes: u64,
 }
 
+/// A group read from `subscriptionGroup.json` or from the master as a table entry: Java keys
+/// each group by its name, so one read without a name takes its key.
+fn table_entry((name, mut group): (String, SubscriptionGroupConfig)) -> (String, SubscriptionGroupConfig) {
+    if group.group_name.is_empty() {
+        group.group_name.clone_from(&name);
+    }
+    (name, group)
+}
+
 impl SubscriptionGroupManager {
     /// Loads `config/subscriptionGroup.json` (absent: the predefined groups only). A file that
     /// does not parse is an error rather than silently replaced.
@@ -103,12 +112,7 @@ impl SubscriptionGroupManager {
             fastjson::from_slice::<SubscriptionGroupWrapper>(bytes).map_err(|error| error.to_string())
         })?;
         if let Some(wrapper) = persisted {
-            for (name, mut group) in wrapper.subscription_group_table {
-                if group.group_name.is_empty() {
-                    group.group_name.clone_from(&name);
-                }
-                table.groups.insert(name, group);
-            }
+            table.groups.extend(wrapper.subscription_group_table.into_iter().map(table_entry));
             table.forbidden = wrapper.forbidden_table;
             table.data_version = wrapper.data_version;
         }
@@ -247,16 +251,7 @@ impl SubscriptionGroupManager {
             if table.data_version == master.data_version {
                 return Ok(false);
             }
-            table.groups = master
-                .subscription_group_table
-                .into_iter()
-                .map(|(name, mut group)| {
-                    if group.group_name.is_empty() {
-                        group.group_name.clone_from(&name);
-                    }
-                    (name, group)
-                })
-                .collect();
+            table.groups = master.subscription_group_table.into_iter().map(table_entry).collect();
             table.forbidden = master.forbidden_table;
             table.data_version = master.data_version;
             table.changes += 1;

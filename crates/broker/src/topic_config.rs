@@ -88,6 +88,15 @@ pub struct TopicConfigManager {
     auto_create_topic_enable: bool,
 }
 
+/// A topic read from `topics.json` or from the master as a table entry: Java keys each topic
+/// by its name, so one read without a name takes its key.
+fn table_entry((name, mut topic): (String, TopicConfig)) -> (String, Arc<TopicConfig>) {
+    if topic.topic_name.is_empty() {
+        topic.topic_name.clone_from(&name);
+    }
+    (name, Arc::new(topic))
+}
+
 impl TopicConfigManager {
     /// Loads `config/topics.json` and adds the system topics. Persisted entries override the
     /// built-in ones (as Java's load after init does); a corrupt file falls back to its
@@ -100,12 +109,7 @@ impl TopicConfigManager {
             .collect();
         let data_version = match read_persisted(&path)? {
             Some(persisted) => {
-                for (name, mut topic) in persisted.topic_config_table {
-                    if topic.topic_name.is_empty() {
-                        topic.topic_name.clone_from(&name);
-                    }
-                    topics.insert(name, Arc::new(topic));
-                }
+                topics.extend(persisted.topic_config_table.into_iter().map(table_entry));
                 persisted.data_version
             }
             None => DataVersion::new(),
@@ -286,16 +290,7 @@ impl TopicConfigManager {
             if table.data_version == master.data_version {
                 return Ok(false);
             }
-            table.topics = master
-                .topic_config_table
-                .into_iter()
-                .map(|(name, mut topic)| {
-                    if topic.topic_name.is_empty() {
-                        topic.topic_name.clone_from(&name);
-                    }
-                    (name, Arc::new(topic))
-                })
-                .collect();
+            table.topics = master.topic_config_table.into_iter().map(table_entry).collect();
             table.data_version = master.data_version;
         }
         self.changed.notify_one();
