@@ -50,8 +50,9 @@ pub(crate) trait LiveConsumer: Send + Sync + 'static {
     fn reset_offsets(self: &Arc<Self>, _topic: &str, _offsets: HashMap<MessageQueue, i64>) {}
     /// See [`ConsumerHandle::running_info`].
     fn running_info(&self) -> serde_json::Value;
-    /// See [`ConsumerHandle::consume_directly`]: neither consumer has a listener to do it.
-    fn consume_directly(message: MessageExt) -> serde_json::Value;
+    /// The remark of the refusal [`ConsumerHandle::consume_directly`] answers: neither
+    /// consumer has a listener to run on the message, so both refuse the same way.
+    const NO_DIRECT_CONSUME_REMARK: &'static str;
 }
 
 /// What the client instance holds of a lite pull or simple consumer (heartbeats, broker
@@ -98,8 +99,15 @@ impl<S: LiveConsumer> ConsumerHandle for Registration<S> {
         }
     }
 
-    fn consume_directly(&self, message: MessageExt) -> serde_json::Value {
-        S::consume_directly(message)
+    fn consume_directly(&self, _message: MessageExt) -> serde_json::Value {
+        // Java's `ConsumeMessageDirectlyResult` of a consumer that threw: nothing consumed.
+        serde_json::json!({
+            "order": false,
+            "autoCommit": true,
+            "consumeResult": "CR_THROW_EXCEPTION",
+            "remark": S::NO_DIRECT_CONSUME_REMARK,
+            "spentTimeMills": 0,
+        })
     }
 }
 

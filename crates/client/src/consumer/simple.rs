@@ -676,6 +676,7 @@ pub(crate) fn popped(
 /// The consumer as the client instance sees it (heartbeats, broker callbacks).
 impl LiveConsumer for Shared {
     const CONSUME_TYPE: ConsumeType = ConsumeType::ConsumePop;
+    const NO_DIRECT_CONSUME_REMARK: &'static str = "a simple consumer has no listener to consume directly";
 
     fn consumer_data(&self) -> ConsumerData {
         ConsumerData {
@@ -709,15 +710,6 @@ impl LiveConsumer for Shared {
             "subscriptionSet": self.subscriptions.values().map(|(_, data)| serde_json::to_value(data).unwrap_or(serde_json::Value::Null)).collect::<Vec<_>>(),
             "mqTable": {},
             "statusTable": {},
-        })
-    }
-
-    fn consume_directly(_message: MessageExt) -> serde_json::Value {
-        serde_json::json!({
-            "order": false,
-            "autoCommit": true,
-            "consumeResult": "CR_THROW_EXCEPTION",
-            "remark": "a simple consumer has no listener to consume directly",
         })
     }
 }
