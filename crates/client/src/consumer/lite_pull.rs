@@ -178,15 +178,7 @@ impl LitePullConsumerBuilder {
     }
 
     fn validate(&self) -> Result<(), ClientError> {
-        if self.group.trim().is_empty() {
-            return Err(ClientError::IllegalArgument("a consumer group is required".into()));
-        }
-        if self.group.len() > topic::GROUP_MAX_LENGTH {
-            return Err(ClientError::IllegalArgument(format!(
-                "consumer group is longer than {} characters",
-                topic::GROUP_MAX_LENGTH
-            )));
-        }
+        crate::consumer::check_group_name(&self.group)?;
         if !(1..=MAX_PULL_BATCH_SIZE).contains(&self.limits.batch_size) {
             return Err(ClientError::IllegalArgument(format!(
                 "pull batch size {} is outside 1..={MAX_PULL_BATCH_SIZE}",

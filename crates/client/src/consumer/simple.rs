@@ -172,15 +172,7 @@ impl SimpleConsumerBuilder {
     /// Starts the consumer on the shared client instance of its NameServers and instance
     /// name, and heartbeats its group as a POP consumer. Must run inside a Tokio runtime.
     pub async fn start(self) -> Result<SimpleConsumer, ClientError> {
-        if self.group.trim().is_empty() {
-            return Err(ClientError::IllegalArgument("a consumer group is required".into()));
-        }
-        if self.group.len() > topic::GROUP_MAX_LENGTH {
-            return Err(ClientError::IllegalArgument(format!(
-                "consumer group is longer than {} characters",
-                topic::GROUP_MAX_LENGTH
-            )));
-        }
+        crate::consumer::check_group_name(&self.group)?;
         if self.subscriptions.is_empty() {
             return Err(ClientError::IllegalArgument("subscribe to at least one topic".into()));
         }
