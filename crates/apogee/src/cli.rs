@@ -707,6 +707,13 @@ mod tests {
         }
     }
 
+    /// Writes `text` to the config file `name` in `dir` and returns its path as `-c` takes it.
+    fn write_conf(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
     fn controller_config(line: &[&str]) -> Result<ControllerConfig> {
         let cli = Cli::try_parse_from(line).expect("arguments parse");
         match cli.command {
@@ -718,18 +725,16 @@ mod tests {
     #[test]
     fn controller_settings_come_from_the_config_file_and_flags() {
         let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("controller.conf");
-        std::fs::write(
-            &conf,
+        let conf_arg = write_conf(
+            &dir,
+            "controller.conf",
             "controllerDLegerPeers=n0-127.0.0.1:9878;n1-127.0.0.1:9868;n2-127.0.0.1:9858
              controllerDLegerSelfId=n1
 controllerStorePath=/var/controller
 enableElectUncleanMaster=true
 ",
-        )
-        .unwrap();
-        let conf_arg = conf.to_str().unwrap();
-        let config = controller_config(&["apogee", "controller", "-c", conf_arg]).unwrap();
+        );
+        let config = controller_config(&["apogee", "controller", "-c", &conf_arg]).unwrap();
         assert_eq!((config.id, config.peers.len()), (1, 3));
         assert_eq!(config.listen.to_string(), "127.0.0.1:9868");
         assert_eq!(config.data_dir, PathBuf::from("/var/controller"));
@@ -755,39 +760,37 @@ enableElectUncleanMaster=true
     #[test]
     fn proxy_settings_come_from_the_config_file_and_arguments() {
         let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("proxy.conf");
-        std::fs::write(
-            &conf,
+        let conf_arg = write_conf(
+            &dir,
+            "proxy.conf",
             "proxyMode=cluster\nnamesrvAddr=10.0.0.1:9876\ngrpcServerPort=9081\nmaxMessageSize=1024\n\
              enableTopicMessageTypeCheck=false\n",
-        )
-        .unwrap();
-        let conf_arg = conf.to_str().unwrap();
-        let settings = proxy_args(&["apogee", "proxy", "-c", conf_arg]).to_settings().unwrap();
+        );
+        let settings = proxy_args(&["apogee", "proxy", "-c", &conf_arg]).to_settings().unwrap();
         assert_eq!(settings.namesrv_addr, "10.0.0.1:9876");
         assert_eq!(settings.endpoint.grpc_server_port, 9081);
         assert_eq!(settings.max_message_size_bytes, 1024);
         assert!(!settings.endpoint.enable_topic_message_type_check);
         assert!(!settings.acl_enable);
-        std::fs::write(
-            &conf,
+        write_conf(
+            &dir,
+            "proxy.conf",
             "enableACL=true\nrocketmq.acl.plain.file=conf/proxy_acl.yml\naclFileWatchIntervalMs=250\n",
-        )
-        .unwrap();
+        );
         let with_acl =
-            proxy_args(&["apogee", "proxy", "-n", "x:1", "-c", conf_arg, "--data-dir", "/srv/proxy/data"])
+            proxy_args(&["apogee", "proxy", "-n", "x:1", "-c", &conf_arg, "--data-dir", "/srv/proxy/data"])
                 .to_settings()
                 .unwrap();
         assert!(with_acl.acl_enable);
         assert_eq!(with_acl.acl_plain_file, PathBuf::from("/srv/proxy/conf/proxy_acl.yml"));
         assert_eq!(with_acl.acl_file_watch_interval_ms, 250);
-        std::fs::write(
-            &conf,
+        write_conf(
+            &dir,
+            "proxy.conf",
             "proxyMode=cluster\nnamesrvAddr=10.0.0.1:9876\ngrpcServerPort=9081\nmaxMessageSize=1024\n",
-        )
-        .unwrap();
+        );
         let overridden =
-            proxy_args(&["apogee", "proxy", "-c", conf_arg, "-n", "127.0.0.1:1", "--grpc-port", "0"])
+            proxy_args(&["apogee", "proxy", "-c", &conf_arg, "-n", "127.0.0.1:1", "--grpc-port", "0"])
                 .to_settings()
                 .unwrap();
         assert_eq!(overridden.namesrv_addr, "127.0.0.1:1");
@@ -797,17 +800,11 @@ enableElectUncleanMaster=true
     #[test]
     fn a_local_proxy_mode_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let local = dir.path().join("local.conf");
-        std::fs::write(&local, "proxyMode=LOCAL\n").unwrap();
-        let error = proxy_args(&["apogee", "proxy", "-n", "x:1", "-c", local.to_str().unwrap()])
-            .to_settings()
-            .unwrap_err();
+        let local = write_conf(&dir, "local.conf", "proxyMode=LOCAL\n");
+        let error = proxy_args(&["apogee", "proxy", "-n", "x:1", "-c", &local]).to_settings().unwrap_err();
         assert!(error.to_string().contains("proxyMode LOCAL"), "{error}");
-        let bad = dir.path().join("bad.conf");
-        std::fs::write(&bad, "renewAheadTimeMillis=soon\n").unwrap();
-        let error = proxy_args(&["apogee", "proxy", "-n", "x:1", "-c", bad.to_str().unwrap()])
-            .to_settings()
-            .unwrap_err();
+        let bad = write_conf(&dir, "bad.conf", "renewAheadTimeMillis=soon\n");
+        let error = proxy_args(&["apogee", "proxy", "-n", "x:1", "-c", &bad]).to_settings().unwrap_err();
         assert!(error.to_string().contains("renewAheadTimeMillis"), "{error}");
     }
 }

@@ -81,36 +81,30 @@ fn group_config_text(config: &SubscriptionGroupConfig) -> String {
     )
 }
 
+/// Sets `field` to `given` when mqadmin's option was given; else the group config keeps its
+/// own default, as mqadmin sets only the options on its command line.
+fn set_if_given<T>(field: &mut T, given: Option<T>) {
+    if let Some(value) = given {
+        *field = value;
+    }
+}
+
 pub(super) async fn update_sub_group(ctx: &Ctx, args: UpdateSubGroup) -> Result<()> {
     let mut config = SubscriptionGroupConfig::new(&args.group_name);
     // mqadmin's own defaults for these two.
     config.consume_from_min_enable = args.consume_from_min_enable.unwrap_or(false);
     config.consume_broadcast_enable = args.consume_broadcast_enable.unwrap_or(false);
-    if let Some(value) = args.consume_enable {
-        config.consume_enable = value;
-    }
-    if let Some(value) = args.consume_message_orderly {
-        config.consume_message_orderly = value;
-    }
-    if let Some(value) = args.retry_queue_nums {
-        config.retry_queue_nums = value;
-    }
-    if let Some(value) = args.retry_max_times {
-        config.retry_max_times = value;
-    }
+    set_if_given(&mut config.consume_enable, args.consume_enable);
+    set_if_given(&mut config.consume_message_orderly, args.consume_message_orderly);
+    set_if_given(&mut config.retry_queue_nums, args.retry_queue_nums);
+    set_if_given(&mut config.retry_max_times, args.retry_max_times);
     if let Some(text) = &args.group_retry_policy {
         config.group_retry_policy = serde_json::from_str::<GroupRetryPolicy>(text)
             .with_context(|| format!("groupRetryPolicy {text:?} is not a retry policy JSON"))?;
     }
-    if let Some(value) = args.broker_id {
-        config.broker_id = value;
-    }
-    if let Some(value) = args.which_broker_when_consume_slowly {
-        config.which_broker_when_consume_slowly = value;
-    }
-    if let Some(value) = args.notify_consumer_ids_changed {
-        config.notify_consumer_ids_changed_enable = value;
-    }
+    set_if_given(&mut config.broker_id, args.broker_id);
+    set_if_given(&mut config.which_broker_when_consume_slowly, args.which_broker_when_consume_slowly);
+    set_if_given(&mut config.notify_consumer_ids_changed_enable, args.notify_consumer_ids_changed);
     if let Some(text) = &args.attributes {
         for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
             let (key, value) = entry.split_once('=').unwrap_or((entry, ""));

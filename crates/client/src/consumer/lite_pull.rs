@@ -178,15 +178,7 @@ impl LitePullConsumerBuilder {
     }
 
     fn validate(&self) -> Result<(), ClientError> {
-        if self.group.trim().is_empty() {
-            return Err(ClientError::IllegalArgument("a consumer group is required".into()));
-        }
-        if self.group.len() > topic::GROUP_MAX_LENGTH {
-            return Err(ClientError::IllegalArgument(format!(
-                "consumer group is longer than {} characters",
-                topic::GROUP_MAX_LENGTH
-            )));
-        }
+        crate::consumer::check_group_name(&self.group)?;
         if !(1..=MAX_PULL_BATCH_SIZE).contains(&self.limits.batch_size) {
             return Err(ClientError::IllegalArgument(format!(
                 "pull batch size {} is outside 1..={MAX_PULL_BATCH_SIZE}",
@@ -1000,6 +992,7 @@ fn mq_table(state: &State) -> serde_json::Map<String, serde_json::Value> {
 /// The consumer as the client instance sees it (heartbeats, broker callbacks).
 impl LiveConsumer for Shared {
     const CONSUME_TYPE: ConsumeType = ConsumeType::ConsumeActively;
+    const NO_DIRECT_CONSUME_REMARK: &'static str = "a lite pull consumer does not consume messages directly";
 
     fn consumer_data(&self) -> ConsumerData {
         let state = self.state.lock();
@@ -1060,16 +1053,6 @@ impl LiveConsumer for Shared {
             // Consume statistics exist only where a listener consumes (push); Java's lite pull
             // consumer reports none either.
             "statusTable": {},
-        })
-    }
-
-    fn consume_directly(_message: MessageExt) -> serde_json::Value {
-        serde_json::json!({
-            "order": false,
-            "autoCommit": true,
-            "consumeResult": "CR_THROW_EXCEPTION",
-            "remark": "a lite pull consumer does not consume messages directly",
-            "spentTimeMills": 0,
         })
     }
 }

@@ -16,12 +16,12 @@ pub mod subscription;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-use apogee_common::MessageQueue;
+use apogee_common::{topic, MessageQueue};
 use apogee_remoting::body::enums::{ConsumeType, MessageModel};
 use apogee_remoting::body::ConsumerData;
 
 use crate::instance::ConsumerHandle;
-use crate::MessageExt;
+use crate::{ClientError, MessageExt};
 
 /// What a heartbeat says of a consumer that was dropped but whose registration the client
 /// instance still holds for a moment: its group and kind, nothing to subscribe.
@@ -32,6 +32,21 @@ pub(crate) fn departed_consumer(group: &str, consume_type: ConsumeType) -> Consu
         message_model: Some(MessageModel::Clustering),
         ..ConsumerData::default()
     }
+}
+
+/// The group-name check of the lite pull and simple consumers' builders: a group is required
+/// and must fit the broker's limit.
+pub(crate) fn check_group_name(group: &str) -> Result<(), ClientError> {
+    if group.trim().is_empty() {
+        return Err(ClientError::IllegalArgument("a consumer group is required".into()));
+    }
+    if group.len() > topic::GROUP_MAX_LENGTH {
+        return Err(ClientError::IllegalArgument(format!(
+            "consumer group is longer than {} characters",
+            topic::GROUP_MAX_LENGTH
+        )));
+    }
+    Ok(())
 }
 
 /// What a lite pull or simple consumer's shared state answers the client instance while the
@@ -50,8 +65,9 @@ pub(crate) trait LiveConsumer: Send + Sync + 'static {
     fn reset_offsets(self: &Arc<Self>, _topic: &str, _offsets: HashMap<MessageQueue, i64>) {}
     /// See [`ConsumerHandle::running_info`].
     fn running_info(&self) -> serde_json::Value;
-    /// See [`ConsumerHandle::consume_directly`]: neither consumer has a listener to do it.
-    fn consume_directly(message: MessageExt) -> serde_json::Value;
+    /// The remark of the refusal [`ConsumerHandle::consume_directly`] answers: neither
+    /// consumer has a listener to run on the message, so both refuse the same way.
+    const NO_DIRECT_CONSUME_REMARK: &'static str;
 }
 
 /// What the client instance holds of a lite pull or simple consumer (heartbeats, broker
@@ -98,8 +114,15 @@ impl<S: LiveConsumer> ConsumerHandle for Registration<S> {
         }
     }
 
-    fn consume_directly(&self, message: MessageExt) -> serde_json::Value {
-        S::consume_directly(message)
+    fn consume_directly(&self, _message: MessageExt) -> serde_json::Value {
+        // Java's `ConsumeMessageDirectlyResult` of a consumer that threw: nothing consumed.
+        serde_json::json!({
+            "order": false,
+            "autoCommit": true,
+            "consumeResult": "CR_THROW_EXCEPTION",
+            "remark": S::NO_DIRECT_CONSUME_REMARK,
+            "spentTimeMills": 0,
+        })
     }
 }
 

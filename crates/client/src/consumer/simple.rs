@@ -172,15 +172,7 @@ impl SimpleConsumerBuilder {
     /// Starts the consumer on the shared client instance of its NameServers and instance
     /// name, and heartbeats its group as a POP consumer. Must run inside a Tokio runtime.
     pub async fn start(self) -> Result<SimpleConsumer, ClientError> {
-        if self.group.trim().is_empty() {
-            return Err(ClientError::IllegalArgument("a consumer group is required".into()));
-        }
-        if self.group.len() > topic::GROUP_MAX_LENGTH {
-            return Err(ClientError::IllegalArgument(format!(
-                "consumer group is longer than {} characters",
-                topic::GROUP_MAX_LENGTH
-            )));
-        }
+        crate::consumer::check_group_name(&self.group)?;
         if self.subscriptions.is_empty() {
             return Err(ClientError::IllegalArgument("subscribe to at least one topic".into()));
         }
@@ -676,6 +668,7 @@ pub(crate) fn popped(
 /// The consumer as the client instance sees it (heartbeats, broker callbacks).
 impl LiveConsumer for Shared {
     const CONSUME_TYPE: ConsumeType = ConsumeType::ConsumePop;
+    const NO_DIRECT_CONSUME_REMARK: &'static str = "a simple consumer has no listener to consume directly";
 
     fn consumer_data(&self) -> ConsumerData {
         ConsumerData {
@@ -709,15 +702,6 @@ impl LiveConsumer for Shared {
             "subscriptionSet": self.subscriptions.values().map(|(_, data)| serde_json::to_value(data).unwrap_or(serde_json::Value::Null)).collect::<Vec<_>>(),
             "mqTable": {},
             "statusTable": {},
-        })
-    }
-
-    fn consume_directly(_message: MessageExt) -> serde_json::Value {
-        serde_json::json!({
-            "order": false,
-            "autoCommit": true,
-            "consumeResult": "CR_THROW_EXCEPTION",
-            "remark": "a simple consumer has no listener to consume directly",
         })
     }
 }

@@ -33,7 +33,7 @@ use apogee_remoting::body::consumer::CheckClientRequestBody;
 use apogee_remoting::body::enums::{ConsumeFromWhere, ConsumeType, ExpressionType, MessageModel};
 use apogee_remoting::body::heartbeat::{ConsumerData, SubscriptionData, SUB_ALL};
 use apogee_remoting::fastjson::{self, Dialect};
-use apogee_remoting::{request_code, response_code, RemotingCommand};
+use apogee_remoting::{request_code, RemotingCommand};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -663,14 +663,7 @@ impl Shared {
                 let Some(addr) = self.instance.master_addr(&broker.broker_name) else { continue };
                 let request =
                     RemotingCommand::request(request_code::CHECK_CLIENT_CONFIG).with_body(body.clone());
-                let response = self.instance.invoke(&addr, request, self.settings.api_timeout).await?;
-                if response.code != response_code::SUCCESS {
-                    return Err(ClientError::Broker {
-                        code: response.code,
-                        remark: response.remark.unwrap_or_default(),
-                        addr,
-                    });
-                }
+                self.invoke_for_success(addr, request).await?;
             }
         }
         Ok(())

@@ -409,11 +409,7 @@ impl Shared {
         request: RemotingCommand,
         what: &str,
     ) -> Result<H, ClientError> {
-        let addr = self.broker_addr_of(mq).await?;
-        let response = self.instance.invoke(&addr, request, self.settings.api_timeout).await?;
-        if response.code != response_code::SUCCESS {
-            return Err(refused(response, addr));
-        }
+        let response = self.invoke_for_success(self.broker_addr_of(mq).await?, request).await?;
         response.decode_header().map_err(|error| ClientError::Malformed(format!("{what}: {error}")))
     }
 
@@ -519,7 +515,16 @@ impl Shared {
         broker_name: &str,
         command: RemotingCommand,
     ) -> Result<RemotingCommand, ClientError> {
-        let addr = self.master_addr_of(broker_name)?;
+        self.invoke_for_success(self.master_addr_of(broker_name)?, command).await
+    }
+
+    /// Sends `command` to `addr` within `api_timeout` and returns the answer when it is
+    /// SUCCESS; any other code becomes [`ClientError::Broker`] naming `addr`.
+    pub(crate) async fn invoke_for_success(
+        &self,
+        addr: String,
+        command: RemotingCommand,
+    ) -> Result<RemotingCommand, ClientError> {
         let response = self.instance.invoke(&addr, command, self.settings.api_timeout).await?;
         if response.code != response_code::SUCCESS {
             return Err(refused(response, addr));
