@@ -30,6 +30,14 @@ fn open_fresh(config: IndexConfig) -> (tempfile::TempDir, IndexService) {
     (dir, service)
 }
 
+/// Leaves in `dir` one cleanly shut down index (5 slots, 8 entries) holding key `k` of topic
+/// `T` at offset 0: the files the reopen tests then tamper with.
+fn one_entry_index(dir: &Path) {
+    let service = open(dir, config(5, 8));
+    put(&service, "T", "k", None, 0, T0);
+    service.shutdown().expect("shutdown");
+}
+
 fn put(service: &IndexService, topic: &str, keys: &str, uniq: Option<&str>, offset: i64, timestamp: i64) {
     service.build_index(topic, Some(keys), uniq, offset, timestamp, NOT_TRANSACTIONAL).expect("build_index");
 }
@@ -388,11 +396,7 @@ fn rebuild_does_not_duplicate_entries() {
 #[test]
 fn open_rejects_mismatched_files_and_skips_foreign_names() {
     let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let service = open(dir.path(), config(5, 8));
-        put(&service, "T", "k", None, 0, T0);
-        service.shutdown().expect("shutdown");
-    }
+    one_entry_index(dir.path());
     fs::write(dir.path().join("README"), b"not an index").expect("write");
     fs::create_dir(dir.path().join("20990101000000000")).expect("mkdir");
     assert_eq!(query_all(&open(dir.path(), config(5, 8)), "T", "k"), vec![0]);
@@ -413,11 +417,7 @@ fn open_rejects_mismatched_files_and_skips_foreign_names() {
 #[test]
 fn an_empty_file_left_by_an_interrupted_creation_is_removed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let service = open(dir.path(), config(5, 8));
-        put(&service, "T", "k", None, 0, T0);
-        service.shutdown().expect("shutdown");
-    }
+    one_entry_index(dir.path());
     // What a kill between `create_new` and `set_len` leaves: a newer name, no bytes.
     let empty = dir.path().join("20990101000000000");
     fs::write(&empty, b"").expect("write");
