@@ -21,8 +21,7 @@ start_bench apogee-bench-grpc
 
 echo "# $(run_stamp), $QUEUES queues, 128 B bodies, $DURATION per send row after $WARMUP of warm-up"
 echo
-echo "| workload | messages | msgs/s | p50 ms | p99 ms | max ms | broker CPU (cores) | bench CPU (cores) |"
-echo "|---|---|---|---|---|---|---|---|"
+table_header "workload" "messages" "msgs/s" "p50 ms" "p99 ms" "max ms" "broker CPU (cores)" "bench CPU (cores)"
 
 row() { # $1 = label, rest = apogee bench arguments
   local label=$1

@@ -21,8 +21,7 @@ start_bench apogee-bench-pop
 filled=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['messages'] if 'messages' in r else int(r['msgs_per_s']*r['elapsed_s']))" "$work/fill.json")
 echo "# $(run_stamp), topic of $QUEUES queues filled for $FILL ($filled messages, 128 B)"
 echo
-echo "| consumer | messages | msgs/s | MB/s | broker CPU (cores) | bench CPU (cores) |"
-echo "|---|---|---|---|---|---|"
+table_header "consumer" "messages" "msgs/s" "MB/s" "broker CPU (cores)" "bench CPU (cores)"
 
 row() { # $1 = label, rest = apogee bench arguments
   local label=$1

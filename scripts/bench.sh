@@ -30,8 +30,7 @@ start_standalone "$bin" ASYNC_FLUSH
 sleep 1
 echo "broker idle RSS: $(broker_rss_mib) MiB"
 echo
-echo "| # | workload | msgs/s | MB/s | p50 ms | p99 ms | p99.9 ms | broker CPU (cores) | broker RSS MiB |"
-echo "|---|---|---|---|---|---|---|---|---|"
+table_header "#" "workload" "msgs/s" "MB/s" "p50 ms" "p99 ms" "p99.9 ms" "broker CPU (cores)" "broker RSS MiB"
 
 run() { # $1 = number, $2 = label, rest = apogee bench arguments
   local number=$1 label=$2

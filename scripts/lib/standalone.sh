@@ -14,6 +14,7 @@
 #                                 standalone_init PREFIX, start_standalone on ASYNC_FLUSH, 1 s to
 #                                 settle
 #   run_stamp                     "date, commit, cores" for a report's first line
+#   table_header COLUMN...        a markdown table's header row and the separator under it
 
 NAMESRV_PORT=${NAMESRV_PORT:-29876}
 BROKER_PORT=${BROKER_PORT:-30911}
@@ -77,3 +78,12 @@ start_bench() { # $1 = prefix of the scratch directory
 }
 
 run_stamp() { echo "$(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD), $(nproc) cores"; }
+
+table_header() { # the column titles; the separator gets one cell per column, so the two rows agree
+  local column
+  printf '|'
+  for column in "$@"; do printf ' %s |' "$column"; done
+  printf '\n|'
+  for column in "$@"; do printf -- '---|'; done
+  printf '\n'
+}

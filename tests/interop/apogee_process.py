@@ -1,5 +1,6 @@
 """`apogee standalone` for the Python peers: started on ports the system chose, stopped with
 SIGTERM, and the one way a suite makes a topic and waits for its route."""
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,25 @@ def poll(read, done, period_s=0.5, limit_s=WAIT_S):
         if done(value) or time.monotonic() > deadline:
             return value
         time.sleep(period_s)
+
+
+def read_ports(path, process, what):
+    """The ports file `path` that `process` (an apogee started with `--ports-file path`, named
+    `what` in errors) writes once it listens; fails as soon as the process exits instead."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if os.path.exists(path):  # renamed into place whole
+            with open(path, encoding="utf-8") as ports:
+                return json.load(ports)
+        assert process.poll() is None, f"{what} exited during start: {process.returncode}"
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not write its ports file {path} in {WAIT_S}s")
+
+
+def address(text):
+    """The (host, port) of an `IP:PORT` text, as `Connection` takes it."""
+    host, port = text.rsplit(":", 1)
+    return host, int(port)
 
 
 def listening_port(line):

@@ -28,7 +28,7 @@ import time
 
 from rocketmq.client import Message, MessageModel, Producer, PushConsumer, SendStatus
 
-from apogee_process import GET_ROUTEINFO_BY_TOPIC, SUCCESS, UPDATE_AND_CREATE_TOPIC, WAIT_S
+from apogee_process import GET_ROUTEINFO_BY_TOPIC, SUCCESS, UPDATE_AND_CREATE_TOPIC, WAIT_S, address, read_ports
 from remoting_wire import Connection
 
 CONTROLLER_GET_REPLICA_INFO, GET_TOPIC_CONFIG = 1004, 351
@@ -75,11 +75,6 @@ def die_with_parent():
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def address(text):
-    host, port = text.rsplit(":", 1)
-    return host, int(port)
-
-
 class Group:
     """`apogee namesrv`, `apogee controller` and two `apogee broker` in controller mode, each
     in its own directory under `root`, on ports the system chose."""
@@ -101,14 +96,7 @@ class Group:
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        preexec_fn=die_with_parent)
         self.processes[what] = process
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            if os.path.exists(ports):  # renamed into place whole
-                with open(ports, encoding="utf-8") as file:
-                    return json.load(file)
-            assert process.poll() is None, f"{what} exited during start: {process.returncode}"
-            time.sleep(0.05)
-        raise RuntimeError(f"{what} did not write its ports file in {WAIT_S}s")
+        return read_ports(ports, process, what)
 
     def start(self):
         work = self.root

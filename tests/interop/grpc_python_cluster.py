@@ -14,7 +14,7 @@ import time
 
 from rocketmq import FilterExpression, PushConsumer, SimpleConsumer
 
-from apogee_process import SUCCESS, WAIT_S, poll, pull_all
+from apogee_process import SUCCESS, WAIT_S, address, poll, pull_all, read_ports
 from grpc_python_client import (AWAIT_S, INVISIBLE_S, QUIET_S, Collecting, config, message, send_all, send_transactions,
                                 started_simple_consumer)
 from remoting_wire import Connection
@@ -25,23 +25,6 @@ QUEUES = 2
 # Checks come quickly: a round every 500 ms for halves older than 1 s.
 BROKER_CONF = "brokerClusterName=ProxyCluster\ntransactionCheckInterval=500\ntransactionTimeOut=1000\n" \
               "reviveInterval=200\n"
-
-
-def read_ports(path, process, what):
-    """The ports file `path` once the process has written it."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as ports:
-                return json.load(ports)
-        assert process.poll() is None, f"{what} exited during start: {process.returncode}"
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not write {path}")
-
-
-def address(text):
-    host, port = text.rsplit(":", 1)
-    return host, int(port)
 
 
 class Broker:

@@ -444,12 +444,18 @@ async fn kill_cycle(group: &mut Group, cycle: u32, role: &str, fault: Fault<'_>)
 
 /// Fails naming the first acknowledged messages the slave lacks, with both brokers' logs.
 fn assert_all_on_the_slave(missing: &[u64], group: &Group) {
+    assert_none_missing(missing, "", "the slave", || group.logs());
+}
+
+/// Fails naming the first acknowledged messages that are not on `holder` ("the slave", "the
+/// new master"), after `context`, with the brokers' logs (read only on failure).
+fn assert_none_missing(missing: &[u64], context: &str, holder: &str, logs: impl FnOnce() -> String) {
     assert!(
         missing.is_empty(),
-        "{} acknowledged messages are not on the slave, first {:?}\n{}",
+        "{context}{} acknowledged messages are not on {holder}, first {:?}\n{}",
         missing.len(),
         &missing[..missing.len().min(10)],
-        group.logs()
+        logs()
     );
 }
 
@@ -459,6 +465,18 @@ fn cycles() -> u32 {
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// Network namespaces `first` and `second` joined by a link the test can cut, or `None`
+/// after printing why the machine cannot make them (the partition tests then skip).
+fn linked_namespaces(first: &str, second: &str) -> Option<(Netns, Netns, Link)> {
+    if let Err(why) = netns::available() {
+        eprintln!("SKIPPED: {why}");
+        return None;
+    }
+    let (first, second) = (Netns::create(first).unwrap(), Netns::create(second).unwrap());
+    let link = Link::connect(&first, &second).unwrap();
+    Some((first, second, link))
 }
 
 #[test]
@@ -494,12 +512,9 @@ fn a_slave_killed_and_restarted_mid_stream_keeps_every_acknowledged_message() {
 
 #[test]
 fn a_partition_between_master_and_slave_loses_no_acknowledged_message() {
-    if let Err(why) = netns::available() {
-        eprintln!("SKIPPED: {why}");
+    let Some((master_side, slave_side, link)) = linked_namespaces("ha-m", "ha-s") else {
         return;
-    }
-    let (master_side, slave_side) = (Netns::create("ha-m").unwrap(), Netns::create("ha-s").unwrap());
-    let link = Link::connect(&master_side, &slave_side).unwrap();
+    };
     let (master_ip, slave_ip) = (link.first_ip(), link.second_ip());
     // The test itself (its producers and readers) and the master run on the master's side.
     master_side.run(|| {
@@ -860,24 +875,15 @@ fn with_controllers_a_killed_master_is_replaced_and_rejoins_as_a_slave_losing_no
     // so its truncation and catch-up are what the read-back checks.
     for cycle in 0..cycles().max(2) {
         let missing = runtime.block_on(controller_kill_cycle(&mut group, cycle));
-        assert!(
-            missing.is_empty(),
-            "cycle {cycle}: {} acknowledged messages are not on the new master, first {:?}\n{}",
-            missing.len(),
-            &missing[..missing.len().min(10)],
-            group.logs()
-        );
+        assert_none_missing(&missing, &format!("cycle {cycle}: "), "the new master", || group.logs());
     }
 }
 
 #[test]
 fn with_controllers_a_partitioned_master_is_replaced_and_acknowledges_nothing_on_its_own() {
-    if let Err(why) = netns::available() {
-        eprintln!("SKIPPED: {why}");
+    let Some((rest, isolated, link)) = linked_namespaces("hc-r", "hc-m") else {
         return;
-    }
-    let (rest, isolated) = (Netns::create("hc-r").unwrap(), Netns::create("hc-m").unwrap());
-    let link = Link::connect(&rest, &isolated).unwrap();
+    };
     let (rest_ip, isolated_ip) = (link.first_ip(), link.second_ip());
     // The test, the NameServer with the controller and broker 1 on one side; broker 0, the
     // first master, alone on the other.
@@ -921,13 +927,7 @@ fn with_controllers_a_partitioned_master_is_replaced_and_acknowledges_nothing_on
                 })
             );
             assert_eq!(master, 1, "the partitioned broker took mastership back\n{}", group.logs());
-            assert!(
-                missing.is_empty(),
-                "{} acknowledged messages are not on the new master, first {:?}\n{}",
-                missing.len(),
-                &missing[..missing.len().min(10)],
-                group.logs()
-            );
+            assert_none_missing(&missing, "", "the new master", || group.logs());
             assert_whole(0, &read, &misplaced);
         });
     });

@@ -5,7 +5,7 @@ mod admin_support;
 
 use std::time::Duration;
 
-use admin_support::{inner, TestBroker};
+use admin_support::{assert_code_and_remark, inner, TestBroker};
 use apogee_common::message::msg_id::{decode_offset_msg_id, offset_msg_id};
 use apogee_common::message::record;
 use apogee_common::MessageQueue;
@@ -24,8 +24,7 @@ async fn max_offset(broker: &TestBroker, topic: &str, queue_id: i32) -> i64 {
     let header =
         GetMaxOffsetRequestHeader { topic: topic.into(), queue_id, committed: Some(true), bname: None };
     let response =
-        broker.call(RemotingCommand::request(request_code::GET_MAX_OFFSET).with_header(&header)).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+        broker.call_ok(RemotingCommand::request(request_code::GET_MAX_OFFSET).with_header(&header)).await;
     response.decode_header::<GetMaxOffsetResponseHeader>().unwrap().offset
 }
 
@@ -38,8 +37,7 @@ async fn search(broker: &TestBroker, topic: &str, timestamp: i64, boundary: Opti
         bname: None,
     };
     let request = RemotingCommand::request(request_code::SEARCH_OFFSET_BY_TIMESTAMP).with_header(&header);
-    let response = broker.call(request).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+    let response = broker.call_ok(request).await;
     response.decode_header::<SearchOffsetResponseHeader>().unwrap().offset
 }
 
@@ -92,8 +90,7 @@ async fn view_by_offset_id_and_query_by_key() {
     assert_eq!(host.to_string(), broker.addr);
     let view = RemotingCommand::request(request_code::VIEW_MESSAGE_BY_ID)
         .with_header(&ViewMessageRequestHeader { topic: Some("Lookup".into()), offset });
-    let response = broker.call(view).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+    let response = broker.call_ok(view).await;
     let messages = record::decode_all(&response.body).unwrap();
     assert_eq!(messages.len(), 1);
     assert_eq!(&messages[0].message.body[..], b"hello");
@@ -103,8 +100,11 @@ async fn view_by_offset_id_and_query_by_key() {
     let view = RemotingCommand::request(request_code::VIEW_MESSAGE_BY_ID)
         .with_header(&ViewMessageRequestHeader { topic: None, offset: missing });
     let response = broker.call(view).await;
-    assert_eq!(response.code, response_code::SYSTEM_ERROR);
-    assert_eq!(response.remark, Some(format!("can not find message by the offset, {missing}")));
+    assert_code_and_remark(
+        &response,
+        response_code::SYSTEM_ERROR,
+        &format!("can not find message by the offset, {missing}"),
+    );
 
     let query = |key: &str, unique: bool| {
         let header = QueryMessageRequestHeader {
@@ -122,8 +122,7 @@ async fn view_by_offset_id_and_query_by_key() {
             request.with_ext("_UNIQUE_KEY_QUERY", "false")
         }
     };
-    let response = broker.call(query("order-2", false)).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    let response = broker.call_ok(query("order-2", false)).await;
     let found = record::decode_all(&response.body).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(&found[0].message.body[..], b"hello");
@@ -131,13 +130,15 @@ async fn view_by_offset_id_and_query_by_key() {
     // The index has seen up to the last stored record: its start is the newest indexed offset.
     assert_eq!(freshness.index_last_update_phyoffset, last.commit_log_offset as i64);
 
-    let response = broker.call(query(uniq, true)).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+    let response = broker.call_ok(query(uniq, true)).await;
     assert_eq!(record::decode_all(&response.body).unwrap()[0].message.uniq_key(), Some(uniq));
 
     let response = broker.call(query("no-such-key", false)).await;
-    assert_eq!(response.code, response_code::QUERY_NOT_FOUND);
-    assert_eq!(response.remark.as_deref(), Some("can not find message, maybe time range not correct"));
+    assert_code_and_remark(
+        &response,
+        response_code::QUERY_NOT_FOUND,
+        "can not find message, maybe time range not correct",
+    );
     broker.stop().await;
 }
 
@@ -180,8 +181,7 @@ async fn consume_stats_after_a_committed_offset() {
         },
     ] {
         let request = RemotingCommand::request(request_code::GET_CONSUME_STATS).with_header(&request_header);
-        let response = broker.call(request).await;
-        assert_eq!(response.code, response_code::SUCCESS);
+        let response = broker.call_ok(request).await;
         let text = String::from_utf8(response.body.to_vec()).unwrap();
         assert!(
             text.starts_with(r#"{"consumeTps":0.0,"offsetTable":{{"brokerName":"broker-test""#),
@@ -203,8 +203,7 @@ async fn consume_stats_after_a_committed_offset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_info_reports_only_what_the_broker_measures() {
     let broker = TestBroker::start().await;
-    let response = broker.call(RemotingCommand::request(request_code::GET_BROKER_RUNTIME_INFO)).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    let response = broker.call_ok(RemotingCommand::request(request_code::GET_BROKER_RUNTIME_INFO)).await;
     let info: apogee_remoting::body::namesrv::KVTable = fastjson::from_slice(&response.body).unwrap();
     assert_eq!(
         info.table.get("brokerActive").map(String::as_str),

@@ -7,7 +7,7 @@ mod admin_support;
 
 use std::time::{Duration, Instant};
 
-use admin_support::{inner, TestBroker, POLL_EVERY};
+use admin_support::{assert_code_and_remark, inner, TestBroker, POLL_EVERY};
 use apogee_broker::schedule;
 use apogee_common::message::msg_id::offset_msg_id;
 use apogee_common::message::MessageExt;
@@ -94,8 +94,7 @@ async fn sent_back_messages_retry_then_dead_letter() {
     let original = broker.store("Orders", 0, "pay", &[("UNIQ_KEY", uniq), ("KEYS", "o-1")]).await;
     let original_offset = original.commit_log_offset as i64;
 
-    let response = broker.call(send_back(original_offset, "GID_orders", 0, Some(16))).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    let response = broker.call_ok(send_back(original_offset, "GID_orders", 0, Some(16))).await;
     assert!(response.ext_fields.clone().unwrap_or_default().is_empty());
 
     // Waiting in the schedule topic, level 3 = queue 2, bound for the retry topic.
@@ -120,8 +119,7 @@ async fn sent_back_messages_retry_then_dead_letter() {
     assert_eq!(&retry.message.body[..], b"pay");
 
     // The retry fails too, and the group allows one reconsume only: dead letter.
-    let response = broker.call(send_back(retry.commit_log_offset, "GID_orders", 0, Some(1))).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    broker.call_ok(send_back(retry.commit_log_offset, "GID_orders", 0, Some(1))).await;
     let dead = broker.read_queue("%DLQ%GID_orders", 0);
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].reconsume_times, 2);
@@ -131,14 +129,16 @@ async fn sent_back_messages_retry_then_dead_letter() {
     assert_eq!((dlq.read_queue_nums, dlq.write_queue_nums), (1, 1));
 
     // A negative level goes straight to the dead-letter topic.
-    let response = broker.call(send_back(original_offset, "GID_orders", -1, Some(16))).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+    broker.call_ok(send_back(original_offset, "GID_orders", -1, Some(16))).await;
     assert_eq!(broker.read_queue("%DLQ%GID_orders", 0).len(), 2);
 
     // An offset with no message behind it.
     let response = broker.call(send_back(1 << 40, "GID_orders", 0, None)).await;
-    assert_eq!(response.code, response_code::SYSTEM_ERROR);
-    assert_eq!(response.remark, Some(format!("look message by offset failed, {}", 1_i64 << 40)));
+    assert_code_and_remark(
+        &response,
+        response_code::SYSTEM_ERROR,
+        &format!("look message by offset failed, {}", 1_i64 << 40),
+    );
     broker.stop().await;
 }
 
@@ -157,8 +157,7 @@ async fn send_back_respects_the_group() {
     let body = fastjson::to_vec(&group, Dialect::Fastjson).unwrap();
     let create = RemotingCommand::request(request_code::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP).with_body(body);
     assert_eq!(broker.call(create).await.code, response_code::SUCCESS);
-    let response = broker.call(send_back(offset, "GID_noretry", 0, None)).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+    broker.call_ok(send_back(offset, "GID_noretry", 0, None)).await;
     assert!(broker.read_queue(SCHEDULE_TOPIC, 2).is_empty());
     assert!(broker.broker().state().topics.get("%RETRY%GID_noretry").is_none());
     broker.stop().await;

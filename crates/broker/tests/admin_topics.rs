@@ -3,7 +3,7 @@
 
 mod admin_support;
 
-use admin_support::TestBroker;
+use admin_support::{assert_code_and_remark, TestBroker};
 use apogee_common::{MessageQueue, TopicConfig};
 use apogee_remoting::body::admin::{
     GroupList, SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicStatsTable,
@@ -44,11 +44,9 @@ fn get_topic(topic: &str) -> RemotingCommand {
 async fn created_topics_show_up_and_deleted_ones_go() {
     let broker = TestBroker::start().await;
 
-    let response = broker.call(create_topic("OrderTopic", 4, 6, Some("+message.type=FIFO"))).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    broker.call_ok(create_topic("OrderTopic", 4, 6, Some("+message.type=FIFO"))).await;
 
-    let response = broker.call(RemotingCommand::request(request_code::GET_ALL_TOPIC_CONFIG)).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+    let response = broker.call_ok(RemotingCommand::request(request_code::GET_ALL_TOPIC_CONFIG)).await;
     let wrapper: TopicConfigAndMappingSerializeWrapper = fastjson::from_slice(&response.body).unwrap();
     let config = &wrapper.topic_config_table["OrderTopic"];
     assert_eq!((config.read_queue_nums, config.write_queue_nums, config.perm), (4, 4, 6));
@@ -64,14 +62,12 @@ async fn created_topics_show_up_and_deleted_ones_go() {
     let page: TopicConfigAndMappingSerializeWrapper = fastjson::from_slice(&response.body).unwrap();
     assert_eq!(page.topic_config_table.len(), 1);
 
-    let response = broker.call(get_topic("OrderTopic")).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+    let response = broker.call_ok(get_topic("OrderTopic")).await;
     let config: TopicConfig = fastjson::from_slice(&response.body).unwrap();
     assert_eq!(config.topic_name, "OrderTopic");
 
     // An update changes the queues and removes the attribute.
-    let response = broker.call(create_topic("OrderTopic", 2, 6, Some("-message.type"))).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    broker.call_ok(create_topic("OrderTopic", 2, 6, Some("-message.type"))).await;
     let config: TopicConfig = fastjson::from_slice(&broker.call(get_topic("OrderTopic")).await.body).unwrap();
     assert_eq!(config.read_queue_nums, 2);
     assert!(config.attributes.is_empty());
@@ -123,8 +119,7 @@ async fn topic_stats_report_every_queue() {
 
     let request = RemotingCommand::request(request_code::GET_TOPIC_STATS_INFO)
         .with_header(&GetTopicStatsInfoRequestHeader { topic: "StatsTopic".to_owned(), bname: None });
-    let response = broker.call(request).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+    let response = broker.call_ok(request).await;
     let text = String::from_utf8(response.body.to_vec()).unwrap();
     assert!(text.contains(r#"{{"brokerName":"broker-test","queueId":0,"topic":"StatsTopic"}:"#), "{text}");
     let stats: TopicStatsTable = fastjson::from_slice(&response.body).unwrap();
@@ -136,8 +131,7 @@ async fn topic_stats_report_every_queue() {
     let unknown = RemotingCommand::request(request_code::GET_TOPIC_STATS_INFO)
         .with_header(&GetTopicStatsInfoRequestHeader { topic: "Nope".to_owned(), bname: None });
     let response = broker.call(unknown).await;
-    assert_eq!(response.code, response_code::TOPIC_NOT_EXIST);
-    assert_eq!(response.remark.as_deref(), Some("topic[Nope] not exist"));
+    assert_code_and_remark(&response, response_code::TOPIC_NOT_EXIST, "topic[Nope] not exist");
     broker.stop().await;
 }
 
@@ -155,8 +149,7 @@ async fn subscription_groups_round_trip() {
     assert_eq!(broker.call(create).await.code, response_code::INVALID_PARAMETER);
 
     let response =
-        broker.call(RemotingCommand::request(request_code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG)).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+        broker.call_ok(RemotingCommand::request(request_code::GET_ALL_SUBSCRIPTIONGROUP_CONFIG)).await;
     let wrapper: SubscriptionGroupWrapper = fastjson::from_slice(&response.body).unwrap();
     assert_eq!(wrapper.subscription_group_table["GID_admin"].retry_max_times, 5);
     // The broker's predefined groups (TOOLS_CONSUMER, ...) are listed too.
@@ -195,8 +188,7 @@ async fn runtime_info_connections_and_config() {
     let broker = TestBroker::start().await;
     broker.store("InfoTopic", 0, "x", &[]).await;
 
-    let response = broker.call(RemotingCommand::request(request_code::GET_BROKER_RUNTIME_INFO)).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+    let response = broker.call_ok(RemotingCommand::request(request_code::GET_BROKER_RUNTIME_INFO)).await;
     let info: KVTable = fastjson::from_slice(&response.body).unwrap();
     assert_eq!(info.table["brokerVersionDesc"], "V5_3_3");
     assert!(info.table["commitLogMaxOffset"].parse::<u64>().unwrap() > 0);
@@ -208,15 +200,17 @@ async fn runtime_info_connections_and_config() {
         &GetConsumerConnectionListRequestHeader { consumer_group: "Offline".to_owned(), bname: None },
     );
     let response = broker.call(consumers).await;
-    assert_eq!(response.code, response_code::CONSUMER_NOT_ONLINE);
-    assert_eq!(response.remark.as_deref(), Some("the consumer group[Offline] not online"));
+    assert_code_and_remark(
+        &response,
+        response_code::CONSUMER_NOT_ONLINE,
+        "the consumer group[Offline] not online",
+    );
     let producers = RemotingCommand::request(request_code::GET_PRODUCER_CONNECTION_LIST).with_header(
         &GetProducerConnectionListRequestHeader { producer_group: "Nobody".to_owned(), bname: None },
     );
     assert_eq!(broker.call(producers).await.code, response_code::SYSTEM_ERROR);
 
-    let response = broker.call(RemotingCommand::request(request_code::DELETE_EXPIRED_COMMITLOG)).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+    broker.call_ok(RemotingCommand::request(request_code::DELETE_EXPIRED_COMMITLOG)).await;
     assert_eq!(broker.read_queue("InfoTopic", 0).len(), 1, "nothing expired yet");
 
     let response = broker.call(RemotingCommand::request(request_code::GET_BROKER_CONFIG)).await;
@@ -239,8 +233,7 @@ async fn topic_and_group_lists() {
     );
     let request =
         RemotingCommand::request(request_code::UPDATE_AND_CREATE_TOPIC_LIST).with_body(body.into_bytes());
-    let response = broker.call(request).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    broker.call_ok(request).await;
     let state = broker.broker().state();
     assert_eq!(
         state.topics.get("ListA").unwrap().attributes.get("message.type").map(String::as_str),
@@ -273,8 +266,7 @@ fn update_config(text: &str) -> RemotingCommand {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_permission_changes_at_runtime_and_other_keys_are_refused() {
     let broker = TestBroker::start().await;
-    let response = broker.call(update_config("brokerPermission=4\n")).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+    broker.call_ok(update_config("brokerPermission=4\n")).await;
     // What sends and pulls check from now on, and what GET_BROKER_CONFIG reports.
     assert_eq!(broker.broker().state().broker_permission(), 4);
     let response = broker.call(RemotingCommand::request(request_code::GET_BROKER_CONFIG)).await;
@@ -291,14 +283,12 @@ async fn broker_permission_changes_at_runtime_and_other_keys_are_refused() {
     );
     assert_eq!(broker.broker().state().broker_permission(), 4);
     let response = broker.call(update_config("brokerConfigPath=/x\n")).await;
-    assert_eq!(response.code, response_code::NO_PERMISSION);
-    assert_eq!(response.remark.as_deref(), Some("Can not update config in black list."));
+    assert_code_and_remark(&response, response_code::NO_PERMISSION, "Can not update config in black list.");
     let response = broker.call(update_config("brokerPermission=9\n")).await;
     assert_eq!(response.code, response_code::SYSTEM_ERROR);
     assert_eq!(broker.broker().state().broker_permission(), 4);
 
-    let response = broker.call(update_config("brokerPermission=6\n")).await;
-    assert_eq!(response.code, response_code::SUCCESS);
+    broker.call_ok(update_config("brokerPermission=6\n")).await;
     assert_eq!(broker.broker().state().broker_permission(), 6);
     broker.stop().await;
 }

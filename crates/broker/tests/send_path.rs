@@ -45,8 +45,7 @@ async fn v1_and_v2_sends_are_stored_intact_and_the_new_topic_is_routed() {
         ("color", "blue"),
     ]);
 
-    let first = cluster.call(send_v2(send_header(topic, 2, &properties), b"hello v2")).await;
-    assert_eq!(first.code, response_code::SUCCESS, "{first:?}");
+    let first = cluster.call_ok(send_v2(send_header(topic, 2, &properties), b"hello v2")).await;
     assert_region(&first);
     let first_header = response_header(&first);
     assert_eq!((first_header.queue_id, first_header.queue_offset), (2, 0));
@@ -56,8 +55,7 @@ async fn v1_and_v2_sends_are_stored_intact_and_the_new_topic_is_routed() {
 
     // V1 without a UNIQ_KEY: the broker makes one.
     let v1_properties = props(&[("TAGS", "TagB"), ("KEYS", "only"), ("size", "XL")]);
-    let second = cluster.call(send_v1(send_header(topic, 2, &v1_properties), b"hello v1")).await;
-    assert_eq!(second.code, response_code::SUCCESS, "{second:?}");
+    let second = cluster.call_ok(send_v1(send_header(topic, 2, &v1_properties), b"hello v1")).await;
     assert_region(&second);
     let second_header = response_header(&second);
     assert_eq!((second_header.queue_id, second_header.queue_offset), (2, 1));
@@ -91,8 +89,7 @@ async fn v1_and_v2_sends_are_stored_intact_and_the_new_topic_is_routed() {
     assert_eq!(stored.message.property(property::CLUSTER), Some(CLUSTER));
 
     // A negative queue id picks one of the 4 write queues.
-    let picked = cluster.call(send_v2(send_header(topic, -1, &props(&[])), b"any queue")).await;
-    assert_eq!(picked.code, response_code::SUCCESS, "{picked:?}");
+    let picked = cluster.call_ok(send_v2(send_header(topic, -1, &props(&[])), b"any queue")).await;
     assert!((0..4).contains(&response_header(&picked).queue_id));
 
     // Auto-created from TBW102 with the producer's 4 queues, and routed by the NameServer.
@@ -123,8 +120,7 @@ async fn a_batch_gets_consecutive_offsets_and_one_id_per_message() {
     let cluster = TestCluster::start(|_| {}).await;
     let topic = "SendBatchTopic";
     // A first single message so the batch does not start at offset 0.
-    let single = cluster.call(send_v2(send_header(topic, 1, &props(&[])), b"before")).await;
-    assert_eq!(single.code, response_code::SUCCESS, "{single:?}");
+    cluster.call_ok(send_v2(send_header(topic, 1, &props(&[])), b"before")).await;
 
     let items: Vec<BatchItem> = (0..10)
         .map(|index| BatchItem {
@@ -138,8 +134,7 @@ async fn a_batch_gets_consecutive_offsets_and_one_id_per_message() {
         })
         .collect();
     let header = send_header(topic, 1, &props(&[("WAIT", "true")]));
-    let response = cluster.call(send_batch(header, encode_batch(&items))).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    let response = cluster.call_ok(send_batch(header, encode_batch(&items))).await;
     assert_region(&response);
     let header = response_header(&response);
     assert_eq!((header.queue_id, header.queue_offset), (1, 1));
@@ -184,8 +179,7 @@ async fn a_batch_gets_consecutive_offsets_and_one_id_per_message() {
 async fn refusals_carry_java_codes_and_remarks() {
     let cluster = TestCluster::start(|_| {}).await;
     let topic = "SendRefusals";
-    let ok = cluster.call(send_v2(send_header(topic, 0, &props(&[])), b"x")).await;
-    assert_eq!(ok.code, response_code::SUCCESS, "{ok:?}");
+    cluster.call_ok(send_v2(send_header(topic, 0, &props(&[])), b"x")).await;
 
     let too_big = vec![b'b'; MAX_MESSAGE_SIZE as usize + 1];
     let response = cluster.call(send_v2(send_header(topic, 0, &props(&[])), &too_big)).await;
@@ -225,8 +219,7 @@ async fn refusals_carry_java_codes_and_remarks() {
     state.topics.create_or_update(compacted).expect("topic created");
     let response = cluster.call(send_v2(send_header("CompactedTopic", 0, &props(&[])), b"x")).await;
     assert_refused(&response, response_code::MESSAGE_ILLEGAL, "Required message key is missing");
-    let keyed = cluster.call(send_v2(send_header("CompactedTopic", 0, &props(&[("KEYS", "k")])), b"x")).await;
-    assert_eq!(keyed.code, response_code::SUCCESS, "{keyed:?}");
+    cluster.call_ok(send_v2(send_header("CompactedTopic", 0, &props(&[("KEYS", "k")])), b"x")).await;
 
     // Missing header fields: SYSTEM_ERROR naming the field, still with the region fields.
     let mut bare = RemotingCommand::request(request_code::SEND_MESSAGE_V2).with_body(b"x".to_vec());
@@ -275,8 +268,7 @@ async fn delayed_messages_are_parked_in_the_schedule_topic() {
     let topic = "SendDelayTopic";
 
     let delayed = props(&[("DELAY", "2"), ("TAGS", "late"), ("TIMER_DELAY_SEC", "30")]);
-    let response = cluster.call(send_v2(send_header(topic, 3, &delayed), b"later")).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    let response = cluster.call_ok(send_v2(send_header(topic, 3, &delayed), b"later")).await;
     let header = response_header(&response);
     assert_eq!(header.queue_id, 3);
     let records = read_records(cluster.broker(), "SCHEDULE_TOPIC_XXXX", 1, header.queue_offset, 1).await;
@@ -292,8 +284,7 @@ async fn delayed_messages_are_parked_in_the_schedule_topic() {
     assert_eq!(cluster.broker().state().store.max_offset(topic, 3), 0);
 
     // Levels past the table are clamped to the last one.
-    let response = cluster.call(send_v2(send_header(topic, 0, &props(&[("DELAY", "99")])), b"max")).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    let response = cluster.call_ok(send_v2(send_header(topic, 0, &props(&[("DELAY", "99")])), b"max")).await;
     let offset = response_header(&response).queue_offset;
     let records = read_records(cluster.broker(), "SCHEDULE_TOPIC_XXXX", 17, offset, 1).await;
     assert_eq!(records[0].message.property(property::DELAY), Some("18"));
@@ -339,8 +330,7 @@ async fn half_messages_wait_in_the_half_topic_until_committed_or_rolled_back() {
     for (index, (properties, sys_flag)) in cases.into_iter().enumerate() {
         let mut header = send_header(topic, 2, properties);
         header.sys_flag = sys_flag;
-        let response = cluster.call(send_v2(header, format!("half-{index}").as_bytes())).await;
-        assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+        let response = cluster.call_ok(send_v2(header, format!("half-{index}").as_bytes())).await;
         let answered = response_header(&response);
         assert_eq!(answered.queue_id, 2, "the answer names the producer's queue");
         assert_eq!(answered.queue_offset, index as i64, "the half queue offset");
@@ -374,12 +364,8 @@ async fn half_messages_wait_in_the_half_topic_until_committed_or_rolled_back() {
     assert_eq!(state.store.max_offset("RMQ_SYS_TRANS_OP_HALF_TOPIC", 0), 0, "no op record for a refused end");
 
     // Commit delivers the first, intact; rollback drops the second.
-    let response =
-        cluster.call(end_transaction(&halves[0], "PG_TEST", sysflag::TRANSACTION_COMMIT_TYPE)).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
-    let response =
-        cluster.call(end_transaction(&halves[1], "PG_TEST", sysflag::TRANSACTION_ROLLBACK_TYPE)).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    cluster.call_ok(end_transaction(&halves[0], "PG_TEST", sysflag::TRANSACTION_COMMIT_TYPE)).await;
+    cluster.call_ok(end_transaction(&halves[1], "PG_TEST", sysflag::TRANSACTION_ROLLBACK_TYPE)).await;
     assert_eq!(state.store.max_offset(topic, 2), 1, "exactly the committed message is delivered");
     let records = read_records(cluster.broker(), topic, 2, 0, 1).await;
     let real = &records[0];
@@ -403,8 +389,7 @@ async fn half_messages_wait_in_the_half_topic_until_committed_or_rolled_back() {
     // send retries so) is no half message: it goes to the delay topic.
     let mut header = send_header(topic, 2, &props(&[("TRAN_MSG", "true"), ("DELAY", "3")]));
     header.reconsume_times = Some(1);
-    let response = cluster.call(send_v2(header, b"retry")).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    let response = cluster.call_ok(send_v2(header, b"retry")).await;
     let records =
         read_records(cluster.broker(), "SCHEDULE_TOPIC_XXXX", 2, response_header(&response).queue_offset, 1)
             .await;
@@ -419,8 +404,7 @@ async fn the_binary_header_serialization_works_too() {
     let client_config = ClientConfig { serialize_type: SerializeType::RocketMq, ..ClientConfig::default() };
     let cluster = TestCluster::start_with(client_config, |_| {}).await;
     let properties = props(&[("TAGS", "Bin"), ("KEYS", "binary key")]);
-    let response = cluster.call(send_v1(send_header("SendBinaryTopic", 1, &properties), b"binary")).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    let response = cluster.call_ok(send_v1(send_header("SendBinaryTopic", 1, &properties), b"binary")).await;
     assert_eq!(response.serialize_type, SerializeType::RocketMq);
     assert_region(&response);
     let header = response_header(&response);
@@ -434,8 +418,7 @@ async fn the_binary_header_serialization_works_too() {
 async fn topics_survive_a_broker_restart() {
     let mut cluster = TestCluster::start(|_| {}).await;
     let topic = "SendRestartTopic";
-    let response = cluster.call(send_v2(send_header(topic, 1, &props(&[])), b"one")).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    cluster.call_ok(send_v2(send_header(topic, 1, &props(&[])), b"one")).await;
     let version = cluster.broker().state().topics.data_version();
 
     cluster.stop_broker().await;
@@ -446,8 +429,7 @@ async fn topics_survive_a_broker_restart() {
     assert_eq!(state.topics.data_version(), version);
     assert!(state.topics.get("SCHEDULE_TOPIC_XXXX").is_some());
 
-    let response = cluster.call(send_v2(send_header(topic, 1, &props(&[])), b"two")).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    let response = cluster.call_ok(send_v2(send_header(topic, 1, &props(&[])), b"two")).await;
     assert_eq!(response_header(&response).queue_offset, 1);
     cluster.shutdown().await;
 }
@@ -461,8 +443,7 @@ async fn retry_sends_past_the_limit_land_in_the_dead_letter_queue() {
     let mut header = send_header(retry_topic, 0, &props(&[("UNIQ_KEY", "7F000001000100000000000000000077")]));
     header.reconsume_times = Some(3);
     header.max_reconsume_times = Some(2);
-    let response = cluster.call(send_v2(header, b"dead")).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    let response = cluster.call_ok(send_v2(header, b"dead")).await;
     let offset = response_header(&response).queue_offset;
     let records = read_records(cluster.broker(), "%DLQ%send_dlq_group", 0, offset, 1).await;
     assert_eq!(records[0].message.uniq_key(), Some("7F000001000100000000000000000077"));
@@ -475,8 +456,7 @@ async fn retry_sends_past_the_limit_land_in_the_dead_letter_queue() {
     let mut header = send_header(retry_topic, 0, &props(&[]));
     header.reconsume_times = Some(1);
     header.max_reconsume_times = Some(2);
-    let response = cluster.call(send_v2(header, b"alive")).await;
-    assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+    let response = cluster.call_ok(send_v2(header, b"alive")).await;
     let offset = response_header(&response).queue_offset;
     let records = read_records(cluster.broker(), retry_topic, 0, offset, 1).await;
     assert_eq!(records[0].message.topic, retry_topic);

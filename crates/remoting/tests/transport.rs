@@ -178,6 +178,27 @@ impl Served {
         self.client.connection(&self.addr).await.expect("connected")
     }
 
+    /// A server whose SLOW handler sleeps `slow_ms`, and the receiver that hears each SLOW
+    /// call begin (what [`Served::slow_call_in_flight`] waits on).
+    async fn start_slow(config: ServerConfig, slow_ms: u64) -> (Self, mpsc::UnboundedReceiver<()>) {
+        let (started, started_rx) = mpsc::unbounded_channel();
+        (Self::start(config, router(slow_ms, Some(started))).await, started_rx)
+    }
+
+    /// Starts a SLOW call on its own task and returns once the server's handler has begun it.
+    async fn slow_call_in_flight(
+        &self,
+        timeout: Duration,
+        started_rx: &mut mpsc::UnboundedReceiver<()>,
+    ) -> tokio::task::JoinHandle<Result<RemotingCommand, RemotingError>> {
+        let client = self.client.clone();
+        let addr = self.addr.clone();
+        let call =
+            tokio::spawn(async move { client.invoke(&addr, RemotingCommand::request(SLOW), timeout).await });
+        tokio::time::timeout(STEP, started_rx.recv()).await.expect("slow handler started");
+        call
+    }
+
     async fn shutdown(self) {
         self.client.shutdown().await;
         self.server.shutdown().await;
@@ -193,21 +214,6 @@ async fn eventually(polls: usize, condition: impl Fn() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     condition()
-}
-
-/// Starts a SLOW call on its own task and returns once the server's handler has begun it.
-async fn slow_call_in_flight(
-    client: &Arc<RemotingClient>,
-    addr: &str,
-    timeout: Duration,
-    started_rx: &mut mpsc::UnboundedReceiver<()>,
-) -> tokio::task::JoinHandle<Result<RemotingCommand, RemotingError>> {
-    let client = client.clone();
-    let addr = addr.to_owned();
-    let call =
-        tokio::spawn(async move { client.invoke(&addr, RemotingCommand::request(SLOW), timeout).await });
-    tokio::time::timeout(STEP, started_rx.recv()).await.expect("slow handler started");
-    call
 }
 
 /// A peer that the client connects to and that answers nothing by itself: the client's
@@ -306,11 +312,10 @@ async fn oneway_requests_get_no_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_request_does_not_block_the_connection() {
     bounded(async {
-        let (started, mut started_rx) = mpsc::unbounded_channel();
-        let served = Served::start(loopback_config(), router(1_500, Some(started))).await;
+        let (served, mut started_rx) = Served::start_slow(loopback_config(), 1_500).await;
         let connection = served.connection().await;
 
-        let slow = slow_call_in_flight(&served.client, &served.addr, STEP, &mut started_rx).await;
+        let slow = served.slow_call_in_flight(STEP, &mut started_rx).await;
 
         let begun = Instant::now();
         let quick = served.echo("quick").await;
@@ -550,11 +555,10 @@ async fn a_panicking_handler_is_answered_system_error() {
 async fn too_many_requests_in_flight_are_answered_system_busy() {
     bounded(async {
         let config = ServerConfig { max_in_flight_per_connection: 2, ..loopback_config() };
-        let (started, mut started_rx) = mpsc::unbounded_channel();
-        let served = Served::start(config, router(800, Some(started))).await;
+        let (served, mut started_rx) = Served::start_slow(config, 800).await;
         let mut calls = Vec::new();
         for _ in 0..2 {
-            calls.push(slow_call_in_flight(&served.client, &served.addr, STEP, &mut started_rx).await);
+            calls.push(served.slow_call_in_flight(STEP, &mut started_rx).await);
         }
         let busy = served.call(RemotingCommand::request(SLOW)).await;
         assert_eq!(busy.code, response_code::SYSTEM_BUSY);
@@ -609,10 +613,9 @@ async fn connections_beyond_the_limit_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_lets_running_handlers_finish() {
     bounded(async {
-        let (started, mut started_rx) = mpsc::unbounded_channel();
-        let Served { server, addr, client } =
-            Served::start(loopback_config(), router(400, Some(started))).await;
-        let call = slow_call_in_flight(&client, &addr, STEP, &mut started_rx).await;
+        let (served, mut started_rx) = Served::start_slow(loopback_config(), 400).await;
+        let call = served.slow_call_in_flight(STEP, &mut started_rx).await;
+        let Served { server, addr, client } = served;
         let begun = Instant::now();
         server.shutdown().await;
         assert!(begun.elapsed() < Duration::from_secs(3));
@@ -629,10 +632,10 @@ async fn graceful_shutdown_lets_running_handlers_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drops_handlers_that_outlive_the_grace_period() {
     bounded(async {
-        let (started, mut started_rx) = mpsc::unbounded_channel();
         let config = ServerConfig { shutdown_grace_ms: 200, ..loopback_config() };
-        let Served { server, addr, client } = Served::start(config, router(60_000, Some(started))).await;
-        let call = slow_call_in_flight(&client, &addr, Duration::from_secs(20), &mut started_rx).await;
+        let (served, mut started_rx) = Served::start_slow(config, 60_000).await;
+        let call = served.slow_call_in_flight(Duration::from_secs(20), &mut started_rx).await;
+        let Served { server, client, .. } = served;
         let begun = Instant::now();
         server.shutdown().await;
         assert!(begun.elapsed() < Duration::from_secs(4));
@@ -715,10 +718,9 @@ async fn oversized_requests_fail_before_they_are_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_server_tells_recent_clients_to_go_away() {
     bounded(async {
-        let (started, mut started_rx) = mpsc::unbounded_channel();
-        let Served { server, addr, client } =
-            Served::start(loopback_config(), router(800, Some(started))).await;
-        let call = slow_call_in_flight(&client, &addr, STEP, &mut started_rx).await;
+        let (served, mut started_rx) = Served::start_slow(loopback_config(), 800).await;
+        let call = served.slow_call_in_flight(STEP, &mut started_rx).await;
+        let Served { server, addr, client } = served;
         let shutdown = tokio::spawn(server.shutdown());
         tokio::time::sleep(Duration::from_millis(100)).await;
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use apogee_common::message::record::{self, RecordView};
 use apogee_common::message::{Message, MessageExt};
 use apogee_store::{AcceptAll, GetMessageStatus, MessageStore, StoreConfig};
+use tempfile::TempDir;
 
 /// A store config with small files so tests cross file boundaries quickly.
 pub fn small_config(root: &Path) -> StoreConfig {
@@ -82,4 +83,12 @@ impl apogee_store::disk::DiskUsage for RoomyDisk {
 /// Opens a store whose disk never looks full.
 pub fn open_store(config: StoreConfig) -> Result<MessageStore, apogee_store::StoreError> {
     MessageStore::open_with_disk(config, Box::new(RoomyDisk))
+}
+
+/// A store with [`small_config`] in a fresh temporary directory, the setup most tests start
+/// from; bound as `(dir, store)`, the store is dropped before its directory.
+pub fn fresh_store() -> (TempDir, MessageStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(small_config(dir.path())).unwrap();
+    (dir, store)
 }

@@ -3,9 +3,28 @@
 
 mod common;
 
+use std::path::Path;
+
 use apogee_store::{MessageStore, PutRequest, PutStatus, ReplicaAppendError};
 use common::{open_store, read_all, record, small_config};
 use proptest::prelude::*;
+use tempfile::TempDir;
+
+/// A slave's store in `dir`: it refuses ordinary appends and takes only the master's log.
+fn open_slave(dir: &Path) -> MessageStore {
+    let slave = open_store(small_config(dir)).unwrap();
+    slave.set_replica_only(true);
+    slave
+}
+
+/// A master's store and a slave's ([`open_slave`]), each in a fresh directory (master's,
+/// slave's); bound in this order, the stores are dropped before their directories.
+fn master_and_slave() -> ((TempDir, TempDir), MessageStore, MessageStore) {
+    let (master_dir, master) = common::fresh_store();
+    let slave_dir = tempfile::tempdir().unwrap();
+    let slave = open_slave(slave_dir.path());
+    ((master_dir, slave_dir), master, slave)
+}
 
 /// Appends `count` records spread over two topics and three queues; returns the log's end.
 fn fill_master(master: &MessageStore, count: usize) -> u64 {
@@ -54,10 +73,7 @@ fn assert_same_queues(master: &MessageStore, slave: &MessageStore) {
 
 #[test]
 fn a_slave_fed_in_odd_chunks_has_the_masters_log_queues_and_keys() {
-    let (master_dir, slave_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let master = open_store(small_config(master_dir.path())).unwrap();
-    let slave = open_store(small_config(slave_dir.path())).unwrap();
-    slave.set_replica_only(true);
+    let ((_master_dir, slave_dir), master, slave) = master_and_slave();
     // 600 records of ~250 B cross several 64 KiB files.
     fill_master(&master, 600);
     replicate(&master, &slave, &[1, 7, 4096, 13, 32 * 1024, 100]);
@@ -79,27 +95,22 @@ fn a_slave_fed_in_odd_chunks_has_the_masters_log_queues_and_keys() {
     slave.append_replica(end, data.as_slice()).unwrap();
     slave.shutdown();
     drop(slave);
-    let slave = open_store(small_config(slave_dir.path())).unwrap();
-    slave.set_replica_only(true);
+    let slave = open_slave(slave_dir.path());
     assert_eq!(slave.commit_log_max_offset(), end, "a clean shutdown drops the partial record");
     let data = master.replica_data(end, 100).unwrap();
     slave.append_replica(end, data.as_slice()).unwrap();
     drop(slave);
     // A crash (the abort file marks it): recovery drops the torn tail.
     std::fs::write(slave_dir.path().join("abort"), b"").unwrap();
-    let slave = open_store(small_config(slave_dir.path())).unwrap();
+    let slave = open_slave(slave_dir.path());
     assert_eq!(slave.commit_log_max_offset(), end, "recovery keeps whole records only");
-    slave.set_replica_only(true);
     replicate(&master, &slave, &[333]);
     assert_same_queues(&master, &slave);
 }
 
 #[test]
 fn a_corrupt_record_is_refused_and_nothing_after_it_is_dispatched() {
-    let (master_dir, slave_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let master = open_store(small_config(master_dir.path())).unwrap();
-    let slave = open_store(small_config(slave_dir.path())).unwrap();
-    slave.set_replica_only(true);
+    let (_dirs, master, slave) = master_and_slave();
     fill_master(&master, 3);
     let mut bytes = master.replica_data(0, 1 << 20).unwrap().as_slice().to_vec();
     // The second record's own offset field no longer matches where it lies.
@@ -118,10 +129,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 8, .. ProptestConfig::default() })]
     #[test]
     fn any_chunking_gives_the_same_queues(sizes in proptest::collection::vec(1usize..20_000, 1..8)) {
-        let (master_dir, slave_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let master = open_store(small_config(master_dir.path())).unwrap();
-        let slave = open_store(small_config(slave_dir.path())).unwrap();
-        slave.set_replica_only(true);
+        let (_dirs, master, slave) = master_and_slave();
         fill_master(&master, 300);
         replicate(&master, &slave, &sizes);
         assert_same_queues(&master, &slave);

@@ -20,8 +20,7 @@ use common::{read_all, record, small_config};
 
 #[test]
 fn every_field_survives_append_and_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = common::open_store(small_config(dir.path())).unwrap();
+    let (_dir, store) = common::fresh_store();
     let mut offsets = Vec::new();
     for n in 0..50 {
         let body = format!("body-{n}");
@@ -52,8 +51,7 @@ fn every_field_survives_append_and_read() {
 
 #[test]
 fn reads_cross_file_boundaries_and_batches_are_one_unit() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = common::open_store(small_config(dir.path())).unwrap();
+    let (_dir, store) = common::fresh_store();
     let body = vec![b'x'; 700];
     for _ in 0..300 {
         assert_eq!(
@@ -113,8 +111,7 @@ impl MessageFilter for TagFilter {
 
 #[test]
 fn lookups_by_tag_time_offset_and_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = common::open_store(small_config(dir.path())).unwrap();
+    let (_dir, store) = common::fresh_store();
     let mut stored = Vec::new();
     for n in 0..30 {
         let tags = if n % 3 == 0 { "TagA" } else { "TagB" };
@@ -480,8 +477,7 @@ fn queued_appends_from_many_threads_are_each_stored_once_in_order() {
 /// thread takes it within its idle check.
 #[test]
 fn a_queued_append_nobody_runs_is_taken_by_the_appender_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = common::open_store(small_config(dir.path())).unwrap();
+    let (_dir, store) = common::fresh_store();
     let (answer, answered) = std::sync::mpsc::channel();
     store.put_queued(
         PutRequest::new(record("S", 0, b"stranded", None, None)),
@@ -495,8 +491,7 @@ fn a_queued_append_nobody_runs_is_taken_by_the_appender_thread() {
 /// After shutdown, queued appends are refused with SERVICE_NOT_AVAILABLE, not left waiting.
 #[test]
 fn queued_appends_after_shutdown_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = common::open_store(small_config(dir.path())).unwrap();
+    let (_dir, store) = common::fresh_store();
     store.shutdown();
     let (answer, answered) = std::sync::mpsc::channel();
     store.put_queued(
@@ -512,8 +507,7 @@ fn queued_appends_after_shutdown_are_refused() {
 /// of the round, refuses writes from then on, and leaves no append waiting.
 #[test]
 fn a_panicking_round_answers_the_rest_and_stops_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = common::open_store(small_config(dir.path())).unwrap();
+    let (_dir, store) = common::fresh_store();
     let (answers, answered) = std::sync::mpsc::channel();
     for n in 0..3 {
         let answers = answers.clone();

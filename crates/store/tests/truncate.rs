@@ -292,8 +292,7 @@ fn an_offset_past_the_end_drops_only_a_trailing_partial_record() {
 
 #[test]
 fn truncation_is_refused_unless_the_store_is_replica_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(small_config(dir.path())).unwrap();
+    let (_dir, store) = common::fresh_store();
     let sent = send_many(&store, "old", 20, None);
     let end = store.commit_log_max_offset();
     let refused = store.truncate_to(sent[5].offset);

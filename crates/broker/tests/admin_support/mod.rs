@@ -12,6 +12,7 @@ use apogee_broker::message::{self, InnerMessage};
 use apogee_broker::{Broker, BrokerConfig};
 use apogee_common::message::record::RecordView;
 use apogee_common::message::{MessageExt, Properties};
+use apogee_remoting::code::response_code;
 use apogee_remoting::RemotingCommand;
 use apogee_store::{AcceptAll, AppendInfo};
 use apogee_testkit::Cluster;
@@ -85,6 +86,13 @@ impl TestBroker {
         self.cluster.call_broker(0, request).await
     }
 
+    /// Sends `request`, which must be answered SUCCESS (the remark shown if not); the answer.
+    pub async fn call_ok(&self, request: RemotingCommand) -> RemotingCommand {
+        let response = self.call(request).await;
+        assert_eq!(response.code, response_code::SUCCESS, "{:?}", response.remark);
+        response
+    }
+
     /// The address stored records carry.
     pub fn store_host(&self) -> SocketAddr {
         self.broker().state().store_host
@@ -153,4 +161,11 @@ pub fn inner(topic: &str, queue_id: i32, body: &str, properties: &[(&str, &str)]
     }
     let born_host = "127.0.0.1:50000".parse().expect("address");
     InnerMessage::new(topic.to_owned(), queue_id, Bytes::copy_from_slice(body.as_bytes()), props, born_host)
+}
+
+/// Asserts that `response` carries `code` and exactly `remark`, as Java answers a request it
+/// cannot serve.
+pub fn assert_code_and_remark(response: &RemotingCommand, code: i32, remark: &str) {
+    assert_eq!(response.code, code);
+    assert_eq!(response.remark.as_deref(), Some(remark));
 }

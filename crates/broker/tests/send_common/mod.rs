@@ -11,7 +11,7 @@ use apogee_common::message::property::{self, Properties};
 use apogee_common::message::record::RecordView;
 use apogee_common::message::MessageExt;
 use apogee_remoting::client::ClientConfig;
-use apogee_remoting::code::request_code;
+use apogee_remoting::code::{request_code, response_code};
 use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageRequestHeaderV2};
 use apogee_remoting::RemotingCommand;
 use apogee_store::{AcceptAll, GetMessageStatus};
@@ -77,6 +77,13 @@ impl TestCluster {
     /// Sends `request` to the broker.
     pub async fn call(&self, request: RemotingCommand) -> RemotingCommand {
         self.cluster.call_broker(0, request).await
+    }
+
+    /// Sends `request` to the broker, which must answer SUCCESS; the answer.
+    pub async fn call_ok(&self, request: RemotingCommand) -> RemotingCommand {
+        let response = self.call(request).await;
+        assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
+        response
     }
 
     /// Sends `request` to the NameServer.

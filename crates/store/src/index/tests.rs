@@ -22,6 +22,22 @@ fn open(dir: &Path, config: IndexConfig) -> IndexService {
     IndexService::open(dir, config).expect("open index")
 }
 
+/// An index with `config` in a fresh temporary directory; bound as `(dir, service)`, the
+/// service is dropped before its directory.
+fn open_fresh(config: IndexConfig) -> (tempfile::TempDir, IndexService) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = open(dir.path(), config);
+    (dir, service)
+}
+
+/// Leaves in `dir` one cleanly shut down index (5 slots, 8 entries) holding key `k` of topic
+/// `T` at offset 0: the files the reopen tests then tamper with.
+fn one_entry_index(dir: &Path) {
+    let service = open(dir, config(5, 8));
+    put(&service, "T", "k", None, 0, T0);
+    service.shutdown().expect("shutdown");
+}
+
 fn put(service: &IndexService, topic: &str, keys: &str, uniq: Option<&str>, offset: i64, timestamp: i64) {
     service.build_index(topic, Some(keys), uniq, offset, timestamp, NOT_TRANSACTIONAL).expect("build_index");
 }
@@ -94,8 +110,7 @@ fn round_trip_with_slot_collisions() {
 fn java_hash_collisions_return_every_candidate() {
     // "Aa" and "BB" have the same Java hash, so the index cannot tell them apart.
     assert_eq!(java_string_hash("Aa"), java_string_hash("BB"));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let service = open(dir.path(), config(16, 100));
+    let (_dir, service) = open_fresh(config(16, 100));
     put(&service, "T", "Aa", None, 10, T0);
     put(&service, "T", "BB", None, 20, T0 + 1000);
     assert_eq!(query_all(&service, "T", "Aa"), vec![20, 10]);
@@ -104,8 +119,7 @@ fn java_hash_collisions_return_every_candidate() {
 
 #[test]
 fn keys_are_split_on_spaces_and_empty_keys_ignored() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let service = open(dir.path(), config(16, 100));
+    let (_dir, service) = open_fresh(config(16, 100));
     put(&service, "T", "  a  b ", None, 1, T0);
     assert_eq!(query_all(&service, "T", "a"), vec![1]);
     assert_eq!(query_all(&service, "T", "b"), vec![1]);
@@ -121,8 +135,7 @@ fn keys_are_split_on_spaces_and_empty_keys_ignored() {
 
 #[test]
 fn time_range_filters_entries() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let service = open(dir.path(), config(7, 1000));
+    let (_dir, service) = open_fresh(config(7, 1000));
     for i in 0..10i64 {
         put(&service, "T", "k", None, i, T0 + i * 10_000);
     }
@@ -136,8 +149,7 @@ fn time_range_filters_entries() {
 
 #[test]
 fn max_num_is_capped() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let service = open(dir.path(), config(11, 1000));
+    let (_dir, service) = open_fresh(config(11, 1000));
     for i in 0..100i64 {
         put(&service, "T", "k", None, i, T0 + i);
     }
@@ -289,8 +301,7 @@ fn reads_a_file_written_from_the_spec_and_writes_the_same_bytes() {
 
 #[test]
 fn new_files_have_the_full_default_size() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let service = open(dir.path(), IndexConfig::default());
+    let (dir, service) = open_fresh(IndexConfig::default());
     put(&service, "T", "k", None, 0, T0);
     let files = index_files(dir.path());
     assert_eq!(files.len(), 1);
@@ -354,8 +365,7 @@ fn delete_files_below_offset_keeps_needed_files_and_the_last() {
 
 #[test]
 fn rollback_records_are_not_indexed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let service = open(dir.path(), config(16, 100));
+    let (dir, service) = open_fresh(config(16, 100));
     let build = |offset: i64, transaction_type: i32| {
         service.build_index("T", Some("k"), Some("u"), offset, T0, transaction_type).expect("build_index");
     };
@@ -371,8 +381,7 @@ fn rollback_records_are_not_indexed() {
 
 #[test]
 fn rebuild_does_not_duplicate_entries() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let service = open(dir.path(), config(3, 8));
+    let (_dir, service) = open_fresh(config(3, 8));
     for _ in 0..2 {
         for i in 0..6i64 {
             put(&service, "T", "k", Some(&format!("u{i}")), i * 50, T0 + i * 1000);
@@ -387,11 +396,7 @@ fn rebuild_does_not_duplicate_entries() {
 #[test]
 fn open_rejects_mismatched_files_and_skips_foreign_names() {
     let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let service = open(dir.path(), config(5, 8));
-        put(&service, "T", "k", None, 0, T0);
-        service.shutdown().expect("shutdown");
-    }
+    one_entry_index(dir.path());
     fs::write(dir.path().join("README"), b"not an index").expect("write");
     fs::create_dir(dir.path().join("20990101000000000")).expect("mkdir");
     assert_eq!(query_all(&open(dir.path(), config(5, 8)), "T", "k"), vec![0]);
@@ -412,11 +417,7 @@ fn open_rejects_mismatched_files_and_skips_foreign_names() {
 #[test]
 fn an_empty_file_left_by_an_interrupted_creation_is_removed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let service = open(dir.path(), config(5, 8));
-        put(&service, "T", "k", None, 0, T0);
-        service.shutdown().expect("shutdown");
-    }
+    one_entry_index(dir.path());
     // What a kill between `create_new` and `set_len` leaves: a newer name, no bytes.
     let empty = dir.path().join("20990101000000000");
     fs::write(&empty, b"").expect("write");
