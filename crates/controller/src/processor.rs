@@ -85,10 +85,7 @@ pub async fn process(
                 .map(|decision| respond(&request, &decision, None::<&EmptyHeader>, None::<&()>)),
             Err(failure) => Err(failure),
         },
-        other => Err(Failure::new(
-            response_code::REQUEST_CODE_NOT_SUPPORTED,
-            format!(" request type {other} not supported"),
-        )),
+        other => Err(Failure::not_supported(other)),
     };
     let mut response = reply::finish(&request, outcome);
     if response.code == response_code::CONTROLLER_NOT_LEADER {

@@ -17,6 +17,7 @@ use apogee_remoting::client::{ClientConfig, RemotingClient};
 use apogee_remoting::fastjson::Dialect;
 use apogee_remoting::reply::{encode_body, Failure};
 use apogee_remoting::router::Router;
+use apogee_remoting::scan_clock::ScanClock;
 use apogee_remoting::server::{RemotingServer, ServerConfig, ServerHandle};
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 use openraft::error::{InitializeError, RaftError};
@@ -397,17 +398,11 @@ fn router(shared: &Arc<Shared>) -> Router {
 /// every set whose master is gone while another member lives. Elections wait for the liveness
 /// warm-up after start (`liveness_warmup_ms`): until every live broker had time to heartbeat
 /// this controller, a master missing from its table is not known to be dead.
-async fn scan(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
-    let period = shared.config.scan_period();
+async fn scan(shared: Arc<Shared>, stopped: watch::Receiver<bool>) {
     let started = Instant::now();
     let warmup = Duration::from_millis(shared.config.liveness_warmup_ms);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stopped.changed() => return,
-        }
+    let mut clock = ScanClock::new(shared.config.scan_period(), stopped);
+    while clock.next_round().await {
         for key in shared.heartbeats.expire(Instant::now()) {
             tracing::warn!(
                 broker_name = %key.broker_name,
@@ -423,7 +418,7 @@ async fn scan(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             manager::sets_needing_election(&state, &shared.heartbeats)
         };
         for broker_name in sets {
-            if *stopped.borrow() {
+            if clock.is_stopping() {
                 return;
             }
             shared.trigger_election(&broker_name).await;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apogee_remoting::router::Router;
+use apogee_remoting::scan_clock::ScanClock;
 use apogee_remoting::server::{RemotingServer, ServerConfig, ServerHandle};
 use parking_lot::RwLock;
 use tokio::sync::watch;
@@ -145,18 +146,9 @@ impl NameServer {
 
 /// Every `scanNotActiveBrokerInterval` (read at start), unregisters brokers silent past their
 /// timeout.
-async fn scan_not_active_brokers(
-    state: Arc<NamesrvState>,
-    period: Duration,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stopped.changed() => return,
-        }
+async fn scan_not_active_brokers(state: Arc<NamesrvState>, period: Duration, stopped: watch::Receiver<bool>) {
+    let mut clock = ScanClock::new(period, stopped);
+    while clock.next_round().await {
         for removed in state.routes.scan_not_active_brokers(Instant::now()) {
             tracing::warn!(
                 cluster = %removed.cluster_name,

@@ -91,10 +91,7 @@ pub async fn process(
             let text = properties::render(state.config.read().to_properties());
             Ok(RemotingCommand::success_for(&request).with_body(text.into_bytes()))
         }
-        other => Err(Failure::new(
-            response_code::REQUEST_CODE_NOT_SUPPORTED,
-            format!(" request type {other} not supported"),
-        )),
+        other => Err(Failure::not_supported(other)),
     };
     Some(reply::finish(&request, outcome))
 }

@@ -7,7 +7,8 @@
 //! - [`header`]: typed custom headers to and from `extFields`, and [`flags`], the bit sets
 //!   they carry;
 //! - [`body`] and [`fastjson`]: request and response bodies in the JSON dialect Java peers use;
-//! - [`server`] and [`client`]: the tokio transport;
+//! - [`server`] and [`client`]: the tokio transport, and [`scan_clock`], the schedule of a
+//!   server's background scan;
 //! - [`acl`]: ACL 1.0 request signing;
 //! - [`tls`]: TLS on the remoting port (Java's `TlsSystemConfig` settings).
 
@@ -32,6 +33,7 @@ pub mod receipt;
 pub mod reply;
 pub mod responder;
 pub mod router;
+pub mod scan_clock;
 pub mod server;
 pub mod tls;
 

@@ -31,6 +31,12 @@ impl Failure {
         Self::new(response_code::SYSTEM_ERROR, remark)
     }
 
+    /// REQUEST_CODE_NOT_SUPPORTED with Java's remark, for a code a server's processor does
+    /// not handle: the same answer the transport gives a code without a handler.
+    pub fn not_supported(code: i32) -> Self {
+        Self::new(response_code::REQUEST_CODE_NOT_SUPPORTED, crate::dispatch::not_supported_remark(code))
+    }
+
     /// The answer carrying this failure, for a [`crate::responder::Responder`] (which makes
     /// it the response to its request).
     pub fn into_answer(self) -> RemotingCommand {

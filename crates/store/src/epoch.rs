@@ -265,12 +265,20 @@ mod tests {
         EpochEntry { epoch, start_offset, end_offset }
     }
 
-    #[test]
-    fn the_file_is_javas_text_and_survives_a_reopen() {
+    /// A new epoch file in a directory of its own, with `appended` (epoch, start offset)
+    /// entries written; the directory is removed when the returned guard drops.
+    fn file_with(appended: &[(i32, u64)]) -> (tempfile::TempDir, EpochFile) {
         let dir = tempfile::tempdir().unwrap();
         let mut file = EpochFile::open(dir.path()).unwrap();
-        file.append(1, 0).unwrap();
-        file.append(2, 1024).unwrap();
+        for &(epoch, start) in appended {
+            file.append(epoch, start).unwrap();
+        }
+        (dir, file)
+    }
+
+    #[test]
+    fn the_file_is_javas_text_and_survives_a_reopen() {
+        let (dir, _) = file_with(&[(1, 0), (2, 1024)]);
         let text = std::fs::read_to_string(dir.path().join(EPOCH_FILE_NAME)).unwrap();
         // CRC-32 of "1-0\n2-1024\n" is 0x13859159 (zlib.crc32 in Python); masked to 31 bits.
         assert_eq!(text, format!("2\n{}\n1-0\n2-1024\n", 0x1385_9159u32 & 0x7FFF_FFFF));
@@ -282,10 +290,7 @@ mod tests {
 
     #[test]
     fn an_epoch_at_the_newest_entrys_start_replaces_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut file = EpochFile::open(dir.path()).unwrap();
-        file.append(1, 0).unwrap();
-        file.append(2, 500).unwrap();
+        let (dir, mut file) = file_with(&[(1, 0), (2, 500)]);
         // Elected again (epoch 4) before writing anything under epoch 2.
         file.append(4, 500).unwrap();
         assert_eq!(file.entries(), &[entry(1, 0, 500), entry(4, 500, OPEN_END)]);
@@ -300,10 +305,7 @@ mod tests {
         assert!(text.starts_with("2\n") && text.ends_with("1-0\n4-500\n"), "{text:?}");
         // The only entry can be replaced too, and a Java file holding both entries of an empty
         // range reads as the newer one.
-        let single = tempfile::tempdir().unwrap();
-        let mut file = EpochFile::open(single.path()).unwrap();
-        file.append(1, 0).unwrap();
-        file.append(2, 0).unwrap();
+        let (single, file) = file_with(&[(1, 0), (2, 0)]);
         assert_eq!(file.entries(), &[entry(2, 0, OPEN_END)]);
         let java = render(&[entry(1, 0, 100), entry(2, 100, 100), entry(3, 100, OPEN_END)]);
         std::fs::write(single.path().join(EPOCH_FILE_NAME), java).unwrap();
@@ -319,10 +321,7 @@ mod tests {
 
     #[test]
     fn a_damaged_file_falls_back_to_its_backup() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut file = EpochFile::open(dir.path()).unwrap();
-        file.append(1, 0).unwrap();
-        file.append(2, 500).unwrap();
+        let (dir, _) = file_with(&[(1, 0), (2, 500)]);
         // The second write kept the first as the backup; now damage the file itself.
         std::fs::write(dir.path().join(EPOCH_FILE_NAME), "2\n12345\n1-0\n2-999\n").unwrap();
         let reopened = EpochFile::open(dir.path()).unwrap();
@@ -334,11 +333,7 @@ mod tests {
 
     #[test]
     fn truncations_keep_the_last_entry_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut file = EpochFile::open(dir.path()).unwrap();
-        for (epoch, start) in [(1, 0), (2, 100), (4, 300), (5, 600)] {
-            file.append(epoch, start).unwrap();
-        }
+        let (dir, mut file) = file_with(&[(1, 0), (2, 100), (4, 300), (5, 600)]);
         file.truncate_from_offset(300).unwrap();
         assert_eq!(file.entries(), &[entry(1, 0, 100), entry(2, 100, OPEN_END)]);
         file.append(6, 400).unwrap();
@@ -351,11 +346,8 @@ mod tests {
 
     #[test]
     fn the_consistent_point_is_the_newest_shared_epoch_at_the_nearer_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut slave = EpochFile::open(dir.path()).unwrap();
         // The old master wrote epoch 2 from 100 up to 900 before it died.
-        slave.append(1, 0).unwrap();
-        slave.append(2, 100).unwrap();
+        let (dir, slave) = file_with(&[(1, 0), (2, 100)]);
         // The new master had epoch 2 only up to 700, then took epoch 3 there.
         let master = [entry(1, 0, 100), entry(2, 100, 700), entry(3, 700, 1_200)];
         assert_eq!(slave.consistent_point(&slave.ended_at(900)), Some(900));
@@ -371,8 +363,7 @@ mod tests {
         fn any_appends_and_truncations_keep_entries_increasing(
             steps in proptest::collection::vec((0u8..5, 0i32..50, 0u64..10_000), 1..60)
         ) {
-            let dir = tempfile::tempdir().unwrap();
-            let mut file = EpochFile::open(dir.path()).unwrap();
+            let (dir, mut file) = file_with(&[]);
             for (kind, epoch, offset) in steps {
                 let before = file.entries().to_vec();
                 let _ = match kind {

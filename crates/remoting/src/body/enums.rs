@@ -4,14 +4,16 @@
 //! name this version does not know reads as absent (`None`, or the property's Java default)
 //! instead of failing the whole body, which is what fastjson does with an unknown name.
 
+use compact_str::CompactString;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::language::LanguageCode;
 
-/// What a peer wrote where an enum constant belongs.
+/// What a peer wrote where an enum constant belongs. A name is held inline up to 24 bytes,
+/// so reading a header's `language` allocates nothing.
 enum EnumToken {
-    Name(String),
+    Name(CompactString),
     Ordinal(i64),
     /// `null`, a boolean, a decimal, an object or an array: nothing usable.
     Unusable,
@@ -33,7 +35,7 @@ impl<'de> Visitor<'de> for EnumTokenVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<EnumToken, E> {
-        Ok(EnumToken::Name(value.to_owned()))
+        Ok(EnumToken::Name(CompactString::new(value)))
     }
 
     fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<EnumToken, E> {
@@ -268,7 +270,8 @@ impl<'de> Deserialize<'de> for ExpressionType {
 }
 
 /// serde helpers for an optional [`LanguageCode`] property, written by constant name; unknown
-/// names read as [`LanguageCode::Other`], ordinals as the binary-header code.
+/// names read as [`LanguageCode::Other`], ordinals as the binary-header code. Bodies and the
+/// JSON header's `language` member both read it this way.
 pub(crate) mod language {
     use super::*;
 

@@ -82,8 +82,9 @@ fn push_string(out: &mut Vec<u8>, text: &str) {
 struct WireHeader {
     #[serde(default)]
     code: Option<IntMember>,
-    #[serde(default)]
-    language: Option<LanguageMember>,
+    /// An enum name, or its ordinal; anything else reads as OTHER.
+    #[serde(default, deserialize_with = "crate::body::enums::language::deserialize")]
+    language: Option<LanguageCode>,
     #[serde(default)]
     version: Option<IntMember>,
     #[serde(default)]
@@ -141,53 +142,6 @@ impl<'de> Deserialize<'de> for IntMember {
             }
         }
         deserializer.deserialize_any(IntVisitor)
-    }
-}
-
-/// The `language` member: an enum name, or its ordinal; anything else reads as OTHER.
-struct LanguageMember(LanguageCode);
-
-impl<'de> Deserialize<'de> for LanguageMember {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct LanguageVisitor;
-        impl<'de> serde::de::Visitor<'de> for LanguageVisitor {
-            type Value = LanguageMember;
-
-            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                formatter.write_str("a language name or code")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<LanguageMember, E> {
-                Ok(LanguageMember(LanguageCode::from_name(name)))
-            }
-
-            fn visit_u64<E: serde::de::Error>(self, code: u64) -> Result<LanguageMember, E> {
-                Ok(LanguageMember(u8::try_from(code).map_or(LanguageCode::Other, LanguageCode::from_code)))
-            }
-
-            fn visit_i64<E: serde::de::Error>(self, code: i64) -> Result<LanguageMember, E> {
-                Ok(LanguageMember(u8::try_from(code).map_or(LanguageCode::Other, LanguageCode::from_code)))
-            }
-
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<LanguageMember, E> {
-                Ok(LanguageMember(LanguageCode::Other))
-            }
-
-            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<LanguageMember, E> {
-                Ok(LanguageMember(LanguageCode::Other))
-            }
-
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<LanguageMember, A::Error> {
-                IgnoredAny::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
-                Ok(LanguageMember(LanguageCode::Other))
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<LanguageMember, A::Error> {
-                IgnoredAny::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(LanguageMember(LanguageCode::Other))
-            }
-        }
-        deserializer.deserialize_any(LanguageVisitor)
     }
 }
 
@@ -323,7 +277,7 @@ fn decode_leniently(bytes: &[u8]) -> Result<RemotingCommand, FrameError> {
         .ok_or_else(|| FrameError::BadHeader("JSON header has no code".into()))?;
     Ok(RemotingCommand {
         code,
-        language: wire.language.map_or(LanguageCode::Other, |language| language.0),
+        language: wire.language.unwrap_or(LanguageCode::Other),
         version: int_member("version", wire.version)?.unwrap_or(0),
         opaque: int_member("opaque", wire.opaque)?.unwrap_or(0),
         flag: int_member("flag", wire.flag)?.unwrap_or(0),
