@@ -11,8 +11,8 @@ use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
 use apogee_remoting::router::Router;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
-/// How long admin calls of the setup may take.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long admin calls of the setup may take (finding or creating the topic, placing a group).
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for a created topic's route to reach the NameServer.
 const ROUTE_WAIT: Duration = Duration::from_secs(40);
 

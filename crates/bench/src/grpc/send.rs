@@ -17,8 +17,6 @@ use crate::{Load, Target};
 
 /// Deadline of one SendMessage call.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause after a failed call, so a refusing endpoint is not hammered.
-const ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// What `grpc-send` is asked to do.
 #[derive(Debug, Clone)]
@@ -168,13 +166,11 @@ impl Sender {
                     if code == Code::Ok as i32 {
                         stats.record(sent.elapsed(), messages, bytes);
                     } else {
-                        stats.recorder().error(code_label(code));
-                        tokio::time::sleep(ERROR_PAUSE).await;
+                        stats.error_and_pause(code_label(code)).await;
                     }
                 }
                 Err(status) => {
-                    stats.recorder().error(call_error_label(&status));
-                    tokio::time::sleep(ERROR_PAUSE).await;
+                    stats.error_and_pause(call_error_label(&status)).await;
                 }
             }
         }
