@@ -32,6 +32,16 @@ pub fn admin_client() -> RemotingClient {
     RemotingClient::new(ClientConfig::default(), Router::new())
 }
 
+/// Runs `setup` with an admin client of its own and shuts the client down after, whatever the
+/// outcome: a workload that needs remoting only before its run (the gRPC ones) must not keep
+/// those connections open through the measurement.
+pub async fn with_admin_client<T>(setup: impl AsyncFnOnce(&RemotingClient) -> Result<T>) -> Result<T> {
+    let client = admin_client();
+    let outcome = setup(&client).await;
+    client.shutdown().await;
+    outcome
+}
+
 /// The queues of `topic`, creating it with `queues` queues on every master when missing.
 pub async fn queues_of(
     client: &RemotingClient,

@@ -80,16 +80,12 @@ pub async fn run(bench: ReceiveBench) -> Result<()> {
         (1..=bench.concurrency).contains(&bench.connections),
         "--connections must be 1..=concurrency"
     );
-    let setup_client = setup::admin_client();
-    let placed = async {
+    setup::with_admin_client(async |client| {
         let queues =
-            setup::queues_of(&setup_client, &bench.target.namesrv, &bench.target.topic, bench.target.queues)
-                .await?;
-        start_new_group_at_first_message(&setup_client, &bench.group, &bench.target.topic, &queues).await
-    }
-    .await;
-    setup_client.shutdown().await;
-    placed?;
+            setup::queues_of(client, &bench.target.namesrv, &bench.target.topic, bench.target.queues).await?;
+        start_new_group_at_first_message(client, &bench.group, &bench.target.topic, &queues).await
+    })
+    .await?;
     let mut clients = Vec::with_capacity(bench.connections);
     for _ in 0..bench.connections {
         clients.push(connect(&bench.grpc).await?);

@@ -32,12 +32,11 @@ pub struct SendBench {
 
 /// Runs the workload and prints the report.
 pub async fn run(bench: SendBench) -> Result<()> {
-    let setup_client = setup::admin_client();
-    let found =
-        setup::queues_of(&setup_client, &bench.target.namesrv, &bench.target.topic, bench.target.queues)
-            .await;
-    setup_client.shutdown().await;
-    found?;
+    // The topic is created when missing; its queues are the endpoint's business.
+    setup::with_admin_client(async |client| {
+        setup::queues_of(client, &bench.target.namesrv, &bench.target.topic, bench.target.queues).await
+    })
+    .await?;
     if !bench.load.warmup.is_zero() {
         drive(&bench, bench.load.warmup, true, &Recorder::new()).await?;
     }
