@@ -113,8 +113,7 @@ impl Puller {
             let response = match self.client.invoke(&self.queue.addr, request, PULL_TIMEOUT).await {
                 Ok(response) => response,
                 Err(error) => {
-                    stats.recorder().error(error.to_string());
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    stats.error_and_pause(error.to_string()).await;
                     continue;
                 }
             };
@@ -148,8 +147,7 @@ impl Puller {
                 | response_code::PULL_RETRY_IMMEDIATELY
                 | response_code::PULL_OFFSET_MOVED => {}
                 code => {
-                    stats.recorder().error(format!("code {code}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    stats.error_and_pause(format!("code {code}")).await;
                 }
             }
             if let Some(next) = next {

@@ -120,8 +120,7 @@ impl Popper {
             let response = match self.client.invoke(&self.addr, request, CALL_TIMEOUT).await {
                 Ok(response) => response,
                 Err(error) => {
-                    stats.recorder().error(error.to_string());
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    stats.error_and_pause(error.to_string()).await;
                     continue;
                 }
             };
@@ -134,8 +133,7 @@ impl Popper {
                 response_code::POLLING_TIMEOUT if until_drained => return,
                 response_code::POLLING_TIMEOUT | response_code::POLLING_FULL => {}
                 code => {
-                    stats.recorder().error(format!("code {code}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    stats.error_and_pause(format!("code {code}")).await;
                 }
             }
         }

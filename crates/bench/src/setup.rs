@@ -11,8 +11,8 @@ use apogee_remoting::header::namesrv::GetRouteInfoRequestHeader;
 use apogee_remoting::router::Router;
 use apogee_remoting::{request_code, response_code, RemotingCommand};
 
-/// How long admin calls of the setup may take.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long admin calls of the setup may take (finding or creating the topic, placing a group).
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for a created topic's route to reach the NameServer.
 const ROUTE_WAIT: Duration = Duration::from_secs(40);
 
@@ -30,6 +30,16 @@ pub struct Queue {
 /// A client for setup calls.
 pub fn admin_client() -> RemotingClient {
     RemotingClient::new(ClientConfig::default(), Router::new())
+}
+
+/// Runs `setup` with an admin client of its own and shuts the client down after, whatever the
+/// outcome: a workload that needs remoting only before its run (the gRPC ones) must not keep
+/// those connections open through the measurement.
+pub async fn with_admin_client<T>(setup: impl AsyncFnOnce(&RemotingClient) -> Result<T>) -> Result<T> {
+    let client = admin_client();
+    let outcome = setup(&client).await;
+    client.shutdown().await;
+    outcome
 }
 
 /// The queues of `topic`, creating it with `queues` queues on every master when missing.

@@ -15,6 +15,8 @@ use parking_lot::Mutex;
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 /// Records a worker keeps before merging into the shared interval histogram.
 const MERGE_EVERY: u32 = 512;
+/// Pause of a worker after a failed call, so a peer that refuses every call is not hammered.
+const ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 fn histogram() -> Histogram<u64> {
     // Three significant digits over 1 µs ..= 1 h: a fixed, bounded allocation.
@@ -220,6 +222,13 @@ impl WorkerStats {
     pub fn record_phases(&mut self, sent_late: Duration, round_trip: Duration) {
         let _ = self.sent_late.record((sent_late.as_micros() as u64).clamp(1, MAX_LATENCY_US));
         let _ = self.round_trip.record((round_trip.as_micros() as u64).clamp(1, MAX_LATENCY_US));
+    }
+
+    /// Counts a failed call, labelled, then waits [`ERROR_PAUSE`]: what every workload does
+    /// before trying again after a call failed or was refused.
+    pub async fn error_and_pause(&self, label: impl Into<String>) {
+        self.recorder.error(label);
+        tokio::time::sleep(ERROR_PAUSE).await;
     }
 
     /// The shared recorder.

@@ -156,25 +156,7 @@ impl Messaging {
         request: &ReceiveMessageRequest,
         remaining: Option<Duration>,
     ) -> Vec<ReceiveMessageResponse> {
-        let outcome = self.receive_messages(context, request, remaining).await;
-        let mut frames = Vec::new();
-        let status_frame = |status| ReceiveMessageResponse {
-            content: Some(receive_message_response::Content::Status(status)),
-        };
-        match outcome {
-            Ok(messages) if !messages.is_empty() => {
-                frames.push(status_frame(ok()));
-                frames.extend(messages.into_iter().map(|message| ReceiveMessageResponse {
-                    content: Some(receive_message_response::Content::Message(message)),
-                }));
-            }
-            Ok(_) => frames.push(status_frame(status(Code::MessageNotFound, "no new message"))),
-            Err(refusal) => frames.push(status_frame(refusal.status())),
-        }
-        frames.push(ReceiveMessageResponse {
-            content: Some(receive_message_response::Content::DeliveryTimestamp(timestamp(now_ms()))),
-        });
-        frames
+        receive_frames(self.receive_messages(context, request, remaining).await)
     }
 
     async fn receive_messages(
@@ -399,6 +381,30 @@ impl Messaging {
             .filter(|attempts| *attempts > 0)
             .unwrap_or(DEFAULT_MAX_ATTEMPTS)
     }
+}
+
+/// The frames of a ReceiveMessage answer (spec §2.6): the status first (OK with the messages,
+/// MESSAGE_NOT_FOUND when none came, or the refusal), the delivery timestamp last.
+pub(crate) fn receive_frames(
+    outcome: Result<Vec<crate::pb::Message>, Refusal>,
+) -> Vec<ReceiveMessageResponse> {
+    let mut frames = Vec::new();
+    let status_frame =
+        |status| ReceiveMessageResponse { content: Some(receive_message_response::Content::Status(status)) };
+    match outcome {
+        Ok(messages) if !messages.is_empty() => {
+            frames.push(status_frame(ok()));
+            frames.extend(messages.into_iter().map(|message| ReceiveMessageResponse {
+                content: Some(receive_message_response::Content::Message(message)),
+            }));
+        }
+        Ok(_) => frames.push(status_frame(status(Code::MessageNotFound, "no new message"))),
+        Err(refusal) => frames.push(status_frame(refusal.status())),
+    }
+    frames.push(ReceiveMessageResponse {
+        content: Some(receive_message_response::Content::DeliveryTimestamp(timestamp(now_ms()))),
+    });
+    frames
 }
 
 /// The long-polling time of a receive (spec §5.7 step 2).

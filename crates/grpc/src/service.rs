@@ -101,6 +101,17 @@ impl Service {
 
 type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+/// The answer of an RPC the reference's proxy does not serve either (the pull-consumer ones):
+/// gRPC UNIMPLEMENTED, naming the RPC.
+fn not_served(rpc: &str) -> Status {
+    Status::unimplemented(format!("{rpc} is not served (as in Apache RocketMQ's proxy)"))
+}
+
+/// The refusal of a call from a client that has sent no Settings (or has left).
+fn unknown_client() -> Refusal {
+    Refusal::new(Code::UnrecognizedClientType, "cannot find client settings for this client")
+}
+
 #[tonic::async_trait]
 impl MessagingService for Service {
     async fn query_route(
@@ -155,16 +166,7 @@ impl MessagingService for Service {
                 let remaining = crate::consume::remaining_deadline(request.metadata());
                 self.0.receive(&context, request.get_ref(), remaining).await
             }
-            Err(refusal) => vec![
-                ReceiveMessageResponse {
-                    content: Some(receive_message_response::Content::Status(refusal.status())),
-                },
-                ReceiveMessageResponse {
-                    content: Some(receive_message_response::Content::DeliveryTimestamp(
-                        crate::convert::timestamp(now_ms()),
-                    )),
-                },
-            ],
+            Err(refusal) => crate::consume::receive_frames(Err(refusal)),
         };
         let succeeded = matches!(
             frames.first().and_then(|frame| frame.content.as_ref()),
@@ -201,28 +203,28 @@ impl MessagingService for Service {
         &self,
         _request: Request<PullMessageRequest>,
     ) -> Result<Response<Self::PullMessageStream>, Status> {
-        Err(Status::unimplemented("PullMessage is not served (as in Apache RocketMQ's proxy)"))
+        Err(not_served("PullMessage"))
     }
 
     async fn update_offset(
         &self,
         _request: Request<UpdateOffsetRequest>,
     ) -> Result<Response<UpdateOffsetResponse>, Status> {
-        Err(Status::unimplemented("UpdateOffset is not served (as in Apache RocketMQ's proxy)"))
+        Err(not_served("UpdateOffset"))
     }
 
     async fn get_offset(
         &self,
         _request: Request<GetOffsetRequest>,
     ) -> Result<Response<GetOffsetResponse>, Status> {
-        Err(Status::unimplemented("GetOffset is not served (as in Apache RocketMQ's proxy)"))
+        Err(not_served("GetOffset"))
     }
 
     async fn query_offset(
         &self,
         _request: Request<QueryOffsetRequest>,
     ) -> Result<Response<QueryOffsetResponse>, Status> {
-        Err(Status::unimplemented("QueryOffset is not served (as in Apache RocketMQ's proxy)"))
+        Err(not_served("QueryOffset"))
     }
 
     async fn end_transaction(
@@ -292,7 +294,7 @@ impl MessagingService for Service {
         &self,
         _request: Request<SyncLiteSubscriptionRequest>,
     ) -> Result<Response<SyncLiteSubscriptionResponse>, Status> {
-        Err(Status::unimplemented("SyncLiteSubscription is not served (as in Apache RocketMQ's proxy)"))
+        Err(not_served("SyncLiteSubscription"))
     }
 }
 
@@ -393,12 +395,7 @@ impl Messaging {
         context: &CallContext,
         request: &HeartbeatRequest,
     ) -> Result<HeartbeatResponse, Refusal> {
-        let Some(settings) = self.clients.touch(&context.client_id, now_ms()) else {
-            return Err(Refusal::new(
-                Code::UnrecognizedClientType,
-                "cannot find client settings for this client",
-            ));
-        };
+        let settings = self.clients.touch(&context.client_id, now_ms()).ok_or_else(unknown_client)?;
         match clients::client_type(&settings) {
             ClientType::Producer => {}
             ClientType::PushConsumer | ClientType::SimpleConsumer => {
@@ -418,12 +415,7 @@ impl Messaging {
         context: &CallContext,
         request: &NotifyClientTerminationRequest,
     ) -> Result<NotifyClientTerminationResponse, Refusal> {
-        let Some(settings) = self.clients.remove(&context.client_id) else {
-            return Err(Refusal::new(
-                Code::UnrecognizedClientType,
-                "cannot find client settings for this client",
-            ));
-        };
+        let settings = self.clients.remove(&context.client_id).ok_or_else(unknown_client)?;
         if matches!(clients::client_type(&settings), ClientType::PushConsumer | ClientType::SimpleConsumer) {
             names::group(request.group.as_ref())?;
         }

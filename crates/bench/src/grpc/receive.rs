@@ -32,7 +32,7 @@ use tonic::transport::Channel;
 
 use super::{call_error_label, client_id, code_label, connect, request, resource};
 use crate::pop::AckMode;
-use crate::setup::{self, Queue};
+use crate::setup::{self, Queue, SETUP_TIMEOUT};
 use crate::stats::{Recorder, WorkerStats};
 use crate::Target;
 
@@ -47,10 +47,6 @@ const CALL_MARGIN: Duration = Duration::from_secs(10);
 pub const MAX_RECEIVE_BATCH: i32 = 32;
 /// Frames read from one receive's stream at most: a status, the messages, a timestamp.
 const MAX_FRAMES: usize = MAX_RECEIVE_BATCH as usize + 2;
-/// Pause after a failed call.
-const ERROR_PAUSE: Duration = Duration::from_millis(100);
-/// Timeout of the remoting calls that place a new group.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What `grpc-receive` is asked to do.
 #[derive(Debug, Clone)]
@@ -84,16 +80,12 @@ pub async fn run(bench: ReceiveBench) -> Result<()> {
         (1..=bench.concurrency).contains(&bench.connections),
         "--connections must be 1..=concurrency"
     );
-    let setup_client = setup::admin_client();
-    let placed = async {
+    setup::with_admin_client(async |client| {
         let queues =
-            setup::queues_of(&setup_client, &bench.target.namesrv, &bench.target.topic, bench.target.queues)
-                .await?;
-        start_new_group_at_first_message(&setup_client, &bench.group, &bench.target.topic, &queues).await
-    }
-    .await;
-    setup_client.shutdown().await;
-    placed?;
+            setup::queues_of(client, &bench.target.namesrv, &bench.target.topic, bench.target.queues).await?;
+        start_new_group_at_first_message(client, &bench.group, &bench.target.topic, &queues).await
+    })
+    .await?;
     let mut clients = Vec::with_capacity(bench.connections);
     for _ in 0..bench.connections {
         clients.push(connect(&bench.grpc).await?);
@@ -226,15 +218,13 @@ impl Receiver {
                         self.last_ack_us.fetch_max(micros, Ordering::Relaxed);
                     }
                     Err(label) => {
-                        stats.recorder().error(label);
-                        tokio::time::sleep(ERROR_PAUSE).await;
+                        stats.error_and_pause(label).await;
                     }
                 },
                 Ok(Received::Nothing) if self.bench.until_drained => return,
                 Ok(Received::Nothing) => {}
                 Err(label) => {
-                    stats.recorder().error(label);
-                    tokio::time::sleep(ERROR_PAUSE).await;
+                    stats.error_and_pause(label).await;
                 }
             }
         }

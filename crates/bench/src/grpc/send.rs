@@ -17,8 +17,6 @@ use crate::{Load, Target};
 
 /// Deadline of one SendMessage call.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause after a failed call, so a refusing endpoint is not hammered.
-const ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// What `grpc-send` is asked to do.
 #[derive(Debug, Clone)]
@@ -34,12 +32,11 @@ pub struct SendBench {
 
 /// Runs the workload and prints the report.
 pub async fn run(bench: SendBench) -> Result<()> {
-    let setup_client = setup::admin_client();
-    let found =
-        setup::queues_of(&setup_client, &bench.target.namesrv, &bench.target.topic, bench.target.queues)
-            .await;
-    setup_client.shutdown().await;
-    found?;
+    // The topic is created when missing; its queues are the endpoint's business.
+    setup::with_admin_client(async |client| {
+        setup::queues_of(client, &bench.target.namesrv, &bench.target.topic, bench.target.queues).await
+    })
+    .await?;
     if !bench.load.warmup.is_zero() {
         drive(&bench, bench.load.warmup, true, &Recorder::new()).await?;
     }
@@ -168,13 +165,11 @@ impl Sender {
                     if code == Code::Ok as i32 {
                         stats.record(sent.elapsed(), messages, bytes);
                     } else {
-                        stats.recorder().error(code_label(code));
-                        tokio::time::sleep(ERROR_PAUSE).await;
+                        stats.error_and_pause(code_label(code)).await;
                     }
                 }
                 Err(status) => {
-                    stats.recorder().error(call_error_label(&status));
-                    tokio::time::sleep(ERROR_PAUSE).await;
+                    stats.error_and_pause(call_error_label(&status)).await;
                 }
             }
         }
