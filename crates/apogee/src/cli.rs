@@ -218,7 +218,7 @@ struct ControllerArgs {
 impl ControllerArgs {
     fn to_config(&self) -> Result<ControllerConfig> {
         let mut config = ControllerConfig::default();
-        apply_config_file(self.config_file.as_deref(), |text| config.apply_properties(text))?;
+        apply_config_file(self.config_file.as_deref(), |text| config.apply_properties(text, |_| false))?;
         if let Some(id) = &self.id {
             config.id = apogee_controller::config::parse_id(id)
                 .ok_or_else(|| anyhow::anyhow!("--id {id:?} is not a controller id"))?;
@@ -248,7 +248,11 @@ impl ControllerArgs {
 impl NamesrvArgs {
     fn to_config(&self) -> Result<NamesrvConfig> {
         let mut config = NamesrvConfig::default();
-        apply_config_file(self.config_file.as_deref(), |text| config.apply_properties(text))?;
+        // A namesrv.conf may also carry the keys of the controller it embeds
+        // (`enableControllerInNamesrv`), as Java's NamesrvStartup reads both from one file.
+        apply_config_file(self.config_file.as_deref(), |text| {
+            config.apply_properties(text, ControllerConfig::understands)
+        })?;
         if let Some(listen) = self.listen {
             config.listen = listen;
         }
@@ -365,7 +369,9 @@ async fn run_namesrv(args: &NamesrvArgs) -> Result<()> {
 /// controller's own peer address; a file without peers runs a lone controller on 127.0.0.1:9878.
 async fn start_embedded_controller(args: &NamesrvArgs) -> Result<Controller> {
     let mut config = ControllerConfig::default();
-    apply_config_file(args.config_file.as_deref(), |text| config.apply_properties(text))?;
+    apply_config_file(args.config_file.as_deref(), |text| {
+        config.apply_properties(text, NamesrvConfig::understands)
+    })?;
     if let Some(own) = config.peers.get(&config.id).and_then(|addr| addr.parse::<SocketAddr>().ok()) {
         config.listen = own;
     }

@@ -161,12 +161,23 @@ impl ControllerConfig {
         Ok(true)
     }
 
-    /// Applies a controller.conf (Java properties text).
-    pub fn apply_properties(&mut self, text: &str) -> Result<(), ConfigError> {
+    /// Whether `key` is a controller setting, whatever its value.
+    pub fn understands(key: &str) -> bool {
+        !matches!(Self::default().set(key, ""), Ok(false))
+    }
+
+    /// Applies a controller.conf (Java properties text). Unknown keys are logged and skipped,
+    /// except those for which `read_elsewhere` is true: they belong to another reader of the
+    /// same file (the NameServer that embeds this controller).
+    pub fn apply_properties(
+        &mut self,
+        text: &str,
+        read_elsewhere: impl Fn(&str) -> bool,
+    ) -> Result<(), ConfigError> {
         let entries = apogee_common::properties::parse(text)
             .map_err(|error| ConfigError::Properties(error.to_string()))?;
         for (key, value) in &entries {
-            if !self.set(key, value)? {
+            if !self.set(key, value)? && !read_elsewhere(key) {
                 tracing::warn!(%key, "controller config: unknown key ignored");
             }
         }
@@ -225,6 +236,7 @@ mod tests {
             .apply_properties(
                 "controllerDLegerGroup=group1\ncontrollerDLegerPeers=n0-127.0.0.1:9878;n1-127.0.0.1:9868\n\
                  controllerDLegerSelfId=n1\nlistenPort=9868\nenableElectUncleanMaster=true\nsomethingElse=1\n",
+                |_| false,
             )
             .unwrap();
         assert_eq!(config.group, "group1");
@@ -237,5 +249,13 @@ mod tests {
         assert!(parse_peers("1=a:1,1=b:2").is_err());
         assert!(parse_peers("1=nohost").is_err());
         assert!(config.set("scanNotActiveBrokerInterval", "soon").is_err());
+    }
+
+    #[test]
+    fn understands_its_keys_whatever_their_values() {
+        for key in ["controllerDLegerPeers", "controllerDLegerSelfId", "controllerStorePath", "listenPort"] {
+            assert!(ControllerConfig::understands(key), "{key}");
+        }
+        assert!(!ControllerConfig::understands("enableControllerInNamesrv"));
     }
 }

@@ -129,17 +129,29 @@ impl NamesrvConfig {
     }
 
     /// Reads a `namesrv.conf` (Java properties). Unknown keys are logged and skipped, so a
-    /// file written for Apache RocketMQ loads even where it names settings Apogee lacks.
-    pub fn apply_properties(&mut self, text: &str) -> Result<(), String> {
+    /// file written for Apache RocketMQ loads even where it names settings Apogee lacks. Keys
+    /// for which `read_elsewhere` is true belong to another reader of the same file (the
+    /// controller `enableControllerInNamesrv` embeds) and are skipped without a warning.
+    pub fn apply_properties(
+        &mut self,
+        text: &str,
+        read_elsewhere: impl Fn(&str) -> bool,
+    ) -> Result<(), String> {
         let entries = apogee_common::properties::parse(text).map_err(|error| error.to_string())?;
         for (key, value) in entries {
             match self.set(&key, &value) {
                 Ok(()) => {}
+                Err(ConfigError::UnknownKey(key)) if read_elsewhere(&key) => {}
                 Err(ConfigError::UnknownKey(key)) => tracing::warn!(%key, "name server config key ignored"),
                 Err(error) => return Err(error.to_string()),
             }
         }
         Ok(())
+    }
+
+    /// Whether `key` is a NameServer setting, whatever its value.
+    pub fn understands(key: &str) -> bool {
+        !matches!(Self::default().set(key, ""), Err(ConfigError::UnknownKey(_)))
     }
 
     /// Every setting by its Apache RocketMQ name, as GET_NAMESRV_CONFIG reports them.
@@ -171,13 +183,21 @@ mod tests {
     fn namesrv_conf_keys_carry_over() {
         let mut config = NamesrvConfig::default();
         config
-            .apply_properties("listenPort=9877\norderMessageEnable=true\nscanNotActiveBrokerInterval=1000\nrocketmqHome=/x\n")
+            .apply_properties("listenPort=9877\norderMessageEnable=true\nscanNotActiveBrokerInterval=1000\nrocketmqHome=/x\n", |_| false)
             .unwrap();
         assert_eq!(config.listen.port(), 9877);
         assert!(config.order_message_enable);
         assert_eq!(config.scan_not_active_broker_interval_ms, 1000);
-        assert!(config.apply_properties("enableTopicList=maybe").is_err());
+        assert!(config.apply_properties("enableTopicList=maybe", |_| false).is_err());
         let rendered = apogee_common::properties::render(config.to_properties());
         assert!(rendered.contains("orderMessageEnable=true\n"), "{rendered}");
+    }
+
+    #[test]
+    fn understands_its_keys_whatever_their_values() {
+        for key in ["enableControllerInNamesrv", "listenPort", "enableTopicList"] {
+            assert!(NamesrvConfig::understands(key), "{key}");
+        }
+        assert!(!NamesrvConfig::understands("controllerDLegerPeers"));
     }
 }
