@@ -18,7 +18,7 @@ use apogee_remoting::header::consumer::{
     LockBatchMqRequestHeader, SearchOffsetResponseHeader, UnlockBatchMqRequestHeader,
 };
 use apogee_remoting::header::CommandHeader;
-use apogee_remoting::{request_code, response_code, RemotingCommand};
+use apogee_remoting::{request_code, RemotingCommand};
 
 use super::Shared;
 use crate::admin::requests;
@@ -81,10 +81,6 @@ pub(crate) fn json_body<T: serde::Serialize>(body: &T) -> Result<Vec<u8>, Client
 /// A request with a typed header.
 fn request<H: CommandHeader>(code: i32, header: &H) -> RemotingCommand {
     RemotingCommand::request(code).with_header(header)
-}
-
-fn refused(response: RemotingCommand, addr: String) -> ClientError {
-    ClientError::Broker { code: response.code, remark: response.remark.unwrap_or_default(), addr }
 }
 
 impl Shared {
@@ -187,17 +183,8 @@ impl Shared {
             consumer_group: self.group.clone(),
             bname: Some(broker.broker_name.clone()),
         };
-        let response = self
-            .instance
-            .invoke(
-                &addr,
-                request(request_code::GET_CONSUMER_LIST_BY_GROUP, &header),
-                self.settings.api_timeout,
-            )
-            .await?;
-        if response.code != response_code::SUCCESS {
-            return Err(refused(response, addr));
-        }
+        let response =
+            self.invoke_for_success(addr, request(request_code::GET_CONSUMER_LIST_BY_GROUP, &header)).await?;
         let body: GetConsumerListByGroupResponseBody = fastjson::from_slice(&response.body)
             .map_err(|error| ClientError::Malformed(format!("consumer list: {error}")))?;
         Ok(body.consumer_id_list)
@@ -526,10 +513,7 @@ impl Shared {
         command: RemotingCommand,
     ) -> Result<RemotingCommand, ClientError> {
         let response = self.instance.invoke(&addr, command, self.settings.api_timeout).await?;
-        if response.code != response_code::SUCCESS {
-            return Err(refused(response, addr));
-        }
-        Ok(response)
+        requests::expect_success(&addr, response)
     }
 
     /// The address of the master of `broker_name`, which the queue locks live on.
