@@ -219,6 +219,14 @@ impl Cluster {
         }
     }
 
+    /// Sends `request` to broker `index`, failing the test unless it is answered SUCCESS (the
+    /// whole answer shown); the answer.
+    pub async fn call_broker_ok(&self, index: usize, request: RemotingCommand) -> RemotingCommand {
+        let response = self.call_broker(index, request).await;
+        assert_eq!(response.code, response_code::SUCCESS, "broker {index} refused: {response:?}");
+        response
+    }
+
     /// Sends one message to broker `index` with SEND_MESSAGE_V2, as producer group `group`, with
     /// `properties` (tags, keys…) as given; fails the test unless the broker stored it. Returns
     /// the broker's answer header. For tests that need messages without a client SDK.

@@ -11,7 +11,7 @@ use apogee_common::message::property::{self, Properties};
 use apogee_common::message::record::RecordView;
 use apogee_common::message::MessageExt;
 use apogee_remoting::client::ClientConfig;
-use apogee_remoting::code::{request_code, response_code};
+use apogee_remoting::code::request_code;
 use apogee_remoting::header::send::{SendMessageRequestHeader, SendMessageRequestHeaderV2};
 use apogee_remoting::RemotingCommand;
 use apogee_store::{AcceptAll, GetMessageStatus};
@@ -81,9 +81,7 @@ impl TestCluster {
 
     /// Sends `request` to the broker, which must answer SUCCESS; the answer.
     pub async fn call_ok(&self, request: RemotingCommand) -> RemotingCommand {
-        let response = self.call(request).await;
-        assert_eq!(response.code, response_code::SUCCESS, "{response:?}");
-        response
+        self.cluster.call_broker_ok(0, request).await
     }
 
     /// Sends `request` to the NameServer.
