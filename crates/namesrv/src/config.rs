@@ -149,9 +149,11 @@ impl NamesrvConfig {
         Ok(())
     }
 
-    /// Whether `key` is a NameServer setting, whatever its value.
+    /// Whether `key` is a NameServer setting, whatever its value: one GET_NAMESRV_CONFIG
+    /// reports, or a TLS key. Decided by name alone, so asking sets and logs nothing.
     pub fn understands(key: &str) -> bool {
-        !matches!(Self::default().set(key, ""), Err(ConfigError::UnknownKey(_)))
+        apogee_remoting::tls::TlsSettings::is_key(key)
+            || Self::default().to_properties().iter().any(|(name, _)| *name == key)
     }
 
     /// Every setting by its Apache RocketMQ name, as GET_NAMESRV_CONFIG reports them.
@@ -195,9 +197,14 @@ mod tests {
 
     #[test]
     fn understands_its_keys_whatever_their_values() {
-        for key in ["enableControllerInNamesrv", "listenPort", "enableTopicList"] {
+        for key in ["enableControllerInNamesrv", "listenPort", "enableTopicList", "tls.server.mode"] {
             assert!(NamesrvConfig::understands(key), "{key}");
         }
         assert!(!NamesrvConfig::understands("controllerDLegerPeers"));
+        // `understands` reads the reported keys: each must be one `set` takes back.
+        let mut config = NamesrvConfig::default();
+        for (key, value) in NamesrvConfig::default().to_properties() {
+            config.set(key, &value).unwrap_or_else(|error| panic!("{key}={value}: {error}"));
+        }
     }
 }
